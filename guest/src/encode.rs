@@ -1,0 +1,506 @@
+//! Row to JSON, byte for byte as RisingWave's NATS sink writes it
+//! (`FORMAT PLAIN ENCODE JSON`: dates from the Common Era, times and timestamps in
+//! milliseconds, timestamptz as UTC text without suffix).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use base64::Engine as _;
+
+use crate::bindings::{Interval, Row, Value};
+use crate::schema::{DataType, Schema};
+
+/// Why a row was refused, and where: `column` is a path such as `addr.zip` or `tags[2]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("column `{column}`: {message}")]
+pub struct RowError {
+    pub column: String,
+    pub message: String,
+}
+
+/// Days from 0001-01-01 (day 1) to 1970-01-01.
+const UNIX_EPOCH_DAYS_FROM_CE: i64 = 719_163;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+const MICROS_PER_SEC: i64 = 1_000_000;
+
+/// Where a value sits in the row, kept as a chain so the text is built only on error.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Column(&'a str),
+    Field(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl Path<'_> {
+    fn render(&self) -> String {
+        let mut out = String::new();
+        self.render_into(&mut out);
+        out
+    }
+
+    fn render_into(&self, out: &mut String) {
+        match self {
+            Path::Column(name) => out.push_str(name),
+            Path::Field(parent, name) => {
+                parent.render_into(out);
+                out.push('.');
+                out.push_str(name);
+            }
+            Path::Index(parent, i) => {
+                parent.render_into(out);
+                let _ = write!(out, "[{i}]");
+            }
+        }
+    }
+
+    fn error(&self, message: impl Into<String>) -> RowError {
+        RowError { column: self.render(), message: message.into() }
+    }
+}
+
+/// Reusable encoder state: scratch space kept between rows to avoid allocation per row.
+#[derive(Default)]
+pub struct Encoder {
+    /// `claimed[i]`: value `i` of the current row already belongs to a column or a parent.
+    claimed: Vec<bool>,
+    scratch: Vec<u8>,
+}
+
+impl Encoder {
+    /// Append `row` as one JSON object to `out`. On error `out` may hold a partial object;
+    /// callers encode into a buffer they discard on error.
+    pub fn encode_row(&mut self, schema: &Schema, row: &Row, out: &mut Vec<u8>) -> Result<(), RowError> {
+        let values = &row.values;
+        let columns = &schema.columns;
+        if values.len() < columns.len() {
+            let missing = &columns[values.len()].name;
+            return Err(RowError {
+                column: missing.clone(),
+                message: format!(
+                    "row has {} top-level values but the schema has {} columns",
+                    values.len(),
+                    columns.len()
+                ),
+            });
+        }
+        self.claimed.clear();
+        self.claimed.resize(values.len(), false);
+        self.claimed[..columns.len()].fill(true);
+
+        out.push(b'{');
+        for (index, column) in columns.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&column.json_key);
+            self.value(&column.data_type, values, index, Path::Column(&column.name), out)?;
+        }
+        out.push(b'}');
+
+        if let Some(stray) = self.claimed.iter().position(|c| !c) {
+            return Err(RowError {
+                column: String::new(),
+                message: format!("value {stray} of the row belongs to no column, list or struct"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Mark `range` as children of the value at `parent`, checking the flat layout's rules.
+    fn claim(&mut self, parent: usize, start: u32, len: u32, path: &Path<'_>) -> Result<std::ops::Range<usize>, RowError> {
+        let (start, len) = (start as usize, len as usize);
+        let end = start.checked_add(len).filter(|end| *end <= self.claimed.len());
+        let Some(end) = end else {
+            return Err(path.error(format!(
+                "child range {start}..{} is outside the row's {} values",
+                start.saturating_add(len),
+                self.claimed.len()
+            )));
+        };
+        if len > 0 && start <= parent {
+            return Err(path.error(format!("child range starts at {start}, not after its parent at {parent}")));
+        }
+        if let Some(taken) = self.claimed[start..end].iter().position(|c| *c) {
+            return Err(path.error(format!("value {} is claimed by two parents", start + taken)));
+        }
+        self.claimed[start..end].fill(true);
+        Ok(start..end)
+    }
+
+    fn value(&mut self, ty: &DataType, values: &[Value], index: usize, path: Path<'_>, out: &mut Vec<u8>) -> Result<(), RowError> {
+        let value = &values[index];
+        match (ty, value) {
+            (_, Value::Null) => out.extend_from_slice(b"null"),
+            (DataType::Boolean, Value::Boolean(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            (DataType::Smallint, Value::Int16(v)) => write_int(out, *v as i64),
+            (DataType::Integer, Value::Int32(v)) => write_int(out, *v as i64),
+            (DataType::Bigint, Value::Int64(v)) => write_int(out, *v),
+            // RisingWave widens real to f64 before printing, so 1.1 is 1.100000023841858.
+            (DataType::Real, Value::Float32(v)) => write_float(out, *v as f64),
+            (DataType::DoublePrecision, Value::Float64(v)) => write_float(out, *v),
+            (DataType::Numeric, Value::Decimal(text)) => {
+                check_numeric(text).map_err(|m| path.error(m))?;
+                write_str(out, text);
+            }
+            (DataType::Varchar, Value::Text(text)) => write_str(out, text),
+            (DataType::Date, Value::Date(days)) => write_int(out, *days as i64 + UNIX_EPOCH_DAYS_FROM_CE),
+            (DataType::Time, Value::Time(micros)) => {
+                if !(0..MICROS_PER_DAY).contains(micros) {
+                    return Err(path.error(format!("time {micros} µs is outside 00:00:00 to 23:59:59.999999")));
+                }
+                // Whole seconds only, in milliseconds: RisingWave drops the fraction.
+                write_int(out, micros / MICROS_PER_SEC * 1000);
+            }
+            (DataType::Timestamp, Value::Timestamp(micros)) => write_int(out, micros.div_euclid(1000)),
+            (DataType::Timestamptz, Value::Timestamptz(micros)) => {
+                let Some(utc) = chrono::DateTime::from_timestamp_micros(*micros) else {
+                    return Err(path.error(format!("timestamptz {micros} µs is out of range")));
+                };
+                self.scratch.clear();
+                let _ = write!(self.scratch, "{}", utc.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f"));
+                write_ascii_str(out, &self.scratch);
+            }
+            (DataType::Interval, Value::Interval(interval)) => {
+                self.scratch.clear();
+                write_iso_8601(&mut self.scratch, interval);
+                write_ascii_str(out, &self.scratch);
+            }
+            (DataType::Bytea, Value::Bytea(bytes)) => {
+                out.push(b'"');
+                let start = out.len();
+                out.resize(start + base64::encoded_len(bytes.len(), true).unwrap_or(0), 0);
+                let written = base64::engine::general_purpose::STANDARD
+                    .encode_slice(bytes, &mut out[start..])
+                    .map_err(|e| path.error(format!("bytea too large to encode: {e}")))?;
+                out.truncate(start + written);
+                out.push(b'"');
+            }
+            (DataType::Jsonb, Value::Jsonb(text)) => {
+                self.scratch.clear();
+                jsonb_to_text(text, &mut self.scratch).map_err(|e| path.error(format!("invalid jsonb: {e}")))?;
+                // The scratch holds valid UTF-8: it was transcoded from a `str`.
+                write_str(out, std::str::from_utf8(&self.scratch).unwrap_or_default());
+            }
+            (DataType::Serial, Value::Serial(v)) => {
+                let _ = write!(out, "\"0x{:016x}\"", *v as u64);
+            }
+            (DataType::Uuid, Value::Uuid((hi, lo))) => {
+                let v = ((*hi as u128) << 64) | *lo as u128;
+                let _ = write!(
+                    out,
+                    "\"{:08x}-{:04x}-{:04x}-{:04x}-{:012x}\"",
+                    (v >> 96) as u32,
+                    (v >> 80) as u16,
+                    (v >> 64) as u16,
+                    (v >> 48) as u16,
+                    v & 0xffff_ffff_ffff
+                );
+            }
+            (DataType::List(element), Value::List(range)) => {
+                let children = self.claim(index, range.start, range.len, &path)?;
+                out.push(b'[');
+                for (i, child) in children.enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    self.value(element, values, child, Path::Index(&path, i), out)?;
+                }
+                out.push(b']');
+            }
+            (DataType::Struct(fields), Value::Struct(range)) => {
+                if range.len as usize != fields.len() {
+                    return Err(path.error(format!(
+                        "struct has {} fields but the value has {}",
+                        fields.len(),
+                        range.len
+                    )));
+                }
+                let children = self.claim(index, range.start, range.len, &path)?;
+                out.push(b'{');
+                for (i, (field, child)) in fields.iter().zip(children).enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(&field.json_key);
+                    self.value(&field.data_type, values, child, Path::Field(&path, &field.name), out)?;
+                }
+                out.push(b'}');
+            }
+            (ty, value) => {
+                return Err(path.error(format!("expected {}, got {}", type_label(ty), value_kind(value))));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn type_label(ty: &DataType) -> String {
+    match ty {
+        DataType::Struct(_) => "a struct".into(),
+        DataType::List(_) => format!("a list ({ty})"),
+        _ => ty.to_string(),
+    }
+}
+
+/// The name of what a value carries, for error messages.
+pub fn value_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Boolean(_) => "boolean",
+        Value::Int16(_) => "smallint",
+        Value::Int32(_) => "integer",
+        Value::Int64(_) => "bigint",
+        Value::Float32(_) => "real",
+        Value::Float64(_) => "double precision",
+        Value::Decimal(_) => "numeric",
+        Value::Text(_) => "varchar",
+        Value::Date(_) => "date",
+        Value::Time(_) => "time",
+        Value::Timestamp(_) => "timestamp",
+        Value::Timestamptz(_) => "timestamptz",
+        Value::Interval(_) => "interval",
+        Value::Bytea(_) => "bytea",
+        Value::Jsonb(_) => "jsonb",
+        Value::Serial(_) => "serial",
+        Value::Uuid(_) => "uuid",
+        Value::List(_) => "a list",
+        Value::Struct(_) => "a struct",
+    }
+}
+
+fn write_int(out: &mut Vec<u8>, v: i64) {
+    let _ = write!(out, "{v}");
+}
+
+/// serde_json's own float formatting (shortest round-trip; non-finite becomes `null`),
+/// which is what RisingWave's `json!` produces.
+fn write_float(out: &mut Vec<u8>, v: f64) {
+    let _ = serde_json::to_writer(out, &v);
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    let _ = serde_json::to_writer(out, s);
+}
+
+/// A string known to need no escaping (digits, dashes, colons, letters we wrote ourselves).
+fn write_ascii_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    out.extend_from_slice(s);
+    out.push(b'"');
+}
+
+/// RisingWave's `numeric` text forms: `-12.340`, `0`, `NaN`, `Infinity`, `-Infinity`.
+pub fn check_numeric(text: &str) -> Result<(), String> {
+    if matches!(text, "NaN" | "Infinity" | "-Infinity") {
+        return Ok(());
+    }
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = match digits.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (digits, None),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if all_digits(whole) && fraction.is_none_or(all_digits) {
+        Ok(())
+    } else {
+        Err(format!("`{text}` is not a numeric (expected digits with an optional `-` and `.`, or NaN/Infinity/-Infinity)"))
+    }
+}
+
+/// `P{y}Y{m}M{d}DT{h}H{m}M{s}[.fraction]S`, every part present, as RisingWave writes it.
+/// Like RisingWave, the time part is printed without its sign.
+pub fn write_iso_8601(out: &mut Vec<u8>, interval: &Interval) {
+    let years = interval.months / 12;
+    let months = interval.months % 12;
+    let fraction = (interval.micros % MICROS_PER_SEC).unsigned_abs();
+    let total_secs = (interval.micros / MICROS_PER_SEC).unsigned_abs();
+    let (hours, minutes, seconds) = (total_secs / 3600, total_secs / 60 % 60, total_secs % 60);
+    let _ = write!(out, "P{years}Y{months}M{}DT{hours}H{minutes}M{seconds}", interval.days);
+    if fraction != 0 {
+        let digits = format!("{fraction:06}");
+        let _ = write!(out, ".{}", digits.trim_end_matches('0'));
+    }
+    out.push(b'S');
+}
+
+/// PostgreSQL's jsonb text form: `, ` between items and `: ` after keys.
+struct PgJsonFormatter;
+
+impl serde_json::ser::Formatter for PgJsonFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, first: bool) -> std::io::Result<()> {
+        if first { Ok(()) } else { writer.write_all(b", ") }
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, first: bool) -> std::io::Result<()> {
+        if first { Ok(()) } else { writer.write_all(b", ") }
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        writer.write_all(b": ")
+    }
+}
+
+/// Validate `text` as JSON and rewrite it in jsonb's text form, streaming (no tree is built).
+pub fn jsonb_to_text(text: &str, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let mut serializer = serde_json::Serializer::with_formatter(out, PgJsonFormatter);
+    serde_transcode::transcode(&mut deserializer, &mut serializer)?;
+    deserializer.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::ChildRange;
+
+    fn schema(cols: &[(&str, &str)]) -> Schema {
+        Schema::parse(cols.iter().copied()).unwrap()
+    }
+
+    fn encode(cols: &[(&str, &str)], values: Vec<Value>) -> Result<String, RowError> {
+        let mut out = Vec::new();
+        Encoder::default().encode_row(&schema(cols), &Row { values }, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    fn one(ty: &str, value: Value) -> String {
+        let json = encode(&[("v", ty)], vec![value]).unwrap();
+        json.strip_prefix("{\"v\":").unwrap().strip_suffix('}').unwrap().to_string()
+    }
+
+    const fn range(start: u32, len: u32) -> ChildRange {
+        ChildRange { start, len }
+    }
+
+    #[test]
+    fn scalars_match_risingwave() {
+        assert_eq!(one("boolean", Value::Boolean(true)), "true");
+        assert_eq!(one("smallint", Value::Int16(-7)), "-7");
+        assert_eq!(one("integer", Value::Int32(i32::MIN)), "-2147483648");
+        assert_eq!(one("bigint", Value::Int64(i64::MAX)), "9223372036854775807");
+        assert_eq!(one("real", Value::Float32(1.1)), "1.100000023841858");
+        assert_eq!(one("real", Value::Float32(f32::NAN)), "null");
+        assert_eq!(one("double precision", Value::Float64(0.1)), "0.1");
+        assert_eq!(one("double precision", Value::Float64(1e300)), "1e+300");
+        assert_eq!(one("double precision", Value::Float64(f64::INFINITY)), "null");
+        assert_eq!(one("double precision", Value::Float64(f64::NEG_INFINITY)), "null");
+        assert_eq!(one("numeric", Value::Decimal("-12.340".into())), "\"-12.340\"");
+        assert_eq!(one("numeric", Value::Decimal("NaN".into())), "\"NaN\"");
+        assert_eq!(one("numeric", Value::Decimal("-Infinity".into())), "\"-Infinity\"");
+        assert_eq!(one("varchar", Value::Text("a\"b\\c\n\u{1}é".into())), "\"a\\\"b\\\\c\\n\\u0001é\"");
+        assert_eq!(one("serial", Value::Serial(255)), "\"0x00000000000000ff\"");
+        assert_eq!(one("serial", Value::Serial(-1)), "\"0xffffffffffffffff\"");
+        assert_eq!(
+            one("uuid", Value::Uuid((0x123e4567e89b12d3, 0xa456426614174000))),
+            "\"123e4567-e89b-12d3-a456-426614174000\""
+        );
+        assert_eq!(one("bytea", Value::Bytea(b"hello!?".to_vec())), "\"aGVsbG8hPw==\"");
+        assert_eq!(one("bytea", Value::Bytea(vec![])), "\"\"");
+    }
+
+    #[test]
+    fn dates_and_times_match_risingwave() {
+        assert_eq!(one("date", Value::Date(0)), "719163");
+        assert_eq!(one("date", Value::Date(-719_162)), "1"); // 0001-01-01
+        // 12:34:56.789 → whole seconds in milliseconds
+        assert_eq!(one("time", Value::Time(45_296_789_000)), "45296000");
+        assert_eq!(one("timestamp", Value::Timestamp(1_000_000_000)), "1000000");
+        assert_eq!(one("timestamp", Value::Timestamp(-1)), "-1"); // floor, as chrono's timestamp_millis
+        assert_eq!(one("timestamptz", Value::Timestamptz(1_516_991_409_453_000)), "\"2018-01-26 18:30:09.453000\"");
+        assert_eq!(one("timestamptz", Value::Timestamptz(-1)), "\"1969-12-31 23:59:59.999999\"");
+        assert!(encode(&[("v", "time")], vec![Value::Time(MICROS_PER_DAY)]).unwrap_err().message.contains("outside"));
+        assert!(encode(&[("v", "timestamptz")], vec![Value::Timestamptz(i64::MAX)]).is_err());
+    }
+
+    #[test]
+    fn intervals_match_risingwave() {
+        let iv = |months, days, micros| Value::Interval(Interval { months, days, micros });
+        assert_eq!(one("interval", iv(13, 2, 1_000_000)), "\"P1Y1M2DT0H0M1S\"");
+        assert_eq!(one("interval", iv(0, 0, 0)), "\"P0Y0M0DT0H0M0S\"");
+        assert_eq!(one("interval", iv(0, 0, 3_723_500_000)), "\"P0Y0M0DT1H2M3.5S\"");
+        assert_eq!(one("interval", iv(0, 0, 1)), "\"P0Y0M0DT0H0M0.000001S\"");
+        assert_eq!(one("interval", iv(-14, -3, -3_600_000_000)), "\"P-1Y-2M-3DT1H0M0S\"");
+    }
+
+    #[test]
+    fn jsonb_is_reformatted_as_text() {
+        assert_eq!(
+            one("jsonb", Value::Jsonb(r#"{"b":[1,2.5,null],"a":{"x":"y"}}"#.into())),
+            r#""{\"b\": [1, 2.5, null], \"a\": {\"x\": \"y\"}}""#
+        );
+        assert_eq!(one("jsonb", Value::Jsonb(" 3 ".into())), "\"3\"");
+        let err = encode(&[("v", "jsonb")], vec![Value::Jsonb("{".into())]).unwrap_err();
+        assert!(err.message.starts_with("invalid jsonb"));
+        assert!(encode(&[("v", "jsonb")], vec![Value::Jsonb("1 2".into())]).is_err());
+    }
+
+    #[test]
+    fn numeric_text_is_checked() {
+        for bad in ["", "-", "1.", ".5", "1e5", "nan", "+1", "1.2.3"] {
+            assert!(check_numeric(bad).is_err(), "{bad:?}");
+        }
+        for good in ["0", "-0.0", "123456789012345678901234567890.5"] {
+            assert!(check_numeric(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn nested_values_in_flat_layout() {
+        // {id: 1, tags: ['a', null], addr: {zip: '9', pts: [[1]]}}
+        let cols = [("id", "integer"), ("tags", "varchar[]"), ("addr", "struct<zip varchar, pts integer[][]>")];
+        let values = vec![
+            Value::Int32(1),
+            Value::List(range(3, 2)),
+            Value::Struct(range(5, 2)),
+            Value::Text("a".into()),
+            Value::Null,
+            Value::Text("9".into()),
+            Value::List(range(7, 1)),
+            Value::List(range(8, 1)),
+            Value::Int32(1),
+        ];
+        assert_eq!(
+            encode(&cols, values).unwrap(),
+            r#"{"id":1,"tags":["a",null],"addr":{"zip":"9","pts":[[1]]}}"#
+        );
+        assert_eq!(encode(&[("l", "integer[]")], vec![Value::List(range(0, 0))]).unwrap(), r#"{"l":[]}"#);
+    }
+
+    #[test]
+    fn type_mismatch_names_the_path() {
+        let cols = [("addr", "struct<zip integer>"), ("tags", "integer[]")];
+        let err = encode(&cols, vec![Value::Struct(range(2, 1)), Value::Null, Value::Text("x".into())]).unwrap_err();
+        assert_eq!(err, RowError { column: "addr.zip".into(), message: "expected integer, got varchar".into() });
+        let err = encode(&cols, vec![Value::Null, Value::List(range(2, 2)), Value::Int32(1), Value::Int64(2)]).unwrap_err();
+        assert_eq!(err.column, "tags[1]");
+        assert_eq!(err.message, "expected integer, got bigint");
+    }
+
+    #[test]
+    fn malformed_layouts_are_rejected_not_panicking() {
+        let cols = [("l", "integer[]")];
+        let cases: Vec<(Vec<Value>, &str)> = vec![
+            (vec![Value::List(range(1, 5))], "outside"),
+            (vec![Value::List(range(u32::MAX, 2))], "outside"),
+            (vec![Value::List(range(0, 1))], "not after its parent"),
+            (vec![Value::List(range(1, 1)), Value::Int32(1), Value::Int32(2)], "belongs to no column"),
+            (vec![], "schema has 1 columns"),
+        ];
+        for (values, why) in cases {
+            let err = encode(&cols, values).unwrap_err();
+            assert!(err.message.contains(why), "{err:?} vs {why}");
+        }
+        // Two lists sharing children would make encoding super-linear; it is refused.
+        let cols = [("a", "integer[][]")];
+        let shared = vec![Value::List(range(1, 2)), Value::List(range(3, 1)), Value::List(range(3, 1)), Value::Int32(1)];
+        assert!(encode(&cols, shared).unwrap_err().message.contains("claimed by two parents"));
+        let cols = [("s", "struct<a integer, b integer>")];
+        assert!(encode(&cols, vec![Value::Struct(range(1, 1)), Value::Int32(1)]).unwrap_err().message.contains("2 fields"));
+    }
+
+    #[test]
+    fn null_is_accepted_for_every_type_and_columns_keep_order() {
+        let cols = [("z", "bytea"), ("a", "struct<x integer>"), ("m", "jsonb")];
+        assert_eq!(encode(&cols, vec![Value::Null, Value::Null, Value::Null]).unwrap(), r#"{"z":null,"a":null,"m":null}"#);
+    }
+}

@@ -1,0 +1,144 @@
+//! The nats-sink guest: validates sink options, parses the schema and encodes rows as JSON.
+//!
+//! Built for `wasm32-unknown-unknown` it is the component the host loads (see `wit/`). Built
+//! natively it is a plain library: the same option, schema and encoding logic, unit-tested with
+//! `cargo test -p nats-sink-guest` and usable as a native baseline.
+
+pub mod encode;
+pub mod options;
+pub mod schema;
+pub mod sink;
+
+/// Types generated from `wit/nats-sink.wit`, re-exported under short names.
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "nats-sink-component",
+    });
+
+    pub use exports::nats_sink::sink::sink::{
+        ChildRange, Column, Interval, OptionInfo, OptionProblem, Row, RowProblem, SinkError, Value,
+    };
+    pub use nats_sink::sink::transport::{
+        Auth, ConnectConfig, Credential, Message, TransportError, UserPassword,
+    };
+}
+
+use crate::options::{Auth, SinkConfig, OPTION_SPECS};
+
+/// `describe`: every option with its doc.
+pub fn describe() -> Vec<bindings::OptionInfo> {
+    OPTION_SPECS
+        .iter()
+        .map(|s| bindings::OptionInfo {
+            name: s.name.to_string(),
+            required: s.required,
+            default_value: s.default.to_string(),
+            doc: s.doc.to_string(),
+        })
+        .collect()
+}
+
+/// `validate`: every option problem at once.
+pub fn validate(options: &[(String, String)]) -> Vec<bindings::OptionProblem> {
+    options::validate(options).into_iter().map(Into::into).collect()
+}
+
+impl From<options::OptionProblem> for bindings::OptionProblem {
+    fn from(p: options::OptionProblem) -> Self {
+        bindings::OptionProblem { name: p.name, message: p.message }
+    }
+}
+
+impl From<sink::SinkError> for bindings::SinkError {
+    fn from(e: sink::SinkError) -> Self {
+        use bindings::SinkError as W;
+        match e {
+            sink::SinkError::InvalidOptions(problems) => W::InvalidOptions(problems.into_iter().map(Into::into).collect()),
+            sink::SinkError::InvalidSchema(e) => W::InvalidSchema(e.to_string()),
+            sink::SinkError::InvalidRow { row, error } => W::InvalidRow(bindings::RowProblem {
+                row,
+                column: error.column,
+                message: error.message,
+            }),
+            sink::SinkError::Connection(m) => W::Connection(m),
+            sink::SinkError::Publish(m) => W::Publish(m),
+            sink::SinkError::Timeout(m) => W::Timeout(m),
+            sink::SinkError::Closed(m) => W::Closed(m),
+        }
+    }
+}
+
+/// What the host's transport needs to connect.
+pub fn connect_config(config: &SinkConfig) -> bindings::ConnectConfig {
+    bindings::ConnectConfig {
+        servers: config.servers.clone(),
+        auth: match &config.auth {
+            Auth::Plain => bindings::Auth::None,
+            Auth::UserPassword { username, password } => bindings::Auth::UserPassword(bindings::UserPassword {
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            Auth::Credential { jwt, nkey_seed } => bindings::Auth::Credential(bindings::Credential {
+                jwt: jwt.clone(),
+                nkey_seed: nkey_seed.clone(),
+            }),
+        },
+        connect_timeout_ms: config.connect_timeout_ms,
+        flush_timeout_ms: config.flush_timeout_ms,
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use std::cell::RefCell;
+
+    use crate::bindings::exports::nats_sink::sink::sink::{Guest, GuestNatsSink, NatsSink};
+    use crate::bindings::nats_sink::sink::transport::Connection;
+    use crate::bindings::{Column, Message, OptionInfo, OptionProblem, Row, SinkError, TransportError};
+    use crate::sink::{prepare, Sink, Transport};
+
+    impl Transport for Connection {
+        fn publish(&mut self, messages: Vec<Message>) -> Result<(), TransportError> {
+            Connection::publish(self, &messages)
+        }
+        fn flush(&mut self) -> Result<(), TransportError> {
+            Connection::flush(self)
+        }
+    }
+
+    struct Component;
+
+    /// The exported resource; WIT methods take `&self`, hence the cell.
+    struct GuestSink(RefCell<Sink<Connection>>);
+
+    impl Guest for Component {
+        type NatsSink = GuestSink;
+
+        fn describe() -> Vec<OptionInfo> {
+            crate::describe()
+        }
+
+        fn validate(options: Vec<(String, String)>) -> Vec<OptionProblem> {
+            crate::validate(&options)
+        }
+    }
+
+    impl GuestNatsSink for GuestSink {
+        fn open(options: Vec<(String, String)>, schema: Vec<Column>) -> Result<NatsSink, SinkError> {
+            let (config, schema) = prepare(&options, &schema)?;
+            let connection = Connection::open(&crate::connect_config(&config)).map_err(crate::sink::SinkError::from)?;
+            Ok(NatsSink::new(GuestSink(RefCell::new(Sink::new(config, schema, connection)))))
+        }
+
+        fn write(&self, rows: Vec<Row>) -> Result<(), SinkError> {
+            Ok(self.0.borrow_mut().write(&rows)?)
+        }
+
+        fn flush(&self) -> Result<(), SinkError> {
+            Ok(self.0.borrow_mut().flush()?)
+        }
+    }
+
+    crate::bindings::export!(Component with_types_in crate::bindings);
+}

@@ -1,0 +1,457 @@
+//! Sink options: the `WITH (...)` clause, with RisingWave's names, validated all at once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One problem with one option. `Display` never shows a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionProblem {
+    pub name: String,
+    pub message: String,
+}
+
+impl fmt::Display for OptionProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "option `{}`: {}", self.name, self.message)
+    }
+}
+
+/// What `describe` says of one option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionSpec {
+    pub name: &'static str,
+    pub required: bool,
+    pub default: &'static str,
+    pub doc: &'static str,
+    /// Values of secret options never appear in messages.
+    pub secret: bool,
+}
+
+const fn spec(name: &'static str, required: bool, default: &'static str, doc: &'static str) -> OptionSpec {
+    OptionSpec { name, required, default, doc, secret: false }
+}
+
+const fn secret(name: &'static str, doc: &'static str) -> OptionSpec {
+    OptionSpec { name, required: false, default: "", doc, secret: true }
+}
+
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u32 = 5_000;
+pub const DEFAULT_FLUSH_TIMEOUT_MS: u32 = 30_000;
+
+/// Every option, in the order `describe` lists them.
+pub const OPTION_SPECS: &[OptionSpec] = &[
+    spec("connector", false, "nats", "Connector name; must be `nats` when given."),
+    spec("server_url", true, "", "NATS servers as comma-separated `host:port` entries; a `nats://` prefix is accepted."),
+    spec("subject", true, "", "Subject every row is published to; no whitespace, empty tokens, `*` or `>`."),
+    spec("connect_mode", true, "", "Authentication: `plain`, `user_and_password` (needs username, password) or `credential` (needs jwt, nkey)."),
+    spec("username", false, "", "User name for connect_mode=user_and_password."),
+    secret("password", "Password for connect_mode=user_and_password."),
+    secret("jwt", "User JWT for connect_mode=credential."),
+    secret("nkey", "User NKey seed (starts with `SU`) for connect_mode=credential; signs the server's nonce."),
+    spec("type", false, "append-only", "Sink type; the NATS sink only supports `append-only`."),
+    spec("connect_timeout_ms", false, "5000", "Bound on connecting, in milliseconds (1 to 600000)."),
+    spec("flush_timeout_ms", false, "30000", "Bound on one flush waiting for confirmations, in milliseconds (1 to 3600000)."),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    Plain,
+    UserPassword { username: String, password: String },
+    Credential { jwt: String, nkey_seed: String },
+}
+
+/// Options after validation: everything the sink needs, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkConfig {
+    /// `host:port` entries, without scheme.
+    pub servers: Vec<String>,
+    pub subject: String,
+    pub auth: Auth,
+    pub connect_timeout_ms: u32,
+    pub flush_timeout_ms: u32,
+}
+
+/// Every problem with `options`; empty when they are valid.
+pub fn validate(options: &[(String, String)]) -> Vec<OptionProblem> {
+    match SinkConfig::parse(options) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems,
+    }
+}
+
+fn spec_of(name: &str) -> Option<&'static OptionSpec> {
+    OPTION_SPECS.iter().find(|s| s.name == name)
+}
+
+/// The known option nearest to `unknown`, if any is near enough to be a likely typo.
+fn nearest_option(unknown: &str) -> Option<&'static str> {
+    let lowered = unknown.to_ascii_lowercase();
+    OPTION_SPECS
+        .iter()
+        .map(|s| (s.name, strsim::jaro_winkler(&lowered, s.name)))
+        .filter(|(_, score)| *score >= 0.8)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(name, _)| name)
+}
+
+struct Collector {
+    problems: Vec<OptionProblem>,
+}
+
+impl Collector {
+    fn push(&mut self, name: &str, message: impl Into<String>) {
+        self.problems.push(OptionProblem { name: name.to_string(), message: message.into() });
+    }
+}
+
+impl SinkConfig {
+    /// Validate `options` and build the config, or return every problem found.
+    pub fn parse(options: &[(String, String)]) -> Result<SinkConfig, Vec<OptionProblem>> {
+        let mut c = Collector { problems: Vec::new() };
+        let mut given: BTreeMap<&str, &str> = BTreeMap::new();
+        for (key, value) in options {
+            let key = key.as_str();
+            match spec_of(key) {
+                None => match nearest_option(key) {
+                    Some(near) => c.push(key, format!("unknown option; did you mean `{near}`?")),
+                    None => c.push(key, "unknown option; run `describe` for the list"),
+                },
+                Some(_) if given.contains_key(key) => c.push(key, "given more than once"),
+                Some(_) => {
+                    given.insert(key, value.as_str());
+                }
+            }
+        }
+
+        if let Some(connector) = given.get("connector") {
+            if !connector.eq_ignore_ascii_case("nats") {
+                c.push("connector", format!("must be `nats`, got `{connector}`"));
+            }
+        }
+        if let Some(kind) = given.get("type") {
+            if *kind != "append-only" {
+                c.push("type", format!("NATS sink only supports append-only mode (got `{kind}`)"));
+            }
+        }
+
+        let servers = match given.get("server_url") {
+            None => {
+                c.push("server_url", "required option is missing");
+                Vec::new()
+            }
+            Some(raw) => parse_servers(raw).unwrap_or_else(|msg| {
+                c.push("server_url", msg);
+                Vec::new()
+            }),
+        };
+
+        let subject = match given.get("subject") {
+            None => {
+                c.push("subject", "required option is missing");
+                String::new()
+            }
+            Some(raw) => {
+                if let Err(msg) = check_subject(raw) {
+                    c.push("subject", msg);
+                }
+                raw.to_string()
+            }
+        };
+
+        let auth = parse_auth(&given, &mut c);
+        let connect_timeout_ms =
+            parse_millis(&given, "connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT_MS, 600_000, &mut c);
+        let flush_timeout_ms =
+            parse_millis(&given, "flush_timeout_ms", DEFAULT_FLUSH_TIMEOUT_MS, 3_600_000, &mut c);
+
+        match (c.problems.is_empty(), auth) {
+            (true, Some(auth)) => Ok(SinkConfig { servers, subject, auth, connect_timeout_ms, flush_timeout_ms }),
+            _ => Err(c.problems),
+        }
+    }
+}
+
+/// Auth from `connect_mode` and the options it needs; `None` where a problem was recorded.
+fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
+    let mode = match given.get("connect_mode") {
+        None => {
+            c.push("connect_mode", "required option is missing; use `plain`, `user_and_password` or `credential`");
+            return None;
+        }
+        Some(mode) => *mode,
+    };
+    // Options that belong to other modes are a sign of a mistake, so they are rejected.
+    let (needed, auth): (&[&str], fn(&BTreeMap<&str, &str>) -> Auth) = match mode {
+        "plain" => (&[], |_| Auth::Plain),
+        "user_and_password" => (&["username", "password"], |g| Auth::UserPassword {
+            username: g["username"].to_string(),
+            password: g["password"].to_string(),
+        }),
+        "credential" => (&["jwt", "nkey"], |g| Auth::Credential {
+            jwt: g["jwt"].to_string(),
+            nkey_seed: g["nkey"].to_string(),
+        }),
+        other => {
+            c.push(
+                "connect_mode",
+                format!("unknown mode `{other}`; use `plain`, `user_and_password` or `credential`"),
+            );
+            return None;
+        }
+    };
+    let before = c.problems.len();
+    for name in ["username", "password", "jwt", "nkey"] {
+        let is_needed = needed.contains(&name);
+        match given.get(name) {
+            None if is_needed => c.push(name, format!("required when connect_mode is `{mode}`")),
+            Some(_) if !is_needed => c.push(name, format!("not used when connect_mode is `{mode}`")),
+            Some(value) if value.is_empty() => c.push(name, "must not be empty"),
+            _ => {}
+        }
+    }
+    if mode == "credential" {
+        if let Some(jwt) = given.get("jwt") {
+            if !jwt.is_empty() && jwt.split('.').count() != 3 {
+                c.push("jwt", "is not a JWT (expected three dot-separated parts)");
+            }
+        }
+        if let Some(seed) = given.get("nkey") {
+            if !seed.is_empty() && !(seed.starts_with("SU") && seed.len() == 58) {
+                c.push("nkey", "is not a user NKey seed (expected 58 characters starting with `SU`)");
+            }
+        }
+    }
+    (c.problems.len() == before).then(|| auth(given))
+}
+
+fn parse_millis(given: &BTreeMap<&str, &str>, name: &str, default: u32, max: u32, c: &mut Collector) -> u32 {
+    match given.get(name) {
+        None => default,
+        Some(raw) => match raw.trim().parse::<u32>() {
+            Ok(v) if (1..=max).contains(&v) => v,
+            _ => {
+                c.push(name, format!("must be a whole number of milliseconds from 1 to {max}, got `{raw}`"));
+                default
+            }
+        },
+    }
+}
+
+/// Split `server_url` into `host:port` entries.
+pub fn parse_servers(raw: &str) -> Result<Vec<String>, String> {
+    let mut servers = Vec::new();
+    for (i, entry) in raw.split(',').enumerate() {
+        let entry = entry.trim();
+        let position = i + 1;
+        if entry.is_empty() {
+            return Err(format!("entry {position} is empty"));
+        }
+        let rest = match entry.split_once("://") {
+            None => entry,
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("nats") => rest,
+            Some((scheme, _)) => {
+                return Err(format!("entry {position} (`{entry}`) has scheme `{scheme}://`; only `nats://` is supported"))
+            }
+        };
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) => (host, port),
+            None => return Err(format!("entry {position} (`{entry}`) needs a port, as in `{rest}:4222`")),
+        };
+        let host_ok = !host.is_empty()
+            && !host.contains(|ch: char| ch.is_whitespace() || matches!(ch, '/' | '@' | '?' | '#'))
+            && (!host.contains(':') || (host.starts_with('[') && host.ends_with(']')));
+        if !host_ok {
+            return Err(format!("entry {position} (`{entry}`) has an invalid host"));
+        }
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => {}
+            _ => return Err(format!("entry {position} (`{entry}`) has an invalid port `{port}`")),
+        }
+        servers.push(format!("{host}:{port}"));
+    }
+    Ok(servers)
+}
+
+/// A subject NATS accepts for publishing.
+pub fn check_subject(subject: &str) -> Result<(), String> {
+    if subject.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if let Some(ch) = subject.chars().find(|ch| ch.is_whitespace()) {
+        return Err(format!("must not contain whitespace (found {ch:?})"));
+    }
+    if subject.contains(['*', '>']) {
+        return Err(format!("`{subject}` contains a wildcard (`*` or `>`); publish subjects must be literal"));
+    }
+    if subject.split('.').any(str::is_empty) {
+        return Err(format!("`{subject}` has an empty token (leading, trailing or double `.`)"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn problems(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        validate(&opts(pairs)).into_iter().map(|p| (p.name, p.message)).collect()
+    }
+
+    const BASE: &[(&str, &str)] = &[("server_url", "localhost:4222"), ("subject", "a.b"), ("connect_mode", "plain")];
+
+    #[test]
+    fn minimal_plain_config() {
+        let config = SinkConfig::parse(&opts(BASE)).unwrap();
+        assert_eq!(config.servers, vec!["localhost:4222"]);
+        assert_eq!(config.subject, "a.b");
+        assert_eq!(config.auth, Auth::Plain);
+        assert_eq!(config.connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS);
+    }
+
+    #[test]
+    fn risingwave_clause_is_accepted() {
+        let mut pairs = BASE.to_vec();
+        pairs.extend([("connector", "nats"), ("type", "append-only")]);
+        assert!(problems(&pairs).is_empty());
+    }
+
+    #[test]
+    fn servers_accept_list_and_scheme() {
+        assert_eq!(
+            parse_servers("nats://a:1, b:2,NATS://[::1]:4222").unwrap(),
+            vec!["a:1", "b:2", "[::1]:4222"]
+        );
+        assert!(parse_servers("a:1,,b:2").unwrap_err().contains("entry 2 is empty"));
+        assert!(parse_servers("tls://a:1").unwrap_err().contains("only `nats://`"));
+        assert!(parse_servers("a").unwrap_err().contains("needs a port"));
+        assert!(parse_servers("a:0").unwrap_err().contains("invalid port"));
+        assert!(parse_servers("a:70000").unwrap_err().contains("invalid port"));
+        assert!(parse_servers("a b:1").unwrap_err().contains("invalid host"));
+        assert!(parse_servers("::1:4222").unwrap_err().contains("invalid host"));
+    }
+
+    #[test]
+    fn subjects() {
+        assert!(check_subject("orders.eu-1.created").is_ok());
+        for (bad, why) in [
+            ("", "empty"),
+            ("a b", "whitespace"),
+            ("a.*", "wildcard"),
+            ("a.>", "wildcard"),
+            ("a..b", "empty token"),
+            (".a", "empty token"),
+            ("a.", "empty token"),
+        ] {
+            assert!(check_subject(bad).unwrap_err().contains(why), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn missing_required_options_are_all_reported() {
+        let names: Vec<_> = problems(&[]).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["server_url", "subject", "connect_mode"]);
+    }
+
+    #[test]
+    fn unknown_option_suggests_nearest() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("server_ulr", "x"));
+        pairs.push(("zzz", "x"));
+        let p = problems(&pairs);
+        assert_eq!(p[0], ("server_ulr".into(), "unknown option; did you mean `server_url`?".into()));
+        assert_eq!(p[1].0, "zzz");
+        assert!(p[1].1.contains("unknown option"));
+    }
+
+    #[test]
+    fn duplicate_option() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("subject", "c"));
+        assert_eq!(problems(&pairs), vec![("subject".into(), "given more than once".into())]);
+    }
+
+    #[test]
+    fn only_append_only() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("type", "upsert"));
+        assert!(problems(&pairs)[0].1.contains("NATS sink only supports append-only mode"));
+    }
+
+    #[test]
+    fn wrong_connector() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("connector", "kafka"));
+        assert_eq!(problems(&pairs)[0].0, "connector");
+    }
+
+    #[test]
+    fn user_and_password_needs_both() {
+        let p = problems(&[("server_url", "h:1"), ("subject", "s"), ("connect_mode", "user_and_password"), ("username", "u")]);
+        assert_eq!(p, vec![("password".into(), "required when connect_mode is `user_and_password`".into())]);
+        let config = SinkConfig::parse(&opts(&[
+            ("server_url", "h:1"),
+            ("subject", "s"),
+            ("connect_mode", "user_and_password"),
+            ("username", "u"),
+            ("password", "p"),
+        ]))
+        .unwrap();
+        assert_eq!(config.auth, Auth::UserPassword { username: "u".into(), password: "p".into() });
+    }
+
+    #[test]
+    fn credential_needs_jwt_and_seed_and_never_echoes_them() {
+        let seed_like = "SUxxxxxxxx-this-is-secret";
+        let jwt_like = "not-a-jwt-secret";
+        let p = problems(&[
+            ("server_url", "h:1"),
+            ("subject", "s"),
+            ("connect_mode", "credential"),
+            ("jwt", jwt_like),
+            ("nkey", seed_like),
+        ]);
+        assert_eq!(p.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), vec!["jwt", "nkey"]);
+        for (_, message) in &p {
+            assert!(!message.contains("secret"), "{message}");
+        }
+    }
+
+    #[test]
+    fn options_of_another_mode_are_rejected() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("password", "hunter2"));
+        let p = problems(&pairs);
+        assert_eq!(p, vec![("password".into(), "not used when connect_mode is `plain`".into())]);
+    }
+
+    #[test]
+    fn unknown_connect_mode() {
+        let p = problems(&[("server_url", "h:1"), ("subject", "s"), ("connect_mode", "token")]);
+        assert!(p[0].1.contains("unknown mode `token`"));
+    }
+
+    #[test]
+    fn timeouts() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("connect_timeout_ms", "0"));
+        pairs.push(("flush_timeout_ms", "soon"));
+        let names: Vec<_> = problems(&pairs).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["connect_timeout_ms", "flush_timeout_ms"]);
+        let mut pairs = BASE.to_vec();
+        pairs.push(("connect_timeout_ms", "250"));
+        assert_eq!(SinkConfig::parse(&opts(&pairs)).unwrap().connect_timeout_ms, 250);
+    }
+
+    #[test]
+    fn every_spec_has_a_doc_and_unique_name() {
+        let mut names: Vec<_> = OPTION_SPECS.iter().map(|s| s.name).collect();
+        assert!(OPTION_SPECS.iter().all(|s| !s.doc.is_empty()));
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), OPTION_SPECS.len());
+    }
+}

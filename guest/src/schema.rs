@@ -1,0 +1,332 @@
+//! The schema: column names and types in RisingWave's SQL spelling.
+
+use std::fmt;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum SchemaError {
+    #[error("the schema has no columns")]
+    Empty,
+    #[error("column {index} has an empty name")]
+    EmptyName { index: usize },
+    #[error("column `{name}` appears more than once")]
+    DuplicateColumn { name: String },
+    #[error("column `{column}`: {message}")]
+    BadType { column: String, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataType {
+    Boolean,
+    Smallint,
+    Integer,
+    Bigint,
+    Real,
+    DoublePrecision,
+    Numeric,
+    Varchar,
+    Date,
+    Time,
+    Timestamp,
+    Timestamptz,
+    Interval,
+    Bytea,
+    Jsonb,
+    Serial,
+    Uuid,
+    List(Box<DataType>),
+    Struct(Vec<Field>),
+}
+
+/// A named, typed member: a column or a struct field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub name: String,
+    pub data_type: DataType,
+    /// `"name":` with the name JSON-escaped, ready to copy into each encoded row.
+    pub json_key: Vec<u8>,
+}
+
+impl Field {
+    pub fn new(name: impl Into<String>, data_type: DataType) -> Field {
+        let name = name.into();
+        let mut json_key = serde_json::to_vec(&name).unwrap_or_default();
+        json_key.push(b':');
+        Field { name, data_type, json_key }
+    }
+}
+
+/// Base type names and their aliases, as PostgreSQL and RisingWave accept them.
+const BASE_TYPES: &[(&str, DataType)] = &[
+    ("boolean", DataType::Boolean),
+    ("bool", DataType::Boolean),
+    ("smallint", DataType::Smallint),
+    ("int2", DataType::Smallint),
+    ("integer", DataType::Integer),
+    ("int", DataType::Integer),
+    ("int4", DataType::Integer),
+    ("bigint", DataType::Bigint),
+    ("int8", DataType::Bigint),
+    ("real", DataType::Real),
+    ("float4", DataType::Real),
+    ("double precision", DataType::DoublePrecision),
+    ("double", DataType::DoublePrecision),
+    ("float8", DataType::DoublePrecision),
+    ("numeric", DataType::Numeric),
+    ("decimal", DataType::Numeric),
+    ("varchar", DataType::Varchar),
+    ("character varying", DataType::Varchar),
+    ("text", DataType::Varchar),
+    ("string", DataType::Varchar),
+    ("date", DataType::Date),
+    ("time", DataType::Time),
+    ("time without time zone", DataType::Time),
+    ("timestamp", DataType::Timestamp),
+    ("timestamp without time zone", DataType::Timestamp),
+    ("timestamptz", DataType::Timestamptz),
+    ("timestamp with time zone", DataType::Timestamptz),
+    ("interval", DataType::Interval),
+    ("bytea", DataType::Bytea),
+    ("jsonb", DataType::Jsonb),
+    ("serial", DataType::Serial),
+    ("uuid", DataType::Uuid),
+];
+
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            DataType::Boolean => "boolean",
+            DataType::Smallint => "smallint",
+            DataType::Integer => "integer",
+            DataType::Bigint => "bigint",
+            DataType::Real => "real",
+            DataType::DoublePrecision => "double precision",
+            DataType::Numeric => "numeric",
+            DataType::Varchar => "varchar",
+            DataType::Date => "date",
+            DataType::Time => "time",
+            DataType::Timestamp => "timestamp",
+            DataType::Timestamptz => "timestamptz",
+            DataType::Interval => "interval",
+            DataType::Bytea => "bytea",
+            DataType::Jsonb => "jsonb",
+            DataType::Serial => "serial",
+            DataType::Uuid => "uuid",
+            DataType::List(inner) => return write!(f, "{inner}[]"),
+            DataType::Struct(fields) => {
+                f.write_str("struct<")?;
+                for (i, field) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{} {}", field.name, field.data_type)?;
+                }
+                return f.write_str(">");
+            }
+        };
+        f.write_str(name)
+    }
+}
+
+impl DataType {
+    /// Parse a type such as `integer`, `varchar[][]` or `struct<a int, b struct<c date>[]>`.
+    pub fn parse(text: &str) -> Result<DataType, String> {
+        let mut parser = TypeParser { text, pos: 0 };
+        let ty = parser.data_type()?;
+        parser.skip_ws();
+        if parser.pos != text.len() {
+            return Err(format!("unexpected `{}` at offset {} of type `{text}`", &text[parser.pos..], parser.pos));
+        }
+        Ok(ty)
+    }
+}
+
+struct TypeParser<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> TypeParser<'a> {
+    fn rest(&self) -> &'a str {
+        &self.text[self.pos..]
+    }
+
+    fn skip_ws(&mut self) {
+        let rest = self.rest();
+        self.pos += rest.len() - rest.trim_start().len();
+    }
+
+    fn eat(&mut self, token: &str) -> bool {
+        self.skip_ws();
+        if self.rest().starts_with(token) {
+            self.pos += token.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn data_type(&mut self) -> Result<DataType, String> {
+        self.skip_ws();
+        let mut ty = if self.rest().len() >= 6 && self.rest()[..6].eq_ignore_ascii_case("struct") && self.rest()[6..].trim_start().starts_with('<') {
+            self.pos += 6;
+            self.eat("<");
+            self.struct_fields()?
+        } else {
+            self.base_type()?
+        };
+        while self.eat("[]") {
+            ty = DataType::List(Box::new(ty));
+        }
+        Ok(ty)
+    }
+
+    /// Words up to `[`, `,`, `>` or the end, matched against the names, with spacing normalized.
+    fn base_type(&mut self) -> Result<DataType, String> {
+        let rest = self.rest();
+        let end = rest.find(['[', ']', ',', '>', '<']).unwrap_or(rest.len());
+        let words: Vec<&str> = rest[..end].split_whitespace().collect();
+        let name = words.join(" ").to_ascii_lowercase();
+        if name.is_empty() {
+            return Err(format!("missing type at offset {} of `{}`", self.pos, self.text));
+        }
+        match BASE_TYPES.iter().find(|(n, _)| *n == name) {
+            Some((_, ty)) => {
+                self.pos += rest[..end].trim_end().len();
+                Ok(ty.clone())
+            }
+            None => {
+                let nearest = BASE_TYPES
+                    .iter()
+                    .map(|(n, _)| (*n, strsim::jaro_winkler(&name, n)))
+                    .chain([("struct<...>", strsim::jaro_winkler(&name, "struct"))])
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .filter(|(_, score)| *score >= 0.8);
+                Err(match nearest {
+                    Some((n, _)) => format!("unknown type `{name}`; did you mean `{n}`?"),
+                    None => format!("unknown type `{name}`"),
+                })
+            }
+        }
+    }
+
+    fn struct_fields(&mut self) -> Result<DataType, String> {
+        let mut fields: Vec<Field> = Vec::new();
+        loop {
+            let name = self.field_name()?;
+            if fields.iter().any(|f| f.name == name) {
+                return Err(format!("struct field `{name}` appears more than once"));
+            }
+            let ty = self.data_type().map_err(|e| format!("struct field `{name}`: {e}"))?;
+            fields.push(Field::new(name, ty));
+            if self.eat(">") {
+                return Ok(DataType::Struct(fields));
+            }
+            if !self.eat(",") {
+                return Err(format!("expected `,` or `>` at offset {} of `{}`", self.pos, self.text));
+            }
+        }
+    }
+
+    /// A bare identifier or a double-quoted one (`""` escapes a quote).
+    fn field_name(&mut self) -> Result<String, String> {
+        self.skip_ws();
+        let rest = self.rest();
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut name = String::new();
+            let mut chars = quoted.char_indices();
+            while let Some((i, ch)) = chars.next() {
+                if ch == '"' {
+                    if quoted[i + 1..].starts_with('"') {
+                        name.push('"');
+                        chars.next();
+                    } else {
+                        self.pos += 1 + i + 1;
+                        return Ok(name);
+                    }
+                } else {
+                    name.push(ch);
+                }
+            }
+            return Err(format!("unterminated quoted field name in `{}`", self.text));
+        }
+        let end = rest.find(|ch: char| !(ch.is_alphanumeric() || ch == '_')).unwrap_or(rest.len());
+        if end == 0 {
+            return Err(format!("expected a field name at offset {} of `{}`", self.pos, self.text));
+        }
+        self.pos += end;
+        Ok(rest[..end].to_string())
+    }
+}
+
+/// The columns a sink encodes, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schema {
+    pub columns: Vec<Field>,
+}
+
+impl Schema {
+    /// Build from `(name, type)` pairs, reporting the first problem with the column it concerns.
+    pub fn parse<'a>(columns: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Schema, SchemaError> {
+        let mut fields: Vec<Field> = Vec::new();
+        for (index, (name, type_text)) in columns.into_iter().enumerate() {
+            if name.is_empty() {
+                return Err(SchemaError::EmptyName { index });
+            }
+            if fields.iter().any(|f| f.name == name) {
+                return Err(SchemaError::DuplicateColumn { name: name.to_string() });
+            }
+            let data_type = DataType::parse(type_text)
+                .map_err(|message| SchemaError::BadType { column: name.to_string(), message })?;
+            fields.push(Field::new(name, data_type));
+        }
+        if fields.is_empty() {
+            return Err(SchemaError::Empty);
+        }
+        Ok(Schema { columns: fields })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_types_and_aliases() {
+        assert_eq!(DataType::parse("integer").unwrap(), DataType::Integer);
+        assert_eq!(DataType::parse(" INT4 ").unwrap(), DataType::Integer);
+        assert_eq!(DataType::parse("double   precision").unwrap(), DataType::DoublePrecision);
+        assert_eq!(DataType::parse("timestamp with time zone").unwrap(), DataType::Timestamptz);
+    }
+
+    #[test]
+    fn nested_types() {
+        let ty = DataType::parse("struct<a integer, \"b c\" struct<d varchar[]>[], e double precision>[]").unwrap();
+        assert_eq!(ty.to_string(), "struct<a integer, b c struct<d varchar[]>[], e double precision>[]");
+        let DataType::List(inner) = ty else { panic!() };
+        let DataType::Struct(fields) = *inner else { panic!() };
+        assert_eq!(fields[1].name, "b c");
+        assert_eq!(fields[1].json_key, b"\"b c\":");
+    }
+
+    #[test]
+    fn type_errors_are_clear() {
+        assert_eq!(DataType::parse("intger").unwrap_err(), "unknown type `intger`; did you mean `integer`?");
+        assert!(DataType::parse("struct<a integer").unwrap_err().contains("expected `,` or `>`"));
+        assert!(DataType::parse("struct<a integer, a date>").unwrap_err().contains("appears more than once"));
+        assert!(DataType::parse("integer]").unwrap_err().contains("unexpected"));
+        assert!(DataType::parse("").unwrap_err().contains("missing type"));
+        assert!(DataType::parse("struct<a blob>").unwrap_err().contains("struct field `a`: unknown type `blob`"));
+    }
+
+    #[test]
+    fn schema_errors_name_the_column() {
+        assert_eq!(
+            Schema::parse([("id", "integer"), ("id", "bigint")]).unwrap_err(),
+            SchemaError::DuplicateColumn { name: "id".into() }
+        );
+        let err = Schema::parse([("id", "integer"), ("v", "vrchar")]).unwrap_err();
+        assert_eq!(err.to_string(), "column `v`: unknown type `vrchar`; did you mean `varchar`?");
+        assert_eq!(Schema::parse([]).unwrap_err(), SchemaError::Empty);
+        assert_eq!(Schema::parse([("", "integer")]).unwrap_err(), SchemaError::EmptyName { index: 0 });
+    }
+}

@@ -1,0 +1,228 @@
+//! The sink's behaviour, independent of how the transport is reached (the host's import in
+//! the component, an in-memory transport in tests).
+
+use crate::bindings::{Column, Message, Row, TransportError};
+use crate::encode::{Encoder, RowError};
+use crate::options::{OptionProblem, SinkConfig};
+use crate::schema::{Schema, SchemaError};
+
+/// What the sink needs from a NATS connection.
+pub trait Transport {
+    /// Publish in order; success means accepted, not yet confirmed.
+    fn publish(&mut self, messages: Vec<Message>) -> Result<(), TransportError>;
+    /// Confirm everything published since the previous flush.
+    fn flush(&mut self) -> Result<(), TransportError>;
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SinkError {
+    #[error("invalid options: {}", join(.0))]
+    InvalidOptions(Vec<OptionProblem>),
+    #[error("invalid schema: {0}")]
+    InvalidSchema(#[from] SchemaError),
+    #[error("row {row}: {error}")]
+    InvalidRow { row: u32, error: RowError },
+    #[error("connection: {0}")]
+    Connection(String),
+    #[error("publish: {0}")]
+    Publish(String),
+    #[error("timeout: {0}")]
+    Timeout(String),
+    #[error("closed: {0}")]
+    Closed(String),
+}
+
+fn join(problems: &[OptionProblem]) -> String {
+    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+impl From<TransportError> for SinkError {
+    fn from(e: TransportError) -> SinkError {
+        match e {
+            TransportError::Connection(m) => SinkError::Connection(m),
+            TransportError::Publish(m) => SinkError::Publish(m),
+            TransportError::Timeout(m) => SinkError::Timeout(m),
+        }
+    }
+}
+
+/// Validate options and schema together, before anything connects.
+pub fn prepare(options: &[(String, String)], columns: &[Column]) -> Result<(SinkConfig, Schema), SinkError> {
+    let config = SinkConfig::parse(options).map_err(SinkError::InvalidOptions)?;
+    let schema = Schema::parse(columns.iter().map(|c| (c.name.as_str(), c.data_type.as_str())))?;
+    Ok((config, schema))
+}
+
+pub struct Sink<T> {
+    config: SinkConfig,
+    schema: Schema,
+    transport: T,
+    encoder: Encoder,
+    /// Set after a transport failure: what was published since the last flush is in doubt,
+    /// so the sink refuses further work and the caller must reopen and replay.
+    failure: Option<String>,
+}
+
+impl<T: Transport> Sink<T> {
+    pub fn new(config: SinkConfig, schema: Schema, transport: T) -> Sink<T> {
+        Sink { config, schema, transport, encoder: Encoder::default(), failure: None }
+    }
+
+    pub fn config(&self) -> &SinkConfig {
+        &self.config
+    }
+
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    fn check_usable(&self) -> Result<(), SinkError> {
+        match &self.failure {
+            None => Ok(()),
+            Some(cause) => Err(SinkError::Closed(format!(
+                "the sink failed earlier ({cause}); reopen it and replay from the last successful flush"
+            ))),
+        }
+    }
+
+    /// Record a transport failure so no later call can look like success.
+    fn fail(&mut self, error: TransportError) -> SinkError {
+        let error = SinkError::from(error);
+        self.failure = Some(error.to_string());
+        error
+    }
+
+    /// Encode every row and publish one message per row. A row that does not match the schema
+    /// stops the batch: the rows before it are published, it and the rest are not.
+    pub fn write(&mut self, rows: &[Row]) -> Result<(), SinkError> {
+        self.check_usable()?;
+        let mut messages = Vec::with_capacity(rows.len());
+        let mut refused = None;
+        for (index, row) in rows.iter().enumerate() {
+            let mut payload = Vec::with_capacity(256);
+            match self.encoder.encode_row(&self.schema, row, &mut payload) {
+                Ok(()) => messages.push(Message {
+                    subject: self.config.subject.clone(),
+                    headers: Vec::new(),
+                    payload,
+                }),
+                Err(error) => {
+                    refused = Some(SinkError::InvalidRow { row: index as u32, error });
+                    break;
+                }
+            }
+        }
+        if !messages.is_empty() {
+            if let Err(e) = self.transport.publish(messages) {
+                return Err(self.fail(e));
+            }
+        }
+        refused.map_or(Ok(()), Err)
+    }
+
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        self.check_usable()?;
+        self.transport.flush().map_err(|e| self.fail(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::Value;
+
+    /// Records every call; fails on demand.
+    #[derive(Default)]
+    struct Recorder {
+        published: Vec<Message>,
+        flushes: usize,
+        fail_publish: Option<TransportError>,
+        fail_flush: Option<TransportError>,
+    }
+
+    impl Transport for Recorder {
+        fn publish(&mut self, messages: Vec<Message>) -> Result<(), TransportError> {
+            if let Some(e) = self.fail_publish.take() {
+                return Err(e);
+            }
+            self.published.extend(messages);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), TransportError> {
+            if let Some(e) = self.fail_flush.take() {
+                return Err(e);
+            }
+            self.flushes += 1;
+            Ok(())
+        }
+    }
+
+    fn options() -> Vec<(String, String)> {
+        [("server_url", "127.0.0.1:4222"), ("subject", "rows"), ("connect_mode", "plain")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn sink() -> Sink<Recorder> {
+        let columns = vec![Column { name: "id".into(), data_type: "integer".into() }];
+        let (config, schema) = prepare(&options(), &columns).unwrap();
+        Sink::new(config, schema, Recorder::default())
+    }
+
+    fn row(value: Value) -> Row {
+        Row { values: vec![value] }
+    }
+
+    #[test]
+    fn writes_one_message_per_row() {
+        let mut sink = sink();
+        sink.write(&[row(Value::Int32(1)), row(Value::Null)]).unwrap();
+        sink.flush().unwrap();
+        let published = &sink.transport().published;
+        assert_eq!(published.len(), 2);
+        assert_eq!(published[0].subject, "rows");
+        assert_eq!(published[0].payload, br#"{"id":1}"#);
+        assert_eq!(published[1].payload, br#"{"id":null}"#);
+        assert_eq!(sink.transport().flushes, 1);
+    }
+
+    #[test]
+    fn bad_row_publishes_the_rows_before_it_only() {
+        let mut sink = sink();
+        let err = sink
+            .write(&[row(Value::Int32(1)), row(Value::Int32(2)), row(Value::Text("x".into())), row(Value::Int32(4))])
+            .unwrap_err();
+        assert_eq!(err.to_string(), "row 2: column `id`: expected integer, got varchar");
+        assert_eq!(sink.transport().published.len(), 2);
+        // A refused row does not poison the sink: the caller may flush what was accepted.
+        sink.flush().unwrap();
+    }
+
+    #[test]
+    fn transport_failure_closes_the_sink() {
+        let mut sink = sink();
+        sink.transport.fail_flush = Some(TransportError::Timeout("no ack".into()));
+        sink.write(&[row(Value::Int32(1))]).unwrap();
+        assert_eq!(sink.flush().unwrap_err(), SinkError::Timeout("no ack".into()));
+        let again = sink.flush().unwrap_err();
+        assert!(matches!(&again, SinkError::Closed(m) if m.contains("replay")), "{again:?}");
+        assert!(matches!(sink.write(&[row(Value::Int32(2))]), Err(SinkError::Closed(_))));
+    }
+
+    #[test]
+    fn publish_failure_closes_the_sink() {
+        let mut sink = sink();
+        sink.transport.fail_publish = Some(TransportError::Publish("maximum payload exceeded".into()));
+        assert!(matches!(sink.write(&[row(Value::Int32(1))]), Err(SinkError::Publish(_))));
+        assert!(matches!(sink.flush(), Err(SinkError::Closed(_))));
+    }
+
+    #[test]
+    fn prepare_reports_options_before_schema() {
+        let err = prepare(&[], &[]).unwrap_err();
+        assert!(matches!(err, SinkError::InvalidOptions(ref p) if p.len() == 3));
+        let err = prepare(&options(), &[]).unwrap_err();
+        assert_eq!(err, SinkError::InvalidSchema(SchemaError::Empty));
+    }
+}

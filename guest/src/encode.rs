@@ -54,7 +54,10 @@ impl Path<'_> {
     }
 
     fn error(&self, message: impl Into<String>) -> RowError {
-        RowError { column: self.render(), message: message.into() }
+        RowError {
+            column: self.render(),
+            message: message.into(),
+        }
     }
 }
 
@@ -69,7 +72,12 @@ pub struct Encoder {
 impl Encoder {
     /// Append `row` as one JSON object to `out`. On error `out` may hold a partial object;
     /// callers encode into a buffer they discard on error.
-    pub fn encode_row(&mut self, schema: &Schema, row: &Row, out: &mut Vec<u8>) -> Result<(), RowError> {
+    pub fn encode_row(
+        &mut self,
+        schema: &Schema,
+        row: &Row,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RowError> {
         let values = &row.values;
         let columns = &schema.columns;
         if values.len() < columns.len() {
@@ -93,7 +101,13 @@ impl Encoder {
                 out.push(b',');
             }
             out.extend_from_slice(&column.json_key);
-            self.value(&column.data_type, values, index, Path::Column(&column.name), out)?;
+            self.value(
+                &column.data_type,
+                values,
+                index,
+                Path::Column(&column.name),
+                out,
+            )?;
         }
         out.push(b'}');
 
@@ -107,9 +121,17 @@ impl Encoder {
     }
 
     /// Mark `range` as children of the value at `parent`, checking the flat layout's rules.
-    fn claim(&mut self, parent: usize, start: u32, len: u32, path: &Path<'_>) -> Result<std::ops::Range<usize>, RowError> {
+    fn claim(
+        &mut self,
+        parent: usize,
+        start: u32,
+        len: u32,
+        path: &Path<'_>,
+    ) -> Result<std::ops::Range<usize>, RowError> {
         let (start, len) = (start as usize, len as usize);
-        let end = start.checked_add(len).filter(|end| *end <= self.claimed.len());
+        let end = start
+            .checked_add(len)
+            .filter(|end| *end <= self.claimed.len());
         let Some(end) = end else {
             return Err(path.error(format!(
                 "child range {start}..{} is outside the row's {} values",
@@ -118,7 +140,9 @@ impl Encoder {
             )));
         };
         if len > 0 && start <= parent {
-            return Err(path.error(format!("child range starts at {start}, not after its parent at {parent}")));
+            return Err(path.error(format!(
+                "child range starts at {start}, not after its parent at {parent}"
+            )));
         }
         if let Some(taken) = self.claimed[start..end].iter().position(|c| *c) {
             return Err(path.error(format!("value {} is claimed by two parents", start + taken)));
@@ -127,11 +151,20 @@ impl Encoder {
         Ok(start..end)
     }
 
-    fn value(&mut self, ty: &DataType, values: &[Value], index: usize, path: Path<'_>, out: &mut Vec<u8>) -> Result<(), RowError> {
+    fn value(
+        &mut self,
+        ty: &DataType,
+        values: &[Value],
+        index: usize,
+        path: Path<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RowError> {
         let value = &values[index];
         match (ty, value) {
             (_, Value::Null) => out.extend_from_slice(b"null"),
-            (DataType::Boolean, Value::Boolean(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            (DataType::Boolean, Value::Boolean(b)) => {
+                out.extend_from_slice(if *b { b"true" } else { b"false" })
+            }
             (DataType::Smallint, Value::Int16(v)) => write_int(out, *v as i64),
             (DataType::Integer, Value::Int32(v)) => write_int(out, *v as i64),
             (DataType::Bigint, Value::Int64(v)) => write_int(out, *v),
@@ -143,21 +176,31 @@ impl Encoder {
                 write_str(out, text);
             }
             (DataType::Varchar, Value::Text(text)) => write_str(out, text),
-            (DataType::Date, Value::Date(days)) => write_int(out, *days as i64 + UNIX_EPOCH_DAYS_FROM_CE),
+            (DataType::Date, Value::Date(days)) => {
+                write_int(out, *days as i64 + UNIX_EPOCH_DAYS_FROM_CE)
+            }
             (DataType::Time, Value::Time(micros)) => {
                 if !(0..MICROS_PER_DAY).contains(micros) {
-                    return Err(path.error(format!("time {micros} µs is outside 00:00:00 to 23:59:59.999999")));
+                    return Err(path.error(format!(
+                        "time {micros} µs is outside 00:00:00 to 23:59:59.999999"
+                    )));
                 }
                 // Whole seconds only, in milliseconds: RisingWave drops the fraction.
                 write_int(out, micros / MICROS_PER_SEC * 1000);
             }
-            (DataType::Timestamp, Value::Timestamp(micros)) => write_int(out, micros.div_euclid(1000)),
+            (DataType::Timestamp, Value::Timestamp(micros)) => {
+                write_int(out, micros.div_euclid(1000))
+            }
             (DataType::Timestamptz, Value::Timestamptz(micros)) => {
                 let Some(utc) = chrono::DateTime::from_timestamp_micros(*micros) else {
                     return Err(path.error(format!("timestamptz {micros} µs is out of range")));
                 };
                 self.scratch.clear();
-                let _ = write!(self.scratch, "{}", utc.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f"));
+                let _ = write!(
+                    self.scratch,
+                    "{}",
+                    utc.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f")
+                );
                 write_ascii_str(out, &self.scratch);
             }
             (DataType::Interval, Value::Interval(interval)) => {
@@ -168,7 +211,10 @@ impl Encoder {
             (DataType::Bytea, Value::Bytea(bytes)) => {
                 out.push(b'"');
                 let start = out.len();
-                out.resize(start + base64::encoded_len(bytes.len(), true).unwrap_or(0), 0);
+                out.resize(
+                    start + base64::encoded_len(bytes.len(), true).unwrap_or(0),
+                    0,
+                );
                 let written = base64::engine::general_purpose::STANDARD
                     .encode_slice(bytes, &mut out[start..])
                     .map_err(|e| path.error(format!("bytea too large to encode: {e}")))?;
@@ -177,7 +223,8 @@ impl Encoder {
             }
             (DataType::Jsonb, Value::Jsonb(text)) => {
                 self.scratch.clear();
-                jsonb_to_text(text, &mut self.scratch).map_err(|e| path.error(format!("invalid jsonb: {e}")))?;
+                jsonb_to_text(text, &mut self.scratch)
+                    .map_err(|e| path.error(format!("invalid jsonb: {e}")))?;
                 // The scratch holds valid UTF-8: it was transcoded from a `str`.
                 write_str(out, std::str::from_utf8(&self.scratch).unwrap_or_default());
             }
@@ -222,12 +269,22 @@ impl Encoder {
                         out.push(b',');
                     }
                     out.extend_from_slice(&field.json_key);
-                    self.value(&field.data_type, values, child, Path::Field(&path, &field.name), out)?;
+                    self.value(
+                        &field.data_type,
+                        values,
+                        child,
+                        Path::Field(&path, &field.name),
+                        out,
+                    )?;
                 }
                 out.push(b'}');
             }
             (ty, value) => {
-                return Err(path.error(format!("expected {}, got {}", type_label(ty), value_kind(value))));
+                return Err(path.error(format!(
+                    "expected {}, got {}",
+                    type_label(ty),
+                    value_kind(value)
+                )));
             }
         }
         Ok(())
@@ -315,7 +372,11 @@ pub fn write_iso_8601(out: &mut Vec<u8>, interval: &Interval) {
     let fraction = (interval.micros % MICROS_PER_SEC).unsigned_abs();
     let total_secs = (interval.micros / MICROS_PER_SEC).unsigned_abs();
     let (hours, minutes, seconds) = (total_secs / 3600, total_secs / 60 % 60, total_secs % 60);
-    let _ = write!(out, "P{years}Y{months}M{}DT{hours}H{minutes}M{seconds}", interval.days);
+    let _ = write!(
+        out,
+        "P{years}Y{months}M{}DT{hours}H{minutes}M{seconds}",
+        interval.days
+    );
     if fraction != 0 {
         let digits = format!("{fraction:06}");
         let _ = write!(out, ".{}", digits.trim_end_matches('0'));
@@ -327,15 +388,34 @@ pub fn write_iso_8601(out: &mut Vec<u8>, interval: &Interval) {
 struct PgJsonFormatter;
 
 impl serde_json::ser::Formatter for PgJsonFormatter {
-    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, first: bool) -> std::io::Result<()> {
-        if first { Ok(()) } else { writer.write_all(b", ") }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
     }
 
-    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, first: bool) -> std::io::Result<()> {
-        if first { Ok(()) } else { writer.write_all(b", ") }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
     }
 
-    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
         writer.write_all(b": ")
     }
 }
@@ -365,7 +445,11 @@ mod tests {
 
     fn one(ty: &str, value: Value) -> String {
         let json = encode(&[("v", ty)], vec![value]).unwrap();
-        json.strip_prefix("{\"v\":").unwrap().strip_suffix('}').unwrap().to_string()
+        json.strip_prefix("{\"v\":")
+            .unwrap()
+            .strip_suffix('}')
+            .unwrap()
+            .to_string()
     }
 
     const fn range(start: u32, len: u32) -> ChildRange {
@@ -382,19 +466,40 @@ mod tests {
         assert_eq!(one("real", Value::Float32(f32::NAN)), "null");
         assert_eq!(one("double precision", Value::Float64(0.1)), "0.1");
         assert_eq!(one("double precision", Value::Float64(1e300)), "1e+300");
-        assert_eq!(one("double precision", Value::Float64(f64::INFINITY)), "null");
-        assert_eq!(one("double precision", Value::Float64(f64::NEG_INFINITY)), "null");
-        assert_eq!(one("numeric", Value::Decimal("-12.340".into())), "\"-12.340\"");
+        assert_eq!(
+            one("double precision", Value::Float64(f64::INFINITY)),
+            "null"
+        );
+        assert_eq!(
+            one("double precision", Value::Float64(f64::NEG_INFINITY)),
+            "null"
+        );
+        assert_eq!(
+            one("numeric", Value::Decimal("-12.340".into())),
+            "\"-12.340\""
+        );
         assert_eq!(one("numeric", Value::Decimal("NaN".into())), "\"NaN\"");
-        assert_eq!(one("numeric", Value::Decimal("-Infinity".into())), "\"-Infinity\"");
-        assert_eq!(one("varchar", Value::Text("a\"b\\c\n\u{1}é".into())), "\"a\\\"b\\\\c\\n\\u0001é\"");
+        assert_eq!(
+            one("numeric", Value::Decimal("-Infinity".into())),
+            "\"-Infinity\""
+        );
+        assert_eq!(
+            one("varchar", Value::Text("a\"b\\c\n\u{1}é".into())),
+            "\"a\\\"b\\\\c\\n\\u0001é\""
+        );
         assert_eq!(one("serial", Value::Serial(255)), "\"0x00000000000000ff\"");
         assert_eq!(one("serial", Value::Serial(-1)), "\"0xffffffffffffffff\"");
         assert_eq!(
-            one("uuid", Value::Uuid((0x123e4567e89b12d3, 0xa456426614174000))),
+            one(
+                "uuid",
+                Value::Uuid((0x123e4567e89b12d3, 0xa456426614174000))
+            ),
             "\"123e4567-e89b-12d3-a456-426614174000\""
         );
-        assert_eq!(one("bytea", Value::Bytea(b"hello!?".to_vec())), "\"aGVsbG8hPw==\"");
+        assert_eq!(
+            one("bytea", Value::Bytea(b"hello!?".to_vec())),
+            "\"aGVsbG8hPw==\""
+        );
         assert_eq!(one("bytea", Value::Bytea(vec![])), "\"\"");
     }
 
@@ -402,30 +507,54 @@ mod tests {
     fn dates_and_times_match_risingwave() {
         assert_eq!(one("date", Value::Date(0)), "719163");
         assert_eq!(one("date", Value::Date(-719_162)), "1"); // 0001-01-01
-        // 12:34:56.789 → whole seconds in milliseconds
+                                                             // 12:34:56.789 → whole seconds in milliseconds
         assert_eq!(one("time", Value::Time(45_296_789_000)), "45296000");
         assert_eq!(one("timestamp", Value::Timestamp(1_000_000_000)), "1000000");
         assert_eq!(one("timestamp", Value::Timestamp(-1)), "-1"); // floor, as chrono's timestamp_millis
-        assert_eq!(one("timestamptz", Value::Timestamptz(1_516_991_409_453_000)), "\"2018-01-26 18:30:09.453000\"");
-        assert_eq!(one("timestamptz", Value::Timestamptz(-1)), "\"1969-12-31 23:59:59.999999\"");
-        assert!(encode(&[("v", "time")], vec![Value::Time(MICROS_PER_DAY)]).unwrap_err().message.contains("outside"));
+        assert_eq!(
+            one("timestamptz", Value::Timestamptz(1_516_991_409_453_000)),
+            "\"2018-01-26 18:30:09.453000\""
+        );
+        assert_eq!(
+            one("timestamptz", Value::Timestamptz(-1)),
+            "\"1969-12-31 23:59:59.999999\""
+        );
+        assert!(encode(&[("v", "time")], vec![Value::Time(MICROS_PER_DAY)])
+            .unwrap_err()
+            .message
+            .contains("outside"));
         assert!(encode(&[("v", "timestamptz")], vec![Value::Timestamptz(i64::MAX)]).is_err());
     }
 
     #[test]
     fn intervals_match_risingwave() {
-        let iv = |months, days, micros| Value::Interval(Interval { months, days, micros });
+        let iv = |months, days, micros| {
+            Value::Interval(Interval {
+                months,
+                days,
+                micros,
+            })
+        };
         assert_eq!(one("interval", iv(13, 2, 1_000_000)), "\"P1Y1M2DT0H0M1S\"");
         assert_eq!(one("interval", iv(0, 0, 0)), "\"P0Y0M0DT0H0M0S\"");
-        assert_eq!(one("interval", iv(0, 0, 3_723_500_000)), "\"P0Y0M0DT1H2M3.5S\"");
+        assert_eq!(
+            one("interval", iv(0, 0, 3_723_500_000)),
+            "\"P0Y0M0DT1H2M3.5S\""
+        );
         assert_eq!(one("interval", iv(0, 0, 1)), "\"P0Y0M0DT0H0M0.000001S\"");
-        assert_eq!(one("interval", iv(-14, -3, -3_600_000_000)), "\"P-1Y-2M-3DT1H0M0S\"");
+        assert_eq!(
+            one("interval", iv(-14, -3, -3_600_000_000)),
+            "\"P-1Y-2M-3DT1H0M0S\""
+        );
     }
 
     #[test]
     fn jsonb_is_reformatted_as_text() {
         assert_eq!(
-            one("jsonb", Value::Jsonb(r#"{"b":[1,2.5,null],"a":{"x":"y"}}"#.into())),
+            one(
+                "jsonb",
+                Value::Jsonb(r#"{"b":[1,2.5,null],"a":{"x":"y"}}"#.into())
+            ),
             r#""{\"b\": [1, 2.5, null], \"a\": {\"x\": \"y\"}}""#
         );
         assert_eq!(one("jsonb", Value::Jsonb(" 3 ".into())), "\"3\"");
@@ -447,7 +576,11 @@ mod tests {
     #[test]
     fn nested_values_in_flat_layout() {
         // {id: 1, tags: ['a', null], addr: {zip: '9', pts: [[1]]}}
-        let cols = [("id", "integer"), ("tags", "varchar[]"), ("addr", "struct<zip varchar, pts integer[][]>")];
+        let cols = [
+            ("id", "integer"),
+            ("tags", "varchar[]"),
+            ("addr", "struct<zip varchar, pts integer[][]>"),
+        ];
         let values = vec![
             Value::Int32(1),
             Value::List(range(3, 2)),
@@ -463,15 +596,41 @@ mod tests {
             encode(&cols, values).unwrap(),
             r#"{"id":1,"tags":["a",null],"addr":{"zip":"9","pts":[[1]]}}"#
         );
-        assert_eq!(encode(&[("l", "integer[]")], vec![Value::List(range(0, 0))]).unwrap(), r#"{"l":[]}"#);
+        assert_eq!(
+            encode(&[("l", "integer[]")], vec![Value::List(range(0, 0))]).unwrap(),
+            r#"{"l":[]}"#
+        );
     }
 
     #[test]
     fn type_mismatch_names_the_path() {
         let cols = [("addr", "struct<zip integer>"), ("tags", "integer[]")];
-        let err = encode(&cols, vec![Value::Struct(range(2, 1)), Value::Null, Value::Text("x".into())]).unwrap_err();
-        assert_eq!(err, RowError { column: "addr.zip".into(), message: "expected integer, got varchar".into() });
-        let err = encode(&cols, vec![Value::Null, Value::List(range(2, 2)), Value::Int32(1), Value::Int64(2)]).unwrap_err();
+        let err = encode(
+            &cols,
+            vec![
+                Value::Struct(range(2, 1)),
+                Value::Null,
+                Value::Text("x".into()),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            RowError {
+                column: "addr.zip".into(),
+                message: "expected integer, got varchar".into()
+            }
+        );
+        let err = encode(
+            &cols,
+            vec![
+                Value::Null,
+                Value::List(range(2, 2)),
+                Value::Int32(1),
+                Value::Int64(2),
+            ],
+        )
+        .unwrap_err();
         assert_eq!(err.column, "tags[1]");
         assert_eq!(err.message, "expected integer, got bigint");
     }
@@ -483,7 +642,10 @@ mod tests {
             (vec![Value::List(range(1, 5))], "outside"),
             (vec![Value::List(range(u32::MAX, 2))], "outside"),
             (vec![Value::List(range(0, 1))], "not after its parent"),
-            (vec![Value::List(range(1, 1)), Value::Int32(1), Value::Int32(2)], "belongs to no column"),
+            (
+                vec![Value::List(range(1, 1)), Value::Int32(1), Value::Int32(2)],
+                "belongs to no column",
+            ),
             (vec![], "schema has 1 columns"),
         ];
         for (values, why) in cases {
@@ -492,15 +654,31 @@ mod tests {
         }
         // Two lists sharing children would make encoding super-linear; it is refused.
         let cols = [("a", "integer[][]")];
-        let shared = vec![Value::List(range(1, 2)), Value::List(range(3, 1)), Value::List(range(3, 1)), Value::Int32(1)];
-        assert!(encode(&cols, shared).unwrap_err().message.contains("claimed by two parents"));
+        let shared = vec![
+            Value::List(range(1, 2)),
+            Value::List(range(3, 1)),
+            Value::List(range(3, 1)),
+            Value::Int32(1),
+        ];
+        assert!(encode(&cols, shared)
+            .unwrap_err()
+            .message
+            .contains("claimed by two parents"));
         let cols = [("s", "struct<a integer, b integer>")];
-        assert!(encode(&cols, vec![Value::Struct(range(1, 1)), Value::Int32(1)]).unwrap_err().message.contains("2 fields"));
+        assert!(
+            encode(&cols, vec![Value::Struct(range(1, 1)), Value::Int32(1)])
+                .unwrap_err()
+                .message
+                .contains("2 fields")
+        );
     }
 
     #[test]
     fn null_is_accepted_for_every_type_and_columns_keep_order() {
         let cols = [("z", "bytea"), ("a", "struct<x integer>"), ("m", "jsonb")];
-        assert_eq!(encode(&cols, vec![Value::Null, Value::Null, Value::Null]).unwrap(), r#"{"z":null,"a":null,"m":null}"#);
+        assert_eq!(
+            encode(&cols, vec![Value::Null, Value::Null, Value::Null]).unwrap(),
+            r#"{"z":null,"a":null,"m":null}"#
+        );
     }
 }

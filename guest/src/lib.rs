@@ -41,12 +41,18 @@ pub fn describe() -> Vec<bindings::OptionInfo> {
 
 /// `validate`: every option problem at once.
 pub fn validate(options: &[(String, String)]) -> Vec<bindings::OptionProblem> {
-    options::validate(options).into_iter().map(Into::into).collect()
+    options::validate(options)
+        .into_iter()
+        .map(Into::into)
+        .collect()
 }
 
 impl From<options::OptionProblem> for bindings::OptionProblem {
     fn from(p: options::OptionProblem) -> Self {
-        bindings::OptionProblem { name: p.name, message: p.message }
+        bindings::OptionProblem {
+            name: p.name,
+            message: p.message,
+        }
     }
 }
 
@@ -54,7 +60,9 @@ impl From<sink::SinkError> for bindings::SinkError {
     fn from(e: sink::SinkError) -> Self {
         use bindings::SinkError as W;
         match e {
-            sink::SinkError::InvalidOptions(problems) => W::InvalidOptions(problems.into_iter().map(Into::into).collect()),
+            sink::SinkError::InvalidOptions(problems) => {
+                W::InvalidOptions(problems.into_iter().map(Into::into).collect())
+            }
             sink::SinkError::InvalidSchema(e) => W::InvalidSchema(e.to_string()),
             sink::SinkError::InvalidRow { row, error } => W::InvalidRow(bindings::RowProblem {
                 row,
@@ -75,14 +83,18 @@ pub fn connect_config(config: &SinkConfig) -> bindings::ConnectConfig {
         servers: config.servers.clone(),
         auth: match &config.auth {
             Auth::Plain => bindings::Auth::None,
-            Auth::UserPassword { username, password } => bindings::Auth::UserPassword(bindings::UserPassword {
-                username: username.clone(),
-                password: password.clone(),
-            }),
-            Auth::Credential { jwt, nkey_seed } => bindings::Auth::Credential(bindings::Credential {
-                jwt: jwt.clone(),
-                nkey_seed: nkey_seed.clone(),
-            }),
+            Auth::UserPassword { username, password } => {
+                bindings::Auth::UserPassword(bindings::UserPassword {
+                    username: username.clone(),
+                    password: password.clone(),
+                })
+            }
+            Auth::Credential { jwt, nkey_seed } => {
+                bindings::Auth::Credential(bindings::Credential {
+                    jwt: jwt.clone(),
+                    nkey_seed: nkey_seed.clone(),
+                })
+            }
         },
         connect_timeout_ms: config.connect_timeout_ms,
         flush_timeout_ms: config.flush_timeout_ms,
@@ -95,7 +107,9 @@ mod component {
 
     use crate::bindings::exports::nats_sink::sink::sink::{Guest, GuestNatsSink, NatsSink};
     use crate::bindings::nats_sink::sink::transport::Connection;
-    use crate::bindings::{Column, Message, OptionInfo, OptionProblem, Row, SinkError, TransportError};
+    use crate::bindings::{
+        Column, Message, OptionInfo, OptionProblem, Row, SinkError, TransportError,
+    };
     use crate::sink::{prepare, Sink, Transport};
 
     impl Transport for Connection {
@@ -125,10 +139,16 @@ mod component {
     }
 
     impl GuestNatsSink for GuestSink {
-        fn open(options: Vec<(String, String)>, schema: Vec<Column>) -> Result<NatsSink, SinkError> {
+        fn open(
+            options: Vec<(String, String)>,
+            schema: Vec<Column>,
+        ) -> Result<NatsSink, SinkError> {
             let (config, schema) = prepare(&options, &schema)?;
-            let connection = Connection::open(&crate::connect_config(&config)).map_err(crate::sink::SinkError::from)?;
-            Ok(NatsSink::new(GuestSink(RefCell::new(Sink::new(config, schema, connection)))))
+            let connection = Connection::open(&crate::connect_config(&config))
+                .map_err(crate::sink::SinkError::from)?;
+            Ok(NatsSink::new(GuestSink(RefCell::new(Sink::new(
+                config, schema, connection,
+            )))))
         }
 
         fn write(&self, rows: Vec<Row>) -> Result<(), SinkError> {

@@ -27,12 +27,29 @@ pub struct OptionSpec {
     pub secret: bool,
 }
 
-const fn spec(name: &'static str, required: bool, default: &'static str, doc: &'static str) -> OptionSpec {
-    OptionSpec { name, required, default, doc, secret: false }
+const fn spec(
+    name: &'static str,
+    required: bool,
+    default: &'static str,
+    doc: &'static str,
+) -> OptionSpec {
+    OptionSpec {
+        name,
+        required,
+        default,
+        doc,
+        secret: false,
+    }
 }
 
 const fn secret(name: &'static str, doc: &'static str) -> OptionSpec {
-    OptionSpec { name, required: false, default: "", doc, secret: true }
+    OptionSpec {
+        name,
+        required: false,
+        default: "",
+        doc,
+        secret: true,
+    }
 }
 
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u32 = 5_000;
@@ -100,14 +117,19 @@ struct Collector {
 
 impl Collector {
     fn push(&mut self, name: &str, message: impl Into<String>) {
-        self.problems.push(OptionProblem { name: name.to_string(), message: message.into() });
+        self.problems.push(OptionProblem {
+            name: name.to_string(),
+            message: message.into(),
+        });
     }
 }
 
 impl SinkConfig {
     /// Validate `options` and build the config, or return every problem found.
     pub fn parse(options: &[(String, String)]) -> Result<SinkConfig, Vec<OptionProblem>> {
-        let mut c = Collector { problems: Vec::new() };
+        let mut c = Collector {
+            problems: Vec::new(),
+        };
         let mut given: BTreeMap<&str, &str> = BTreeMap::new();
         for (key, value) in options {
             let key = key.as_str();
@@ -130,7 +152,10 @@ impl SinkConfig {
         }
         if let Some(kind) = given.get("type") {
             if *kind != "append-only" {
-                c.push("type", format!("NATS sink only supports append-only mode (got `{kind}`)"));
+                c.push(
+                    "type",
+                    format!("NATS sink only supports append-only mode (got `{kind}`)"),
+                );
             }
         }
 
@@ -159,13 +184,29 @@ impl SinkConfig {
         };
 
         let auth = parse_auth(&given, &mut c);
-        let connect_timeout_ms =
-            parse_millis(&given, "connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT_MS, 600_000, &mut c);
-        let flush_timeout_ms =
-            parse_millis(&given, "flush_timeout_ms", DEFAULT_FLUSH_TIMEOUT_MS, 3_600_000, &mut c);
+        let connect_timeout_ms = parse_millis(
+            &given,
+            "connect_timeout_ms",
+            DEFAULT_CONNECT_TIMEOUT_MS,
+            600_000,
+            &mut c,
+        );
+        let flush_timeout_ms = parse_millis(
+            &given,
+            "flush_timeout_ms",
+            DEFAULT_FLUSH_TIMEOUT_MS,
+            3_600_000,
+            &mut c,
+        );
 
         match (c.problems.is_empty(), auth) {
-            (true, Some(auth)) => Ok(SinkConfig { servers, subject, auth, connect_timeout_ms, flush_timeout_ms }),
+            (true, Some(auth)) => Ok(SinkConfig {
+                servers,
+                subject,
+                auth,
+                connect_timeout_ms,
+                flush_timeout_ms,
+            }),
             _ => Err(c.problems),
         }
     }
@@ -175,7 +216,10 @@ impl SinkConfig {
 fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
     let mode = match given.get("connect_mode") {
         None => {
-            c.push("connect_mode", "required option is missing; use `plain`, `user_and_password` or `credential`");
+            c.push(
+                "connect_mode",
+                "required option is missing; use `plain`, `user_and_password` or `credential`",
+            );
             return None;
         }
         Some(mode) => *mode,
@@ -204,7 +248,9 @@ fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
         let is_needed = needed.contains(&name);
         match given.get(name) {
             None if is_needed => c.push(name, format!("required when connect_mode is `{mode}`")),
-            Some(_) if !is_needed => c.push(name, format!("not used when connect_mode is `{mode}`")),
+            Some(_) if !is_needed => {
+                c.push(name, format!("not used when connect_mode is `{mode}`"))
+            }
             Some(value) if value.is_empty() => c.push(name, "must not be empty"),
             _ => {}
         }
@@ -217,20 +263,32 @@ fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
         }
         if let Some(seed) = given.get("nkey") {
             if !seed.is_empty() && !(seed.starts_with("SU") && seed.len() == 58) {
-                c.push("nkey", "is not a user NKey seed (expected 58 characters starting with `SU`)");
+                c.push(
+                    "nkey",
+                    "is not a user NKey seed (expected 58 characters starting with `SU`)",
+                );
             }
         }
     }
     (c.problems.len() == before).then(|| auth(given))
 }
 
-fn parse_millis(given: &BTreeMap<&str, &str>, name: &str, default: u32, max: u32, c: &mut Collector) -> u32 {
+fn parse_millis(
+    given: &BTreeMap<&str, &str>,
+    name: &str,
+    default: u32,
+    max: u32,
+    c: &mut Collector,
+) -> u32 {
     match given.get(name) {
         None => default,
         Some(raw) => match raw.trim().parse::<u32>() {
             Ok(v) if (1..=max).contains(&v) => v,
             _ => {
-                c.push(name, format!("must be a whole number of milliseconds from 1 to {max}, got `{raw}`"));
+                c.push(
+                    name,
+                    format!("must be a whole number of milliseconds from 1 to {max}, got `{raw}`"),
+                );
                 default
             }
         },
@@ -255,7 +313,11 @@ pub fn parse_servers(raw: &str) -> Result<Vec<String>, String> {
         };
         let (host, port) = match rest.rsplit_once(':') {
             Some((host, port)) => (host, port),
-            None => return Err(format!("entry {position} (`{entry}`) needs a port, as in `{rest}:4222`")),
+            None => {
+                return Err(format!(
+                    "entry {position} (`{entry}`) needs a port, as in `{rest}:4222`"
+                ))
+            }
         };
         let host_ok = !host.is_empty()
             && !host.contains(|ch: char| ch.is_whitespace() || matches!(ch, '/' | '@' | '?' | '#'))
@@ -265,7 +327,11 @@ pub fn parse_servers(raw: &str) -> Result<Vec<String>, String> {
         }
         match port.parse::<u16>() {
             Ok(p) if p > 0 => {}
-            _ => return Err(format!("entry {position} (`{entry}`) has an invalid port `{port}`")),
+            _ => {
+                return Err(format!(
+                    "entry {position} (`{entry}`) has an invalid port `{port}`"
+                ))
+            }
         }
         servers.push(format!("{host}:{port}"));
     }
@@ -281,10 +347,14 @@ pub fn check_subject(subject: &str) -> Result<(), String> {
         return Err(format!("must not contain whitespace (found {ch:?})"));
     }
     if subject.contains(['*', '>']) {
-        return Err(format!("`{subject}` contains a wildcard (`*` or `>`); publish subjects must be literal"));
+        return Err(format!(
+            "`{subject}` contains a wildcard (`*` or `>`); publish subjects must be literal"
+        ));
     }
     if subject.split('.').any(str::is_empty) {
-        return Err(format!("`{subject}` has an empty token (leading, trailing or double `.`)"));
+        return Err(format!(
+            "`{subject}` has an empty token (leading, trailing or double `.`)"
+        ));
     }
     Ok(())
 }
@@ -294,14 +364,24 @@ mod tests {
     use super::*;
 
     fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn problems(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        validate(&opts(pairs)).into_iter().map(|p| (p.name, p.message)).collect()
+        validate(&opts(pairs))
+            .into_iter()
+            .map(|p| (p.name, p.message))
+            .collect()
     }
 
-    const BASE: &[(&str, &str)] = &[("server_url", "localhost:4222"), ("subject", "a.b"), ("connect_mode", "plain")];
+    const BASE: &[(&str, &str)] = &[
+        ("server_url", "localhost:4222"),
+        ("subject", "a.b"),
+        ("connect_mode", "plain"),
+    ];
 
     #[test]
     fn minimal_plain_config() {
@@ -325,13 +405,21 @@ mod tests {
             parse_servers("nats://a:1, b:2,NATS://[::1]:4222").unwrap(),
             vec!["a:1", "b:2", "[::1]:4222"]
         );
-        assert!(parse_servers("a:1,,b:2").unwrap_err().contains("entry 2 is empty"));
-        assert!(parse_servers("tls://a:1").unwrap_err().contains("only `nats://`"));
+        assert!(parse_servers("a:1,,b:2")
+            .unwrap_err()
+            .contains("entry 2 is empty"));
+        assert!(parse_servers("tls://a:1")
+            .unwrap_err()
+            .contains("only `nats://`"));
         assert!(parse_servers("a").unwrap_err().contains("needs a port"));
         assert!(parse_servers("a:0").unwrap_err().contains("invalid port"));
-        assert!(parse_servers("a:70000").unwrap_err().contains("invalid port"));
+        assert!(parse_servers("a:70000")
+            .unwrap_err()
+            .contains("invalid port"));
         assert!(parse_servers("a b:1").unwrap_err().contains("invalid host"));
-        assert!(parse_servers("::1:4222").unwrap_err().contains("invalid host"));
+        assert!(parse_servers("::1:4222")
+            .unwrap_err()
+            .contains("invalid host"));
     }
 
     #[test]
@@ -362,7 +450,13 @@ mod tests {
         pairs.push(("server_ulr", "x"));
         pairs.push(("zzz", "x"));
         let p = problems(&pairs);
-        assert_eq!(p[0], ("server_ulr".into(), "unknown option; did you mean `server_url`?".into()));
+        assert_eq!(
+            p[0],
+            (
+                "server_ulr".into(),
+                "unknown option; did you mean `server_url`?".into()
+            )
+        );
         assert_eq!(p[1].0, "zzz");
         assert!(p[1].1.contains("unknown option"));
     }
@@ -371,14 +465,19 @@ mod tests {
     fn duplicate_option() {
         let mut pairs = BASE.to_vec();
         pairs.push(("subject", "c"));
-        assert_eq!(problems(&pairs), vec![("subject".into(), "given more than once".into())]);
+        assert_eq!(
+            problems(&pairs),
+            vec![("subject".into(), "given more than once".into())]
+        );
     }
 
     #[test]
     fn only_append_only() {
         let mut pairs = BASE.to_vec();
         pairs.push(("type", "upsert"));
-        assert!(problems(&pairs)[0].1.contains("NATS sink only supports append-only mode"));
+        assert!(problems(&pairs)[0]
+            .1
+            .contains("NATS sink only supports append-only mode"));
     }
 
     #[test]
@@ -390,8 +489,19 @@ mod tests {
 
     #[test]
     fn user_and_password_needs_both() {
-        let p = problems(&[("server_url", "h:1"), ("subject", "s"), ("connect_mode", "user_and_password"), ("username", "u")]);
-        assert_eq!(p, vec![("password".into(), "required when connect_mode is `user_and_password`".into())]);
+        let p = problems(&[
+            ("server_url", "h:1"),
+            ("subject", "s"),
+            ("connect_mode", "user_and_password"),
+            ("username", "u"),
+        ]);
+        assert_eq!(
+            p,
+            vec![(
+                "password".into(),
+                "required when connect_mode is `user_and_password`".into()
+            )]
+        );
         let config = SinkConfig::parse(&opts(&[
             ("server_url", "h:1"),
             ("subject", "s"),
@@ -400,7 +510,13 @@ mod tests {
             ("password", "p"),
         ]))
         .unwrap();
-        assert_eq!(config.auth, Auth::UserPassword { username: "u".into(), password: "p".into() });
+        assert_eq!(
+            config.auth,
+            Auth::UserPassword {
+                username: "u".into(),
+                password: "p".into()
+            }
+        );
     }
 
     #[test]
@@ -414,7 +530,10 @@ mod tests {
             ("jwt", jwt_like),
             ("nkey", seed_like),
         ]);
-        assert_eq!(p.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), vec!["jwt", "nkey"]);
+        assert_eq!(
+            p.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            vec!["jwt", "nkey"]
+        );
         for (_, message) in &p {
             assert!(!message.contains("secret"), "{message}");
         }
@@ -425,12 +544,22 @@ mod tests {
         let mut pairs = BASE.to_vec();
         pairs.push(("password", "hunter2"));
         let p = problems(&pairs);
-        assert_eq!(p, vec![("password".into(), "not used when connect_mode is `plain`".into())]);
+        assert_eq!(
+            p,
+            vec![(
+                "password".into(),
+                "not used when connect_mode is `plain`".into()
+            )]
+        );
     }
 
     #[test]
     fn unknown_connect_mode() {
-        let p = problems(&[("server_url", "h:1"), ("subject", "s"), ("connect_mode", "token")]);
+        let p = problems(&[
+            ("server_url", "h:1"),
+            ("subject", "s"),
+            ("connect_mode", "token"),
+        ]);
         assert!(p[0].1.contains("unknown mode `token`"));
     }
 
@@ -443,7 +572,10 @@ mod tests {
         assert_eq!(names, vec!["connect_timeout_ms", "flush_timeout_ms"]);
         let mut pairs = BASE.to_vec();
         pairs.push(("connect_timeout_ms", "250"));
-        assert_eq!(SinkConfig::parse(&opts(&pairs)).unwrap().connect_timeout_ms, 250);
+        assert_eq!(
+            SinkConfig::parse(&opts(&pairs)).unwrap().connect_timeout_ms,
+            250
+        );
     }
 
     #[test]

@@ -51,7 +51,11 @@ impl Field {
         let name = name.into();
         let mut json_key = serde_json::to_vec(&name).unwrap_or_default();
         json_key.push(b':');
-        Field { name, data_type, json_key }
+        Field {
+            name,
+            data_type,
+            json_key,
+        }
     }
 }
 
@@ -134,7 +138,11 @@ impl DataType {
         let ty = parser.data_type()?;
         parser.skip_ws();
         if parser.pos != text.len() {
-            return Err(format!("unexpected `{}` at offset {} of type `{text}`", &text[parser.pos..], parser.pos));
+            return Err(format!(
+                "unexpected `{}` at offset {} of type `{text}`",
+                &text[parser.pos..],
+                parser.pos
+            ));
         }
         Ok(ty)
     }
@@ -167,7 +175,10 @@ impl<'a> TypeParser<'a> {
 
     fn data_type(&mut self) -> Result<DataType, String> {
         self.skip_ws();
-        let mut ty = if self.rest().len() >= 6 && self.rest()[..6].eq_ignore_ascii_case("struct") && self.rest()[6..].trim_start().starts_with('<') {
+        let mut ty = if self.rest().len() >= 6
+            && self.rest()[..6].eq_ignore_ascii_case("struct")
+            && self.rest()[6..].trim_start().starts_with('<')
+        {
             self.pos += 6;
             self.eat("<");
             self.struct_fields()?
@@ -187,7 +198,10 @@ impl<'a> TypeParser<'a> {
         let words: Vec<&str> = rest[..end].split_whitespace().collect();
         let name = words.join(" ").to_ascii_lowercase();
         if name.is_empty() {
-            return Err(format!("missing type at offset {} of `{}`", self.pos, self.text));
+            return Err(format!(
+                "missing type at offset {} of `{}`",
+                self.pos, self.text
+            ));
         }
         match BASE_TYPES.iter().find(|(n, _)| *n == name) {
             Some((_, ty)) => {
@@ -216,13 +230,18 @@ impl<'a> TypeParser<'a> {
             if fields.iter().any(|f| f.name == name) {
                 return Err(format!("struct field `{name}` appears more than once"));
             }
-            let ty = self.data_type().map_err(|e| format!("struct field `{name}`: {e}"))?;
+            let ty = self
+                .data_type()
+                .map_err(|e| format!("struct field `{name}`: {e}"))?;
             fields.push(Field::new(name, ty));
             if self.eat(">") {
                 return Ok(DataType::Struct(fields));
             }
             if !self.eat(",") {
-                return Err(format!("expected `,` or `>` at offset {} of `{}`", self.pos, self.text));
+                return Err(format!(
+                    "expected `,` or `>` at offset {} of `{}`",
+                    self.pos, self.text
+                ));
             }
         }
     }
@@ -249,9 +268,14 @@ impl<'a> TypeParser<'a> {
             }
             return Err(format!("unterminated quoted field name in `{}`", self.text));
         }
-        let end = rest.find(|ch: char| !(ch.is_alphanumeric() || ch == '_')).unwrap_or(rest.len());
+        let end = rest
+            .find(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
+            .unwrap_or(rest.len());
         if end == 0 {
-            return Err(format!("expected a field name at offset {} of `{}`", self.pos, self.text));
+            return Err(format!(
+                "expected a field name at offset {} of `{}`",
+                self.pos, self.text
+            ));
         }
         self.pos += end;
         Ok(rest[..end].to_string())
@@ -266,17 +290,23 @@ pub struct Schema {
 
 impl Schema {
     /// Build from `(name, type)` pairs, reporting the first problem with the column it concerns.
-    pub fn parse<'a>(columns: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Schema, SchemaError> {
+    pub fn parse<'a>(
+        columns: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Schema, SchemaError> {
         let mut fields: Vec<Field> = Vec::new();
         for (index, (name, type_text)) in columns.into_iter().enumerate() {
             if name.is_empty() {
                 return Err(SchemaError::EmptyName { index });
             }
             if fields.iter().any(|f| f.name == name) {
-                return Err(SchemaError::DuplicateColumn { name: name.to_string() });
+                return Err(SchemaError::DuplicateColumn {
+                    name: name.to_string(),
+                });
             }
-            let data_type = DataType::parse(type_text)
-                .map_err(|message| SchemaError::BadType { column: name.to_string(), message })?;
+            let data_type = DataType::parse(type_text).map_err(|message| SchemaError::BadType {
+                column: name.to_string(),
+                message,
+            })?;
             fields.push(Field::new(name, data_type));
         }
         if fields.is_empty() {
@@ -294,28 +324,53 @@ mod tests {
     fn base_types_and_aliases() {
         assert_eq!(DataType::parse("integer").unwrap(), DataType::Integer);
         assert_eq!(DataType::parse(" INT4 ").unwrap(), DataType::Integer);
-        assert_eq!(DataType::parse("double   precision").unwrap(), DataType::DoublePrecision);
-        assert_eq!(DataType::parse("timestamp with time zone").unwrap(), DataType::Timestamptz);
+        assert_eq!(
+            DataType::parse("double   precision").unwrap(),
+            DataType::DoublePrecision
+        );
+        assert_eq!(
+            DataType::parse("timestamp with time zone").unwrap(),
+            DataType::Timestamptz
+        );
     }
 
     #[test]
     fn nested_types() {
-        let ty = DataType::parse("struct<a integer, \"b c\" struct<d varchar[]>[], e double precision>[]").unwrap();
-        assert_eq!(ty.to_string(), "struct<a integer, b c struct<d varchar[]>[], e double precision>[]");
+        let ty = DataType::parse(
+            "struct<a integer, \"b c\" struct<d varchar[]>[], e double precision>[]",
+        )
+        .unwrap();
+        assert_eq!(
+            ty.to_string(),
+            "struct<a integer, b c struct<d varchar[]>[], e double precision>[]"
+        );
         let DataType::List(inner) = ty else { panic!() };
-        let DataType::Struct(fields) = *inner else { panic!() };
+        let DataType::Struct(fields) = *inner else {
+            panic!()
+        };
         assert_eq!(fields[1].name, "b c");
         assert_eq!(fields[1].json_key, b"\"b c\":");
     }
 
     #[test]
     fn type_errors_are_clear() {
-        assert_eq!(DataType::parse("intger").unwrap_err(), "unknown type `intger`; did you mean `integer`?");
-        assert!(DataType::parse("struct<a integer").unwrap_err().contains("expected `,` or `>`"));
-        assert!(DataType::parse("struct<a integer, a date>").unwrap_err().contains("appears more than once"));
-        assert!(DataType::parse("integer]").unwrap_err().contains("unexpected"));
+        assert_eq!(
+            DataType::parse("intger").unwrap_err(),
+            "unknown type `intger`; did you mean `integer`?"
+        );
+        assert!(DataType::parse("struct<a integer")
+            .unwrap_err()
+            .contains("expected `,` or `>`"));
+        assert!(DataType::parse("struct<a integer, a date>")
+            .unwrap_err()
+            .contains("appears more than once"));
+        assert!(DataType::parse("integer]")
+            .unwrap_err()
+            .contains("unexpected"));
         assert!(DataType::parse("").unwrap_err().contains("missing type"));
-        assert!(DataType::parse("struct<a blob>").unwrap_err().contains("struct field `a`: unknown type `blob`"));
+        assert!(DataType::parse("struct<a blob>")
+            .unwrap_err()
+            .contains("struct field `a`: unknown type `blob`"));
     }
 
     #[test]
@@ -325,8 +380,14 @@ mod tests {
             SchemaError::DuplicateColumn { name: "id".into() }
         );
         let err = Schema::parse([("id", "integer"), ("v", "vrchar")]).unwrap_err();
-        assert_eq!(err.to_string(), "column `v`: unknown type `vrchar`; did you mean `varchar`?");
+        assert_eq!(
+            err.to_string(),
+            "column `v`: unknown type `vrchar`; did you mean `varchar`?"
+        );
         assert_eq!(Schema::parse([]).unwrap_err(), SchemaError::Empty);
-        assert_eq!(Schema::parse([("", "integer")]).unwrap_err(), SchemaError::EmptyName { index: 0 });
+        assert_eq!(
+            Schema::parse([("", "integer")]).unwrap_err(),
+            SchemaError::EmptyName { index: 0 }
+        );
     }
 }

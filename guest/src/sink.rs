@@ -33,7 +33,11 @@ pub enum SinkError {
 }
 
 fn join(problems: &[OptionProblem]) -> String {
-    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl From<TransportError> for SinkError {
@@ -47,9 +51,16 @@ impl From<TransportError> for SinkError {
 }
 
 /// Validate options and schema together, before anything connects.
-pub fn prepare(options: &[(String, String)], columns: &[Column]) -> Result<(SinkConfig, Schema), SinkError> {
+pub fn prepare(
+    options: &[(String, String)],
+    columns: &[Column],
+) -> Result<(SinkConfig, Schema), SinkError> {
     let config = SinkConfig::parse(options).map_err(SinkError::InvalidOptions)?;
-    let schema = Schema::parse(columns.iter().map(|c| (c.name.as_str(), c.data_type.as_str())))?;
+    let schema = Schema::parse(
+        columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.data_type.as_str())),
+    )?;
     Ok((config, schema))
 }
 
@@ -65,7 +76,13 @@ pub struct Sink<T> {
 
 impl<T: Transport> Sink<T> {
     pub fn new(config: SinkConfig, schema: Schema, transport: T) -> Sink<T> {
-        Sink { config, schema, transport, encoder: Encoder::default(), failure: None }
+        Sink {
+            config,
+            schema,
+            transport,
+            encoder: Encoder::default(),
+            failure: None,
+        }
     }
 
     pub fn config(&self) -> &SinkConfig {
@@ -107,7 +124,10 @@ impl<T: Transport> Sink<T> {
                     payload,
                 }),
                 Err(error) => {
-                    refused = Some(SinkError::InvalidRow { row: index as u32, error });
+                    refused = Some(SinkError::InvalidRow {
+                        row: index as u32,
+                        error,
+                    });
                     break;
                 }
             }
@@ -158,26 +178,36 @@ mod tests {
     }
 
     fn options() -> Vec<(String, String)> {
-        [("server_url", "127.0.0.1:4222"), ("subject", "rows"), ("connect_mode", "plain")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        [
+            ("server_url", "127.0.0.1:4222"),
+            ("subject", "rows"),
+            ("connect_mode", "plain"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
     }
 
     fn sink() -> Sink<Recorder> {
-        let columns = vec![Column { name: "id".into(), data_type: "integer".into() }];
+        let columns = vec![Column {
+            name: "id".into(),
+            data_type: "integer".into(),
+        }];
         let (config, schema) = prepare(&options(), &columns).unwrap();
         Sink::new(config, schema, Recorder::default())
     }
 
     fn row(value: Value) -> Row {
-        Row { values: vec![value] }
+        Row {
+            values: vec![value],
+        }
     }
 
     #[test]
     fn writes_one_message_per_row() {
         let mut sink = sink();
-        sink.write(&[row(Value::Int32(1)), row(Value::Null)]).unwrap();
+        sink.write(&[row(Value::Int32(1)), row(Value::Null)])
+            .unwrap();
         sink.flush().unwrap();
         let published = &sink.transport().published;
         assert_eq!(published.len(), 2);
@@ -191,9 +221,17 @@ mod tests {
     fn bad_row_publishes_the_rows_before_it_only() {
         let mut sink = sink();
         let err = sink
-            .write(&[row(Value::Int32(1)), row(Value::Int32(2)), row(Value::Text("x".into())), row(Value::Int32(4))])
+            .write(&[
+                row(Value::Int32(1)),
+                row(Value::Int32(2)),
+                row(Value::Text("x".into())),
+                row(Value::Int32(4)),
+            ])
             .unwrap_err();
-        assert_eq!(err.to_string(), "row 2: column `id`: expected integer, got varchar");
+        assert_eq!(
+            err.to_string(),
+            "row 2: column `id`: expected integer, got varchar"
+        );
         assert_eq!(sink.transport().published.len(), 2);
         // A refused row does not poison the sink: the caller may flush what was accepted.
         sink.flush().unwrap();
@@ -204,17 +242,30 @@ mod tests {
         let mut sink = sink();
         sink.transport.fail_flush = Some(TransportError::Timeout("no ack".into()));
         sink.write(&[row(Value::Int32(1))]).unwrap();
-        assert_eq!(sink.flush().unwrap_err(), SinkError::Timeout("no ack".into()));
+        assert_eq!(
+            sink.flush().unwrap_err(),
+            SinkError::Timeout("no ack".into())
+        );
         let again = sink.flush().unwrap_err();
-        assert!(matches!(&again, SinkError::Closed(m) if m.contains("replay")), "{again:?}");
-        assert!(matches!(sink.write(&[row(Value::Int32(2))]), Err(SinkError::Closed(_))));
+        assert!(
+            matches!(&again, SinkError::Closed(m) if m.contains("replay")),
+            "{again:?}"
+        );
+        assert!(matches!(
+            sink.write(&[row(Value::Int32(2))]),
+            Err(SinkError::Closed(_))
+        ));
     }
 
     #[test]
     fn publish_failure_closes_the_sink() {
         let mut sink = sink();
-        sink.transport.fail_publish = Some(TransportError::Publish("maximum payload exceeded".into()));
-        assert!(matches!(sink.write(&[row(Value::Int32(1))]), Err(SinkError::Publish(_))));
+        sink.transport.fail_publish =
+            Some(TransportError::Publish("maximum payload exceeded".into()));
+        assert!(matches!(
+            sink.write(&[row(Value::Int32(1))]),
+            Err(SinkError::Publish(_))
+        ));
         assert!(matches!(sink.flush(), Err(SinkError::Closed(_))));
     }
 

@@ -1,0 +1,320 @@
+//! Loading the component once and opening sinks from it, each in its own store.
+
+use std::path::Path;
+
+use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+
+use crate::bindings::exports::nats_sink::sink::sink::{
+    Column, OptionInfo, OptionProblem, Row, SinkError,
+};
+use crate::bindings::transport::{self, ConnectConfig, Message, TransportError};
+use crate::bindings::{NatsSinkComponent, NatsSinkComponentPre};
+use crate::transport::{NatsConnection, TransportStats};
+
+/// Memory a sink's guest may grow to, unless the caller says otherwise.
+pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The guest refused: options, schema, a row, or a delivery failure it reports.
+    #[error("{}", describe_sink_error(.0))]
+    Sink(SinkError),
+    /// The component could not be read, compiled, linked or run (a trap, a limit hit).
+    #[error("{context}: {message}")]
+    Runtime { context: String, message: String },
+}
+
+impl HostError {
+    fn runtime(context: impl Into<String>, error: wasmtime::Error) -> HostError {
+        HostError::Runtime {
+            context: context.into(),
+            message: format!("{error:#}"),
+        }
+    }
+
+    /// True when the problem is in what the caller passed (options, schema, a row), not delivery.
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            HostError::Sink(
+                SinkError::InvalidOptions(_)
+                    | SinkError::InvalidSchema(_)
+                    | SinkError::InvalidRow(_)
+            )
+        )
+    }
+}
+
+/// One line per problem, naming the option, the column or the row; never a secret.
+pub fn describe_sink_error(error: &SinkError) -> String {
+    match error {
+        SinkError::InvalidOptions(problems) => {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| format!("option `{}`: {}", p.name, p.message))
+                .collect();
+            format!("invalid options: {}", lines.join("; "))
+        }
+        SinkError::InvalidSchema(m) => format!("invalid schema: {m}"),
+        SinkError::InvalidRow(p) if p.column.is_empty() => format!("row {}: {}", p.row, p.message),
+        SinkError::InvalidRow(p) => format!("row {}: column `{}`: {}", p.row, p.column, p.message),
+        SinkError::Connection(m) => format!("connection: {m}"),
+        SinkError::Publish(m) => format!("publish: {m}"),
+        SinkError::Timeout(m) => format!("timeout: {m}"),
+        SinkError::Closed(m) => format!("closed: {m}"),
+    }
+}
+
+/// A store's data: the resource table holding the sink's connection, and its limits.
+pub struct SinkState {
+    table: ResourceTable,
+    limits: StoreLimits,
+    /// The connection's counters as of the last transport call.
+    stats: TransportStats,
+}
+
+impl SinkState {
+    fn new(memory_limit: usize) -> SinkState {
+        SinkState {
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new().memory_size(memory_limit).build(),
+            stats: TransportStats::default(),
+        }
+    }
+
+    /// Run `call` on the connection behind `handle`, then refresh the counters.
+    async fn with_connection<T>(
+        &mut self,
+        handle: &Resource<NatsConnection>,
+        call: impl AsyncFnOnce(&mut NatsConnection) -> T,
+    ) -> wasmtime::Result<T> {
+        let connection = self.table.get_mut(handle)?;
+        let result = call(connection).await;
+        self.stats = connection.stats();
+        Ok(result)
+    }
+}
+
+impl transport::Host for SinkState {}
+
+impl transport::HostConnection for SinkState {
+    async fn open(
+        &mut self,
+        config: ConnectConfig,
+    ) -> wasmtime::Result<Result<Resource<NatsConnection>, TransportError>> {
+        match NatsConnection::connect(config).await {
+            Ok(connection) => Ok(Ok(self.table.push(connection)?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        handle: Resource<NatsConnection>,
+        messages: Vec<Message>,
+    ) -> wasmtime::Result<Result<(), TransportError>> {
+        self.with_connection(&handle, async |c| c.publish(messages).await)
+            .await
+    }
+
+    async fn flush(
+        &mut self,
+        handle: Resource<NatsConnection>,
+    ) -> wasmtime::Result<Result<(), TransportError>> {
+        self.with_connection(&handle, async |c| c.flush().await)
+            .await
+    }
+
+    async fn drop(&mut self, handle: Resource<NatsConnection>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
+
+/// A compiled, pre-instantiated component from which sinks are opened.
+#[derive(Clone)]
+pub struct SinkRuntime {
+    engine: Engine,
+    pre: NatsSinkComponentPre<SinkState>,
+    memory_limit: usize,
+}
+
+impl SinkRuntime {
+    /// Compile the component at `path` and link it against the NATS transport.
+    pub fn load(path: impl AsRef<Path>) -> Result<SinkRuntime, HostError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| HostError::Runtime {
+            context: format!("reading component {}", path.display()),
+            message: e.to_string(),
+        })?;
+        SinkRuntime::from_bytes(&bytes).map_err(|e| match e {
+            HostError::Runtime { context, message } => HostError::Runtime {
+                context: format!("{} ({context})", path.display()),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Compile a component from its bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<SinkRuntime, HostError> {
+        let config = Config::new();
+        let engine =
+            Engine::new(&config).map_err(|e| HostError::runtime("creating the engine", e))?;
+        let component = Component::new(&engine, bytes)
+            .map_err(|e| HostError::runtime("compiling the component", e))?;
+        let mut linker = Linker::<SinkState>::new(&engine);
+        NatsSinkComponent::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(|e| HostError::runtime("linking the transport", e))?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| HostError::runtime("the component does not fit the nats-sink world", e))?;
+        let pre = NatsSinkComponentPre::new(instance_pre).map_err(|e| {
+            HostError::runtime("the component does not export the nats-sink interface", e)
+        })?;
+        Ok(SinkRuntime {
+            engine,
+            pre,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+        })
+    }
+
+    /// Limit each sink's guest memory to `bytes`.
+    pub fn with_memory_limit(mut self, bytes: usize) -> SinkRuntime {
+        self.memory_limit = bytes;
+        self
+    }
+
+    async fn instantiate(&self) -> Result<(Store<SinkState>, NatsSinkComponent), HostError> {
+        let mut store = Store::new(&self.engine, SinkState::new(self.memory_limit));
+        store.limiter(|state| &mut state.limits);
+        let bindings = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| HostError::runtime("instantiating", e))?;
+        Ok((store, bindings))
+    }
+
+    /// Every option the guest understands.
+    pub async fn describe(&self) -> Result<Vec<OptionInfo>, HostError> {
+        let (mut store, bindings) = self.instantiate().await?;
+        bindings
+            .nats_sink_sink_sink()
+            .call_describe(&mut store)
+            .await
+            .map_err(|e| HostError::runtime("describe", e))
+    }
+
+    /// Every problem with `options`, as the guest sees them.
+    pub async fn validate(
+        &self,
+        options: &[(String, String)],
+    ) -> Result<Vec<OptionProblem>, HostError> {
+        let (mut store, bindings) = self.instantiate().await?;
+        bindings
+            .nats_sink_sink_sink()
+            .call_validate(&mut store, options)
+            .await
+            .map_err(|e| HostError::runtime("validate", e))
+    }
+
+    /// Validate `options` and `schema`, connect, and return a sink ready for `write`.
+    pub async fn open(
+        &self,
+        options: &[(String, String)],
+        schema: &[Column],
+    ) -> Result<Sink, HostError> {
+        let (mut store, bindings) = self.instantiate().await?;
+        let opened = bindings
+            .nats_sink_sink_sink()
+            .nats_sink()
+            .call_open(&mut store, options, schema)
+            .await
+            .map_err(|e| HostError::runtime("open", e))?;
+        let handle = opened.map_err(HostError::Sink)?;
+        Ok(Sink {
+            store,
+            bindings,
+            handle: Some(handle),
+        })
+    }
+}
+
+/// One open sink: its own store, instance and connection.
+pub struct Sink {
+    store: Store<SinkState>,
+    bindings: NatsSinkComponent,
+    /// `None` once closed.
+    handle: Option<ResourceAny>,
+}
+
+impl Sink {
+    fn handle(&self) -> Result<ResourceAny, HostError> {
+        self.handle
+            .ok_or_else(|| HostError::Sink(SinkError::Closed("the sink was closed".into())))
+    }
+
+    /// Encode and publish `rows`, one message each. On `invalid-row`, the rows before the bad
+    /// one were published; nothing at or after it was.
+    pub async fn write(&mut self, rows: &[Row]) -> Result<(), HostError> {
+        let handle = self.handle()?;
+        let result = self
+            .bindings
+            .nats_sink_sink_sink()
+            .nats_sink()
+            .call_write(&mut self.store, handle, rows)
+            .await;
+        self.settle("write", result)
+    }
+
+    /// Return once everything written since the last flush is confirmed by NATS.
+    pub async fn flush(&mut self) -> Result<(), HostError> {
+        let handle = self.handle()?;
+        let result = self
+            .bindings
+            .nats_sink_sink_sink()
+            .nats_sink()
+            .call_flush(&mut self.store, handle)
+            .await;
+        self.settle("flush", result)
+    }
+
+    /// A trap leaves the instance unusable, so the sink closes itself.
+    fn settle(
+        &mut self,
+        call: &str,
+        result: wasmtime::Result<Result<(), SinkError>>,
+    ) -> Result<(), HostError> {
+        match result {
+            Ok(outcome) => outcome.map_err(HostError::Sink),
+            Err(trap) => {
+                self.handle = None;
+                Err(HostError::runtime(
+                    format!("{call} trapped; the sink is closed"),
+                    trap,
+                ))
+            }
+        }
+    }
+
+    /// Counters of the sink's connection (messages and payload bytes published, flushes).
+    pub fn stats(&self) -> TransportStats {
+        self.store.data().stats
+    }
+
+    /// Drop the guest's sink (closing its connection) and the store.
+    pub async fn close(mut self) -> Result<(), HostError> {
+        if let Some(handle) = self.handle.take() {
+            handle
+                .resource_drop_async(&mut self.store)
+                .await
+                .map_err(|e| HostError::runtime("closing the sink", e))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,22 @@
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Install just, nats-server and the guest's wasm32 toolchain (safe to run twice).
+setup:
+    ./setup.sh
+
+# Build the guest component (target/nats-sink.wasm) and the host CLI.
+build:
+    ./scripts/build-guest.sh
+    cargo build -p nats-sink
+
+# Build, start a local nats-server, sink the example dataset and show what a subscriber sees.
+run: build
+    ./scripts/demo.sh
+
+# Every test: guest unit tests, host unit tests, the component and end-to-end tests.
+test: build
+    cargo test --workspace

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what nats-sink needs on a fresh Debian 12 machine; safe to run again.
+#  - just (from PyPI's rust-just wheel; falls back to `cargo install just`)
+#  - nats-server (Debian, v2.9 with JetStream)
+#  - a wasm32 toolchain for the guest: rustup's wasm32-unknown-unknown target where it is
+#    installed, otherwise Debian's rustc-web with its std source (built with -Zbuild-std)
+set -euo pipefail
+
+need_apt=()
+command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ] || need_apt+=(rustc-web cargo-web rust-web-src rust-web-llvm)
+  command -v ld.lld-22 >/dev/null 2>&1 || [ -x /usr/lib/llvm-22/bin/ld.lld ] || need_apt+=(lld-22)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  echo "setup: installing ${need_apt[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need_apt[@]}"
+fi
+
+if ! command -v just >/dev/null 2>&1; then
+  echo "setup: installing just"
+  python3 -m pip install -q rust-just 2>/dev/null || cargo install --locked just
+  hash -r
+fi
+command -v just >/dev/null 2>&1 || { echo "setup: just is installed but not on PATH" >&2; exit 1; }
+echo "setup: ready ($(just --version), $(nats-server --version))"

@@ -8,6 +8,7 @@ pub mod encode;
 pub mod options;
 pub mod schema;
 pub mod sink;
+pub mod suggest;
 
 /// Types generated from `wit/nats-sink.wit`, re-exported under short names.
 pub mod bindings {

@@ -100,17 +100,6 @@ fn spec_of(name: &str) -> Option<&'static OptionSpec> {
     OPTION_SPECS.iter().find(|s| s.name == name)
 }
 
-/// The known option nearest to `unknown`, if any is near enough to be a likely typo.
-fn nearest_option(unknown: &str) -> Option<&'static str> {
-    let lowered = unknown.to_ascii_lowercase();
-    OPTION_SPECS
-        .iter()
-        .map(|s| (s.name, strsim::jaro_winkler(&lowered, s.name)))
-        .filter(|(_, score)| *score >= 0.8)
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(name, _)| name)
-}
-
 struct Collector {
     problems: Vec<OptionProblem>,
 }
@@ -134,7 +123,7 @@ impl SinkConfig {
         for (key, value) in options {
             let key = key.as_str();
             match spec_of(key) {
-                None => match nearest_option(key) {
+                None => match crate::suggest::nearest(key, OPTION_SPECS.iter().map(|s| s.name)) {
                     Some(near) => c.push(key, format!("unknown option; did you mean `{near}`?")),
                     None => c.push(key, "unknown option; run `describe` for the list"),
                 },

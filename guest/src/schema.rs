@@ -209,14 +209,12 @@ impl<'a> TypeParser<'a> {
                 Ok(ty.clone())
             }
             None => {
-                let nearest = BASE_TYPES
-                    .iter()
-                    .map(|(n, _)| (*n, strsim::jaro_winkler(&name, n)))
-                    .chain([("struct<...>", strsim::jaro_winkler(&name, "struct"))])
-                    .max_by(|a, b| a.1.total_cmp(&b.1))
-                    .filter(|(_, score)| *score >= 0.8);
-                Err(match nearest {
-                    Some((n, _)) => format!("unknown type `{name}`; did you mean `{n}`?"),
+                let known = BASE_TYPES.iter().map(|(n, _)| *n).chain(["struct"]);
+                Err(match crate::suggest::nearest(&name, known) {
+                    Some("struct") => {
+                        format!("unknown type `{name}`; did you mean `struct<name type, ...>`?")
+                    }
+                    Some(n) => format!("unknown type `{name}`; did you mean `{n}`?"),
                     None => format!("unknown type `{name}`"),
                 })
             }

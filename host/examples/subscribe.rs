@@ -23,13 +23,21 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let client = async_nats::connect(&args.server).await.with_context(|| format!("connecting to {}", args.server))?;
+    let client = async_nats::connect(&args.server)
+        .await
+        .with_context(|| format!("connecting to {}", args.server))?;
     let mut subscriber = client.subscribe(args.subject.clone()).await?;
     client.flush().await?;
     let receive = async {
         for _ in 0..args.count {
-            let Some(message) = subscriber.next().await else { break };
-            println!("[{}] {}", message.subject, String::from_utf8_lossy(&message.payload));
+            let Some(message) = subscriber.next().await else {
+                break;
+            };
+            println!(
+                "[{}] {}",
+                message.subject,
+                String::from_utf8_lossy(&message.payload)
+            );
         }
     };
     tokio::time::timeout(Duration::from_secs(args.timeout), receive)

@@ -83,14 +83,10 @@ pub fn parse_line(schema: &Schema, line: u64, text: &str) -> Result<Vec<Datum>, 
         row.push(datum);
     }
     if let Some(name) = object.keys().next() {
-        let nearest = schema
-            .columns
-            .iter()
-            .map(|c| (c.name.as_str(), strsim::jaro_winkler(name, &c.name)))
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .filter(|(_, score)| *score >= 0.8);
+        let nearest =
+            nats_sink_guest::suggest::nearest(name, schema.columns.iter().map(|c| c.name.as_str()));
         let hint = nearest
-            .map(|(n, _)| format!("; did you mean `{n}`?"))
+            .map(|n| format!("; did you mean `{n}`?"))
             .unwrap_or_default();
         return Err(InputError::UnknownColumn {
             line,

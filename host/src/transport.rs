@@ -5,7 +5,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::context::{GetStreamByNameErrorKind, PublishAckFuture};
+use async_nats::jetstream::context::{
+    GetStreamByNameError, GetStreamByNameErrorKind, PublishAckFuture,
+};
 use async_nats::{ConnectOptions, Event, HeaderMap, ServerAddr};
 use futures::StreamExt;
 
@@ -158,7 +160,27 @@ impl NatsConnection {
         if let Some(route) = self.routes.get(subject) {
             return Ok(route.clone());
         }
-        let route = match self.jetstream.stream_by_subject(subject).await {
+        let lookup = self.jetstream.stream_by_subject(subject);
+        // A user who may not publish to the JetStream API gets no reply, only a permission
+        // error from the server: watch for it rather than wait out the request timeout.
+        let denied = async {
+            loop {
+                if take_server_error(&self.events, |e| {
+                    e.contains("Permissions Violation") && e.contains("$JS.API")
+                }) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let found = tokio::select! {
+            found = lookup => found,
+            () = denied => {
+                tracing::debug!(subject, "no permission to use JetStream: core path");
+                Err(GetStreamByNameError::new(GetStreamByNameErrorKind::NotFound))
+            }
+        };
+        let route = match found {
             Ok(stream) => Route::JetStream { stream },
             Err(e) => match e.kind() {
                 GetStreamByNameErrorKind::NotFound => Route::Core,
@@ -272,20 +294,31 @@ impl NatsConnection {
     async fn confirm_core(&mut self) -> Result<(), TransportError> {
         if self.unconfirmed_core > 0 {
             let timeout = self.flush_timeout;
-            let (client, echo, echo_subject) =
-                (&self.client, &mut self.echo, self.echo_subject.clone());
+            let echo_subject = self.echo_subject.clone();
+            let (client, echo, events) = (&self.client, &mut self.echo, &self.events);
             let round_trip = async {
                 client
-                    .publish(echo_subject, Default::default())
+                    .publish(echo_subject.clone(), Default::default())
                     .await
                     .map_err(|e| connection_error(format!("flush: {e}")))?;
                 client
                     .flush()
                     .await
                     .map_err(|e| connection_error(format!("flush: {e}")))?;
-                match echo.next().await {
-                    Some(_) => Ok(()),
-                    None => Err(connection_error("flush: the connection closed")),
+                // Either our echo comes back, or (for a user who may not publish to inboxes)
+                // the server refuses it. Both come after the server processed every earlier
+                // publish, and its errors reach the event callback in order.
+                let refused = async {
+                    loop {
+                        if take_server_error(events, |e| e.contains(&echo_subject)) {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                };
+                tokio::select! {
+                    received = echo.next() => received.map(|_| ()).ok_or_else(|| connection_error("flush: the connection closed")),
+                    () = refused => Ok(()),
                 }
             };
             match tokio::time::timeout(timeout, round_trip).await {
@@ -298,8 +331,8 @@ impl NatsConnection {
                 }
                 Ok(result) => result?,
             }
-            // The event callback runs on its own task; let it catch up with what the
-            // connection read before our echo.
+            // The echo and the event callback travel separately; let the callback catch up
+            // with errors the connection read before the echo.
             for _ in 0..8 {
                 tokio::task::yield_now().await;
             }
@@ -319,6 +352,18 @@ impl NatsConnection {
             ));
         }
         Ok(())
+    }
+}
+
+/// Remove the first server error that `matches`; true if there was one.
+fn take_server_error(events: &Mutex<Events>, matches: impl Fn(&str) -> bool) -> bool {
+    let mut events = events.lock().unwrap_or_else(|p| p.into_inner());
+    match events.server_errors.iter().position(|e| matches(e)) {
+        Some(i) => {
+            events.server_errors.remove(i);
+            true
+        }
+        None => false,
     }
 }
 

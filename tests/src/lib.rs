@@ -16,27 +16,45 @@ pub fn target_dir() -> PathBuf {
 
 /// The component `just build` produces; its absence is a failure, not a skip.
 pub fn component_path() -> PathBuf {
-    let path = std::env::var_os("NATS_SINK_COMPONENT").map(PathBuf::from).unwrap_or_else(|| target_dir().join("nats-sink.wasm"));
-    assert!(path.exists(), "{} is missing: run `just build` (or `just test`) first", path.display());
+    let path = std::env::var_os("NATS_SINK_COMPONENT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("nats-sink.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `just build` (or `just test`) first",
+        path.display()
+    );
     path
 }
 
 /// The `nats-sink` CLI built next to this test binary (`target/debug/nats-sink`).
 pub fn cli_path() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     let path = profile_dir.join("nats-sink");
-    assert!(path.exists(), "{} is missing: run `just test`, which builds it", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `just test`, which builds it",
+        path.display()
+    );
     path
 }
 
 /// A repository file, such as `examples/all_types.jsonl`.
 pub fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// A `nats-server` process; killed and its files removed on drop.
@@ -99,7 +117,8 @@ impl NatsServer {
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 // The port answers before JetStream is up; the log says when it is.
-                let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
                 if log.contains("Server is ready") {
                     return true;
                 }
@@ -134,13 +153,21 @@ impl Drop for NatsServer {
 
 /// Sink options from pairs.
 pub fn options(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Plain options for a subject on `server`.
 pub fn plain_options(server: &NatsServer, subject: &str) -> Vec<(String, String)> {
     let url = server.url();
-    options(&[("connector", "nats"), ("server_url", &url), ("subject", subject), ("connect_mode", "plain")])
+    options(&[
+        ("connector", "nats"),
+        ("server_url", &url),
+        ("subject", subject),
+        ("connect_mode", "plain"),
+    ])
 }
 
 /// Run the CLI with `args`, feeding `stdin`, bounded by `limit`.
@@ -175,19 +202,30 @@ pub fn run_cli(args: &[&str], stdin: &str, limit: Duration) -> Output {
 
 /// `--with` arguments for the CLI.
 pub fn with_args(options: &[(String, String)]) -> Vec<String> {
-    options.iter().flat_map(|(k, v)| ["--with".to_string(), format!("{k}={v}")]).collect()
+    options
+        .iter()
+        .flat_map(|(k, v)| ["--with".to_string(), format!("{k}={v}")])
+        .collect()
 }
 
 /// Write a schema file for the CLI.
 pub fn schema_file(dir: &Path, columns: &[(&str, &str)]) -> PathBuf {
-    let columns: Vec<_> = columns.iter().map(|(n, t)| serde_json::json!({"name": n, "type": t})).collect();
+    let columns: Vec<_> = columns
+        .iter()
+        .map(|(n, t)| serde_json::json!({"name": n, "type": t}))
+        .collect();
     let path = dir.join("schema.json");
-    std::fs::write(&path, serde_json::json!({ "columns": columns }).to_string()).expect("write schema");
+    std::fs::write(&path, serde_json::json!({ "columns": columns }).to_string())
+        .expect("write schema");
     path
 }
 
 /// Collect up to `count` messages from a subscription, waiting at most `limit` in all.
-pub async fn collect(subscriber: &mut async_nats::Subscriber, count: usize, limit: Duration) -> Vec<async_nats::Message> {
+pub async fn collect(
+    subscriber: &mut async_nats::Subscriber,
+    count: usize,
+    limit: Duration,
+) -> Vec<async_nats::Message> {
     use futures::StreamExt as _;
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + limit;
@@ -213,9 +251,17 @@ fn b64url(bytes: &[u8]) -> String {
 }
 
 /// A JWT with `claims`, issued by `issuer` for `subject`.
-pub fn sign_jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+pub fn sign_jwt(
+    issuer: &nkeys::KeyPair,
+    subject: &str,
+    name: &str,
+    nats: serde_json::Value,
+) -> String {
     let header = serde_json::json!({"typ": "JWT", "alg": "ed25519-nkey"});
-    let iat = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let iat = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let claims = serde_json::json!({
         "jti": format!("{}{}", name.to_uppercase(), iat),
         "iat": iat,
@@ -224,7 +270,11 @@ pub fn sign_jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_
         "sub": subject,
         "nats": nats,
     });
-    let signing_input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
     let signature = issuer.sign(signing_input.as_bytes()).expect("sign JWT");
     format!("{signing_input}.{}", b64url(&signature))
 }
@@ -233,7 +283,12 @@ impl Operator {
     pub fn new() -> Operator {
         let operator = nkeys::KeyPair::new_operator();
         let account = nkeys::KeyPair::new_account();
-        let operator_jwt = sign_jwt(&operator, &operator.public_key(), "test-operator", serde_json::json!({"type": "operator", "version": 2}));
+        let operator_jwt = sign_jwt(
+            &operator,
+            &operator.public_key(),
+            "test-operator",
+            serde_json::json!({"type": "operator", "version": 2}),
+        );
         let account_jwt = sign_jwt(
             &operator,
             &account.public_key(),
@@ -243,7 +298,12 @@ impl Operator {
                 "wildcards": true, "conn": -1, "leaf": -1
             }}),
         );
-        Operator { operator, account, operator_jwt, account_jwt }
+        Operator {
+            operator,
+            account,
+            operator_jwt,
+            account_jwt,
+        }
     }
 
     /// Server config text for operator mode with the account preloaded.

@@ -13,10 +13,20 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// Run the CLI's `run` with a schema and JSON Lines on stdin.
-async fn sink_lines(options: &[(String, String)], columns: &[(&str, &str)], lines: &str) -> std::process::Output {
+async fn sink_lines(
+    options: &[(String, String)],
+    columns: &[(&str, &str)],
+    lines: &str,
+) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let schema = schema_file(dir.path(), columns);
-    let mut args = vec!["run".to_string(), "--schema".into(), schema.display().to_string(), "--batch-size".into(), "3".into()];
+    let mut args = vec![
+        "run".to_string(),
+        "--schema".into(),
+        schema.display().to_string(),
+        "--batch-size".into(),
+        "3".into(),
+    ];
     args.extend(with_args(options));
     let lines = lines.to_string();
     tokio::task::spawn_blocking(move || {
@@ -34,15 +44,29 @@ async fn core_publish_delivers_every_row_in_order() {
     let mut sub = client.subscribe("orders.created").await.unwrap();
     client.flush().await.unwrap();
 
-    let lines: String = (0..500).map(|i| format!("{{\"id\":{i},\"note\":\"n{i}\"}}\n")).collect();
-    let out = sink_lines(&plain_options(&server, "orders.created"), &[("id", "integer"), ("note", "varchar")], &lines).await;
+    let lines: String = (0..500)
+        .map(|i| format!("{{\"id\":{i},\"note\":\"n{i}\"}}\n"))
+        .collect();
+    let out = sink_lines(
+        &plain_options(&server, "orders.created"),
+        &[("id", "integer"), ("note", "varchar")],
+        &lines,
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("500 rows, 500 messages"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("500 rows, 500 messages"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let got = collect(&mut sub, 501, WAIT).await;
     assert_eq!(got.len(), 500);
     for (i, m) in got.iter().enumerate() {
-        assert_eq!(text(&m.payload), format!("{{\"id\":{i},\"note\":\"n{i}\"}}"));
+        assert_eq!(
+            text(&m.payload),
+            format!("{{\"id\":{i},\"note\":\"n{i}\"}}")
+        );
     }
 }
 
@@ -59,7 +83,12 @@ async fn jetstream_stream_gets_every_row_acked() {
     .unwrap();
 
     let lines: String = (0..1000).map(|i| format!("{{\"id\":{i}}}\n")).collect();
-    let out = sink_lines(&plain_options(&server, "rows.in"), &[("id", "bigint")], &lines).await;
+    let out = sink_lines(
+        &plain_options(&server, "rows.in"),
+        &[("id", "bigint")],
+        &lines,
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
     let mut stream = js.get_stream("ROWS").await.unwrap();
@@ -85,10 +114,25 @@ async fn subject_without_stream_uses_core_path_on_jetstream_server() {
     let mut sub = client.subscribe("plain.rows").await.unwrap();
     client.flush().await.unwrap();
 
-    let out = sink_lines(&plain_options(&server, "plain.rows"), &[("id", "integer")], "{\"id\":1}\n{\"id\":2}\n").await;
+    let out = sink_lines(
+        &plain_options(&server, "plain.rows"),
+        &[("id", "integer")],
+        "{\"id\":1}\n{\"id\":2}\n",
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(collect(&mut sub, 2, WAIT).await.len(), 2);
-    assert_eq!(js.get_stream("OTHER").await.unwrap().info().await.unwrap().state.messages, 0);
+    assert_eq!(
+        js.get_stream("OTHER")
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .state
+            .messages,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -105,10 +149,18 @@ async fn jetstream_rejection_fails_the_flush_with_the_reason() {
     .await
     .unwrap();
     let big = "x".repeat(200);
-    let out = sink_lines(&plain_options(&server, "small"), &[("v", "varchar")], &format!("{{\"v\":\"{big}\"}}\n")).await;
+    let out = sink_lines(
+        &plain_options(&server, "small"),
+        &[("v", "varchar")],
+        &format!("{{\"v\":\"{big}\"}}\n"),
+    )
+    .await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("JetStream refused a message on `small`"), "{stderr}");
+    assert!(
+        stderr.contains("JetStream refused a message on `small`"),
+        "{stderr}"
+    );
     assert!(stderr.contains("message size exceeds maximum"), "{stderr}");
 }
 
@@ -122,7 +174,11 @@ async fn row_over_max_payload_is_a_clear_error_and_earlier_rows_arrive() {
     let lines = format!("{{\"v\":\"a\"}}\n{{\"v\":\"b\"}}\n{{\"v\":\"c\"}}\n{{\"v\":\"{big}\"}}\n");
     let out = sink_lines(&plain_options(&server, "big"), &[("v", "varchar")], &lines).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("max payload"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("max payload"),
+        "{}",
+        text(&out.stderr)
+    );
     // The first batch of three was written and flushed by an earlier... no: it was published,
     // and the server got it before the oversized row was refused client-side.
     let got = collect(&mut sub, 3, WAIT).await;
@@ -136,10 +192,25 @@ async fn every_type_is_encoded_as_risingwave_does() {
     let mut sub = client.subscribe("types").await.unwrap();
     client.flush().await.unwrap();
     let columns = [
-        ("b", "boolean"), ("si", "smallint"), ("i", "integer"), ("bi", "bigint"), ("r", "real"),
-        ("d", "double precision"), ("n", "numeric"), ("v", "varchar"), ("dt", "date"), ("t", "time"),
-        ("ts", "timestamp"), ("tz", "timestamptz"), ("iv", "interval"), ("by", "bytea"), ("j", "jsonb"),
-        ("se", "serial"), ("u", "uuid"), ("l", "integer[][]"), ("st", "struct<a integer, b struct<c date>>"),
+        ("b", "boolean"),
+        ("si", "smallint"),
+        ("i", "integer"),
+        ("bi", "bigint"),
+        ("r", "real"),
+        ("d", "double precision"),
+        ("n", "numeric"),
+        ("v", "varchar"),
+        ("dt", "date"),
+        ("t", "time"),
+        ("ts", "timestamp"),
+        ("tz", "timestamptz"),
+        ("iv", "interval"),
+        ("by", "bytea"),
+        ("j", "jsonb"),
+        ("se", "serial"),
+        ("u", "uuid"),
+        ("l", "integer[][]"),
+        ("st", "struct<a integer, b struct<c date>>"),
     ];
     let lines = concat!(
         r#"{"b":true,"si":-32768,"i":2147483647,"bi":-9223372036854775808,"r":1.1,"d":0.1,"n":"-12.340","#,
@@ -155,7 +226,11 @@ async fn every_type_is_encoded_as_risingwave_does() {
     );
     let out = sink_lines(&plain_options(&server, "types"), &columns, lines).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let got: Vec<String> = collect(&mut sub, 3, WAIT).await.iter().map(|m| text(&m.payload)).collect();
+    let got: Vec<String> = collect(&mut sub, 3, WAIT)
+        .await
+        .iter()
+        .map(|m| text(&m.payload))
+        .collect();
     assert_eq!(got.len(), 3);
     assert_eq!(
         got[0],
@@ -177,7 +252,11 @@ async fn every_type_is_encoded_as_risingwave_does() {
     assert!(got[2].contains(r#""n":"1000""#), "{}", got[2]);
     assert!(got[2].contains(r#""iv":"P-1Y-2M-3DT1H0M0S""#), "{}", got[2]);
     assert!(got[2].contains(r#""d":1e+300"#), "{}", got[2]);
-    assert!(got[2].contains(r#""tz":"1969-12-31 23:59:59.999999""#), "{}", got[2]);
+    assert!(
+        got[2].contains(r#""tz":"1969-12-31 23:59:59.999999""#),
+        "{}",
+        got[2]
+    );
 }
 
 /// Rows before a bad line are delivered and flushed; nothing after it is sent; exit code 2.
@@ -187,24 +266,51 @@ async fn assert_stops_at_bad_line(bad_line: &str, expected_error: &str) {
     let mut sub = client.subscribe("rows").await.unwrap();
     client.flush().await.unwrap();
     // Batches of 3: rows 1-3 are one write, 4 shares a batch with the bad line 5.
-    let lines = format!("{{\"id\":1}}\n{{\"id\":2}}\n{{\"id\":3}}\n{{\"id\":4}}\n{bad_line}\n{{\"id\":6}}\n");
-    let out = sink_lines(&plain_options(&server, "rows"), &[("id", "integer"), ("tag", "varchar")], &lines).await;
+    let lines = format!(
+        "{{\"id\":1}}\n{{\"id\":2}}\n{{\"id\":3}}\n{{\"id\":4}}\n{bad_line}\n{{\"id\":6}}\n"
+    );
+    let out = sink_lines(
+        &plain_options(&server, "rows"),
+        &[("id", "integer"), ("tag", "varchar")],
+        &lines,
+    )
+    .await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(expected_error), "expected {expected_error:?} in {stderr}");
+    assert!(
+        stderr.contains(expected_error),
+        "expected {expected_error:?} in {stderr}"
+    );
     assert!(stderr.contains("4 rows, 4 messages"), "{stderr}");
-    let got: Vec<String> = collect(&mut sub, 5, Duration::from_secs(2)).await.iter().map(|m| text(&m.payload)).collect();
-    assert_eq!(got, (1..=4).map(|i| format!("{{\"id\":{i},\"tag\":null}}")).collect::<Vec<_>>());
+    let got: Vec<String> = collect(&mut sub, 5, Duration::from_secs(2))
+        .await
+        .iter()
+        .map(|m| text(&m.payload))
+        .collect();
+    assert_eq!(
+        got,
+        (1..=4)
+            .map(|i| format!("{{\"id\":{i},\"tag\":null}}"))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_type_stops_at_its_line() {
-    assert_stops_at_bad_line(r#"{"id":"five"}"#, "line 5, column `id`: expected a 32-bit integer, got a string \"five\"").await;
+    assert_stops_at_bad_line(
+        r#"{"id":"five"}"#,
+        "line 5, column `id`: expected a 32-bit integer, got a string \"five\"",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_column_stops_at_its_line() {
-    assert_stops_at_bad_line(r#"{"id":5,"tga":"x"}"#, "line 5: unknown column `tga`; did you mean `tag`?").await;
+    assert_stops_at_bad_line(
+        r#"{"id":5,"tga":"x"}"#,
+        "line 5: unknown column `tga`; did you mean `tag`?",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -217,22 +323,35 @@ async fn user_and_password() {
     let server = NatsServer::with_config("authorization { user: sinker, password: \"s3cret-pw\" }");
     let url = server.url();
     let good = options(&[
-        ("server_url", &url), ("subject", "auth.rows"), ("connect_mode", "user_and_password"),
-        ("username", "sinker"), ("password", "s3cret-pw"),
+        ("server_url", &url),
+        ("subject", "auth.rows"),
+        ("connect_mode", "user_and_password"),
+        ("username", "sinker"),
+        ("password", "s3cret-pw"),
     ]);
     let out = sink_lines(&good, &[("id", "integer")], "{\"id\":1}\n").await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
     let bad = options(&[
-        ("server_url", &url), ("subject", "auth.rows"), ("connect_mode", "user_and_password"),
-        ("username", "sinker"), ("password", "wrong-pw-value"), ("connect_timeout_ms", "3000"),
+        ("server_url", &url),
+        ("subject", "auth.rows"),
+        ("connect_mode", "user_and_password"),
+        ("username", "sinker"),
+        ("password", "wrong-pw-value"),
+        ("connect_timeout_ms", "3000"),
     ]);
     let started = std::time::Instant::now();
     let out = sink_lines(&bad, &[("id", "integer")], "{\"id\":1}\n").await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("connection:") && stderr.to_lowercase().contains("authorization"), "{stderr}");
-    assert!(!stderr.contains("wrong-pw-value"), "the password leaked: {stderr}");
+    assert!(
+        stderr.contains("connection:") && stderr.to_lowercase().contains("authorization"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong-pw-value"),
+        "the password leaked: {stderr}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -255,7 +374,13 @@ async fn credential_mode_signs_the_nonce() {
     let mut sub = client.subscribe("cred.rows").await.unwrap();
     client.flush().await.unwrap();
 
-    let opts = options(&[("server_url", &url), ("subject", "cred.rows"), ("connect_mode", "credential"), ("jwt", &jwt), ("nkey", &seed)]);
+    let opts = options(&[
+        ("server_url", &url),
+        ("subject", "cred.rows"),
+        ("connect_mode", "credential"),
+        ("jwt", &jwt),
+        ("nkey", &seed),
+    ]);
     let out = sink_lines(&opts, &[("id", "integer")], "{\"id\":7}\n").await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let got = collect(&mut sub, 1, WAIT).await;
@@ -263,11 +388,20 @@ async fn credential_mode_signs_the_nonce() {
 
     // A seed that does not match the JWT is refused by the server, and neither leaks.
     let (_, other_seed) = operator.user(None);
-    let opts = options(&[("server_url", &url), ("subject", "cred.rows"), ("connect_mode", "credential"), ("jwt", &jwt), ("nkey", &other_seed)]);
+    let opts = options(&[
+        ("server_url", &url),
+        ("subject", "cred.rows"),
+        ("connect_mode", "credential"),
+        ("jwt", &jwt),
+        ("nkey", &other_seed),
+    ]);
     let out = sink_lines(&opts, &[("id", "integer")], "{\"id\":7}\n").await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(!stderr.contains(&other_seed) && !stderr.contains(&jwt), "a secret leaked: {stderr}");
+    assert!(
+        !stderr.contains(&other_seed) && !stderr.contains(&jwt),
+        "a secret leaked: {stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -276,45 +410,160 @@ async fn missing_publish_permission_fails_the_flush() {
     let server = NatsServer::with_config(&operator.server_config());
     let url = server.url();
     let (jwt, seed) = operator.user(Some(&["allowed.>"]));
-    let opts = options(&[("server_url", &url), ("subject", "denied.rows"), ("connect_mode", "credential"), ("jwt", &jwt), ("nkey", &seed)]);
+    let opts = options(&[
+        ("server_url", &url),
+        ("subject", "denied.rows"),
+        ("connect_mode", "credential"),
+        ("jwt", &jwt),
+        ("nkey", &seed),
+    ]);
     let out = sink_lines(&opts, &[("id", "integer")], "{\"id\":1}\n").await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("Permissions Violation for Publish to \"denied.rows\""), "{stderr}");
+    assert!(
+        stderr.contains("Permissions Violation for Publish to \"denied.rows\""),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_server_fails_within_the_connect_timeout() {
     let port = free_port();
     let url = format!("127.0.0.1:{port}");
-    let opts = options(&[("server_url", &url), ("subject", "x"), ("connect_mode", "plain"), ("connect_timeout_ms", "2000")]);
+    let opts = options(&[
+        ("server_url", &url),
+        ("subject", "x"),
+        ("connect_mode", "plain"),
+        ("connect_timeout_ms", "2000"),
+    ]);
     let started = std::time::Instant::now();
     let out = sink_lines(&opts, &[("id", "integer")], "{\"id\":1}\n").await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains(&format!("could not connect to {url}")), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("could not connect to {url}")),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(started.elapsed() < Duration::from_secs(15));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn option_errors_exit_2_and_name_the_option() {
     let cases: &[(&[(&str, &str)], &str)] = &[
-        (&[("subject", "s"), ("connect_mode", "plain")], "option `server_url`: required option is missing"),
-        (&[("server_url", "h:1"), ("connect_mode", "plain")], "option `subject`: required option is missing"),
-        (&[("server_url", "h:1"), ("subject", "s")], "option `connect_mode`: required option is missing"),
-        (&[("server_url", "h"), ("subject", "s"), ("connect_mode", "plain")], "option `server_url`: entry 1 (`h`) needs a port"),
-        (&[("server_url", "h:1"), ("subject", "a.*"), ("connect_mode", "plain")], "option `subject`: `a.*` contains a wildcard"),
-        (&[("server_url", "h:1"), ("subject", "a b"), ("connect_mode", "plain")], "option `subject`: must not contain whitespace"),
-        (&[("server_url", "h:1"), ("subject", "a..b"), ("connect_mode", "plain")], "option `subject`: `a..b` has an empty token"),
-        (&[("server_url", "h:1"), ("subject", "s"), ("connect_mode", "oauth")], "option `connect_mode`: unknown mode `oauth`"),
-        (&[("server_url", "h:1"), ("subject", "s"), ("connect_mode", "user_and_password"), ("username", "u")], "option `password`: required when connect_mode is `user_and_password`"),
-        (&[("server_url", "h:1"), ("subject", "s"), ("connect_mode", "credential"), ("nkey", "SUAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")], "option `jwt`: required when connect_mode is `credential`"),
-        (&[("server_url", "h:1"), ("subject", "s"), ("connect_mode", "plain"), ("type", "upsert")], "NATS sink only supports append-only mode"),
-        (&[("server_url", "h:1"), ("subject", "s"), ("connect_mode", "plain"), ("connector", "kafka")], "option `connector`: must be `nats`"),
-        (&[("server_url", "h:1"), ("subject", "s"), ("connect_mode", "plain"), ("subjects", "x")], "option `subjects`: unknown option; did you mean `subject`?"),
-        (&[("server_url", "h:1"), ("subject", "s"), ("connect_mode", "plain"), ("flush_timeout_ms", "-1")], "option `flush_timeout_ms`: must be a whole number"),
+        (
+            &[("subject", "s"), ("connect_mode", "plain")],
+            "option `server_url`: required option is missing",
+        ),
+        (
+            &[("server_url", "h:1"), ("connect_mode", "plain")],
+            "option `subject`: required option is missing",
+        ),
+        (
+            &[("server_url", "h:1"), ("subject", "s")],
+            "option `connect_mode`: required option is missing",
+        ),
+        (
+            &[
+                ("server_url", "h"),
+                ("subject", "s"),
+                ("connect_mode", "plain"),
+            ],
+            "option `server_url`: entry 1 (`h`) needs a port",
+        ),
+        (
+            &[
+                ("server_url", "h:1"),
+                ("subject", "a.*"),
+                ("connect_mode", "plain"),
+            ],
+            "option `subject`: `a.*` contains a wildcard",
+        ),
+        (
+            &[
+                ("server_url", "h:1"),
+                ("subject", "a b"),
+                ("connect_mode", "plain"),
+            ],
+            "option `subject`: must not contain whitespace",
+        ),
+        (
+            &[
+                ("server_url", "h:1"),
+                ("subject", "a..b"),
+                ("connect_mode", "plain"),
+            ],
+            "option `subject`: `a..b` has an empty token",
+        ),
+        (
+            &[
+                ("server_url", "h:1"),
+                ("subject", "s"),
+                ("connect_mode", "oauth"),
+            ],
+            "option `connect_mode`: unknown mode `oauth`",
+        ),
+        (
+            &[
+                ("server_url", "h:1"),
+                ("subject", "s"),
+                ("connect_mode", "user_and_password"),
+                ("username", "u"),
+            ],
+            "option `password`: required when connect_mode is `user_and_password`",
+        ),
+        (
+            &[
+                ("server_url", "h:1"),
+                ("subject", "s"),
+                ("connect_mode", "credential"),
+                (
+                    "nkey",
+                    "SUAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                ),
+            ],
+            "option `jwt`: required when connect_mode is `credential`",
+        ),
+        (
+            &[
+                ("server_url", "h:1"),
+                ("subject", "s"),
+                ("connect_mode", "plain"),
+                ("type", "upsert"),
+            ],
+            "NATS sink only supports append-only mode",
+        ),
+        (
+            &[
+                ("server_url", "h:1"),
+                ("subject", "s"),
+                ("connect_mode", "plain"),
+                ("connector", "kafka"),
+            ],
+            "option `connector`: must be `nats`",
+        ),
+        (
+            &[
+                ("server_url", "h:1"),
+                ("subject", "s"),
+                ("connect_mode", "plain"),
+                ("subjects", "x"),
+            ],
+            "option `subjects`: unknown option; did you mean `subject`?",
+        ),
+        (
+            &[
+                ("server_url", "h:1"),
+                ("subject", "s"),
+                ("connect_mode", "plain"),
+                ("flush_timeout_ms", "-1"),
+            ],
+            "option `flush_timeout_ms`: must be a whole number",
+        ),
     ];
     for (pairs, expected) in cases {
-        let args: Vec<String> = std::iter::once("validate".to_string()).chain(with_args(&options(pairs))).collect();
+        let args: Vec<String> = std::iter::once("validate".to_string())
+            .chain(with_args(&options(pairs)))
+            .collect();
         let out = tokio::task::spawn_blocking(move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             run_cli(&args, "", CLI_LIMIT)
@@ -322,11 +571,19 @@ async fn option_errors_exit_2_and_name_the_option() {
         .await
         .unwrap();
         assert_eq!(out.status.code(), Some(2), "{pairs:?}");
-        assert!(text(&out.stdout).contains(expected), "{pairs:?}: expected {expected:?} in {}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains(expected),
+            "{pairs:?}: expected {expected:?} in {}",
+            text(&out.stdout)
+        );
         // `run` refuses the same options with the same message, before connecting.
         let out = sink_lines(&options(pairs), &[("id", "integer")], "{\"id\":1}\n").await;
         assert_eq!(out.status.code(), Some(2), "{pairs:?}");
-        assert!(text(&out.stderr).contains(expected), "{pairs:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{pairs:?}: {}",
+            text(&out.stderr)
+        );
     }
 }
 
@@ -334,23 +591,51 @@ async fn option_errors_exit_2_and_name_the_option() {
 async fn schema_errors_exit_2_and_name_the_column() {
     let server = NatsServer::start();
     for (columns, expected) in [
-        (&[("id", "intger")][..], "column `id`: unknown type `intger`; did you mean `integer`?"),
-        (&[("id", "integer"), ("id", "bigint")][..], "column `id` appears more than once"),
-        (&[("s", "struct<a integer")][..], "column `s`: expected `,` or `>`"),
+        (
+            &[("id", "intger")][..],
+            "column `id`: unknown type `intger`; did you mean `integer`?",
+        ),
+        (
+            &[("id", "integer"), ("id", "bigint")][..],
+            "column `id` appears more than once",
+        ),
+        (
+            &[("s", "struct<a integer")][..],
+            "column `s`: expected `,` or `>`",
+        ),
     ] {
         let out = sink_lines(&plain_options(&server, "s"), columns, "").await;
         assert_eq!(out.status.code(), Some(2), "{columns:?}");
-        assert!(text(&out.stderr).contains(expected), "{columns:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{columns:?}: {}",
+            text(&out.stderr)
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn describe_lists_every_option() {
-    let out = tokio::task::spawn_blocking(|| run_cli(&["describe"], "", CLI_LIMIT)).await.unwrap();
+    let out = tokio::task::spawn_blocking(|| run_cli(&["describe"], "", CLI_LIMIT))
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let stdout = text(&out.stdout);
-    for name in ["connector", "server_url", "subject", "connect_mode", "username", "password", "jwt", "nkey", "type"] {
-        assert!(stdout.lines().any(|l| l.starts_with(name)), "{name} missing from:\n{stdout}");
+    for name in [
+        "connector",
+        "server_url",
+        "subject",
+        "connect_mode",
+        "username",
+        "password",
+        "jwt",
+        "nkey",
+        "type",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(name)),
+            "{name} missing from:\n{stdout}"
+        );
     }
     assert!(stdout.contains("server_url          required"), "{stdout}");
 }
@@ -359,13 +644,25 @@ async fn describe_lists_every_option() {
 async fn example_dataset_is_sunk_completely() {
     let server = NatsServer::start_jetstream();
     let js = async_nats::jetstream::new(server.client().await);
-    js.create_stream(async_nats::jetstream::stream::Config { name: "EX".into(), subjects: vec!["example".into()], ..Default::default() })
-        .await
-        .unwrap();
-    let schema = repo_file("examples/all_types.schema.json").display().to_string();
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "EX".into(),
+        subjects: vec!["example".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let schema = repo_file("examples/all_types.schema.json")
+        .display()
+        .to_string();
     let input = repo_file("examples/all_types.jsonl").display().to_string();
     let expected_rows = std::fs::read_to_string(&input).unwrap().lines().count() as u64;
-    let mut args = vec!["run".to_string(), "--schema".into(), schema, "--input".into(), input];
+    let mut args = vec![
+        "run".to_string(),
+        "--schema".into(),
+        schema,
+        "--input".into(),
+        input,
+    ];
     args.extend(with_args(&plain_options(&server, "example")));
     let out = tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -374,7 +671,17 @@ async fn example_dataset_is_sunk_completely() {
     .await
     .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(js.get_stream("EX").await.unwrap().info().await.unwrap().state.messages, expected_rows);
+    assert_eq!(
+        js.get_stream("EX")
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .state
+            .messages,
+        expected_rows
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -386,12 +693,24 @@ async fn library_api_open_write_flush_close() {
 
     let runtime = SinkRuntime::load(component_path()).unwrap();
     let schema = vec![
-        Column { name: "id".into(), data_type: "integer".into() },
-        Column { name: "tags".into(), data_type: "varchar[]".into() },
+        Column {
+            name: "id".into(),
+            data_type: "integer".into(),
+        },
+        Column {
+            name: "tags".into(),
+            data_type: "varchar[]".into(),
+        },
     ];
-    let mut sink = runtime.open(&plain_options(&server, "lib.rows"), &schema).await.unwrap();
+    let mut sink = runtime
+        .open(&plain_options(&server, "lib.rows"), &schema)
+        .await
+        .unwrap();
     let rows = vec![
-        flatten_row(vec![Datum::Integer(1), Datum::List(vec![Datum::Varchar("a".into())])]),
+        flatten_row(vec![
+            Datum::Integer(1),
+            Datum::List(vec![Datum::Varchar("a".into())]),
+        ]),
         flatten_row(vec![Datum::Integer(2), Datum::Null]),
     ];
     sink.write(&rows).await.unwrap();
@@ -400,22 +719,48 @@ async fn library_api_open_write_flush_close() {
 
     // A bad row: the one before it is published, the error names row and column.
     let err = sink
-        .write(&[flatten_row(vec![Datum::Integer(3), Datum::Null]), flatten_row(vec![Datum::Varchar("x".into()), Datum::Null])])
+        .write(&[
+            flatten_row(vec![Datum::Integer(3), Datum::Null]),
+            flatten_row(vec![Datum::Varchar("x".into()), Datum::Null]),
+        ])
         .await
         .unwrap_err();
-    assert_eq!(err.to_string(), "row 1: column `id`: expected integer, got varchar");
-    assert!(matches!(err, HostError::Sink(SinkError::InvalidRow(ref p)) if p.row == 1 && p.column == "id"));
+    assert_eq!(
+        err.to_string(),
+        "row 1: column `id`: expected integer, got varchar"
+    );
+    assert!(
+        matches!(err, HostError::Sink(SinkError::InvalidRow(ref p)) if p.row == 1 && p.column == "id")
+    );
     sink.flush().await.unwrap();
     sink.close().await.unwrap();
 
-    let got: Vec<String> = collect(&mut sub, 3, WAIT).await.iter().map(|m| text(&m.payload)).collect();
-    assert_eq!(got, vec![r#"{"id":1,"tags":["a"]}"#, r#"{"id":2,"tags":null}"#, r#"{"id":3,"tags":null}"#]);
+    let got: Vec<String> = collect(&mut sub, 3, WAIT)
+        .await
+        .iter()
+        .map(|m| text(&m.payload))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            r#"{"id":1,"tags":["a"]}"#,
+            r#"{"id":2,"tags":null}"#,
+            r#"{"id":3,"tags":null}"#
+        ]
+    );
 
     // Two sinks side by side, each with its own store.
-    let mut a = runtime.open(&plain_options(&server, "lib.a"), &schema).await.unwrap();
-    let b = runtime.open(&plain_options(&server, "lib.b"), &schema[..1]).await;
+    let mut a = runtime
+        .open(&plain_options(&server, "lib.a"), &schema)
+        .await
+        .unwrap();
+    let b = runtime
+        .open(&plain_options(&server, "lib.b"), &schema[..1])
+        .await;
     assert!(b.is_ok());
-    a.write(&[flatten_row(vec![Datum::Integer(1), Datum::Null])]).await.unwrap();
+    a.write(&[flatten_row(vec![Datum::Integer(1), Datum::Null])])
+        .await
+        .unwrap();
     a.flush().await.unwrap();
 }
 
@@ -423,7 +768,10 @@ async fn library_api_open_write_flush_close() {
 async fn server_gone_after_open_fails_the_flush() {
     let server = NatsServer::start();
     let runtime = SinkRuntime::load(component_path()).unwrap();
-    let schema = vec![Column { name: "id".into(), data_type: "integer".into() }];
+    let schema = vec![Column {
+        name: "id".into(),
+        data_type: "integer".into(),
+    }];
     let mut opts = plain_options(&server, "gone");
     opts.push(("flush_timeout_ms".into(), "1500".into()));
     let mut sink = runtime.open(&opts, &schema).await.unwrap();
@@ -431,8 +779,16 @@ async fn server_gone_after_open_fails_the_flush() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = std::time::Instant::now();
     let wrote = sink.write(&[flatten_row(vec![Datum::Integer(1)])]).await;
-    let flushed = if wrote.is_ok() { sink.flush().await } else { wrote };
+    let flushed = if wrote.is_ok() {
+        sink.flush().await
+    } else {
+        wrote
+    };
     let err = flushed.expect_err("nothing can be confirmed without a server");
     assert!(!err.is_input_error(), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
 }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
+pub mod memory;
+
 /// The workspace's `target/` directory.
 pub fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")

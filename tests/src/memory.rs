@@ -1,0 +1,205 @@
+//! A second host for the same component: wasmtime with an in-memory transport that records
+//! every call and fails on demand. It drives the guest in isolation, with no NATS at all, and
+//! shows the WIT world is a contract any host can implement.
+
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceTable};
+use wasmtime::{Engine, Store};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "nats-sink-component",
+    imports: { default: async | trappable },
+    exports: { default: async },
+    with: { "nats-sink:sink/transport.connection": MemoryConnection },
+});
+
+pub use self::nats_sink::sink::transport::{Auth, ConnectConfig, Message, TransportError};
+pub use exports::nats_sink::sink::sink::{ChildRange, Column, Row, SinkError, Value};
+
+/// One recorded transport call.
+#[derive(Debug, Clone)]
+pub enum Call {
+    Open(ConnectConfig),
+    Publish(Vec<Message>),
+    Flush,
+    Drop,
+}
+
+/// What the next calls should fail with.
+#[derive(Default)]
+pub struct Faults {
+    pub open: Option<TransportError>,
+    pub publish: Option<TransportError>,
+    pub flush: Option<TransportError>,
+}
+
+#[derive(Default, Clone)]
+pub struct Recorder {
+    pub calls: Arc<Mutex<Vec<Call>>>,
+    pub faults: Arc<Mutex<Faults>>,
+}
+
+impl Recorder {
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    pub fn published(&self) -> Vec<Message> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| {
+                if let Call::Publish(m) = c {
+                    Some(m)
+                } else {
+                    None
+                }
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn record(&self, call: Call) {
+        self.calls.lock().unwrap().push(call);
+    }
+}
+
+pub struct MemoryConnection;
+
+pub struct MemoryState {
+    table: ResourceTable,
+    recorder: Recorder,
+}
+
+impl self::nats_sink::sink::transport::Host for MemoryState {}
+
+impl self::nats_sink::sink::transport::HostConnection for MemoryState {
+    async fn open(
+        &mut self,
+        config: ConnectConfig,
+    ) -> wasmtime::Result<Result<Resource<MemoryConnection>, TransportError>> {
+        self.recorder.record(Call::Open(config));
+        if let Some(e) = self.recorder.faults.lock().unwrap().open.take() {
+            return Ok(Err(e));
+        }
+        Ok(Ok(self.table.push(MemoryConnection)?))
+    }
+
+    async fn publish(
+        &mut self,
+        _: Resource<MemoryConnection>,
+        messages: Vec<Message>,
+    ) -> wasmtime::Result<Result<(), TransportError>> {
+        if let Some(e) = self.recorder.faults.lock().unwrap().publish.take() {
+            return Ok(Err(e));
+        }
+        self.recorder.record(Call::Publish(messages));
+        Ok(Ok(()))
+    }
+
+    async fn flush(
+        &mut self,
+        _: Resource<MemoryConnection>,
+    ) -> wasmtime::Result<Result<(), TransportError>> {
+        if let Some(e) = self.recorder.faults.lock().unwrap().flush.take() {
+            return Ok(Err(e));
+        }
+        self.recorder.record(Call::Flush);
+        Ok(Ok(()))
+    }
+
+    async fn drop(&mut self, handle: Resource<MemoryConnection>) -> wasmtime::Result<()> {
+        self.recorder.record(Call::Drop);
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
+
+/// The component loaded once; each `instance` call makes a fresh store with its own recorder.
+pub struct MemoryHost {
+    engine: Engine,
+    component: Component,
+    linker: Linker<MemoryState>,
+}
+
+/// One instance of the component and the recorder of its transport calls.
+pub struct MemoryInstance {
+    pub store: Store<MemoryState>,
+    pub bindings: NatsSinkComponent,
+    pub recorder: Recorder,
+}
+
+impl MemoryHost {
+    pub fn load(path: &std::path::Path) -> wasmtime::Result<MemoryHost> {
+        let engine = Engine::default();
+        let component = Component::from_file(&engine, path)?;
+        let mut linker = Linker::new(&engine);
+        NatsSinkComponent::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        Ok(MemoryHost {
+            engine,
+            component,
+            linker,
+        })
+    }
+
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub async fn instance(&self) -> wasmtime::Result<MemoryInstance> {
+        let recorder = Recorder::default();
+        let mut store = Store::new(
+            &self.engine,
+            MemoryState {
+                table: ResourceTable::new(),
+                recorder: recorder.clone(),
+            },
+        );
+        let bindings =
+            NatsSinkComponent::instantiate_async(&mut store, &self.component, &self.linker).await?;
+        Ok(MemoryInstance {
+            store,
+            bindings,
+            recorder,
+        })
+    }
+}
+
+impl MemoryInstance {
+    pub async fn open(
+        &mut self,
+        options: &[(String, String)],
+        schema: &[Column],
+    ) -> wasmtime::Result<Result<ResourceAny, SinkError>> {
+        self.bindings
+            .nats_sink_sink_sink()
+            .nats_sink()
+            .call_open(&mut self.store, options, schema)
+            .await
+    }
+
+    pub async fn write(
+        &mut self,
+        sink: ResourceAny,
+        rows: &[Row],
+    ) -> wasmtime::Result<Result<(), SinkError>> {
+        self.bindings
+            .nats_sink_sink_sink()
+            .nats_sink()
+            .call_write(&mut self.store, sink, rows)
+            .await
+    }
+
+    pub async fn flush(&mut self, sink: ResourceAny) -> wasmtime::Result<Result<(), SinkError>> {
+        self.bindings
+            .nats_sink_sink_sink()
+            .nats_sink()
+            .call_flush(&mut self.store, sink)
+            .await
+    }
+}

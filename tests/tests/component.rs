@@ -1,0 +1,292 @@
+//! The component itself, driven through wasmtime with an in-memory transport: what crosses the
+//! boundary in each direction, the error variants, and the component's imports.
+
+use nats_sink_tests::memory::*;
+use nats_sink_tests::{component_path, options};
+
+fn schema() -> Vec<Column> {
+    vec![
+        Column {
+            name: "id".into(),
+            data_type: "integer".into(),
+        },
+        Column {
+            name: "tags".into(),
+            data_type: "varchar[]".into(),
+        },
+    ]
+}
+
+fn user_options() -> Vec<(String, String)> {
+    options(&[
+        ("connector", "nats"),
+        ("server_url", "nats://a.example:4222, 127.0.0.1:4223"),
+        ("subject", "orders.new"),
+        ("connect_mode", "user_and_password"),
+        ("username", "u"),
+        ("password", "p"),
+        ("flush_timeout_ms", "1234"),
+    ])
+}
+
+fn row(id: Value, tags: Option<Vec<&str>>) -> Row {
+    let mut values = vec![id];
+    match tags {
+        None => values.push(Value::Null),
+        Some(tags) => {
+            values.push(Value::List(ChildRange {
+                start: 2,
+                len: tags.len() as u32,
+            }));
+            values.extend(tags.into_iter().map(|t| Value::Text(t.into())));
+        }
+    }
+    Row { values }
+}
+
+fn host() -> MemoryHost {
+    MemoryHost::load(&component_path()).expect("load the component")
+}
+
+#[tokio::test]
+async fn open_passes_parsed_options_to_the_transport() {
+    let host = host();
+    let mut instance = host.instance().await.unwrap();
+    instance
+        .open(&user_options(), &schema())
+        .await
+        .unwrap()
+        .unwrap();
+    let calls = instance.recorder.calls();
+    let [Call::Open(config)] = calls.as_slice() else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(config.servers, vec!["a.example:4222", "127.0.0.1:4223"]);
+    assert!(
+        matches!(&config.auth, Auth::UserPassword(up) if up.username == "u" && up.password == "p")
+    );
+    assert_eq!(config.connect_timeout_ms, 5000);
+    assert_eq!(config.flush_timeout_ms, 1234);
+}
+
+#[tokio::test]
+async fn write_sends_one_message_per_row_in_one_publish() {
+    let host = host();
+    let mut instance = host.instance().await.unwrap();
+    let sink = instance
+        .open(&user_options(), &schema())
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = vec![
+        row(Value::Int32(1), Some(vec!["a", "b"])),
+        row(Value::Int32(2), None),
+    ];
+    instance.write(sink, &rows).await.unwrap().unwrap();
+    instance.flush(sink).await.unwrap().unwrap();
+    let calls = instance.recorder.calls();
+    assert!(
+        matches!(calls.as_slice(), [Call::Open(_), Call::Publish(m), Call::Flush] if m.len() == 2),
+        "{calls:?}"
+    );
+    let published = instance.recorder.published();
+    assert_eq!(published[0].subject, "orders.new");
+    assert!(published[0].headers.is_empty());
+    assert_eq!(published[0].payload, br#"{"id":1,"tags":["a","b"]}"#);
+    assert_eq!(published[1].payload, br#"{"id":2,"tags":null}"#);
+}
+
+#[tokio::test]
+async fn invalid_options_are_one_variant_listing_every_problem_and_nothing_connects() {
+    let host = host();
+    let mut instance = host.instance().await.unwrap();
+    let bad = options(&[
+        ("server_url", "x"),
+        ("subject", "a.>"),
+        ("connect_mode", "plain"),
+        ("pasword", "hunter2"),
+    ]);
+    let err = instance.open(&bad, &schema()).await.unwrap().unwrap_err();
+    let SinkError::InvalidOptions(problems) = err else {
+        panic!("{err:?}")
+    };
+    let names: Vec<_> = problems.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, vec!["pasword", "server_url", "subject"]);
+    assert!(problems.iter().all(|p| !p.message.contains("hunter2")));
+    assert!(
+        instance.recorder.calls().is_empty(),
+        "nothing may connect with invalid options"
+    );
+}
+
+#[tokio::test]
+async fn invalid_schema_is_its_own_variant() {
+    let host = host();
+    let mut instance = host.instance().await.unwrap();
+    let schema = vec![Column {
+        name: "id".into(),
+        data_type: "int42".into(),
+    }];
+    let err = instance
+        .open(&user_options(), &schema)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(&err, SinkError::InvalidSchema(m) if m.contains("column `id`: unknown type `int42`")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_row_names_row_and_column_and_earlier_rows_are_published() {
+    let host = host();
+    let mut instance = host.instance().await.unwrap();
+    let sink = instance
+        .open(&user_options(), &schema())
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = vec![
+        row(Value::Int32(1), None),
+        row(Value::Int32(2), Some(vec!["ok"])),
+        Row {
+            values: vec![
+                Value::Int32(3),
+                Value::List(ChildRange { start: 2, len: 1 }),
+                Value::Int64(9),
+            ],
+        },
+        row(Value::Int32(4), None),
+    ];
+    let err = instance.write(sink, &rows).await.unwrap().unwrap_err();
+    let SinkError::InvalidRow(problem) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((problem.row, problem.column.as_str()), (2, "tags[0]"));
+    assert_eq!(problem.message, "expected varchar, got bigint");
+    assert_eq!(instance.recorder.published().len(), 2);
+}
+
+#[tokio::test]
+async fn transport_errors_map_to_variants_and_close_the_sink() {
+    let host = host();
+    let mut instance = host.instance().await.unwrap();
+    let sink = instance
+        .open(&user_options(), &schema())
+        .await
+        .unwrap()
+        .unwrap();
+    instance.recorder.faults.lock().unwrap().flush =
+        Some(TransportError::Timeout("no ack in 1234 ms".into()));
+    instance
+        .write(sink, &[row(Value::Int32(1), None)])
+        .await
+        .unwrap()
+        .unwrap();
+    let err = instance.flush(sink).await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, SinkError::Timeout(m) if m == "no ack in 1234 ms"),
+        "{err:?}"
+    );
+    let err = instance
+        .write(sink, &[row(Value::Int32(2), None)])
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(&err, SinkError::Closed(m) if m.contains("replay from the last successful flush")),
+        "{err:?}"
+    );
+    assert_eq!(
+        instance.recorder.published().len(),
+        1,
+        "nothing is published after a failure"
+    );
+
+    let mut instance = host.instance().await.unwrap();
+    instance.recorder.faults.lock().unwrap().open =
+        Some(TransportError::Connection("refused".into()));
+    let err = instance
+        .open(&user_options(), &schema())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(&err, SinkError::Connection(m) if m == "refused"),
+        "{err:?}"
+    );
+
+    let mut instance = host.instance().await.unwrap();
+    let sink = instance
+        .open(&user_options(), &schema())
+        .await
+        .unwrap()
+        .unwrap();
+    instance.recorder.faults.lock().unwrap().publish =
+        Some(TransportError::Publish("max payload exceeded".into()));
+    let err = instance
+        .write(sink, &[row(Value::Int32(1), None)])
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(&err, SinkError::Publish(m) if m == "max payload exceeded"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_sink_drops_the_connection() {
+    let host = host();
+    let mut instance = host.instance().await.unwrap();
+    let sink = instance
+        .open(&user_options(), &schema())
+        .await
+        .unwrap()
+        .unwrap();
+    sink.resource_drop_async(&mut instance.store).await.unwrap();
+    assert!(matches!(instance.recorder.calls().last(), Some(Call::Drop)));
+}
+
+#[tokio::test]
+async fn describe_and_validate_through_the_boundary() {
+    let host = host();
+    let mut instance = host.instance().await.unwrap();
+    let described = instance
+        .bindings
+        .nats_sink_sink_sink()
+        .call_describe(&mut instance.store)
+        .await
+        .unwrap();
+    let required: Vec<_> = described
+        .iter()
+        .filter(|o| o.required)
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(required, vec!["server_url", "subject", "connect_mode"]);
+    assert!(described.iter().all(|o| !o.doc.is_empty()));
+    let problems = instance
+        .bindings
+        .nats_sink_sink_sink()
+        .call_validate(&mut instance.store, &user_options())
+        .await
+        .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+#[test]
+fn the_component_imports_only_the_transport() {
+    let host = host();
+    let ty = host.component().component_type();
+    let imports: Vec<String> = ty
+        .imports(host.engine())
+        .map(|(name, _)| name.to_string())
+        .collect();
+    assert_eq!(imports, vec!["nats-sink:sink/transport@0.1.0"]);
+    let exports: Vec<String> = ty
+        .exports(host.engine())
+        .map(|(name, _)| name.to_string())
+        .collect();
+    assert_eq!(exports, vec!["nats-sink:sink/sink@0.1.0"]);
+}

@@ -141,6 +141,25 @@ impl NatsServer {
             .expect("connect to the test server")
     }
 
+    /// Create a JetStream stream on this server and return the JetStream context.
+    pub async fn create_stream(
+        &self,
+        config: async_nats::jetstream::stream::Config,
+    ) -> async_nats::jetstream::Context {
+        let js = async_nats::jetstream::new(self.client().await);
+        js.create_stream(config).await.expect("create the stream");
+        js
+    }
+
+    /// A stream named `name` capturing `subjects`, with defaults otherwise.
+    pub fn stream_config(name: &str, subjects: &[&str]) -> async_nats::jetstream::stream::Config {
+        async_nats::jetstream::stream::Config {
+            name: name.into(),
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }

@@ -48,6 +48,13 @@ fn host() -> MemoryHost {
     MemoryHost::load(&component_path()).expect("load the component")
 }
 
+/// A fresh instance with a sink opened on `user_options()`.
+async fn opened(host: &MemoryHost) -> (MemoryInstance, wasmtime::component::ResourceAny) {
+    let mut instance = host.instance().await.unwrap();
+    let sink = instance.open(&user_options(), &schema()).await.unwrap().unwrap();
+    (instance, sink)
+}
+
 #[tokio::test]
 async fn open_passes_parsed_options_to_the_transport() {
     let host = host();
@@ -72,12 +79,7 @@ async fn open_passes_parsed_options_to_the_transport() {
 #[tokio::test]
 async fn write_sends_one_message_per_row_in_one_publish() {
     let host = host();
-    let mut instance = host.instance().await.unwrap();
-    let sink = instance
-        .open(&user_options(), &schema())
-        .await
-        .unwrap()
-        .unwrap();
+    let (mut instance, sink) = opened(&host).await;
     let rows = vec![
         row(Value::Int32(1), Some(vec!["a", "b"])),
         row(Value::Int32(2), None),
@@ -141,12 +143,7 @@ async fn invalid_schema_is_its_own_variant() {
 #[tokio::test]
 async fn invalid_row_names_row_and_column_and_earlier_rows_are_published() {
     let host = host();
-    let mut instance = host.instance().await.unwrap();
-    let sink = instance
-        .open(&user_options(), &schema())
-        .await
-        .unwrap()
-        .unwrap();
+    let (mut instance, sink) = opened(&host).await;
     let rows = vec![
         row(Value::Int32(1), None),
         row(Value::Int32(2), Some(vec!["ok"])),
@@ -171,12 +168,7 @@ async fn invalid_row_names_row_and_column_and_earlier_rows_are_published() {
 #[tokio::test]
 async fn transport_errors_map_to_variants_and_close_the_sink() {
     let host = host();
-    let mut instance = host.instance().await.unwrap();
-    let sink = instance
-        .open(&user_options(), &schema())
-        .await
-        .unwrap()
-        .unwrap();
+    let (mut instance, sink) = opened(&host).await;
     instance.recorder.faults.lock().unwrap().flush =
         Some(TransportError::Timeout("no ack in 1234 ms".into()));
     instance
@@ -217,12 +209,7 @@ async fn transport_errors_map_to_variants_and_close_the_sink() {
         "{err:?}"
     );
 
-    let mut instance = host.instance().await.unwrap();
-    let sink = instance
-        .open(&user_options(), &schema())
-        .await
-        .unwrap()
-        .unwrap();
+    let (mut instance, sink) = opened(&host).await;
     instance.recorder.faults.lock().unwrap().publish =
         Some(TransportError::Publish("max payload exceeded".into()));
     let err = instance
@@ -239,12 +226,7 @@ async fn transport_errors_map_to_variants_and_close_the_sink() {
 #[tokio::test]
 async fn dropping_the_sink_drops_the_connection() {
     let host = host();
-    let mut instance = host.instance().await.unwrap();
-    let sink = instance
-        .open(&user_options(), &schema())
-        .await
-        .unwrap()
-        .unwrap();
+    let (mut instance, sink) = opened(&host).await;
     sink.resource_drop_async(&mut instance.store).await.unwrap();
     assert!(matches!(instance.recorder.calls().last(), Some(Call::Drop)));
 }

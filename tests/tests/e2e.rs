@@ -73,14 +73,9 @@ async fn core_publish_delivers_every_row_in_order() {
 #[tokio::test(flavor = "multi_thread")]
 async fn jetstream_stream_gets_every_row_acked() {
     let server = NatsServer::start_jetstream();
-    let js = async_nats::jetstream::new(server.client().await);
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: "ROWS".into(),
-        subjects: vec!["rows.>".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let js = server
+        .create_stream(NatsServer::stream_config("ROWS", &["rows.>"]))
+        .await;
 
     let lines: String = (0..1000).map(|i| format!("{{\"id\":{i}}}\n")).collect();
     let out = sink_lines(
@@ -103,14 +98,9 @@ async fn jetstream_stream_gets_every_row_acked() {
 async fn subject_without_stream_uses_core_path_on_jetstream_server() {
     let server = NatsServer::start_jetstream();
     let client = server.client().await;
-    let js = async_nats::jetstream::new(client.clone());
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: "OTHER".into(),
-        subjects: vec!["other.>".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let js = server
+        .create_stream(NatsServer::stream_config("OTHER", &["other.>"]))
+        .await;
     let mut sub = client.subscribe("plain.rows").await.unwrap();
     client.flush().await.unwrap();
 
@@ -139,15 +129,12 @@ async fn subject_without_stream_uses_core_path_on_jetstream_server() {
 async fn jetstream_rejection_fails_the_flush_with_the_reason() {
     // The stream accepts at most 100 bytes per message: acks for larger rows are errors.
     let server = NatsServer::start_jetstream();
-    let js = async_nats::jetstream::new(server.client().await);
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: "SMALL".into(),
-        subjects: vec!["small".into()],
-        max_message_size: 100,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    server
+        .create_stream(async_nats::jetstream::stream::Config {
+            max_message_size: 100,
+            ..NatsServer::stream_config("SMALL", &["small"])
+        })
+        .await;
     let big = "x".repeat(200);
     let out = sink_lines(
         &plain_options(&server, "small"),
@@ -643,14 +630,9 @@ async fn describe_lists_every_option() {
 #[tokio::test(flavor = "multi_thread")]
 async fn example_dataset_is_sunk_completely() {
     let server = NatsServer::start_jetstream();
-    let js = async_nats::jetstream::new(server.client().await);
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: "EX".into(),
-        subjects: vec!["example".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let js = server
+        .create_stream(NatsServer::stream_config("EX", &["example"]))
+        .await;
     let schema = repo_file("examples/all_types.schema.json")
         .display()
         .to_string();

@@ -45,7 +45,7 @@ pub mod bindings {
         },
     });
 
-    pub use nats_sink::sink::transport;
+    pub use self::nats_sink::sink::transport;
 }
 
 pub use bindings::exports::nats_sink::sink::sink::{

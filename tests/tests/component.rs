@@ -51,7 +51,11 @@ fn host() -> MemoryHost {
 /// A fresh instance with a sink opened on `user_options()`.
 async fn opened(host: &MemoryHost) -> (MemoryInstance, wasmtime::component::ResourceAny) {
     let mut instance = host.instance().await.unwrap();
-    let sink = instance.open(&user_options(), &schema()).await.unwrap().unwrap();
+    let sink = instance
+        .open(&user_options(), &schema())
+        .await
+        .unwrap()
+        .unwrap();
     (instance, sink)
 }
 

@@ -12,6 +12,17 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Run the CLI off the async runtime (it blocks until the process exits).
+async fn cli(args: Vec<String>, stdin: &str) -> std::process::Output {
+    let stdin = stdin.to_string();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cli(&args, &stdin, CLI_LIMIT)
+    })
+    .await
+    .unwrap()
+}
+
 /// Run the CLI's `run` with a schema and JSON Lines on stdin.
 async fn sink_lines(
     options: &[(String, String)],
@@ -28,13 +39,7 @@ async fn sink_lines(
         "3".into(),
     ];
     args.extend(with_args(options));
-    let lines = lines.to_string();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_cli(&args, &lines, CLI_LIMIT)
-    })
-    .await
-    .unwrap()
+    cli(args, lines).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -551,12 +556,7 @@ async fn option_errors_exit_2_and_name_the_option() {
         let args: Vec<String> = std::iter::once("validate".to_string())
             .chain(with_args(&options(pairs)))
             .collect();
-        let out = tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            run_cli(&args, "", CLI_LIMIT)
-        })
-        .await
-        .unwrap();
+        let out = cli(args, "").await;
         assert_eq!(out.status.code(), Some(2), "{pairs:?}");
         assert!(
             text(&out.stdout).contains(expected),
@@ -603,9 +603,7 @@ async fn schema_errors_exit_2_and_name_the_column() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn describe_lists_every_option() {
-    let out = tokio::task::spawn_blocking(|| run_cli(&["describe"], "", CLI_LIMIT))
-        .await
-        .unwrap();
+    let out = cli(vec!["describe".into()], "").await;
     assert_eq!(out.status.code(), Some(0));
     let stdout = text(&out.stdout);
     for name in [
@@ -646,12 +644,7 @@ async fn example_dataset_is_sunk_completely() {
         input,
     ];
     args.extend(with_args(&plain_options(&server, "example")));
-    let out = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_cli(&args, "", CLI_LIMIT)
-    })
-    .await
-    .unwrap();
+    let out = cli(args, "").await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         js.get_stream("EX")

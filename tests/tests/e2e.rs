@@ -171,8 +171,7 @@ async fn row_over_max_payload_is_a_clear_error_and_earlier_rows_arrive() {
         "{}",
         text(&out.stderr)
     );
-    // The first batch of three was written and flushed by an earlier... no: it was published,
-    // and the server got it before the oversized row was refused client-side.
+    // The first batch of three was published before the oversized row was refused client-side.
     let got = collect(&mut sub, 3, WAIT).await;
     assert_eq!(got.len(), 3);
 }

@@ -151,10 +151,6 @@ impl NatsConnection {
         self.stats
     }
 
-    pub fn max_payload(&self) -> usize {
-        self.client.server_info().max_payload
-    }
-
     /// Where messages on `subject` go, asked of JetStream once per subject.
     pub async fn route(&mut self, subject: &str) -> Result<Route, TransportError> {
         if let Some(route) = self.routes.get(subject) {
@@ -163,16 +159,9 @@ impl NatsConnection {
         let lookup = self.jetstream.stream_by_subject(subject);
         // A user who may not publish to the JetStream API gets no reply, only a permission
         // error from the server: watch for it rather than wait out the request timeout.
-        let denied = async {
-            loop {
-                if take_server_error(&self.events, |e| {
-                    e.contains("Permissions Violation") && e.contains("$JS.API")
-                }) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
+        let denied = wait_for_server_error(&self.events, |e| {
+            e.contains("Permissions Violation") && e.contains("$JS.API")
+        });
         let found = tokio::select! {
             found = lookup => found,
             () = denied => {
@@ -308,14 +297,7 @@ impl NatsConnection {
                 // Either our echo comes back, or (for a user who may not publish to inboxes)
                 // the server refuses it. Both come after the server processed every earlier
                 // publish, and its errors reach the event callback in order.
-                let refused = async {
-                    loop {
-                        if take_server_error(events, |e| e.contains(&echo_subject)) {
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_millis(2)).await;
-                    }
-                };
+                let refused = wait_for_server_error(events, |e| e.contains(&echo_subject));
                 tokio::select! {
                     received = echo.next() => received.map(|_| ()).ok_or_else(|| connection_error("flush: the connection closed")),
                     () = refused => Ok(()),
@@ -364,6 +346,13 @@ fn take_server_error(events: &Mutex<Events>, matches: impl Fn(&str) -> bool) -> 
             true
         }
         None => false,
+    }
+}
+
+/// Return once a server error that `matches` has arrived, removing it from the events.
+async fn wait_for_server_error(events: &Mutex<Events>, matches: impl Fn(&str) -> bool) {
+    while !take_server_error(events, &matches) {
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 

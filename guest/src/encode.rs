@@ -61,7 +61,7 @@ impl Path<'_> {
     }
 }
 
-/// Reusable encoder state: scratch space kept between rows to avoid allocation per row.
+/// Reusable encoder state: scratch space (for jsonb) kept between rows to avoid allocation per row.
 #[derive(Default)]
 pub struct Encoder {
     /// `claimed[i]`: value `i` of the current row already belongs to a column or a parent.
@@ -195,18 +195,17 @@ impl Encoder {
                 let Some(utc) = chrono::DateTime::from_timestamp_micros(*micros) else {
                     return Err(path.error(format!("timestamptz {micros} µs is out of range")));
                 };
-                self.scratch.clear();
+                // Digits, dashes, colons and a dot: nothing to escape, so write it in place.
                 let _ = write!(
-                    self.scratch,
-                    "{}",
+                    out,
+                    "\"{}\"",
                     utc.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f")
                 );
-                write_ascii_str(out, &self.scratch);
             }
             (DataType::Interval, Value::Interval(interval)) => {
-                self.scratch.clear();
-                write_iso_8601(&mut self.scratch, interval);
-                write_ascii_str(out, &self.scratch);
+                out.push(b'"');
+                write_iso_8601(out, interval);
+                out.push(b'"');
             }
             (DataType::Bytea, Value::Bytea(bytes)) => {
                 out.push(b'"');
@@ -339,13 +338,6 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(out, s);
 }
 
-/// A string known to need no escaping (digits, dashes, colons, letters we wrote ourselves).
-fn write_ascii_str(out: &mut Vec<u8>, s: &[u8]) {
-    out.push(b'"');
-    out.extend_from_slice(s);
-    out.push(b'"');
-}
-
 /// RisingWave's `numeric` text forms: `-12.340`, `0`, `NaN`, `Infinity`, `-Infinity`.
 pub fn check_numeric(text: &str) -> Result<(), String> {
     if matches!(text, "NaN" | "Infinity" | "-Infinity") {
@@ -378,8 +370,13 @@ pub fn write_iso_8601(out: &mut Vec<u8>, interval: &Interval) {
         interval.days
     );
     if fraction != 0 {
-        let digits = format!("{fraction:06}");
-        let _ = write!(out, ".{}", digits.trim_end_matches('0'));
+        // Six fractional digits with the trailing zeros dropped: 500000 µs is `.5`.
+        let (mut digits, mut width) = (fraction, 6);
+        while digits % 10 == 0 {
+            digits /= 10;
+            width -= 1;
+        }
+        let _ = write!(out, ".{digits:0width$}");
     }
     out.push(b'S');
 }

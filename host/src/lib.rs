@@ -51,7 +51,10 @@ pub mod bindings {
 pub use bindings::exports::nats_sink::sink::sink::{
     ChildRange, Column, Interval, OptionInfo, OptionProblem, Row, RowProblem, SinkError, Value,
 };
-pub use runtime::{describe_sink_error, HostError, Sink, SinkRuntime, DEFAULT_MEMORY_LIMIT};
+pub use runtime::{
+    describe_option_problem, describe_sink_error, HostError, Sink, SinkRuntime,
+    DEFAULT_MEMORY_LIMIT,
+};
 pub use transport::TransportStats;
 pub use value::{flatten_row, Datum};
 

@@ -124,7 +124,7 @@ async fn validate(component: &PathBuf, options: &[(String, String)]) -> Result<(
         return Ok(());
     }
     for p in &problems {
-        println!("option `{}`: {}", p.name, p.message);
+        println!("{}", nats_sink::describe_option_problem(p));
     }
     Err(Failure::Input(anyhow!(
         "{} problem(s) with the options",

@@ -46,14 +46,20 @@ impl HostError {
     }
 }
 
+/// `option `name`: message`, in the guest's own words for its option problems.
+pub fn describe_option_problem(problem: &OptionProblem) -> String {
+    nats_sink_guest::options::OptionProblem {
+        name: problem.name.clone(),
+        message: problem.message.clone(),
+    }
+    .to_string()
+}
+
 /// One line per problem, naming the option, the column or the row; never a secret.
 pub fn describe_sink_error(error: &SinkError) -> String {
     match error {
         SinkError::InvalidOptions(problems) => {
-            let lines: Vec<String> = problems
-                .iter()
-                .map(|p| format!("option `{}`: {}", p.name, p.message))
-                .collect();
+            let lines: Vec<String> = problems.iter().map(describe_option_problem).collect();
             format!("invalid options: {}", lines.join("; "))
         }
         SinkError::InvalidSchema(m) => format!("invalid schema: {m}"),

@@ -306,22 +306,13 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 }
 
 pub fn parse_timestamptz(s: &str) -> Option<i64> {
-    let parsed = chrono::DateTime::parse_from_rfc3339(s)
+    chrono::DateTime::parse_from_rfc3339(s)
         .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z"))
         .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%#z"))
-        .or_else(|_| {
-            s.strip_suffix('Z')
-                .and_then(|t| {
-                    parse_timestamp(t).map(|micros| {
-                        chrono::DateTime::from_timestamp_micros(micros)
-                            .unwrap_or_default()
-                            .fixed_offset()
-                    })
-                })
-                .ok_or(())
-        })
-        .ok()?;
-    Some(parsed.timestamp_micros())
+        .map(|t| t.timestamp_micros())
+        .ok()
+        // A `Z` after the space-separated form: the timestamp itself, in UTC.
+        .or_else(|| s.strip_suffix('Z').and_then(parse_timestamp))
 }
 
 pub fn parse_bytea(s: &str) -> Option<Vec<u8>> {

@@ -85,10 +85,6 @@ impl<T: Transport> Sink<T> {
         }
     }
 
-    pub fn config(&self) -> &SinkConfig {
-        &self.config
-    }
-
     pub fn transport(&self) -> &T {
         &self.transport
     }

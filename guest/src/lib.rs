@@ -18,10 +18,11 @@ pub mod bindings {
     });
 
     pub use exports::nats_sink::sink::sink::{
-        ChildRange, Column, Interval, OptionInfo, OptionProblem, Row, RowProblem, SinkError, Value,
+        ChildRange, Column, Interval, OptionInfo, OptionProblem, Row, RowProblem, SinkError,
+        Target, Value,
     };
     pub use nats_sink::sink::transport::{
-        Auth, ConnectConfig, Credential, Message, TransportError, UserPassword,
+        Auth, ConnectConfig, Credential, Delivery, Message, TransportError, UserPassword,
     };
 }
 
@@ -78,6 +79,15 @@ impl From<sink::SinkError> for bindings::SinkError {
     }
 }
 
+/// `resolve`: what valid options connect to and publish on, without connecting.
+pub fn resolve(options: &[(String, String)]) -> Result<bindings::Target, bindings::SinkError> {
+    let config = SinkConfig::parse(options).map_err(sink::SinkError::InvalidOptions)?;
+    Ok(bindings::Target {
+        connect: connect_config(&config),
+        subject: config.subject,
+    })
+}
+
 /// What the host's transport needs to connect.
 pub fn connect_config(config: &SinkConfig) -> bindings::ConnectConfig {
     bindings::ConnectConfig {
@@ -99,6 +109,14 @@ pub fn connect_config(config: &SinkConfig) -> bindings::ConnectConfig {
         },
         connect_timeout_ms: config.connect_timeout_ms,
         flush_timeout_ms: config.flush_timeout_ms,
+        delivery: bindings::Delivery {
+            ack_timeout_ms: config.delivery.ack_timeout_ms,
+            max_in_flight: config.delivery.max_in_flight,
+            max_attempts: config.delivery.max_attempts,
+            max_elapsed_ms: config.delivery.max_elapsed_ms,
+            initial_backoff_ms: config.delivery.initial_backoff_ms,
+            max_backoff_ms: config.delivery.max_backoff_ms,
+        },
     }
 }
 
@@ -109,7 +127,7 @@ mod component {
     use crate::bindings::exports::nats_sink::sink::sink::{Guest, GuestNatsSink, NatsSink};
     use crate::bindings::nats_sink::sink::transport::Connection;
     use crate::bindings::{
-        Column, Message, OptionInfo, OptionProblem, Row, SinkError, TransportError,
+        Column, Message, OptionInfo, OptionProblem, Row, SinkError, Target, TransportError,
     };
     use crate::sink::{prepare, Sink, Transport};
 
@@ -137,6 +155,10 @@ mod component {
         fn validate(options: Vec<(String, String)>) -> Vec<OptionProblem> {
             crate::validate(&options)
         }
+
+        fn resolve(options: Vec<(String, String)>) -> Result<Target, SinkError> {
+            crate::resolve(&options)
+        }
     }
 
     impl GuestNatsSink for GuestSink {
@@ -150,6 +172,10 @@ mod component {
             Ok(NatsSink::new(GuestSink(RefCell::new(Sink::new(
                 config, schema, connection,
             )))))
+        }
+
+        fn begin_checkpoint(&self, id: u64) {
+            self.0.borrow_mut().begin_checkpoint(id)
         }
 
         fn write(&self, rows: Vec<Row>) -> Result<(), SinkError> {

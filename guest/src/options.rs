@@ -53,7 +53,60 @@ const fn secret(name: &'static str, doc: &'static str) -> OptionSpec {
 }
 
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u32 = 5_000;
-pub const DEFAULT_FLUSH_TIMEOUT_MS: u32 = 30_000;
+pub const DEFAULT_FLUSH_TIMEOUT_MS: u32 = 120_000;
+
+/// Retries and pipelining: how hard delivery tries before a failure is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub ack_timeout_ms: u32,
+    pub max_in_flight: u32,
+    pub max_attempts: u32,
+    pub max_elapsed_ms: u32,
+    pub initial_backoff_ms: u32,
+    pub max_backoff_ms: u32,
+}
+
+impl Default for Delivery {
+    fn default() -> Delivery {
+        Delivery {
+            ack_timeout_ms: 5_000,
+            max_in_flight: 4_096,
+            max_attempts: 10,
+            max_elapsed_ms: 60_000,
+            initial_backoff_ms: 100,
+            max_backoff_ms: 5_000,
+        }
+    }
+}
+
+/// A whole-number option: its range, and where its value goes.
+struct NumberOption {
+    name: &'static str,
+    min: u32,
+    max: u32,
+    unit: &'static str,
+}
+
+const fn number(name: &'static str, min: u32, max: u32, unit: &'static str) -> NumberOption {
+    NumberOption {
+        name,
+        min,
+        max,
+        unit,
+    }
+}
+
+const CONNECT_TIMEOUT: NumberOption = number("connect_timeout_ms", 1, 600_000, "milliseconds");
+const FLUSH_TIMEOUT: NumberOption = number("flush_timeout_ms", 1, 3_600_000, "milliseconds");
+const ACK_TIMEOUT: NumberOption = number("ack_timeout_ms", 1, 600_000, "milliseconds");
+const MAX_IN_FLIGHT: NumberOption = number("max_in_flight", 1, 65_536, "messages");
+const MAX_ATTEMPTS: NumberOption = number("retry.max_attempts", 1, 1_000, "attempts");
+const MAX_ELAPSED: NumberOption = number("retry.max_elapsed_ms", 1, 3_600_000, "milliseconds");
+const INITIAL_BACKOFF: NumberOption = number("retry.initial_backoff_ms", 1, 60_000, "milliseconds");
+const MAX_BACKOFF: NumberOption = number("retry.max_backoff_ms", 1, 600_000, "milliseconds");
+
+/// Longest `sink_id`; with the checkpoint and position, a message id stays well under 128 bytes.
+pub const MAX_SINK_ID_LEN: usize = 64;
 
 /// Every option, in the order `describe` lists them.
 pub const OPTION_SPECS: &[OptionSpec] = &[
@@ -66,8 +119,16 @@ pub const OPTION_SPECS: &[OptionSpec] = &[
     secret("jwt", "User JWT for connect_mode=credential."),
     secret("nkey", "User NKey seed (starts with `SU`) for connect_mode=credential; signs the server's nonce."),
     spec("type", false, "append-only", "Sink type; the NATS sink only supports `append-only`."),
-    spec("connect_timeout_ms", false, "5000", "Bound on connecting, in milliseconds (1 to 600000)."),
-    spec("flush_timeout_ms", false, "30000", "Bound on one flush waiting for confirmations, in milliseconds (1 to 3600000)."),
+    spec("connect_timeout_ms", false, "5000", "Bound on the first connection, in milliseconds (1 to 600000); later the host reconnects on its own."),
+    spec("flush_timeout_ms", false, "120000", "Bound on one flush, retries included, in milliseconds (1 to 3600000); at least retry.max_elapsed_ms."),
+    spec("sink_id", false, "ns-<hash>", "Prefix of every message id (`<sink_id>:<checkpoint>:<position>`); letters, digits, `-`, `_`, `.`, up to 64. Default: `ns-` and 16 hex digits of SHA-256 over the subject and the schema."),
+    spec("dedupe", false, "true", "Send a `Nats-Msg-Id` header with every row written inside a checkpoint, so a JetStream stream drops replays within its duplicate window: `true` or `false`."),
+    spec("max_in_flight", false, "4096", "JetStream messages awaiting their ack at once (1 to 65536); a faster writer waits."),
+    spec("ack_timeout_ms", false, "5000", "Wait for one JetStream ack before the message is sent again, in milliseconds (1 to 600000)."),
+    spec("retry.max_attempts", false, "10", "Sends of one message, counting the first, before a retryable failure is reported (1 to 1000)."),
+    spec("retry.max_elapsed_ms", false, "60000", "Time from a message's first failure to giving up, in milliseconds (1 to 3600000)."),
+    spec("retry.initial_backoff_ms", false, "100", "Wait before the first resend, in milliseconds (1 to 60000); doubled each time, with jitter."),
+    spec("retry.max_backoff_ms", false, "5000", "Longest wait between resends, in milliseconds (1 to 600000); at least retry.initial_backoff_ms."),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +147,10 @@ pub struct SinkConfig {
     pub auth: Auth,
     pub connect_timeout_ms: u32,
     pub flush_timeout_ms: u32,
+    /// `None`: derived from the subject and the schema when the sink opens.
+    pub sink_id: Option<String>,
+    pub dedupe: bool,
+    pub delivery: Delivery,
 }
 
 /// Every problem with `options`; empty when they are valid.
@@ -173,20 +238,24 @@ impl SinkConfig {
         };
 
         let auth = parse_auth(&given, &mut c);
-        let connect_timeout_ms = parse_millis(
-            &given,
-            "connect_timeout_ms",
-            DEFAULT_CONNECT_TIMEOUT_MS,
-            600_000,
-            &mut c,
-        );
-        let flush_timeout_ms = parse_millis(
-            &given,
-            "flush_timeout_ms",
-            DEFAULT_FLUSH_TIMEOUT_MS,
-            3_600_000,
-            &mut c,
-        );
+        let connect_timeout_ms =
+            parse_number(&given, &CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT_MS, &mut c);
+        let flush_timeout_ms =
+            parse_number(&given, &FLUSH_TIMEOUT, DEFAULT_FLUSH_TIMEOUT_MS, &mut c);
+        let sink_id = given.get("sink_id").map(|raw| {
+            if let Err(msg) = check_sink_id(raw) {
+                c.push("sink_id", msg);
+            }
+            raw.to_string()
+        });
+        let dedupe = match given.get("dedupe") {
+            None => true,
+            Some(raw) => parse_bool(raw).unwrap_or_else(|| {
+                c.push("dedupe", format!("must be `true` or `false`, got `{raw}`"));
+                true
+            }),
+        };
+        let delivery = parse_delivery(&given, flush_timeout_ms, &mut c);
 
         match (c.problems.is_empty(), auth) {
             (true, Some(auth)) => Ok(SinkConfig {
@@ -195,6 +264,9 @@ impl SinkConfig {
                 auth,
                 connect_timeout_ms,
                 flush_timeout_ms,
+                sink_id,
+                dedupe,
+                delivery,
             }),
             _ => Err(c.problems),
         }
@@ -262,25 +334,96 @@ fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
     (c.problems.len() == before).then(|| auth(given))
 }
 
-fn parse_millis(
+fn parse_number(
     given: &BTreeMap<&str, &str>,
-    name: &str,
+    option: &NumberOption,
     default: u32,
-    max: u32,
     c: &mut Collector,
 ) -> u32 {
+    let NumberOption {
+        name,
+        min,
+        max,
+        unit,
+    } = *option;
     match given.get(name) {
         None => default,
         Some(raw) => match raw.trim().parse::<u32>() {
-            Ok(v) if (1..=max).contains(&v) => v,
+            Ok(v) if (min..=max).contains(&v) => v,
             _ => {
                 c.push(
                     name,
-                    format!("must be a whole number of milliseconds from 1 to {max}, got `{raw}`"),
+                    format!("must be a whole number of {unit} from {min} to {max}, got `{raw}`"),
                 );
                 default
             }
         },
+    }
+}
+
+/// Retry and pipelining options, checked against each other and against the flush bound.
+fn parse_delivery(
+    given: &BTreeMap<&str, &str>,
+    flush_timeout_ms: u32,
+    c: &mut Collector,
+) -> Delivery {
+    let d = Delivery::default();
+    let delivery = Delivery {
+        ack_timeout_ms: parse_number(given, &ACK_TIMEOUT, d.ack_timeout_ms, c),
+        max_in_flight: parse_number(given, &MAX_IN_FLIGHT, d.max_in_flight, c),
+        max_attempts: parse_number(given, &MAX_ATTEMPTS, d.max_attempts, c),
+        max_elapsed_ms: parse_number(given, &MAX_ELAPSED, d.max_elapsed_ms, c),
+        initial_backoff_ms: parse_number(given, &INITIAL_BACKOFF, d.initial_backoff_ms, c),
+        max_backoff_ms: parse_number(given, &MAX_BACKOFF, d.max_backoff_ms, c),
+    };
+    if delivery.max_backoff_ms < delivery.initial_backoff_ms {
+        c.push(
+            MAX_BACKOFF.name,
+            format!(
+                "{} is below retry.initial_backoff_ms ({})",
+                delivery.max_backoff_ms, delivery.initial_backoff_ms
+            ),
+        );
+    }
+    if delivery.max_elapsed_ms > flush_timeout_ms {
+        c.push(
+            MAX_ELAPSED.name,
+            format!(
+                "{} ms is longer than flush_timeout_ms ({flush_timeout_ms} ms), so a flush would give up before the retries do; lower it or raise flush_timeout_ms",
+                delivery.max_elapsed_ms
+            ),
+        );
+    }
+    delivery
+}
+
+fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// A sink id that reads well inside a message id and cannot be confused with its separators.
+pub fn check_sink_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if id.len() > MAX_SINK_ID_LEN {
+        return Err(format!(
+            "is {} characters long; at most {MAX_SINK_ID_LEN}",
+            id.len()
+        ));
+    }
+    match id
+        .chars()
+        .find(|ch| !(ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.')))
+    {
+        Some(ch) => Err(format!(
+            "contains {ch:?}; use letters, digits, `-`, `_` and `.`"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -565,6 +708,82 @@ mod tests {
             SinkConfig::parse(&opts(&pairs)).unwrap().connect_timeout_ms,
             250
         );
+    }
+
+    #[test]
+    fn delivery_defaults_and_overrides() {
+        let config = SinkConfig::parse(&opts(BASE)).unwrap();
+        assert_eq!(config.delivery, Delivery::default());
+        assert!(config.dedupe);
+        assert_eq!(config.sink_id, None);
+        let mut pairs = BASE.to_vec();
+        pairs.extend([
+            ("sink_id", "orders-eu.v2"),
+            ("dedupe", "FALSE"),
+            ("max_in_flight", "64"),
+            ("ack_timeout_ms", "250"),
+            ("retry.max_attempts", "3"),
+            ("retry.max_elapsed_ms", "2000"),
+            ("retry.initial_backoff_ms", "10"),
+            ("retry.max_backoff_ms", "10"),
+        ]);
+        let config = SinkConfig::parse(&opts(&pairs)).unwrap();
+        assert_eq!(config.sink_id.as_deref(), Some("orders-eu.v2"));
+        assert!(!config.dedupe);
+        assert_eq!(
+            config.delivery,
+            Delivery {
+                ack_timeout_ms: 250,
+                max_in_flight: 64,
+                max_attempts: 3,
+                max_elapsed_ms: 2000,
+                initial_backoff_ms: 10,
+                max_backoff_ms: 10,
+            }
+        );
+    }
+
+    #[test]
+    fn delivery_problems_name_each_option() {
+        let mut pairs = BASE.to_vec();
+        pairs.extend([
+            ("sink_id", "a:b"),
+            ("dedupe", "yes"),
+            ("max_in_flight", "0"),
+            ("retry.max_attempts", "-1"),
+            ("retry.initial_backoff_ms", "500"),
+            ("retry.max_backoff_ms", "100"),
+            ("flush_timeout_ms", "1000"),
+        ]);
+        let p = problems(&pairs);
+        let names: Vec<_> = p.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "sink_id",
+                "dedupe",
+                "max_in_flight",
+                "retry.max_attempts",
+                "retry.max_backoff_ms",
+                "retry.max_elapsed_ms",
+            ]
+        );
+        assert!(p[0].1.contains("contains ':'"), "{}", p[0].1);
+        assert!(p[2].1.contains("messages from 1 to 65536"), "{}", p[2].1);
+        assert!(
+            p[4].1.contains("below retry.initial_backoff_ms (500)"),
+            "{}",
+            p[4].1
+        );
+        assert!(
+            p[5].1.contains("longer than flush_timeout_ms (1000 ms)"),
+            "{}",
+            p[5].1
+        );
+        assert!(check_sink_id(&"x".repeat(65))
+            .unwrap_err()
+            .contains("at most 64"));
+        assert!(check_sink_id("").is_err());
     }
 
     #[test]

@@ -64,11 +64,45 @@ pub fn prepare(
     Ok((config, schema))
 }
 
+/// The header JetStream deduplicates on.
+pub const MESSAGE_ID_HEADER: &str = "Nats-Msg-Id";
+
+/// The default sink id: `ns-` and the first 16 hex digits of SHA-256 over the subject and each
+/// column's name and type, so the same sink definition gets the same ids after a restart.
+pub fn default_sink_id(subject: &str, schema: &Schema) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(subject.as_bytes());
+    for field in &schema.columns {
+        hash.update(b"\n");
+        hash.update(field.name.as_bytes());
+        hash.update(b" ");
+        hash.update(field.data_type.to_string().as_bytes());
+    }
+    let digest = hash.finalize();
+    let mut id = String::from("ns-");
+    for byte in &digest[..8] {
+        id.push_str(&format!("{byte:02x}"));
+    }
+    id
+}
+
+/// Where the next row sits: its checkpoint and its position inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Checkpoint {
+    id: u64,
+    next_position: u64,
+}
+
 pub struct Sink<T> {
     config: SinkConfig,
     schema: Schema,
     transport: T,
     encoder: Encoder,
+    /// Prefix of message ids; `None` when dedupe is off.
+    sink_id: Option<String>,
+    /// `None` until the caller begins a checkpoint: rows then carry no message id.
+    checkpoint: Option<Checkpoint>,
     /// Set after a transport failure: what was published since the last flush is in doubt,
     /// so the sink refuses further work and the caller must reopen and replay.
     failure: Option<String>,
@@ -76,12 +110,40 @@ pub struct Sink<T> {
 
 impl<T: Transport> Sink<T> {
     pub fn new(config: SinkConfig, schema: Schema, transport: T) -> Sink<T> {
+        let sink_id = config.dedupe.then(|| {
+            config
+                .sink_id
+                .clone()
+                .unwrap_or_else(|| default_sink_id(&config.subject, &schema))
+        });
         Sink {
             config,
             schema,
             transport,
             encoder: Encoder::default(),
+            sink_id,
+            checkpoint: None,
             failure: None,
+        }
+    }
+
+    /// Rows written from now on are numbered from 0 inside checkpoint `id`.
+    pub fn begin_checkpoint(&mut self, id: u64) {
+        self.checkpoint = Some(Checkpoint {
+            id,
+            next_position: 0,
+        });
+    }
+
+    /// Headers of the next accepted row: its message id, when dedupe is on inside a checkpoint.
+    fn next_headers(&mut self) -> Vec<(String, String)> {
+        match (&self.sink_id, &mut self.checkpoint) {
+            (Some(sink_id), Some(checkpoint)) => {
+                let id = format!("{sink_id}:{}:{}", checkpoint.id, checkpoint.next_position);
+                checkpoint.next_position += 1;
+                vec![(MESSAGE_ID_HEADER.to_string(), id)]
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -116,7 +178,7 @@ impl<T: Transport> Sink<T> {
             match self.encoder.encode_row(&self.schema, row, &mut payload) {
                 Ok(()) => messages.push(Message {
                     subject: self.config.subject.clone(),
-                    headers: Vec::new(),
+                    headers: self.next_headers(),
                     payload,
                 }),
                 Err(error) => {
@@ -263,6 +325,82 @@ mod tests {
             Err(SinkError::Publish(_))
         ));
         assert!(matches!(sink.flush(), Err(SinkError::Closed(_))));
+    }
+
+    fn ids(sink: &Sink<Recorder>) -> Vec<String> {
+        sink.transport()
+            .published
+            .iter()
+            .map(|m| match m.headers.as_slice() {
+                [(name, id)] if name == MESSAGE_ID_HEADER => id.clone(),
+                [] => String::new(),
+                other => panic!("unexpected headers {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_in_a_checkpoint_carry_ids_by_position() {
+        let mut sink = sink();
+        let sink_id = default_sink_id("rows", &sink.schema);
+        sink.write(&[row(Value::Int32(0))]).unwrap();
+        sink.begin_checkpoint(7);
+        sink.write(&[row(Value::Int32(1)), row(Value::Int32(2))])
+            .unwrap();
+        // A refused row takes no position; the row after it gets the next one.
+        assert!(sink
+            .write(&[row(Value::Int32(3)), row(Value::Text("x".into()))])
+            .is_err());
+        sink.write(&[row(Value::Int32(4))]).unwrap();
+        // A replay of checkpoint 7 numbers the same rows the same way.
+        sink.begin_checkpoint(7);
+        sink.write(&[row(Value::Int32(1))]).unwrap();
+        assert_eq!(
+            ids(&sink),
+            vec![
+                String::new(),
+                format!("{sink_id}:7:0"),
+                format!("{sink_id}:7:1"),
+                format!("{sink_id}:7:2"),
+                format!("{sink_id}:7:3"),
+                format!("{sink_id}:7:0"),
+            ]
+        );
+    }
+
+    #[test]
+    fn sink_id_option_and_dedupe_off() {
+        let columns = vec![Column {
+            name: "id".into(),
+            data_type: "integer".into(),
+        }];
+        let mut named = options();
+        named.push(("sink_id".into(), "orders".into()));
+        let (config, schema) = prepare(&named, &columns).unwrap();
+        let mut sink = Sink::new(config, schema, Recorder::default());
+        sink.begin_checkpoint(u64::MAX);
+        sink.write(&[row(Value::Int32(1))]).unwrap();
+        assert_eq!(ids(&sink), vec![format!("orders:{}:0", u64::MAX)]);
+
+        let mut off = options();
+        off.push(("dedupe".into(), "false".into()));
+        let (config, schema) = prepare(&off, &columns).unwrap();
+        let mut sink = Sink::new(config, schema, Recorder::default());
+        sink.begin_checkpoint(1);
+        sink.write(&[row(Value::Int32(1))]).unwrap();
+        assert_eq!(ids(&sink), vec![String::new()]);
+    }
+
+    #[test]
+    fn default_sink_id_follows_subject_and_schema() {
+        let schema = |ty: &str| Schema::parse([("id", ty)]).unwrap();
+        let a = default_sink_id("rows", &schema("integer"));
+        assert!(a.starts_with("ns-") && a.len() == 19, "{a}");
+        assert!(crate::options::check_sink_id(&a).is_ok());
+        // Aliases name the same type, so the same id.
+        assert_eq!(a, default_sink_id("rows", &schema("int4")));
+        assert_ne!(a, default_sink_id("rows", &schema("bigint")));
+        assert_ne!(a, default_sink_id("rows2", &schema("integer")));
     }
 
     #[test]

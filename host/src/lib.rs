@@ -28,6 +28,7 @@
 //! # }
 //! ```
 
+pub mod health;
 pub mod input;
 pub mod runtime;
 pub mod transport;
@@ -49,13 +50,14 @@ pub mod bindings {
 }
 
 pub use bindings::exports::nats_sink::sink::sink::{
-    ChildRange, Column, Interval, OptionInfo, OptionProblem, Row, RowProblem, SinkError, Value,
+    ChildRange, Column, Interval, OptionInfo, OptionProblem, Row, RowProblem, SinkError, Target,
+    Value,
 };
 pub use runtime::{
-    describe_option_problem, describe_sink_error, HostError, Sink, SinkRuntime,
-    DEFAULT_MEMORY_LIMIT,
+    describe_option_problem, describe_sink_error, describe_transport_error, HostError, Sink,
+    SinkRuntime, DEFAULT_MEMORY_LIMIT,
 };
-pub use transport::TransportStats;
+pub use transport::{Route, TransportStats};
 pub use value::{flatten_row, Datum};
 
 /// The component the build produces, next to the build's profile directory

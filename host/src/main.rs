@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nats_sink::input::parse_line;
 use nats_sink::{flatten_row, Column, HostError, Row, SinkError, SinkRuntime};
 use nats_sink_guest::schema::Schema;
+use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncBufReadExt as _;
 
 #[derive(Parser)]
@@ -42,9 +43,17 @@ enum Command {
         /// A sink option, as in `WITH (key='value')`; repeat for each.
         #[arg(long = "with", value_name = "KEY=VALUE", value_parser = parse_option)]
         options: Vec<(String, String)>,
-        /// Rows per write call.
+        /// Rows per batch. Each batch is a checkpoint: written, then flushed. Its rows' message
+        /// ids come from its content and first line, so rerunning the same input with the same
+        /// batch size replays rather than duplicates.
         #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         batch_size: u32,
+    },
+    /// Connect with the options and report the server, the subject's route and publish
+    /// permission; exit 0 when a sink could publish, 1 with the reason when not.
+    Check {
+        #[arg(long = "with", value_name = "KEY=VALUE", value_parser = parse_option)]
+        options: Vec<(String, String)>,
     },
     /// Print every problem with the options; exit 2 if there is any.
     Validate {
@@ -97,6 +106,7 @@ async fn main() -> ExitCode {
             batch_size,
         } => run(&component, &schema, &input, &options, batch_size).await,
         Command::Validate { options } => validate(&component, &options).await,
+        Command::Check { options } => check(&component, &options).await,
         Command::Describe => describe(&component).await,
     };
     match outcome {
@@ -130,6 +140,43 @@ async fn validate(component: &PathBuf, options: &[(String, String)]) -> Result<(
         "{} problem(s) with the options",
         problems.len()
     )))
+}
+
+async fn check(component: &PathBuf, options: &[(String, String)]) -> Result<(), Failure> {
+    let target = load(component)?.resolve(options).await?;
+    let servers = target.connect.servers.join(",");
+    let health = nats_sink::health::check(target)
+        .await
+        .map_err(|e| Failure::Delivery(anyhow!(nats_sink::describe_transport_error(&e))))?;
+    println!(
+        "server       {} {} at {servers}",
+        health.server_name, health.server_version
+    );
+    println!("max_payload  {} bytes", health.max_payload);
+    match &health.route {
+        nats_sink::Route::JetStream { stream } => {
+            let window = health
+                .duplicate_window
+                .map(|w| format!(", duplicate window {} s", w.as_secs_f64()))
+                .unwrap_or_default();
+            println!("route        JetStream stream {stream} (acked{window})");
+        }
+        nats_sink::Route::Core => {
+            println!("route        core NATS (no stream captures the subject)")
+        }
+    }
+    match &health.permission {
+        nats_sink::health::Permission::Allowed => println!("publish      allowed"),
+        nats_sink::health::Permission::Denied(why) => println!("publish      denied: {why}"),
+        nats_sink::health::Permission::Unknown(why) => println!("publish      {why}"),
+    }
+    match health.verdict() {
+        Ok(line) => {
+            println!("ok: {line}");
+            Ok(())
+        }
+        Err(line) => Err(Failure::Delivery(anyhow!(line))),
+    }
 }
 
 async fn describe(component: &PathBuf) -> Result<(), Failure> {
@@ -183,10 +230,55 @@ fn read_schema(path: &PathBuf) -> Result<(Schema, Vec<Column>), Failure> {
         .map_err(Failure::Input)
 }
 
-/// Rows of the current batch and the input line each came from.
+/// Rows of the current batch, the input line each came from, and a digest of those lines.
 struct Batch {
     rows: Vec<Row>,
     lines: Vec<u64>,
+    digest: Sha256,
+}
+
+impl Batch {
+    fn new(capacity: usize) -> Batch {
+        Batch {
+            rows: Vec::with_capacity(capacity),
+            lines: Vec::with_capacity(capacity),
+            digest: Sha256::new(),
+        }
+    }
+
+    fn push(&mut self, row: Row, line_number: u64, line: &str) {
+        if self.rows.is_empty() {
+            self.digest.update(line_number.to_be_bytes());
+        }
+        self.digest.update(line.as_bytes());
+        self.digest.update(b"\n");
+        self.rows.push(row);
+        self.lines.push(line_number);
+    }
+
+    /// The batch's checkpoint id: the same lines at the same place give the same id, so a
+    /// rerun of the same input replays (and a stream drops what it already holds), while any
+    /// other input gets other ids.
+    fn take_checkpoint(&mut self) -> u64 {
+        let digest = std::mem::take(&mut self.digest).finalize();
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(id)
+    }
+
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.lines.clear();
+        self.digest = Sha256::new();
+    }
+}
+
+/// What NATS has confirmed so far.
+#[derive(Default)]
+struct Confirmed {
+    rows: u64,
+    /// The input line of the last confirmed row.
+    line: u64,
 }
 
 async fn run(
@@ -223,13 +315,10 @@ async fn run(
     };
 
     let mut lines = tokio::io::BufReader::with_capacity(1 << 20, reader).lines();
-    let mut batch = Batch {
-        rows: Vec::with_capacity(batch_size as usize),
-        lines: Vec::new(),
-    };
+    let mut batch = Batch::new(batch_size as usize);
     let mut line_number = 0u64;
-    let mut rows_sent = 0u64;
-    // What stopped the run early. After bad input, what came before it is still flushed.
+    let mut confirmed = Confirmed::default();
+    // What stopped the run early. After bad input, what came before it is still delivered.
     let mut stop: Option<Failure> = None;
     loop {
         let line = match lines.next_line().await {
@@ -247,76 +336,75 @@ async fn run(
             continue;
         }
         match parse_line(&schema, line_number, &line) {
-            Ok(datums) => {
-                batch.rows.push(flatten_row(datums));
-                batch.lines.push(line_number);
-            }
+            Ok(datums) => batch.push(flatten_row(datums), line_number, &line),
             Err(e) => {
                 stop = Some(Failure::Input(e.into()));
                 break;
             }
         }
         if batch.rows.len() >= batch_size as usize {
-            if let Err(e) = write_batch(&mut sink, &mut batch, &mut rows_sent).await {
+            if let Err(e) = deliver_batch(&mut sink, &mut batch, &mut confirmed).await {
                 stop = Some(e);
                 break;
             }
-            progress.set_position(rows_sent);
+            progress.set_position(confirmed.rows);
         }
     }
-    // Rows read before a bad line are still written; write_batch empties the batch, so this is
-    // a no-op when the loop stopped on a write. A refusal here concerns an earlier line, so it wins.
-    let pending = write_batch(&mut sink, &mut batch, &mut rows_sent)
+    // Rows read before a bad line are still delivered; deliver_batch empties the batch, so this
+    // is a no-op when the loop stopped on a delivery. A refusal here concerns an earlier line,
+    // so it wins.
+    let pending = deliver_batch(&mut sink, &mut batch, &mut confirmed)
         .await
         .err();
+    progress.finish_and_clear();
+    let stats = sink.stats();
+    let _ = sink.close().await;
     let input_error = match (pending, stop) {
         (Some(Failure::Delivery(e)), _) | (None, Some(Failure::Delivery(e))) => {
-            return Err(Failure::Delivery(e))
+            return Err(Failure::Delivery(e.context(format!(
+                "rows through input line {} ({} rows) are confirmed; rerun the same input with the same --batch-size to replay the rest (with dedupe on, a stream drops rows it already holds)",
+                confirmed.line, confirmed.rows
+            ))))
         }
         (Some(Failure::Input(e)), _) | (None, Some(Failure::Input(e))) => Some(e),
         (None, None) => None,
     };
-    let flushed = sink.flush().await;
-    progress.finish_and_clear();
-    let stats = sink.stats();
-    let _ = sink.close().await;
-    flushed.map_err(|e| {
-        Failure::Delivery(anyhow!(e).context(format!("flushing after {rows_sent} rows")))
-    })?;
 
     let seconds = started.elapsed().as_secs_f64();
+    let resent = if stats.resent > 0 {
+        format!(", {} resent after failures", stats.resent)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "nats-sink: {rows_sent} rows, {} messages, {} bytes in {seconds:.2} s ({:.0} rows/s); all confirmed",
+        "nats-sink: {} rows, {} messages, {} bytes in {seconds:.2} s ({:.0} rows/s){resent}; all confirmed",
+        confirmed.rows,
         stats.messages,
         stats.payload_bytes,
-        rows_sent as f64 / seconds.max(1e-9),
+        confirmed.rows as f64 / seconds.max(1e-9),
     );
     match input_error {
         Some(e) => Err(Failure::Input(
-            e.context(format!("stopped after {rows_sent} delivered rows")),
+            e.context(format!("stopped after {} delivered rows", confirmed.rows)),
         )),
         None => Ok(()),
     }
 }
 
-/// Write the batch; a refused row is reported with its input line.
-async fn write_batch(
+/// Write the batch as one checkpoint and flush it. A refused row is reported with its input
+/// line, after the rows before it are flushed.
+async fn deliver_batch(
     sink: &mut nats_sink::Sink,
     batch: &mut Batch,
-    rows_sent: &mut u64,
+    confirmed: &mut Confirmed,
 ) -> Result<(), Failure> {
     if batch.rows.is_empty() {
         return Ok(());
     }
-    let result = sink.write(&batch.rows).await;
-    let accepted = match &result {
-        Ok(()) => batch.rows.len(),
-        Err(HostError::Sink(SinkError::InvalidRow(p))) => p.row as usize,
-        Err(_) => 0,
-    };
-    *rows_sent += accepted as u64;
-    let outcome = match result {
-        Ok(()) => Ok(()),
+    sink.begin_checkpoint(batch.take_checkpoint()).await?;
+    let written = sink.write(&batch.rows).await;
+    let (accepted, refusal) = match written {
+        Ok(()) => (batch.rows.len(), None),
         Err(HostError::Sink(SinkError::InvalidRow(p))) => {
             let line = batch.lines.get(p.row as usize).copied().unwrap_or_default();
             let at = if p.column.is_empty() {
@@ -324,11 +412,22 @@ async fn write_batch(
             } else {
                 format!(", column `{}`", p.column)
             };
-            Err(Failure::Input(anyhow!("line {line}{at}: {}", p.message)))
+            (
+                p.row as usize,
+                Some(Failure::Input(anyhow!("line {line}{at}: {}", p.message))),
+            )
         }
-        Err(e) => Err(Failure::from(e)),
+        Err(e) => {
+            batch.clear();
+            return Err(Failure::from(e));
+        }
     };
-    batch.rows.clear();
-    batch.lines.clear();
-    outcome
+    let flushed = sink.flush().await;
+    if flushed.is_ok() && accepted > 0 {
+        confirmed.rows += accepted as u64;
+        confirmed.line = batch.lines[accepted - 1];
+    }
+    batch.clear();
+    flushed.map_err(Failure::from)?;
+    refusal.map_or(Ok(()), Err)
 }

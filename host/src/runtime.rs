@@ -6,7 +6,7 @@ use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceTabl
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 
 use crate::bindings::exports::nats_sink::sink::sink::{
-    Column, OptionInfo, OptionProblem, Row, SinkError,
+    Column, OptionInfo, OptionProblem, Row, SinkError, Target,
 };
 use crate::bindings::transport::{self, ConnectConfig, Message, TransportError};
 use crate::bindings::{NatsSinkComponent, NatsSinkComponentPre};
@@ -69,6 +69,15 @@ pub fn describe_sink_error(error: &SinkError) -> String {
         SinkError::Publish(m) => format!("publish: {m}"),
         SinkError::Timeout(m) => format!("timeout: {m}"),
         SinkError::Closed(m) => format!("closed: {m}"),
+    }
+}
+
+/// One line naming what failed, as `describe_sink_error` words the same cases.
+pub fn describe_transport_error(error: &TransportError) -> String {
+    match error {
+        TransportError::Connection(m) => format!("connection: {m}"),
+        TransportError::Publish(m) => format!("publish: {m}"),
+        TransportError::Timeout(m) => format!("timeout: {m}"),
     }
 }
 
@@ -229,6 +238,17 @@ impl SinkRuntime {
             .map_err(|e| HostError::runtime("validate", e))
     }
 
+    /// What valid `options` connect to and publish on, without connecting.
+    pub async fn resolve(&self, options: &[(String, String)]) -> Result<Target, HostError> {
+        let (mut store, bindings) = self.instantiate().await?;
+        bindings
+            .nats_sink_sink_sink()
+            .call_resolve(&mut store, options)
+            .await
+            .map_err(|e| HostError::runtime("resolve", e))?
+            .map_err(HostError::Sink)
+    }
+
     /// Validate `options` and `schema`, connect, and return a sink ready for `write`.
     pub async fn open(
         &self,
@@ -263,6 +283,20 @@ impl Sink {
     fn handle(&self) -> Result<ResourceAny, HostError> {
         self.handle
             .ok_or_else(|| HostError::Sink(SinkError::Closed("the sink was closed".into())))
+    }
+
+    /// Start checkpoint `id`: rows written from now on carry the message ids
+    /// `<sink_id>:<id>:<position>`, so a replay of the same checkpoint is deduplicated.
+    pub async fn begin_checkpoint(&mut self, id: u64) -> Result<(), HostError> {
+        let handle = self.handle()?;
+        let result = self
+            .bindings
+            .nats_sink_sink_sink()
+            .nats_sink()
+            .call_begin_checkpoint(&mut self.store, handle, id)
+            .await
+            .map(Ok);
+        self.settle("begin-checkpoint", result)
     }
 
     /// Encode and publish `rows`, one message each. On `invalid-row`, the rows before the bad
@@ -308,7 +342,7 @@ impl Sink {
         }
     }
 
-    /// Counters of the sink's connection (messages and payload bytes published, flushes).
+    /// Counters of the sink's connection (messages and payload bytes published, flushes, resends).
     pub fn stats(&self) -> TransportStats {
         self.store.data().stats
     }

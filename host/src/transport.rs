@@ -1,20 +1,30 @@
 //! The transport the guest imports, over async-nats: connect, publish, and a flush that
 //! returns only when every message since the previous flush is confirmed.
+//!
+//! JetStream messages are pipelined: up to `max-in-flight` await their acks while more are
+//! sent, and a writer beyond that waits for the oldest ack. A message whose send or ack fails
+//! in a way that can pass (no ack in time, the connection dropped, no stream leader for a
+//! moment) is kept and sent again after a backoff, once the client has reconnected, until the
+//! `delivery` budget is spent. A failure that cannot pass (permission, max_payload, the
+//! stream's limits) ends the call at once. Nothing is dropped without an error.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::{
-    GetStreamByNameError, GetStreamByNameErrorKind, PublishAckFuture,
+    GetStreamByNameError, GetStreamByNameErrorKind, PublishError, PublishErrorKind,
 };
-use async_nats::{ConnectOptions, Event, HeaderMap, ServerAddr};
+use async_nats::jetstream::publish::PublishAck;
+use async_nats::{ConnectOptions, Event, HeaderMap, ServerAddr, Subject};
+use bytes::Bytes;
+use futures::stream::FuturesOrdered;
 use futures::StreamExt;
+use tokio::sync::Notify;
 
-use crate::bindings::transport::{Auth, ConnectConfig, Message, TransportError};
-
-/// Acks awaited before another JetStream publish is sent; bounds memory and keeps the pipe full.
-const MAX_PENDING_ACKS: usize = 4096;
+use crate::bindings::transport::{Auth, ConnectConfig, Delivery, Message, TransportError};
 
 /// How messages on one subject are confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,11 +35,84 @@ pub enum Route {
     JetStream { stream: String },
 }
 
-/// What the connection's event callback saw since the last flush.
-#[derive(Default)]
+/// What the connection's event callback saw.
 struct Events {
     server_errors: Vec<String>,
+    /// Disconnects since the last flush.
     disconnects: usize,
+    connected: bool,
+}
+
+/// The connection's events, and a way to wait for the next one.
+struct EventLog {
+    events: Mutex<Events>,
+    changed: Notify,
+}
+
+impl EventLog {
+    fn new() -> EventLog {
+        EventLog {
+            events: Mutex::new(Events {
+                server_errors: Vec::new(),
+                disconnects: 0,
+                connected: true,
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Events> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, event: Event) {
+        let mut events = self.lock();
+        match event {
+            Event::ServerError(e) => events.server_errors.push(e.to_string()),
+            Event::Disconnected => {
+                events.disconnects += 1;
+                events.connected = false;
+            }
+            Event::Connected => events.connected = true,
+            _ => return,
+        }
+        drop(events);
+        self.changed.notify_waiters();
+    }
+
+    fn is_connected(&self) -> bool {
+        self.lock().connected
+    }
+
+    /// Remove and return the first server error that `matches`.
+    fn take_server_error(&self, matches: impl Fn(&str) -> bool) -> Option<String> {
+        let mut events = self.lock();
+        let i = events.server_errors.iter().position(|e| matches(e))?;
+        Some(events.server_errors.remove(i))
+    }
+
+    /// Return once `ready` gives a value, checking after every event.
+    async fn wait_for<T>(&self, mut ready: impl FnMut(&EventLog) -> Option<T>) -> T {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so an event between the two is not missed.
+            notified.as_mut().enable();
+            if let Some(value) = ready(self) {
+                return value;
+            }
+            notified.await;
+        }
+    }
+
+    /// Return once a server error that `matches` has arrived, removing it.
+    async fn server_error(&self, matches: impl Fn(&str) -> bool) -> String {
+        self.wait_for(|log| log.take_server_error(&matches)).await
+    }
+
+    async fn connected(&self) {
+        self.wait_for(|log| log.is_connected().then_some(())).await
+    }
 }
 
 /// Counters a caller can read at any time.
@@ -38,6 +121,34 @@ pub struct TransportStats {
     pub messages: u64,
     pub payload_bytes: u64,
     pub flushes: u64,
+    /// JetStream messages sent again after a failure that could pass.
+    pub resent: u64,
+}
+
+/// A JetStream message kept until its ack arrives, so that it can be sent again.
+struct Outgoing {
+    subject: Subject,
+    headers: Option<HeaderMap>,
+    payload: Bytes,
+}
+
+type PendingAck =
+    Pin<Box<dyn Future<Output = (Outgoing, Result<PublishAck, PublishError>)> + Send>>;
+
+/// What one failed send or ack calls for.
+enum Failure {
+    /// May pass: send the message again, within the budget. The text is the cause.
+    Retry(String),
+    /// Cannot pass: report it.
+    Fatal(TransportError),
+}
+
+/// A run of failures that could pass, from the first until every message is acked again.
+struct Episode {
+    started: Instant,
+    /// Sends so far of the messages being retried, counting the first.
+    attempts: u32,
+    cause: String,
 }
 
 /// One NATS connection, owned by one sink.
@@ -45,14 +156,19 @@ pub struct NatsConnection {
     client: async_nats::Client,
     jetstream: async_nats::jetstream::Context,
     routes: HashMap<String, Route>,
-    pending_acks: VecDeque<(String, PublishAckFuture)>,
+    /// JetStream messages sent and awaiting their ack, oldest first.
+    in_flight: FuturesOrdered<PendingAck>,
+    /// JetStream messages to send again, in the order they were first sent.
+    resend: VecDeque<Outgoing>,
+    episode: Option<Episode>,
     /// Core messages published since the last flush.
     unconfirmed_core: u64,
-    events: Arc<Mutex<Events>>,
+    events: Arc<EventLog>,
     /// Inbox that core flushes echo through; its subscriber sees our echo after the server
     /// has processed every earlier publish on this connection.
     echo_subject: String,
     echo: async_nats::Subscriber,
+    delivery: Delivery,
     flush_timeout: Duration,
     stats: TransportStats,
 }
@@ -61,10 +177,24 @@ fn connection_error(message: impl std::fmt::Display) -> TransportError {
     TransportError::Connection(message.to_string())
 }
 
+fn millis(ms: u32) -> Duration {
+    Duration::from_millis(ms.into())
+}
+
+/// The wait before resend number `attempt` (1 for the first): doubled each time up to the
+/// maximum, then drawn from its upper half so that many sinks do not resend in step.
+pub fn backoff(delivery: &Delivery, attempt: u32) -> Duration {
+    let doubled = u64::from(delivery.initial_backoff_ms)
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(32));
+    let ceiling = doubled.min(delivery.max_backoff_ms.into());
+    Duration::from_millis(ceiling / 2 + fastrand::u64(0..=ceiling - ceiling / 2))
+}
+
 impl NatsConnection {
     pub async fn connect(config: ConnectConfig) -> Result<NatsConnection, TransportError> {
-        let connect_timeout = Duration::from_millis(config.connect_timeout_ms.into());
-        let flush_timeout = Duration::from_millis(config.flush_timeout_ms.into());
+        let connect_timeout = millis(config.connect_timeout_ms);
+        let delivery = config.delivery;
+        let ack_timeout = millis(delivery.ack_timeout_ms);
         let servers = config
             .servers
             .iter()
@@ -91,22 +221,17 @@ impl NatsConnection {
                 })
             }
         };
-        let events = Arc::new(Mutex::new(Events::default()));
+        let events = Arc::new(EventLog::new());
         let sink_events = events.clone();
+        // async-nats reconnects on its own, to the given servers and those the cluster
+        // advertises, without a limit; the delivery budget decides how long a flush waits.
         let options = options
             .name("nats-sink")
             .connection_timeout(connect_timeout)
-            .request_timeout(Some(flush_timeout))
+            .request_timeout(Some(ack_timeout))
             .event_callback(move |event| {
                 let events = sink_events.clone();
-                async move {
-                    let mut events = events.lock().unwrap_or_else(|p| p.into_inner());
-                    match event {
-                        Event::ServerError(e) => events.server_errors.push(e.to_string()),
-                        Event::Disconnected => events.disconnects += 1,
-                        _ => {}
-                    }
-                }
+                async move { events.record(event) }
             });
 
         let servers_text = config.servers.join(",");
@@ -125,8 +250,10 @@ impl NatsConnection {
             Ok(Ok(client)) => client,
         };
         let jetstream = async_nats::jetstream::ContextBuilder::new()
-            .timeout(flush_timeout)
-            .max_ack_inflight(MAX_PENDING_ACKS)
+            .timeout(ack_timeout)
+            // Our own bound is `max-in-flight`; this one only guards against a leak.
+            .max_ack_inflight(delivery.max_in_flight as usize + 1)
+            .backpressure_on_inflight(true)
             .build(client.clone());
         let echo_subject = client.new_inbox();
         let echo = client
@@ -137,18 +264,35 @@ impl NatsConnection {
             client,
             jetstream,
             routes: HashMap::new(),
-            pending_acks: VecDeque::new(),
+            in_flight: FuturesOrdered::new(),
+            resend: VecDeque::new(),
+            episode: None,
             unconfirmed_core: 0,
             events,
             echo_subject,
             echo,
-            flush_timeout,
+            delivery,
+            flush_timeout: millis(config.flush_timeout_ms),
             stats: TransportStats::default(),
         })
     }
 
     pub fn stats(&self) -> TransportStats {
         self.stats
+    }
+
+    /// The client, for callers that need more of the server than publishing (health checks).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &async_nats::jetstream::Context {
+        &self.jetstream
+    }
+
+    /// Return once the server reports an error that `matches`, removing it.
+    pub(crate) async fn server_error(&self, matches: impl Fn(&str) -> bool) -> String {
+        self.events.server_error(matches).await
     }
 
     /// Where messages on `subject` go, asked of JetStream once per subject.
@@ -159,12 +303,12 @@ impl NatsConnection {
         let lookup = self.jetstream.stream_by_subject(subject);
         // A user who may not publish to the JetStream API gets no reply, only a permission
         // error from the server: watch for it rather than wait out the request timeout.
-        let denied = wait_for_server_error(&self.events, |e| {
-            e.contains("Permissions Violation") && e.contains("$JS.API")
-        });
+        let denied = self
+            .events
+            .server_error(|e| e.contains("Permissions Violation") && e.contains("$JS.API"));
         let found = tokio::select! {
             found = lookup => found,
-            () = denied => {
+            _ = denied => {
                 tracing::debug!(subject, "no permission to use JetStream: core path");
                 Err(GetStreamByNameError::new(GetStreamByNameErrorKind::NotFound))
             }
@@ -188,53 +332,44 @@ impl NatsConnection {
     }
 
     pub async fn publish(&mut self, messages: Vec<Message>) -> Result<(), TransportError> {
+        let result = self.publish_all(messages).await;
+        if result.is_err() {
+            self.forget_unconfirmed();
+        }
+        result
+    }
+
+    async fn publish_all(&mut self, messages: Vec<Message>) -> Result<(), TransportError> {
         for message in messages {
             let route = self.route(&message.subject).await?;
             let size = message.payload.len() as u64;
-            let headers = (!message.headers.is_empty()).then(|| {
-                let mut map = HeaderMap::new();
-                for (name, value) in &message.headers {
-                    map.append(name.as_str(), value.as_str());
-                }
-                map
-            });
-            match route {
-                Route::Core => {
-                    let result = match headers {
-                        Some(h) => {
-                            self.client
-                                .publish_with_headers(message.subject, h, message.payload.into())
-                                .await
-                        }
-                        None => {
-                            self.client
-                                .publish(message.subject, message.payload.into())
-                                .await
-                        }
-                    };
-                    result.map_err(|e| TransportError::Publish(format!("{e} ({size} bytes)")))?;
-                    self.unconfirmed_core += 1;
-                }
-                Route::JetStream { .. } => {
-                    if self.pending_acks.len() >= MAX_PENDING_ACKS {
-                        self.await_oldest_ack().await?;
+            let outgoing = Outgoing {
+                subject: Subject::from(message.subject),
+                headers: (!message.headers.is_empty()).then(|| {
+                    let mut map = HeaderMap::new();
+                    for (name, value) in &message.headers {
+                        map.append(name.as_str(), value.as_str());
                     }
-                    let subject = message.subject.clone();
-                    let result = match headers {
-                        Some(h) => {
-                            self.jetstream
-                                .publish_with_headers(message.subject, h, message.payload.into())
-                                .await
+                    map
+                }),
+                payload: Bytes::from(message.payload),
+            };
+            match route {
+                Route::Core => self.publish_core(outgoing).await?,
+                Route::JetStream { .. } => {
+                    // Backpressure: the oldest ack first, so memory stays bounded.
+                    while self.in_flight.len() >= self.delivery.max_in_flight as usize {
+                        self.settle_oldest().await?;
+                    }
+                    match self.send_jetstream(outgoing).await {
+                        Ok(()) => {}
+                        Err((Failure::Fatal(e), _)) => return Err(e),
+                        Err((Failure::Retry(cause), outgoing)) => {
+                            self.note_failure(cause);
+                            self.resend.push_back(outgoing);
+                            self.recover().await?;
                         }
-                        None => {
-                            self.jetstream
-                                .publish(message.subject, message.payload.into())
-                                .await
-                        }
-                    };
-                    let ack = result
-                        .map_err(|e| TransportError::Publish(format!("{e} ({size} bytes)")))?;
-                    self.pending_acks.push_back((subject, ack));
+                    }
                 }
             }
             self.stats.messages += 1;
@@ -243,46 +378,272 @@ impl NatsConnection {
         Ok(())
     }
 
-    async fn await_oldest_ack(&mut self) -> Result<(), TransportError> {
-        let Some((subject, ack)) = self.pending_acks.pop_front() else {
-            return Ok(());
+    async fn publish_core(&mut self, message: Outgoing) -> Result<(), TransportError> {
+        let wait = millis(self.delivery.ack_timeout_ms);
+        let size = message.payload.len();
+        let subject = message.subject.clone();
+        let sent = match message.headers {
+            Some(h) => {
+                tokio::time::timeout(
+                    wait,
+                    self.client
+                        .publish_with_headers(message.subject, h, message.payload),
+                )
+                .await
+            }
+            None => {
+                tokio::time::timeout(wait, self.client.publish(message.subject, message.payload))
+                    .await
+            }
         };
-        match ack.await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(match e.kind() {
-                async_nats::jetstream::context::PublishErrorKind::TimedOut => {
-                    TransportError::Timeout(format!(
-                        "no JetStream ack for a message on `{subject}` within {} ms",
-                        self.flush_timeout.as_millis()
-                    ))
-                }
-                _ => TransportError::Publish(format!(
-                    "JetStream refused a message on `{subject}`: {e}"
-                )),
-            }),
+        match sent {
+            // The client buffers while it reconnects; a full buffer means the server is gone.
+            Err(_) => Err(TransportError::Timeout(format!(
+                "could not hand a message on `{subject}` to the connection within ack_timeout_ms ({} ms): the server is unreachable",
+                wait.as_millis()
+            ))),
+            Ok(Err(e)) => Err(TransportError::Publish(format!("{e} ({size} bytes)"))),
+            Ok(Ok(())) => {
+                self.unconfirmed_core += 1;
+                Ok(())
+            }
         }
     }
 
-    /// Confirm everything since the last flush: all JetStream acks, then a round trip for
-    /// core messages, then no server error or disconnect in between.
-    pub async fn flush(&mut self) -> Result<(), TransportError> {
-        while !self.pending_acks.is_empty() {
-            if let Err(e) = self.await_oldest_ack().await {
-                self.pending_acks.clear();
-                self.unconfirmed_core = 0;
-                return Err(e);
+    /// Send one JetStream message and queue its ack; on failure, hand the message back.
+    async fn send_jetstream(&mut self, message: Outgoing) -> Result<(), (Failure, Outgoing)> {
+        let wait = millis(self.delivery.ack_timeout_ms);
+        let (subject, payload) = (message.subject.clone(), message.payload.clone());
+        let sent = match &message.headers {
+            Some(h) => {
+                tokio::time::timeout(
+                    wait,
+                    self.jetstream
+                        .publish_with_headers(subject, h.clone(), payload),
+                )
+                .await
             }
+            None => tokio::time::timeout(wait, self.jetstream.publish(subject, payload)).await,
+        };
+        match sent {
+            Err(_) => Err((
+                Failure::Retry(format!(
+                    "the connection took no message for {} ms (it is down or reconnecting)",
+                    wait.as_millis()
+                )),
+                message,
+            )),
+            Ok(Err(e)) => Err((self.classify(&message.subject, e), message)),
+            Ok(Ok(ack)) => {
+                self.in_flight
+                    .push_back(Box::pin(async move { (message, ack.await) }));
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether a JetStream send or ack failure can pass.
+    fn classify(&self, subject: &str, error: PublishError) -> Failure {
+        let refused = |e: &PublishError| {
+            Failure::Fatal(TransportError::Publish(format!(
+                "JetStream refused a message on `{subject}`: {e}"
+            )))
+        };
+        match error.kind() {
+            PublishErrorKind::TimedOut => {
+                // A user without permission gets no ack, only the server's error.
+                let denied = self.events.take_server_error(|e| {
+                    e.contains("Permissions Violation") && e.contains(&format!("\"{subject}\""))
+                });
+                match denied {
+                    Some(e) => Failure::Fatal(TransportError::Publish(format!(
+                        "the server refused a message on `{subject}`: {e}"
+                    ))),
+                    None => Failure::Retry(format!(
+                        "no ack within ack_timeout_ms ({} ms)",
+                        self.delivery.ack_timeout_ms
+                    )),
+                }
+            }
+            PublishErrorKind::BrokenPipe => {
+                Failure::Retry("the connection closed before the ack arrived".into())
+            }
+            PublishErrorKind::StreamNotFound => Failure::Retry(
+                "no stream answered (a stream leader election, or a server restarting)".into(),
+            ),
+            PublishErrorKind::MaxAckPending => Failure::Retry("too many acks outstanding".into()),
+            PublishErrorKind::Other if is_transient(&error) => {
+                Failure::Retry(format!("JetStream is unavailable for a moment: {error}"))
+            }
+            _ => refused(&error),
+        }
+    }
+
+    fn note_failure(&mut self, cause: String) {
+        tracing::debug!(%cause, "delivery failure that can pass");
+        self.episode
+            .get_or_insert_with(|| Episode {
+                started: Instant::now(),
+                attempts: 1,
+                cause: String::new(),
+            })
+            .cause = cause;
+    }
+
+    /// The outcome of one ack: a message to send again is queued, not an error.
+    fn on_ack(
+        &mut self,
+        message: Outgoing,
+        result: Result<PublishAck, PublishError>,
+    ) -> Result<(), TransportError> {
+        let Err(error) = result else {
+            return Ok(());
+        };
+        match self.classify(&message.subject, error) {
+            Failure::Fatal(e) => Err(e),
+            Failure::Retry(cause) => {
+                self.note_failure(cause);
+                self.resend.push_back(message);
+                Ok(())
+            }
+        }
+    }
+
+    /// Wait for the oldest ack; a failure that can pass starts recovery.
+    async fn settle_oldest(&mut self) -> Result<(), TransportError> {
+        if let Some((message, result)) = self.in_flight.next().await {
+            self.on_ack(message, result)?;
+        }
+        if self.resend.is_empty() {
+            Ok(())
+        } else {
+            self.recover().await
+        }
+    }
+
+    /// Send again every message whose send or ack failed, after a backoff and once the client
+    /// is connected, until every message is acked or the budget is spent.
+    async fn recover(&mut self) -> Result<(), TransportError> {
+        loop {
+            // The acks still outstanding say which other messages need another send.
+            while let Some((message, result)) = self.in_flight.next().await {
+                self.on_ack(message, result)?;
+            }
+            if self.resend.is_empty() {
+                if let Some(episode) = self.episode.take() {
+                    tracing::info!(
+                        attempts = episode.attempts,
+                        elapsed_ms = episode.started.elapsed().as_millis() as u64,
+                        "delivery recovered"
+                    );
+                }
+                return Ok(());
+            }
+            let (attempts, elapsed) = match &self.episode {
+                Some(e) => (e.attempts, e.started.elapsed()),
+                None => (1, Duration::ZERO),
+            };
+            let budget = millis(self.delivery.max_elapsed_ms);
+            if attempts >= self.delivery.max_attempts || elapsed >= budget {
+                return Err(self.give_up());
+            }
+            let remaining = budget - elapsed;
+            tokio::time::sleep(backoff(&self.delivery, attempts).min(remaining)).await;
+            // Sending into a connection that is down would only fill the client's buffer.
+            let remaining = budget.saturating_sub(self.episode_elapsed());
+            if tokio::time::timeout(remaining, self.events.connected())
+                .await
+                .is_err()
+            {
+                return Err(self.give_up());
+            }
+            if let Some(episode) = &mut self.episode {
+                episode.attempts += 1;
+            }
+            let mut queue = std::mem::take(&mut self.resend).into_iter();
+            tracing::debug!(messages = queue.len(), attempt = attempts + 1, "resending");
+            while let Some(message) = queue.next() {
+                self.stats.resent += 1;
+                match self.send_jetstream(message).await {
+                    Ok(()) => {}
+                    Err((Failure::Fatal(e), _)) => return Err(e),
+                    Err((Failure::Retry(cause), message)) => {
+                        self.note_failure(cause);
+                        self.resend.push_back(message);
+                        self.resend.extend(queue);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn episode_elapsed(&self) -> Duration {
+        self.episode
+            .as_ref()
+            .map_or(Duration::ZERO, |e| e.started.elapsed())
+    }
+
+    /// The error once the budget is spent, naming what was tried and why it failed.
+    fn give_up(&mut self) -> TransportError {
+        let unconfirmed = self.resend.len() + self.in_flight.len();
+        let (attempts, elapsed, cause) = match self.episode.take() {
+            Some(e) => (e.attempts, e.started.elapsed(), e.cause),
+            None => (0, Duration::ZERO, String::from("unknown")),
+        };
+        let message = format!(
+            "gave up on {unconfirmed} unconfirmed JetStream message(s) after {attempts} send(s) over {} ms (retry budget: {} sends, {} ms); last failure: {cause}",
+            elapsed.as_millis(),
+            self.delivery.max_attempts,
+            self.delivery.max_elapsed_ms,
+        );
+        self.forget_unconfirmed();
+        if self.events.is_connected() {
+            TransportError::Timeout(message)
+        } else {
+            connection_error(format!("the server stayed unreachable: {message}"))
+        }
+    }
+
+    /// After an error, nothing since the last flush counts as confirmed; the caller replays.
+    fn forget_unconfirmed(&mut self) {
+        self.in_flight = FuturesOrdered::new();
+        self.resend.clear();
+        self.episode = None;
+        self.unconfirmed_core = 0;
+    }
+
+    /// Confirm everything since the last flush: all JetStream acks (resending what can be),
+    /// then a round trip for core messages, then no server error or disconnect in between.
+    pub async fn flush(&mut self) -> Result<(), TransportError> {
+        let limit = self.flush_timeout;
+        let result = match tokio::time::timeout(limit, self.confirm_all()).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout(format!(
+                "the flush did not finish within flush_timeout_ms ({} ms); {} JetStream message(s) unconfirmed",
+                limit.as_millis(),
+                self.in_flight.len() + self.resend.len()
+            ))),
+        };
+        match result {
+            Ok(()) => self.stats.flushes += 1,
+            Err(_) => self.forget_unconfirmed(),
+        }
+        result
+    }
+
+    async fn confirm_all(&mut self) -> Result<(), TransportError> {
+        while !self.in_flight.is_empty() || !self.resend.is_empty() {
+            self.settle_oldest().await?;
         }
         let result = self.confirm_core().await;
         self.unconfirmed_core = 0;
-        result?;
-        self.stats.flushes += 1;
-        Ok(())
+        result
     }
 
     async fn confirm_core(&mut self) -> Result<(), TransportError> {
         if self.unconfirmed_core > 0 {
-            let timeout = self.flush_timeout;
+            let wait = millis(self.delivery.ack_timeout_ms);
             let echo_subject = self.echo_subject.clone();
             let (client, echo, events) = (&self.client, &mut self.echo, &self.events);
             let round_trip = async {
@@ -297,19 +658,19 @@ impl NatsConnection {
                 // Either our echo comes back, or (for a user who may not publish to inboxes)
                 // the server refuses it. Both come after the server processed every earlier
                 // publish, and its errors reach the event callback in order.
-                let refused = wait_for_server_error(events, |e| e.contains(&echo_subject));
+                let refused = events.server_error(|e| e.contains(&echo_subject));
                 tokio::select! {
                     received = echo.next() => received.map(|_| ()).ok_or_else(|| connection_error("flush: the connection closed")),
-                    () = refused => Ok(()),
+                    _ = refused => Ok(()),
                 }
             };
-            match tokio::time::timeout(timeout, round_trip).await {
+            match tokio::time::timeout(wait, round_trip).await {
                 Err(_) => {
                     return Err(TransportError::Timeout(format!(
-                        "the server did not confirm {} messages within {} ms",
-                        self.unconfirmed_core,
-                        timeout.as_millis()
-                    )))
+                    "the server did not confirm {} core message(s) within ack_timeout_ms ({} ms)",
+                    self.unconfirmed_core,
+                    wait.as_millis()
+                )))
                 }
                 Ok(result) => result?,
             }
@@ -320,7 +681,7 @@ impl NatsConnection {
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let mut events = self.events.lock();
         let errors = std::mem::take(&mut events.server_errors);
         let disconnects = std::mem::take(&mut events.disconnects);
         if let Some(first) = errors.first() {
@@ -330,30 +691,28 @@ impl NatsConnection {
         }
         if disconnects > 0 && self.unconfirmed_core > 0 {
             return Err(connection_error(
-                "the connection dropped since the last flush; core NATS messages sent before it may be lost",
+                "the connection dropped since the last flush; core NATS messages sent before it may be lost (core NATS has no acks: replay them, or use a JetStream stream)",
             ));
         }
         Ok(())
     }
 }
 
-/// Remove the first server error that `matches`; true if there was one.
-fn take_server_error(events: &Mutex<Events>, matches: impl Fn(&str) -> bool) -> bool {
-    let mut events = events.lock().unwrap_or_else(|p| p.into_inner());
-    match events.server_errors.iter().position(|e| matches(e)) {
-        Some(i) => {
-            events.server_errors.remove(i);
-            true
-        }
-        None => false,
-    }
-}
-
-/// Return once a server error that `matches` has arrived, removing it from the events.
-async fn wait_for_server_error(events: &Mutex<Events>, matches: impl Fn(&str) -> bool) {
-    while !take_server_error(events, &matches) {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+/// True for JetStream errors that mean "not now" rather than "no": 503s and cluster states.
+fn is_transient(error: &PublishError) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    let Some(js) = std::error::Error::source(error)
+        .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
+    else {
+        return false;
+    };
+    js.code() == 503
+        || [
+            ErrorCode::CLUSTER_NOT_AVAILABLE,
+            ErrorCode::CLUSTER_NOT_LEADER,
+            ErrorCode::CLUSTER_NOT_ACTIVE,
+        ]
+        .contains(&js.error_code())
 }
 
 /// True when JetStream is not enabled on the server: its API has no responders.

@@ -615,13 +615,25 @@ async fn describe_lists_every_option() {
         "jwt",
         "nkey",
         "type",
+        "sink_id",
+        "dedupe",
+        "max_in_flight",
+        "ack_timeout_ms",
+        "retry.max_attempts",
+        "retry.max_elapsed_ms",
+        "retry.initial_backoff_ms",
+        "retry.max_backoff_ms",
     ] {
         assert!(
             stdout.lines().any(|l| l.starts_with(name)),
             "{name} missing from:\n{stdout}"
         );
     }
-    assert!(stdout.contains("server_url          required"), "{stdout}");
+    let server_url = stdout.lines().find(|l| l.starts_with("server_url "));
+    assert!(
+        server_url.is_some_and(|l| l.split_whitespace().nth(1) == Some("required")),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,121 @@
+//! `check`: what a sink with these options would meet (the server, the route its subject
+//! takes, publish permission), found without leaving anything a subscriber or stream keeps.
+
+use std::time::Duration;
+
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::HeaderMap;
+
+use crate::bindings::exports::nats_sink::sink::sink::Target;
+use crate::bindings::transport::TransportError;
+use crate::transport::{NatsConnection, Route};
+
+/// A stream name can hold no `.`, so no stream matches this and the probe is never stored.
+const PROBE_EXPECTED_STREAM: &str = "nats-sink.health-probe";
+/// JetStream's "expected stream does not match": the probe reached the stream and was refused.
+const EXPECTED_STREAM_MISMATCH: u64 = 10060;
+
+/// Whether the connection may publish on the subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Permission {
+    Allowed,
+    Denied(String),
+    /// Not probed, and why.
+    Unknown(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub server_name: String,
+    pub server_version: String,
+    pub max_payload: usize,
+    pub subject: String,
+    pub route: Route,
+    /// The stream's duplicate window, where JetStream captures the subject.
+    pub duplicate_window: Option<Duration>,
+    pub permission: Permission,
+}
+
+impl Health {
+    /// One line: fine, or the first reason it is not.
+    pub fn verdict(&self) -> Result<String, String> {
+        match &self.permission {
+            Permission::Denied(why) => Err(format!(
+                "no permission to publish on `{}`: {why}",
+                self.subject
+            )),
+            _ => Ok(match &self.route {
+                Route::JetStream { stream } => format!(
+                    "ready: `{}` is captured by stream {stream}; rows will be acked",
+                    self.subject
+                ),
+                Route::Core => format!(
+                    "ready: no stream captures `{}`; rows go out as core NATS (confirmed by a round trip, not stored)",
+                    self.subject
+                ),
+            }),
+        }
+    }
+}
+
+/// Connect as a sink with `target` would, and look around.
+pub async fn check(target: Target) -> Result<Health, TransportError> {
+    let mut connection = NatsConnection::connect(target.connect).await?;
+    let info = connection.client().server_info();
+    let route = connection.route(&target.subject).await?;
+    let (duplicate_window, permission) = match &route {
+        Route::JetStream { stream } => {
+            let window = match connection.jetstream().get_stream(stream).await {
+                Ok(mut s) => s.info().await.ok().map(|i| i.config.duplicate_window),
+                Err(_) => None,
+            };
+            (window, probe_jetstream(&connection, &target.subject).await)
+        }
+        Route::Core => (
+            None,
+            Permission::Unknown(
+                "not probed: a probe on a core subject would reach its subscribers".into(),
+            ),
+        ),
+    };
+    Ok(Health {
+        server_name: info.server_name,
+        server_version: info.version,
+        max_payload: info.max_payload,
+        subject: target.subject,
+        route,
+        duplicate_window,
+        permission,
+    })
+}
+
+/// Publish a message the stream must refuse (it expects another stream): the stream's refusal
+/// shows the publish got through; the server's permission error shows it did not.
+async fn probe_jetstream(connection: &NatsConnection, subject: &str) -> Permission {
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Expected-Stream", PROBE_EXPECTED_STREAM);
+    let denied = connection.server_error(|e| {
+        e.contains("Permissions Violation") && e.contains(&format!("\"{subject}\""))
+    });
+    let probe = async {
+        let ack = connection
+            .jetstream()
+            .publish_with_headers(subject.to_string(), headers, Default::default())
+            .await?;
+        ack.await
+    };
+    tokio::select! {
+        e = denied => Permission::Denied(e),
+        outcome = probe => match outcome {
+            Err(e) if e.kind() == PublishErrorKind::Other && is_expected_stream_mismatch(&e) => Permission::Allowed,
+            Err(e) => Permission::Unknown(format!("the probe failed: {e}")),
+            Ok(_) => Permission::Unknown("the stream stored the probe".into()),
+        },
+    }
+}
+
+fn is_expected_stream_mismatch(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::error::Error::source(error)
+        .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
+        .is_some_and(|js| js.error_code().0 == EXPECTED_STREAM_MISMATCH)
+}

@@ -92,6 +92,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("NATS_SINK_LOG"))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let component = cli
@@ -359,30 +360,31 @@ async fn run(
     progress.finish_and_clear();
     let stats = sink.stats();
     let _ = sink.close().await;
-    let input_error = match (pending, stop) {
-        (Some(Failure::Delivery(e)), _) | (None, Some(Failure::Delivery(e))) => {
-            return Err(Failure::Delivery(e.context(format!(
-                "rows through input line {} ({} rows) are confirmed; rerun the same input with the same --batch-size to replay the rest (with dedupe on, a stream drops rows it already holds)",
-                confirmed.line, confirmed.rows
-            ))))
-        }
-        (Some(Failure::Input(e)), _) | (None, Some(Failure::Input(e))) => Some(e),
-        (None, None) => None,
-    };
-
     let seconds = started.elapsed().as_secs_f64();
     let resent = if stats.resent > 0 {
         format!(", {} resent after failures", stats.resent)
     } else {
         String::new()
     };
-    eprintln!(
-        "nats-sink: {} rows, {} messages, {} bytes in {seconds:.2} s ({:.0} rows/s){resent}; all confirmed",
+    let summary = format!(
+        "nats-sink: {} rows confirmed; {} messages, {} bytes sent in {seconds:.2} s ({:.0} rows/s){resent}",
         confirmed.rows,
         stats.messages,
         stats.payload_bytes,
         confirmed.rows as f64 / seconds.max(1e-9),
     );
+    let input_error = match (pending, stop) {
+        (Some(Failure::Delivery(e)), _) | (None, Some(Failure::Delivery(e))) => {
+            eprintln!("{summary}; delivery failed");
+            return Err(Failure::Delivery(e.context(format!(
+                "rows through input line {} ({} rows) are confirmed; rerun the same input with the same --batch-size to replay the rest (with dedupe on, a stream drops rows it already holds)",
+                confirmed.line, confirmed.rows
+            ))));
+        }
+        (Some(Failure::Input(e)), _) | (None, Some(Failure::Input(e))) => Some(e),
+        (None, None) => None,
+    };
+    eprintln!("{summary}; all confirmed");
     match input_error {
         Some(e) => Err(Failure::Input(
             e.context(format!("stopped after {} delivered rows", confirmed.rows)),

@@ -40,6 +40,8 @@ struct Events {
     server_errors: Vec<String>,
     /// Disconnects since the last flush.
     disconnects: usize,
+    /// Disconnects since the connection opened.
+    drops: u64,
     connected: bool,
 }
 
@@ -55,6 +57,7 @@ impl EventLog {
             events: Mutex::new(Events {
                 server_errors: Vec::new(),
                 disconnects: 0,
+                drops: 0,
                 connected: true,
             }),
             changed: Notify::new(),
@@ -71,6 +74,7 @@ impl EventLog {
             Event::ServerError(e) => events.server_errors.push(e.to_string()),
             Event::Disconnected => {
                 events.disconnects += 1;
+                events.drops += 1;
                 events.connected = false;
             }
             Event::Connected => events.connected = true,
@@ -82,6 +86,10 @@ impl EventLog {
 
     fn is_connected(&self) -> bool {
         self.lock().connected
+    }
+
+    fn drops(&self) -> u64 {
+        self.lock().drops
     }
 
     /// Remove and return the first server error that `matches`.
@@ -132,8 +140,7 @@ struct Outgoing {
     payload: Bytes,
 }
 
-type PendingAck =
-    Pin<Box<dyn Future<Output = (Outgoing, Result<PublishAck, PublishError>)> + Send>>;
+type PendingAck = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
 
 /// What one failed send or ack calls for.
 enum Failure {
@@ -156,8 +163,11 @@ pub struct NatsConnection {
     client: async_nats::Client,
     jetstream: async_nats::jetstream::Context,
     routes: HashMap<String, Route>,
-    /// JetStream messages sent and awaiting their ack, oldest first.
+    /// Acks awaited, oldest first, and the messages they confirm, in the same order.
     in_flight: FuturesOrdered<PendingAck>,
+    awaiting: VecDeque<Outgoing>,
+    /// Disconnects already accounted for: after another, awaited acks cannot arrive.
+    drops_seen: u64,
     /// JetStream messages to send again, in the order they were first sent.
     resend: VecDeque<Outgoing>,
     episode: Option<Episode>,
@@ -265,6 +275,8 @@ impl NatsConnection {
             jetstream,
             routes: HashMap::new(),
             in_flight: FuturesOrdered::new(),
+            awaiting: VecDeque::new(),
+            drops_seen: 0,
             resend: VecDeque::new(),
             episode: None,
             unconfirmed_core: 0,
@@ -436,7 +448,8 @@ impl NatsConnection {
             Ok(Err(e)) => Err((self.classify(&message.subject, e), message)),
             Ok(Ok(ack)) => {
                 self.in_flight
-                    .push_back(Box::pin(async move { (message, ack.await) }));
+                    .push_back(std::future::IntoFuture::into_future(ack));
+                self.awaiting.push_back(message);
                 Ok(())
             }
         }
@@ -509,11 +522,34 @@ impl NatsConnection {
         }
     }
 
+    /// Take in the oldest ack; or, once the connection has dropped, queue every message still
+    /// awaiting one for a resend, since replies to the old connection never arrive (a stream
+    /// drops the copies it already holds by their message id).
+    async fn take_next_ack(&mut self) -> Result<(), TransportError> {
+        let seen = self.drops_seen;
+        let events = self.events.clone();
+        let dropped = events.wait_for(|log| (log.drops() > seen).then_some(()));
+        let next = tokio::select! {
+            // Acks that already arrived count before a drop that came after them.
+            biased;
+            next = self.in_flight.next() => next,
+            () = dropped => {
+                self.drops_seen = self.events.drops();
+                self.note_failure("the connection dropped while acks were awaited".into());
+                self.in_flight = FuturesOrdered::new();
+                self.resend.extend(self.awaiting.drain(..));
+                return Ok(());
+            }
+        };
+        match (next, self.awaiting.pop_front()) {
+            (Some(result), Some(message)) => self.on_ack(message, result),
+            _ => Ok(()),
+        }
+    }
+
     /// Wait for the oldest ack; a failure that can pass starts recovery.
     async fn settle_oldest(&mut self) -> Result<(), TransportError> {
-        if let Some((message, result)) = self.in_flight.next().await {
-            self.on_ack(message, result)?;
-        }
+        self.take_next_ack().await?;
         if self.resend.is_empty() {
             Ok(())
         } else {
@@ -526,8 +562,8 @@ impl NatsConnection {
     async fn recover(&mut self) -> Result<(), TransportError> {
         loop {
             // The acks still outstanding say which other messages need another send.
-            while let Some((message, result)) = self.in_flight.next().await {
-                self.on_ack(message, result)?;
+            while !self.in_flight.is_empty() {
+                self.take_next_ack().await?;
             }
             if self.resend.is_empty() {
                 if let Some(episode) = self.episode.take() {
@@ -608,6 +644,7 @@ impl NatsConnection {
     /// After an error, nothing since the last flush counts as confirmed; the caller replays.
     fn forget_unconfirmed(&mut self) {
         self.in_flight = FuturesOrdered::new();
+        self.awaiting.clear();
         self.resend.clear();
         self.episode = None;
         self.unconfirmed_core = 0;

@@ -59,10 +59,11 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// A `nats-server` process; killed and its files removed on drop.
+/// A `nats-server` process; killed and its files removed on drop. It can be stopped and
+/// started again on the same port with the same files, as a restart in production would.
 pub struct NatsServer {
     pub port: u16,
-    child: Child,
+    child: Option<Child>,
     dir: tempfile::TempDir,
 }
 
@@ -88,40 +89,89 @@ impl NatsServer {
                 "listen: 127.0.0.1:{port}\nmax_payload: 1MB\n{}\n",
                 extra.replace("{dir}", &dir.path().display().to_string())
             );
-            let config_path = dir.path().join("server.conf");
-            std::fs::write(&config_path, config).expect("write server config");
-            let log_path = dir.path().join("server.log");
-            let child = Command::new("nats-server")
-                .arg("-c")
-                .arg(&config_path)
-                .arg("-l")
-                .arg(&log_path)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("nats-server on PATH (run ./setup.sh)");
-            let mut server = NatsServer { port, child, dir };
-            if server.wait_ready(Duration::from_secs(10)) {
-                return server;
+            match NatsServer::spawn(port, dir, &config) {
+                Ok(server) => return server,
+                Err(log) => last_log = log,
             }
-            last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            // Dropping the server kills it and removes its files.
         }
         panic!("nats-server did not start; last log:\n{last_log}");
+    }
+
+    /// Start `nats-server` with `config` in `dir`; the log if it did not become ready.
+    fn spawn(port: u16, dir: tempfile::TempDir, config: &str) -> Result<NatsServer, String> {
+        std::fs::write(dir.path().join("server.conf"), config).expect("write server config");
+        let mut server = NatsServer {
+            port,
+            child: None,
+            dir,
+        };
+        match server.restart() {
+            true => Ok(server),
+            // Dropping the server kills it and removes its files.
+            false => Err(server.log()),
+        }
+    }
+
+    /// Start the server again (after `kill` or `stop`) on its port, with its files;
+    /// false if it did not become ready within 10 s.
+    pub fn restart(&mut self) -> bool {
+        self.kill();
+        let log_path = self.dir.path().join("server.log");
+        // The old log says "ready" already; only the new one counts.
+        let _ = std::fs::remove_file(&log_path);
+        let child = Command::new("nats-server")
+            .arg("-c")
+            .arg(self.dir.path().join("server.conf"))
+            .arg("-l")
+            .arg(&log_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server on PATH (run ./setup.sh)");
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(10))
+    }
+
+    /// Crash the server: SIGKILL, no chance to flush or say goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stop the server as an operator would (SIGTERM: it flushes its store and closes
+    /// connections), waiting at most 10 s before killing it.
+    pub fn stop(&mut self) {
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.kill();
     }
 
     fn wait_ready(&mut self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
+            match self.child.as_mut().map(Child::try_wait) {
+                Some(Ok(None)) => {}
+                _ => return false,
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 // The port answers before JetStream is up; the log says when it is.
-                let log =
-                    std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-                if log.contains("Server is ready") {
+                if self.log().contains("Server is ready") {
                     return true;
                 }
             }
@@ -167,9 +217,135 @@ impl NatsServer {
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
+}
+
+/// Three JetStream servers in one cluster on loopback ports, each named `n0`, `n1`, `n2`.
+pub struct Cluster {
+    pub servers: Vec<NatsServer>,
+}
+
+impl Cluster {
+    pub fn start(size: usize) -> Cluster {
+        let client_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let route_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let routes = route_ports
+            .iter()
+            .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let servers = (0..size)
+            .map(|i| {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let config = format!(
+                    "server_name: n{i}\nlisten: 127.0.0.1:{}\nmax_payload: 1MB\n\
+                     jetstream {{ store_dir: \"{}/js\" }}\n\
+                     cluster {{ name: sinktest, listen: 127.0.0.1:{}, routes: [{routes}] }}\n",
+                    client_ports[i],
+                    dir.path().display(),
+                    route_ports[i],
+                );
+                NatsServer::spawn(client_ports[i], dir, &config)
+                    .unwrap_or_else(|log| panic!("cluster node n{i} did not start:\n{log}"))
+            })
+            .collect();
+        Cluster { servers }
+    }
+
+    /// `host:port` of every node, comma-separated, as `server_url` takes them.
+    pub fn urls(&self) -> String {
+        self.servers
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The node named `name` (`n0`, ...).
+    pub fn node(&mut self, name: &str) -> &mut NatsServer {
+        let i: usize = name
+            .trim_start_matches('n')
+            .parse()
+            .unwrap_or_else(|_| panic!("no node named {name}"));
+        &mut self.servers[i]
+    }
+
+    /// Create a stream once the cluster has elected its JetStream leader (bounded wait).
+    pub async fn create_stream(
+        &self,
+        config: async_nats::jetstream::stream::Config,
+    ) -> async_nats::jetstream::Context {
+        let client = async_nats::ConnectOptions::new()
+            .connect(
+                self.urls()
+                    .split(',')
+                    .map(|u| u.parse::<async_nats::ServerAddr>().expect("url"))
+                    .collect::<Vec<_>>(),
+            )
+            .await
+            .expect("connect to the cluster");
+        let js = async_nats::jetstream::new(client);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match js.create_stream(config.clone()).await {
+                Ok(_) => return js,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("the cluster did not take the stream within 30 s: {e}"),
+            }
+        }
+    }
+}
+
+/// Every message in `stream`, in order, read with an ordered consumer (bounded by `limit`).
+pub async fn stream_messages(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    limit: Duration,
+) -> Vec<async_nats::jetstream::Message> {
+    use futures::StreamExt as _;
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut stream = js.get_stream(stream).await.expect("the stream");
+    let count = stream.info().await.expect("stream info").state.messages as usize;
+    // Right after a leader change the stream may refuse consumers for a moment.
+    let consumer = loop {
+        match stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+            .await
+        {
+            Ok(consumer) => break consumer,
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                panic!("no consumer on the stream within {limit:?}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let mut messages = consumer.messages().await.expect("the consumer's messages");
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        match tokio::time::timeout_at(deadline, messages.next()).await {
+            Ok(Some(Ok(m))) => out.push(m),
+            Ok(Some(Err(e))) => panic!("reading {count} messages: {e}"),
+            _ => panic!("read {} of {count} messages within {limit:?}", out.len()),
+        }
+    }
+    out
+}
+
+/// How many messages `stream` holds (a fresh connection, so it works across restarts).
+pub async fn stream_count(url: &str, stream: &str) -> Option<u64> {
+    let attempt = async {
+        let client = async_nats::connect(url).await.ok()?;
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream(stream).await.ok()?;
+        Some(stream.info().await.ok()?.state.messages)
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Sink options from pairs.
@@ -193,9 +369,34 @@ pub fn plain_options(server: &NatsServer, subject: &str) -> Vec<(String, String)
 
 /// Run the CLI with `args`, feeding `stdin`, bounded by `limit`.
 pub fn run_cli(args: &[&str], stdin: &str, limit: Duration) -> Output {
+    spawn_cli(args, stdin).wait(limit)
+}
+
+/// `run_cli` off the async runtime, which it would otherwise block.
+pub async fn cli(args: Vec<String>, stdin: &str, limit: Duration) -> Output {
+    let stdin = stdin.to_string();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cli(&args, &stdin, limit)
+    })
+    .await
+    .expect("the CLI's waiter")
+}
+
+/// A running `nats-sink` process.
+pub struct CliRun {
+    child: Child,
+    writer: std::thread::JoinHandle<()>,
+    args: Vec<String>,
+}
+
+/// Start the CLI with `args`, feeding `stdin` from a thread.
+pub fn spawn_cli(args: &[&str], stdin: &str) -> CliRun {
     let mut child = Command::new(cli_path())
         .args(args)
         .env("NATS_SINK_COMPONENT", component_path())
+        // Recoveries are logged at info, with how long they took.
+        .env("NATS_SINK_LOG", "nats_sink=info")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -206,19 +407,31 @@ pub fn run_cli(args: &[&str], stdin: &str, limit: Duration) -> Output {
     let writer = std::thread::spawn(move || {
         let _ = input.write_all(stdin.as_bytes());
     });
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait().expect("wait for nats-sink") {
-            Some(_) => break,
-            None if Instant::now() > deadline => {
-                let _ = child.kill();
-                panic!("nats-sink {args:?} did not finish within {limit:?}");
-            }
-            None => std::thread::sleep(Duration::from_millis(10)),
-        }
+    CliRun {
+        child,
+        writer,
+        args: args.iter().map(|a| a.to_string()).collect(),
     }
-    let _ = writer.join();
-    child.wait_with_output().expect("nats-sink output")
+}
+
+impl CliRun {
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Wait for the exit, killing the process (and failing) after `limit`.
+    pub fn wait(mut self, limit: Duration) -> Output {
+        let deadline = Instant::now() + limit;
+        while self.is_running() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("nats-sink {:?} did not finish within {limit:?}", self.args);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.writer.join();
+        self.child.wait_with_output().expect("nats-sink output")
+    }
 }
 
 /// `--with` arguments for the CLI.

@@ -12,15 +12,8 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Run the CLI off the async runtime (it blocks until the process exits).
 async fn cli(args: Vec<String>, stdin: &str) -> std::process::Output {
-    let stdin = stdin.to_string();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_cli(&args, &stdin, CLI_LIMIT)
-    })
-    .await
-    .unwrap()
+    nats_sink_tests::cli(args, stdin, CLI_LIMIT).await
 }
 
 /// Run the CLI's `run` with a schema and JSON Lines on stdin.
@@ -60,7 +53,7 @@ async fn core_publish_delivers_every_row_in_order() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("500 rows, 500 messages"),
+        text(&out.stderr).contains("500 rows confirmed; 500 messages"),
         "{}",
         text(&out.stderr)
     );
@@ -272,7 +265,7 @@ async fn assert_stops_at_bad_line(bad_line: &str, expected_error: &str) {
         stderr.contains(expected_error),
         "expected {expected_error:?} in {stderr}"
     );
-    assert!(stderr.contains("4 rows, 4 messages"), "{stderr}");
+    assert!(stderr.contains("4 rows confirmed; 4 messages"), "{stderr}");
     let got: Vec<String> = collect(&mut sub, 5, Duration::from_secs(2))
         .await
         .iter()

@@ -71,10 +71,11 @@ impl Default for Delivery {
         Delivery {
             ack_timeout_ms: 5_000,
             max_in_flight: 4_096,
-            max_attempts: 10,
+            // Enough that the time budget governs: a stream leader election takes 4 to 9 s.
+            max_attempts: 30,
             max_elapsed_ms: 60_000,
             initial_backoff_ms: 100,
-            max_backoff_ms: 5_000,
+            max_backoff_ms: 2_000,
         }
     }
 }
@@ -125,10 +126,10 @@ pub const OPTION_SPECS: &[OptionSpec] = &[
     spec("dedupe", false, "true", "Send a `Nats-Msg-Id` header with every row written inside a checkpoint, so a JetStream stream drops replays within its duplicate window: `true` or `false`."),
     spec("max_in_flight", false, "4096", "JetStream messages awaiting their ack at once (1 to 65536); a faster writer waits."),
     spec("ack_timeout_ms", false, "5000", "Wait for one JetStream ack before the message is sent again, in milliseconds (1 to 600000)."),
-    spec("retry.max_attempts", false, "10", "Sends of one message, counting the first, before a retryable failure is reported (1 to 1000)."),
+    spec("retry.max_attempts", false, "30", "Sends of one message, counting the first, before a retryable failure is reported (1 to 1000)."),
     spec("retry.max_elapsed_ms", false, "60000", "Time from a message's first failure to giving up, in milliseconds (1 to 3600000)."),
     spec("retry.initial_backoff_ms", false, "100", "Wait before the first resend, in milliseconds (1 to 60000); doubled each time, with jitter."),
-    spec("retry.max_backoff_ms", false, "5000", "Longest wait between resends, in milliseconds (1 to 600000); at least retry.initial_backoff_ms."),
+    spec("retry.max_backoff_ms", false, "2000", "Longest wait between resends, in milliseconds (1 to 600000); at least retry.initial_backoff_ms."),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -493,7 +493,7 @@ impl NatsConnection {
     }
 
     fn note_failure(&mut self, cause: String) {
-        tracing::debug!(%cause, "delivery failure that can pass");
+        tracing::trace!(%cause, "delivery failure that can pass");
         self.episode
             .get_or_insert_with(|| Episode {
                 started: Instant::now(),
@@ -568,6 +568,7 @@ impl NatsConnection {
             if self.resend.is_empty() {
                 if let Some(episode) = self.episode.take() {
                     tracing::info!(
+                        cause = %episode.cause,
                         attempts = episode.attempts,
                         elapsed_ms = episode.started.elapsed().as_millis() as u64,
                         "delivery recovered"
@@ -597,7 +598,7 @@ impl NatsConnection {
                 episode.attempts += 1;
             }
             let mut queue = std::mem::take(&mut self.resend).into_iter();
-            tracing::debug!(messages = queue.len(), attempt = attempts + 1, "resending");
+            tracing::debug!(messages = queue.len(), attempt = attempts + 1, cause = %self.episode.as_ref().map_or("", |e| e.cause.as_str()), "resending");
             while let Some(message) = queue.next() {
                 self.stats.resent += 1;
                 match self.send_jetstream(message).await {

@@ -383,10 +383,11 @@ pub async fn cli(args: Vec<String>, stdin: &str, limit: Duration) -> Output {
     .expect("the CLI's waiter")
 }
 
-/// A running `nats-sink` process.
+/// A running `nats-sink` process. Its output is read as it comes, so a chatty process never
+/// blocks on a full pipe.
 pub struct CliRun {
     child: Child,
-    writer: std::thread::JoinHandle<()>,
+    io: Vec<std::thread::JoinHandle<Vec<u8>>>,
     args: Vec<String>,
 }
 
@@ -406,10 +407,20 @@ pub fn spawn_cli(args: &[&str], stdin: &str) -> CliRun {
     let stdin = stdin.to_string();
     let writer = std::thread::spawn(move || {
         let _ = input.write_all(stdin.as_bytes());
+        Vec::new()
     });
+    let reader = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = pipe.read_to_end(&mut out);
+            out
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = reader(Box::new(child.stderr.take().expect("stderr")));
     CliRun {
         child,
-        writer,
+        io: vec![writer, stdout, stderr],
         args: args.iter().map(|a| a.to_string()).collect(),
     }
 }
@@ -429,8 +440,14 @@ impl CliRun {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = self.writer.join();
-        self.child.wait_with_output().expect("nats-sink output")
+        let status = self.child.wait().expect("nats-sink's exit status");
+        let mut io = self.io.into_iter().map(|t| t.join().unwrap_or_default());
+        let _stdin = io.next();
+        Output {
+            status,
+            stdout: io.next().unwrap_or_default(),
+            stderr: io.next().unwrap_or_default(),
+        }
     }
 }
 

@@ -183,6 +183,14 @@ impl MemoryInstance {
             .await
     }
 
+    pub async fn begin_checkpoint(&mut self, sink: ResourceAny, id: u64) -> wasmtime::Result<()> {
+        self.bindings
+            .nats_sink_sink_sink()
+            .nats_sink()
+            .call_begin_checkpoint(&mut self.store, sink, id)
+            .await
+    }
+
     pub async fn write(
         &mut self,
         sink: ResourceAny,

@@ -103,6 +103,78 @@ async fn write_sends_one_message_per_row_in_one_publish() {
 }
 
 #[tokio::test]
+async fn rows_in_a_checkpoint_carry_message_ids_across_the_boundary() {
+    let host = host();
+    let (mut instance, sink) = opened(&host).await;
+    instance.begin_checkpoint(sink, 42).await.unwrap();
+    let rows = vec![row(Value::Int32(1), None), row(Value::Int32(2), None)];
+    instance.write(sink, &rows).await.unwrap().unwrap();
+    // Replaying the checkpoint numbers the same rows the same way.
+    instance.begin_checkpoint(sink, 42).await.unwrap();
+    instance.write(sink, &rows[..1]).await.unwrap().unwrap();
+    let ids: Vec<Vec<(String, String)>> = instance
+        .recorder
+        .published()
+        .into_iter()
+        .map(|m| m.headers)
+        .collect();
+    let sink_id = nats_sink_guest::sink::default_sink_id(
+        "orders.new",
+        &nats_sink_guest::schema::Schema::parse([("id", "integer"), ("tags", "varchar[]")])
+            .unwrap(),
+    );
+    let id = |position: u32| {
+        vec![(
+            "Nats-Msg-Id".to_string(),
+            format!("{sink_id}:42:{position}"),
+        )]
+    };
+    assert_eq!(ids, vec![id(0), id(1), id(0)]);
+}
+
+#[tokio::test]
+async fn delivery_options_reach_the_transport_and_resolve_needs_no_connection() {
+    let host = host();
+    let mut instance = host.instance().await.unwrap();
+    let mut opts = user_options();
+    opts.extend(options(&[
+        ("max_in_flight", "16"),
+        ("ack_timeout_ms", "700"),
+        ("retry.max_attempts", "4"),
+        ("retry.max_elapsed_ms", "900"),
+        ("retry.initial_backoff_ms", "5"),
+        ("retry.max_backoff_ms", "50"),
+    ]));
+    let target = instance
+        .bindings
+        .nats_sink_sink_sink()
+        .call_resolve(&mut instance.store, &opts)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(target.subject, "orders.new");
+    assert!(instance.recorder.calls().is_empty(), "resolve connected");
+    let d = target.connect.delivery;
+    let fields = |d: &nats_sink_tests::memory::nats_sink::sink::transport::Delivery| {
+        (
+            d.max_in_flight,
+            d.ack_timeout_ms,
+            d.max_attempts,
+            d.max_elapsed_ms,
+            d.initial_backoff_ms,
+            d.max_backoff_ms,
+        )
+    };
+    assert_eq!(fields(&d), (16, 700, 4, 900, 5, 50));
+    instance.open(&opts, &schema()).await.unwrap().unwrap();
+    let calls = instance.recorder.calls();
+    assert!(
+        matches!(calls.as_slice(), [Call::Open(c)] if fields(&c.delivery) == fields(&d)),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
 async fn invalid_options_are_one_variant_listing_every_problem_and_nothing_connects() {
     let host = host();
     let mut instance = host.instance().await.unwrap();

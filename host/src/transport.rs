@@ -769,3 +769,47 @@ fn is_no_responders(e: &(dyn std::error::Error + 'static)) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(initial: u32, max: u32) -> Delivery {
+        Delivery {
+            ack_timeout_ms: 1000,
+            max_in_flight: 16,
+            max_attempts: 10,
+            max_elapsed_ms: 60_000,
+            initial_backoff_ms: initial,
+            max_backoff_ms: max,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum_with_jitter_in_the_upper_half() {
+        let d = delivery(100, 2_000);
+        for _ in 0..200 {
+            for (attempt, ceiling) in [
+                (1, 100),
+                (2, 200),
+                (3, 400),
+                (5, 1_600),
+                (6, 2_000),
+                (40, 2_000),
+            ] {
+                let wait = backoff(&d, attempt).as_millis() as u64;
+                assert!(
+                    (ceiling / 2..=ceiling).contains(&wait),
+                    "attempt {attempt}: {wait} ms outside {}..={ceiling}",
+                    ceiling / 2
+                );
+            }
+        }
+        // Jitter: not every wait is the same.
+        let waits: std::collections::HashSet<_> = (0..50).map(|_| backoff(&d, 4)).collect();
+        assert!(waits.len() > 1);
+        // The smallest settings still give a wait, never a panic or an overflow.
+        assert!(backoff(&delivery(1, 1), u32::MAX) <= Duration::from_millis(1));
+        assert!(backoff(&delivery(60_000, 600_000), u32::MAX) <= Duration::from_secs(600));
+    }
+}

@@ -93,6 +93,40 @@ async fn jetstream_stream_gets_every_row_acked() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_window_of_one_ack_still_delivers_everything_in_order_with_ids() {
+    let server = NatsServer::start_jetstream();
+    let js = server
+        .create_stream(NatsServer::stream_config("ROWS", &["rows"]))
+        .await;
+    let lines: String = (0..300).map(|i| format!("{{\"id\":{i}}}\n")).collect();
+    let mut options = plain_options(&server, "rows");
+    options.extend(nats_sink_tests::options(&[
+        ("max_in_flight", "1"),
+        ("sink_id", "window-test"),
+    ]));
+    let out = sink_lines(&options, &[("id", "bigint")], &lines).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let held = stream_messages(&js, "ROWS", WAIT).await;
+    let payloads: Vec<String> = held.iter().map(|m| text(&m.payload)).collect();
+    let expected: Vec<String> = (0..300).map(|i| format!("{{\"id\":{i}}}")).collect();
+    assert_eq!(payloads, expected);
+    // Every row carries its id: this sink, its batch's checkpoint, its place in the batch.
+    for (i, m) in held.iter().enumerate() {
+        let id = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Msg-Id"))
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let parts: Vec<&str> = id.split(':').collect();
+        assert_eq!(parts.len(), 3, "{id}");
+        assert_eq!(parts[0], "window-test");
+        assert!(parts[1].parse::<u64>().is_ok(), "{id}");
+        assert_eq!(parts[2], (i % 3).to_string(), "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn subject_without_stream_uses_core_path_on_jetstream_server() {
     let server = NatsServer::start_jetstream();
     let client = server.client().await;

@@ -20,3 +20,11 @@ run: build
 # Every test: guest unit tests, host unit tests, the component and end-to-end tests.
 test: build
     cargo test --workspace
+
+# The fault-injection tests (crashes, restarts, leader loss, replay, refusals), printing the
+# README's proof table from what they measured.
+faults: build
+    cargo test -p nats-sink-tests --test faults -- --nocapture --test-threads 1 > target/faults.log 2>&1 || { cat target/faults.log; exit 1; }
+    @echo "| fault | messages sent | rows in the stream | duplicates | outcome / time to recover |"
+    @echo "|---|---|---|---|---|"
+    @grep -o 'PROOF |.*' target/faults.log | sed 's/^PROOF //'

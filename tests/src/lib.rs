@@ -396,8 +396,11 @@ pub fn spawn_cli(args: &[&str], stdin: &str) -> CliRun {
     let mut child = Command::new(cli_path())
         .args(args)
         .env("NATS_SINK_COMPONENT", component_path())
-        // Recoveries are logged at info, with how long they took.
-        .env("NATS_SINK_LOG", "nats_sink=info")
+        // Recoveries are logged at info, with how long they took; the caller may ask for more.
+        .env(
+            "NATS_SINK_LOG",
+            std::env::var("NATS_SINK_LOG").unwrap_or_else(|_| "nats_sink=info".into()),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -103,6 +103,9 @@ fn sent_from_summary(stderr: &str) -> u64 {
 /// The longest recovery the sink logged: from a message's first failure to every message
 /// acked again.
 fn longest_recovery(stderr: &str) -> Duration {
+    for line in stderr.lines().filter(|l| l.contains("nats_sink::")) {
+        eprintln!("sink log: {line}");
+    }
     stderr
         .lines()
         .filter(|l| l.contains("delivery recovered"))
@@ -119,11 +122,9 @@ fn longest_recovery(stderr: &str) -> Duration {
         .unwrap_or_default()
 }
 
-fn proof(fault: &str, sent: u64, tally: &Tally, recovery: &str) {
-    println!(
-        "PROOF | {fault} | {sent} | {} | {} | {recovery} |",
-        tally.messages, tally.duplicates
-    );
+/// One row of the README's proof table.
+fn proof(fault: &str, sent: u64, in_stream: usize, duplicates: usize, outcome: &str) {
+    println!("PROOF | {fault} | {sent} | {in_stream} | {duplicates} | {outcome} |");
 }
 
 /// Wait until `stream` on `url` holds at least `count` messages while the CLI runs.
@@ -180,7 +181,8 @@ async fn three_crashes_of_a_single_server_lose_and_duplicate_nothing() {
     proof(
         "single server crashed (SIGKILL), down 0.3 s and restarted, 3× during 100,000 rows",
         sent_from_summary(&stderr),
-        &tally,
+        tally.messages,
+        tally.duplicates,
         &format!(
             "≤ {:.1} s per crash",
             longest_recovery(&stderr).as_secs_f64()
@@ -241,7 +243,8 @@ async fn stream_leader_lost_in_a_three_node_cluster() {
     proof(
         "R3 stream leader crashed (SIGKILL) in a 3-node cluster during 50,000 rows",
         sent_from_summary(&stderr),
-        &tally,
+        tally.messages,
+        tally.duplicates,
         &format!("{:.1} s", longest_recovery(&stderr).as_secs_f64()),
     );
 }
@@ -290,7 +293,8 @@ async fn a_failed_run_replayed_leaves_each_row_once() {
     proof(
         &format!("run failed after its server crashed ({held} rows held), rerun from the start"),
         first_sent + sent_from_summary(&stderr),
-        &tally,
+        tally.messages,
+        tally.duplicates,
         &format!("rerun took {:.1} s", replayed.elapsed().as_secs_f64()),
     );
 }
@@ -331,6 +335,16 @@ async fn row_over_max_payload_fails_at_once_and_earlier_rows_are_in_the_stream()
         .map(|m| text(&m.payload))
         .collect();
     assert_eq!(held, vec![r#"{"v":"a"}"#, r#"{"v":"b"}"#]);
+    proof(
+        "a row over max_payload (1 MiB) after 2 good rows",
+        2,
+        held.len(),
+        0,
+        &format!(
+            "exit 1 at once, naming the limit ({:.1} s); no retry",
+            started.elapsed().as_secs_f64()
+        ),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -379,6 +393,16 @@ async fn wrong_password_and_missing_permission_fail_fast_and_say_why() {
         "the password leaked: {stderr}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));
+    proof(
+        "wrong password",
+        0,
+        0,
+        0,
+        &format!(
+            "exit 1 at open: authorization violation ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        ),
+    );
 
     // No permission on the stream's subject: the first flush fails naming the subject, after
     // one ack timeout rather than the whole retry budget.
@@ -395,6 +419,16 @@ async fn wrong_password_and_missing_permission_fail_fast_and_say_why() {
         started.elapsed() < Duration::from_secs(8),
         "took {:?}",
         started.elapsed()
+    );
+    proof(
+        "no permission to publish on the stream's subject",
+        10,
+        0,
+        0,
+        &format!(
+            "exit 1 at the first flush: permissions violation ({:.1} s); no retry",
+            started.elapsed().as_secs_f64()
+        ),
     );
 
     // `check` says the same before anything is sent.
@@ -457,6 +491,16 @@ async fn server_gone_for_good_fails_the_flush_within_the_retry_budget() {
     assert!(elapsed < Duration::from_secs(8), "took {elapsed:?}");
     // The sink stays closed rather than pretend the next flush means anything.
     assert!(sink.flush().await.is_err());
+    proof(
+        "server stopped for good after 100 confirmed rows (retry budget 2 s)",
+        200,
+        100,
+        0,
+        &format!(
+            "flush fails in {:.1} s: \"the server stayed unreachable … retry budget\"",
+            elapsed.as_secs_f64()
+        ),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

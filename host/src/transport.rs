@@ -353,7 +353,10 @@ impl NatsConnection {
 
     async fn publish_all(&mut self, messages: Vec<Message>) -> Result<(), TransportError> {
         for message in messages {
-            let route = self.route(&message.subject).await?;
+            let jetstream = match self.routes.get(&message.subject) {
+                Some(route) => matches!(route, Route::JetStream { .. }),
+                None => matches!(self.route(&message.subject).await?, Route::JetStream { .. }),
+            };
             let size = message.payload.len() as u64;
             let outgoing = Outgoing {
                 subject: Subject::from(message.subject),
@@ -366,28 +369,31 @@ impl NatsConnection {
                 }),
                 payload: Bytes::from(message.payload),
             };
-            match route {
-                Route::Core => self.publish_core(outgoing).await?,
-                Route::JetStream { .. } => {
-                    // Backpressure: the oldest ack first, so memory stays bounded.
-                    while self.in_flight.len() >= self.delivery.max_in_flight as usize {
-                        self.settle_oldest().await?;
-                    }
-                    match self.send_jetstream(outgoing).await {
-                        Ok(()) => {}
-                        Err((Failure::Fatal(e), _)) => return Err(e),
-                        Err((Failure::Retry(cause), outgoing)) => {
-                            self.note_failure(cause);
-                            self.resend.push_back(outgoing);
-                            self.recover().await?;
-                        }
-                    }
-                }
+            if jetstream {
+                self.publish_jetstream(outgoing).await?;
+            } else {
+                self.publish_core(outgoing).await?;
             }
             self.stats.messages += 1;
             self.stats.payload_bytes += size;
         }
         Ok(())
+    }
+
+    async fn publish_jetstream(&mut self, message: Outgoing) -> Result<(), TransportError> {
+        // Backpressure: the oldest ack first, so memory stays bounded.
+        while self.in_flight.len() >= self.delivery.max_in_flight as usize {
+            self.settle_oldest().await?;
+        }
+        match self.send_jetstream(message).await {
+            Ok(()) => Ok(()),
+            Err((Failure::Fatal(e), _)) => Err(e),
+            Err((Failure::Retry(cause), message)) => {
+                self.note_failure(cause);
+                self.resend.push_back(message);
+                self.recover().await
+            }
+        }
     }
 
     async fn publish_core(&mut self, message: Outgoing) -> Result<(), TransportError> {

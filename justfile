@@ -28,3 +28,12 @@ faults: build
     @echo "| fault | messages sent | rows in the stream | duplicates | outcome / time to recover |"
     @echo "|---|---|---|---|---|"
     @grep -o 'PROOF |.*' target/faults.log | sed 's/^PROOF //'
+
+# The benchmark (not a test): raw async-nats vs the native sink vs the component, on core NATS
+# and JetStream at batches of 1, 64 and 1024; encoding alone; start-up with and without the
+# compile cache; instantiation; peak memory over 1,000,000 rows. Prints a table and writes
+# target/bench.json. BENCH_ROWS, BENCH_RUNS and BENCH_MEMORY_ROWS change its size.
+bench:
+    ./scripts/build-guest.sh
+    cargo build --release -p nats-sink
+    cargo bench -p nats-sink-tests --bench sink

@@ -54,8 +54,8 @@ pub use bindings::exports::nats_sink::sink::sink::{
     Value,
 };
 pub use runtime::{
-    describe_option_problem, describe_sink_error, describe_transport_error, HostError, Sink,
-    SinkRuntime, DEFAULT_MEMORY_LIMIT,
+    describe_option_problem, describe_sink_error, describe_transport_error, HostError,
+    RuntimeConfig, Sink, SinkRuntime, DEFAULT_MEMORY_LIMIT,
 };
 pub use transport::{Route, TransportStats};
 pub use value::{flatten_row, Datum};

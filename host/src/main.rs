@@ -23,11 +23,60 @@ use tokio::io::AsyncBufReadExt as _;
     about = "A NATS sink connector running as a WebAssembly component"
 )]
 struct Cli {
+    #[command(flatten)]
+    component: ComponentArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Which component to run, and how.
+#[derive(clap::Args)]
+struct ComponentArgs {
     /// The sink component; defaults to the one the build produces (target/nats-sink.wasm).
     #[arg(long, global = true)]
     component: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Command,
+    /// Where compiled components are cached between runs (default: $NATS_SINK_CACHE, else
+    /// $XDG_CACHE_HOME/nats-sink, else ~/.cache/nats-sink).
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile the component on every start instead of caching it.
+    #[arg(long, global = true, conflicts_with = "cache_dir")]
+    no_cache: bool,
+    /// Memory each sink's guest may grow to, in MiB.
+    #[arg(long, global = true, value_name = "MIB", default_value_t = (nats_sink::DEFAULT_MEMORY_LIMIT >> 20) as u32,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    memory_limit_mib: u32,
+}
+
+impl ComponentArgs {
+    fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        let env_dir = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        self.cache_dir
+            .clone()
+            .or_else(|| env_dir("NATS_SINK_CACHE"))
+            .or_else(|| env_dir("XDG_CACHE_HOME").map(|d| d.join("nats-sink")))
+            .or_else(|| env_dir("HOME").map(|d| d.join(".cache").join("nats-sink")))
+    }
+
+    fn load(&self) -> Result<SinkRuntime, Failure> {
+        let path = self
+            .component
+            .clone()
+            .unwrap_or_else(nats_sink::default_component_path);
+        let config = nats_sink::RuntimeConfig {
+            cache_dir: self.cache_dir(),
+            memory_limit: (self.memory_limit_mib as usize) << 20,
+        };
+        SinkRuntime::load_with(&path, &config)
+            .map_err(|e| Failure::Delivery(anyhow!(e).context("loading the sink component")))
+    }
 }
 
 #[derive(Subcommand)]
@@ -95,20 +144,17 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
-    let component = cli
-        .component
-        .clone()
-        .unwrap_or_else(nats_sink::default_component_path);
+    let component = &cli.component;
     let outcome = match cli.command {
         Command::Run {
             schema,
             input,
             options,
             batch_size,
-        } => run(&component, &schema, &input, &options, batch_size).await,
-        Command::Validate { options } => validate(&component, &options).await,
-        Command::Check { options } => check(&component, &options).await,
-        Command::Describe => describe(&component).await,
+        } => run(component, &schema, &input, &options, batch_size).await,
+        Command::Validate { options } => validate(component, &options).await,
+        Command::Check { options } => check(component, &options).await,
+        Command::Describe => describe(component).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -123,13 +169,8 @@ async fn main() -> ExitCode {
     }
 }
 
-fn load(component: &PathBuf) -> Result<SinkRuntime, Failure> {
-    SinkRuntime::load(component)
-        .map_err(|e| Failure::Delivery(anyhow!(e).context("loading the sink component")))
-}
-
-async fn validate(component: &PathBuf, options: &[(String, String)]) -> Result<(), Failure> {
-    let problems = load(component)?.validate(options).await?;
+async fn validate(component: &ComponentArgs, options: &[(String, String)]) -> Result<(), Failure> {
+    let problems = component.load()?.validate(options).await?;
     if problems.is_empty() {
         println!("options are valid");
         return Ok(());
@@ -143,8 +184,8 @@ async fn validate(component: &PathBuf, options: &[(String, String)]) -> Result<(
     )))
 }
 
-async fn check(component: &PathBuf, options: &[(String, String)]) -> Result<(), Failure> {
-    let target = load(component)?.resolve(options).await?;
+async fn check(component: &ComponentArgs, options: &[(String, String)]) -> Result<(), Failure> {
+    let target = component.load()?.resolve(options).await?;
     let servers = target.connect.servers.join(",");
     let health = nats_sink::health::check(target)
         .await
@@ -180,8 +221,8 @@ async fn check(component: &PathBuf, options: &[(String, String)]) -> Result<(), 
     }
 }
 
-async fn describe(component: &PathBuf) -> Result<(), Failure> {
-    let options = load(component)?.describe().await?;
+async fn describe(component: &ComponentArgs) -> Result<(), Failure> {
+    let options = component.load()?.describe().await?;
     let width = options.iter().map(|o| o.name.len()).max().unwrap_or(0);
     for o in options {
         let required = if o.required { "required" } else { "optional" };
@@ -283,7 +324,7 @@ struct Confirmed {
 }
 
 async fn run(
-    component: &PathBuf,
+    component: &ComponentArgs,
     schema_path: &PathBuf,
     input: &str,
     options: &[(String, String)],
@@ -300,7 +341,7 @@ async fn run(
                 .map_err(Failure::Input)?,
         )
     };
-    let runtime = load(component)?;
+    let runtime = component.load()?;
     let mut sink = runtime.open(options, &columns).await?;
     let started = Instant::now();
 

@@ -1,9 +1,9 @@
 //! Loading the component once and opening sinks from it, each in its own store.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Cache, CacheConfig, Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 
 use crate::bindings::exports::nats_sink::sink::sink::{
     Column, OptionInfo, OptionProblem, Row, SinkError, Target,
@@ -14,6 +14,25 @@ use crate::transport::{NatsConnection, TransportStats};
 
 /// Memory a sink's guest may grow to, unless the caller says otherwise.
 pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
+
+/// How a runtime compiles its component and limits each sink.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled code is kept between runs, keyed by the component's bytes and the
+    /// engine's settings, so a second start skips compilation. `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Memory each sink's guest may grow to, in bytes.
+    pub memory_limit: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> RuntimeConfig {
+        RuntimeConfig {
+            cache_dir: None,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -158,12 +177,20 @@ pub struct SinkRuntime {
 impl SinkRuntime {
     /// Compile the component at `path` and link it against the NATS transport.
     pub fn load(path: impl AsRef<Path>) -> Result<SinkRuntime, HostError> {
+        SinkRuntime::load_with(path, &RuntimeConfig::default())
+    }
+
+    /// `load`, with a compile cache and limits.
+    pub fn load_with(
+        path: impl AsRef<Path>,
+        config: &RuntimeConfig,
+    ) -> Result<SinkRuntime, HostError> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| HostError::Runtime {
             context: format!("reading component {}", path.display()),
             message: e.to_string(),
         })?;
-        SinkRuntime::from_bytes(&bytes).map_err(|e| match e {
+        SinkRuntime::from_bytes_with(&bytes, config).map_err(|e| match e {
             HostError::Runtime { context, message } => HostError::Runtime {
                 context: format!("{} ({context})", path.display()),
                 message,
@@ -174,9 +201,30 @@ impl SinkRuntime {
 
     /// Compile a component from its bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<SinkRuntime, HostError> {
-        let config = Config::new();
-        let engine =
-            Engine::new(&config).map_err(|e| HostError::runtime("creating the engine", e))?;
+        SinkRuntime::from_bytes_with(bytes, &RuntimeConfig::default())
+    }
+
+    /// `from_bytes`, with a compile cache and limits.
+    pub fn from_bytes_with(bytes: &[u8], config: &RuntimeConfig) -> Result<SinkRuntime, HostError> {
+        let mut engine_config = Config::new();
+        if let Some(dir) = &config.cache_dir {
+            let context = || format!("the compile cache in {}", dir.display());
+            std::fs::create_dir_all(dir).map_err(|e| HostError::Runtime {
+                context: context(),
+                message: e.to_string(),
+            })?;
+            // wasmtime wants an absolute directory.
+            let dir = std::path::absolute(dir).map_err(|e| HostError::Runtime {
+                context: context(),
+                message: e.to_string(),
+            })?;
+            let mut cache_config = CacheConfig::new();
+            cache_config.with_directory(dir);
+            let cache = Cache::new(cache_config).map_err(|e| HostError::runtime(context(), e))?;
+            engine_config.cache(Some(cache));
+        }
+        let engine = Engine::new(&engine_config)
+            .map_err(|e| HostError::runtime("creating the engine", e))?;
         let component = Component::new(&engine, bytes)
             .map_err(|e| HostError::runtime("compiling the component", e))?;
         let mut linker = Linker::<SinkState>::new(&engine);
@@ -194,7 +242,7 @@ impl SinkRuntime {
         Ok(SinkRuntime {
             engine,
             pre,
-            memory_limit: DEFAULT_MEMORY_LIMIT,
+            memory_limit: config.memory_limit,
         })
     }
 

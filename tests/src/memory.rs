@@ -2,6 +2,7 @@
 //! every call and fails on demand. It drives the guest in isolation, with no NATS at all, and
 //! shows the WIT world is a contract any host can implement.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceTable};
@@ -16,7 +17,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::nats_sink::sink::transport::{Auth, ConnectConfig, Message, TransportError};
-pub use exports::nats_sink::sink::sink::{ChildRange, Column, Row, SinkError, Value};
+pub use exports::nats_sink::sink::sink::{ChildRange, Column, Interval, Row, SinkError, Value};
 
 /// One recorded transport call.
 #[derive(Debug, Clone)]
@@ -39,6 +40,10 @@ pub struct Faults {
 pub struct Recorder {
     pub calls: Arc<Mutex<Vec<Call>>>,
     pub faults: Arc<Mutex<Faults>>,
+    /// When set, published messages are counted but not kept (for benchmarks).
+    pub discard: Arc<AtomicBool>,
+    /// Messages published, kept or not.
+    pub messages: Arc<AtomicU64>,
 }
 
 impl Recorder {
@@ -94,7 +99,12 @@ impl self::nats_sink::sink::transport::HostConnection for MemoryState {
         if let Some(e) = self.recorder.faults.lock().unwrap().publish.take() {
             return Ok(Err(e));
         }
-        self.recorder.record(Call::Publish(messages));
+        self.recorder
+            .messages
+            .fetch_add(messages.len() as u64, Ordering::Relaxed);
+        if !self.recorder.discard.load(Ordering::Relaxed) {
+            self.recorder.record(Call::Publish(messages));
+        }
         Ok(Ok(()))
     }
 

@@ -55,7 +55,7 @@ pub use bindings::exports::nats_sink::sink::sink::{
 };
 pub use runtime::{
     describe_option_problem, describe_sink_error, describe_transport_error, HostError,
-    RuntimeConfig, Sink, SinkRuntime, DEFAULT_MEMORY_LIMIT,
+    RuntimeConfig, Sink, SinkRuntime, DEFAULT_CPU_LIMIT, DEFAULT_MEMORY_LIMIT,
 };
 pub use transport::{Route, TransportStats};
 pub use value::{flatten_row, Datum};

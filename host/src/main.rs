@@ -46,6 +46,10 @@ struct ComponentArgs {
     #[arg(long, global = true, value_name = "MIB", default_value_t = (nats_sink::DEFAULT_MEMORY_LIMIT >> 20) as u32,
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     memory_limit_mib: u32,
+    /// Time one call may run guest code, in milliseconds (the host's I/O does not count).
+    #[arg(long, global = true, value_name = "MS", default_value_t = nats_sink::DEFAULT_CPU_LIMIT.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    cpu_limit_ms: u64,
 }
 
 impl ComponentArgs {
@@ -73,6 +77,7 @@ impl ComponentArgs {
         let config = nats_sink::RuntimeConfig {
             cache_dir: self.cache_dir(),
             memory_limit: (self.memory_limit_mib as usize) << 20,
+            cpu_limit: std::time::Duration::from_millis(self.cpu_limit_ms),
         };
         SinkRuntime::load_with(&path, &config)
             .map_err(|e| Failure::Delivery(anyhow!(e).context("loading the sink component")))

@@ -1,9 +1,12 @@
 //! Loading the component once and opening sinks from it, each in its own store.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceTable};
-use wasmtime::{Cache, CacheConfig, Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Cache, CacheConfig, Config, Engine, ResourceLimiter, Store, UpdateDeadline};
 
 use crate::bindings::exports::nats_sink::sink::sink::{
     Column, OptionInfo, OptionProblem, Row, SinkError, Target,
@@ -14,6 +17,10 @@ use crate::transport::{NatsConnection, TransportStats};
 
 /// Memory a sink's guest may grow to, unless the caller says otherwise.
 pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
+/// Time one call may run guest code (host I/O excluded), unless the caller says otherwise.
+pub const DEFAULT_CPU_LIMIT: Duration = Duration::from_secs(30);
+/// How often the engine's epoch advances, and so how often a running guest is checked.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// How a runtime compiles its component and limits each sink.
 #[derive(Debug, Clone)]
@@ -23,6 +30,8 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Memory each sink's guest may grow to, in bytes.
     pub memory_limit: usize,
+    /// Time one call may spend running guest code, not counting the host's I/O.
+    pub cpu_limit: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -30,6 +39,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             cache_dir: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            cpu_limit: DEFAULT_CPU_LIMIT,
         }
     }
 }
@@ -100,19 +110,74 @@ pub fn describe_transport_error(error: &TransportError) -> String {
     }
 }
 
+/// What one sink's guest may use.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    memory: usize,
+    cpu: Duration,
+}
+
+/// Advances an engine's epoch every `EPOCH_TICK` until dropped, so that running guests get
+/// checked against their CPU limit.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> EpochTicker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::Builder::new()
+            .name("nats-sink-epoch".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawn the epoch ticker thread");
+        EpochTicker { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Start the clock of a call into the guest.
+fn arm(store: &mut Store<SinkState>) {
+    let state = store.data_mut();
+    state.call_started = Instant::now();
+    state.host_time = Duration::ZERO;
+    store.set_epoch_deadline(1);
+}
+
 /// A store's data: the resource table holding the sink's connection, and its limits.
 pub struct SinkState {
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: Limits,
+    /// Set when the guest asked for more memory than its limit, so its trap can be explained.
+    memory_limit_hit: bool,
+    /// Set when a call ran guest code longer than its limit.
+    cpu_limit_hit: bool,
+    /// When the current call into the guest began, and how much of it the host spent on I/O.
+    call_started: Instant,
+    host_time: Duration,
     /// The connection's counters as of the last transport call.
     stats: TransportStats,
 }
 
 impl SinkState {
-    fn new(memory_limit: usize) -> SinkState {
+    fn new(limits: Limits) -> SinkState {
         SinkState {
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(memory_limit).build(),
+            limits,
+            memory_limit_hit: false,
+            cpu_limit_hit: false,
+            call_started: Instant::now(),
+            host_time: Duration::ZERO,
             stats: TransportStats::default(),
         }
     }
@@ -124,9 +189,34 @@ impl SinkState {
         call: impl AsyncFnOnce(&mut NatsConnection) -> T,
     ) -> wasmtime::Result<T> {
         let connection = self.table.get_mut(handle)?;
+        let started = Instant::now();
         let result = call(connection).await;
+        self.host_time += started.elapsed();
         self.stats = connection.stats();
         Ok(result)
+    }
+}
+
+impl ResourceLimiter for SinkState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Refused growth makes the guest's allocator fail, which traps the call.
+        let allowed = desired <= self.limits.memory;
+        self.memory_limit_hit |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
     }
 }
 
@@ -137,7 +227,10 @@ impl transport::HostConnection for SinkState {
         &mut self,
         config: ConnectConfig,
     ) -> wasmtime::Result<Result<Resource<NatsConnection>, TransportError>> {
-        match NatsConnection::connect(config).await {
+        let started = Instant::now();
+        let connected = NatsConnection::connect(config).await;
+        self.host_time += started.elapsed();
+        match connected {
             Ok(connection) => Ok(Ok(self.table.push(connection)?)),
             Err(e) => Ok(Err(e)),
         }
@@ -171,7 +264,9 @@ impl transport::HostConnection for SinkState {
 pub struct SinkRuntime {
     engine: Engine,
     pre: NatsSinkComponentPre<SinkState>,
-    memory_limit: usize,
+    limits: Limits,
+    /// Shared by the runtime's clones; the ticker stops with the last one.
+    _ticker: Arc<EpochTicker>,
 }
 
 impl SinkRuntime {
@@ -207,6 +302,7 @@ impl SinkRuntime {
     /// `from_bytes`, with a compile cache and limits.
     pub fn from_bytes_with(bytes: &[u8], config: &RuntimeConfig) -> Result<SinkRuntime, HostError> {
         let mut engine_config = Config::new();
+        engine_config.epoch_interruption(true);
         if let Some(dir) = &config.cache_dir {
             let context = || format!("the compile cache in {}", dir.display());
             std::fs::create_dir_all(dir).map_err(|e| HostError::Runtime {
@@ -240,21 +336,45 @@ impl SinkRuntime {
             HostError::runtime("the component does not export the nats-sink interface", e)
         })?;
         Ok(SinkRuntime {
+            _ticker: Arc::new(EpochTicker::start(engine.clone())),
             engine,
             pre,
-            memory_limit: config.memory_limit,
+            limits: Limits {
+                memory: config.memory_limit,
+                cpu: config.cpu_limit,
+            },
         })
     }
 
     /// Limit each sink's guest memory to `bytes`.
     pub fn with_memory_limit(mut self, bytes: usize) -> SinkRuntime {
-        self.memory_limit = bytes;
+        self.limits.memory = bytes;
+        self
+    }
+
+    /// Limit the time each call may run guest code (the host's I/O does not count).
+    pub fn with_cpu_limit(mut self, limit: Duration) -> SinkRuntime {
+        self.limits.cpu = limit;
         self
     }
 
     async fn instantiate(&self) -> Result<(Store<SinkState>, NatsSinkComponent), HostError> {
-        let mut store = Store::new(&self.engine, SinkState::new(self.memory_limit));
-        store.limiter(|state| &mut state.limits);
+        let mut store = Store::new(&self.engine, SinkState::new(self.limits));
+        store.limiter(|state| state);
+        store.epoch_deadline_callback(|mut store| {
+            let state = store.data_mut();
+            let guest_time = state.call_started.elapsed().saturating_sub(state.host_time);
+            if guest_time > state.limits.cpu {
+                state.cpu_limit_hit = true;
+                return Err(wasmtime::Error::msg(format!(
+                    "the guest ran for {} ms in one call",
+                    guest_time.as_millis()
+                )));
+            }
+            // Let other sinks on this thread run between checks.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        arm(&mut store);
         let bindings = self
             .pre
             .instantiate_async(&mut store)
@@ -337,6 +457,7 @@ impl Sink {
     /// `<sink_id>:<id>:<position>`, so a replay of the same checkpoint is deduplicated.
     pub async fn begin_checkpoint(&mut self, id: u64) -> Result<(), HostError> {
         let handle = self.handle()?;
+        arm(&mut self.store);
         let result = self
             .bindings
             .nats_sink_sink_sink()
@@ -351,6 +472,7 @@ impl Sink {
     /// one were published; nothing at or after it was.
     pub async fn write(&mut self, rows: &[Row]) -> Result<(), HostError> {
         let handle = self.handle()?;
+        arm(&mut self.store);
         let result = self
             .bindings
             .nats_sink_sink_sink()
@@ -363,6 +485,7 @@ impl Sink {
     /// Return once everything written since the last flush is confirmed by NATS.
     pub async fn flush(&mut self) -> Result<(), HostError> {
         let handle = self.handle()?;
+        arm(&mut self.store);
         let result = self
             .bindings
             .nats_sink_sink_sink()
@@ -382,10 +505,21 @@ impl Sink {
             Ok(outcome) => outcome.map_err(HostError::Sink),
             Err(trap) => {
                 self.handle = None;
-                Err(HostError::runtime(
-                    format!("{call} trapped; the sink is closed"),
-                    trap,
-                ))
+                let state = self.store.data();
+                let context = if state.memory_limit_hit {
+                    format!(
+                        "{call} exceeded the sink's memory limit of {} MiB; the sink is closed",
+                        state.limits.memory >> 20
+                    )
+                } else if state.cpu_limit_hit {
+                    format!(
+                        "{call} exceeded the sink's CPU limit of {} ms per call; the sink is closed",
+                        state.limits.cpu.as_millis()
+                    )
+                } else {
+                    format!("{call} trapped; the sink is closed")
+                };
+                Err(HostError::runtime(context, trap))
             }
         }
     }
@@ -398,6 +532,7 @@ impl Sink {
     /// Drop the guest's sink (closing its connection) and the store.
     pub async fn close(mut self) -> Result<(), HostError> {
         if let Some(handle) = self.handle.take() {
+            arm(&mut self.store);
             handle
                 .resource_drop_async(&mut self.store)
                 .await

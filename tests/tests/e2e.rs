@@ -805,3 +805,35 @@ async fn server_gone_after_open_fails_the_flush() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_row_beyond_the_memory_limit_closes_the_sink_and_names_the_limit() {
+    let server = NatsServer::start();
+    let config = nats_sink::RuntimeConfig {
+        memory_limit: 4 << 20,
+        ..Default::default()
+    };
+    let runtime = SinkRuntime::load_with(component_path(), &config).unwrap();
+    let schema = vec![Column {
+        name: "v".into(),
+        data_type: "varchar".into(),
+    }];
+    let mut sink = runtime
+        .open(&plain_options(&server, "limits"), &schema)
+        .await
+        .unwrap();
+    sink.write(&[flatten_row(vec![Datum::Varchar("fits".into())])])
+        .await
+        .unwrap();
+    let huge = flatten_row(vec![Datum::Varchar("x".repeat(8 << 20))]);
+    let err = sink.write(&[huge]).await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("exceeded the sink's memory limit of 4 MiB"),
+        "{message}"
+    );
+    assert!(matches!(
+        sink.flush().await,
+        Err(HostError::Sink(SinkError::Closed(_)))
+    ));
+}

@@ -140,6 +140,39 @@ struct Outgoing {
     payload: Bytes,
 }
 
+impl Outgoing {
+    /// The guest's message, checked: what a guest hands over is input, and must not make the
+    /// host publish to a wildcard or write a malformed header line.
+    fn checked(message: Message) -> Result<Outgoing, TransportError> {
+        let refuse = |what: String| {
+            TransportError::Publish(format!("the sink produced an invalid message: {what}"))
+        };
+        nats_sink_guest::options::check_subject(&message.subject)
+            .map_err(|why| refuse(format!("subject {:?} {why}", message.subject)))?;
+        let headers = if message.headers.is_empty() {
+            None
+        } else {
+            let mut map = HeaderMap::new();
+            for (name, value) in &message.headers {
+                let header_name = match name.parse::<async_nats::HeaderName>() {
+                    Ok(n) if !name.is_empty() => n,
+                    _ => return Err(refuse(format!("header name {name:?}"))),
+                };
+                let header_value = value.parse::<async_nats::HeaderValue>().map_err(|_| {
+                    refuse(format!("header {name:?} has a value with a line break"))
+                })?;
+                map.append(header_name, header_value);
+            }
+            Some(map)
+        };
+        Ok(Outgoing {
+            subject: Subject::from(message.subject),
+            headers,
+            payload: Bytes::from(message.payload),
+        })
+    }
+}
+
 type PendingAck = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
 
 /// What one failed send or ack calls for.
@@ -358,17 +391,7 @@ impl NatsConnection {
                 None => matches!(self.route(&message.subject).await?, Route::JetStream { .. }),
             };
             let size = message.payload.len() as u64;
-            let outgoing = Outgoing {
-                subject: Subject::from(message.subject),
-                headers: (!message.headers.is_empty()).then(|| {
-                    let mut map = HeaderMap::new();
-                    for (name, value) in &message.headers {
-                        map.append(name.as_str(), value.as_str());
-                    }
-                    map
-                }),
-                payload: Bytes::from(message.payload),
-            };
+            let outgoing = Outgoing::checked(message)?;
             if jetstream {
                 self.publish_jetstream(outgoing).await?;
             } else {
@@ -779,6 +802,38 @@ fn is_no_responders(e: &(dyn std::error::Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message(subject: &str, headers: &[(&str, &str)]) -> Message {
+        Message {
+            subject: subject.into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            payload: b"{}".to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_bad_message_from_the_guest_is_an_error_not_a_panic() {
+        let refused = |m: Message| match Outgoing::checked(m) {
+            Err(TransportError::Publish(why)) => why,
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("accepted"),
+        };
+        assert!(refused(message("", &[])).contains("subject \"\""));
+        assert!(refused(message("orders.*", &[])).contains("wildcard"));
+        assert!(refused(message("a b", &[])).contains("whitespace"));
+        assert!(refused(message("ok", &[("Bad:Name", "v")])).contains("header name"));
+        assert!(refused(message("ok", &[("", "v")])).contains("header name"));
+        assert!(refused(message("ok", &[("X-Id", "a\r\nPUB x 1")])).contains("line break"));
+        let fine = Outgoing::checked(message("orders.eu", &[("Nats-Msg-Id", "s:1:0")])).unwrap();
+        assert_eq!(fine.subject.as_str(), "orders.eu");
+        assert_eq!(
+            fine.headers.unwrap().get("Nats-Msg-Id").map(|v| v.as_str()),
+            Some("s:1:0")
+        );
+    }
 
     fn delivery(initial: u32, max: u32) -> Delivery {
         Delivery {

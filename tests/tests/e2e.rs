@@ -837,3 +837,100 @@ async fn a_row_beyond_the_memory_limit_closes_the_sink_and_names_the_limit() {
         Err(HostError::Sink(SinkError::Closed(_)))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_beyond_the_cpu_limit_closes_the_sink_and_names_the_limit() {
+    let server = NatsServer::start();
+    let runtime = SinkRuntime::load(component_path())
+        .unwrap()
+        .with_cpu_limit(Duration::from_millis(5));
+    let schema = vec![Column {
+        name: "v".into(),
+        data_type: "varchar".into(),
+    }];
+    let mut sink = runtime
+        .open(&plain_options(&server, "cpu"), &schema)
+        .await
+        .unwrap();
+    // A few rows take well under 5 ms of guest time; host I/O does not count.
+    sink.write(&[flatten_row(vec![Datum::Varchar("quick".into())])])
+        .await
+        .unwrap();
+    sink.flush().await.unwrap();
+    // Encoding 200,000 rows in one call takes far longer than 5 ms.
+    let rows: Vec<_> = (0..200_000)
+        .map(|i| {
+            flatten_row(vec![Datum::Varchar(format!(
+                "row {i} with some text to encode"
+            ))])
+        })
+        .collect();
+    let err = sink.write(&rows).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("exceeded the sink's CPU limit of 5 ms per call"),
+        "{err}"
+    );
+    assert!(matches!(
+        sink.flush().await,
+        Err(HostError::Sink(SinkError::Closed(_)))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sinks_side_by_side_each_in_its_own_store_and_one_failing_leaves_the_others() {
+    let core = NatsServer::start();
+    let jetstream = NatsServer::start_jetstream();
+    let js = jetstream
+        .create_stream(NatsServer::stream_config("SIDE", &["side.js"]))
+        .await;
+    let client = core.client().await;
+    let mut sub = client.subscribe("side.core").await.unwrap();
+    client.flush().await.unwrap();
+    let runtime = SinkRuntime::load(component_path())
+        .unwrap()
+        .with_memory_limit(4 << 20);
+    let schema = |ty: &str| {
+        vec![Column {
+            name: "v".into(),
+            data_type: ty.into(),
+        }]
+    };
+    let mut doomed = runtime
+        .open(&plain_options(&core, "side.doomed"), &schema("varchar"))
+        .await
+        .unwrap();
+    let mut to_core = runtime
+        .open(&plain_options(&core, "side.core"), &schema("integer"))
+        .await
+        .unwrap();
+    let mut js_options = plain_options(&jetstream, "side.js");
+    js_options.push(("sink_id".into(), "side".into()));
+    let mut to_stream = runtime.open(&js_options, &schema("bigint")).await.unwrap();
+
+    // One sink blows its memory limit; the others run concurrently before and after it.
+    let huge = flatten_row(vec![Datum::Varchar("x".repeat(8 << 20))]);
+    assert!(doomed.write(&[huge]).await.is_err());
+    let core_rows: Vec<_> = (0..100)
+        .map(|i| flatten_row(vec![Datum::Integer(i)]))
+        .collect();
+    let stream_rows: Vec<_> = (0..100)
+        .map(|i| flatten_row(vec![Datum::Bigint(i)]))
+        .collect();
+    let (a, b) = tokio::join!(
+        async {
+            to_core.write(&core_rows).await?;
+            to_core.flush().await
+        },
+        async {
+            to_stream.begin_checkpoint(1).await?;
+            to_stream.write(&stream_rows).await?;
+            to_stream.flush().await
+        }
+    );
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(collect(&mut sub, 100, WAIT).await.len(), 100);
+    assert_eq!(stream_messages(&js, "SIDE", WAIT).await.len(), 100);
+    assert!(doomed.flush().await.is_err());
+}

@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
 # Build the guest as a wasm32-unknown-unknown core module, then wrap it into a component at
-# target/nats-sink.wasm. Uses rustup's wasm32 target where installed; otherwise Debian's
-# rustc-web with a std built from source (see README, "Set-up").
+# target/nats-sink.wasm; likewise the hostile test guest (tests/hostile) at target/hostile.wasm.
+# Uses rustup's wasm32 target where installed; otherwise Debian's rustc-web with a std built
+# from source (see README, "Set-up").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out_dir=target/guest
-core=$out_dir/wasm32-unknown-unknown/guest/nats_sink_guest.wasm
 
-if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
-  cargo build -q -p nats-sink-guest --profile guest --target wasm32-unknown-unknown --target-dir "$out_dir"
-elif [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ]; then
-  PATH=/usr/bin:$PATH RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
-    /usr/bin/cargo build -q -p nats-sink-guest --profile guest --target wasm32-unknown-unknown \
-    --target-dir "$out_dir" -Zbuild-std=std,panic_abort
-else
-  echo "build-guest: no wasm32 toolchain; run ./setup.sh first" >&2
-  exit 1
-fi
-cargo run -q -p componentize --release -- "$core" target/nats-sink.wasm
+# build_core PACKAGE: the package's core module, in $out_dir.
+build_core() {
+  if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    cargo build -q -p "$1" --profile guest --target wasm32-unknown-unknown --target-dir "$out_dir"
+  elif [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ]; then
+    PATH=/usr/bin:$PATH RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+      /usr/bin/cargo build -q -p "$1" --profile guest --target wasm32-unknown-unknown \
+      --target-dir "$out_dir" -Zbuild-std=std,panic_abort
+  else
+    echo "build-guest: no wasm32 toolchain; run ./setup.sh first" >&2
+    exit 1
+  fi
+}
+
+build_core nats-sink-guest
+build_core nats-sink-hostile
+core_dir=$out_dir/wasm32-unknown-unknown/guest
+cargo run -q -p componentize --release -- "$core_dir/nats_sink_guest.wasm" target/nats-sink.wasm
+cargo run -q -p componentize --release -- "$core_dir/nats_sink_hostile.wasm" target/hostile.wasm

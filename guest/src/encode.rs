@@ -196,11 +196,7 @@ impl Encoder {
                     return Err(path.error(format!("timestamptz {micros} µs is out of range")));
                 };
                 // Digits, dashes, colons and a dot: nothing to escape, so write it in place.
-                let _ = write!(
-                    out,
-                    "\"{}\"",
-                    utc.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f")
-                );
+                write_timestamp_utc(out, &utc.naive_utc());
             }
             (DataType::Interval, Value::Interval(interval)) => {
                 out.push(b'"');
@@ -358,6 +354,42 @@ pub fn check_numeric(text: &str) -> Result<(), String> {
 
 /// `P{y}Y{m}M{d}DT{h}H{m}M{s}[.fraction]S`, every part present, as RisingWave writes it.
 /// Like RisingWave, the time part is printed without its sign.
+/// `"YYYY-MM-DD HH:MM:SS.ffffff"`, as chrono's `%Y-%m-%d %H:%M:%S%.6f` writes it, without
+/// interpreting a format string per value; years outside 0..=9999 take chrono's path.
+fn write_timestamp_utc(out: &mut Vec<u8>, t: &chrono::NaiveDateTime) {
+    use chrono::{Datelike, Timelike};
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        let _ = write!(out, "\"{}\"", t.format("%Y-%m-%d %H:%M:%S%.6f"));
+        return;
+    }
+    let digits = |out: &mut Vec<u8>, value: u32, width: usize| {
+        let mut buf = [b'0'; 6];
+        let mut v = value;
+        for slot in buf[..width].iter_mut().rev() {
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend_from_slice(&buf[..width]);
+    };
+    out.push(b'"');
+    digits(out, year as u32, 4);
+    out.push(b'-');
+    digits(out, t.month(), 2);
+    out.push(b'-');
+    digits(out, t.day(), 2);
+    out.push(b' ');
+    digits(out, t.hour(), 2);
+    out.push(b':');
+    digits(out, t.minute(), 2);
+    out.push(b':');
+    digits(out, t.second(), 2);
+    out.push(b'.');
+    // From microseconds there is no leap second, so this stays below 1,000,000.
+    digits(out, t.nanosecond() / 1000, 6);
+    out.push(b'"');
+}
+
 pub fn write_iso_8601(out: &mut Vec<u8>, interval: &Interval) {
     let years = interval.months / 12;
     let months = interval.months % 12;
@@ -677,5 +709,33 @@ mod tests {
             encode(&cols, vec![Value::Null, Value::Null, Value::Null]).unwrap(),
             r#"{"z":null,"a":null,"m":null}"#
         );
+    }
+
+    #[test]
+    fn timestamptz_text_matches_chrono_formatting_everywhere() {
+        let samples = [
+            0i64,
+            -1,
+            1,
+            1_516_991_409_453_000,
+            -62_135_596_800_000_000, // 0001-01-01
+            -62_167_219_200_000_000, // 0000-01-01
+            253_402_300_799_999_999, // 9999-12-31 23:59:59.999999
+            253_402_300_800_000_000, // 10000-01-01
+            -62_167_219_200_000_001, // -0001-12-31
+        ];
+        // Spread over 1966 to 2048, and over every year's whole range at random offsets.
+        let spread = (0..2000i64).map(|i| i * 1_234_567_891_011 - 100_000_000_000_000);
+        let wide = (0..2000u64).map(|i| (i.wrapping_mul(6_364_136_223_846_793_005) >> 3) as i64);
+        let lcg = spread.chain(wide);
+        for micros in samples.into_iter().chain(lcg) {
+            let Some(utc) = chrono::DateTime::from_timestamp_micros(micros) else {
+                continue;
+            };
+            let mut fast = Vec::new();
+            write_timestamp_utc(&mut fast, &utc.naive_utc());
+            let expected = format!("\"{}\"", utc.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f"));
+            assert_eq!(String::from_utf8(fast).unwrap(), expected, "{micros}");
+        }
     }
 }

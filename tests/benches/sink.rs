@@ -124,9 +124,14 @@ impl Dataset {
         let rows: Vec<Row> = datums.into_iter().map(flatten_row).collect();
         let guest_rows: Vec<guest::Row> = rows.iter().map(to_guest_row).collect();
         // Encode once with the guest's own sink, so raw publishes the very same bytes.
-        let mut sink = native_sink(&columns, &[], Discard::default());
+        let keep = Discard {
+            keep: true,
+            ..Discard::default()
+        };
+        let mut sink = native_sink(&columns, &[], keep);
         sink.write(&guest_rows).expect("the dataset encodes");
         let payloads = sink.transport().kept.clone();
+        assert_eq!(payloads.len(), rows.len());
         let bytes = payloads.iter().map(Vec::len).sum();
         Dataset {
             name,
@@ -309,8 +314,9 @@ impl Bench {
         self.serial += 1;
         let subject = format!("bench.{}.{}", route.name(), self.serial);
         if route == Route::JetStream {
-            let js = async_nats::jetstream::new(self.client.clone());
+            let client = self.client.clone();
             self.runtime.block_on(async {
+                let js = async_nats::jetstream::new(client);
                 js.create_stream(NatsServer::stream_config(
                     &format!("BENCH{}", self.serial),
                     &[&subject],
@@ -324,11 +330,11 @@ impl Bench {
 
     fn drop_stream(&self, route: Route) {
         if route == Route::JetStream {
-            let js = async_nats::jetstream::new(self.client.clone());
+            let client = self.client.clone();
             let name = format!("BENCH{}", self.serial);
-            let _ = self
-                .runtime
-                .block_on(async move { js.delete_stream(name).await });
+            let _ = self.runtime.block_on(async move {
+                async_nats::jetstream::new(client).delete_stream(name).await
+            });
         }
     }
 
@@ -693,6 +699,22 @@ fn main() {
         runs,
         serial: 0,
     };
+    // BENCH_PROFILE=1: only the realistic rows on core NATS at batch 1024, native and
+    // component, repeated: a steady load for `perf record`.
+    if std::env::var_os("BENCH_PROFILE").is_some() {
+        let data = realistic(rows);
+        for _ in 0..runs {
+            let native = bench.native(&data, Route::Core, 1024);
+            let component = bench.component(&data, Route::Core, 1024);
+            println!(
+                "native {:.0} rows/s, component {:.0} rows/s, component/native {:.2}",
+                rows as f64 / native,
+                rows as f64 / component,
+                native / component
+            );
+        }
+        return;
+    }
     let datasets = [realistic(rows), small(rows)];
     let host = MemoryHost::load(&component_path()).expect("load the component");
 

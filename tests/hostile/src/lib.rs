@@ -1,0 +1,165 @@
+//! A guest that implements the nats-sink world and misbehaves on purpose, so the host's
+//! defences can be tested against a real component. `open` takes one option, `behaviour`:
+//!
+//! - `loop-in-write`: `write` never returns;
+//! - `alloc-in-write`: `write` allocates until memory runs out;
+//! - `empty-subject`, `wildcard-subject`, `oversized-payload`, `bad-header`: `write` publishes
+//!   one such message per row.
+//!
+//! Other options are passed to the transport as `server_url` (one `host:port`).
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use std::cell::RefCell;
+
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "nats-sink-component",
+    });
+
+    use exports::nats_sink::sink::sink::{
+        Column, Guest, GuestNatsSink, NatsSink, OptionInfo, OptionProblem, Row, SinkError, Target,
+    };
+    use nats_sink::sink::transport::{Auth, ConnectConfig, Connection, Delivery, Message};
+
+    struct Hostile;
+
+    struct Sink {
+        behaviour: String,
+        connection: Option<Connection>,
+        kept: RefCell<Vec<Vec<u8>>>,
+    }
+
+    fn config(server: String) -> ConnectConfig {
+        ConnectConfig {
+            servers: vec![server],
+            auth: Auth::None,
+            connect_timeout_ms: 2_000,
+            flush_timeout_ms: 5_000,
+            delivery: Delivery {
+                ack_timeout_ms: 1_000,
+                max_in_flight: 16,
+                max_attempts: 1,
+                max_elapsed_ms: 1_000,
+                initial_backoff_ms: 10,
+                max_backoff_ms: 10,
+            },
+        }
+    }
+
+    fn option<'a>(options: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        options
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn transport_error(e: nats_sink::sink::transport::TransportError) -> SinkError {
+        use nats_sink::sink::transport::TransportError as T;
+        match e {
+            T::Connection(m) => SinkError::Connection(m),
+            T::Publish(m) => SinkError::Publish(m),
+            T::Timeout(m) => SinkError::Timeout(m),
+        }
+    }
+
+    impl Guest for Hostile {
+        type NatsSink = Sink;
+
+        fn describe() -> Vec<OptionInfo> {
+            Vec::new()
+        }
+
+        fn validate(_: Vec<(String, String)>) -> Vec<OptionProblem> {
+            Vec::new()
+        }
+
+        fn resolve(options: Vec<(String, String)>) -> Result<Target, SinkError> {
+            let server = option(&options, "server_url")
+                .unwrap_or_default()
+                .to_string();
+            Ok(Target {
+                connect: config(server),
+                subject: "hostile".into(),
+            })
+        }
+    }
+
+    impl GuestNatsSink for Sink {
+        fn open(options: Vec<(String, String)>, _: Vec<Column>) -> Result<NatsSink, SinkError> {
+            let connection = match option(&options, "server_url") {
+                Some(server) => {
+                    Some(Connection::open(&config(server.to_string())).map_err(transport_error)?)
+                }
+                None => None,
+            };
+            Ok(NatsSink::new(Sink {
+                behaviour: option(&options, "behaviour")
+                    .unwrap_or_default()
+                    .to_string(),
+                connection,
+                kept: RefCell::new(Vec::new()),
+            }))
+        }
+
+        fn begin_checkpoint(&self, _: u64) {}
+
+        fn write(&self, rows: Vec<Row>) -> Result<(), SinkError> {
+            let message =
+                |subject: &str, headers: Vec<(String, String)>, payload: Vec<u8>| Message {
+                    subject: subject.into(),
+                    headers,
+                    payload,
+                };
+            let messages: Vec<Message> = match self.behaviour.as_str() {
+                "loop-in-write" => loop {
+                    std::hint::black_box(&rows);
+                },
+                "alloc-in-write" => loop {
+                    self.kept.borrow_mut().push(vec![1u8; 1 << 20]);
+                },
+                "empty-subject" => rows
+                    .iter()
+                    .map(|_| message("", vec![], b"{}".to_vec()))
+                    .collect(),
+                "wildcard-subject" => rows
+                    .iter()
+                    .map(|_| message("orders.>", vec![], b"{}".to_vec()))
+                    .collect(),
+                "oversized-payload" => rows
+                    .iter()
+                    .map(|_| message("hostile", vec![], vec![b'x'; 2 << 20]))
+                    .collect(),
+                "bad-header" => rows
+                    .iter()
+                    .map(|_| {
+                        message(
+                            "hostile",
+                            vec![("X-Smuggle".into(), "a\r\nPUB other 1".into())],
+                            b"{}".to_vec(),
+                        )
+                    })
+                    .collect(),
+                other => {
+                    return Err(SinkError::InvalidOptions(vec![OptionProblem {
+                        name: "behaviour".into(),
+                        message: format!("unknown behaviour `{other}`"),
+                    }]))
+                }
+            };
+            match &self.connection {
+                Some(connection) => connection.publish(&messages).map_err(transport_error),
+                None => Err(SinkError::Connection("no server_url given".into())),
+            }
+        }
+
+        fn flush(&self) -> Result<(), SinkError> {
+            match &self.connection {
+                Some(connection) => connection.flush().map_err(transport_error),
+                None => Ok(()),
+            }
+        }
+    }
+
+    export!(Hostile);
+}

@@ -1,0 +1,158 @@
+//! The host against guests that misbehave: a real component (`tests/hostile`, built by
+//! `scripts/build-guest.sh`) that loops, allocates without end or hands over invalid messages,
+//! and components made here from the WIT (every export traps; an import the host lacks).
+//! Each must end in a clear error naming what was wrong, with the host and other sinks intact.
+
+use std::time::{Duration, Instant};
+
+use nats_sink::{flatten_row, Column, Datum, HostError, SinkError, SinkRuntime};
+use nats_sink_tests::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn schema() -> Vec<Column> {
+    vec![Column {
+        name: "id".into(),
+        data_type: "integer".into(),
+    }]
+}
+
+fn one_row() -> Vec<nats_sink::Row> {
+    vec![flatten_row(vec![Datum::Integer(1)])]
+}
+
+fn hostile_options(server: &NatsServer, behaviour: &str) -> Vec<(String, String)> {
+    options(&[("server_url", &server.url()), ("behaviour", behaviour)])
+}
+
+fn hostile_runtime() -> SinkRuntime {
+    SinkRuntime::load(hostile_component_path()).expect("load the hostile component")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_looping_in_write_is_stopped_by_the_cpu_limit_and_others_go_on() {
+    let server = NatsServer::start();
+    let runtime = hostile_runtime().with_cpu_limit(Duration::from_millis(200));
+    let mut looping = runtime
+        .open(&hostile_options(&server, "loop-in-write"), &schema())
+        .await
+        .unwrap();
+    // A well-behaved sink in the same process, on the same tokio runtime.
+    let good_runtime = SinkRuntime::load(component_path()).unwrap();
+    let mut good = good_runtime
+        .open(&plain_options(&server, "good"), &schema())
+        .await
+        .unwrap();
+    let client = server.client().await;
+    let mut sub = client.subscribe("good").await.unwrap();
+    client.flush().await.unwrap();
+
+    let started = Instant::now();
+    let (looped, delivered) = tokio::join!(looping.write(&one_row()), async {
+        good.write(&one_row()).await?;
+        good.flush().await
+    });
+    let err = looped.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("write exceeded the sink's CPU limit of 200 ms per call"),
+        "{err}"
+    );
+    assert!(started.elapsed() < WAIT, "took {:?}", started.elapsed());
+    delivered.unwrap();
+    assert_eq!(collect(&mut sub, 1, WAIT).await.len(), 1);
+    assert!(matches!(
+        looping.flush().await,
+        Err(HostError::Sink(SinkError::Closed(_)))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_allocating_without_end_hits_the_memory_limit() {
+    let server = NatsServer::start();
+    let runtime = hostile_runtime().with_memory_limit(16 << 20);
+    let mut sink = runtime
+        .open(&hostile_options(&server, "alloc-in-write"), &schema())
+        .await
+        .unwrap();
+    let err = sink.write(&one_row()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("write exceeded the sink's memory limit of 16 MiB"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_messages_from_a_guest_are_refused_with_the_reason() {
+    let server = NatsServer::start();
+    let client = server.client().await;
+    let mut everything = client.subscribe(">").await.unwrap();
+    client.flush().await.unwrap();
+    let runtime = hostile_runtime();
+    for (behaviour, expected) in [
+        (
+            "empty-subject",
+            "invalid message: subject \"\" must not be empty",
+        ),
+        ("wildcard-subject", "contains a wildcard"),
+        ("bad-header", "has a value with a line break"),
+        (
+            "oversized-payload",
+            "Payload size limit of 1048576 exceeded",
+        ),
+    ] {
+        let mut sink = runtime
+            .open(&hostile_options(&server, behaviour), &schema())
+            .await
+            .unwrap();
+        let err = sink.write(&one_row()).await.unwrap_err();
+        assert!(
+            matches!(err, HostError::Sink(SinkError::Publish(_))),
+            "{behaviour}: {err:?}"
+        );
+        assert!(err.to_string().contains(expected), "{behaviour}: {err}");
+    }
+    // Nothing reached any subject, the smuggled `PUB other` line included.
+    assert!(collect(&mut everything, 1, Duration::from_millis(300))
+        .await
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_that_traps_in_open_is_an_error_not_a_crash() {
+    let runtime = SinkRuntime::from_bytes(&trapping_component()).unwrap();
+    let err = match runtime.open(&options(&[]), &schema()).await {
+        Ok(_) => panic!("a trapping open opened"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, HostError::Runtime { .. }), "{err:?}");
+    assert!(err.to_string().contains("open"), "{err}");
+    // The same runtime still answers (each call gets a fresh instance).
+    assert!(runtime.describe().await.is_err());
+}
+
+#[test]
+fn a_component_importing_what_the_host_lacks_is_refused_at_load() {
+    let err = match SinkRuntime::from_bytes(&component_with_extra_import()) {
+        Ok(_) => panic!("loaded a component with an unknown import"),
+        Err(e) => e,
+    };
+    let message = err.to_string();
+    assert!(
+        message.contains("does not fit the nats-sink world"),
+        "{message}"
+    );
+    assert!(message.contains("hostile:extra/clock"), "{message}");
+}
+
+#[test]
+fn bytes_that_are_not_a_component_are_refused_at_load() {
+    for bytes in [&b""[..], b"\0asm\x01\0\0\0", b"not wasm at all"] {
+        let err = match SinkRuntime::from_bytes(bytes) {
+            Ok(_) => panic!("loaded {bytes:?}"),
+            Err(e) => e,
+        };
+        assert!(err.to_string().contains("compiling the component"), "{err}");
+    }
+}

@@ -386,12 +386,13 @@ impl NatsConnection {
 
     async fn publish_all(&mut self, messages: Vec<Message>) -> Result<(), TransportError> {
         for message in messages {
-            let jetstream = match self.routes.get(&message.subject) {
-                Some(route) => matches!(route, Route::JetStream { .. }),
-                None => matches!(self.route(&message.subject).await?, Route::JetStream { .. }),
-            };
             let size = message.payload.len() as u64;
             let outgoing = Outgoing::checked(message)?;
+            let subject = outgoing.subject.as_str();
+            let jetstream = match self.routes.get(subject) {
+                Some(route) => matches!(route, Route::JetStream { .. }),
+                None => matches!(self.route(subject).await?, Route::JetStream { .. }),
+            };
             if jetstream {
                 self.publish_jetstream(outgoing).await?;
             } else {

@@ -224,19 +224,23 @@ impl Encoder {
                 write_str(out, std::str::from_utf8(&self.scratch).unwrap_or_default());
             }
             (DataType::Serial, Value::Serial(v)) => {
-                let _ = write!(out, "\"0x{:016x}\"", *v as u64);
+                out.extend_from_slice(b"\"0x");
+                write_hex(out, *v as u64, 16);
+                out.push(b'"');
             }
             (DataType::Uuid, Value::Uuid((hi, lo))) => {
-                let v = ((*hi as u128) << 64) | *lo as u128;
-                let _ = write!(
-                    out,
-                    "\"{:08x}-{:04x}-{:04x}-{:04x}-{:012x}\"",
-                    (v >> 96) as u32,
-                    (v >> 80) as u16,
-                    (v >> 64) as u16,
-                    (v >> 48) as u16,
-                    v & 0xffff_ffff_ffff
-                );
+                // 8-4-4-4-12 hex digits: the high half holds the first three groups.
+                out.push(b'"');
+                write_hex(out, hi >> 32, 8);
+                out.push(b'-');
+                write_hex(out, (hi >> 16) & 0xffff, 4);
+                out.push(b'-');
+                write_hex(out, hi & 0xffff, 4);
+                out.push(b'-');
+                write_hex(out, lo >> 48, 4);
+                out.push(b'-');
+                write_hex(out, lo & 0xffff_ffff_ffff, 12);
+                out.push(b'"');
             }
             (DataType::List(element), Value::List(range)) => {
                 let children = self.claim(index, range.start, range.len, &path)?;
@@ -321,7 +325,15 @@ pub fn value_kind(value: &Value) -> &'static str {
 }
 
 fn write_int(out: &mut Vec<u8>, v: i64) {
-    let _ = write!(out, "{v}");
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// The low `digits` hex digits of `v`, lowercase, zero-padded.
+fn write_hex(out: &mut Vec<u8>, v: u64, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..digits).rev() {
+        out.push(HEX[((v >> (shift * 4)) & 0xf) as usize]);
+    }
 }
 
 /// serde_json's own float formatting (shortest round-trip; non-finite becomes `null`),
@@ -518,6 +530,17 @@ mod tests {
         );
         assert_eq!(one("serial", Value::Serial(255)), "\"0x00000000000000ff\"");
         assert_eq!(one("serial", Value::Serial(-1)), "\"0xffffffffffffffff\"");
+        assert_eq!(
+            one(
+                "uuid",
+                Value::Uuid((0x5f0e_1b2c_3d4e_4f50, 0x8a9b_0c1d_2e3f_4a5b))
+            ),
+            "\"5f0e1b2c-3d4e-4f50-8a9b-0c1d2e3f4a5b\""
+        );
+        assert_eq!(
+            one("uuid", Value::Uuid((0, 1))),
+            "\"00000000-0000-0000-0000-000000000001\""
+        );
         assert_eq!(
             one(
                 "uuid",

@@ -701,6 +701,13 @@ fn main() {
     };
     // BENCH_PROFILE=1: only the realistic rows on core NATS at batch 1024, native and
     // component, repeated: a steady load for `perf record`.
+    if std::env::var("BENCH_PROFILE").as_deref() == Ok("encode") {
+        let data = realistic(rows);
+        let host = MemoryHost::load(&component_path()).expect("load the component");
+        let (native, wasm, _, _) = encode_rates(&data, &host, runs);
+        println!("encode: native {native:.0} rows/s, wasm {wasm:.0} rows/s");
+        return;
+    }
     if std::env::var_os("BENCH_PROFILE").is_some() {
         let data = realistic(rows);
         for _ in 0..runs {

@@ -4,10 +4,13 @@
 #  - nats-server (Debian, v2.9 with JetStream)
 #  - a wasm32 toolchain for the guest: rustup's wasm32-unknown-unknown target where it is
 #    installed, otherwise Debian's rustc-web with its std source (built with -Zbuild-std)
+#  - Node.js and the third host's packages (tests/jco: jco and the nats client, from npm)
 set -euo pipefail
+cd "$(dirname "$0")"
 
 need_apt=()
 command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
   [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ] || need_apt+=(rustc-web cargo-web rust-web-src rust-web-llvm)
   command -v ld.lld-22 >/dev/null 2>&1 || [ -x /usr/lib/llvm-22/bin/ld.lld ] || need_apt+=(lld-22)
@@ -25,4 +28,9 @@ if ! command -v just >/dev/null 2>&1; then
   hash -r
 fi
 command -v just >/dev/null 2>&1 || { echo "setup: just is installed but not on PATH" >&2; exit 1; }
-echo "setup: ready ($(just --version), $(nats-server --version))"
+
+if [ ! -x tests/jco/node_modules/.bin/jco ]; then
+  echo "setup: installing tests/jco's npm packages"
+  (cd tests/jco && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "setup: ready ($(just --version), $(nats-server --version), node $(node --version))"

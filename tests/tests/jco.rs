@@ -1,0 +1,184 @@
+//! The very same `.wasm` in a third host: Node.js through jco (`tests/jco`), with the `nats`
+//! client as its transport. Both hosts sink the example dataset into one nats-server; what the
+//! Node host publishes must equal what the wasmtime host publishes, byte for byte.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use nats_sink::input::parse_line;
+use nats_sink::{flatten_row, Column, Row, SinkRuntime, Value};
+use nats_sink_guest::schema::Schema;
+use nats_sink_tests::*;
+use serde_json::{json, Value as Json};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A row in the JSON form `tests/jco/run.mjs` reads: each value `{tag, val}`, 64-bit numbers
+/// as strings, floats as text (so NaN and the infinities survive).
+fn row_json(row: &Row) -> Json {
+    let tagged = |tag: &str, val: Json| json!({"tag": tag, "val": val});
+    Json::Array(
+        row.values
+            .iter()
+            .map(|v| match v {
+                Value::Null => json!({"tag": "null"}),
+                Value::Boolean(b) => tagged("boolean", json!(b)),
+                Value::Int16(n) => tagged("int16", json!(n)),
+                Value::Int32(n) => tagged("int32", json!(n)),
+                Value::Int64(n) => tagged("int64", json!(n.to_string())),
+                Value::Float32(n) => tagged("float32", json!(n.to_string())),
+                Value::Float64(n) => tagged("float64", json!(n.to_string())),
+                Value::Decimal(s) => tagged("decimal", json!(s)),
+                Value::Text(s) => tagged("text", json!(s)),
+                Value::Date(n) => tagged("date", json!(n)),
+                Value::Time(n) => tagged("time", json!(n.to_string())),
+                Value::Timestamp(n) => tagged("timestamp", json!(n.to_string())),
+                Value::Timestamptz(n) => tagged("timestamptz", json!(n.to_string())),
+                Value::Interval(i) => tagged(
+                    "interval",
+                    json!({"months": i.months, "days": i.days, "micros": i.micros.to_string()}),
+                ),
+                Value::Bytea(b) => tagged("bytea", json!(b)),
+                Value::Jsonb(s) => tagged("jsonb", json!(s)),
+                Value::Serial(n) => tagged("serial", json!(n.to_string())),
+                Value::Uuid((hi, lo)) => tagged("uuid", json!([hi.to_string(), lo.to_string()])),
+                Value::List(r) => tagged("list", json!({"start": r.start, "len": r.len})),
+                Value::Struct(r) => tagged("struct", json!({"start": r.start, "len": r.len})),
+            })
+            .collect(),
+    )
+}
+
+/// The example dataset as rows, with its columns.
+fn example_rows() -> (Vec<Column>, Vec<Row>) {
+    let schema_file: Json = serde_json::from_str(
+        &std::fs::read_to_string(repo_file("examples/all_types.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let columns: Vec<Column> = schema_file["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Column {
+            name: c["name"].as_str().unwrap().into(),
+            data_type: c["type"].as_str().unwrap().into(),
+        })
+        .collect();
+    let schema = Schema::parse(
+        columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.data_type.as_str())),
+    )
+    .unwrap();
+    let input = std::fs::read_to_string(repo_file("examples/all_types.jsonl")).unwrap();
+    let rows = input
+        .lines()
+        .enumerate()
+        .map(|(i, line)| flatten_row(parse_line(&schema, i as u64 + 1, line).unwrap()))
+        .collect();
+    (columns, rows)
+}
+
+fn run(command: &mut Command, what: &str) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e} (run ./setup.sh)"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_host_publishes_exactly_what_the_wasmtime_host_publishes() {
+    let jco_dir = repo_file("tests/jco");
+    assert!(
+        jco_dir.join("node_modules/.bin/jco").exists(),
+        "tests/jco/node_modules is missing: run ./setup.sh (npm ci)"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let transpiled = work.path().join("component");
+    let transport = jco_dir.join("transport.js").canonicalize().unwrap();
+    run(
+        Command::new(jco_dir.join("node_modules/.bin/jco"))
+            .arg("transpile")
+            .arg(component_path())
+            .arg("-o")
+            .arg(&transpiled)
+            .args(["--name", "nats-sink", "--no-typescript", "--quiet"])
+            .arg("--map")
+            .arg(format!("nats-sink:sink/transport={}", transport.display())),
+        "jco transpile",
+    );
+
+    let (columns, rows) = example_rows();
+    let server = NatsServer::start();
+    let client = server.client().await;
+    let mut from_wasmtime = client.subscribe("wasmtime.rows").await.unwrap();
+    let mut from_node = client.subscribe("node.rows").await.unwrap();
+    client.flush().await.unwrap();
+
+    let runtime = SinkRuntime::load(component_path()).unwrap();
+    let mut sink = runtime
+        .open(&plain_options(&server, "wasmtime.rows"), &columns)
+        .await
+        .unwrap();
+    sink.begin_checkpoint(1).await.unwrap();
+    sink.write(&rows).await.unwrap();
+    sink.flush().await.unwrap();
+
+    let rows_path = work.path().join("rows.json");
+    let columns_json: Vec<Json> = columns
+        .iter()
+        .map(|c| json!({"name": c.name, "dataType": c.data_type}))
+        .collect();
+    std::fs::write(
+        &rows_path,
+        json!({"columns": columns_json, "rows": rows.iter().map(row_json).collect::<Vec<_>>()})
+            .to_string(),
+    )
+    .unwrap();
+    let options_path = work.path().join("options.json");
+    let node_options: Vec<[String; 2]> = plain_options(&server, "node.rows")
+        .into_iter()
+        .map(|(k, v)| [k, v])
+        .collect();
+    std::fs::write(&options_path, serde_json::to_string(&node_options).unwrap()).unwrap();
+    let node = tokio::task::spawn_blocking({
+        let (transpiled, rows_path, options_path) =
+            (transpiled.clone(), rows_path.clone(), options_path.clone());
+        let script = jco_dir.join("run.mjs");
+        move || {
+            run(
+                Command::new("node")
+                    .arg(script)
+                    .arg(&transpiled)
+                    .arg(&rows_path)
+                    .arg(&options_path)
+                    .current_dir(Path::new(env!("CARGO_MANIFEST_DIR"))),
+                "node run.mjs",
+            )
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(60), node)
+        .await
+        .expect("the Node host finished within 60 s")
+        .unwrap();
+
+    let wasmtime = collect(&mut from_wasmtime, rows.len(), WAIT).await;
+    let node = collect(&mut from_node, rows.len(), WAIT).await;
+    assert_eq!(wasmtime.len(), rows.len());
+    assert_eq!(node.len(), rows.len());
+    for (i, (a, b)) in wasmtime.iter().zip(&node).enumerate() {
+        assert_eq!(
+            a.payload,
+            b.payload,
+            "row {i} differs:\nwasmtime: {}\nnode:     {}",
+            String::from_utf8_lossy(&a.payload),
+            String::from_utf8_lossy(&b.payload)
+        );
+    }
+}

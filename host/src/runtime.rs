@@ -124,7 +124,7 @@ struct EpochTicker {
 }
 
 impl EpochTicker {
-    fn start(engine: Engine) -> EpochTicker {
+    fn start(engine: Engine) -> std::io::Result<EpochTicker> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         std::thread::Builder::new()
@@ -134,9 +134,8 @@ impl EpochTicker {
                     std::thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
                 }
-            })
-            .expect("spawn the epoch ticker thread");
-        EpochTicker { stop }
+            })?;
+        Ok(EpochTicker { stop })
     }
 }
 
@@ -144,6 +143,25 @@ impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// A call that trapped, naming the limit it hit if it hit one.
+fn trapped(store: &Store<SinkState>, call: &str, after: &str, trap: wasmtime::Error) -> HostError {
+    let state = store.data();
+    let context = if state.memory_limit_hit {
+        format!(
+            "{call} exceeded the sink's memory limit of {} MiB{after}",
+            state.limits.memory >> 20
+        )
+    } else if state.cpu_limit_hit {
+        format!(
+            "{call} exceeded the sink's CPU limit of {} ms per call{after}",
+            state.limits.cpu.as_millis()
+        )
+    } else {
+        format!("{call} trapped{after}")
+    };
+    HostError::runtime(context, trap)
 }
 
 /// Start the clock of a call into the guest.
@@ -336,7 +354,12 @@ impl SinkRuntime {
             HostError::runtime("the component does not export the nats-sink interface", e)
         })?;
         Ok(SinkRuntime {
-            _ticker: Arc::new(EpochTicker::start(engine.clone())),
+            _ticker: Arc::new(EpochTicker::start(engine.clone()).map_err(|e| {
+                HostError::Runtime {
+                    context: "starting the CPU-limit ticker".into(),
+                    message: e.to_string(),
+                }
+            })?),
             engine,
             pre,
             limits: Limits {
@@ -390,7 +413,7 @@ impl SinkRuntime {
             .nats_sink_sink_sink()
             .call_describe(&mut store)
             .await
-            .map_err(|e| HostError::runtime("describe", e))
+            .map_err(|e| trapped(&store, "describe", "", e))
     }
 
     /// Every problem with `options`, as the guest sees them.
@@ -403,7 +426,7 @@ impl SinkRuntime {
             .nats_sink_sink_sink()
             .call_validate(&mut store, options)
             .await
-            .map_err(|e| HostError::runtime("validate", e))
+            .map_err(|e| trapped(&store, "validate", "", e))
     }
 
     /// What valid `options` connect to and publish on, without connecting.
@@ -413,7 +436,7 @@ impl SinkRuntime {
             .nats_sink_sink_sink()
             .call_resolve(&mut store, options)
             .await
-            .map_err(|e| HostError::runtime("resolve", e))?
+            .map_err(|e| trapped(&store, "resolve", "", e))?
             .map_err(HostError::Sink)
     }
 
@@ -429,7 +452,7 @@ impl SinkRuntime {
             .nats_sink()
             .call_open(&mut store, options, schema)
             .await
-            .map_err(|e| HostError::runtime("open", e))?;
+            .map_err(|e| trapped(&store, "open", "", e))?;
         let handle = opened.map_err(HostError::Sink)?;
         Ok(Sink {
             store,
@@ -505,21 +528,7 @@ impl Sink {
             Ok(outcome) => outcome.map_err(HostError::Sink),
             Err(trap) => {
                 self.handle = None;
-                let state = self.store.data();
-                let context = if state.memory_limit_hit {
-                    format!(
-                        "{call} exceeded the sink's memory limit of {} MiB; the sink is closed",
-                        state.limits.memory >> 20
-                    )
-                } else if state.cpu_limit_hit {
-                    format!(
-                        "{call} exceeded the sink's CPU limit of {} ms per call; the sink is closed",
-                        state.limits.cpu.as_millis()
-                    )
-                } else {
-                    format!("{call} trapped; the sink is closed")
-                };
-                Err(HostError::runtime(context, trap))
+                Err(trapped(&self.store, call, "; the sink is closed", trap))
             }
         }
     }

@@ -31,6 +31,6 @@ command -v just >/dev/null 2>&1 || { echo "setup: just is installed but not on P
 
 if [ ! -x tests/jco/node_modules/.bin/jco ]; then
   echo "setup: installing tests/jco's npm packages"
-  (cd tests/jco && npm ci --no-audit --no-fund --loglevel=error)
+  (cd tests/jco && npm install --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: ready ($(just --version), $(nats-server --version), node $(node --version))"

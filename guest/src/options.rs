@@ -287,7 +287,8 @@ fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
         Some(mode) => *mode,
     };
     // Options that belong to other modes are a sign of a mistake, so they are rejected.
-    let (needed, auth): (&[&str], fn(&BTreeMap<&str, &str>) -> Auth) = match mode {
+    type BuildAuth = fn(&BTreeMap<&str, &str>) -> Auth;
+    let (needed, auth): (&[&str], BuildAuth) = match mode {
         "plain" => (&[], |_| Auth::Plain),
         "user_and_password" => (&["username", "password"], |g| Auth::UserPassword {
             username: g["username"].to_string(),
@@ -313,7 +314,7 @@ fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
             Some(_) if !is_needed => {
                 c.push(name, format!("not used when connect_mode is `{mode}`"))
             }
-            Some(value) if value.is_empty() => c.push(name, "must not be empty"),
+            Some(&"") => c.push(name, "must not be empty"),
             _ => {}
         }
     }
@@ -324,7 +325,8 @@ fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
             }
         }
         if let Some(seed) = given.get("nkey") {
-            if !seed.is_empty() && !(seed.starts_with("SU") && seed.len() == 58) {
+            let looks_like_seed = seed.starts_with("SU") && seed.len() == 58;
+            if !seed.is_empty() && !looks_like_seed {
                 c.push(
                     "nkey",
                     "is not a user NKey seed (expected 58 characters starting with `SU`)",

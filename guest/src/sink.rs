@@ -64,6 +64,9 @@ pub fn prepare(
     Ok((config, schema))
 }
 
+/// Largest buffer reserved up front for a row's JSON.
+const MAX_PAYLOAD_HINT: usize = 64 << 10;
+
 /// The header JetStream deduplicates on.
 pub const MESSAGE_ID_HEADER: &str = "Nats-Msg-Id";
 
@@ -103,6 +106,8 @@ pub struct Sink<T> {
     sink_id: Option<String>,
     /// `None` until the caller begins a checkpoint: rows then carry no message id.
     checkpoint: Option<Checkpoint>,
+    /// Capacity for the next row's payload.
+    payload_hint: usize,
     /// Set after a transport failure: what was published since the last flush is in doubt,
     /// so the sink refuses further work and the caller must reopen and replay.
     failure: Option<String>,
@@ -123,6 +128,7 @@ impl<T: Transport> Sink<T> {
             encoder: Encoder::default(),
             sink_id,
             checkpoint: None,
+            payload_hint: 256,
             failure: None,
         }
     }
@@ -174,13 +180,19 @@ impl<T: Transport> Sink<T> {
         let mut messages = Vec::with_capacity(rows.len());
         let mut refused = None;
         for (index, row) in rows.iter().enumerate() {
-            let mut payload = Vec::with_capacity(256);
+            let mut payload = Vec::with_capacity(self.payload_hint);
             match self.encoder.encode_row(&self.schema, row, &mut payload) {
-                Ok(()) => messages.push(Message {
-                    subject: self.config.subject.clone(),
-                    headers: self.next_headers(),
-                    payload,
-                }),
+                Ok(()) => {
+                    // Rows of one sink are alike: size the next buffer by this row, with some
+                    // room, so encoding rarely grows it (the profile showed a realloc per row).
+                    // Capped, so one huge row does not make every later buffer huge.
+                    self.payload_hint = (payload.len() + payload.len() / 4).min(MAX_PAYLOAD_HINT);
+                    messages.push(Message {
+                        subject: self.config.subject.clone(),
+                        headers: self.next_headers(),
+                        payload,
+                    })
+                }
                 Err(error) => {
                     refused = Some(SinkError::InvalidRow {
                         row: index as u32,

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::HeaderMap;
 
 use crate::bindings::exports::nats_sink::sink::sink::Target;
 use crate::bindings::transport::TransportError;
-use crate::transport::{NatsConnection, Route};
+use crate::transport::{jetstream_error, NatsConnection, Route};
 
 /// A stream name can hold no `.`, so no stream matches this and the probe is never stored.
 const PROBE_EXPECTED_STREAM: &str = "nats-sink.health-probe";
@@ -114,8 +114,6 @@ async fn probe_jetstream(connection: &NatsConnection, subject: &str) -> Permissi
     }
 }
 
-fn is_expected_stream_mismatch(error: &(dyn std::error::Error + 'static)) -> bool {
-    std::error::Error::source(error)
-        .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
-        .is_some_and(|js| js.error_code().0 == EXPECTED_STREAM_MISMATCH)
+fn is_expected_stream_mismatch(error: &PublishError) -> bool {
+    jetstream_error(error).is_some_and(|js| js.error_code().0 == EXPECTED_STREAM_MISMATCH)
 }

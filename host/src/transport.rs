@@ -766,12 +766,15 @@ impl NatsConnection {
     }
 }
 
+/// The JetStream API error behind a publish failure, where the server sent one.
+pub(crate) fn jetstream_error(error: &PublishError) -> Option<&async_nats::jetstream::Error> {
+    std::error::Error::source(error)?.downcast_ref::<async_nats::jetstream::Error>()
+}
+
 /// True for JetStream errors that mean "not now" rather than "no": 503s and cluster states.
 fn is_transient(error: &PublishError) -> bool {
     use async_nats::jetstream::ErrorCode;
-    let Some(js) = std::error::Error::source(error)
-        .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
-    else {
+    let Some(js) = jetstream_error(error) else {
         return false;
     };
     js.code() == 503

@@ -471,16 +471,19 @@ pub struct Sink {
 }
 
 impl Sink {
-    fn handle(&self) -> Result<ResourceAny, HostError> {
-        self.handle
-            .ok_or_else(|| HostError::Sink(SinkError::Closed("the sink was closed".into())))
+    /// The guest's sink for the next call, with the call's CPU clock started.
+    fn start_call(&mut self) -> Result<ResourceAny, HostError> {
+        let handle = self
+            .handle
+            .ok_or_else(|| HostError::Sink(SinkError::Closed("the sink was closed".into())))?;
+        arm(&mut self.store);
+        Ok(handle)
     }
 
     /// Start checkpoint `id`: rows written from now on carry the message ids
     /// `<sink_id>:<id>:<position>`, so a replay of the same checkpoint is deduplicated.
     pub async fn begin_checkpoint(&mut self, id: u64) -> Result<(), HostError> {
-        let handle = self.handle()?;
-        arm(&mut self.store);
+        let handle = self.start_call()?;
         let result = self
             .bindings
             .nats_sink_sink_sink()
@@ -494,8 +497,7 @@ impl Sink {
     /// Encode and publish `rows`, one message each. On `invalid-row`, the rows before the bad
     /// one were published; nothing at or after it was.
     pub async fn write(&mut self, rows: &[Row]) -> Result<(), HostError> {
-        let handle = self.handle()?;
-        arm(&mut self.store);
+        let handle = self.start_call()?;
         let result = self
             .bindings
             .nats_sink_sink_sink()
@@ -507,8 +509,7 @@ impl Sink {
 
     /// Return once everything written since the last flush is confirmed by NATS.
     pub async fn flush(&mut self) -> Result<(), HostError> {
-        let handle = self.handle()?;
-        arm(&mut self.store);
+        let handle = self.start_call()?;
         let result = self
             .bindings
             .nats_sink_sink_sink()

@@ -20,7 +20,7 @@ use nats_sink::transport::NatsConnection;
 use nats_sink::{flatten_row, Column, Datum, Row, RuntimeConfig, SinkRuntime};
 use nats_sink_guest::bindings as guest;
 use nats_sink_tests::memory::{self, MemoryHost};
-use nats_sink_tests::{component_path, target_dir, NatsServer};
+use nats_sink_tests::{columns, component_path, target_dir, NatsServer};
 use serde_json::json;
 
 /// Rows between confirmations, in every mode.
@@ -48,15 +48,6 @@ struct Dataset {
     /// Each row's JSON as the sink encodes it, for the raw mode.
     payloads: Vec<Vec<u8>>,
     bytes: usize,
-}
-
-fn columns(spec: &[(&str, &str)]) -> Vec<Column> {
-    spec.iter()
-        .map(|(n, t)| Column {
-            name: n.to_string(),
-            data_type: t.to_string(),
-        })
-        .collect()
 }
 
 /// About 12 columns of mixed types, about 300 bytes of JSON per row.

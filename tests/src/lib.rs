@@ -429,6 +429,16 @@ pub fn options(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Schema columns from `(name, type)` pairs.
+pub fn columns(spec: &[(&str, &str)]) -> Vec<nats_sink::Column> {
+    spec.iter()
+        .map(|(name, data_type)| nats_sink::Column {
+            name: name.to_string(),
+            data_type: data_type.to_string(),
+        })
+        .collect()
+}
+
 /// Plain options for a subject on `server`.
 pub fn plain_options(server: &NatsServer, subject: &str) -> Vec<(String, String)> {
     let url = server.url();

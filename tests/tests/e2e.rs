@@ -781,10 +781,7 @@ async fn library_api_open_write_flush_close() {
 async fn server_gone_after_open_fails_the_flush() {
     let server = NatsServer::start();
     let runtime = SinkRuntime::load(component_path()).unwrap();
-    let schema = vec![Column {
-        name: "id".into(),
-        data_type: "integer".into(),
-    }];
+    let schema = columns(&[("id", "integer")]);
     let mut opts = plain_options(&server, "gone");
     opts.push(("flush_timeout_ms".into(), "1500".into()));
     let mut sink = runtime.open(&opts, &schema).await.unwrap();
@@ -814,10 +811,7 @@ async fn a_row_beyond_the_memory_limit_closes_the_sink_and_names_the_limit() {
         ..Default::default()
     };
     let runtime = SinkRuntime::load_with(component_path(), &config).unwrap();
-    let schema = vec![Column {
-        name: "v".into(),
-        data_type: "varchar".into(),
-    }];
+    let schema = columns(&[("v", "varchar")]);
     let mut sink = runtime
         .open(&plain_options(&server, "limits"), &schema)
         .await
@@ -844,10 +838,7 @@ async fn a_call_beyond_the_cpu_limit_closes_the_sink_and_names_the_limit() {
     let runtime = SinkRuntime::load(component_path())
         .unwrap()
         .with_cpu_limit(Duration::from_millis(5));
-    let schema = vec![Column {
-        name: "v".into(),
-        data_type: "varchar".into(),
-    }];
+    let schema = columns(&[("v", "varchar")]);
     let mut sink = runtime
         .open(&plain_options(&server, "cpu"), &schema)
         .await
@@ -890,12 +881,7 @@ async fn sinks_side_by_side_each_in_its_own_store_and_one_failing_leaves_the_oth
     let runtime = SinkRuntime::load(component_path())
         .unwrap()
         .with_memory_limit(4 << 20);
-    let schema = |ty: &str| {
-        vec![Column {
-            name: "v".into(),
-            data_type: ty.into(),
-        }]
-    };
+    let schema = |ty: &str| columns(&[("v", ty)]);
     let mut doomed = runtime
         .open(&plain_options(&core, "side.doomed"), &schema("varchar"))
         .await

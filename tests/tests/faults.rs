@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nats_sink::{flatten_row, Column, Datum, SinkRuntime};
+use nats_sink::{flatten_row, Datum, SinkRuntime};
 use nats_sink_tests::*;
 
 const CLI_LIMIT: Duration = Duration::from_secs(180);
@@ -454,10 +454,7 @@ async fn server_gone_for_good_fails_the_flush_within_the_retry_budget() {
         .create_stream(NatsServer::stream_config("ROWS", &["rows"]))
         .await;
     let runtime = SinkRuntime::load(component_path()).unwrap();
-    let schema = vec![Column {
-        name: "id".into(),
-        data_type: "bigint".into(),
-    }];
+    let schema = columns(&[("id", "bigint")]);
     let mut options = plain_options(&server, "rows");
     options.extend(nats_sink_tests::options(&[
         ("ack_timeout_ms", "500"),

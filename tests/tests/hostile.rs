@@ -13,10 +13,7 @@ use nats_sink_tests::*;
 const WAIT: Duration = Duration::from_secs(10);
 
 fn schema() -> Vec<Column> {
-    vec![Column {
-        name: "id".into(),
-        data_type: "integer".into(),
-    }]
+    columns(&[("id", "integer")])
 }
 
 fn one_row() -> Vec<nats_sink::Row> {

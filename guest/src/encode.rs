@@ -61,15 +61,81 @@ impl Path<'_> {
     }
 }
 
+/// `date.handling.mode`: days counted from 0001-01-01 (RisingWave's NATS sink), from
+/// 1970-01-01, or `"YYYY-MM-DD"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DateMode {
+    #[default]
+    FromCe,
+    FromEpoch,
+    String,
+}
+
+/// `time.handling.mode`: whole seconds in milliseconds, or `"HH:MM:SS.ffffff"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TimeMode {
+    #[default]
+    Milli,
+    String,
+}
+
+/// `timestamp.handling.mode`: milliseconds since 1970, or `"YYYY-MM-DD HH:MM:SS.ffffff"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TimestampMode {
+    #[default]
+    Milli,
+    String,
+}
+
+/// `timestamptz.handling.mode`, with RisingWave's names: `utc_without_suffix`
+/// (`"YYYY-MM-DD HH:MM:SS.ffffff"`, its NATS sink's output), `utc_string`
+/// (`"YYYY-MM-DDTHH:MM:SS.ffffffZ"`), `micro` or `milli` (numbers since 1970).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TimestamptzMode {
+    #[default]
+    UtcWithoutSuffix,
+    UtcString,
+    Micro,
+    Milli,
+}
+
+/// `jsonb.handling.mode`, with RisingWave's names: `string` (the jsonb text as a JSON string)
+/// or `dynamic` (the value itself, nested in the row's object).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JsonbMode {
+    #[default]
+    String,
+    Dynamic,
+}
+
+/// How values with more than one sensible JSON form are written. The default is exactly
+/// RisingWave's NATS sink.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Modes {
+    pub date: DateMode,
+    pub time: TimeMode,
+    pub timestamp: TimestampMode,
+    pub timestamptz: TimestamptzMode,
+    pub jsonb: JsonbMode,
+}
+
 /// Reusable encoder state: scratch space (for jsonb) kept between rows to avoid allocation per row.
 #[derive(Default)]
 pub struct Encoder {
+    modes: Modes,
     /// `claimed[i]`: value `i` of the current row already belongs to a column or a parent.
     claimed: Vec<bool>,
     scratch: Vec<u8>,
 }
 
 impl Encoder {
+    pub fn new(modes: Modes) -> Encoder {
+        Encoder {
+            modes,
+            ..Encoder::default()
+        }
+    }
+
     /// Append `row` as one JSON object to `out`. On error `out` may hold a partial object;
     /// callers encode into a buffer they discard on error.
     pub fn encode_row(
@@ -176,28 +242,57 @@ impl Encoder {
                 write_str(out, text);
             }
             (DataType::Varchar, Value::Text(text)) => write_str(out, text),
-            (DataType::Date, Value::Date(days)) => {
-                write_int(out, *days as i64 + UNIX_EPOCH_DAYS_FROM_CE)
-            }
+            (DataType::Date, Value::Date(days)) => match self.modes.date {
+                DateMode::FromCe => write_int(out, *days as i64 + UNIX_EPOCH_DAYS_FROM_CE),
+                DateMode::FromEpoch => write_int(out, *days as i64),
+                DateMode::String => {
+                    let Some(date) = chrono::NaiveDate::from_num_days_from_ce_opt(
+                        (*days).saturating_add(UNIX_EPOCH_DAYS_FROM_CE as i32),
+                    ) else {
+                        return Err(path.error(format!("date {days} days is out of range")));
+                    };
+                    let _ = write!(out, "\"{}\"", date.format("%Y-%m-%d"));
+                }
+            },
             (DataType::Time, Value::Time(micros)) => {
                 if !(0..MICROS_PER_DAY).contains(micros) {
                     return Err(path.error(format!(
                         "time {micros} µs is outside 00:00:00 to 23:59:59.999999"
                     )));
                 }
-                // Whole seconds only, in milliseconds: RisingWave drops the fraction.
-                write_int(out, micros / MICROS_PER_SEC * 1000);
+                match self.modes.time {
+                    // Whole seconds only, in milliseconds: RisingWave drops the fraction.
+                    TimeMode::Milli => write_int(out, micros / MICROS_PER_SEC * 1000),
+                    TimeMode::String => {
+                        let secs = micros / MICROS_PER_SEC;
+                        let _ = write!(
+                            out,
+                            "\"{:02}:{:02}:{:02}.{:06}\"",
+                            secs / 3600,
+                            secs / 60 % 60,
+                            secs % 60,
+                            micros % MICROS_PER_SEC
+                        );
+                    }
+                }
             }
-            (DataType::Timestamp, Value::Timestamp(micros)) => {
-                write_int(out, micros.div_euclid(1000))
-            }
-            (DataType::Timestamptz, Value::Timestamptz(micros)) => {
-                let Some(utc) = chrono::DateTime::from_timestamp_micros(*micros) else {
-                    return Err(path.error(format!("timestamptz {micros} µs is out of range")));
-                };
-                // Digits, dashes, colons and a dot: nothing to escape, so write it in place.
-                write_timestamp_utc(out, &utc.naive_utc());
-            }
+            (DataType::Timestamp, Value::Timestamp(micros)) => match self.modes.timestamp {
+                TimestampMode::Milli => write_int(out, micros.div_euclid(1000)),
+                TimestampMode::String => {
+                    let t = datetime(*micros, "timestamp", &path)?;
+                    write_datetime(out, &t, b' ', b"");
+                }
+            },
+            (DataType::Timestamptz, Value::Timestamptz(micros)) => match self.modes.timestamptz {
+                TimestamptzMode::Micro => write_int(out, *micros),
+                TimestamptzMode::Milli => write_int(out, micros.div_euclid(1000)),
+                TimestamptzMode::UtcWithoutSuffix => {
+                    write_datetime(out, &datetime(*micros, "timestamptz", &path)?, b' ', b"")
+                }
+                TimestamptzMode::UtcString => {
+                    write_datetime(out, &datetime(*micros, "timestamptz", &path)?, b'T', b"Z")
+                }
+            },
             (DataType::Interval, Value::Interval(interval)) => {
                 out.push(b'"');
                 write_iso_8601(out, interval);
@@ -215,6 +310,10 @@ impl Encoder {
                     .map_err(|e| path.error(format!("bytea too large to encode: {e}")))?;
                 out.truncate(start + written);
                 out.push(b'"');
+            }
+            (DataType::Jsonb, Value::Jsonb(text)) if self.modes.jsonb == JsonbMode::Dynamic => {
+                transcode_json(text, out, serde_json::ser::CompactFormatter)
+                    .map_err(|e| path.error(format!("invalid jsonb: {e}")))?;
             }
             (DataType::Jsonb, Value::Jsonb(text)) => {
                 self.scratch.clear();
@@ -364,15 +463,29 @@ pub fn check_numeric(text: &str) -> Result<(), String> {
     }
 }
 
-/// `P{y}Y{m}M{d}DT{h}H{m}M{s}[.fraction]S`, every part present, as RisingWave writes it.
-/// Like RisingWave, the time part is printed without its sign.
-/// `"YYYY-MM-DD HH:MM:SS.ffffff"`, as chrono's `%Y-%m-%d %H:%M:%S%.6f` writes it, without
-/// interpreting a format string per value; years outside 0..=9999 take chrono's path.
-fn write_timestamp_utc(out: &mut Vec<u8>, t: &chrono::NaiveDateTime) {
+/// Microseconds since 1970 as a date and time, or an error naming the value.
+fn datetime(micros: i64, kind: &str, path: &Path<'_>) -> Result<chrono::NaiveDateTime, RowError> {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.naive_utc())
+        .ok_or_else(|| path.error(format!("{kind} {micros} µs is out of range")))
+}
+
+/// `"YYYY-MM-DD HH:MM:SS.ffffff"` (with `separator` between date and time, then `suffix`), as
+/// chrono's `%Y-%m-%d %H:%M:%S%.6f` writes it, without interpreting a format string per value;
+/// years outside 0..=9999 take chrono's path.
+fn write_datetime(out: &mut Vec<u8>, t: &chrono::NaiveDateTime, separator: u8, suffix: &[u8]) {
     use chrono::{Datelike, Timelike};
     let year = t.year();
     if !(0..=9999).contains(&year) {
-        let _ = write!(out, "\"{}\"", t.format("%Y-%m-%d %H:%M:%S%.6f"));
+        let _ = write!(
+            out,
+            "\"{}{}{}",
+            t.format("%Y-%m-%d"),
+            separator as char,
+            t.format("%H:%M:%S%.6f")
+        );
+        out.extend_from_slice(suffix);
+        out.push(b'"');
         return;
     }
     let digits = |out: &mut Vec<u8>, value: u32, width: usize| {
@@ -390,7 +503,7 @@ fn write_timestamp_utc(out: &mut Vec<u8>, t: &chrono::NaiveDateTime) {
     digits(out, t.month(), 2);
     out.push(b'-');
     digits(out, t.day(), 2);
-    out.push(b' ');
+    out.push(separator);
     digits(out, t.hour(), 2);
     out.push(b':');
     digits(out, t.minute(), 2);
@@ -399,9 +512,12 @@ fn write_timestamp_utc(out: &mut Vec<u8>, t: &chrono::NaiveDateTime) {
     out.push(b'.');
     // From microseconds there is no leap second, so this stays below 1,000,000.
     digits(out, t.nanosecond() / 1000, 6);
+    out.extend_from_slice(suffix);
     out.push(b'"');
 }
 
+/// `P{y}Y{m}M{d}DT{h}H{m}M{s}[.fraction]S`, every part present, as RisingWave writes it.
+/// Like RisingWave, the time part is printed without its sign.
 pub fn write_iso_8601(out: &mut Vec<u8>, interval: &Interval) {
     let years = interval.months / 12;
     let months = interval.months % 12;
@@ -463,8 +579,17 @@ impl serde_json::ser::Formatter for PgJsonFormatter {
 
 /// Validate `text` as JSON and rewrite it in jsonb's text form, streaming (no tree is built).
 pub fn jsonb_to_text(text: &str, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    transcode_json(text, out, PgJsonFormatter)
+}
+
+/// Validate `text` as JSON and append it to `out` as `formatter` spaces it.
+fn transcode_json<F: serde_json::ser::Formatter>(
+    text: &str,
+    out: &mut Vec<u8>,
+    formatter: F,
+) -> Result<(), serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let mut serializer = serde_json::Serializer::with_formatter(out, PgJsonFormatter);
+    let mut serializer = serde_json::Serializer::with_formatter(out, formatter);
     serde_transcode::transcode(&mut deserializer, &mut serializer)?;
     deserializer.end()
 }
@@ -495,6 +620,40 @@ mod tests {
 
     const fn range(start: u32, len: u32) -> ChildRange {
         ChildRange { start, len }
+    }
+
+    fn one_with(modes: Modes, ty: &str, value: Value) -> Result<String, RowError> {
+        let mut out = Vec::new();
+        Encoder::new(modes).encode_row(&schema(&[("v", ty)]), &Row { values: vec![value] }, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn handling_modes_change_only_their_type() {
+        let modes = Modes {
+            date: DateMode::String,
+            time: TimeMode::String,
+            timestamp: TimestampMode::String,
+            timestamptz: TimestamptzMode::UtcString,
+            jsonb: JsonbMode::Dynamic,
+        };
+        let micros = 1_516_991_409_453_001;
+        let case = |modes, ty, value| one_with(modes, ty, value).unwrap();
+        assert_eq!(case(modes, "date", Value::Date(-1)), r#"{"v":"1969-12-31"}"#);
+        assert_eq!(case(modes, "time", Value::Time(3_723_000_045)), r#"{"v":"01:02:03.000045"}"#);
+        assert_eq!(case(modes, "timestamp", Value::Timestamp(micros)), r#"{"v":"2018-01-26 18:30:09.453001"}"#);
+        assert_eq!(case(modes, "timestamptz", Value::Timestamptz(micros)), r#"{"v":"2018-01-26T18:30:09.453001Z"}"#);
+        assert_eq!(case(modes, "jsonb", Value::Jsonb(r#"{"a": [1, "x"]}"#.into())), r#"{"v":{"a":[1,"x"]}}"#);
+        assert_eq!(case(modes, "integer", Value::Int32(5)), r#"{"v":5}"#);
+        let numeric = |timestamptz| Modes { timestamptz, date: DateMode::FromEpoch, ..Modes::default() };
+        assert_eq!(case(numeric(TimestamptzMode::Micro), "timestamptz", Value::Timestamptz(-1)), r#"{"v":-1}"#);
+        assert_eq!(case(numeric(TimestamptzMode::Milli), "timestamptz", Value::Timestamptz(-1)), r#"{"v":-1}"#);
+        assert_eq!(case(numeric(TimestamptzMode::Milli), "timestamptz", Value::Timestamptz(micros)), r#"{"v":1516991409453}"#);
+        assert_eq!(case(numeric(TimestamptzMode::Milli), "date", Value::Date(-1)), r#"{"v":-1}"#);
+        let err = one_with(modes, "jsonb", Value::Jsonb("{".into())).unwrap_err();
+        assert!(err.message.contains("invalid jsonb"), "{err}");
+        let err = one_with(modes, "date", Value::Date(i32::MAX)).unwrap_err();
+        assert!(err.message.contains("out of range"), "{err}");
     }
 
     #[test]
@@ -756,9 +915,13 @@ mod tests {
                 continue;
             };
             let mut fast = Vec::new();
-            write_timestamp_utc(&mut fast, &utc.naive_utc());
+            write_datetime(&mut fast, &utc.naive_utc(), b' ', b"");
             let expected = format!("\"{}\"", utc.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f"));
             assert_eq!(String::from_utf8(fast).unwrap(), expected, "{micros}");
+            let mut iso = Vec::new();
+            write_datetime(&mut iso, &utc.naive_utc(), b'T', b"Z");
+            let expected = format!("\"{}\"", utc.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6fZ"));
+            assert_eq!(String::from_utf8(iso).unwrap(), expected, "{micros}");
         }
     }
 }

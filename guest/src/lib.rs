@@ -9,6 +9,7 @@ pub mod options;
 pub mod schema;
 pub mod sink;
 pub mod suggest;
+pub mod template;
 
 /// Types generated from `wit/nats-sink.wit`, re-exported under short names.
 pub mod bindings {
@@ -22,7 +23,7 @@ pub mod bindings {
         Target, Value,
     };
     pub use nats_sink::sink::transport::{
-        Auth, ConnectConfig, Credential, Delivery, Message, TransportError, UserPassword,
+        Auth, ConnectConfig, Credential, Delivery, Message, Tls, TransportError, UserPassword,
     };
 }
 
@@ -84,6 +85,7 @@ pub fn resolve(options: &[(String, String)]) -> Result<bindings::Target, binding
     let config = SinkConfig::parse(options).map_err(sink::SinkError::InvalidOptions)?;
     Ok(bindings::Target {
         connect: connect_config(&config),
+        subject_from_row: !config.subject_template.is_fixed(),
         subject: config.subject,
     })
 }
@@ -106,7 +108,15 @@ pub fn connect_config(config: &SinkConfig) -> bindings::ConnectConfig {
                     nkey_seed: nkey_seed.clone(),
                 })
             }
+            Auth::Token(token) => bindings::Auth::Token(token.clone()),
+            Auth::CredentialsFile(path) => bindings::Auth::CredentialsFile(path.clone()),
+            Auth::Nkey(seed) => bindings::Auth::Nkey(seed.clone()),
         },
+        tls: config.tls.as_ref().map(|tls| bindings::Tls {
+            ca_file: tls.ca.clone(),
+            cert_file: tls.cert.clone(),
+            key_file: tls.key.clone(),
+        }),
         connect_timeout_ms: config.connect_timeout_ms,
         flush_timeout_ms: config.flush_timeout_ms,
         delivery: bindings::Delivery {

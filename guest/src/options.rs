@@ -3,6 +3,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::encode::{DateMode, JsonbMode, Modes, TimeMode, TimestampMode, TimestamptzMode};
+use crate::template::Template;
+
 /// One problem with one option. `Display` never shows a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OptionProblem {
@@ -113,12 +116,24 @@ pub const MAX_SINK_ID_LEN: usize = 64;
 pub const OPTION_SPECS: &[OptionSpec] = &[
     spec("connector", false, "nats", "Connector name; must be `nats` when given."),
     spec("server_url", true, "", "NATS servers as comma-separated `host:port` entries; a `nats://` prefix is accepted."),
-    spec("subject", true, "", "Subject every row is published to; no whitespace, empty tokens, `*` or `>`."),
-    spec("connect_mode", true, "", "Authentication: `plain`, `user_and_password` (needs username, password) or `credential` (needs jwt, nkey)."),
+    spec("subject", true, "", "Subject every row is published to; no whitespace, empty tokens, `*` or `>`. `{column}` fills part of a token from the row (a varchar, smallint, integer, bigint, boolean or uuid column), as in `orders.{region}`; a row whose value is null, empty or holds whitespace, `.`, `*` or `>` is refused. `{{` and `}}` are literal braces."),
+    spec("connect_mode", true, "", "Authentication: `plain`, `user_and_password` (needs username, password), `credential` (needs jwt, nkey), `token` (needs token), `creds_file` (needs credentials_file) or `nkey` (needs nkey)."),
     spec("username", false, "", "User name for connect_mode=user_and_password."),
     secret("password", "Password for connect_mode=user_and_password."),
     secret("jwt", "User JWT for connect_mode=credential."),
-    secret("nkey", "User NKey seed (starts with `SU`) for connect_mode=credential; signs the server's nonce."),
+    secret("nkey", "User NKey seed (starts with `SU`) for connect_mode=credential or connect_mode=nkey; signs the server's nonce."),
+    secret("token", "Authentication token for connect_mode=token."),
+    spec("credentials_file", false, "", "Path of a `.creds` file (a user JWT and NKey seed, as `nsc` writes it) for connect_mode=creds_file; the host reads it."),
+    spec("tls.required", false, "false", "Refuse to connect without TLS: `true` or `false`. Implied by a `tls://` server or any other tls option."),
+    spec("tls.ca", false, "", "Path of a PEM file with the CA certificates that sign the server's certificate; the system's roots are used besides."),
+    spec("tls.cert", false, "", "Path of a PEM client certificate, for servers that verify clients; needs tls.key."),
+    spec("tls.key", false, "", "Path of the PEM private key of tls.cert."),
+    spec(HEADER_OPTION, false, "", "A header on every message, as `headers.X-Source='nats-sink'`; the value may take `{column}` from the row (a line break in it refuses the row). `Nats-Msg-Id` only with dedupe=false."),
+    spec("date.handling.mode", false, "from_ce", "date as `from_ce` (days since 0001-01-01, RisingWave's NATS output), `from_epoch` (days since 1970-01-01) or `string` (`\"YYYY-MM-DD\"`)."),
+    spec("time.handling.mode", false, "milli", "time as `milli` (whole seconds in milliseconds) or `string` (`\"HH:MM:SS.ffffff\"`)."),
+    spec("timestamp.handling.mode", false, "milli", "timestamp as `milli` (milliseconds since 1970) or `string` (`\"YYYY-MM-DD HH:MM:SS.ffffff\"`)."),
+    spec("timestamptz.handling.mode", false, "utc_without_suffix", "timestamptz as `utc_without_suffix` (`\"YYYY-MM-DD HH:MM:SS.ffffff\"`), `utc_string` (`\"YYYY-MM-DDTHH:MM:SS.ffffffZ\"`), `micro` or `milli` (since 1970)."),
+    spec("jsonb.handling.mode", false, "string", "jsonb as `string` (its text in a JSON string) or `dynamic` (the JSON value itself)."),
     spec("type", false, "append-only", "Sink type; the NATS sink only supports `append-only`."),
     spec("connect_timeout_ms", false, "5000", "Bound on the first connection, in milliseconds (1 to 600000); later the host reconnects on its own."),
     spec("flush_timeout_ms", false, "120000", "Bound on one flush, retries included, in milliseconds (1 to 3600000); a flush ends at this or at the retry budget, whichever comes first."),
@@ -132,11 +147,34 @@ pub const OPTION_SPECS: &[OptionSpec] = &[
     spec("retry.max_backoff_ms", false, "2000", "Longest wait between resends, in milliseconds (1 to 600000); at least retry.initial_backoff_ms."),
 ];
 
+/// The `describe` name standing for every `headers.<name>` option.
+pub const HEADER_OPTION: &str = "headers.<name>";
+const HEADER_PREFIX: &str = "headers.";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
     Plain,
     UserPassword { username: String, password: String },
     Credential { jwt: String, nkey_seed: String },
+    Token(String),
+    /// A `.creds` file's path; the host reads it, the guest has no file system.
+    CredentialsFile(String),
+    Nkey(String),
+}
+
+/// TLS settings; present when TLS is required. Paths are read by the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tls {
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+/// A header set on every message: a fixed name and a value that may come from the row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: Template,
 }
 
 /// Options after validation: everything the sink needs, typed.
@@ -144,14 +182,20 @@ pub enum Auth {
 pub struct SinkConfig {
     /// `host:port` entries, without scheme.
     pub servers: Vec<String>,
+    /// The subject as written; with `{column}` parts, a template.
     pub subject: String,
+    pub subject_template: Template,
+    pub headers: Vec<Header>,
     pub auth: Auth,
+    /// `None`: plain TCP unless the server demands TLS.
+    pub tls: Option<Tls>,
     pub connect_timeout_ms: u32,
     pub flush_timeout_ms: u32,
     /// `None`: derived from the subject and the schema when the sink opens.
     pub sink_id: Option<String>,
     pub dedupe: bool,
     pub delivery: Delivery,
+    pub modes: Modes,
 }
 
 /// Every problem with `options`; empty when they are valid.
@@ -163,6 +207,11 @@ pub fn validate(options: &[(String, String)]) -> Vec<OptionProblem> {
 }
 
 fn spec_of(name: &str) -> Option<&'static OptionSpec> {
+    let name = if name.starts_with(HEADER_PREFIX) {
+        HEADER_OPTION
+    } else {
+        name
+    };
     OPTION_SPECS.iter().find(|s| s.name == name)
 }
 
@@ -214,31 +263,27 @@ impl SinkConfig {
             }
         }
 
-        let servers = match given.get("server_url") {
+        let (servers, tls_scheme) = match given.get("server_url") {
             None => {
                 c.push("server_url", "required option is missing");
-                Vec::new()
+                (Vec::new(), false)
             }
             Some(raw) => parse_servers(raw).unwrap_or_else(|msg| {
                 c.push("server_url", msg);
-                Vec::new()
+                (Vec::new(), false)
             }),
         };
 
-        let subject = match given.get("subject") {
+        let (subject, subject_template) = match given.get("subject") {
             None => {
                 c.push("subject", "required option is missing");
-                String::new()
+                (String::new(), Template::default())
             }
-            Some(raw) => {
-                if let Err(msg) = check_subject(raw) {
-                    c.push("subject", msg);
-                }
-                raw.to_string()
-            }
+            Some(raw) => (raw.to_string(), parse_subject(raw, &mut c)),
         };
 
         let auth = parse_auth(&given, &mut c);
+        let tls = parse_tls(&given, tls_scheme, &mut c);
         let connect_timeout_ms =
             parse_number(&given, &CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT_MS, &mut c);
         let flush_timeout_ms =
@@ -257,22 +302,33 @@ impl SinkConfig {
             }),
         };
         let delivery = parse_delivery(&given, &mut c);
+        let headers = parse_headers(&given, dedupe, &mut c);
+        let modes = parse_modes(&given, &mut c);
 
         match (c.problems.is_empty(), auth) {
             (true, Some(auth)) => Ok(SinkConfig {
                 servers,
                 subject,
+                subject_template,
+                headers,
                 auth,
+                tls,
                 connect_timeout_ms,
                 flush_timeout_ms,
                 sink_id,
                 dedupe,
                 delivery,
+                modes,
             }),
             _ => Err(c.problems),
         }
     }
 }
+
+/// The options only some `connect_mode`s use.
+const AUTH_OPTIONS: [&str; 6] = ["username", "password", "jwt", "nkey", "token", "credentials_file"];
+const CONNECT_MODES: &str =
+    "`plain`, `user_and_password`, `credential`, `token`, `creds_file` or `nkey`";
 
 /// Auth from `connect_mode` and the options it needs; `None` where a problem was recorded.
 fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
@@ -280,7 +336,7 @@ fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
         None => {
             c.push(
                 "connect_mode",
-                "required option is missing; use `plain`, `user_and_password` or `credential`",
+                format!("required option is missing; use {CONNECT_MODES}"),
             );
             return None;
         }
@@ -298,16 +354,21 @@ fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
             jwt: g["jwt"].to_string(),
             nkey_seed: g["nkey"].to_string(),
         }),
+        "token" => (&["token"], |g| Auth::Token(g["token"].to_string())),
+        "creds_file" => (&["credentials_file"], |g| {
+            Auth::CredentialsFile(g["credentials_file"].to_string())
+        }),
+        "nkey" => (&["nkey"], |g| Auth::Nkey(g["nkey"].to_string())),
         other => {
             c.push(
                 "connect_mode",
-                format!("unknown mode `{other}`; use `plain`, `user_and_password` or `credential`"),
+                format!("unknown mode `{other}`; use {CONNECT_MODES}"),
             );
             return None;
         }
     };
     let before = c.problems.len();
-    for name in ["username", "password", "jwt", "nkey"] {
+    for name in AUTH_OPTIONS {
         let is_needed = needed.contains(&name);
         match given.get(name) {
             None if is_needed => c.push(name, format!("required when connect_mode is `{mode}`")),
@@ -318,23 +379,159 @@ fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
             _ => {}
         }
     }
-    if mode == "credential" {
-        if let Some(jwt) = given.get("jwt") {
-            if !jwt.is_empty() && jwt.split('.').count() != 3 {
-                c.push("jwt", "is not a JWT (expected three dot-separated parts)");
-            }
+    if let Some(jwt) = given.get("jwt").filter(|jwt| !jwt.is_empty()) {
+        if jwt.split('.').count() != 3 {
+            c.push("jwt", "is not a JWT (expected three dot-separated parts)");
         }
-        if let Some(seed) = given.get("nkey") {
-            let looks_like_seed = seed.starts_with("SU") && seed.len() == 58;
-            if !seed.is_empty() && !looks_like_seed {
-                c.push(
-                    "nkey",
-                    "is not a user NKey seed (expected 58 characters starting with `SU`)",
-                );
-            }
+    }
+    if let Some(seed) = given.get("nkey").filter(|seed| !seed.is_empty()) {
+        if !(seed.starts_with("SU") && seed.len() == 58) {
+            c.push(
+                "nkey",
+                "is not a user NKey seed (expected 58 characters starting with `SU`)",
+            );
         }
     }
     (c.problems.len() == before).then(|| auth(given))
+}
+
+/// TLS from the `tls.*` options and a `tls://` server; `None` when nothing asks for it.
+fn parse_tls(given: &BTreeMap<&str, &str>, tls_scheme: bool, c: &mut Collector) -> Option<Tls> {
+    let mut path = |name: &str| {
+        given.get(name).map(|raw| {
+            if raw.trim().is_empty() {
+                c.push(name, "must be a file path, got an empty value");
+            }
+            raw.to_string()
+        })
+    };
+    let tls = Tls {
+        ca: path("tls.ca"),
+        cert: path("tls.cert"),
+        key: path("tls.key"),
+    };
+    match (&tls.cert, &tls.key) {
+        (Some(_), None) => c.push("tls.key", "required with tls.cert"),
+        (None, Some(_)) => c.push("tls.cert", "required with tls.key"),
+        _ => {}
+    }
+    let required = match given.get("tls.required") {
+        None => false,
+        Some(raw) => match parse_bool(raw) {
+            Some(required) => required,
+            None => {
+                c.push("tls.required", format!("must be `true` or `false`, got `{raw}`"));
+                false
+            }
+        },
+    };
+    let files = tls != Tls::default();
+    if given.get("tls.required").and_then(|raw| parse_bool(raw)) == Some(false) && (files || tls_scheme) {
+        c.push(
+            "tls.required",
+            "is `false`, but a tls option or a `tls://` server asks for TLS",
+        );
+    }
+    (required || files || tls_scheme).then_some(tls)
+}
+
+/// The subject as a template whose fixed parts already make a valid subject.
+fn parse_subject(raw: &str, c: &mut Collector) -> Template {
+    let template = Template::parse(raw).unwrap_or_else(|msg| {
+        c.push("subject", msg);
+        Template::default()
+    });
+    let checked = if template.is_fixed() {
+        check_subject(raw)
+    } else {
+        check_subject(&template.with_sample("x"))
+            .map_err(|msg| format!("with each `{{column}}` as `x`, {msg}"))
+    };
+    if let Err(msg) = checked {
+        c.push("subject", msg);
+    }
+    template
+}
+
+/// `headers.<name>` options, in name order (the order NATS sends them in does not matter).
+fn parse_headers(given: &BTreeMap<&str, &str>, dedupe: bool, c: &mut Collector) -> Vec<Header> {
+    let mut headers = Vec::new();
+    for (key, raw) in given.range(HEADER_PREFIX..) {
+        let Some(name) = key.strip_prefix(HEADER_PREFIX) else {
+            break;
+        };
+        if let Err(msg) = check_header_name(name) {
+            c.push(key, msg);
+            continue;
+        }
+        if dedupe && name.eq_ignore_ascii_case(crate::sink::MESSAGE_ID_HEADER) {
+            c.push(key, "the sink sets this header while dedupe is on; set dedupe=false to give your own");
+            continue;
+        }
+        if raw.contains(['\r', '\n']) {
+            c.push(key, "the value must not contain a line break");
+            continue;
+        }
+        match Template::parse(raw) {
+            Ok(value) => headers.push(Header {
+                name: name.to_string(),
+                value,
+            }),
+            Err(msg) => c.push(key, msg),
+        }
+    }
+    headers
+}
+
+/// A header name NATS carries as is: visible ASCII without `:`.
+pub fn check_header_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the header name after `headers.` is empty".into());
+    }
+    match name.chars().find(|ch| !ch.is_ascii_graphic() || *ch == ':') {
+        Some(ch) => Err(format!(
+            "header name `{name}` contains {ch:?}; use visible ASCII without `:`"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// One of a fixed set of words; the default where absent or wrong.
+fn parse_choice<T: Copy + Default>(
+    given: &BTreeMap<&str, &str>,
+    name: &str,
+    choices: &[(&str, T)],
+    c: &mut Collector,
+) -> T {
+    let Some(raw) = given.get(name) else {
+        return T::default();
+    };
+    match choices.iter().find(|(word, _)| word == raw) {
+        Some((_, value)) => *value,
+        None => {
+            let words: Vec<String> = choices.iter().map(|(w, _)| format!("`{w}`")).collect();
+            c.push(name, format!("must be one of {}, got `{raw}`", words.join(", ")));
+            T::default()
+        }
+    }
+}
+
+/// The `*.handling.mode` options.
+fn parse_modes(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Modes {
+    use DateMode as D;
+    use TimestamptzMode as Tz;
+    Modes {
+        date: parse_choice(given, "date.handling.mode", &[("from_ce", D::FromCe), ("from_epoch", D::FromEpoch), ("string", D::String)], c),
+        time: parse_choice(given, "time.handling.mode", &[("milli", TimeMode::Milli), ("string", TimeMode::String)], c),
+        timestamp: parse_choice(given, "timestamp.handling.mode", &[("milli", TimestampMode::Milli), ("string", TimestampMode::String)], c),
+        timestamptz: parse_choice(
+            given,
+            "timestamptz.handling.mode",
+            &[("utc_without_suffix", Tz::UtcWithoutSuffix), ("utc_string", Tz::UtcString), ("micro", Tz::Micro), ("milli", Tz::Milli)],
+            c,
+        ),
+        jsonb: parse_choice(given, "jsonb.handling.mode", &[("string", JsonbMode::String), ("dynamic", JsonbMode::Dynamic)], c),
+    }
 }
 
 fn parse_number(
@@ -417,9 +614,10 @@ pub fn check_sink_id(id: &str) -> Result<(), String> {
     }
 }
 
-/// Split `server_url` into `host:port` entries.
-pub fn parse_servers(raw: &str) -> Result<Vec<String>, String> {
+/// Split `server_url` into `host:port` entries; true when an entry has the `tls://` scheme.
+pub fn parse_servers(raw: &str) -> Result<(Vec<String>, bool), String> {
     let mut servers = Vec::new();
+    let mut tls = false;
     for (i, entry) in raw.split(',').enumerate() {
         let entry = entry.trim();
         let position = i + 1;
@@ -429,8 +627,12 @@ pub fn parse_servers(raw: &str) -> Result<Vec<String>, String> {
         let rest = match entry.split_once("://") {
             None => entry,
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("nats") => rest,
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("tls") => {
+                tls = true;
+                rest
+            }
             Some((scheme, _)) => {
-                return Err(format!("entry {position} (`{entry}`) has scheme `{scheme}://`; only `nats://` is supported"))
+                return Err(format!("entry {position} (`{entry}`) has scheme `{scheme}://`; use `nats://` or `tls://`"))
             }
         };
         let (host, port) = match rest.rsplit_once(':') {
@@ -457,7 +659,7 @@ pub fn parse_servers(raw: &str) -> Result<Vec<String>, String> {
         }
         servers.push(format!("{host}:{port}"));
     }
-    Ok(servers)
+    Ok((servers, tls))
 }
 
 /// A subject NATS accepts for publishing.
@@ -525,14 +727,15 @@ mod tests {
     fn servers_accept_list_and_scheme() {
         assert_eq!(
             parse_servers("nats://a:1, b:2,NATS://[::1]:4222").unwrap(),
-            vec!["a:1", "b:2", "[::1]:4222"]
+            (vec!["a:1".to_string(), "b:2".into(), "[::1]:4222".into()], false)
         );
+        assert_eq!(parse_servers("a:1,tls://b:2").unwrap().1, true);
         assert!(parse_servers("a:1,,b:2")
             .unwrap_err()
             .contains("entry 2 is empty"));
-        assert!(parse_servers("tls://a:1")
+        assert!(parse_servers("ws://a:1")
             .unwrap_err()
-            .contains("only `nats://`"));
+            .contains("use `nats://` or `tls://`"));
         assert!(parse_servers("a").unwrap_err().contains("needs a port"));
         assert!(parse_servers("a:0").unwrap_err().contains("invalid port"));
         assert!(parse_servers("a:70000")
@@ -680,9 +883,126 @@ mod tests {
         let p = problems(&[
             ("server_url", "h:1"),
             ("subject", "s"),
-            ("connect_mode", "token"),
+            ("connect_mode", "oauth"),
         ]);
-        assert!(p[0].1.contains("unknown mode `token`"));
+        assert!(p[0].1.contains("unknown mode `oauth`"));
+        assert!(p[0].1.contains("`creds_file`"));
+    }
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut pairs = BASE.to_vec();
+        pairs.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        pairs.extend_from_slice(extra);
+        pairs
+    }
+
+    #[test]
+    fn token_creds_file_and_nkey_modes() {
+        let seed = "SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU";
+        let auth = |extra| SinkConfig::parse(&opts(&with(extra))).map(|c| c.auth);
+        assert_eq!(
+            auth(&[("connect_mode", "token"), ("token", "s3cret")]),
+            Ok(Auth::Token("s3cret".into()))
+        );
+        assert_eq!(
+            auth(&[("connect_mode", "creds_file"), ("credentials_file", "/etc/u.creds")]),
+            Ok(Auth::CredentialsFile("/etc/u.creds".into()))
+        );
+        assert_eq!(
+            auth(&[("connect_mode", "nkey"), ("nkey", seed)]),
+            Ok(Auth::Nkey(seed.into()))
+        );
+        let p = problems(&with(&[("connect_mode", "token")]));
+        assert_eq!(p, vec![("token".into(), "required when connect_mode is `token`".into())]);
+        let p = problems(&with(&[("connect_mode", "nkey"), ("nkey", "SUshort-secret"), ("jwt", "a.b.c")]));
+        let names: Vec<_> = p.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, vec!["jwt", "nkey"]);
+        assert!(p.iter().all(|(_, m)| !m.contains("secret")), "{p:?}");
+    }
+
+    #[test]
+    fn tls_options_and_scheme() {
+        let tls = |extra| SinkConfig::parse(&opts(&with(extra))).map(|c| c.tls);
+        assert_eq!(tls(&[]), Ok(None));
+        assert_eq!(tls(&[("tls.required", "true")]), Ok(Some(Tls::default())));
+        assert_eq!(tls(&[("server_url", "tls://h:1")]), Ok(Some(Tls::default())));
+        assert_eq!(
+            tls(&[("tls.ca", "ca.pem"), ("tls.cert", "c.pem"), ("tls.key", "k.pem")]),
+            Ok(Some(Tls {
+                ca: Some("ca.pem".into()),
+                cert: Some("c.pem".into()),
+                key: Some("k.pem".into()),
+            }))
+        );
+        let p = problems(&with(&[("tls.cert", "c.pem"), ("tls.ca", " ")]));
+        let names: Vec<_> = p.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, vec!["tls.ca", "tls.key"]);
+        let p = problems(&with(&[("tls.required", "false"), ("server_url", "tls://h:1")]));
+        assert!(p[0].1.contains("asks for TLS"), "{p:?}");
+        assert_eq!(problems(&with(&[("tls.required", "maybe")]))[0].0, "tls.required");
+    }
+
+    #[test]
+    fn subject_templates_are_checked_with_their_literal_parts() {
+        let config = SinkConfig::parse(&opts(&with(&[("subject", "orders.{region}.{{x}}")]))).unwrap();
+        assert_eq!(config.subject, "orders.{region}.{{x}}");
+        assert_eq!(config.subject_template.columns().collect::<Vec<_>>(), vec!["region"]);
+        for (bad, why) in [
+            ("orders.{region", "not closed"),
+            ("orders..{region}", "empty token"),
+            ("orders.{region}.*", "wildcard"),
+            ("orders.{}", "column name"),
+        ] {
+            let p = problems(&with(&[("subject", bad)]));
+            assert_eq!(p.len(), 1, "{bad}: {p:?}");
+            assert!(p[0].1.contains(why), "{bad}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn headers_static_and_from_columns() {
+        let config = SinkConfig::parse(&opts(&with(&[
+            ("headers.X-Source", "nats-sink"),
+            ("headers.X-Region", "{region}"),
+        ])))
+        .unwrap();
+        let names: Vec<_> = config.headers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, vec!["X-Region", "X-Source"]);
+        assert!(config.headers[1].value.is_fixed());
+        for (key, value, why) in [
+            ("headers.", "x", "empty"),
+            ("headers.X Y", "x", "contains ' '"),
+            ("headers.X:Y", "x", "contains ':'"),
+            ("headers.X", "a\r\nB: c", "line break"),
+            ("headers.X", "{open", "not closed"),
+            ("headers.Nats-Msg-Id", "{id}", "dedupe=false"),
+        ] {
+            let p = problems(&with(&[(key, value)]));
+            assert_eq!(p.len(), 1, "{key}: {p:?}");
+            assert_eq!(p[0].0, key);
+            assert!(p[0].1.contains(why), "{key}: {p:?}");
+        }
+        assert!(problems(&with(&[("headers.Nats-Msg-Id", "{id}"), ("dedupe", "false")])).is_empty());
+    }
+
+    #[test]
+    fn handling_modes_use_risingwave_names() {
+        let config = SinkConfig::parse(&opts(BASE)).unwrap();
+        assert_eq!(config.modes, Modes::default());
+        let config = SinkConfig::parse(&opts(&with(&[
+            ("timestamptz.handling.mode", "utc_string"),
+            ("jsonb.handling.mode", "dynamic"),
+            ("date.handling.mode", "string"),
+            ("time.handling.mode", "string"),
+            ("timestamp.handling.mode", "string"),
+        ])))
+        .unwrap();
+        assert_eq!(config.modes.timestamptz, TimestamptzMode::UtcString);
+        assert_eq!(config.modes.jsonb, JsonbMode::Dynamic);
+        assert_eq!(config.modes.date, DateMode::String);
+        let p = problems(&with(&[("timestamptz.handling.mode", "local")]));
+        assert_eq!(p[0].0, "timestamptz.handling.mode");
+        assert!(p[0].1.contains("`utc_without_suffix`, `utc_string`, `micro`, `milli`, got `local`"), "{p:?}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::bindings::{Column, Message, Row, TransportError};
 use crate::encode::{Encoder, RowError};
 use crate::options::{OptionProblem, SinkConfig};
 use crate::schema::{Schema, SchemaError};
+use crate::template::{Slot, Template};
 
 /// What the sink needs from a NATS connection.
 pub trait Transport {
@@ -55,13 +56,33 @@ pub fn prepare(
     options: &[(String, String)],
     columns: &[Column],
 ) -> Result<(SinkConfig, Schema), SinkError> {
-    let config = SinkConfig::parse(options).map_err(SinkError::InvalidOptions)?;
+    let mut config = SinkConfig::parse(options).map_err(SinkError::InvalidOptions)?;
     let schema = Schema::parse(
         columns
             .iter()
             .map(|c| (c.name.as_str(), c.data_type.as_str())),
     )?;
+    bind_templates(&mut config, &schema).map_err(SinkError::InvalidOptions)?;
     Ok((config, schema))
+}
+
+/// Point the subject's and headers' `{column}` parts at the schema's columns.
+fn bind_templates(config: &mut SinkConfig, schema: &Schema) -> Result<(), Vec<OptionProblem>> {
+    let mut problems = Vec::new();
+    let mut bind = |name: String, template: &mut Template| {
+        if let Err(message) = template.resolve(schema) {
+            problems.push(OptionProblem { name, message });
+        }
+    };
+    bind("subject".into(), &mut config.subject_template);
+    for header in &mut config.headers {
+        bind(format!("headers.{}", header.name), &mut header.value);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 /// Largest buffer reserved up front for a row's JSON.
@@ -102,6 +123,8 @@ pub struct Sink<T> {
     schema: Schema,
     transport: T,
     encoder: Encoder,
+    /// The subject when it takes nothing from the row.
+    fixed_subject: Option<String>,
     /// Prefix of message ids; `None` when dedupe is off.
     sink_id: Option<String>,
     /// `None` until the caller begins a checkpoint: rows then carry no message id.
@@ -121,11 +144,16 @@ impl<T: Transport> Sink<T> {
                 .clone()
                 .unwrap_or_else(|| default_sink_id(&config.subject, &schema))
         });
+        let fixed_subject = config
+            .subject_template
+            .is_fixed()
+            .then(|| config.subject_template.with_sample(""));
         Sink {
+            encoder: Encoder::new(config.modes),
+            fixed_subject,
             config,
             schema,
             transport,
-            encoder: Encoder::default(),
             sink_id,
             checkpoint: None,
             payload_hint: 256,
@@ -141,16 +169,53 @@ impl<T: Transport> Sink<T> {
         });
     }
 
-    /// Headers of the next accepted row: its message id, when dedupe is on inside a checkpoint.
-    fn next_headers(&mut self) -> Vec<(String, String)> {
+    /// The next accepted row's message id, when dedupe is on inside a checkpoint.
+    fn next_message_id(&mut self) -> Option<String> {
         match (&self.sink_id, &mut self.checkpoint) {
             (Some(sink_id), Some(checkpoint)) => {
                 let id = format!("{sink_id}:{}:{}", checkpoint.id, checkpoint.next_position);
                 checkpoint.next_position += 1;
-                vec![(MESSAGE_ID_HEADER.to_string(), id)]
+                Some(id)
             }
-            _ => Vec::new(),
+            _ => None,
         }
+    }
+
+    /// One row as a message: its JSON, its subject and its headers. A row that fails any of
+    /// them takes no message id, so the ids of accepted rows stay consecutive.
+    fn message(&mut self, row: &Row) -> Result<Message, RowError> {
+        let mut payload = Vec::with_capacity(self.payload_hint);
+        self.encoder.encode_row(&self.schema, row, &mut payload)?;
+        // Rows of one sink are alike: size the next buffer by this row, with some room, so
+        // encoding rarely grows it (the profile showed a realloc per row). Capped, so one huge
+        // row does not make every later buffer huge.
+        self.payload_hint = (payload.len() + payload.len() / 4).min(MAX_PAYLOAD_HINT);
+        let subject = match &self.fixed_subject {
+            Some(subject) => subject.clone(),
+            None => {
+                let mut subject = String::new();
+                self.config
+                    .subject_template
+                    .render(&row.values, Slot::SubjectToken, &mut subject)?;
+                subject
+            }
+        };
+        let mut headers = Vec::with_capacity(self.config.headers.len() + 1);
+        for header in &self.config.headers {
+            let mut value = String::new();
+            header
+                .value
+                .render(&row.values, Slot::HeaderValue, &mut value)?;
+            headers.push((header.name.clone(), value));
+        }
+        if let Some(id) = self.next_message_id() {
+            headers.push((MESSAGE_ID_HEADER.to_string(), id));
+        }
+        Ok(Message {
+            subject,
+            headers,
+            payload,
+        })
     }
 
     pub fn transport(&self) -> &T {
@@ -180,19 +245,8 @@ impl<T: Transport> Sink<T> {
         let mut messages = Vec::with_capacity(rows.len());
         let mut refused = None;
         for (index, row) in rows.iter().enumerate() {
-            let mut payload = Vec::with_capacity(self.payload_hint);
-            match self.encoder.encode_row(&self.schema, row, &mut payload) {
-                Ok(()) => {
-                    // Rows of one sink are alike: size the next buffer by this row, with some
-                    // room, so encoding rarely grows it (the profile showed a realloc per row).
-                    // Capped, so one huge row does not make every later buffer huge.
-                    self.payload_hint = (payload.len() + payload.len() / 4).min(MAX_PAYLOAD_HINT);
-                    messages.push(Message {
-                        subject: self.config.subject.clone(),
-                        headers: self.next_headers(),
-                        payload,
-                    })
-                }
+            match self.message(row) {
+                Ok(message) => messages.push(message),
                 Err(error) => {
                     refused = Some(SinkError::InvalidRow {
                         row: index as u32,
@@ -413,6 +467,60 @@ mod tests {
         assert_eq!(a, default_sink_id("rows", &schema("int4")));
         assert_ne!(a, default_sink_id("rows", &schema("bigint")));
         assert_ne!(a, default_sink_id("rows2", &schema("integer")));
+    }
+
+    #[test]
+    fn subject_and_headers_come_from_the_row_and_a_bad_value_refuses_only_its_row() {
+        let columns = [("region", "varchar"), ("n", "integer")]
+            .map(|(name, ty)| Column {
+                name: name.into(),
+                data_type: ty.into(),
+            });
+        let mut pairs = options();
+        pairs.retain(|(k, _)| k != "subject");
+        pairs.extend(
+            [
+                ("subject", "orders.{region}"),
+                ("headers.X-Source", "nats-sink"),
+                ("headers.X-N", "n={n}"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let (config, schema) = prepare(&pairs, &columns).unwrap();
+        let mut sink = Sink::new(config, schema, Recorder::default());
+        sink.begin_checkpoint(1);
+        let row = |region: &str, n| Row {
+            values: vec![Value::Text(region.into()), Value::Int32(n)],
+        };
+        let err = sink
+            .write(&[row("eu", 1), row("us.east", 2), row("ap", 3)])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "row 1: column `region`: value \"us.east\" cannot fill `{region}`: it contains `.`, which would add a subject token"
+        );
+        sink.write(&[row("ap", 3)]).unwrap();
+        let published = &sink.transport().published;
+        assert_eq!(published.len(), 2);
+        assert_eq!(published[0].subject, "orders.eu");
+        assert_eq!(published[1].subject, "orders.ap");
+        let sink_id = sink.sink_id.clone().unwrap();
+        assert_eq!(
+            published[1].headers,
+            vec![
+                ("X-N".to_string(), "n=3".to_string()),
+                ("X-Source".to_string(), "nats-sink".to_string()),
+                (MESSAGE_ID_HEADER.to_string(), format!("{sink_id}:1:1")),
+            ]
+        );
+
+        let mut unknown = options();
+        unknown.push(("headers.X-Tenant".into(), "{tenant}".into()));
+        let err = prepare(&unknown, &columns).unwrap_err();
+        assert!(
+            matches!(&err, SinkError::InvalidOptions(p) if p[0].name == "headers.X-Tenant" && p[0].message.contains("not in the schema")),
+            "{err:?}"
+        );
     }
 
     #[test]

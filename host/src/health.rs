@@ -30,7 +30,8 @@ pub struct Health {
     pub server_version: String,
     pub max_payload: usize,
     pub subject: String,
-    pub route: Route,
+    /// `None` when the subject is filled from each row: each subject has its own route.
+    pub route: Option<Route>,
     /// The stream's duplicate window, where JetStream captures the subject.
     pub duplicate_window: Option<Duration>,
     pub permission: Permission,
@@ -45,11 +46,15 @@ impl Health {
                 self.subject
             )),
             _ => Ok(match &self.route {
-                Route::JetStream { stream } => format!(
+                None => format!(
+                    "ready: `{}` is filled from each row; each subject's route (a stream, acked, or core NATS) is looked up when first used",
+                    self.subject
+                ),
+                Some(Route::JetStream { stream }) => format!(
                     "ready: `{}` is captured by stream {stream}; rows will be acked",
                     self.subject
                 ),
-                Route::Core => format!(
+                Some(Route::Core) => format!(
                     "ready: no stream captures `{}`; rows go out as core NATS (confirmed by a round trip, not stored)",
                     self.subject
                 ),
@@ -62,16 +67,23 @@ impl Health {
 pub async fn check(target: Target) -> Result<Health, TransportError> {
     let mut connection = NatsConnection::connect(target.connect).await?;
     let info = connection.client().server_info();
-    let route = connection.route(&target.subject).await?;
+    let route = match target.subject_from_row {
+        true => None,
+        false => Some(connection.route(&target.subject).await?),
+    };
     let (duplicate_window, permission) = match &route {
-        Route::JetStream { stream } => {
+        None => (
+            None,
+            Permission::Unknown("not probed: the subject is filled from each row".into()),
+        ),
+        Some(Route::JetStream { stream }) => {
             let window = match connection.jetstream().get_stream(stream).await {
                 Ok(mut s) => s.info().await.ok().map(|i| i.config.duplicate_window),
                 Err(_) => None,
             };
             (window, probe_jetstream(&connection, &target.subject).await)
         }
-        Route::Core => (
+        Some(Route::Core) => (
             None,
             Permission::Unknown(
                 "not probed: a probe on a core subject would reach its subscribers".into(),

@@ -201,14 +201,15 @@ async fn check(component: &ComponentArgs, options: &[(String, String)]) -> Resul
     );
     println!("max_payload  {} bytes", health.max_payload);
     match &health.route {
-        nats_sink::Route::JetStream { stream } => {
+        None => println!("route        per subject (the subject is filled from each row)"),
+        Some(nats_sink::Route::JetStream { stream }) => {
             let window = health
                 .duplicate_window
                 .map(|w| format!(", duplicate window {} s", w.as_secs_f64()))
                 .unwrap_or_default();
             println!("route        JetStream stream {stream} (acked{window})");
         }
-        nats_sink::Route::Core => {
+        Some(nats_sink::Route::Core) => {
             println!("route        core NATS (no stream captures the subject)")
         }
     }

@@ -24,7 +24,7 @@ use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use tokio::sync::Notify;
 
-use crate::bindings::transport::{Auth, ConnectConfig, Delivery, Message, TransportError};
+use crate::bindings::transport::{Auth, ConnectConfig, Delivery, Message, Tls, TransportError};
 
 /// How messages on one subject are confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +216,9 @@ pub struct NatsConnection {
     stats: TransportStats,
 }
 
+/// Subjects whose route is remembered at once.
+const MAX_CACHED_ROUTES: usize = 10_000;
+
 fn connection_error(message: impl std::fmt::Display) -> TransportError {
     TransportError::Connection(message.to_string())
 }
@@ -231,6 +234,25 @@ pub fn backoff(delivery: &Delivery, attempt: u32) -> Duration {
         .saturating_mul(1u64 << attempt.saturating_sub(1).min(32));
     let ceiling = doubled.min(delivery.max_backoff_ms.into());
     Duration::from_millis(ceiling / 2 + fastrand::u64(0..=ceiling - ceiling / 2))
+}
+
+/// Require TLS, trusting `tls`'s CA besides the system's roots and presenting its client
+/// certificate. Each file is checked here so a wrong path names its option.
+fn with_tls(options: ConnectOptions, tls: Tls) -> Result<ConnectOptions, TransportError> {
+    let readable = |option: &str, path: &str| {
+        std::fs::metadata(path)
+            .map(|_| std::path::PathBuf::from(path))
+            .map_err(|e| connection_error(format!("option `{option}`: `{path}`: {e}")))
+    };
+    let mut options = options.require_tls(true);
+    if let Some(ca) = &tls.ca_file {
+        options = options.add_root_certificates(readable("tls.ca", ca)?);
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        options =
+            options.add_client_certificate(readable("tls.cert", cert)?, readable("tls.key", key)?);
+    }
+    Ok(options)
 }
 
 impl NatsConnection {
@@ -263,6 +285,26 @@ impl NatsConnection {
                     async move { key_pair.sign(&nonce).map_err(async_nats::AuthError::new) }
                 })
             }
+            Auth::Token(token) => ConnectOptions::with_token(token),
+            Auth::Nkey(seed) => {
+                nkeys::KeyPair::from_seed(&seed)
+                    .map_err(|_| connection_error("option `nkey` is not a valid NKey seed"))?;
+                ConnectOptions::with_nkey(seed)
+            }
+            Auth::CredentialsFile(path) => {
+                let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
+                    connection_error(format!("option `credentials_file`: reading `{path}`: {e}"))
+                })?;
+                ConnectOptions::new().credentials(&text).map_err(|e| {
+                    connection_error(format!(
+                        "option `credentials_file`: `{path}` is not a .creds file: {e}"
+                    ))
+                })?
+            }
+        };
+        let options = match config.tls {
+            None => options,
+            Some(tls) => with_tls(options, tls)?,
         };
         let events = Arc::new(EventLog::new());
         let sink_events = events.clone();
@@ -372,6 +414,10 @@ impl NatsConnection {
             },
         };
         tracing::debug!(subject, ?route, "delivery route");
+        // Subjects filled from rows can be many; a full cache starts over rather than grow.
+        if self.routes.len() >= MAX_CACHED_ROUTES {
+            self.routes.clear();
+        }
         self.routes.insert(subject.to_string(), route.clone());
         Ok(route)
     }

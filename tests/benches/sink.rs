@@ -446,7 +446,15 @@ fn to_host_connect(c: guest::ConnectConfig) -> nats_sink::bindings::transport::C
                 jwt: cr.jwt,
                 nkey_seed: cr.nkey_seed,
             }),
+            guest::Auth::Token(token) => h::Auth::Token(token),
+            guest::Auth::CredentialsFile(path) => h::Auth::CredentialsFile(path),
+            guest::Auth::Nkey(seed) => h::Auth::Nkey(seed),
         },
+        tls: c.tls.map(|tls| h::Tls {
+            ca_file: tls.ca_file,
+            cert_file: tls.cert_file,
+            key_file: tls.key_file,
+        }),
         connect_timeout_ms: c.connect_timeout_ms,
         flush_timeout_ms: c.flush_timeout_ms,
         delivery: h::Delivery {

@@ -34,6 +34,7 @@ mod component {
         ConnectConfig {
             servers: vec![server],
             auth: Auth::None,
+            tls: None,
             connect_timeout_ms: 2_000,
             flush_timeout_ms: 5_000,
             delivery: Delivery {
@@ -81,6 +82,7 @@ mod component {
             Ok(Target {
                 connect: config(server),
                 subject: "hostile".into(),
+                subject_from_row: false,
             })
         }
     }

@@ -1,0 +1,284 @@
+//! Text filled from a row: `orders.{region}.{status}` for subjects, `{tenant}` for header
+//! values. `{column}` names a top-level column; `{{` and `}}` are literal braces.
+
+use std::fmt::Write as _;
+
+use crate::bindings::Value;
+use crate::encode::RowError;
+use crate::schema::{DataType, Schema};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    /// A column by name, and its index in the schema once resolved.
+    Column { name: String, index: usize },
+}
+
+/// A parsed template. Until `resolve` binds it to a schema, column indices are unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+/// What a filled-in value must be, by where it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// Part of a subject token: not empty, no whitespace, `.`, `*` or `>`.
+    SubjectToken,
+    /// Part of a header value: no line breaks.
+    HeaderValue,
+}
+
+/// Column types whose values have one obvious text form.
+fn fills_text(ty: &DataType) -> bool {
+    matches!(
+        ty,
+        DataType::Varchar
+            | DataType::Smallint
+            | DataType::Integer
+            | DataType::Bigint
+            | DataType::Boolean
+            | DataType::Uuid
+    )
+}
+
+impl Template {
+    /// Split `text` into literals and `{column}` references.
+    pub fn parse(text: &str) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut chars = text.char_indices().peekable();
+        while let Some((at, ch)) = chars.next() {
+            match ch {
+                '{' if chars.peek().map(|(_, c)| *c) == Some('{') => {
+                    chars.next();
+                    literal.push('{');
+                }
+                '}' if chars.peek().map(|(_, c)| *c) == Some('}') => {
+                    chars.next();
+                    literal.push('}');
+                }
+                '{' => {
+                    let rest = &text[at + 1..];
+                    let Some(end) = rest.find('}') else {
+                        return Err(format!(
+                            "`{{` at byte {at} is not closed; write `{{{{` for a literal brace"
+                        ));
+                    };
+                    let name = &rest[..end];
+                    if name.is_empty() || name.contains('{') {
+                        return Err(format!(
+                            "`{{` at byte {at} does not enclose a column name"
+                        ));
+                    }
+                    if !literal.is_empty() {
+                        parts.push(Part::Literal(std::mem::take(&mut literal)));
+                    }
+                    parts.push(Part::Column {
+                        name: name.to_string(),
+                        index: usize::MAX,
+                    });
+                    for _ in 0..name.chars().count() + 1 {
+                        chars.next();
+                    }
+                }
+                '}' => {
+                    return Err(format!(
+                        "`}}` at byte {at} closes nothing; write `}}}}` for a literal brace"
+                    ))
+                }
+                other => literal.push(other),
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
+        }
+        Ok(Template { parts })
+    }
+
+    /// True when the template names no column: the same text for every row.
+    pub fn is_fixed(&self) -> bool {
+        self.columns().next().is_none()
+    }
+
+    /// The columns it names, in order.
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|part| match part {
+            Part::Column { name, .. } => Some(name.as_str()),
+            Part::Literal(_) => None,
+        })
+    }
+
+    /// The text with every column replaced by `sample`; for checking the literal parts.
+    pub fn with_sample(&self, sample: &str) -> String {
+        self.parts
+            .iter()
+            .map(|part| match part {
+                Part::Literal(text) => text.as_str(),
+                Part::Column { .. } => sample,
+            })
+            .collect()
+    }
+
+    /// Bind each column to its index in `schema`, checking it exists and has a text form.
+    pub fn resolve(&mut self, schema: &Schema) -> Result<(), String> {
+        for part in &mut self.parts {
+            if let Part::Column { name, index } = part {
+                let Some(found) = schema.columns.iter().position(|c| c.name == *name) else {
+                    return Err(format!("names column `{name}`, which is not in the schema"));
+                };
+                let ty = &schema.columns[found].data_type;
+                if !fills_text(ty) {
+                    return Err(format!(
+                        "names column `{name}` of type {ty}; only varchar, smallint, integer, bigint, boolean and uuid columns can fill a template"
+                    ));
+                }
+                *index = found;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fill the template from `values` (a row's values, columns first) into `out`.
+    /// A null, or a value that would break `slot`'s rules, is an error naming the column.
+    pub fn render(&self, values: &[Value], slot: Slot, out: &mut String) -> Result<(), RowError> {
+        out.clear();
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => out.push_str(text),
+                Part::Column { name, index } => {
+                    let start = out.len();
+                    write_text(values.get(*index), out).map_err(|message| RowError {
+                        column: name.clone(),
+                        message,
+                    })?;
+                    check_slot(&out[start..], slot).map_err(|why| RowError {
+                        column: name.clone(),
+                        message: format!("value {:?} cannot fill `{{{name}}}`: {why}", &out[start..]),
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_text(value: Option<&Value>, out: &mut String) -> Result<(), String> {
+    match value {
+        Some(Value::Text(text)) => out.push_str(text),
+        Some(Value::Int16(v)) => out.push_str(itoa::Buffer::new().format(*v)),
+        Some(Value::Int32(v)) => out.push_str(itoa::Buffer::new().format(*v)),
+        Some(Value::Int64(v)) => out.push_str(itoa::Buffer::new().format(*v)),
+        Some(Value::Boolean(b)) => out.push_str(if *b { "true" } else { "false" }),
+        Some(Value::Uuid((hi, lo))) => {
+            let _ = write!(
+                out,
+                "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                hi >> 32,
+                (hi >> 16) & 0xffff,
+                hi & 0xffff,
+                lo >> 48,
+                lo & 0xffff_ffff_ffff
+            );
+        }
+        Some(Value::Null) => return Err("is null, so it cannot fill the template".into()),
+        // The encoder checks each value against its column's type before this runs.
+        Some(_) | None => return Err("has no text form".into()),
+    }
+    Ok(())
+}
+
+fn check_slot(text: &str, slot: Slot) -> Result<(), &'static str> {
+    match slot {
+        Slot::SubjectToken if text.is_empty() => Err("it is empty"),
+        Slot::SubjectToken if text.contains(char::is_whitespace) => Err("it contains whitespace"),
+        Slot::SubjectToken if text.contains('.') => Err("it contains `.`, which would add a subject token"),
+        Slot::SubjectToken if text.contains(['*', '>']) => Err("it contains a wildcard (`*` or `>`)"),
+        Slot::HeaderValue if text.contains(['\r', '\n']) => Err("it contains a line break"),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Schema {
+        Schema::parse([
+            ("region", "varchar"),
+            ("n", "integer"),
+            ("ok", "boolean"),
+            ("id", "uuid"),
+            ("tags", "varchar[]"),
+        ])
+        .unwrap()
+    }
+
+    fn render(text: &str, values: Vec<Value>, slot: Slot) -> Result<String, RowError> {
+        let mut template = Template::parse(text).unwrap();
+        template.resolve(&schema()).unwrap();
+        let mut out = String::new();
+        template.render(&values, slot, &mut out).map(|()| out)
+    }
+
+    fn row(region: &str) -> Vec<Value> {
+        vec![
+            Value::Text(region.into()),
+            Value::Int32(-7),
+            Value::Boolean(true),
+            Value::Uuid((0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210)),
+            Value::Null,
+        ]
+    }
+
+    #[test]
+    fn fills_columns_and_keeps_literals() {
+        assert_eq!(
+            render("orders.{region}.{n}.{ok}", row("eu"), Slot::SubjectToken).unwrap(),
+            "orders.eu.-7.true"
+        );
+        assert_eq!(
+            render("{{x}}-{id}", row("eu"), Slot::HeaderValue).unwrap(),
+            "{x}-01234567-89ab-cdef-fedc-ba9876543210"
+        );
+        assert!(Template::parse("plain.subject").unwrap().is_fixed());
+    }
+
+    #[test]
+    fn values_that_would_misroute_are_row_errors() {
+        for (value, why) in [
+            ("", "empty"),
+            ("a b", "whitespace"),
+            ("a.b", "`.`"),
+            ("*", "wildcard"),
+            (">", "wildcard"),
+        ] {
+            let err = render("orders.{region}", row(value), Slot::SubjectToken).unwrap_err();
+            assert_eq!(err.column, "region");
+            assert!(err.message.contains(why), "{value:?}: {err}");
+        }
+        let mut values = row("eu");
+        values[0] = Value::Null;
+        let err = render("orders.{region}", values, Slot::SubjectToken).unwrap_err();
+        assert!(err.message.contains("null"), "{err}");
+        let err = render("{region}", row("a\r\nX: y"), Slot::HeaderValue).unwrap_err();
+        assert!(err.message.contains("line break"), "{err}");
+        // Dots are fine in a header value.
+        assert_eq!(render("{region}", row("a.b"), Slot::HeaderValue).unwrap(), "a.b");
+    }
+
+    #[test]
+    fn bad_templates_say_where() {
+        assert!(Template::parse("a.{b").unwrap_err().contains("not closed"));
+        assert!(Template::parse("a.{}").unwrap_err().contains("column name"));
+        assert!(Template::parse("a.b}").unwrap_err().contains("closes nothing"));
+        let mut unknown = Template::parse("a.{nope}").unwrap();
+        assert!(unknown.resolve(&schema()).unwrap_err().contains("not in the schema"));
+        let mut list = Template::parse("a.{tags}").unwrap();
+        assert!(list.resolve(&schema()).unwrap_err().contains("varchar[]"));
+        assert_eq!(
+            Template::parse("a.{x}.{y}z").unwrap().with_sample("_"),
+            "a._._z"
+        );
+    }
+}

@@ -729,7 +729,7 @@ mod tests {
             parse_servers("nats://a:1, b:2,NATS://[::1]:4222").unwrap(),
             (vec!["a:1".to_string(), "b:2".into(), "[::1]:4222".into()], false)
         );
-        assert_eq!(parse_servers("a:1,tls://b:2").unwrap().1, true);
+        assert!(parse_servers("a:1,tls://b:2").unwrap().1);
         assert!(parse_servers("a:1,,b:2")
             .unwrap_err()
             .contains("entry 2 is empty"));

@@ -236,6 +236,18 @@ pub fn backoff(delivery: &Delivery, attempt: u32) -> Duration {
     Duration::from_millis(ceiling / 2 + fastrand::u64(0..=ceiling - ceiling / 2))
 }
 
+/// What a TLS failure means for the options, where rustls's words leave it unclear.
+fn tls_hint(error: &str, tls_required: bool) -> &'static str {
+    if error.contains("UnknownIssuer") {
+        " (the server's certificate is not signed by the CA in `tls.ca` nor by a system root)"
+    } else if tls_required && error.contains("InvalidContentType") {
+        // rustls reads a plain-text server's INFO line as a corrupt record.
+        " (TLS is required, but the server answered in plain text: is TLS enabled on it?)"
+    } else {
+        ""
+    }
+}
+
 /// Require TLS, trusting `tls`'s CA besides the system's roots and presenting its client
 /// certificate. Each file is checked here so a wrong path names its option.
 fn with_tls(options: ConnectOptions, tls: Tls) -> Result<ConnectOptions, TransportError> {
@@ -302,6 +314,7 @@ impl NatsConnection {
                 })?
             }
         };
+        let tls_required = config.tls.is_some();
         let options = match config.tls {
             None => options,
             Some(tls) => with_tls(options, tls)?,
@@ -328,9 +341,10 @@ impl NatsConnection {
                 )))
             }
             Ok(Err(e)) => {
+                let hint = tls_hint(&e.to_string(), tls_required);
                 return Err(connection_error(format!(
-                    "could not connect to {servers_text}: {e}"
-                )))
+                    "could not connect to {servers_text}: {e}{hint}"
+                )));
             }
             Ok(Ok(client)) => client,
         };

@@ -675,3 +675,92 @@ impl Default for Operator {
         Operator::new()
     }
 }
+
+/// Certificates for TLS tests, as PEM files in a temp dir: a CA, a server certificate for
+/// 127.0.0.1 signed by it, a client certificate signed by it, and an unrelated CA.
+pub struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |name: &str, text: String| {
+            std::fs::write(dir.path().join(name), text).expect("write a PEM file")
+        };
+        let ca = |name: &str| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key"))
+                .expect("self-sign the CA")
+        };
+        let issuer = ca("nats-sink test CA");
+        write("ca.pem", issuer.pem());
+        write("other-ca.pem", ca("an unrelated CA").pem());
+        for (name, names) in [
+            ("server", vec!["127.0.0.1".to_string(), "localhost".into()]),
+            ("client", vec!["nats-sink-client".to_string()]),
+        ] {
+            let key = KeyPair::generate().expect("key");
+            let cert = CertificateParams::new(names)
+                .expect("params")
+                .signed_by(&key, &issuer)
+                .expect("sign");
+            write(&format!("{name}.pem"), cert.pem());
+            write(&format!("{name}-key.pem"), key.serialize_pem());
+        }
+        Pki { dir }
+    }
+
+    /// The path of one of the PEM files: `ca`, `other-ca`, `server`, `server-key`, `client`,
+    /// `client-key`.
+    pub fn path(&self, name: &str) -> String {
+        self.dir
+            .path()
+            .join(format!("{name}.pem"))
+            .display()
+            .to_string()
+    }
+
+    /// Server config text requiring TLS; with `verify_clients`, also a client certificate.
+    pub fn server_config(&self, verify_clients: bool) -> String {
+        format!(
+            "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  verify: {verify_clients}\n  timeout: 2\n}}\n",
+            self.path("server"),
+            self.path("server-key"),
+            self.path("ca"),
+        )
+    }
+
+    /// A client of `server` that trusts the test CA (and presents the client certificate).
+    pub async fn client(&self, server: &NatsServer) -> async_nats::Client {
+        let options = async_nats::ConnectOptions::new()
+            .require_tls(true)
+            .add_root_certificates(self.path("ca").into())
+            .add_client_certificate(self.path("client").into(), self.path("client-key").into());
+        tokio::time::timeout(Duration::from_secs(5), options.connect(server.url()))
+            .await
+            .expect("connect within 5 s")
+            .expect("connect over TLS")
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Pki::new()
+    }
+}
+
+/// A `.creds` file's text, as `nsc` writes it.
+pub fn creds_file_text(jwt: &str, seed: &str) -> String {
+    format!(
+        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
+         ************************* IMPORTANT *************************\n\
+         NKEY Seed printed below can be used to sign and prove identity.\n\n\
+         -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+    )
+}

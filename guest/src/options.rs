@@ -135,6 +135,7 @@ pub const OPTION_SPECS: &[OptionSpec] = &[
     spec("timestamptz.handling.mode", false, "utc_without_suffix", "timestamptz as `utc_without_suffix` (`\"YYYY-MM-DD HH:MM:SS.ffffff\"`), `utc_string` (`\"YYYY-MM-DDTHH:MM:SS.ffffffZ\"`), `micro` or `milli` (since 1970)."),
     spec("jsonb.handling.mode", false, "string", "jsonb as `string` (its text in a JSON string) or `dynamic` (the JSON value itself)."),
     spec("type", false, "append-only", "Sink type; the NATS sink only supports `append-only`."),
+    spec("force_append_only", false, "true", "Accepted as RisingWave's `ENCODE JSON (force_append_only='true')` writes it; the sink is always append-only, so only `true`."),
     spec("connect_timeout_ms", false, "5000", "Bound on the first connection, in milliseconds (1 to 600000); later the host reconnects on its own."),
     spec("flush_timeout_ms", false, "120000", "Bound on one flush, retries included, in milliseconds (1 to 3600000); a flush ends at this or at the retry budget, whichever comes first."),
     spec("sink_id", false, "ns-<hash>", "Prefix of every message id (`<sink_id>:<checkpoint>:<position>`); letters, digits, `-`, `_`, `.`, up to 64. Default: `ns-` and 16 hex digits of SHA-256 over the subject and the schema."),
@@ -259,6 +260,15 @@ impl SinkConfig {
                 c.push(
                     "type",
                     format!("NATS sink only supports append-only mode (got `{kind}`)"),
+                );
+            }
+        }
+
+        if let Some(raw) = given.get("force_append_only") {
+            if parse_bool(raw) != Some(true) {
+                c.push(
+                    "force_append_only",
+                    format!("the NATS sink is always append-only, so only `true` is accepted (got `{raw}`)"),
                 );
             }
         }
@@ -803,6 +813,12 @@ mod tests {
         assert!(problems(&pairs)[0]
             .1
             .contains("NATS sink only supports append-only mode"));
+    }
+
+    #[test]
+    fn force_append_only_must_be_true() {
+        assert!(problems(&with(&[("force_append_only", "true")])).is_empty());
+        assert_eq!(problems(&with(&[("force_append_only", "false")]))[0].0, "force_append_only");
     }
 
     #[test]

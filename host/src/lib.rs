@@ -31,6 +31,7 @@
 pub mod health;
 pub mod input;
 pub mod runtime;
+pub mod sql;
 pub mod transport;
 pub mod value;
 

@@ -94,9 +94,8 @@ enum Command {
         /// JSON Lines input; `-` (the default) is standard input.
         #[arg(long, default_value = "-")]
         input: String,
-        /// A sink option, as in `WITH (key='value')`; repeat for each.
-        #[arg(long = "with", value_name = "KEY=VALUE", value_parser = parse_option)]
-        options: Vec<(String, String)>,
+        #[command(flatten)]
+        options: SinkOptions,
         /// Rows per batch. Each batch is a checkpoint: written, then flushed. Its rows' message
         /// ids come from its content and first line, so rerunning the same input with the same
         /// batch size replays rather than duplicates.
@@ -106,16 +105,40 @@ enum Command {
     /// Connect with the options and report the server, the subject's route and publish
     /// permission; exit 0 when a sink could publish, 1 with the reason when not.
     Check {
-        #[arg(long = "with", value_name = "KEY=VALUE", value_parser = parse_option)]
-        options: Vec<(String, String)>,
+        #[command(flatten)]
+        options: SinkOptions,
     },
     /// Print every problem with the options; exit 2 if there is any.
     Validate {
-        #[arg(long = "with", value_name = "KEY=VALUE", value_parser = parse_option)]
-        options: Vec<(String, String)>,
+        #[command(flatten)]
+        options: SinkOptions,
     },
     /// List every option with whether it is required, its default and what it does.
     Describe,
+}
+
+/// Where the sink's options come from: `--with` pairs, or a `CREATE SINK` statement.
+#[derive(clap::Args)]
+struct SinkOptions {
+    /// A sink option, as in `WITH (key='value')`; repeat for each.
+    #[arg(long = "with", value_name = "KEY=VALUE", value_parser = parse_option)]
+    with: Vec<(String, String)>,
+    /// Take the options from a statement: `CREATE SINK s FROM t WITH (...) FORMAT PLAIN
+    /// ENCODE JSON [(...)]`, the ENCODE options included.
+    #[arg(long, value_name = "STATEMENT", conflicts_with = "with")]
+    sql: Option<String>,
+}
+
+impl SinkOptions {
+    fn pairs(self) -> Result<Vec<(String, String)>, Failure> {
+        match self.sql {
+            None => Ok(self.with),
+            Some(sql) => nats_sink::sql::parse_create_sink(&sql)
+                .map(|statement| statement.options)
+                .context("--sql")
+                .map_err(Failure::Input),
+        }
+    }
 }
 
 fn parse_option(text: &str) -> Result<(String, String), String> {
@@ -150,17 +173,20 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let component = &cli.component;
-    let outcome = match cli.command {
-        Command::Run {
-            schema,
-            input,
-            options,
-            batch_size,
-        } => run(component, &schema, &input, &options, batch_size).await,
-        Command::Validate { options } => validate(component, &options).await,
-        Command::Check { options } => check(component, &options).await,
-        Command::Describe => describe(component).await,
-    };
+    let outcome = async {
+        match cli.command {
+            Command::Run {
+                schema,
+                input,
+                options,
+                batch_size,
+            } => run(component, &schema, &input, &options.pairs()?, batch_size).await,
+            Command::Validate { options } => validate(component, &options.pairs()?).await,
+            Command::Check { options } => check(component, &options.pairs()?).await,
+            Command::Describe => describe(component).await,
+        }
+    }
+    .await;
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Input(e)) => {

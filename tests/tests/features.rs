@@ -321,3 +321,61 @@ async fn handling_modes_change_the_payload_and_bad_modes_exit_2() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_sink_statement_gives_the_options_and_unsupported_formats_exit_2() {
+    let server = NatsServer::start();
+    let client = server.client().await;
+    let mut sub = client.subscribe("sql.eu").await.unwrap();
+    client.flush().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema_file(dir.path(), &[("id", "integer"), ("region", "varchar"), ("tz", "timestamptz")]);
+    let run = |statement: String| {
+        let args = vec![
+            "run".to_string(),
+            "--schema".into(),
+            schema.display().to_string(),
+            "--sql".into(),
+            statement,
+        ];
+        cli(args, "{\"id\":1,\"region\":\"eu\",\"tz\":\"2024-02-29T01:02:03Z\"}\n", CLI_LIMIT)
+    };
+    let statement = |format: &str, subject: &str| {
+        format!(
+            "CREATE SINK orders_out FROM orders WITH (\n  connector = 'nats',\n  server_url = '{}',\n  subject = '{subject}',\n  connect_mode = 'plain',\n  \"headers.X-Sink\" = 'orders_out'\n) {format};",
+            server.url()
+        )
+    };
+
+    let out = run(statement(
+        "FORMAT PLAIN ENCODE JSON (force_append_only = 'true', timestamptz.handling.mode = 'utc_string')",
+        "sql.{region}",
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let got = collect(&mut sub, 1, WAIT).await;
+    assert_eq!(
+        text(&got[0].payload),
+        r#"{"id":1,"region":"eu","tz":"2024-02-29T01:02:03.000000Z"}"#
+    );
+    let headers = got[0].headers.as_ref().expect("headers");
+    assert_eq!(headers.get("X-Sink").map(|v| v.as_str()), Some("orders_out"));
+
+    let out = run(statement("FORMAT UPSERT ENCODE JSON", "sql.eu")).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--sql: FORMAT UPSERT is not supported: the NATS sink is append-only; use FORMAT PLAIN"),
+        "{stderr}"
+    );
+    // The statement parses, the component refuses an option, and says which.
+    let out = run(statement("FORMAT PLAIN ENCODE JSON", "sql.*")).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("option `subject`: `sql.*` contains a wildcard"), "{stderr}");
+    let out = run("CREATE SINK s FROM t WITH (connector = 'nats'".into()).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--sql: sql parser error: Expected"), "{stderr}");
+    assert!(collect(&mut sub, 1, Duration::from_millis(300)).await.is_empty());
+}

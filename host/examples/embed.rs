@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
     sink.flush().await?; // returns once NATS confirmed all three
     println!(
         "published and confirmed {} messages on {subject}",
-        sink.stats().messages
+        sink.metrics().snapshot().messages
     );
     sink.close().await?;
     Ok(())

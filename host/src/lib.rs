@@ -30,6 +30,7 @@
 
 pub mod health;
 pub mod input;
+pub mod metrics;
 pub mod runtime;
 pub mod sql;
 pub mod transport;
@@ -58,6 +59,7 @@ pub use runtime::{
     describe_option_problem, describe_sink_error, describe_transport_error, HostError,
     RuntimeConfig, Sink, SinkRuntime, DEFAULT_CPU_LIMIT, DEFAULT_MEMORY_LIMIT,
 };
+pub use metrics::{Metrics, MetricsSnapshot};
 pub use transport::{Route, TransportStats};
 pub use value::{flatten_row, Datum};
 

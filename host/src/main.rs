@@ -101,6 +101,10 @@ enum Command {
         /// batch size replays rather than duplicates.
         #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         batch_size: u32,
+        /// Serve the sink's metrics in Prometheus text format at http://ADDR/metrics while
+        /// it runs (for example 127.0.0.1:9464).
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Connect with the options and report the server, the subject's route and publish
     /// permission; exit 0 when a sink could publish, 1 with the reason when not.
@@ -180,7 +184,11 @@ async fn main() -> ExitCode {
                 input,
                 options,
                 batch_size,
-            } => run(component, &schema, &input, &options.pairs()?, batch_size).await,
+                metrics_addr,
+            } => {
+                let options = options.pairs()?;
+                run(component, &schema, &input, &options, batch_size, metrics_addr).await
+            }
             Command::Validate { options } => validate(component, &options.pairs()?).await,
             Command::Check { options } => check(component, &options.pairs()?).await,
             Command::Describe => describe(component).await,
@@ -251,6 +259,34 @@ async fn check(component: &ComponentArgs, options: &[(String, String)]) -> Resul
         }
         Err(line) => Err(Failure::Delivery(anyhow!(line))),
     }
+}
+
+/// Answer `GET /metrics` at `addr` with `metrics` in Prometheus text format, on a thread of
+/// its own, for as long as the process runs.
+fn serve_metrics(addr: std::net::SocketAddr, metrics: &nats_sink::Metrics) -> Result<(), Failure> {
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| Failure::Input(anyhow!("--metrics-addr {addr}: {e}")))?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let content_type = tiny_http::Header::from_bytes(
+        "Content-Type",
+        "text/plain; version=0.0.4; charset=utf-8",
+    )
+    .map_err(|()| Failure::Input(anyhow!("the metrics content type")))?;
+    if let Some(bound) = server.server_addr().to_ip() {
+        eprintln!("nats-sink: metrics at http://{bound}/metrics");
+    }
+    std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            let response = match request.url() {
+                "/metrics" => tiny_http::Response::from_string(nats_sink::metrics::prometheus_text(&registry))
+                    .with_header(content_type.clone()),
+                _ => tiny_http::Response::from_string("not found; try /metrics\n").with_status_code(404),
+            };
+            let _ = request.respond(response);
+        }
+    });
+    Ok(())
 }
 
 async fn describe(component: &ComponentArgs) -> Result<(), Failure> {
@@ -361,6 +397,7 @@ async fn run(
     input: &str,
     options: &[(String, String)],
     batch_size: u32,
+    metrics_addr: Option<std::net::SocketAddr>,
 ) -> Result<(), Failure> {
     let (schema, columns) = read_schema(schema_path)?;
     let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = if input == "-" {
@@ -375,6 +412,9 @@ async fn run(
     };
     let runtime = component.load()?;
     let mut sink = runtime.open(options, &columns).await?;
+    if let Some(addr) = metrics_addr {
+        serve_metrics(addr, sink.metrics())?;
+    }
     let started = Instant::now();
 
     let progress = if std::io::stderr().is_terminal() {
@@ -431,20 +471,31 @@ async fn run(
         .await
         .err();
     progress.finish_and_clear();
-    let stats = sink.stats();
+    let metrics = sink.metrics().snapshot();
     let _ = sink.close().await;
     let seconds = started.elapsed().as_secs_f64();
-    let resent = if stats.resent > 0 {
-        format!(", {} resent after failures", stats.resent)
+    let resent = if metrics.retries > 0 {
+        format!(", {} resent after failures", metrics.retries)
     } else {
         String::new()
     };
     let summary = format!(
         "nats-sink: {} rows confirmed; {} messages, {} bytes sent in {seconds:.2} s ({:.0} rows/s){resent}",
         confirmed.rows,
-        stats.messages,
-        stats.payload_bytes,
+        metrics.messages,
+        metrics.payload_bytes,
         confirmed.rows as f64 / seconds.max(1e-9),
+    );
+    eprintln!(
+        "nats-sink: metrics: rows {} accepted, {} refused; messages {}; bytes {}; retries {}; errors {}; flushes {} (mean {:.1} ms)",
+        metrics.rows,
+        metrics.rows_refused,
+        metrics.messages,
+        metrics.payload_bytes,
+        metrics.retries,
+        metrics.errors,
+        metrics.flushes,
+        metrics.flush_seconds * 1000.0 / metrics.flushes.max(1) as f64,
     );
     let input_error = match (pending, stop) {
         (Some(Failure::Delivery(e)), _) | (None, Some(Failure::Delivery(e))) => {

@@ -13,6 +13,7 @@ use crate::bindings::exports::nats_sink::sink::sink::{
 };
 use crate::bindings::transport::{self, ConnectConfig, Message, TransportError};
 use crate::bindings::{NatsSinkComponent, NatsSinkComponentPre};
+use crate::metrics::Metrics;
 use crate::transport::{NatsConnection, TransportStats};
 
 /// Memory a sink's guest may grow to, unless the caller says otherwise.
@@ -458,6 +459,7 @@ impl SinkRuntime {
             store,
             bindings,
             handle: Some(handle),
+            metrics: Metrics::default(),
         })
     }
 }
@@ -468,6 +470,7 @@ pub struct Sink {
     bindings: NatsSinkComponent,
     /// `None` once closed.
     handle: Option<ResourceAny>,
+    metrics: Metrics,
 }
 
 impl Sink {
@@ -504,11 +507,14 @@ impl Sink {
             .nats_sink()
             .call_write(&mut self.store, handle, rows)
             .await;
-        self.settle("write", result)
+        let outcome = self.settle("write", result);
+        self.metrics.written(rows.len(), &outcome);
+        outcome
     }
 
     /// Return once everything written since the last flush is confirmed by NATS.
     pub async fn flush(&mut self) -> Result<(), HostError> {
+        let started = Instant::now();
         let handle = self.start_call()?;
         let result = self
             .bindings
@@ -516,15 +522,19 @@ impl Sink {
             .nats_sink()
             .call_flush(&mut self.store, handle)
             .await;
-        self.settle("flush", result)
+        let outcome = self.settle("flush", result);
+        self.metrics.flushed(started.elapsed(), &outcome);
+        outcome
     }
 
-    /// A trap leaves the instance unusable, so the sink closes itself.
+    /// Take in the connection's counters. A trap leaves the instance unusable, so the sink
+    /// closes itself.
     fn settle(
         &mut self,
         call: &str,
         result: wasmtime::Result<Result<(), SinkError>>,
     ) -> Result<(), HostError> {
+        self.metrics.transport(self.store.data().stats);
         match result {
             Ok(outcome) => outcome.map_err(HostError::Sink),
             Err(trap) => {
@@ -534,9 +544,9 @@ impl Sink {
         }
     }
 
-    /// Counters of the sink's connection (messages and payload bytes published, flushes, resends).
-    pub fn stats(&self) -> TransportStats {
-        self.store.data().stats
+    /// The sink's metrics; a clone stays live (for a scrape endpoint) while the sink works.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Drop the guest's sink (closing its connection) and the store.

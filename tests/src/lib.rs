@@ -476,6 +476,14 @@ pub struct CliRun {
 
 /// Start the CLI with `args`, feeding `stdin` from a thread.
 pub fn spawn_cli(args: &[&str], stdin: &str) -> CliRun {
+    let (feed, chunks) = std::sync::mpsc::channel();
+    let _ = feed.send(stdin.to_string());
+    spawn_cli_fed(args, chunks)
+}
+
+/// Start the CLI with `args`, writing each chunk `feed` receives to its stdin, which closes
+/// when every sender is dropped.
+pub fn spawn_cli_fed(args: &[&str], feed: std::sync::mpsc::Receiver<String>) -> CliRun {
     let mut child = Command::new(cli_path())
         .args(args)
         .env("NATS_SINK_COMPONENT", component_path())
@@ -490,9 +498,12 @@ pub fn spawn_cli(args: &[&str], stdin: &str) -> CliRun {
         .spawn()
         .expect("spawn nats-sink");
     let mut input = child.stdin.take().expect("stdin");
-    let stdin = stdin.to_string();
     let writer = std::thread::spawn(move || {
-        let _ = input.write_all(stdin.as_bytes());
+        for chunk in feed {
+            if input.write_all(chunk.as_bytes()).and_then(|()| input.flush()).is_err() {
+                break;
+            }
+        }
         Vec::new()
     });
     let reader = |mut pipe: Box<dyn std::io::Read + Send>| {
@@ -535,6 +546,19 @@ impl CliRun {
             stderr: io.next().unwrap_or_default(),
         }
     }
+}
+
+/// The body of `GET path` from an HTTP server on loopback, or `None` if it did not answer.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::Read as _;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
 }
 
 /// `--with` arguments for the CLI.

@@ -728,7 +728,7 @@ async fn library_api_open_write_flush_close() {
     ];
     sink.write(&rows).await.unwrap();
     sink.flush().await.unwrap();
-    assert_eq!(sink.stats().messages, 2);
+    assert_eq!(sink.metrics().snapshot().messages, 2);
 
     // A bad row: the one before it is published, the error names row and column.
     let err = sink

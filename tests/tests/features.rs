@@ -379,3 +379,66 @@ async fn a_create_sink_statement_gives_the_options_and_unsupported_formats_exit_
     assert!(stderr.contains("--sql: sql parser error: Expected"), "{stderr}");
     assert!(collect(&mut sub, 1, Duration::from_millis(300)).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_are_served_while_the_sink_runs_and_summed_up_at_the_end() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema_file(dir.path(), &[("id", "integer")]);
+    let port = free_port();
+    let mut args = vec![
+        "run".to_string(),
+        "--schema".into(),
+        schema.display().to_string(),
+        "--batch-size".into(),
+        "1".into(),
+        "--metrics-addr".into(),
+        format!("127.0.0.1:{port}"),
+    ];
+    args.extend(with_args(&plain_options(&server, "metered")));
+    let (feed, chunks) = std::sync::mpsc::channel();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = spawn_cli_fed(&args, chunks);
+    feed.send((1..=5).map(|i| format!("{{\"id\":{i}}}\n")).collect()).unwrap();
+
+    // Scrape while stdin is still open: five rows, each its own flushed batch.
+    let deadline = std::time::Instant::now() + WAIT;
+    let scraped = loop {
+        let scraped = tokio::task::spawn_blocking(move || http_get(port, "/metrics"))
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        if scraped.lines().any(|l| l == "nats_sink_flushes_total 5") {
+            break scraped;
+        }
+        assert!(std::time::Instant::now() < deadline, "no 5 flushes in:\n{scraped}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for line in [
+        "nats_sink_rows_total 5",
+        "nats_sink_messages_total 5",
+        "nats_sink_payload_bytes_total 40",
+        "nats_sink_retries_total 0",
+        "nats_sink_flush_duration_seconds_count 5",
+    ] {
+        assert!(scraped.lines().any(|l| l == line), "{line} not in\n{scraped}");
+    }
+    assert!(
+        scraped.contains("# TYPE nats_sink_flush_duration_seconds histogram"),
+        "{scraped}"
+    );
+    let missing = tokio::task::spawn_blocking(move || http_get(port, "/other")).await.unwrap();
+    assert_eq!(missing.as_deref(), Some("not found; try /metrics\n"));
+
+    // A line the CLI cannot read stops the run; it never reached the sink, so the summary
+    // counts the five rows and nothing refused.
+    feed.send("{\"id\":\"six\"}\n".into()).unwrap();
+    drop(feed);
+    let out = tokio::task::spawn_blocking(move || run.wait(CLI_LIMIT)).await.unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("metrics: rows 5 accepted, 0 refused; messages 5; bytes 40; retries 0; errors 0; flushes 5"),
+        "{stderr}"
+    );
+}

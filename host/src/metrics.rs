@@ -1,0 +1,264 @@
+//! A sink's metrics: rows, messages, bytes, retries, errors and flush latency. A library caller
+//! reads them as a snapshot; the same counters register in a Prometheus registry, which the
+//! CLI serves in the text format.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::runtime::HostError;
+use crate::transport::TransportStats;
+use crate::SinkError;
+
+/// The `kind` label of a failed call.
+type ErrorKind = [(&'static str, &'static str); 1];
+
+/// Every `kind` an error can have, for totals.
+const ERROR_KINDS: [&str; 8] = [
+    "invalid_options",
+    "invalid_schema",
+    "invalid_row",
+    "connection",
+    "publish",
+    "timeout",
+    "closed",
+    "runtime",
+];
+
+/// Live counters of one sink; clones share them.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    rows: Counter,
+    rows_refused: Counter,
+    messages: Counter,
+    payload_bytes: Counter,
+    retries: Counter,
+    flushes: Counter,
+    errors: Family<ErrorKind, Counter>,
+    flush_seconds: Histogram,
+    /// The histogram's sum, which prometheus-client does not let a caller read.
+    flush_seconds_sum: Counter<f64>,
+    /// The connection's counters as last seen, so each refresh adds only what is new.
+    transport_seen: std::sync::Mutex<TransportStats>,
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    /// Rows the guest accepted (encoded and handed to the transport).
+    pub rows: u64,
+    /// Rows the guest refused (each stops its batch).
+    pub rows_refused: u64,
+    pub messages: u64,
+    pub payload_bytes: u64,
+    /// Messages sent again after a failure that could pass.
+    pub retries: u64,
+    /// Failed calls of any kind.
+    pub errors: u64,
+    /// Successful flushes, and the time they took together.
+    pub flushes: u64,
+    pub flush_seconds: f64,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            inner: Arc::new(Inner {
+                rows: Counter::default(),
+                rows_refused: Counter::default(),
+                messages: Counter::default(),
+                payload_bytes: Counter::default(),
+                retries: Counter::default(),
+                flushes: Counter::default(),
+                errors: Family::default(),
+                // 1 ms to about 65 s: a core round trip up to a flush that waits out retries.
+                flush_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
+                flush_seconds_sum: Counter::default(),
+                transport_seen: Default::default(),
+            }),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let m = &self.inner;
+        MetricsSnapshot {
+            rows: m.rows.get(),
+            rows_refused: m.rows_refused.get(),
+            messages: m.messages.get(),
+            payload_bytes: m.payload_bytes.get(),
+            retries: m.retries.get(),
+            errors: ERROR_KINDS
+                .iter()
+                .map(|kind| m.errors.get_or_create(&[("kind", *kind)]).get())
+                .sum(),
+            flushes: m.flushes.get(),
+            flush_seconds: m.flush_seconds_sum.get(),
+        }
+    }
+
+    /// Add the counters to `registry` as `nats_sink_*`.
+    pub fn register(&self, registry: &mut Registry) {
+        let m = &self.inner;
+        let registry = registry.sub_registry_with_prefix("nats_sink");
+        registry.register("rows", "Rows the guest accepted", m.rows.clone());
+        registry.register("rows_refused", "Rows the guest refused", m.rows_refused.clone());
+        registry.register("messages", "Messages published", m.messages.clone());
+        registry.register_with_unit(
+            "payload",
+            "Payload published",
+            Unit::Bytes,
+            m.payload_bytes.clone(),
+        );
+        registry.register(
+            "retries",
+            "Messages sent again after a failure that could pass",
+            m.retries.clone(),
+        );
+        registry.register("flushes", "Flushes confirmed", m.flushes.clone());
+        registry.register("errors", "Failed calls, by kind", m.errors.clone());
+        registry.register_with_unit(
+            "flush_duration",
+            "Time from a flush call to confirmation",
+            Unit::Seconds,
+            m.flush_seconds.clone(),
+        );
+    }
+
+    /// The outcome of a `write` of `rows` rows: accepted rows, a refused one, or an error.
+    pub(crate) fn written(&self, rows: usize, outcome: &Result<(), HostError>) {
+        let accepted = match outcome {
+            Ok(()) => rows as u64,
+            Err(HostError::Sink(SinkError::InvalidRow(problem))) => {
+                self.inner.rows_refused.inc();
+                u64::from(problem.row)
+            }
+            // The rows before a transport failure were accepted but are now in doubt: the
+            // caller replays them, so they are not counted.
+            Err(_) => 0,
+        };
+        self.inner.rows.inc_by(accepted);
+        self.failed(outcome);
+    }
+
+    /// The outcome of a flush that took `elapsed`.
+    pub(crate) fn flushed(&self, elapsed: Duration, outcome: &Result<(), HostError>) {
+        if outcome.is_ok() {
+            self.inner.flushes.inc();
+            self.inner.flush_seconds.observe(elapsed.as_secs_f64());
+            self.inner.flush_seconds_sum.inc_by(elapsed.as_secs_f64());
+        }
+        self.failed(outcome);
+    }
+
+    pub(crate) fn failed<T>(&self, outcome: &Result<T, HostError>) {
+        if let Err(e) = outcome {
+            let kind = match e {
+                HostError::Sink(SinkError::InvalidOptions(_)) => "invalid_options",
+                HostError::Sink(SinkError::InvalidSchema(_)) => "invalid_schema",
+                HostError::Sink(SinkError::InvalidRow(_)) => "invalid_row",
+                HostError::Sink(SinkError::Connection(_)) => "connection",
+                HostError::Sink(SinkError::Publish(_)) => "publish",
+                HostError::Sink(SinkError::Timeout(_)) => "timeout",
+                HostError::Sink(SinkError::Closed(_)) => "closed",
+                HostError::Runtime { .. } => "runtime",
+            };
+            self.inner.errors.get_or_create(&[("kind", kind)]).inc();
+        }
+    }
+
+    /// Take in the connection's counters (messages, bytes, resends), adding what is new.
+    pub(crate) fn transport(&self, now: TransportStats) {
+        let Ok(mut seen) = self.inner.transport_seen.lock() else {
+            return;
+        };
+        let m = &self.inner;
+        m.messages.inc_by(now.messages.saturating_sub(seen.messages));
+        m.payload_bytes
+            .inc_by(now.payload_bytes.saturating_sub(seen.payload_bytes));
+        m.retries.inc_by(now.resent.saturating_sub(seen.resent));
+        *seen = now;
+    }
+}
+
+/// The Prometheus text form of `registry`.
+pub fn prometheus_text(registry: &Registry) -> String {
+    let mut text = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut text, registry);
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::exports::nats_sink::sink::sink::RowProblem;
+
+    #[test]
+    fn snapshot_and_prometheus_text_agree() {
+        let metrics = Metrics::default();
+        metrics.written(3, &Ok(()));
+        let refused = Err(HostError::Sink(SinkError::InvalidRow(RowProblem {
+            row: 2,
+            column: "id".into(),
+            message: "expected integer".into(),
+        })));
+        metrics.written(5, &refused);
+        metrics.transport(TransportStats {
+            messages: 5,
+            payload_bytes: 50,
+            flushes: 1,
+            resent: 1,
+        });
+        metrics.transport(TransportStats {
+            messages: 6,
+            payload_bytes: 60,
+            flushes: 1,
+            resent: 1,
+        });
+        metrics.flushed(Duration::from_millis(20), &Ok(()));
+        let timeout = Err(HostError::Sink(SinkError::Timeout("no ack".into())));
+        metrics.flushed(Duration::from_secs(2), &timeout);
+
+        let snapshot = metrics.snapshot();
+        assert_eq!(
+            snapshot,
+            MetricsSnapshot {
+                rows: 5,
+                rows_refused: 1,
+                messages: 6,
+                payload_bytes: 60,
+                retries: 1,
+                errors: 2,
+                flushes: 1,
+                flush_seconds: 0.02,
+            }
+        );
+
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let text = prometheus_text(&registry);
+        for line in [
+            "nats_sink_rows_total 5",
+            "nats_sink_rows_refused_total 1",
+            "nats_sink_messages_total 6",
+            "nats_sink_payload_bytes_total 60",
+            "nats_sink_retries_total 1",
+            "nats_sink_flushes_total 1",
+            "nats_sink_errors_total{kind=\"timeout\"} 1",
+            "nats_sink_errors_total{kind=\"invalid_row\"} 1",
+            "nats_sink_flush_duration_seconds_count 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! natively it is a plain library: the same option, schema and encoding logic, unit-tested with
 //! `cargo test -p nats-sink-guest` and usable as a native baseline.
 
+pub mod batch;
 pub mod encode;
 pub mod options;
 pub mod schema;
@@ -23,7 +24,8 @@ pub mod bindings {
         Target, Value,
     };
     pub use nats_sink::sink::transport::{
-        Auth, ConnectConfig, Credential, Delivery, Message, Tls, TransportError, UserPassword,
+        Auth, Batch, ConnectConfig, Credential, Delivery, Header, Message, Span, Tls,
+        TransportError, UserPassword,
     };
 }
 
@@ -137,13 +139,13 @@ mod component {
     use crate::bindings::exports::nats_sink::sink::sink::{Guest, GuestNatsSink, NatsSink};
     use crate::bindings::nats_sink::sink::transport::Connection;
     use crate::bindings::{
-        Column, Message, OptionInfo, OptionProblem, Row, SinkError, Target, TransportError,
+        Batch, Column, OptionInfo, OptionProblem, Row, SinkError, Target, TransportError,
     };
     use crate::sink::{prepare, Sink, Transport};
 
     impl Transport for Connection {
-        fn publish(&mut self, messages: Vec<Message>) -> Result<(), TransportError> {
-            Connection::publish(self, &messages)
+        fn publish(&mut self, batch: Batch) -> Result<(), TransportError> {
+            Connection::publish(self, &batch)
         }
         fn flush(&mut self) -> Result<(), TransportError> {
             Connection::flush(self)

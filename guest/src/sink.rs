@@ -1,7 +1,8 @@
 //! The sink's behaviour, independent of how the transport is reached (the host's import in
 //! the component, an in-memory transport in tests).
 
-use crate::bindings::{Column, Message, Row, TransportError};
+use crate::batch::{BatchBuilder, Mark};
+use crate::bindings::{Batch, Column, Row, Span, TransportError};
 use crate::encode::{Encoder, RowError};
 use crate::options::{OptionProblem, SinkConfig};
 use crate::schema::{Schema, SchemaError};
@@ -9,8 +10,8 @@ use crate::template::{Slot, Template};
 
 /// What the sink needs from a NATS connection.
 pub trait Transport {
-    /// Publish in order; success means accepted, not yet confirmed.
-    fn publish(&mut self, messages: Vec<Message>) -> Result<(), TransportError>;
+    /// Publish a batch's messages in order; success means accepted, not yet confirmed.
+    fn publish(&mut self, batch: Batch) -> Result<(), TransportError>;
     /// Confirm everything published since the previous flush.
     fn flush(&mut self) -> Result<(), TransportError>;
 }
@@ -85,8 +86,8 @@ fn bind_templates(config: &mut SinkConfig, schema: &Schema) -> Result<(), Vec<Op
     }
 }
 
-/// Largest buffer reserved up front for a row's JSON.
-const MAX_PAYLOAD_HINT: usize = 64 << 10;
+/// Largest buffer reserved up front for a batch.
+const MAX_BATCH_RESERVE: usize = 16 << 20;
 
 /// The header JetStream deduplicates on.
 pub const MESSAGE_ID_HEADER: &str = "Nats-Msg-Id";
@@ -125,12 +126,16 @@ pub struct Sink<T> {
     encoder: Encoder,
     /// The subject when it takes nothing from the row.
     fixed_subject: Option<String>,
+    /// Every batch's header names: the configured headers, then the message id when dedupe is on.
+    header_names: Vec<String>,
+    /// Text of a template being filled, kept between rows.
+    scratch: String,
     /// Prefix of message ids; `None` when dedupe is off.
     sink_id: Option<String>,
     /// `None` until the caller begins a checkpoint: rows then carry no message id.
     checkpoint: Option<Checkpoint>,
-    /// Capacity for the next row's payload.
-    payload_hint: usize,
+    /// Bytes per message in the last batch, to size the next one's buffer.
+    bytes_per_message: usize,
     /// Set after a transport failure: what was published since the last flush is in doubt,
     /// so the sink refuses further work and the caller must reopen and replay.
     failure: Option<String>,
@@ -148,7 +153,13 @@ impl<T: Transport> Sink<T> {
             .subject_template
             .is_fixed()
             .then(|| config.subject_template.with_sample(""));
+        let mut header_names: Vec<String> = config.headers.iter().map(|h| h.name.clone()).collect();
+        if sink_id.is_some() {
+            header_names.push(MESSAGE_ID_HEADER.to_string());
+        }
         Sink {
+            header_names,
+            scratch: String::new(),
             encoder: Encoder::new(config.modes),
             fixed_subject,
             config,
@@ -156,7 +167,7 @@ impl<T: Transport> Sink<T> {
             transport,
             sink_id,
             checkpoint: None,
-            payload_hint: 256,
+            bytes_per_message: 256,
             failure: None,
         }
     }
@@ -169,53 +180,52 @@ impl<T: Transport> Sink<T> {
         });
     }
 
-    /// The next accepted row's message id, when dedupe is on inside a checkpoint.
-    fn next_message_id(&mut self) -> Option<String> {
-        match (&self.sink_id, &mut self.checkpoint) {
-            (Some(sink_id), Some(checkpoint)) => {
-                let id = format!("{sink_id}:{}:{}", checkpoint.id, checkpoint.next_position);
-                checkpoint.next_position += 1;
-                Some(id)
-            }
-            _ => None,
-        }
-    }
-
-    /// One row as a message: its JSON, its subject and its headers. A row that fails any of
-    /// them takes no message id, so the ids of accepted rows stay consecutive.
-    fn message(&mut self, row: &Row) -> Result<Message, RowError> {
-        let mut payload = Vec::with_capacity(self.payload_hint);
-        self.encoder.encode_row(&self.schema, row, &mut payload)?;
-        // Rows of one sink are alike: size the next buffer by this row, with some room, so
-        // encoding rarely grows it (the profile showed a realloc per row). Capped, so one huge
-        // row does not make every later buffer huge.
-        self.payload_hint = (payload.len() + payload.len() / 4).min(MAX_PAYLOAD_HINT);
-        let subject = match &self.fixed_subject {
-            Some(subject) => subject.clone(),
+    /// Pack one row as a message: its JSON, its subject and its headers. A row that fails any
+    /// of them takes no message id, so the ids of accepted rows stay consecutive; the caller
+    /// rewinds the batch to `mark`.
+    fn pack(
+        &mut self,
+        row: &Row,
+        batch: &mut BatchBuilder,
+        mark: Mark,
+        fixed_subject: Option<Span>,
+    ) -> Result<(), RowError> {
+        let start = batch.data_len();
+        self.encoder.encode_row(&self.schema, row, batch.data())?;
+        let payload = batch.span_since(start);
+        let subject = match fixed_subject {
+            Some(subject) => subject,
             None => {
-                let mut subject = String::new();
-                self.config
-                    .subject_template
-                    .render(&row.values, Slot::SubjectToken, &mut subject)?;
-                subject
+                self.config.subject_template.render(
+                    &row.values,
+                    Slot::SubjectToken,
+                    &mut self.scratch,
+                )?;
+                batch.push_bytes(self.scratch.as_bytes())
             }
         };
-        let mut headers = Vec::with_capacity(self.config.headers.len() + 1);
-        for header in &self.config.headers {
-            let mut value = String::new();
+        for (index, header) in self.config.headers.iter().enumerate() {
             header
                 .value
-                .render(&row.values, Slot::HeaderValue, &mut value)?;
-            headers.push((header.name.clone(), value));
+                .render(&row.values, Slot::HeaderValue, &mut self.scratch)?;
+            let value = batch.push_bytes(self.scratch.as_bytes());
+            batch.push_header(index as u32, value);
         }
-        if let Some(id) = self.next_message_id() {
-            headers.push((MESSAGE_ID_HEADER.to_string(), id));
+        if let (Some(sink_id), Some(checkpoint)) = (&self.sink_id, &mut self.checkpoint) {
+            // `<sink_id>:<checkpoint>:<position>`, written in place.
+            let start = batch.data_len();
+            let data = batch.data();
+            data.extend_from_slice(sink_id.as_bytes());
+            data.push(b':');
+            data.extend_from_slice(itoa::Buffer::new().format(checkpoint.id).as_bytes());
+            data.push(b':');
+            data.extend_from_slice(itoa::Buffer::new().format(checkpoint.next_position).as_bytes());
+            checkpoint.next_position += 1;
+            let id = batch.span_since(start);
+            batch.push_header(self.config.headers.len() as u32, id);
         }
-        Ok(Message {
-            subject,
-            headers,
-            payload,
-        })
+        batch.push_message(mark, subject, payload);
+        Ok(())
     }
 
     pub fn transport(&self) -> &T {
@@ -238,26 +248,33 @@ impl<T: Transport> Sink<T> {
         error
     }
 
-    /// Encode every row and publish one message per row. A row that does not match the schema
-    /// stops the batch: the rows before it are published, it and the rest are not.
+    /// Encode every row and publish one message per row, in one batch. A row that does not
+    /// match the schema stops the batch: the rows before it are published, it and the rest are not.
     pub fn write(&mut self, rows: &[Row]) -> Result<(), SinkError> {
         self.check_usable()?;
-        let mut messages = Vec::with_capacity(rows.len());
+        let reserve = (self.bytes_per_message * rows.len()).min(MAX_BATCH_RESERVE);
+        let mut batch = BatchBuilder::new(self.header_names.clone(), reserve, rows.len());
+        // One copy of a fixed subject serves every message.
+        let fixed_subject = self
+            .fixed_subject
+            .as_ref()
+            .map(|subject| batch.push_bytes(subject.as_bytes()));
         let mut refused = None;
         for (index, row) in rows.iter().enumerate() {
-            match self.message(row) {
-                Ok(message) => messages.push(message),
-                Err(error) => {
-                    refused = Some(SinkError::InvalidRow {
-                        row: index as u32,
-                        error,
-                    });
-                    break;
-                }
+            let mark = batch.mark();
+            if let Err(error) = self.pack(row, &mut batch, mark, fixed_subject) {
+                batch.rewind(mark);
+                refused = Some(SinkError::InvalidRow {
+                    row: index as u32,
+                    error,
+                });
+                break;
             }
         }
-        if !messages.is_empty() {
-            if let Err(e) = self.transport.publish(messages) {
+        if batch.messages() > 0 {
+            // Rows of one sink are alike: size the next buffer by this one, so it rarely grows.
+            self.bytes_per_message = batch.data_len() / batch.messages() + 16;
+            if let Err(e) = self.transport.publish(batch.finish()) {
                 return Err(self.fail(e));
             }
         }
@@ -273,23 +290,24 @@ impl<T: Transport> Sink<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::{unpack, Unpacked};
     use crate::bindings::Value;
 
     /// Records every call; fails on demand.
     #[derive(Default)]
     struct Recorder {
-        published: Vec<Message>,
+        published: Vec<Unpacked>,
         flushes: usize,
         fail_publish: Option<TransportError>,
         fail_flush: Option<TransportError>,
     }
 
     impl Transport for Recorder {
-        fn publish(&mut self, messages: Vec<Message>) -> Result<(), TransportError> {
+        fn publish(&mut self, batch: Batch) -> Result<(), TransportError> {
             if let Some(e) = self.fail_publish.take() {
                 return Err(e);
             }
-            self.published.extend(messages);
+            self.published.extend(unpack(&batch).expect("a well-formed batch"));
             Ok(())
         }
         fn flush(&mut self) -> Result<(), TransportError> {

@@ -11,7 +11,7 @@ use wasmtime::{Cache, CacheConfig, Config, Engine, ResourceLimiter, Store, Updat
 use crate::bindings::exports::nats_sink::sink::sink::{
     Column, OptionInfo, OptionProblem, Row, SinkError, Target,
 };
-use crate::bindings::transport::{self, ConnectConfig, Message, TransportError};
+use crate::bindings::transport::{self, Batch, ConnectConfig, TransportError};
 use crate::bindings::{NatsSinkComponent, NatsSinkComponentPre};
 use crate::metrics::Metrics;
 use crate::transport::{NatsConnection, TransportStats};
@@ -258,9 +258,9 @@ impl transport::HostConnection for SinkState {
     async fn publish(
         &mut self,
         handle: Resource<NatsConnection>,
-        messages: Vec<Message>,
+        batch: Batch,
     ) -> wasmtime::Result<Result<(), TransportError>> {
-        self.with_connection(&handle, async |c| c.publish(messages).await)
+        self.with_connection(&handle, async |c| c.publish(batch).await)
             .await
     }
 

@@ -24,7 +24,7 @@ use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use tokio::sync::Notify;
 
-use crate::bindings::transport::{Auth, ConnectConfig, Delivery, Message, Tls, TransportError};
+use crate::bindings::transport::{Auth, Batch, ConnectConfig, Delivery, Span, Tls, TransportError};
 
 /// How messages on one subject are confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,35 +141,88 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    /// The guest's message, checked: what a guest hands over is input, and must not make the
-    /// host publish to a wildcard or write a malformed header line.
-    fn checked(message: Message) -> Result<Outgoing, TransportError> {
+    /// The guest's batch as messages, every span, index, subject and header checked first:
+    /// what a guest hands over is input, and must not make the host publish to a wildcard,
+    /// write a malformed header line, or read outside the batch. Payloads and subjects become
+    /// slices of the batch's one buffer, so a message costs no copy of them.
+    fn unpack(batch: Batch) -> Result<Vec<Outgoing>, TransportError> {
         let refuse = |what: String| {
             TransportError::Publish(format!("the sink produced an invalid message: {what}"))
         };
-        nats_sink_guest::options::check_subject(&message.subject)
-            .map_err(|why| refuse(format!("subject {:?} {why}", message.subject)))?;
-        let headers = if message.headers.is_empty() {
-            None
-        } else {
-            let mut map = HeaderMap::new();
-            for (name, value) in &message.headers {
-                let header_name = match name.parse::<async_nats::HeaderName>() {
-                    Ok(n) if !name.is_empty() => n,
-                    _ => return Err(refuse(format!("header name {name:?}"))),
-                };
-                let header_value = value.parse::<async_nats::HeaderValue>().map_err(|_| {
-                    refuse(format!("header {name:?} has a value with a line break"))
-                })?;
-                map.append(header_name, header_value);
-            }
-            Some(map)
+        let data = Bytes::from(batch.data);
+        let slice = |span: &Span, what: &str| {
+            let start = span.start as usize;
+            start
+                .checked_add(span.len as usize)
+                .filter(|end| *end <= data.len())
+                .map(|end| data.slice(start..end))
+                .ok_or_else(|| {
+                    refuse(format!(
+                        "its {what} span {}+{} is outside the batch's {} bytes",
+                        span.start,
+                        span.len,
+                        data.len()
+                    ))
+                })
         };
-        Ok(Outgoing {
-            subject: Subject::from(message.subject),
-            headers,
-            payload: Bytes::from(message.payload),
-        })
+        let names = batch
+            .header_names
+            .iter()
+            .map(|name| match name.parse::<async_nats::HeaderName>() {
+                Ok(parsed) if !name.is_empty() => Ok(parsed),
+                _ => Err(refuse(format!("header name {name:?}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // Messages on one subject usually share its span: check it once.
+        let mut last_subject: Option<((u32, u32), Subject)> = None;
+        let mut messages = Vec::with_capacity(batch.messages.len());
+        for message in &batch.messages {
+            let key = (message.subject.start, message.subject.len);
+            let subject = match &last_subject {
+                Some((seen, subject)) if *seen == key => subject.clone(),
+                _ => {
+                    let subject = Subject::from_utf8(slice(&message.subject, "subject")?)
+                        .map_err(|_| refuse("a subject that is not UTF-8".into()))?;
+                    nats_sink_guest::options::check_subject(&subject)
+                        .map_err(|why| refuse(format!("subject {:?} {why}", subject.as_str())))?;
+                    last_subject = Some((key, subject.clone()));
+                    subject
+                }
+            };
+            let headers = match message.headers.len {
+                0 => None,
+                len => {
+                    let start = message.headers.start as usize;
+                    let run = start
+                        .checked_add(len as usize)
+                        .and_then(|end| batch.headers.get(start..end))
+                        .ok_or_else(|| refuse("a header run outside the batch".into()))?;
+                    let mut map = HeaderMap::new();
+                    for header in run {
+                        let name = names.get(header.name as usize).ok_or_else(|| {
+                            refuse(format!("header name index {} outside the batch", header.name))
+                        })?;
+                        let value = slice(&header.value, "header value")?;
+                        let value = std::str::from_utf8(&value)
+                            .ok()
+                            .and_then(|v| v.parse::<async_nats::HeaderValue>().ok())
+                            .ok_or_else(|| {
+                                refuse(format!(
+                                    "header {name} has a value with a line break or not in UTF-8"
+                                ))
+                            })?;
+                        map.append(name.clone(), value);
+                    }
+                    Some(map)
+                }
+            };
+            messages.push(Outgoing {
+                subject,
+                headers,
+                payload: slice(&message.payload, "payload")?,
+            });
+        }
+        Ok(messages)
     }
 }
 
@@ -436,18 +489,17 @@ impl NatsConnection {
         Ok(route)
     }
 
-    pub async fn publish(&mut self, messages: Vec<Message>) -> Result<(), TransportError> {
-        let result = self.publish_all(messages).await;
+    pub async fn publish(&mut self, batch: Batch) -> Result<(), TransportError> {
+        let result = self.publish_all(batch).await;
         if result.is_err() {
             self.forget_unconfirmed();
         }
         result
     }
 
-    async fn publish_all(&mut self, messages: Vec<Message>) -> Result<(), TransportError> {
-        for message in messages {
-            let size = message.payload.len() as u64;
-            let outgoing = Outgoing::checked(message)?;
+    async fn publish_all(&mut self, batch: Batch) -> Result<(), TransportError> {
+        for outgoing in Outgoing::unpack(batch)? {
+            let size = outgoing.payload.len() as u64;
             let subject = outgoing.subject.as_str();
             let jetstream = match self.routes.get(subject) {
                 Some(route) => matches!(route, Route::JetStream { .. }),
@@ -866,35 +918,80 @@ fn is_no_responders(e: &(dyn std::error::Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bindings::transport::{Header, Message};
 
-    fn message(subject: &str, headers: &[(&str, &str)]) -> Message {
-        Message {
-            subject: subject.into(),
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-            payload: b"{}".to_vec(),
+    /// A batch of one message on `subject` with `headers`, laid out as a guest would.
+    fn batch(subject: &str, pairs: &[(&str, &str)]) -> Batch {
+        let mut data = subject.as_bytes().to_vec();
+        let span = |data: &mut Vec<u8>, bytes: &[u8]| {
+            let start = data.len() as u32;
+            data.extend_from_slice(bytes);
+            Span {
+                start,
+                len: bytes.len() as u32,
+            }
+        };
+        let payload = span(&mut data, b"{}");
+        let headers: Vec<Header> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (_, value))| Header {
+                name: i as u32,
+                value: span(&mut data, value.as_bytes()),
+            })
+            .collect();
+        Batch {
+            data,
+            header_names: pairs.iter().map(|(name, _)| name.to_string()).collect(),
+            messages: vec![Message {
+                subject: Span {
+                    start: 0,
+                    len: subject.len() as u32,
+                },
+                payload,
+                headers: Span {
+                    start: 0,
+                    len: headers.len() as u32,
+                },
+            }],
+            headers,
         }
     }
 
     #[test]
-    fn a_bad_message_from_the_guest_is_an_error_not_a_panic() {
-        let refused = |m: Message| match Outgoing::checked(m) {
+    fn a_bad_batch_from_the_guest_is_an_error_not_a_panic() {
+        let refused = |b: Batch| match Outgoing::unpack(b) {
             Err(TransportError::Publish(why)) => why,
             Err(other) => panic!("{other:?}"),
             Ok(_) => panic!("accepted"),
         };
-        assert!(refused(message("", &[])).contains("subject \"\""));
-        assert!(refused(message("orders.*", &[])).contains("wildcard"));
-        assert!(refused(message("a b", &[])).contains("whitespace"));
-        assert!(refused(message("ok", &[("Bad:Name", "v")])).contains("header name"));
-        assert!(refused(message("ok", &[("", "v")])).contains("header name"));
-        assert!(refused(message("ok", &[("X-Id", "a\r\nPUB x 1")])).contains("line break"));
-        let fine = Outgoing::checked(message("orders.eu", &[("Nats-Msg-Id", "s:1:0")])).unwrap();
-        assert_eq!(fine.subject.as_str(), "orders.eu");
+        assert!(refused(batch("", &[])).contains("subject \"\""));
+        assert!(refused(batch("orders.*", &[])).contains("wildcard"));
+        assert!(refused(batch("a b", &[])).contains("whitespace"));
+        assert!(refused(batch("ok", &[("Bad:Name", "v")])).contains("header name"));
+        assert!(refused(batch("ok", &[("", "v")])).contains("header name"));
+        assert!(refused(batch("ok", &[("X-Id", "a\r\nPUB x 1")])).contains("line break"));
+        let mut outside = batch("ok", &[]);
+        outside.messages[0].payload.len = 1000;
+        assert!(refused(outside).contains("payload span 2+1000 is outside the batch's 4 bytes"));
+        let mut overflow = batch("ok", &[]);
+        overflow.messages[0].subject = Span { start: u32::MAX, len: u32::MAX };
+        assert!(refused(overflow).contains("outside the batch"));
+        let mut bad_index = batch("ok", &[("X-A", "v")]);
+        bad_index.headers[0].name = 7;
+        assert!(refused(bad_index).contains("header name index 7"));
+        let mut bad_run = batch("ok", &[("X-A", "v")]);
+        bad_run.messages[0].headers.start = 3;
+        assert!(refused(bad_run).contains("header run outside the batch"));
+        let mut not_utf8 = batch("ok", &[]);
+        not_utf8.data[0] = 0xff;
+        assert!(refused(not_utf8).contains("not UTF-8"));
+
+        let fine = Outgoing::unpack(batch("orders.eu", &[("Nats-Msg-Id", "s:1:0")])).unwrap();
+        assert_eq!(fine[0].subject.as_str(), "orders.eu");
+        assert_eq!(&fine[0].payload[..], b"{}");
         assert_eq!(
-            fine.headers.unwrap().get("Nats-Msg-Id").map(|v| v.as_str()),
+            fine[0].headers.as_ref().unwrap().get("Nats-Msg-Id").map(|v| v.as_str()),
             Some("s:1:0")
         );
     }

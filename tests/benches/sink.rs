@@ -195,9 +195,10 @@ struct Discard {
 }
 
 impl nats_sink_guest::sink::Transport for Discard {
-    fn publish(&mut self, messages: Vec<guest::Message>) -> Result<(), guest::TransportError> {
-        self.messages += messages.len() as u64;
+    fn publish(&mut self, batch: guest::Batch) -> Result<(), guest::TransportError> {
+        self.messages += batch.messages.len() as u64;
         if self.keep {
+            let messages = nats_sink_guest::batch::unpack(&batch).expect("a well-formed batch");
             self.kept.extend(messages.into_iter().map(|m| m.payload));
         }
         Ok(())
@@ -243,11 +244,33 @@ struct Blocking<'a> {
     connection: NatsConnection,
 }
 
-fn to_host_message(m: guest::Message) -> nats_sink::bindings::transport::Message {
-    nats_sink::bindings::transport::Message {
-        subject: m.subject,
-        headers: m.headers,
-        payload: m.payload,
+/// The same batch in the host's generated types (both come from the one WIT record).
+fn to_host_batch(b: guest::Batch) -> nats_sink::bindings::transport::Batch {
+    use nats_sink::bindings::transport as h;
+    let span = |s: guest::Span| h::Span {
+        start: s.start,
+        len: s.len,
+    };
+    h::Batch {
+        data: b.data,
+        header_names: b.header_names,
+        headers: b
+            .headers
+            .into_iter()
+            .map(|x| h::Header {
+                name: x.name,
+                value: span(x.value),
+            })
+            .collect(),
+        messages: b
+            .messages
+            .into_iter()
+            .map(|m| h::Message {
+                subject: span(m.subject),
+                payload: span(m.payload),
+                headers: span(m.headers),
+            })
+            .collect(),
     }
 }
 
@@ -261,10 +284,9 @@ fn to_guest_error(e: nats_sink::bindings::transport::TransportError) -> guest::T
 }
 
 impl nats_sink_guest::sink::Transport for Blocking<'_> {
-    fn publish(&mut self, messages: Vec<guest::Message>) -> Result<(), guest::TransportError> {
-        let messages = messages.into_iter().map(to_host_message).collect();
+    fn publish(&mut self, batch: guest::Batch) -> Result<(), guest::TransportError> {
         self.runtime
-            .block_on(self.connection.publish(messages))
+            .block_on(self.connection.publish(to_host_batch(batch)))
             .map_err(to_guest_error)
     }
     fn flush(&mut self) -> Result<(), guest::TransportError> {

@@ -33,16 +33,33 @@ export class Connection {
     return new Connection();
   }
 
-  publish(messages) {
+  // A batch packs every subject, header value and payload into `data`; each message names
+  // its parts by spans (see wit/nats-sink.wit).
+  publish(batch) {
     const { nc, jetstream } = connected;
+    const { data, headerNames, headers: all, messages } = batch;
+    const text = new TextDecoder('utf-8', { fatal: true });
+    const bytes = (s) => {
+      if (s.start + s.len > data.length) {
+        throw new Error(`span ${s.start}+${s.len} is outside the batch's ${data.length} bytes`);
+      }
+      return data.subarray(s.start, s.start + s.len);
+    };
     for (const m of messages) {
-      const h = m.headers.length ? headers() : undefined;
-      for (const [name, value] of m.headers) h.append(name, value);
       try {
+        let h;
+        if (m.headers.len > 0) {
+          h = headers();
+          for (const x of all.slice(m.headers.start, m.headers.start + m.headers.len)) {
+            h.append(headerNames[x.name], text.decode(bytes(x.value)));
+          }
+        }
+        const subject = text.decode(bytes(m.subject));
+        const payload = bytes(m.payload);
         if (jetstream) {
-          pending.push(jetstream.publish(m.subject, m.payload, { headers: h }));
+          pending.push(jetstream.publish(subject, payload, { headers: h }));
         } else {
-          nc.publish(m.subject, m.payload, { headers: h });
+          nc.publish(subject, payload, { headers: h });
         }
       } catch (e) {
         throw fail('publish', String(e && e.message ? e.message : e));

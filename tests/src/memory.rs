@@ -16,8 +16,35 @@ wasmtime::component::bindgen!({
     with: { "nats-sink:sink/transport.connection": MemoryConnection },
 });
 
-pub use self::nats_sink::sink::transport::{Auth, ConnectConfig, Message, TransportError};
+pub use self::nats_sink::sink::transport::{Auth, Batch, ConnectConfig, Span, TransportError};
 pub use exports::nats_sink::sink::sink::{ChildRange, Column, Interval, Row, SinkError, Value};
+
+/// One published message, unpacked from its batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub subject: String,
+    pub headers: Vec<(String, String)>,
+    pub payload: Vec<u8>,
+}
+
+/// A batch's messages; a span or index outside the batch is a test failure.
+pub fn unpack(batch: &Batch) -> Vec<Message> {
+    let bytes = |s: &Span| batch.data[s.start as usize..(s.start + s.len) as usize].to_vec();
+    let text = |s: &Span| String::from_utf8(bytes(s)).expect("UTF-8 text in the batch");
+    batch
+        .messages
+        .iter()
+        .map(|m| Message {
+            subject: text(&m.subject),
+            headers: batch.headers
+                [m.headers.start as usize..(m.headers.start + m.headers.len) as usize]
+                .iter()
+                .map(|h| (batch.header_names[h.name as usize].clone(), text(&h.value)))
+                .collect(),
+            payload: bytes(&m.payload),
+        })
+        .collect()
+}
 
 /// One recorded transport call.
 #[derive(Debug, Clone)]
@@ -94,16 +121,16 @@ impl self::nats_sink::sink::transport::HostConnection for MemoryState {
     async fn publish(
         &mut self,
         _: Resource<MemoryConnection>,
-        messages: Vec<Message>,
+        batch: Batch,
     ) -> wasmtime::Result<Result<(), TransportError>> {
         if let Some(e) = self.recorder.faults.lock().unwrap().publish.take() {
             return Ok(Err(e));
         }
         self.recorder
             .messages
-            .fetch_add(messages.len() as u64, Ordering::Relaxed);
+            .fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
         if !self.recorder.discard.load(Ordering::Relaxed) {
-            self.recorder.record(Call::Publish(messages));
+            self.recorder.record(Call::Publish(unpack(&batch)));
         }
         Ok(Ok(()))
     }

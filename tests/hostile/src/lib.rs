@@ -4,7 +4,9 @@
 //! - `loop-in-write`: `write` never returns;
 //! - `alloc-in-write`: `write` allocates until memory runs out;
 //! - `empty-subject`, `wildcard-subject`, `oversized-payload`, `bad-header`: `write` publishes
-//!   one such message per row.
+//!   one such message per row;
+//! - `span-outside`, `header-index-outside`: `write` publishes a batch whose payload span, or
+//!   header name index, points outside it.
 //!
 //! Other options are passed to the transport as `server_url` (one `host:port`).
 
@@ -20,7 +22,48 @@ mod component {
     use exports::nats_sink::sink::sink::{
         Column, Guest, GuestNatsSink, NatsSink, OptionInfo, OptionProblem, Row, SinkError, Target,
     };
-    use nats_sink::sink::transport::{Auth, ConnectConfig, Connection, Delivery, Message};
+    use nats_sink::sink::transport::{
+        Auth, Batch, ConnectConfig, Connection, Delivery, Header, Message, Span,
+    };
+
+    /// A batch of `count` copies of one message, laid out as the real guest lays them out.
+    fn batch(count: usize, subject: &str, headers: &[(&str, &str)], payload: &[u8]) -> Batch {
+        let mut data = Vec::new();
+        let mut span = |bytes: &[u8]| {
+            let start = data.len() as u32;
+            data.extend_from_slice(bytes);
+            Span {
+                start,
+                len: bytes.len() as u32,
+            }
+        };
+        let subject = span(subject.as_bytes());
+        let payload = span(payload);
+        let header_list: Vec<Header> = headers
+            .iter()
+            .enumerate()
+            .map(|(i, (_, value))| Header {
+                name: i as u32,
+                value: span(value.as_bytes()),
+            })
+            .collect();
+        let run = Span {
+            start: 0,
+            len: header_list.len() as u32,
+        };
+        Batch {
+            data,
+            header_names: headers.iter().map(|(n, _)| n.to_string()).collect(),
+            headers: header_list,
+            messages: (0..count)
+                .map(|_| Message {
+                    subject,
+                    payload,
+                    headers: run,
+                })
+                .collect(),
+        }
+    }
 
     struct Hostile;
 
@@ -107,41 +150,30 @@ mod component {
         fn begin_checkpoint(&self, _: u64) {}
 
         fn write(&self, rows: Vec<Row>) -> Result<(), SinkError> {
-            let message =
-                |subject: &str, headers: Vec<(String, String)>, payload: Vec<u8>| Message {
-                    subject: subject.into(),
-                    headers,
-                    payload,
-                };
-            let messages: Vec<Message> = match self.behaviour.as_str() {
+            let n = rows.len();
+            let batch = match self.behaviour.as_str() {
                 "loop-in-write" => loop {
                     std::hint::black_box(&rows);
                 },
                 "alloc-in-write" => loop {
                     self.kept.borrow_mut().push(vec![1u8; 1 << 20]);
                 },
-                "empty-subject" => rows
-                    .iter()
-                    .map(|_| message("", vec![], b"{}".to_vec()))
-                    .collect(),
-                "wildcard-subject" => rows
-                    .iter()
-                    .map(|_| message("orders.>", vec![], b"{}".to_vec()))
-                    .collect(),
-                "oversized-payload" => rows
-                    .iter()
-                    .map(|_| message("hostile", vec![], vec![b'x'; 2 << 20]))
-                    .collect(),
-                "bad-header" => rows
-                    .iter()
-                    .map(|_| {
-                        message(
-                            "hostile",
-                            vec![("X-Smuggle".into(), "a\r\nPUB other 1".into())],
-                            b"{}".to_vec(),
-                        )
-                    })
-                    .collect(),
+                "empty-subject" => batch(n, "", &[], b"{}"),
+                "wildcard-subject" => batch(n, "orders.>", &[], b"{}"),
+                "oversized-payload" => batch(n, "hostile", &[], &vec![b'x'; 2 << 20]),
+                "bad-header" => batch(n, "hostile", &[("X-Smuggle", "a\r\nPUB other 1")], b"{}"),
+                "span-outside" => {
+                    let mut b = batch(n, "hostile", &[], b"{}");
+                    for m in &mut b.messages {
+                        m.payload.len = u32::MAX;
+                    }
+                    b
+                }
+                "header-index-outside" => {
+                    let mut b = batch(n, "hostile", &[("X-A", "v")], b"{}");
+                    b.headers[0].name = 9;
+                    b
+                }
                 other => {
                     return Err(SinkError::InvalidOptions(vec![OptionProblem {
                         name: "behaviour".into(),
@@ -150,7 +182,7 @@ mod component {
                 }
             };
             match &self.connection {
-                Some(connection) => connection.publish(&messages).map_err(transport_error),
+                Some(connection) => connection.publish(&batch).map_err(transport_error),
                 None => Err(SinkError::Connection("no server_url given".into())),
             }
         }

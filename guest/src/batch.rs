@@ -1,0 +1,194 @@
+//! Messages packed into one `batch` for one crossing of the boundary: every subject, header
+//! value and payload is a span of one byte buffer (see `wit/nats-sink.wit`).
+
+use crate::bindings::{Batch, Header, Message, Span};
+
+/// Where a batch ended, to take back a row that failed half way.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    data: usize,
+    headers: usize,
+}
+
+/// Builds a batch message by message.
+pub struct BatchBuilder {
+    batch: Batch,
+}
+
+fn span(start: usize, end: usize) -> Span {
+    Span {
+        start: start as u32,
+        len: (end - start) as u32,
+    }
+}
+
+impl BatchBuilder {
+    /// An empty batch whose headers name `header_names`, with room for `bytes` of data.
+    pub fn new(header_names: Vec<String>, bytes: usize, messages: usize) -> BatchBuilder {
+        BatchBuilder {
+            batch: Batch {
+                data: Vec::with_capacity(bytes),
+                header_names,
+                headers: Vec::new(),
+                messages: Vec::with_capacity(messages),
+            },
+        }
+    }
+
+    /// The buffer, to encode into in place; `span_since` then names what was written.
+    pub fn data(&mut self) -> &mut Vec<u8> {
+        &mut self.batch.data
+    }
+
+    pub fn data_len(&self) -> usize {
+        self.batch.data.len()
+    }
+
+    /// The bytes written since `start`.
+    pub fn span_since(&self, start: usize) -> Span {
+        span(start, self.batch.data.len())
+    }
+
+    pub fn push_bytes(&mut self, bytes: &[u8]) -> Span {
+        let start = self.batch.data.len();
+        self.batch.data.extend_from_slice(bytes);
+        self.span_since(start)
+    }
+
+    /// Header `name` (an index into the header names) of the message being built.
+    pub fn push_header(&mut self, name: u32, value: Span) {
+        self.batch.headers.push(Header { name, value });
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark {
+            data: self.batch.data.len(),
+            headers: self.batch.headers.len(),
+        }
+    }
+
+    /// Drop everything written since `mark`.
+    pub fn rewind(&mut self, mark: Mark) {
+        self.batch.data.truncate(mark.data);
+        self.batch.headers.truncate(mark.headers);
+    }
+
+    /// Close the message whose headers were pushed since `mark`.
+    pub fn push_message(&mut self, mark: Mark, subject: Span, payload: Span) {
+        let headers = span(mark.headers, self.batch.headers.len());
+        self.batch.messages.push(Message {
+            subject,
+            payload,
+            headers,
+        });
+    }
+
+    pub fn messages(&self) -> usize {
+        self.batch.messages.len()
+    }
+
+    pub fn finish(self) -> Batch {
+        self.batch
+    }
+}
+
+/// One message of a batch as owned parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpacked {
+    pub subject: String,
+    pub headers: Vec<(String, String)>,
+    pub payload: Vec<u8>,
+}
+
+/// A batch's messages as owned parts, or a description of the first span or index that
+/// points outside the batch.
+pub fn unpack(batch: &Batch) -> Result<Vec<Unpacked>, String> {
+    let bytes = |s: &Span| {
+        let start = s.start as usize;
+        batch
+            .data
+            .get(start..start + s.len as usize)
+            .ok_or_else(|| format!("span {}+{} is outside the data", s.start, s.len))
+    };
+    let text = |s: &Span| {
+        bytes(s).and_then(|b| String::from_utf8(b.to_vec()).map_err(|e| e.to_string()))
+    };
+    batch
+        .messages
+        .iter()
+        .map(|m| {
+            let (start, len) = (m.headers.start as usize, m.headers.len as usize);
+            let headers = batch
+                .headers
+                .get(start..start + len)
+                .ok_or("header run outside the batch")?
+                .iter()
+                .map(|h| {
+                    let name = batch
+                        .header_names
+                        .get(h.name as usize)
+                        .ok_or("header name index outside the batch")?;
+                    Ok((name.clone(), text(&h.value)?))
+                })
+                .collect::<Result<_, String>>()?;
+            Ok(Unpacked {
+                subject: text(&m.subject)?,
+                headers,
+                payload: bytes(&m.payload)?.to_vec(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_share_one_buffer_and_a_rewind_drops_a_half_built_one() {
+        let mut b = BatchBuilder::new(vec!["X-A".into()], 64, 2);
+        let subject = b.push_bytes(b"orders");
+        let mark = b.mark();
+        let start = b.data_len();
+        b.data().extend_from_slice(b"{\"id\":1}");
+        let payload = b.span_since(start);
+        let value = b.push_bytes(b"v1");
+        b.push_header(0, value);
+        b.push_message(mark, subject, payload);
+
+        let half = b.mark();
+        b.data().extend_from_slice(b"{\"id\":");
+        b.push_header(0, Span { start: 0, len: 1 });
+        b.rewind(half);
+
+        let mark = b.mark();
+        let payload = b.push_bytes(b"{}");
+        b.push_message(mark, subject, payload);
+        assert_eq!(b.messages(), 2);
+        let batch = b.finish();
+        assert_eq!(batch.data, b"orders{\"id\":1}v1{}");
+        assert_eq!(
+            unpack(&batch).unwrap(),
+            vec![
+                Unpacked {
+                    subject: "orders".into(),
+                    headers: vec![("X-A".into(), "v1".into())],
+                    payload: b"{\"id\":1}".to_vec(),
+                },
+                Unpacked {
+                    subject: "orders".into(),
+                    headers: vec![],
+                    payload: b"{}".to_vec(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn spans_outside_the_batch_are_reported() {
+        let mut b = BatchBuilder::new(vec![], 0, 1);
+        let mark = b.mark();
+        b.push_message(mark, Span { start: 0, len: 5 }, Span { start: 0, len: 0 });
+        assert!(unpack(&b.finish()).unwrap_err().contains("outside the data"));
+    }
+}

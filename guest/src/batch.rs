@@ -110,9 +110,8 @@ pub fn unpack(batch: &Batch) -> Result<Vec<Unpacked>, String> {
             .get(start..start + s.len as usize)
             .ok_or_else(|| format!("span {}+{} is outside the data", s.start, s.len))
     };
-    let text = |s: &Span| {
-        bytes(s).and_then(|b| String::from_utf8(b.to_vec()).map_err(|e| e.to_string()))
-    };
+    let text =
+        |s: &Span| bytes(s).and_then(|b| String::from_utf8(b.to_vec()).map_err(|e| e.to_string()));
     batch
         .messages
         .iter()
@@ -189,6 +188,8 @@ mod tests {
         let mut b = BatchBuilder::new(vec![], 0, 1);
         let mark = b.mark();
         b.push_message(mark, Span { start: 0, len: 5 }, Span { start: 0, len: 0 });
-        assert!(unpack(&b.finish()).unwrap_err().contains("outside the data"));
+        assert!(unpack(&b.finish())
+            .unwrap_err()
+            .contains("outside the data"));
     }
 }

@@ -624,7 +624,13 @@ mod tests {
 
     fn one_with(modes: Modes, ty: &str, value: Value) -> Result<String, RowError> {
         let mut out = Vec::new();
-        Encoder::new(modes).encode_row(&schema(&[("v", ty)]), &Row { values: vec![value] }, &mut out)?;
+        Encoder::new(modes).encode_row(
+            &schema(&[("v", ty)]),
+            &Row {
+                values: vec![value],
+            },
+            &mut out,
+        )?;
         Ok(String::from_utf8(out).unwrap())
     }
 
@@ -639,17 +645,60 @@ mod tests {
         };
         let micros = 1_516_991_409_453_001;
         let case = |modes, ty, value| one_with(modes, ty, value).unwrap();
-        assert_eq!(case(modes, "date", Value::Date(-1)), r#"{"v":"1969-12-31"}"#);
-        assert_eq!(case(modes, "time", Value::Time(3_723_000_045)), r#"{"v":"01:02:03.000045"}"#);
-        assert_eq!(case(modes, "timestamp", Value::Timestamp(micros)), r#"{"v":"2018-01-26 18:30:09.453001"}"#);
-        assert_eq!(case(modes, "timestamptz", Value::Timestamptz(micros)), r#"{"v":"2018-01-26T18:30:09.453001Z"}"#);
-        assert_eq!(case(modes, "jsonb", Value::Jsonb(r#"{"a": [1, "x"]}"#.into())), r#"{"v":{"a":[1,"x"]}}"#);
+        assert_eq!(
+            case(modes, "date", Value::Date(-1)),
+            r#"{"v":"1969-12-31"}"#
+        );
+        assert_eq!(
+            case(modes, "time", Value::Time(3_723_000_045)),
+            r#"{"v":"01:02:03.000045"}"#
+        );
+        assert_eq!(
+            case(modes, "timestamp", Value::Timestamp(micros)),
+            r#"{"v":"2018-01-26 18:30:09.453001"}"#
+        );
+        assert_eq!(
+            case(modes, "timestamptz", Value::Timestamptz(micros)),
+            r#"{"v":"2018-01-26T18:30:09.453001Z"}"#
+        );
+        assert_eq!(
+            case(modes, "jsonb", Value::Jsonb(r#"{"a": [1, "x"]}"#.into())),
+            r#"{"v":{"a":[1,"x"]}}"#
+        );
         assert_eq!(case(modes, "integer", Value::Int32(5)), r#"{"v":5}"#);
-        let numeric = |timestamptz| Modes { timestamptz, date: DateMode::FromEpoch, ..Modes::default() };
-        assert_eq!(case(numeric(TimestamptzMode::Micro), "timestamptz", Value::Timestamptz(-1)), r#"{"v":-1}"#);
-        assert_eq!(case(numeric(TimestamptzMode::Milli), "timestamptz", Value::Timestamptz(-1)), r#"{"v":-1}"#);
-        assert_eq!(case(numeric(TimestamptzMode::Milli), "timestamptz", Value::Timestamptz(micros)), r#"{"v":1516991409453}"#);
-        assert_eq!(case(numeric(TimestamptzMode::Milli), "date", Value::Date(-1)), r#"{"v":-1}"#);
+        let numeric = |timestamptz| Modes {
+            timestamptz,
+            date: DateMode::FromEpoch,
+            ..Modes::default()
+        };
+        assert_eq!(
+            case(
+                numeric(TimestamptzMode::Micro),
+                "timestamptz",
+                Value::Timestamptz(-1)
+            ),
+            r#"{"v":-1}"#
+        );
+        assert_eq!(
+            case(
+                numeric(TimestamptzMode::Milli),
+                "timestamptz",
+                Value::Timestamptz(-1)
+            ),
+            r#"{"v":-1}"#
+        );
+        assert_eq!(
+            case(
+                numeric(TimestamptzMode::Milli),
+                "timestamptz",
+                Value::Timestamptz(micros)
+            ),
+            r#"{"v":1516991409453}"#
+        );
+        assert_eq!(
+            case(numeric(TimestamptzMode::Milli), "date", Value::Date(-1)),
+            r#"{"v":-1}"#
+        );
         let err = one_with(modes, "jsonb", Value::Jsonb("{".into())).unwrap_err();
         assert!(err.message.contains("invalid jsonb"), "{err}");
         let err = one_with(modes, "date", Value::Date(i32::MAX)).unwrap_err();

@@ -155,8 +155,14 @@ const HEADER_PREFIX: &str = "headers.";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
     Plain,
-    UserPassword { username: String, password: String },
-    Credential { jwt: String, nkey_seed: String },
+    UserPassword {
+        username: String,
+        password: String,
+    },
+    Credential {
+        jwt: String,
+        nkey_seed: String,
+    },
     Token(String),
     /// A `.creds` file's path; the host reads it, the guest has no file system.
     CredentialsFile(String),
@@ -336,7 +342,14 @@ impl SinkConfig {
 }
 
 /// The options only some `connect_mode`s use.
-const AUTH_OPTIONS: [&str; 6] = ["username", "password", "jwt", "nkey", "token", "credentials_file"];
+const AUTH_OPTIONS: [&str; 6] = [
+    "username",
+    "password",
+    "jwt",
+    "nkey",
+    "token",
+    "credentials_file",
+];
 const CONNECT_MODES: &str =
     "`plain`, `user_and_password`, `credential`, `token`, `creds_file` or `nkey`";
 
@@ -430,13 +443,18 @@ fn parse_tls(given: &BTreeMap<&str, &str>, tls_scheme: bool, c: &mut Collector) 
         Some(raw) => match parse_bool(raw) {
             Some(required) => required,
             None => {
-                c.push("tls.required", format!("must be `true` or `false`, got `{raw}`"));
+                c.push(
+                    "tls.required",
+                    format!("must be `true` or `false`, got `{raw}`"),
+                );
                 false
             }
         },
     };
     let files = tls != Tls::default();
-    if given.get("tls.required").and_then(|raw| parse_bool(raw)) == Some(false) && (files || tls_scheme) {
+    if given.get("tls.required").and_then(|raw| parse_bool(raw)) == Some(false)
+        && (files || tls_scheme)
+    {
         c.push(
             "tls.required",
             "is `false`, but a tls option or a `tls://` server asks for TLS",
@@ -475,7 +493,10 @@ fn parse_headers(given: &BTreeMap<&str, &str>, dedupe: bool, c: &mut Collector) 
             continue;
         }
         if dedupe && name.eq_ignore_ascii_case(crate::sink::MESSAGE_ID_HEADER) {
-            c.push(key, "the sink sets this header while dedupe is on; set dedupe=false to give your own");
+            c.push(
+                key,
+                "the sink sets this header while dedupe is on; set dedupe=false to give your own",
+            );
             continue;
         }
         if raw.contains(['\r', '\n']) {
@@ -520,7 +541,10 @@ fn parse_choice<T: Copy + Default>(
         Some((_, value)) => *value,
         None => {
             let words: Vec<String> = choices.iter().map(|(w, _)| format!("`{w}`")).collect();
-            c.push(name, format!("must be one of {}, got `{raw}`", words.join(", ")));
+            c.push(
+                name,
+                format!("must be one of {}, got `{raw}`", words.join(", ")),
+            );
             T::default()
         }
     }
@@ -531,16 +555,51 @@ fn parse_modes(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Modes {
     use DateMode as D;
     use TimestamptzMode as Tz;
     Modes {
-        date: parse_choice(given, "date.handling.mode", &[("from_ce", D::FromCe), ("from_epoch", D::FromEpoch), ("string", D::String)], c),
-        time: parse_choice(given, "time.handling.mode", &[("milli", TimeMode::Milli), ("string", TimeMode::String)], c),
-        timestamp: parse_choice(given, "timestamp.handling.mode", &[("milli", TimestampMode::Milli), ("string", TimestampMode::String)], c),
+        date: parse_choice(
+            given,
+            "date.handling.mode",
+            &[
+                ("from_ce", D::FromCe),
+                ("from_epoch", D::FromEpoch),
+                ("string", D::String),
+            ],
+            c,
+        ),
+        time: parse_choice(
+            given,
+            "time.handling.mode",
+            &[("milli", TimeMode::Milli), ("string", TimeMode::String)],
+            c,
+        ),
+        timestamp: parse_choice(
+            given,
+            "timestamp.handling.mode",
+            &[
+                ("milli", TimestampMode::Milli),
+                ("string", TimestampMode::String),
+            ],
+            c,
+        ),
         timestamptz: parse_choice(
             given,
             "timestamptz.handling.mode",
-            &[("utc_without_suffix", Tz::UtcWithoutSuffix), ("utc_string", Tz::UtcString), ("micro", Tz::Micro), ("milli", Tz::Milli)],
+            &[
+                ("utc_without_suffix", Tz::UtcWithoutSuffix),
+                ("utc_string", Tz::UtcString),
+                ("micro", Tz::Micro),
+                ("milli", Tz::Milli),
+            ],
             c,
         ),
-        jsonb: parse_choice(given, "jsonb.handling.mode", &[("string", JsonbMode::String), ("dynamic", JsonbMode::Dynamic)], c),
+        jsonb: parse_choice(
+            given,
+            "jsonb.handling.mode",
+            &[
+                ("string", JsonbMode::String),
+                ("dynamic", JsonbMode::Dynamic),
+            ],
+            c,
+        ),
     }
 }
 
@@ -641,9 +700,9 @@ pub fn parse_servers(raw: &str) -> Result<(Vec<String>, bool), String> {
                 tls = true;
                 rest
             }
-            Some((scheme, _)) => {
-                return Err(format!("entry {position} (`{entry}`) has scheme `{scheme}://`; use `nats://` or `tls://`"))
-            }
+            Some((scheme, _)) => return Err(format!(
+                "entry {position} (`{entry}`) has scheme `{scheme}://`; use `nats://` or `tls://`"
+            )),
         };
         let (host, port) = match rest.rsplit_once(':') {
             Some((host, port)) => (host, port),
@@ -737,7 +796,10 @@ mod tests {
     fn servers_accept_list_and_scheme() {
         assert_eq!(
             parse_servers("nats://a:1, b:2,NATS://[::1]:4222").unwrap(),
-            (vec!["a:1".to_string(), "b:2".into(), "[::1]:4222".into()], false)
+            (
+                vec!["a:1".to_string(), "b:2".into(), "[::1]:4222".into()],
+                false
+            )
         );
         assert!(parse_servers("a:1,tls://b:2").unwrap().1);
         assert!(parse_servers("a:1,,b:2")
@@ -818,7 +880,10 @@ mod tests {
     #[test]
     fn force_append_only_must_be_true() {
         assert!(problems(&with(&[("force_append_only", "true")])).is_empty());
-        assert_eq!(problems(&with(&[("force_append_only", "false")]))[0].0, "force_append_only");
+        assert_eq!(
+            problems(&with(&[("force_append_only", "false")]))[0].0,
+            "force_append_only"
+        );
     }
 
     #[test]
@@ -921,7 +986,10 @@ mod tests {
             Ok(Auth::Token("s3cret".into()))
         );
         assert_eq!(
-            auth(&[("connect_mode", "creds_file"), ("credentials_file", "/etc/u.creds")]),
+            auth(&[
+                ("connect_mode", "creds_file"),
+                ("credentials_file", "/etc/u.creds")
+            ]),
             Ok(Auth::CredentialsFile("/etc/u.creds".into()))
         );
         assert_eq!(
@@ -929,8 +997,18 @@ mod tests {
             Ok(Auth::Nkey(seed.into()))
         );
         let p = problems(&with(&[("connect_mode", "token")]));
-        assert_eq!(p, vec![("token".into(), "required when connect_mode is `token`".into())]);
-        let p = problems(&with(&[("connect_mode", "nkey"), ("nkey", "SUshort-secret"), ("jwt", "a.b.c")]));
+        assert_eq!(
+            p,
+            vec![(
+                "token".into(),
+                "required when connect_mode is `token`".into()
+            )]
+        );
+        let p = problems(&with(&[
+            ("connect_mode", "nkey"),
+            ("nkey", "SUshort-secret"),
+            ("jwt", "a.b.c"),
+        ]));
         let names: Vec<_> = p.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, vec!["jwt", "nkey"]);
         assert!(p.iter().all(|(_, m)| !m.contains("secret")), "{p:?}");
@@ -941,9 +1019,16 @@ mod tests {
         let tls = |extra| SinkConfig::parse(&opts(&with(extra))).map(|c| c.tls);
         assert_eq!(tls(&[]), Ok(None));
         assert_eq!(tls(&[("tls.required", "true")]), Ok(Some(Tls::default())));
-        assert_eq!(tls(&[("server_url", "tls://h:1")]), Ok(Some(Tls::default())));
         assert_eq!(
-            tls(&[("tls.ca", "ca.pem"), ("tls.cert", "c.pem"), ("tls.key", "k.pem")]),
+            tls(&[("server_url", "tls://h:1")]),
+            Ok(Some(Tls::default()))
+        );
+        assert_eq!(
+            tls(&[
+                ("tls.ca", "ca.pem"),
+                ("tls.cert", "c.pem"),
+                ("tls.key", "k.pem")
+            ]),
             Ok(Some(Tls {
                 ca: Some("ca.pem".into()),
                 cert: Some("c.pem".into()),
@@ -953,16 +1038,26 @@ mod tests {
         let p = problems(&with(&[("tls.cert", "c.pem"), ("tls.ca", " ")]));
         let names: Vec<_> = p.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, vec!["tls.ca", "tls.key"]);
-        let p = problems(&with(&[("tls.required", "false"), ("server_url", "tls://h:1")]));
+        let p = problems(&with(&[
+            ("tls.required", "false"),
+            ("server_url", "tls://h:1"),
+        ]));
         assert!(p[0].1.contains("asks for TLS"), "{p:?}");
-        assert_eq!(problems(&with(&[("tls.required", "maybe")]))[0].0, "tls.required");
+        assert_eq!(
+            problems(&with(&[("tls.required", "maybe")]))[0].0,
+            "tls.required"
+        );
     }
 
     #[test]
     fn subject_templates_are_checked_with_their_literal_parts() {
-        let config = SinkConfig::parse(&opts(&with(&[("subject", "orders.{region}.{{x}}")]))).unwrap();
+        let config =
+            SinkConfig::parse(&opts(&with(&[("subject", "orders.{region}.{{x}}")]))).unwrap();
         assert_eq!(config.subject, "orders.{region}.{{x}}");
-        assert_eq!(config.subject_template.columns().collect::<Vec<_>>(), vec!["region"]);
+        assert_eq!(
+            config.subject_template.columns().collect::<Vec<_>>(),
+            vec!["region"]
+        );
         for (bad, why) in [
             ("orders.{region", "not closed"),
             ("orders..{region}", "empty token"),
@@ -998,7 +1093,11 @@ mod tests {
             assert_eq!(p[0].0, key);
             assert!(p[0].1.contains(why), "{key}: {p:?}");
         }
-        assert!(problems(&with(&[("headers.Nats-Msg-Id", "{id}"), ("dedupe", "false")])).is_empty());
+        assert!(problems(&with(&[
+            ("headers.Nats-Msg-Id", "{id}"),
+            ("dedupe", "false")
+        ]))
+        .is_empty());
     }
 
     #[test]
@@ -1018,7 +1117,11 @@ mod tests {
         assert_eq!(config.modes.date, DateMode::String);
         let p = problems(&with(&[("timestamptz.handling.mode", "local")]));
         assert_eq!(p[0].0, "timestamptz.handling.mode");
-        assert!(p[0].1.contains("`utc_without_suffix`, `utc_string`, `micro`, `milli`, got `local`"), "{p:?}");
+        assert!(
+            p[0].1
+                .contains("`utc_without_suffix`, `utc_string`, `micro`, `milli`, got `local`"),
+            "{p:?}"
+        );
     }
 
     #[test]

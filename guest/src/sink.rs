@@ -219,7 +219,11 @@ impl<T: Transport> Sink<T> {
             data.push(b':');
             data.extend_from_slice(itoa::Buffer::new().format(checkpoint.id).as_bytes());
             data.push(b':');
-            data.extend_from_slice(itoa::Buffer::new().format(checkpoint.next_position).as_bytes());
+            data.extend_from_slice(
+                itoa::Buffer::new()
+                    .format(checkpoint.next_position)
+                    .as_bytes(),
+            );
             checkpoint.next_position += 1;
             let id = batch.span_since(start);
             batch.push_header(self.config.headers.len() as u32, id);
@@ -307,7 +311,8 @@ mod tests {
             if let Some(e) = self.fail_publish.take() {
                 return Err(e);
             }
-            self.published.extend(unpack(&batch).expect("a well-formed batch"));
+            self.published
+                .extend(unpack(&batch).expect("a well-formed batch"));
             Ok(())
         }
         fn flush(&mut self) -> Result<(), TransportError> {
@@ -489,11 +494,10 @@ mod tests {
 
     #[test]
     fn subject_and_headers_come_from_the_row_and_a_bad_value_refuses_only_its_row() {
-        let columns = [("region", "varchar"), ("n", "integer")]
-            .map(|(name, ty)| Column {
-                name: name.into(),
-                data_type: ty.into(),
-            });
+        let columns = [("region", "varchar"), ("n", "integer")].map(|(name, ty)| Column {
+            name: name.into(),
+            data_type: ty.into(),
+        });
         let mut pairs = options();
         pairs.retain(|(k, _)| k != "subject");
         pairs.extend(

@@ -11,7 +11,10 @@ use crate::schema::{DataType, Schema};
 enum Part {
     Literal(String),
     /// A column by name, and its index in the schema once resolved.
-    Column { name: String, index: usize },
+    Column {
+        name: String,
+        index: usize,
+    },
 }
 
 /// A parsed template. Until `resolve` binds it to a schema, column indices are unset.
@@ -67,9 +70,7 @@ impl Template {
                     };
                     let name = &rest[..end];
                     if name.is_empty() || name.contains('{') {
-                        return Err(format!(
-                            "`{{` at byte {at} does not enclose a column name"
-                        ));
+                        return Err(format!("`{{` at byte {at} does not enclose a column name"));
                     }
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
@@ -154,7 +155,10 @@ impl Template {
                     })?;
                     check_slot(&out[start..], slot).map_err(|why| RowError {
                         column: name.clone(),
-                        message: format!("value {:?} cannot fill `{{{name}}}`: {why}", &out[start..]),
+                        message: format!(
+                            "value {:?} cannot fill `{{{name}}}`: {why}",
+                            &out[start..]
+                        ),
                     })?;
                 }
             }
@@ -192,8 +196,12 @@ fn check_slot(text: &str, slot: Slot) -> Result<(), &'static str> {
     match slot {
         Slot::SubjectToken if text.is_empty() => Err("it is empty"),
         Slot::SubjectToken if text.contains(char::is_whitespace) => Err("it contains whitespace"),
-        Slot::SubjectToken if text.contains('.') => Err("it contains `.`, which would add a subject token"),
-        Slot::SubjectToken if text.contains(['*', '>']) => Err("it contains a wildcard (`*` or `>`)"),
+        Slot::SubjectToken if text.contains('.') => {
+            Err("it contains `.`, which would add a subject token")
+        }
+        Slot::SubjectToken if text.contains(['*', '>']) => {
+            Err("it contains a wildcard (`*` or `>`)")
+        }
         Slot::HeaderValue if text.contains(['\r', '\n']) => Err("it contains a line break"),
         _ => Ok(()),
     }
@@ -264,16 +272,24 @@ mod tests {
         let err = render("{region}", row("a\r\nX: y"), Slot::HeaderValue).unwrap_err();
         assert!(err.message.contains("line break"), "{err}");
         // Dots are fine in a header value.
-        assert_eq!(render("{region}", row("a.b"), Slot::HeaderValue).unwrap(), "a.b");
+        assert_eq!(
+            render("{region}", row("a.b"), Slot::HeaderValue).unwrap(),
+            "a.b"
+        );
     }
 
     #[test]
     fn bad_templates_say_where() {
         assert!(Template::parse("a.{b").unwrap_err().contains("not closed"));
         assert!(Template::parse("a.{}").unwrap_err().contains("column name"));
-        assert!(Template::parse("a.b}").unwrap_err().contains("closes nothing"));
+        assert!(Template::parse("a.b}")
+            .unwrap_err()
+            .contains("closes nothing"));
         let mut unknown = Template::parse("a.{nope}").unwrap();
-        assert!(unknown.resolve(&schema()).unwrap_err().contains("not in the schema"));
+        assert!(unknown
+            .resolve(&schema())
+            .unwrap_err()
+            .contains("not in the schema"));
         let mut list = Template::parse("a.{tags}").unwrap();
         assert!(list.resolve(&schema()).unwrap_err().contains("varchar[]"));
         assert_eq!(

@@ -55,11 +55,11 @@ pub use bindings::exports::nats_sink::sink::sink::{
     ChildRange, Column, Interval, OptionInfo, OptionProblem, Row, RowProblem, SinkError, Target,
     Value,
 };
+pub use metrics::{Metrics, MetricsSnapshot};
 pub use runtime::{
     describe_option_problem, describe_sink_error, describe_transport_error, HostError,
     RuntimeConfig, Sink, SinkRuntime, DEFAULT_CPU_LIMIT, DEFAULT_MEMORY_LIMIT,
 };
-pub use metrics::{Metrics, MetricsSnapshot};
 pub use transport::{Route, TransportStats};
 pub use value::{flatten_row, Datum};
 

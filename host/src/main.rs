@@ -187,7 +187,15 @@ async fn main() -> ExitCode {
                 metrics_addr,
             } => {
                 let options = options.pairs()?;
-                run(component, &schema, &input, &options, batch_size, metrics_addr).await
+                run(
+                    component,
+                    &schema,
+                    &input,
+                    &options,
+                    batch_size,
+                    metrics_addr,
+                )
+                .await
             }
             Command::Validate { options } => validate(component, &options.pairs()?).await,
             Command::Check { options } => check(component, &options.pairs()?).await,
@@ -268,20 +276,21 @@ fn serve_metrics(addr: std::net::SocketAddr, metrics: &nats_sink::Metrics) -> Re
         .map_err(|e| Failure::Input(anyhow!("--metrics-addr {addr}: {e}")))?;
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
-    let content_type = tiny_http::Header::from_bytes(
-        "Content-Type",
-        "text/plain; version=0.0.4; charset=utf-8",
-    )
-    .map_err(|()| Failure::Input(anyhow!("the metrics content type")))?;
+    let content_type =
+        tiny_http::Header::from_bytes("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            .map_err(|()| Failure::Input(anyhow!("the metrics content type")))?;
     if let Some(bound) = server.server_addr().to_ip() {
         eprintln!("nats-sink: metrics at http://{bound}/metrics");
     }
     std::thread::spawn(move || {
         for request in server.incoming_requests() {
             let response = match request.url() {
-                "/metrics" => tiny_http::Response::from_string(nats_sink::metrics::prometheus_text(&registry))
-                    .with_header(content_type.clone()),
-                _ => tiny_http::Response::from_string("not found; try /metrics\n").with_status_code(404),
+                "/metrics" => {
+                    tiny_http::Response::from_string(nats_sink::metrics::prometheus_text(&registry))
+                        .with_header(content_type.clone())
+                }
+                _ => tiny_http::Response::from_string("not found; try /metrics\n")
+                    .with_status_code(404),
             };
             let _ = request.respond(response);
         }

@@ -111,7 +111,11 @@ impl Metrics {
         let m = &self.inner;
         let registry = registry.sub_registry_with_prefix("nats_sink");
         registry.register("rows", "Rows the guest accepted", m.rows.clone());
-        registry.register("rows_refused", "Rows the guest refused", m.rows_refused.clone());
+        registry.register(
+            "rows_refused",
+            "Rows the guest refused",
+            m.rows_refused.clone(),
+        );
         registry.register("messages", "Messages published", m.messages.clone());
         registry.register_with_unit(
             "payload",
@@ -182,7 +186,8 @@ impl Metrics {
             return;
         };
         let m = &self.inner;
-        m.messages.inc_by(now.messages.saturating_sub(seen.messages));
+        m.messages
+            .inc_by(now.messages.saturating_sub(seen.messages));
         m.payload_bytes
             .inc_by(now.payload_bytes.saturating_sub(seen.payload_bytes));
         m.retries.inc_by(now.resent.saturating_sub(seen.resent));

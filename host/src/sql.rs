@@ -28,7 +28,9 @@ pub enum SqlError {
     UnsupportedEncode(String),
     #[error("option `{0}` is given in both WITH and ENCODE JSON (...)")]
     Repeated(String),
-    #[error("option `{key}`: the value must be a string, number or boolean literal, got `{value}`")]
+    #[error(
+        "option `{key}`: the value must be a string, number or boolean literal, got `{value}`"
+    )]
     NotALiteral { key: String, value: String },
 }
 
@@ -209,7 +211,10 @@ mod tests {
             "create sink s as select id, note from t where id > 3 with (connector='nats')",
         )
         .unwrap();
-        assert_eq!(sink.source.as_deref(), Some("SELECT id, note FROM t WHERE id > 3"));
+        assert_eq!(
+            sink.source.as_deref(),
+            Some("SELECT id, note FROM t WHERE id > 3")
+        );
         assert_eq!(sink.options, pairs(&[("connector", "nats")]));
     }
 

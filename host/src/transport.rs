@@ -200,7 +200,10 @@ impl Outgoing {
                     let mut map = HeaderMap::new();
                     for header in run {
                         let name = names.get(header.name as usize).ok_or_else(|| {
-                            refuse(format!("header name index {} outside the batch", header.name))
+                            refuse(format!(
+                                "header name index {} outside the batch",
+                                header.name
+                            ))
                         })?;
                         let value = slice(&header.value, "header value")?;
                         let value = std::str::from_utf8(&value)
@@ -975,7 +978,10 @@ mod tests {
         outside.messages[0].payload.len = 1000;
         assert!(refused(outside).contains("payload span 2+1000 is outside the batch's 4 bytes"));
         let mut overflow = batch("ok", &[]);
-        overflow.messages[0].subject = Span { start: u32::MAX, len: u32::MAX };
+        overflow.messages[0].subject = Span {
+            start: u32::MAX,
+            len: u32::MAX,
+        };
         assert!(refused(overflow).contains("outside the batch"));
         let mut bad_index = batch("ok", &[("X-A", "v")]);
         bad_index.headers[0].name = 7;
@@ -991,7 +997,12 @@ mod tests {
         assert_eq!(fine[0].subject.as_str(), "orders.eu");
         assert_eq!(&fine[0].payload[..], b"{}");
         assert_eq!(
-            fine[0].headers.as_ref().unwrap().get("Nats-Msg-Id").map(|v| v.as_str()),
+            fine[0]
+                .headers
+                .as_ref()
+                .unwrap()
+                .get("Nats-Msg-Id")
+                .map(|v| v.as_str()),
             Some("s:1:0")
         );
     }

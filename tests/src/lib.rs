@@ -500,7 +500,11 @@ pub fn spawn_cli_fed(args: &[&str], feed: std::sync::mpsc::Receiver<String>) -> 
     let mut input = child.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || {
         for chunk in feed {
-            if input.write_all(chunk.as_bytes()).and_then(|()| input.flush()).is_err() {
+            if input
+                .write_all(chunk.as_bytes())
+                .and_then(|()| input.flush())
+                .is_err()
+            {
                 break;
             }
         }

@@ -47,7 +47,12 @@ async fn tls_with_the_right_ca_delivers_and_a_wrong_or_missing_ca_is_refused() {
     let base = plain_options(&server, "secure.rows");
 
     let ca = pki.path("ca");
-    let out = sink_lines(&with(&base, &[("tls.ca", &ca)]), &[("id", "integer")], "{\"id\":1}\n").await;
+    let out = sink_lines(
+        &with(&base, &[("tls.ca", &ca)]),
+        &[("id", "integer")],
+        "{\"id\":1}\n",
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let got = collect(&mut sub, 1, WAIT).await;
     assert_eq!(text(&got[0].payload), r#"{"id":1}"#);
@@ -82,9 +87,14 @@ async fn tls_with_the_right_ca_delivers_and_a_wrong_or_missing_ca_is_refused() {
     .await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("option `tls.ca`: `/nonexistent/ca.pem`"), "{stderr}");
+    assert!(
+        stderr.contains("option `tls.ca`: `/nonexistent/ca.pem`"),
+        "{stderr}"
+    );
     // Only the first row arrived.
-    assert!(collect(&mut sub, 1, Duration::from_millis(300)).await.is_empty());
+    assert!(collect(&mut sub, 1, Duration::from_millis(300))
+        .await
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -92,14 +102,20 @@ async fn tls_required_refuses_a_plain_server() {
     let server = NatsServer::start();
     let base = plain_options(&server, "rows");
     let out = sink_lines(
-        &with(&base, &[("tls.required", "true"), ("connect_timeout_ms", "3000")]),
+        &with(
+            &base,
+            &[("tls.required", "true"), ("connect_timeout_ms", "3000")],
+        ),
         &[("id", "integer")],
         "{\"id\":1}\n",
     )
     .await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("TLS is required, but the server answered in plain text"), "{stderr}");
+    assert!(
+        stderr.contains("TLS is required, but the server answered in plain text"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,10 +128,17 @@ async fn mutual_tls_presents_the_client_certificate() {
     let base = plain_options(&server, "mtls.rows");
     let (ca, cert, key) = (pki.path("ca"), pki.path("client"), pki.path("client-key"));
 
-    let tls = [("tls.ca", ca.as_str()), ("tls.cert", &cert), ("tls.key", &key)];
+    let tls = [
+        ("tls.ca", ca.as_str()),
+        ("tls.cert", &cert),
+        ("tls.key", &key),
+    ];
     let out = sink_lines(&with(&base, &tls), &[("id", "integer")], "{\"id\":1}\n").await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&collect(&mut sub, 1, WAIT).await[0].payload), r#"{"id":1}"#);
+    assert_eq!(
+        text(&collect(&mut sub, 1, WAIT).await[0].payload),
+        r#"{"id":1}"#
+    );
 
     // Without the client certificate the server closes the connection.
     let out = sink_lines(
@@ -125,7 +148,9 @@ async fn mutual_tls_presents_the_client_certificate() {
     )
     .await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(collect(&mut sub, 1, Duration::from_millis(300)).await.is_empty());
+    assert!(collect(&mut sub, 1, Duration::from_millis(300))
+        .await
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -148,7 +173,10 @@ async fn token_nkey_and_creds_file_modes_authenticate() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.to_lowercase().contains("authorization"), "{stderr}");
-    assert!(!stderr.contains("wrong-t0ken"), "the token leaked: {stderr}");
+    assert!(
+        !stderr.contains("wrong-t0ken"),
+        "the token leaked: {stderr}"
+    );
 
     // An NKey seed alone: the server knows the user's public key.
     let user = nkeys::KeyPair::new_user();
@@ -219,7 +247,10 @@ async fn subjects_and_headers_from_rows_route_each_row_and_a_bad_value_stops_at_
     let base = plain_options(&server, "orders.{region}.{status}");
     let opts = with(
         &base,
-        &[("headers.X-Source", "nats-sink"), ("headers.X-Order", "order-{id}")],
+        &[
+            ("headers.X-Source", "nats-sink"),
+            ("headers.X-Order", "order-{id}"),
+        ],
     );
     // Batches of 3: line 5's region would add a subject token, so lines 1-4 are delivered.
     let lines = [
@@ -231,12 +262,18 @@ async fn subjects_and_headers_from_rows_route_each_row_and_a_bad_value_stops_at_
         r#"{"id":6,"region":"eu","status":"new"}"#,
     ]
     .join("\n");
-    let columns = [("id", "integer"), ("region", "varchar"), ("status", "varchar")];
+    let columns = [
+        ("id", "integer"),
+        ("region", "varchar"),
+        ("status", "varchar"),
+    ];
     let out = sink_lines(&opts, &columns, &lines).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("line 5, column `region`: value \"us.east\" cannot fill `{region}`: it contains `.`"),
+        stderr.contains(
+            "line 5, column `region`: value \"us.east\" cannot fill `{region}`: it contains `.`"
+        ),
         "{stderr}"
     );
     assert!(stderr.contains("4 rows confirmed; 4 messages"), "{stderr}");
@@ -246,14 +283,22 @@ async fn subjects_and_headers_from_rows_route_each_row_and_a_bad_value_stops_at_
         .iter()
         .map(|m| {
             let headers = m.headers.as_ref().expect("headers");
-            assert_eq!(headers.get("X-Source").map(|v| v.as_str()), Some("nats-sink"));
+            assert_eq!(
+                headers.get("X-Source").map(|v| v.as_str()),
+                Some("nats-sink")
+            );
             assert!(headers.get("Nats-Msg-Id").is_some());
-            let order = headers.get("X-Order").map(|v| v.to_string()).unwrap_or_default();
+            let order = headers
+                .get("X-Order")
+                .map(|v| v.to_string())
+                .unwrap_or_default();
             (m.subject.to_string(), order, text(&m.payload))
         })
         .collect();
     assert_eq!(
-        seen.iter().map(|(s, o, _)| (s.as_str(), o.as_str())).collect::<Vec<_>>(),
+        seen.iter()
+            .map(|(s, o, _)| (s.as_str(), o.as_str()))
+            .collect::<Vec<_>>(),
         vec![
             ("orders.eu.new", "order-1"),
             ("orders.us.paid", "order-2"),
@@ -296,13 +341,20 @@ async fn handling_modes_change_the_payload_and_bad_modes_exit_2() {
     ];
     let out = sink_lines(&with(&base, &modes), &columns, line).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let numeric = [("date.handling.mode", "from_epoch"), ("timestamptz.handling.mode", "milli")];
+    let numeric = [
+        ("date.handling.mode", "from_epoch"),
+        ("timestamptz.handling.mode", "milli"),
+    ];
     let out = sink_lines(&with(&base, &numeric), &columns, line).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = sink_lines(&base, &columns, line).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
-    let got: Vec<String> = collect(&mut sub, 3, WAIT).await.iter().map(|m| text(&m.payload)).collect();
+    let got: Vec<String> = collect(&mut sub, 3, WAIT)
+        .await
+        .iter()
+        .map(|m| text(&m.payload))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -313,11 +365,18 @@ async fn handling_modes_change_the_payload_and_bad_modes_exit_2() {
         ]
     );
 
-    let out = sink_lines(&with(&base, &[("jsonb.handling.mode", "tree")]), &columns, line).await;
+    let out = sink_lines(
+        &with(&base, &[("jsonb.handling.mode", "tree")]),
+        &columns,
+        line,
+    )
+    .await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("option `jsonb.handling.mode`: must be one of `string`, `dynamic`, got `tree`"),
+        stderr.contains(
+            "option `jsonb.handling.mode`: must be one of `string`, `dynamic`, got `tree`"
+        ),
         "{stderr}"
     );
 }
@@ -329,7 +388,14 @@ async fn a_create_sink_statement_gives_the_options_and_unsupported_formats_exit_
     let mut sub = client.subscribe("sql.eu").await.unwrap();
     client.flush().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let schema = schema_file(dir.path(), &[("id", "integer"), ("region", "varchar"), ("tz", "timestamptz")]);
+    let schema = schema_file(
+        dir.path(),
+        &[
+            ("id", "integer"),
+            ("region", "varchar"),
+            ("tz", "timestamptz"),
+        ],
+    );
     let run = |statement: String| {
         let args = vec![
             "run".to_string(),
@@ -338,7 +404,11 @@ async fn a_create_sink_statement_gives_the_options_and_unsupported_formats_exit_
             "--sql".into(),
             statement,
         ];
-        cli(args, "{\"id\":1,\"region\":\"eu\",\"tz\":\"2024-02-29T01:02:03Z\"}\n", CLI_LIMIT)
+        cli(
+            args,
+            "{\"id\":1,\"region\":\"eu\",\"tz\":\"2024-02-29T01:02:03Z\"}\n",
+            CLI_LIMIT,
+        )
     };
     let statement = |format: &str, subject: &str| {
         format!(
@@ -359,25 +429,38 @@ async fn a_create_sink_statement_gives_the_options_and_unsupported_formats_exit_
         r#"{"id":1,"region":"eu","tz":"2024-02-29T01:02:03.000000Z"}"#
     );
     let headers = got[0].headers.as_ref().expect("headers");
-    assert_eq!(headers.get("X-Sink").map(|v| v.as_str()), Some("orders_out"));
+    assert_eq!(
+        headers.get("X-Sink").map(|v| v.as_str()),
+        Some("orders_out")
+    );
 
     let out = run(statement("FORMAT UPSERT ENCODE JSON", "sql.eu")).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("--sql: FORMAT UPSERT is not supported: the NATS sink is append-only; use FORMAT PLAIN"),
+        stderr.contains(
+            "--sql: FORMAT UPSERT is not supported: the NATS sink is append-only; use FORMAT PLAIN"
+        ),
         "{stderr}"
     );
     // The statement parses, the component refuses an option, and says which.
     let out = run(statement("FORMAT PLAIN ENCODE JSON", "sql.*")).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("option `subject`: `sql.*` contains a wildcard"), "{stderr}");
+    assert!(
+        stderr.contains("option `subject`: `sql.*` contains a wildcard"),
+        "{stderr}"
+    );
     let out = run("CREATE SINK s FROM t WITH (connector = 'nats'".into()).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--sql: sql parser error: Expected"), "{stderr}");
-    assert!(collect(&mut sub, 1, Duration::from_millis(300)).await.is_empty());
+    assert!(
+        stderr.contains("--sql: sql parser error: Expected"),
+        "{stderr}"
+    );
+    assert!(collect(&mut sub, 1, Duration::from_millis(300))
+        .await
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -399,7 +482,8 @@ async fn metrics_are_served_while_the_sink_runs_and_summed_up_at_the_end() {
     let (feed, chunks) = std::sync::mpsc::channel();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = spawn_cli_fed(&args, chunks);
-    feed.send((1..=5).map(|i| format!("{{\"id\":{i}}}\n")).collect()).unwrap();
+    feed.send((1..=5).map(|i| format!("{{\"id\":{i}}}\n")).collect())
+        .unwrap();
 
     // Scrape while stdin is still open: five rows, each its own flushed batch.
     let deadline = std::time::Instant::now() + WAIT;
@@ -411,7 +495,10 @@ async fn metrics_are_served_while_the_sink_runs_and_summed_up_at_the_end() {
         if scraped.lines().any(|l| l == "nats_sink_flushes_total 5") {
             break scraped;
         }
-        assert!(std::time::Instant::now() < deadline, "no 5 flushes in:\n{scraped}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 5 flushes in:\n{scraped}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     for line in [
@@ -421,20 +508,27 @@ async fn metrics_are_served_while_the_sink_runs_and_summed_up_at_the_end() {
         "nats_sink_retries_total 0",
         "nats_sink_flush_duration_seconds_count 5",
     ] {
-        assert!(scraped.lines().any(|l| l == line), "{line} not in\n{scraped}");
+        assert!(
+            scraped.lines().any(|l| l == line),
+            "{line} not in\n{scraped}"
+        );
     }
     assert!(
         scraped.contains("# TYPE nats_sink_flush_duration_seconds histogram"),
         "{scraped}"
     );
-    let missing = tokio::task::spawn_blocking(move || http_get(port, "/other")).await.unwrap();
+    let missing = tokio::task::spawn_blocking(move || http_get(port, "/other"))
+        .await
+        .unwrap();
     assert_eq!(missing.as_deref(), Some("not found; try /metrics\n"));
 
     // A line the CLI cannot read stops the run; it never reached the sink, so the summary
     // counts the five rows and nothing refused.
     feed.send("{\"id\":\"six\"}\n".into()).unwrap();
     drop(feed);
-    let out = tokio::task::spawn_blocking(move || run.wait(CLI_LIMIT)).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || run.wait(CLI_LIMIT))
+        .await
+        .unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(

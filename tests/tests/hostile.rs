@@ -106,8 +106,14 @@ async fn invalid_messages_from_a_guest_are_refused_with_the_reason() {
             "oversized-payload",
             "Payload size limit of 1048576 exceeded",
         ),
-        ("span-outside", "its payload span 7+4294967295 is outside the batch's 9 bytes"),
-        ("header-index-outside", "header name index 9 outside the batch"),
+        (
+            "span-outside",
+            "its payload span 7+4294967295 is outside the batch's 9 bytes",
+        ),
+        (
+            "header-index-outside",
+            "header name index 9 outside the batch",
+        ),
     ] {
         let mut sink = runtime
             .open(&hostile_options(&server, behaviour), &schema())

@@ -105,9 +105,9 @@ pub struct Unpacked {
 pub fn unpack(batch: &Batch) -> Result<Vec<Unpacked>, String> {
     let bytes = |s: &Span| {
         let start = s.start as usize;
-        batch
-            .data
-            .get(start..start + s.len as usize)
+        start
+            .checked_add(s.len as usize)
+            .and_then(|end| batch.data.get(start..end))
             .ok_or_else(|| format!("span {}+{} is outside the data", s.start, s.len))
     };
     let text =
@@ -116,10 +116,10 @@ pub fn unpack(batch: &Batch) -> Result<Vec<Unpacked>, String> {
         .messages
         .iter()
         .map(|m| {
-            let (start, len) = (m.headers.start as usize, m.headers.len as usize);
-            let headers = batch
-                .headers
-                .get(start..start + len)
+            let start = m.headers.start as usize;
+            let headers = start
+                .checked_add(m.headers.len as usize)
+                .and_then(|end| batch.headers.get(start..end))
                 .ok_or("header run outside the batch")?
                 .iter()
                 .map(|h| {

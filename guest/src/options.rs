@@ -115,7 +115,7 @@ pub const MAX_SINK_ID_LEN: usize = 64;
 /// Every option, in the order `describe` lists them.
 pub const OPTION_SPECS: &[OptionSpec] = &[
     spec("connector", false, "nats", "Connector name; must be `nats` when given."),
-    spec("server_url", true, "", "NATS servers as comma-separated `host:port` entries; a `nats://` prefix is accepted."),
+    spec("server_url", true, "", "NATS servers as comma-separated `host:port` entries; a `nats://` prefix is accepted, and `tls://` also requires TLS."),
     spec("subject", true, "", "Subject every row is published to; no whitespace, empty tokens, `*` or `>`. `{column}` fills part of a token from the row (a varchar, smallint, integer, bigint, boolean or uuid column), as in `orders.{region}`; a row whose value is null, empty or holds whitespace, `.`, `*` or `>` is refused. `{{` and `}}` are literal braces."),
     spec("connect_mode", true, "", "Authentication: `plain`, `user_and_password` (needs username, password), `credential` (needs jwt, nkey), `token` (needs token), `creds_file` (needs credentials_file) or `nkey` (needs nkey)."),
     spec("username", false, "", "User name for connect_mode=user_and_password."),
@@ -700,9 +700,11 @@ pub fn parse_servers(raw: &str) -> Result<(Vec<String>, bool), String> {
                 tls = true;
                 rest
             }
-            Some((scheme, _)) => return Err(format!(
+            Some((scheme, _)) => {
+                return Err(format!(
                 "entry {position} (`{entry}`) has scheme `{scheme}://`; use `nats://` or `tls://`"
-            )),
+            ))
+            }
         };
         let (host, port) = match rest.rsplit_once(':') {
             Some((host, port)) => (host, port),

@@ -151,11 +151,8 @@ impl Outgoing {
         };
         let data = Bytes::from(batch.data);
         let slice = |span: &Span, what: &str| {
-            let start = span.start as usize;
-            start
-                .checked_add(span.len as usize)
-                .filter(|end| *end <= data.len())
-                .map(|end| data.slice(start..end))
+            within(span.start, span.len, data.len())
+                .map(|range| data.slice(range))
                 .ok_or_else(|| {
                     refuse(format!(
                         "its {what} span {}+{} is outside the batch's {} bytes",
@@ -192,10 +189,8 @@ impl Outgoing {
             let headers = match message.headers.len {
                 0 => None,
                 len => {
-                    let start = message.headers.start as usize;
-                    let run = start
-                        .checked_add(len as usize)
-                        .and_then(|end| batch.headers.get(start..end))
+                    let run = within(message.headers.start, len, batch.headers.len())
+                        .map(|range| &batch.headers[range])
                         .ok_or_else(|| refuse("a header run outside the batch".into()))?;
                     let mut map = HeaderMap::new();
                     for header in run {
@@ -227,6 +222,13 @@ impl Outgoing {
         }
         Ok(messages)
     }
+}
+
+/// `start..start + len` where it lies within `0..limit`; a guest's span may not.
+fn within(start: u32, len: u32, limit: usize) -> Option<std::ops::Range<usize>> {
+    let start = start as usize;
+    let end = start.checked_add(len as usize)?;
+    (end <= limit).then_some(start..end)
 }
 
 type PendingAck = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;

@@ -7,15 +7,25 @@ use std::io::Write as _;
 
 use base64::Engine as _;
 
-use crate::bindings::{Interval, Row, Value};
+use crate::bindings::{Interval, Value};
+use crate::rows::RowRef;
 use crate::schema::{DataType, Schema};
 
 /// Why a row was refused, and where: `column` is a path such as `addr.zip` or `tags[2]`.
+/// An empty `column` means the row as a whole (its layout).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("column `{column}`: {message}")]
+#[error("{}{message}", column_prefix(column))]
 pub struct RowError {
     pub column: String,
     pub message: String,
+}
+
+fn column_prefix(column: &str) -> String {
+    if column.is_empty() {
+        String::new()
+    } else {
+        format!("column `{column}`: ")
+    }
 }
 
 /// Days from 0001-01-01 (day 1) to 1970-01-01.
@@ -141,10 +151,10 @@ impl Encoder {
     pub fn encode_row(
         &mut self,
         schema: &Schema,
-        row: &Row,
+        row: RowRef<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), RowError> {
-        let values = &row.values;
+        let values = row.values;
         let columns = &schema.columns;
         if values.len() < columns.len() {
             let missing = &columns[values.len()].name;
@@ -169,7 +179,7 @@ impl Encoder {
             out.extend_from_slice(&column.json_key);
             self.value(
                 &column.data_type,
-                values,
+                row,
                 index,
                 Path::Column(&column.name),
                 out,
@@ -220,12 +230,13 @@ impl Encoder {
     fn value(
         &mut self,
         ty: &DataType,
-        values: &[Value],
+        row: RowRef<'_>,
         index: usize,
         path: Path<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), RowError> {
-        let value = &values[index];
+        let value = &row.values[index];
+        let text = |span| row.text(span).map_err(|m| path.error(m));
         match (ty, value) {
             (_, Value::Null) => out.extend_from_slice(b"null"),
             (DataType::Boolean, Value::Boolean(b)) => {
@@ -237,11 +248,12 @@ impl Encoder {
             // RisingWave widens real to f64 before printing, so 1.1 is 1.100000023841858.
             (DataType::Real, Value::Float32(v)) => write_float(out, *v as f64),
             (DataType::DoublePrecision, Value::Float64(v)) => write_float(out, *v),
-            (DataType::Numeric, Value::Decimal(text)) => {
+            (DataType::Numeric, Value::Decimal(span)) => {
+                let text = text(*span)?;
                 check_numeric(text).map_err(|m| path.error(m))?;
                 write_str(out, text);
             }
-            (DataType::Varchar, Value::Text(text)) => write_str(out, text),
+            (DataType::Varchar, Value::Text(span)) => write_str(out, text(*span)?),
             (DataType::Date, Value::Date(days)) => match self.modes.date {
                 DateMode::FromCe => write_int(out, *days as i64 + UNIX_EPOCH_DAYS_FROM_CE),
                 DateMode::FromEpoch => write_int(out, *days as i64),
@@ -298,7 +310,8 @@ impl Encoder {
                 write_iso_8601(out, interval);
                 out.push(b'"');
             }
-            (DataType::Bytea, Value::Bytea(bytes)) => {
+            (DataType::Bytea, Value::Bytea(span)) => {
+                let bytes = row.bytes(*span).map_err(|m| path.error(m))?;
                 out.push(b'"');
                 let start = out.len();
                 out.resize(
@@ -311,13 +324,13 @@ impl Encoder {
                 out.truncate(start + written);
                 out.push(b'"');
             }
-            (DataType::Jsonb, Value::Jsonb(text)) if self.modes.jsonb == JsonbMode::Dynamic => {
-                transcode_json(text, out, serde_json::ser::CompactFormatter)
+            (DataType::Jsonb, Value::Jsonb(span)) if self.modes.jsonb == JsonbMode::Dynamic => {
+                transcode_json(text(*span)?, out, serde_json::ser::CompactFormatter)
                     .map_err(|e| path.error(format!("invalid jsonb: {e}")))?;
             }
-            (DataType::Jsonb, Value::Jsonb(text)) => {
+            (DataType::Jsonb, Value::Jsonb(span)) => {
                 self.scratch.clear();
-                jsonb_to_text(text, &mut self.scratch)
+                jsonb_to_text(text(*span)?, &mut self.scratch)
                     .map_err(|e| path.error(format!("invalid jsonb: {e}")))?;
                 // The scratch holds valid UTF-8: it was transcoded from a `str`.
                 write_str(out, std::str::from_utf8(&self.scratch).unwrap_or_default());
@@ -348,7 +361,7 @@ impl Encoder {
                     if i > 0 {
                         out.push(b',');
                     }
-                    self.value(element, values, child, Path::Index(&path, i), out)?;
+                    self.value(element, row, child, Path::Index(&path, i), out)?;
                 }
                 out.push(b']');
             }
@@ -369,7 +382,7 @@ impl Encoder {
                     out.extend_from_slice(&field.json_key);
                     self.value(
                         &field.data_type,
-                        values,
+                        row,
                         child,
                         Path::Field(&path, &field.name),
                         out,
@@ -597,20 +610,41 @@ fn transcode_json<F: serde_json::ser::Formatter>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::ChildRange;
+    use crate::bindings::{ChildRange, Rows, Span};
 
     fn schema(cols: &[(&str, &str)]) -> Schema {
         Schema::parse(cols.iter().copied()).unwrap()
     }
 
-    fn encode(cols: &[(&str, &str)], values: Vec<Value>) -> Result<String, RowError> {
+    /// Encode one row whose values `build` makes, putting its strings in the batch's data.
+    fn encode_built(
+        modes: Modes,
+        cols: &[(&str, &str)],
+        build: impl FnOnce(&mut Rows) -> Vec<Value>,
+    ) -> Result<String, RowError> {
+        let mut rows = Rows::new();
+        let values = build(&mut rows);
+        rows.push_row(values);
+        let row = crate::rows::read(&rows).next().unwrap().unwrap();
         let mut out = Vec::new();
-        Encoder::default().encode_row(&schema(cols), &Row { values }, &mut out)?;
+        Encoder::new(modes).encode_row(&schema(cols), row, &mut out)?;
         Ok(String::from_utf8(out).unwrap())
     }
 
-    fn one(ty: &str, value: Value) -> String {
-        let json = encode(&[("v", ty)], vec![value]).unwrap();
+    fn encode_in(
+        cols: &[(&str, &str)],
+        build: impl FnOnce(&mut Rows) -> Vec<Value>,
+    ) -> Result<String, RowError> {
+        encode_built(Modes::default(), cols, build)
+    }
+
+    fn encode(cols: &[(&str, &str)], values: Vec<Value>) -> Result<String, RowError> {
+        encode_in(cols, |_| values)
+    }
+
+    /// The JSON of one value of type `ty`, made by `build`.
+    fn one_in(ty: &str, build: impl FnOnce(&mut Rows) -> Value) -> String {
+        let json = encode_in(&[("v", ty)], |rows| vec![build(rows)]).unwrap();
         json.strip_prefix("{\"v\":")
             .unwrap()
             .strip_suffix('}')
@@ -618,20 +652,16 @@ mod tests {
             .to_string()
     }
 
+    fn one(ty: &str, value: Value) -> String {
+        one_in(ty, |_| value)
+    }
+
     const fn range(start: u32, len: u32) -> ChildRange {
         ChildRange { start, len }
     }
 
     fn one_with(modes: Modes, ty: &str, value: Value) -> Result<String, RowError> {
-        let mut out = Vec::new();
-        Encoder::new(modes).encode_row(
-            &schema(&[("v", ty)]),
-            &Row {
-                values: vec![value],
-            },
-            &mut out,
-        )?;
-        Ok(String::from_utf8(out).unwrap())
+        encode_built(modes, &[("v", ty)], |_| vec![value])
     }
 
     #[test]
@@ -645,6 +675,10 @@ mod tests {
         };
         let micros = 1_516_991_409_453_001;
         let case = |modes, ty, value| one_with(modes, ty, value).unwrap();
+        let dynamic = encode_built(modes, &[("v", "jsonb")], |r| {
+            vec![r.jsonb(r#"{"a": [1, "x"]}"#)]
+        });
+        assert_eq!(dynamic.unwrap(), r#"{"v":{"a":[1,"x"]}}"#);
         assert_eq!(
             case(modes, "date", Value::Date(-1)),
             r#"{"v":"1969-12-31"}"#
@@ -660,10 +694,6 @@ mod tests {
         assert_eq!(
             case(modes, "timestamptz", Value::Timestamptz(micros)),
             r#"{"v":"2018-01-26T18:30:09.453001Z"}"#
-        );
-        assert_eq!(
-            case(modes, "jsonb", Value::Jsonb(r#"{"a": [1, "x"]}"#.into())),
-            r#"{"v":{"a":[1,"x"]}}"#
         );
         assert_eq!(case(modes, "integer", Value::Int32(5)), r#"{"v":5}"#);
         let numeric = |timestamptz| Modes {
@@ -699,7 +729,7 @@ mod tests {
             case(numeric(TimestamptzMode::Milli), "date", Value::Date(-1)),
             r#"{"v":-1}"#
         );
-        let err = one_with(modes, "jsonb", Value::Jsonb("{".into())).unwrap_err();
+        let err = encode_built(modes, &[("v", "jsonb")], |r| vec![r.jsonb("{")]).unwrap_err();
         assert!(err.message.contains("invalid jsonb"), "{err}");
         let err = one_with(modes, "date", Value::Date(i32::MAX)).unwrap_err();
         assert!(err.message.contains("out of range"), "{err}");
@@ -723,17 +753,14 @@ mod tests {
             one("double precision", Value::Float64(f64::NEG_INFINITY)),
             "null"
         );
+        assert_eq!(one_in("numeric", |r| r.decimal("-12.340")), "\"-12.340\"");
+        assert_eq!(one_in("numeric", |r| r.decimal("NaN")), "\"NaN\"");
         assert_eq!(
-            one("numeric", Value::Decimal("-12.340".into())),
-            "\"-12.340\""
-        );
-        assert_eq!(one("numeric", Value::Decimal("NaN".into())), "\"NaN\"");
-        assert_eq!(
-            one("numeric", Value::Decimal("-Infinity".into())),
+            one_in("numeric", |r| r.decimal("-Infinity")),
             "\"-Infinity\""
         );
         assert_eq!(
-            one("varchar", Value::Text("a\"b\\c\n\u{1}é".into())),
+            one_in("varchar", |r| r.text("a\"b\\c\n\u{1}é")),
             "\"a\\\"b\\\\c\\n\\u0001é\""
         );
         assert_eq!(one("serial", Value::Serial(255)), "\"0x00000000000000ff\"");
@@ -756,11 +783,8 @@ mod tests {
             ),
             "\"123e4567-e89b-12d3-a456-426614174000\""
         );
-        assert_eq!(
-            one("bytea", Value::Bytea(b"hello!?".to_vec())),
-            "\"aGVsbG8hPw==\""
-        );
-        assert_eq!(one("bytea", Value::Bytea(vec![])), "\"\"");
+        assert_eq!(one_in("bytea", |r| r.bytea(b"hello!?")), "\"aGVsbG8hPw==\"");
+        assert_eq!(one_in("bytea", |r| r.bytea(&[])), "\"\"");
     }
 
     #[test]
@@ -811,16 +835,13 @@ mod tests {
     #[test]
     fn jsonb_is_reformatted_as_text() {
         assert_eq!(
-            one(
-                "jsonb",
-                Value::Jsonb(r#"{"b":[1,2.5,null],"a":{"x":"y"}}"#.into())
-            ),
+            one_in("jsonb", |r| r.jsonb(r#"{"b":[1,2.5,null],"a":{"x":"y"}}"#)),
             r#""{\"b\": [1, 2.5, null], \"a\": {\"x\": \"y\"}}""#
         );
-        assert_eq!(one("jsonb", Value::Jsonb(" 3 ".into())), "\"3\"");
-        let err = encode(&[("v", "jsonb")], vec![Value::Jsonb("{".into())]).unwrap_err();
+        assert_eq!(one_in("jsonb", |r| r.jsonb(" 3 ")), "\"3\"");
+        let err = encode_in(&[("v", "jsonb")], |r| vec![r.jsonb("{")]).unwrap_err();
         assert!(err.message.starts_with("invalid jsonb"));
-        assert!(encode(&[("v", "jsonb")], vec![Value::Jsonb("1 2".into())]).is_err());
+        assert!(encode_in(&[("v", "jsonb")], |r| vec![r.jsonb("1 2")]).is_err());
     }
 
     #[test]
@@ -841,19 +862,21 @@ mod tests {
             ("tags", "varchar[]"),
             ("addr", "struct<zip varchar, pts integer[][]>"),
         ];
-        let values = vec![
-            Value::Int32(1),
-            Value::List(range(3, 2)),
-            Value::Struct(range(5, 2)),
-            Value::Text("a".into()),
-            Value::Null,
-            Value::Text("9".into()),
-            Value::List(range(7, 1)),
-            Value::List(range(8, 1)),
-            Value::Int32(1),
-        ];
+        let values = |r: &mut Rows| {
+            vec![
+                Value::Int32(1),
+                Value::List(range(3, 2)),
+                Value::Struct(range(5, 2)),
+                r.text("a"),
+                Value::Null,
+                r.text("9"),
+                Value::List(range(7, 1)),
+                Value::List(range(8, 1)),
+                Value::Int32(1),
+            ]
+        };
         assert_eq!(
-            encode(&cols, values).unwrap(),
+            encode_in(&cols, values).unwrap(),
             r#"{"id":1,"tags":["a",null],"addr":{"zip":"9","pts":[[1]]}}"#
         );
         assert_eq!(
@@ -865,14 +888,9 @@ mod tests {
     #[test]
     fn type_mismatch_names_the_path() {
         let cols = [("addr", "struct<zip integer>"), ("tags", "integer[]")];
-        let err = encode(
-            &cols,
-            vec![
-                Value::Struct(range(2, 1)),
-                Value::Null,
-                Value::Text("x".into()),
-            ],
-        )
+        let err = encode_in(&cols, |r| {
+            vec![Value::Struct(range(2, 1)), Value::Null, r.text("x")]
+        })
         .unwrap_err();
         assert_eq!(
             err,
@@ -912,6 +930,25 @@ mod tests {
             let err = encode(&cols, values).unwrap_err();
             assert!(err.message.contains(why), "{err:?} vs {why}");
         }
+        // Spans must lie in the batch's data, and text spans must be UTF-8.
+        let outside = encode(
+            &[("v", "varchar")],
+            vec![Value::Text(Span { start: 0, len: 3 })],
+        )
+        .unwrap_err();
+        assert_eq!(outside.column, "v");
+        assert!(
+            outside.message.contains("outside the batch's 0 data bytes"),
+            "{outside}"
+        );
+        let not_utf8 = encode_in(&[("v", "numeric")], |r| {
+            vec![Value::Decimal(r.span(&[b'1', 0xff]))]
+        })
+        .unwrap_err();
+        assert!(
+            not_utf8.message.contains("not UTF-8 (at byte 1"),
+            "{not_utf8}"
+        );
         // Two lists sharing children would make encoding super-linear; it is refused.
         let cols = [("a", "integer[][]")];
         let shared = vec![

@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod encode;
 pub mod options;
+pub mod rows;
 pub mod schema;
 pub mod sink;
 pub mod suggest;
@@ -20,7 +21,7 @@ pub mod bindings {
     });
 
     pub use exports::nats_sink::sink::sink::{
-        ChildRange, Column, Interval, OptionInfo, OptionProblem, Row, RowProblem, SinkError,
+        ChildRange, Column, Interval, OptionInfo, OptionProblem, RowProblem, Rows, SinkError,
         Target, Value,
     };
     pub use nats_sink::sink::transport::{
@@ -139,7 +140,7 @@ mod component {
     use crate::bindings::exports::nats_sink::sink::sink::{Guest, GuestNatsSink, NatsSink};
     use crate::bindings::nats_sink::sink::transport::Connection;
     use crate::bindings::{
-        Batch, Column, OptionInfo, OptionProblem, Row, SinkError, Target, TransportError,
+        Batch, Column, OptionInfo, OptionProblem, Rows, SinkError, Target, TransportError,
     };
     use crate::sink::{prepare, Sink, Transport};
 
@@ -190,7 +191,7 @@ mod component {
             self.0.borrow_mut().begin_checkpoint(id)
         }
 
-        fn write(&self, rows: Vec<Row>) -> Result<(), SinkError> {
+        fn write(&self, rows: Rows) -> Result<(), SinkError> {
             Ok(self.0.borrow_mut().write(&rows)?)
         }
 

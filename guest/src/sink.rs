@@ -2,9 +2,10 @@
 //! the component, an in-memory transport in tests).
 
 use crate::batch::{BatchBuilder, Mark};
-use crate::bindings::{Batch, Column, Row, Span, TransportError};
+use crate::bindings::{Batch, Column, Rows, Span, TransportError};
 use crate::encode::{Encoder, RowError};
 use crate::options::{OptionProblem, SinkConfig};
+use crate::rows::RowRef;
 use crate::schema::{Schema, SchemaError};
 use crate::template::{Slot, Template};
 
@@ -185,7 +186,7 @@ impl<T: Transport> Sink<T> {
     /// rewinds the batch to `mark`.
     fn pack(
         &mut self,
-        row: &Row,
+        row: RowRef<'_>,
         batch: &mut BatchBuilder,
         mark: Mark,
         fixed_subject: Option<Span>,
@@ -196,18 +197,16 @@ impl<T: Transport> Sink<T> {
         let subject = match fixed_subject {
             Some(subject) => subject,
             None => {
-                self.config.subject_template.render(
-                    &row.values,
-                    Slot::SubjectToken,
-                    &mut self.scratch,
-                )?;
+                self.config
+                    .subject_template
+                    .render(row, Slot::SubjectToken, &mut self.scratch)?;
                 batch.push_bytes(self.scratch.as_bytes())
             }
         };
         for (index, header) in self.config.headers.iter().enumerate() {
             header
                 .value
-                .render(&row.values, Slot::HeaderValue, &mut self.scratch)?;
+                .render(row, Slot::HeaderValue, &mut self.scratch)?;
             let value = batch.push_bytes(self.scratch.as_bytes());
             batch.push_header(index as u32, value);
         }
@@ -253,8 +252,9 @@ impl<T: Transport> Sink<T> {
     }
 
     /// Encode every row and publish one message per row, in one batch. A row that does not
-    /// match the schema stops the batch: the rows before it are published, it and the rest are not.
-    pub fn write(&mut self, rows: &[Row]) -> Result<(), SinkError> {
+    /// match the schema (or breaks the batch's layout) stops the batch: the rows before it are
+    /// published, it and the rest are not.
+    pub fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
         self.check_usable()?;
         let reserve = (self.bytes_per_message * rows.len()).min(MAX_BATCH_RESERVE);
         let mut batch = BatchBuilder::new(self.header_names.clone(), reserve, rows.len());
@@ -264,9 +264,19 @@ impl<T: Transport> Sink<T> {
             .as_ref()
             .map(|subject| batch.push_bytes(subject.as_bytes()));
         let mut refused = None;
-        for (index, row) in rows.iter().enumerate() {
+        if rows.is_empty() && !rows.values.is_empty() {
+            refused = Some(SinkError::InvalidRow {
+                row: 0,
+                error: RowError {
+                    column: String::new(),
+                    message: format!("the batch has no rows but {} values", rows.values.len()),
+                },
+            });
+        }
+        for (index, row) in crate::rows::read(rows).enumerate() {
             let mark = batch.mark();
-            if let Err(error) = self.pack(row, &mut batch, mark, fixed_subject) {
+            let packed = row.and_then(|row| self.pack(row, &mut batch, mark, fixed_subject));
+            if let Err(error) = packed {
                 batch.rewind(mark);
                 refused = Some(SinkError::InvalidRow {
                     row: index as u32,
@@ -344,16 +354,33 @@ mod tests {
         Sink::new(config, schema, Recorder::default())
     }
 
-    fn row(value: Value) -> Row {
-        Row {
-            values: vec![value],
+    /// The one value of a test row: a `Value`, or text that goes into the batch's data.
+    enum Cell {
+        Value(Value),
+        Text(&'static str),
+    }
+
+    fn int(n: i32) -> Cell {
+        Cell::Value(Value::Int32(n))
+    }
+
+    /// A batch of one-column rows.
+    fn rows<const N: usize>(cells: [Cell; N]) -> Rows {
+        let mut rows = Rows::new();
+        for cell in cells {
+            let value = match cell {
+                Cell::Value(value) => value,
+                Cell::Text(text) => rows.text(text),
+            };
+            rows.push_row([value]);
         }
+        rows
     }
 
     #[test]
     fn writes_one_message_per_row() {
         let mut sink = sink();
-        sink.write(&[row(Value::Int32(1)), row(Value::Null)])
+        sink.write(&rows([int(1), Cell::Value(Value::Null)]))
             .unwrap();
         sink.flush().unwrap();
         let published = &sink.transport().published;
@@ -368,12 +395,7 @@ mod tests {
     fn bad_row_publishes_the_rows_before_it_only() {
         let mut sink = sink();
         let err = sink
-            .write(&[
-                row(Value::Int32(1)),
-                row(Value::Int32(2)),
-                row(Value::Text("x".into())),
-                row(Value::Int32(4)),
-            ])
+            .write(&rows([int(1), int(2), Cell::Text("x"), int(4)]))
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -385,10 +407,34 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_batch_layout_is_a_row_error_after_the_good_rows() {
+        let mut sink = sink();
+        let mut batch = rows([int(1), int(2), int(3)]);
+        batch.ends = vec![1, 0, 3];
+        let err = sink.write(&batch).unwrap_err();
+        assert!(
+            matches!(&err, SinkError::InvalidRow { row: 1, error } if error.message.contains("ends at value 0")),
+            "{err:?}"
+        );
+        assert_eq!(sink.transport().published.len(), 1);
+
+        let mut batch = rows([Cell::Text("x")]);
+        batch.values[0] = Value::Int32(9);
+        batch.values.push(Value::Null);
+        let err = sink.write(&batch).unwrap_err();
+        assert!(err.to_string().contains("batch has 2 values"), "{err}");
+
+        batch.ends.clear();
+        let err = sink.write(&batch).unwrap_err();
+        assert_eq!(err.to_string(), "row 0: the batch has no rows but 2 values");
+        assert_eq!(sink.transport().published.len(), 1);
+    }
+
+    #[test]
     fn transport_failure_closes_the_sink() {
         let mut sink = sink();
         sink.transport.fail_flush = Some(TransportError::Timeout("no ack".into()));
-        sink.write(&[row(Value::Int32(1))]).unwrap();
+        sink.write(&rows([int(1)])).unwrap();
         assert_eq!(
             sink.flush().unwrap_err(),
             SinkError::Timeout("no ack".into())
@@ -399,7 +445,7 @@ mod tests {
             "{again:?}"
         );
         assert!(matches!(
-            sink.write(&[row(Value::Int32(2))]),
+            sink.write(&rows([int(2)])),
             Err(SinkError::Closed(_))
         ));
     }
@@ -410,7 +456,7 @@ mod tests {
         sink.transport.fail_publish =
             Some(TransportError::Publish("maximum payload exceeded".into()));
         assert!(matches!(
-            sink.write(&[row(Value::Int32(1))]),
+            sink.write(&rows([int(1)])),
             Err(SinkError::Publish(_))
         ));
         assert!(matches!(sink.flush(), Err(SinkError::Closed(_))));
@@ -432,18 +478,15 @@ mod tests {
     fn rows_in_a_checkpoint_carry_ids_by_position() {
         let mut sink = sink();
         let sink_id = default_sink_id("rows", &sink.schema);
-        sink.write(&[row(Value::Int32(0))]).unwrap();
+        sink.write(&rows([int(0)])).unwrap();
         sink.begin_checkpoint(7);
-        sink.write(&[row(Value::Int32(1)), row(Value::Int32(2))])
-            .unwrap();
+        sink.write(&rows([int(1), int(2)])).unwrap();
         // A refused row takes no position; the row after it gets the next one.
-        assert!(sink
-            .write(&[row(Value::Int32(3)), row(Value::Text("x".into()))])
-            .is_err());
-        sink.write(&[row(Value::Int32(4))]).unwrap();
+        assert!(sink.write(&rows([int(3), Cell::Text("x")])).is_err());
+        sink.write(&rows([int(4)])).unwrap();
         // A replay of checkpoint 7 numbers the same rows the same way.
         sink.begin_checkpoint(7);
-        sink.write(&[row(Value::Int32(1))]).unwrap();
+        sink.write(&rows([int(1)])).unwrap();
         assert_eq!(
             ids(&sink),
             vec![
@@ -468,7 +511,7 @@ mod tests {
         let (config, schema) = prepare(&named, &columns).unwrap();
         let mut sink = Sink::new(config, schema, Recorder::default());
         sink.begin_checkpoint(u64::MAX);
-        sink.write(&[row(Value::Int32(1))]).unwrap();
+        sink.write(&rows([int(1)])).unwrap();
         assert_eq!(ids(&sink), vec![format!("orders:{}:0", u64::MAX)]);
 
         let mut off = options();
@@ -476,7 +519,7 @@ mod tests {
         let (config, schema) = prepare(&off, &columns).unwrap();
         let mut sink = Sink::new(config, schema, Recorder::default());
         sink.begin_checkpoint(1);
-        sink.write(&[row(Value::Int32(1))]).unwrap();
+        sink.write(&rows([int(1)])).unwrap();
         assert_eq!(ids(&sink), vec![String::new()]);
     }
 
@@ -511,17 +554,22 @@ mod tests {
         let (config, schema) = prepare(&pairs, &columns).unwrap();
         let mut sink = Sink::new(config, schema, Recorder::default());
         sink.begin_checkpoint(1);
-        let row = |region: &str, n| Row {
-            values: vec![Value::Text(region.into()), Value::Int32(n)],
+        let batch = |regions: &[(&str, i32)]| {
+            let mut rows = Rows::new();
+            for &(region, n) in regions {
+                let region = rows.text(region);
+                rows.push_row([region, Value::Int32(n)]);
+            }
+            rows
         };
         let err = sink
-            .write(&[row("eu", 1), row("us.east", 2), row("ap", 3)])
+            .write(&batch(&[("eu", 1), ("us.east", 2), ("ap", 3)]))
             .unwrap_err();
         assert_eq!(
             err.to_string(),
             "row 1: column `region`: value \"us.east\" cannot fill `{region}`: it contains `.`, which would add a subject token"
         );
-        sink.write(&[row("ap", 3)]).unwrap();
+        sink.write(&batch(&[("ap", 3)])).unwrap();
         let published = &sink.transport().published;
         assert_eq!(published.len(), 2);
         assert_eq!(published[0].subject, "orders.eu");

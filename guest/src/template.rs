@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::bindings::Value;
 use crate::encode::RowError;
+use crate::rows::RowRef;
 use crate::schema::{DataType, Schema};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,16 +141,16 @@ impl Template {
         Ok(())
     }
 
-    /// Fill the template from `values` (a row's values, columns first) into `out`.
+    /// Fill the template from `row` (its columns come first) into `out`.
     /// A null, or a value that would break `slot`'s rules, is an error naming the column.
-    pub fn render(&self, values: &[Value], slot: Slot, out: &mut String) -> Result<(), RowError> {
+    pub fn render(&self, row: RowRef<'_>, slot: Slot, out: &mut String) -> Result<(), RowError> {
         out.clear();
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
                 Part::Column { name, index } => {
                     let start = out.len();
-                    write_text(values.get(*index), out).map_err(|message| RowError {
+                    write_text(row, *index, out).map_err(|message| RowError {
                         column: name.clone(),
                         message,
                     })?;
@@ -167,9 +168,9 @@ impl Template {
     }
 }
 
-fn write_text(value: Option<&Value>, out: &mut String) -> Result<(), String> {
-    match value {
-        Some(Value::Text(text)) => out.push_str(text),
+fn write_text(row: RowRef<'_>, index: usize, out: &mut String) -> Result<(), String> {
+    match row.values.get(index) {
+        Some(Value::Text(span)) => out.push_str(row.text(*span)?),
         Some(Value::Int16(v)) => out.push_str(itoa::Buffer::new().format(*v)),
         Some(Value::Int32(v)) => out.push_str(itoa::Buffer::new().format(*v)),
         Some(Value::Int64(v)) => out.push_str(itoa::Buffer::new().format(*v)),
@@ -210,6 +211,7 @@ fn check_slot(text: &str, slot: Slot) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bindings::Rows;
 
     fn schema() -> Schema {
         Schema::parse([
@@ -222,21 +224,30 @@ mod tests {
         .unwrap()
     }
 
-    fn render(text: &str, values: Vec<Value>, slot: Slot) -> Result<String, RowError> {
+    fn render(text: &str, rows: Rows, slot: Slot) -> Result<String, RowError> {
         let mut template = Template::parse(text).unwrap();
         template.resolve(&schema()).unwrap();
         let mut out = String::new();
-        template.render(&values, slot, &mut out).map(|()| out)
+        let row = crate::rows::read(&rows).next().unwrap().unwrap();
+        template.render(row, slot, &mut out).map(|()| out)
     }
 
-    fn row(region: &str) -> Vec<Value> {
-        vec![
-            Value::Text(region.into()),
+    /// One row whose region is `region` (`None`: null).
+    fn row_in(region: Option<&str>) -> Rows {
+        let mut rows = Rows::new();
+        let region = region.map_or(Value::Null, |r| rows.text(r));
+        rows.push_row([
+            region,
             Value::Int32(-7),
             Value::Boolean(true),
             Value::Uuid((0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210)),
             Value::Null,
-        ]
+        ]);
+        rows
+    }
+
+    fn row(region: &str) -> Rows {
+        row_in(Some(region))
     }
 
     #[test]
@@ -265,9 +276,7 @@ mod tests {
             assert_eq!(err.column, "region");
             assert!(err.message.contains(why), "{value:?}: {err}");
         }
-        let mut values = row("eu");
-        values[0] = Value::Null;
-        let err = render("orders.{region}", values, Slot::SubjectToken).unwrap_err();
+        let err = render("orders.{region}", row_in(None), Slot::SubjectToken).unwrap_err();
         assert!(err.message.contains("null"), "{err}");
         let err = render("{region}", row("a\r\nX: y"), Slot::HeaderValue).unwrap_err();
         assert!(err.message.contains("line break"), "{err}");

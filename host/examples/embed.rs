@@ -4,7 +4,7 @@
 //! (build the component first: `just build`)
 
 use anyhow::Context as _;
-use nats_sink::{flatten_row, Column, Datum, SinkRuntime};
+use nats_sink::{Column, Datum, Rows, SinkRuntime};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -40,16 +40,16 @@ async fn main() -> anyhow::Result<()> {
     ];
     let mut sink = runtime.open(&options, &schema).await?;
 
-    let rows: Vec<_> = (1..=3)
+    let rows: Rows = (1..=3)
         .map(|id| {
-            flatten_row(vec![
+            vec![
                 Datum::Bigint(id),
                 Datum::Struct(vec![
                     Datum::Varchar(format!("SKU-{id}")),
                     Datum::Integer(id as i32 * 10),
                 ]),
                 Datum::List(vec![Datum::Varchar("new".into())]),
-            ])
+            ]
         })
         .collect();
     sink.write(&rows).await?; // e.g. {"id":1,"item":{"sku":"SKU-1","qty":10},"tags":["new"]}

@@ -2,7 +2,7 @@
 //! (async-nats), and opens sinks that encode rows in the sandbox and publish them.
 //!
 //! ```no_run
-//! use nats_sink::{flatten_row, Column, Datum, SinkRuntime};
+//! use nats_sink::{Column, Datum, Rows, SinkRuntime};
 //!
 //! # async fn example() -> Result<(), nats_sink::HostError> {
 //! let runtime = SinkRuntime::load("target/nats-sink.wasm")?;
@@ -20,8 +20,9 @@
 //!     Column { name: "tags".into(), data_type: "varchar[]".into() },
 //! ];
 //! let mut sink = runtime.open(&options, &schema).await?;
-//! let row = flatten_row(vec![Datum::Integer(1), Datum::List(vec![Datum::Varchar("new".into())])]);
-//! sink.write(&[row]).await?; // publishes {"id":1,"tags":["new"]}
+//! let mut rows = Rows::new();
+//! rows.push(&[Datum::Integer(1), Datum::List(vec![Datum::Varchar("new".into())])]);
+//! sink.write(&rows).await?; // publishes {"id":1,"tags":["new"]}
 //! sink.flush().await?;       // returns once NATS confirmed it
 //! sink.close().await?;
 //! # Ok(())
@@ -52,16 +53,17 @@ pub mod bindings {
 }
 
 pub use bindings::exports::nats_sink::sink::sink::{
-    ChildRange, Column, Interval, OptionInfo, OptionProblem, Row, RowProblem, SinkError, Target,
+    ChildRange, Column, Interval, OptionInfo, OptionProblem, RowProblem, Rows, SinkError, Target,
     Value,
 };
+pub use bindings::transport::Span;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use runtime::{
     describe_option_problem, describe_sink_error, describe_transport_error, HostError,
     RuntimeConfig, Sink, SinkRuntime, DEFAULT_CPU_LIMIT, DEFAULT_MEMORY_LIMIT,
 };
 pub use transport::{Route, TransportStats};
-pub use value::{flatten_row, Datum};
+pub use value::Datum;
 
 /// The component the build produces, next to the build's profile directory
 /// (`target/nats-sink.wasm` for `target/debug/nats-sink`), or `NATS_SINK_COMPONENT`.

@@ -11,7 +11,7 @@ use anyhow::{anyhow, Context as _};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use nats_sink::input::parse_line;
-use nats_sink::{flatten_row, Column, HostError, Row, SinkError, SinkRuntime};
+use nats_sink::{Column, Datum, HostError, Rows, SinkError, SinkRuntime};
 use nats_sink_guest::schema::Schema;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncBufReadExt as _;
@@ -351,7 +351,7 @@ fn read_schema(path: &PathBuf) -> Result<(Schema, Vec<Column>), Failure> {
 
 /// Rows of the current batch, the input line each came from, and a digest of those lines.
 struct Batch {
-    rows: Vec<Row>,
+    rows: Rows,
     lines: Vec<u64>,
     digest: Sha256,
 }
@@ -359,13 +359,13 @@ struct Batch {
 impl Batch {
     fn new(capacity: usize) -> Batch {
         Batch {
-            rows: Vec::with_capacity(capacity),
+            rows: Rows::new(),
             lines: Vec::with_capacity(capacity),
             digest: Sha256::new(),
         }
     }
 
-    fn push(&mut self, row: Row, line_number: u64, line: &str) {
+    fn push(&mut self, row: &[Datum], line_number: u64, line: &str) {
         if self.rows.is_empty() {
             self.digest.update(line_number.to_be_bytes());
         }
@@ -459,7 +459,7 @@ async fn run(
             continue;
         }
         match parse_line(&schema, line_number, &line) {
-            Ok(datums) => batch.push(flatten_row(datums), line_number, &line),
+            Ok(datums) => batch.push(&datums, line_number, &line),
             Err(e) => {
                 stop = Some(Failure::Input(e.into()));
                 break;

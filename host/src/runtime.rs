@@ -9,7 +9,7 @@ use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceTabl
 use wasmtime::{Cache, CacheConfig, Config, Engine, ResourceLimiter, Store, UpdateDeadline};
 
 use crate::bindings::exports::nats_sink::sink::sink::{
-    Column, OptionInfo, OptionProblem, Row, SinkError, Target,
+    Column, OptionInfo, OptionProblem, Rows, SinkError, Target,
 };
 use crate::bindings::transport::{self, Batch, ConnectConfig, TransportError};
 use crate::bindings::{NatsSinkComponent, NatsSinkComponentPre};
@@ -499,7 +499,7 @@ impl Sink {
 
     /// Encode and publish `rows`, one message each. On `invalid-row`, the rows before the bad
     /// one were published; nothing at or after it was.
-    pub async fn write(&mut self, rows: &[Row]) -> Result<(), HostError> {
+    pub async fn write(&mut self, rows: &Rows) -> Result<(), HostError> {
         let handle = self.start_call()?;
         let result = self
             .bindings

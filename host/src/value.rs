@@ -1,6 +1,10 @@
-//! Rows as a Rust program builds them ([`Datum`] trees), flattened into the WIT row layout.
+//! Rows as a Rust program builds them ([`Datum`] trees), packed into the WIT `rows` layout
+//! that crosses into the guest in one piece.
 
-use crate::bindings::exports::nats_sink::sink::sink::{ChildRange, Interval, Row, Value};
+use std::collections::VecDeque;
+
+use crate::bindings::exports::nats_sink::sink::sink::{ChildRange, Interval, Rows, Value};
+use crate::bindings::transport::Span;
 
 /// One value of a row, nested as deep as the schema says.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,73 +42,121 @@ pub enum Datum {
     Struct(Vec<Datum>),
 }
 
-/// Lay out one row's column values as the WIT `row`: the columns first, then each nested
-/// value's children as a contiguous run after it (breadth first).
-pub fn flatten_row(columns: Vec<Datum>) -> Row {
-    let mut values = Vec::with_capacity(columns.len());
-    let mut nested: std::collections::VecDeque<(usize, Vec<Datum>)> = Default::default();
-    for datum in columns {
-        push(&mut values, &mut nested, datum);
+impl Rows {
+    pub fn new() -> Rows {
+        Rows {
+            values: Vec::new(),
+            ends: Vec::new(),
+            data: Vec::new(),
+        }
     }
-    while let Some((parent, children)) = nested.pop_front() {
-        let range = ChildRange {
-            start: values.len() as u32,
-            len: children.len() as u32,
+
+    /// Rows in the batch.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Empty the batch, keeping its buffers for the next one.
+    pub fn clear(&mut self) {
+        self.values.clear();
+        self.ends.clear();
+        self.data.clear();
+    }
+
+    /// Append one row of column values in the WIT layout: the columns first, then each nested
+    /// value's children as a contiguous run after it (breadth first); strings and bytes go into
+    /// the batch's data.
+    pub fn push(&mut self, columns: &[Datum]) {
+        let row_start = self.values.len();
+        let mut nested: VecDeque<(usize, &[Datum])> = VecDeque::new();
+        for datum in columns {
+            self.push_value(&mut nested, datum);
+        }
+        while let Some((parent, children)) = nested.pop_front() {
+            let range = ChildRange {
+                start: (self.values.len() - row_start) as u32,
+                len: children.len() as u32,
+            };
+            match &mut self.values[parent] {
+                Value::List(r) | Value::Struct(r) => *r = range,
+                _ => unreachable!("only lists and structs are queued"),
+            }
+            for child in children {
+                self.push_value(&mut nested, child);
+            }
+        }
+        self.ends.push(self.values.len() as u32);
+    }
+
+    fn span(&mut self, bytes: &[u8]) -> Span {
+        let start = self.data.len() as u32;
+        self.data.extend_from_slice(bytes);
+        Span {
+            start,
+            len: bytes.len() as u32,
+        }
+    }
+
+    fn push_value<'a>(&mut self, nested: &mut VecDeque<(usize, &'a [Datum])>, datum: &'a Datum) {
+        let placeholder = ChildRange { start: 0, len: 0 };
+        let value = match datum {
+            Datum::Null => Value::Null,
+            Datum::Boolean(v) => Value::Boolean(*v),
+            Datum::Smallint(v) => Value::Int16(*v),
+            Datum::Integer(v) => Value::Int32(*v),
+            Datum::Bigint(v) => Value::Int64(*v),
+            Datum::Real(v) => Value::Float32(*v),
+            Datum::Double(v) => Value::Float64(*v),
+            Datum::Numeric(v) => Value::Decimal(self.span(v.as_bytes())),
+            Datum::Varchar(v) => Value::Text(self.span(v.as_bytes())),
+            Datum::Date(v) => Value::Date(*v),
+            Datum::Time(v) => Value::Time(*v),
+            Datum::Timestamp(v) => Value::Timestamp(*v),
+            Datum::Timestamptz(v) => Value::Timestamptz(*v),
+            Datum::Interval {
+                months,
+                days,
+                micros,
+            } => Value::Interval(Interval {
+                months: *months,
+                days: *days,
+                micros: *micros,
+            }),
+            Datum::Bytea(v) => Value::Bytea(self.span(v)),
+            Datum::Jsonb(v) => Value::Jsonb(self.span(v.as_bytes())),
+            Datum::Serial(v) => Value::Serial(*v),
+            Datum::Uuid(v) => Value::Uuid(((v >> 64) as u64, *v as u64)),
+            Datum::List(children) => {
+                nested.push_back((self.values.len(), children));
+                Value::List(placeholder)
+            }
+            Datum::Struct(children) => {
+                nested.push_back((self.values.len(), children));
+                Value::Struct(placeholder)
+            }
         };
-        match &mut values[parent] {
-            Value::List(r) | Value::Struct(r) => *r = range,
-            _ => unreachable!("only lists and structs are queued"),
-        }
-        for child in children {
-            push(&mut values, &mut nested, child);
-        }
+        self.values.push(value);
     }
-    Row { values }
 }
 
-fn push(
-    values: &mut Vec<Value>,
-    nested: &mut std::collections::VecDeque<(usize, Vec<Datum>)>,
-    datum: Datum,
-) {
-    let placeholder = ChildRange { start: 0, len: 0 };
-    let value = match datum {
-        Datum::Null => Value::Null,
-        Datum::Boolean(v) => Value::Boolean(v),
-        Datum::Smallint(v) => Value::Int16(v),
-        Datum::Integer(v) => Value::Int32(v),
-        Datum::Bigint(v) => Value::Int64(v),
-        Datum::Real(v) => Value::Float32(v),
-        Datum::Double(v) => Value::Float64(v),
-        Datum::Numeric(v) => Value::Decimal(v),
-        Datum::Varchar(v) => Value::Text(v),
-        Datum::Date(v) => Value::Date(v),
-        Datum::Time(v) => Value::Time(v),
-        Datum::Timestamp(v) => Value::Timestamp(v),
-        Datum::Timestamptz(v) => Value::Timestamptz(v),
-        Datum::Interval {
-            months,
-            days,
-            micros,
-        } => Value::Interval(Interval {
-            months,
-            days,
-            micros,
-        }),
-        Datum::Bytea(v) => Value::Bytea(v),
-        Datum::Jsonb(v) => Value::Jsonb(v),
-        Datum::Serial(v) => Value::Serial(v),
-        Datum::Uuid(v) => Value::Uuid(((v >> 64) as u64, v as u64)),
-        Datum::List(children) => {
-            nested.push_back((values.len(), children));
-            Value::List(placeholder)
+impl Default for Rows {
+    fn default() -> Rows {
+        Rows::new()
+    }
+}
+
+impl<R: AsRef<[Datum]>> FromIterator<R> for Rows {
+    fn from_iter<I: IntoIterator<Item = R>>(rows: I) -> Rows {
+        let mut batch = Rows::new();
+        for row in rows {
+            batch.push(row.as_ref());
         }
-        Datum::Struct(children) => {
-            nested.push_back((values.len(), children));
-            Value::Struct(placeholder)
-        }
-    };
-    values.push(value);
+        batch
+    }
 }
 
 #[cfg(test)]
@@ -112,21 +164,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nested_values_follow_their_parents() {
-        let row = flatten_row(vec![
-            Datum::Integer(1),
-            Datum::List(vec![Datum::List(vec![Datum::Integer(2)]), Datum::Null]),
-            Datum::Struct(vec![Datum::Varchar("a".into())]),
-        ]);
+    fn nested_values_follow_their_parents_and_strings_go_to_data() {
+        let rows: Rows = [
+            vec![Datum::Varchar("x".into())],
+            vec![
+                Datum::Integer(1),
+                Datum::List(vec![Datum::List(vec![Datum::Integer(2)]), Datum::Null]),
+                Datum::Struct(vec![Datum::Varchar("ab".into())]),
+            ],
+        ]
+        .into_iter()
+        .collect();
+        let span = |start, len| Span { start, len };
         let expected = vec![
+            Value::Text(span(0, 1)),
+            // The second row: child ranges count from its first value.
             Value::Int32(1),
             Value::List(ChildRange { start: 3, len: 2 }),
             Value::Struct(ChildRange { start: 5, len: 1 }),
             Value::List(ChildRange { start: 6, len: 1 }),
             Value::Null,
-            Value::Text("a".into()),
+            Value::Text(span(1, 2)),
             Value::Int32(2),
         ];
-        assert_eq!(format!("{:?}", row.values), format!("{expected:?}"));
+        assert_eq!(format!("{:?}", rows.values), format!("{expected:?}"));
+        assert_eq!(rows.ends, vec![1, 8]);
+        assert_eq!(rows.data, b"xab");
+        assert_eq!(rows.len(), 2);
     }
 }

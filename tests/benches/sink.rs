@@ -17,10 +17,12 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use nats_sink::transport::NatsConnection;
-use nats_sink::{flatten_row, Column, Datum, Row, RuntimeConfig, SinkRuntime};
+use nats_sink::{Column, Datum, Rows, RuntimeConfig, SinkRuntime};
 use nats_sink_guest::bindings as guest;
 use nats_sink_tests::memory::{self, MemoryHost};
-use nats_sink_tests::{columns, component_path, target_dir, NatsServer};
+use nats_sink_tests::{
+    columns, component_path, pack, target_dir, to_guest_rows, to_memory_rows, NatsServer,
+};
 use serde_json::json;
 
 /// Rows between confirmations, in every mode.
@@ -43,8 +45,7 @@ fn median(mut samples: Vec<f64>) -> f64 {
 struct Dataset {
     name: &'static str,
     columns: Vec<Column>,
-    rows: Vec<Row>,
-    guest_rows: Vec<guest::Row>,
+    rows: Vec<Vec<Datum>>,
     /// Each row's JSON as the sink encodes it, for the raw mode.
     payloads: Vec<Vec<u8>>,
     bytes: usize,
@@ -112,78 +113,34 @@ fn small(count: usize) -> Dataset {
 
 impl Dataset {
     fn new(name: &'static str, columns: Vec<Column>, datums: Vec<Vec<Datum>>) -> Dataset {
-        let rows: Vec<Row> = datums.into_iter().map(flatten_row).collect();
-        let guest_rows: Vec<guest::Row> = rows.iter().map(to_guest_row).collect();
         // Encode once with the guest's own sink, so raw publishes the very same bytes.
         let keep = Discard {
             keep: true,
             ..Discard::default()
         };
         let mut sink = native_sink(&columns, &[], keep);
-        sink.write(&guest_rows).expect("the dataset encodes");
+        sink.write(&to_guest_rows(&pack(&datums)))
+            .expect("the dataset encodes");
         let payloads = sink.transport().kept.clone();
-        assert_eq!(payloads.len(), rows.len());
+        assert_eq!(payloads.len(), datums.len());
         let bytes = payloads.iter().map(Vec::len).sum();
         Dataset {
             name,
             columns,
-            rows,
-            guest_rows,
+            rows: datums,
             payloads,
             bytes,
         }
     }
-}
 
-/// The same row in another set of bindings generated from the same WIT (the guest's, the
-/// in-memory host's): the types match variant for variant.
-macro_rules! convert_row {
-    ($row:expr, $($m:ident)::+) => {{
-        use nats_sink::Value as H;
-        let range = |r: &nats_sink::ChildRange| $($m)::+::ChildRange {
-            start: r.start,
-            len: r.len,
-        };
-        let values = $row
-            .values
-            .iter()
-            .map(|v| match v {
-                H::Null => $($m)::+::Value::Null,
-                H::Boolean(b) => $($m)::+::Value::Boolean(*b),
-                H::Int16(n) => $($m)::+::Value::Int16(*n),
-                H::Int32(n) => $($m)::+::Value::Int32(*n),
-                H::Int64(n) => $($m)::+::Value::Int64(*n),
-                H::Float32(n) => $($m)::+::Value::Float32(*n),
-                H::Float64(n) => $($m)::+::Value::Float64(*n),
-                H::Decimal(s) => $($m)::+::Value::Decimal(s.clone()),
-                H::Text(s) => $($m)::+::Value::Text(s.clone()),
-                H::Date(n) => $($m)::+::Value::Date(*n),
-                H::Time(n) => $($m)::+::Value::Time(*n),
-                H::Timestamp(n) => $($m)::+::Value::Timestamp(*n),
-                H::Timestamptz(n) => $($m)::+::Value::Timestamptz(*n),
-                H::Interval(i) => $($m)::+::Value::Interval($($m)::+::Interval {
-                    months: i.months,
-                    days: i.days,
-                    micros: i.micros,
-                }),
-                H::Bytea(b) => $($m)::+::Value::Bytea(b.clone()),
-                H::Jsonb(s) => $($m)::+::Value::Jsonb(s.clone()),
-                H::Serial(n) => $($m)::+::Value::Serial(*n),
-                H::Uuid(u) => $($m)::+::Value::Uuid(*u),
-                H::List(r) => $($m)::+::Value::List(range(r)),
-                H::Struct(r) => $($m)::+::Value::Struct(range(r)),
-            })
-            .collect();
-        $($m)::+::Row { values }
-    }};
-}
-
-fn to_guest_row(row: &Row) -> guest::Row {
-    convert_row!(row, guest)
-}
-
-fn to_memory_row(row: &Row) -> memory::Row {
-    convert_row!(row, memory)
+    /// The rows packed as `write` takes them, before any clock starts: per checkpoint, batches
+    /// of `batch` rows.
+    fn packed(&self, batch: usize) -> Vec<Vec<Rows>> {
+        self.rows
+            .chunks(CHECKPOINT_ROWS)
+            .map(|checkpoint| checkpoint.chunks(batch).map(pack).collect())
+            .collect()
+    }
 }
 
 /// A transport for the native sink that keeps or drops what it is given.
@@ -416,11 +373,16 @@ impl Bench {
             .collect();
         let (config, schema) = nats_sink_guest::sink::prepare(&opts, &guest_columns).unwrap();
         let mut sink = nats_sink_guest::sink::Sink::new(config, schema, transport);
+        let checkpoints: Vec<Vec<guest::Rows>> = data
+            .packed(batch)
+            .iter()
+            .map(|batches| batches.iter().map(to_guest_rows).collect())
+            .collect();
         let started = Instant::now();
-        for (checkpoint, rows) in data.guest_rows.chunks(CHECKPOINT_ROWS).enumerate() {
+        for (checkpoint, batches) in checkpoints.iter().enumerate() {
             sink.begin_checkpoint(checkpoint as u64);
-            for batch in rows.chunks(batch) {
-                sink.write(batch).expect("native write");
+            for rows in batches {
+                sink.write(rows).expect("native write");
             }
             sink.flush().expect("native flush");
         }
@@ -435,13 +397,14 @@ impl Bench {
         let subject = self.subject(route);
         let opts = options(&self.server.url(), &subject, &[]);
         let sink_runtime = self.sink_runtime.clone();
+        let checkpoints = data.packed(batch);
         let seconds = self.runtime.block_on(async move {
             let mut sink = sink_runtime.open(&opts, &data.columns).await.expect("open");
             let started = Instant::now();
-            for (checkpoint, rows) in data.rows.chunks(CHECKPOINT_ROWS).enumerate() {
+            for (checkpoint, batches) in checkpoints.iter().enumerate() {
                 sink.begin_checkpoint(checkpoint as u64).await.unwrap();
-                for batch in rows.chunks(batch) {
-                    sink.write(batch).await.expect("component write");
+                for rows in batches {
+                    sink.write(rows).await.expect("component write");
                 }
                 sink.flush().await.expect("component flush");
             }
@@ -497,20 +460,23 @@ fn encode_rates(data: &Dataset, host: &MemoryHost, runs: usize) -> (f64, f64, f6
         .build()
         .unwrap();
     let batch = 1024;
+    let packed: Vec<Rows> = data.rows.chunks(batch).map(pack).collect();
+    let guest_rows: Vec<guest::Rows> = packed.iter().map(to_guest_rows).collect();
     let native = median(
         (0..runs)
             .map(|_| {
                 let mut sink = native_sink(&data.columns, &[], Discard::default());
                 let started = Instant::now();
-                for rows in data.guest_rows.chunks(batch) {
+                for rows in &guest_rows {
                     sink.write(rows).unwrap();
                 }
-                assert_eq!(sink.transport().messages as usize, data.guest_rows.len());
+                assert_eq!(sink.transport().messages as usize, data.rows.len());
                 started.elapsed().as_secs_f64()
             })
             .collect(),
     );
-    let memory_rows: Vec<memory::Row> = data.rows.iter().map(to_memory_row).collect();
+    let memory_rows: Vec<memory::Rows> = packed.iter().map(to_memory_rows).collect();
+    let empty_memory = to_memory_rows(&Rows::new());
     let (wasm, empty_native, empty_wasm) = rt.block_on(async {
         let mut wasm = Vec::new();
         let mut empty = Vec::new();
@@ -528,7 +494,7 @@ fn encode_rates(data: &Dataset, host: &MemoryHost, runs: usize) -> (f64, f64, f6
                 .collect();
             let sink = instance.open(&opts, &columns).await.unwrap().unwrap();
             let started = Instant::now();
-            for rows in memory_rows.chunks(batch) {
+            for rows in &memory_rows {
                 instance.write(sink, rows).await.unwrap().unwrap();
             }
             wasm.push(started.elapsed().as_secs_f64());
@@ -539,7 +505,7 @@ fn encode_rates(data: &Dataset, host: &MemoryHost, runs: usize) -> (f64, f64, f6
             let calls = 20_000;
             let started = Instant::now();
             for _ in 0..calls {
-                instance.write(sink, &[]).await.unwrap().unwrap();
+                instance.write(sink, &empty_memory).await.unwrap().unwrap();
             }
             empty.push(started.elapsed().as_secs_f64() / calls as f64);
         }
@@ -547,7 +513,7 @@ fn encode_rates(data: &Dataset, host: &MemoryHost, runs: usize) -> (f64, f64, f6
         let calls = 20_000;
         let started = Instant::now();
         for _ in 0..calls {
-            sink.write(&[]).unwrap();
+            sink.write(&guest::Rows::new()).unwrap();
         }
         let empty_native = started.elapsed().as_secs_f64() / calls as f64;
         (median(wasm), empty_native, median(empty))

@@ -1,6 +1,6 @@
 // node run.mjs COMPONENT_JS_DIR ROWS_JSON OPTIONS_JSON
 //
-// Opens the transpiled nats-sink component with the options, writes the rows (the WIT row
+// Opens the transpiled nats-sink component with the options, writes the rows (the WIT `rows`
 // layout, as JSON: see tests/tests/jco.rs) in one batch, flushes, and confirms.
 import { readFileSync } from 'node:fs';
 import { connect } from 'nats';
@@ -12,7 +12,8 @@ const { sink: api } = sink;
 const options = JSON.parse(readFileSync(optionsPath, 'utf8'));
 const { columns, rows } = JSON.parse(readFileSync(rowsPath, 'utf8'));
 
-// WIT values from their JSON form: 64-bit numbers arrive as strings, floats as text.
+// WIT values from their JSON form: 64-bit numbers arrive as strings, floats as text, spans
+// (text, numeric, bytea, jsonb) and child ranges as they are.
 const big = (s) => BigInt(s);
 function value(v) {
   switch (v.tag) {
@@ -23,7 +24,6 @@ function value(v) {
     case 'uuid': return { tag: 'uuid', val: [big(v.val[0]), big(v.val[1])] };
     case 'interval':
       return { tag: 'interval', val: { months: v.val.months, days: v.val.days, micros: big(v.val.micros) } };
-    case 'bytea': return { tag: 'bytea', val: Uint8Array.from(v.val) };
     default: return { tag: v.tag, val: v.val };
   }
 }
@@ -42,8 +42,12 @@ useConnection(nc, jetstream);
 
 const opened = api.NatsSink.open(options, columns);
 opened.beginCheckpoint(1n);
-opened.write(rows.map((r) => ({ values: r.map(value) })));
+opened.write({
+  values: rows.values.map(value),
+  ends: Uint32Array.from(rows.ends),
+  data: Uint8Array.from(rows.data),
+});
 opened.flush();
 await confirm();
 await nc.drain();
-console.log(`jco host: ${rows.length} rows published and confirmed`);
+console.log(`jco host: ${rows.ends.length} rows published and confirmed`);

@@ -17,7 +17,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::nats_sink::sink::transport::{Auth, Batch, ConnectConfig, Span, TransportError};
-pub use exports::nats_sink::sink::sink::{ChildRange, Column, Interval, Row, SinkError, Value};
+pub use exports::nats_sink::sink::sink::{ChildRange, Column, Interval, Rows, SinkError, Value};
 
 /// One published message, unpacked from its batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,7 +231,7 @@ impl MemoryInstance {
     pub async fn write(
         &mut self,
         sink: ResourceAny,
-        rows: &[Row],
+        rows: &Rows,
     ) -> wasmtime::Result<Result<(), SinkError>> {
         self.bindings
             .nats_sink_sink_sink()

@@ -1,8 +1,9 @@
 //! The component itself, driven through wasmtime with an in-memory transport: what crosses the
 //! boundary in each direction, the error variants, and the component's imports.
 
+use ::nats_sink::Datum;
 use nats_sink_tests::memory::*;
-use nats_sink_tests::{component_path, options};
+use nats_sink_tests::{component_path, options, pack, to_memory_rows};
 
 fn schema() -> Vec<Column> {
     vec![
@@ -29,19 +30,17 @@ fn user_options() -> Vec<(String, String)> {
     ])
 }
 
-fn row(id: Value, tags: Option<Vec<&str>>) -> Row {
-    let mut values = vec![id];
-    match tags {
-        None => values.push(Value::Null),
-        Some(tags) => {
-            values.push(Value::List(ChildRange {
-                start: 2,
-                len: tags.len() as u32,
-            }));
-            values.extend(tags.into_iter().map(|t| Value::Text(t.into())));
-        }
-    }
-    Row { values }
+/// A row of the schema: `id` and, unless `None`, its tags.
+fn row(id: i32, tags: Option<Vec<&str>>) -> Vec<Datum> {
+    let tags = tags.map_or(Datum::Null, |tags| {
+        Datum::List(tags.into_iter().map(|t| Datum::Varchar(t.into())).collect())
+    });
+    vec![Datum::Integer(id), tags]
+}
+
+/// Rows packed as the memory harness passes them.
+fn rows(rows: &[Vec<Datum>]) -> Rows {
+    to_memory_rows(&pack(rows))
 }
 
 fn host() -> MemoryHost {
@@ -84,10 +83,7 @@ async fn open_passes_parsed_options_to_the_transport() {
 async fn write_sends_one_message_per_row_in_one_publish() {
     let host = host();
     let (mut instance, sink) = opened(&host).await;
-    let rows = vec![
-        row(Value::Int32(1), Some(vec!["a", "b"])),
-        row(Value::Int32(2), None),
-    ];
+    let rows = rows(&[row(1, Some(vec!["a", "b"])), row(2, None)]);
     instance.write(sink, &rows).await.unwrap().unwrap();
     instance.flush(sink).await.unwrap().unwrap();
     let calls = instance.recorder.calls();
@@ -107,11 +103,12 @@ async fn rows_in_a_checkpoint_carry_message_ids_across_the_boundary() {
     let host = host();
     let (mut instance, sink) = opened(&host).await;
     instance.begin_checkpoint(sink, 42).await.unwrap();
-    let rows = vec![row(Value::Int32(1), None), row(Value::Int32(2), None)];
-    instance.write(sink, &rows).await.unwrap().unwrap();
+    let both = rows(&[row(1, None), row(2, None)]);
+    instance.write(sink, &both).await.unwrap().unwrap();
     // Replaying the checkpoint numbers the same rows the same way.
     instance.begin_checkpoint(sink, 42).await.unwrap();
-    instance.write(sink, &rows[..1]).await.unwrap().unwrap();
+    let first = rows(&[row(1, None)]);
+    instance.write(sink, &first).await.unwrap().unwrap();
     let ids: Vec<Vec<(String, String)>> = instance
         .recorder
         .published()
@@ -220,18 +217,13 @@ async fn invalid_schema_is_its_own_variant() {
 async fn invalid_row_names_row_and_column_and_earlier_rows_are_published() {
     let host = host();
     let (mut instance, sink) = opened(&host).await;
-    let rows = vec![
-        row(Value::Int32(1), None),
-        row(Value::Int32(2), Some(vec!["ok"])),
-        Row {
-            values: vec![
-                Value::Int32(3),
-                Value::List(ChildRange { start: 2, len: 1 }),
-                Value::Int64(9),
-            ],
-        },
-        row(Value::Int32(4), None),
-    ];
+    // Row 2's tags hold a bigint.
+    let rows = rows(&[
+        row(1, None),
+        row(2, Some(vec!["ok"])),
+        vec![Datum::Integer(3), Datum::List(vec![Datum::Bigint(9)])],
+        row(4, None),
+    ]);
     let err = instance.write(sink, &rows).await.unwrap().unwrap_err();
     let SinkError::InvalidRow(problem) = err else {
         panic!("{err:?}")
@@ -248,7 +240,7 @@ async fn transport_errors_map_to_variants_and_close_the_sink() {
     instance.recorder.faults.lock().unwrap().flush =
         Some(TransportError::Timeout("no ack in 1234 ms".into()));
     instance
-        .write(sink, &[row(Value::Int32(1), None)])
+        .write(sink, &rows(&[row(1, None)]))
         .await
         .unwrap()
         .unwrap();
@@ -258,7 +250,7 @@ async fn transport_errors_map_to_variants_and_close_the_sink() {
         "{err:?}"
     );
     let err = instance
-        .write(sink, &[row(Value::Int32(2), None)])
+        .write(sink, &rows(&[row(2, None)]))
         .await
         .unwrap()
         .unwrap_err();
@@ -289,7 +281,7 @@ async fn transport_errors_map_to_variants_and_close_the_sink() {
     instance.recorder.faults.lock().unwrap().publish =
         Some(TransportError::Publish("max payload exceeded".into()));
     let err = instance
-        .write(sink, &[row(Value::Int32(1), None)])
+        .write(sink, &rows(&[row(1, None)]))
         .await
         .unwrap()
         .unwrap_err();

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use nats_sink::{flatten_row, Column, Datum, HostError, SinkError, SinkRuntime};
+use nats_sink::{Column, Datum, HostError, Rows, SinkError, SinkRuntime};
 use nats_sink_tests::*;
 
 const CLI_LIMIT: Duration = Duration::from_secs(60);
@@ -719,23 +719,23 @@ async fn library_api_open_write_flush_close() {
         .open(&plain_options(&server, "lib.rows"), &schema)
         .await
         .unwrap();
-    let rows = vec![
-        flatten_row(vec![
+    let rows = pack(&[
+        vec![
             Datum::Integer(1),
             Datum::List(vec![Datum::Varchar("a".into())]),
-        ]),
-        flatten_row(vec![Datum::Integer(2), Datum::Null]),
-    ];
+        ],
+        vec![Datum::Integer(2), Datum::Null],
+    ]);
     sink.write(&rows).await.unwrap();
     sink.flush().await.unwrap();
     assert_eq!(sink.metrics().snapshot().messages, 2);
 
     // A bad row: the one before it is published, the error names row and column.
     let err = sink
-        .write(&[
-            flatten_row(vec![Datum::Integer(3), Datum::Null]),
-            flatten_row(vec![Datum::Varchar("x".into()), Datum::Null]),
-        ])
+        .write(&pack(&[
+            vec![Datum::Integer(3), Datum::Null],
+            vec![Datum::Varchar("x".into()), Datum::Null],
+        ]))
         .await
         .unwrap_err();
     assert_eq!(
@@ -771,7 +771,7 @@ async fn library_api_open_write_flush_close() {
         .open(&plain_options(&server, "lib.b"), &schema[..1])
         .await;
     assert!(b.is_ok());
-    a.write(&[flatten_row(vec![Datum::Integer(1), Datum::Null])])
+    a.write(&pack(&[vec![Datum::Integer(1), Datum::Null]]))
         .await
         .unwrap();
     a.flush().await.unwrap();
@@ -788,7 +788,7 @@ async fn server_gone_after_open_fails_the_flush() {
     drop(server);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = std::time::Instant::now();
-    let wrote = sink.write(&[flatten_row(vec![Datum::Integer(1)])]).await;
+    let wrote = sink.write(&pack(&[vec![Datum::Integer(1)]])).await;
     let flushed = if wrote.is_ok() {
         sink.flush().await
     } else {
@@ -816,11 +816,11 @@ async fn a_row_beyond_the_memory_limit_closes_the_sink_and_names_the_limit() {
         .open(&plain_options(&server, "limits"), &schema)
         .await
         .unwrap();
-    sink.write(&[flatten_row(vec![Datum::Varchar("fits".into())])])
+    sink.write(&pack(&[vec![Datum::Varchar("fits".into())]]))
         .await
         .unwrap();
-    let huge = flatten_row(vec![Datum::Varchar("x".repeat(8 << 20))]);
-    let err = sink.write(&[huge]).await.unwrap_err();
+    let huge = pack(&[vec![Datum::Varchar("x".repeat(8 << 20))]]);
+    let err = sink.write(&huge).await.unwrap_err();
     let message = err.to_string();
     assert!(
         message.contains("exceeded the sink's memory limit of 4 MiB"),
@@ -844,17 +844,13 @@ async fn a_call_beyond_the_cpu_limit_closes_the_sink_and_names_the_limit() {
         .await
         .unwrap();
     // A few rows take well under 5 ms of guest time; host I/O does not count.
-    sink.write(&[flatten_row(vec![Datum::Varchar("quick".into())])])
+    sink.write(&pack(&[vec![Datum::Varchar("quick".into())]]))
         .await
         .unwrap();
     sink.flush().await.unwrap();
     // Encoding 200,000 rows in one call takes far longer than 5 ms.
-    let rows: Vec<_> = (0..200_000)
-        .map(|i| {
-            flatten_row(vec![Datum::Varchar(format!(
-                "row {i} with some text to encode"
-            ))])
-        })
+    let rows: Rows = (0..200_000)
+        .map(|i| vec![Datum::Varchar(format!("row {i} with some text to encode"))])
         .collect();
     let err = sink.write(&rows).await.unwrap_err();
     assert!(
@@ -895,14 +891,10 @@ async fn sinks_side_by_side_each_in_its_own_store_and_one_failing_leaves_the_oth
     let mut to_stream = runtime.open(&js_options, &schema("bigint")).await.unwrap();
 
     // One sink blows its memory limit; the others run concurrently before and after it.
-    let huge = flatten_row(vec![Datum::Varchar("x".repeat(8 << 20))]);
-    assert!(doomed.write(&[huge]).await.is_err());
-    let core_rows: Vec<_> = (0..100)
-        .map(|i| flatten_row(vec![Datum::Integer(i)]))
-        .collect();
-    let stream_rows: Vec<_> = (0..100)
-        .map(|i| flatten_row(vec![Datum::Bigint(i)]))
-        .collect();
+    let huge = pack(&[vec![Datum::Varchar("x".repeat(8 << 20))]]);
+    assert!(doomed.write(&huge).await.is_err());
+    let core_rows: Rows = (0..100).map(|i| vec![Datum::Integer(i)]).collect();
+    let stream_rows: Rows = (0..100).map(|i| vec![Datum::Bigint(i)]).collect();
     let (a, b) = tokio::join!(
         async {
             to_core.write(&core_rows).await?;

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nats_sink::{flatten_row, Datum, SinkRuntime};
+use nats_sink::{Datum, Rows, SinkRuntime};
 use nats_sink_tests::*;
 
 const CLI_LIMIT: Duration = Duration::from_secs(180);
@@ -461,11 +461,7 @@ async fn server_gone_for_good_fails_the_flush_within_the_retry_budget() {
         ("retry.max_elapsed_ms", "2000"),
     ]));
     let mut sink = runtime.open(&options, &schema).await.unwrap();
-    let rows = |from: i64| -> Vec<_> {
-        (from..from + 100)
-            .map(|i| flatten_row(vec![Datum::Bigint(i)]))
-            .collect()
-    };
+    let rows = |from: i64| -> Rows { (from..from + 100).map(|i| vec![Datum::Bigint(i)]).collect() };
     sink.begin_checkpoint(1).await.unwrap();
     sink.write(&rows(0)).await.unwrap();
     sink.flush().await.unwrap();

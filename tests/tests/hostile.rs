@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 
-use nats_sink::{flatten_row, Column, Datum, HostError, SinkError, SinkRuntime};
+use nats_sink::{Column, Datum, HostError, Rows, SinkError, SinkRuntime};
 use nats_sink_tests::*;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -16,8 +16,8 @@ fn schema() -> Vec<Column> {
     columns(&[("id", "integer")])
 }
 
-fn one_row() -> Vec<nats_sink::Row> {
-    vec![flatten_row(vec![Datum::Integer(1)])]
+fn one_row() -> Rows {
+    pack(&[vec![Datum::Integer(1)]])
 }
 
 fn hostile_options(server: &NatsServer, behaviour: &str) -> Vec<(String, String)> {

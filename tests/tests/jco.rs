@@ -7,19 +7,21 @@ use std::process::Command;
 use std::time::Duration;
 
 use nats_sink::input::parse_line;
-use nats_sink::{flatten_row, Column, Row, SinkRuntime, Value};
+use nats_sink::{Column, Rows, SinkRuntime, Span, Value};
 use nats_sink_guest::schema::Schema;
 use nats_sink_tests::*;
 use serde_json::{json, Value as Json};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A row in the JSON form `tests/jco/run.mjs` reads: each value `{tag, val}`, 64-bit numbers
-/// as strings, floats as text (so NaN and the infinities survive).
-fn row_json(row: &Row) -> Json {
+/// Packed rows in the JSON form `tests/jco/run.mjs` reads: each value `{tag, val}`, 64-bit
+/// numbers as strings, floats as text (so NaN and the infinities survive), spans as
+/// `{start, len}`; the ends and the data as arrays of numbers.
+fn rows_json(rows: &Rows) -> Json {
     let tagged = |tag: &str, val: Json| json!({"tag": tag, "val": val});
-    Json::Array(
-        row.values
+    let span = |s: &Span| json!({"start": s.start, "len": s.len});
+    let values: Json = Json::Array(
+        rows.values
             .iter()
             .map(|v| match v {
                 Value::Null => json!({"tag": "null"}),
@@ -29,8 +31,8 @@ fn row_json(row: &Row) -> Json {
                 Value::Int64(n) => tagged("int64", json!(n.to_string())),
                 Value::Float32(n) => tagged("float32", json!(n.to_string())),
                 Value::Float64(n) => tagged("float64", json!(n.to_string())),
-                Value::Decimal(s) => tagged("decimal", json!(s)),
-                Value::Text(s) => tagged("text", json!(s)),
+                Value::Decimal(s) => tagged("decimal", span(s)),
+                Value::Text(s) => tagged("text", span(s)),
                 Value::Date(n) => tagged("date", json!(n)),
                 Value::Time(n) => tagged("time", json!(n.to_string())),
                 Value::Timestamp(n) => tagged("timestamp", json!(n.to_string())),
@@ -39,19 +41,20 @@ fn row_json(row: &Row) -> Json {
                     "interval",
                     json!({"months": i.months, "days": i.days, "micros": i.micros.to_string()}),
                 ),
-                Value::Bytea(b) => tagged("bytea", json!(b)),
-                Value::Jsonb(s) => tagged("jsonb", json!(s)),
+                Value::Bytea(s) => tagged("bytea", span(s)),
+                Value::Jsonb(s) => tagged("jsonb", span(s)),
                 Value::Serial(n) => tagged("serial", json!(n.to_string())),
                 Value::Uuid((hi, lo)) => tagged("uuid", json!([hi.to_string(), lo.to_string()])),
                 Value::List(r) => tagged("list", json!({"start": r.start, "len": r.len})),
                 Value::Struct(r) => tagged("struct", json!({"start": r.start, "len": r.len})),
             })
             .collect(),
-    )
+    );
+    json!({"values": values, "ends": rows.ends, "data": rows.data})
 }
 
 /// The example dataset as rows, with its columns.
-fn example_rows() -> (Vec<Column>, Vec<Row>) {
+fn example_rows() -> (Vec<Column>, Rows) {
     let schema_file: Json = serde_json::from_str(
         &std::fs::read_to_string(repo_file("examples/all_types.schema.json")).unwrap(),
     )
@@ -75,7 +78,7 @@ fn example_rows() -> (Vec<Column>, Vec<Row>) {
     let rows = input
         .lines()
         .enumerate()
-        .map(|(i, line)| flatten_row(parse_line(&schema, i as u64 + 1, line).unwrap()))
+        .map(|(i, line)| parse_line(&schema, i as u64 + 1, line).unwrap())
         .collect();
     (columns, rows)
 }
@@ -137,8 +140,7 @@ async fn the_node_host_publishes_exactly_what_the_wasmtime_host_publishes() {
         .collect();
     std::fs::write(
         &rows_path,
-        json!({"columns": columns_json, "rows": rows.iter().map(row_json).collect::<Vec<_>>()})
-            .to_string(),
+        json!({"columns": columns_json, "rows": rows_json(&rows)}).to_string(),
     )
     .unwrap();
     let options_path = work.path().join("options.json");

@@ -20,7 +20,7 @@ mod component {
     });
 
     use exports::nats_sink::sink::sink::{
-        Column, Guest, GuestNatsSink, NatsSink, OptionInfo, OptionProblem, Row, SinkError, Target,
+        Column, Guest, GuestNatsSink, NatsSink, OptionInfo, OptionProblem, Rows, SinkError, Target,
     };
     use nats_sink::sink::transport::{
         Auth, Batch, ConnectConfig, Connection, Delivery, Header, Message, Span,
@@ -149,8 +149,8 @@ mod component {
 
         fn begin_checkpoint(&self, _: u64) {}
 
-        fn write(&self, rows: Vec<Row>) -> Result<(), SinkError> {
-            let n = rows.len();
+        fn write(&self, rows: Rows) -> Result<(), SinkError> {
+            let n = rows.ends.len();
             let batch = match self.behaviour.as_str() {
                 "loop-in-write" => loop {
                     std::hint::black_box(&rows);

@@ -214,6 +214,36 @@ async fn invalid_schema_is_its_own_variant() {
 }
 
 #[tokio::test]
+async fn ends_and_spans_from_the_host_are_checked_row_by_row() {
+    let host = host();
+    let (mut instance, sink) = opened(&host).await;
+    // The second row's tag points past the batch's data ("ok": 2 bytes).
+    let mut batch = rows(&[row(1, None), row(2, Some(vec!["ok"]))]);
+    let last = batch.values.len() - 1;
+    batch.values[last] = Value::Text(Span { start: 1, len: 100 });
+    let err = instance.write(sink, &batch).await.unwrap().unwrap_err();
+    let SinkError::InvalidRow(problem) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((problem.row, problem.column.as_str()), (1, "tags[0]"));
+    assert!(
+        problem.message.contains("outside the batch's 2 data bytes"),
+        "{problem:?}"
+    );
+    assert_eq!(instance.recorder.published().len(), 1);
+
+    let mut batch = rows(&[row(3, None)]);
+    batch.ends = vec![9];
+    let err = instance.write(sink, &batch).await.unwrap().unwrap_err();
+    let SinkError::InvalidRow(problem) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((problem.row, problem.column.as_str()), (0, ""));
+    assert!(problem.message.contains("ends at value 9"), "{problem:?}");
+    assert_eq!(instance.recorder.published().len(), 1);
+}
+
+#[tokio::test]
 async fn invalid_row_names_row_and_column_and_earlier_rows_are_published() {
     let host = host();
     let (mut instance, sink) = opened(&host).await;

@@ -104,10 +104,8 @@ pub struct Unpacked {
 /// points outside the batch.
 pub fn unpack(batch: &Batch) -> Result<Vec<Unpacked>, String> {
     let bytes = |s: &Span| {
-        let start = s.start as usize;
-        start
-            .checked_add(s.len as usize)
-            .and_then(|end| batch.data.get(start..end))
+        crate::within(s.start, s.len, batch.data.len())
+            .map(|range| &batch.data[range])
             .ok_or_else(|| format!("span {}+{} is outside the data", s.start, s.len))
     };
     let text =
@@ -116,10 +114,8 @@ pub fn unpack(batch: &Batch) -> Result<Vec<Unpacked>, String> {
         .messages
         .iter()
         .map(|m| {
-            let start = m.headers.start as usize;
-            let headers = start
-                .checked_add(m.headers.len as usize)
-                .and_then(|end| batch.headers.get(start..end))
+            let headers = crate::within(m.headers.start, m.headers.len, batch.headers.len())
+                .map(|range| &batch.headers[range])
                 .ok_or("header run outside the batch")?
                 .iter()
                 .map(|h| {

@@ -204,17 +204,14 @@ impl Encoder {
         len: u32,
         path: &Path<'_>,
     ) -> Result<std::ops::Range<usize>, RowError> {
-        let (start, len) = (start as usize, len as usize);
-        let end = start
-            .checked_add(len)
-            .filter(|end| *end <= self.claimed.len());
-        let Some(end) = end else {
+        let Some(range) = crate::within(start, len, self.claimed.len()) else {
             return Err(path.error(format!(
                 "child range {start}..{} is outside the row's {} values",
-                start.saturating_add(len),
+                start as u64 + len as u64,
                 self.claimed.len()
             )));
         };
+        let (start, end) = (range.start, range.end);
         if len > 0 && start <= parent {
             return Err(path.error(format!(
                 "child range starts at {start}, not after its parent at {parent}"

@@ -32,6 +32,14 @@ pub mod bindings {
 
 use crate::options::{Auth, SinkConfig, OPTION_SPECS};
 
+/// `start..start + len` where it lies within `0..limit`: the one bounds check for every span,
+/// header run and child range, which come from the other side of the boundary and may not.
+pub fn within(start: u32, len: u32, limit: usize) -> Option<std::ops::Range<usize>> {
+    let start = start as usize;
+    let end = start.checked_add(len as usize)?;
+    (end <= limit).then_some(start..end)
+}
+
 /// `describe`: every option with its doc.
 pub fn describe() -> Vec<bindings::OptionInfo> {
     OPTION_SPECS

@@ -17,14 +17,13 @@ pub struct RowRef<'a> {
 impl<'a> RowRef<'a> {
     /// The bytes `span` names, or why it names none.
     pub fn bytes(&self, span: Span) -> Result<&'a [u8], String> {
-        let (start, len) = (span.start as usize, span.len as usize);
-        start
-            .checked_add(len)
-            .and_then(|end| self.data.get(start..end))
+        crate::within(span.start, span.len, self.data.len())
+            .map(|range| &self.data[range])
             .ok_or_else(|| {
                 format!(
-                    "span {start}..{} is outside the batch's {} data bytes",
-                    start.saturating_add(len),
+                    "span {}..{} is outside the batch's {} data bytes",
+                    span.start,
+                    span.start as u64 + span.len as u64,
                     self.data.len()
                 )
             })

@@ -22,6 +22,7 @@ use async_nats::{ConnectOptions, Event, HeaderMap, ServerAddr, Subject};
 use bytes::Bytes;
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
+use nats_sink_guest::within;
 use tokio::sync::Notify;
 
 use crate::bindings::transport::{Auth, Batch, ConnectConfig, Delivery, Span, Tls, TransportError};
@@ -222,13 +223,6 @@ impl Outgoing {
         }
         Ok(messages)
     }
-}
-
-/// `start..start + len` where it lies within `0..limit`; a guest's span may not.
-fn within(start: u32, len: u32, limit: usize) -> Option<std::ops::Range<usize>> {
-    let start = start as usize;
-    let end = start.checked_add(len as usize)?;
-    (end <= limit).then_some(start..end)
 }
 
 type PendingAck = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;

@@ -42,17 +42,28 @@ impl<'a> RowRef<'a> {
     }
 }
 
+/// A row's layout is wrong; no column is to blame.
+fn layout_error(message: String) -> RowError {
+    RowError {
+        column: String::new(),
+        message,
+    }
+}
+
 /// Each row of `rows` in order, or, where the layout breaks, why: row `i` is
-/// `values[ends[i - 1]..ends[i]]`, and the last row must end where `values` does.
+/// `values[ends[i - 1]..ends[i]]`, and the last row must end where `values` does (a batch of
+/// no rows holds no values; if it does, that is one error, at row 0).
 pub fn read(rows: &Rows) -> impl Iterator<Item = Result<RowRef<'_>, RowError>> {
     let count = rows.ends.len();
+    let stray = (count == 0 && !rows.values.is_empty()).then(|| {
+        Err(layout_error(format!(
+            "the batch has no rows but {} values",
+            rows.values.len()
+        )))
+    });
     let mut start = 0usize;
-    rows.ends.iter().enumerate().map(move |(index, &end)| {
+    let each = rows.ends.iter().enumerate().map(move |(index, &end)| {
         let end = end as usize;
-        let layout_error = |message: String| RowError {
-            column: String::new(),
-            message,
-        };
         if end < start || end > rows.values.len() {
             return Err(layout_error(format!(
                 "the row ends at value {end}, outside {start}..={} (the batch has {} values)",
@@ -72,7 +83,8 @@ pub fn read(rows: &Rows) -> impl Iterator<Item = Result<RowRef<'_>, RowError>> {
         };
         start = end;
         Ok(row)
-    })
+    });
+    stray.into_iter().chain(each)
 }
 
 /// Building a batch natively: strings go into `data`, values name them by span.

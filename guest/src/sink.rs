@@ -264,15 +264,6 @@ impl<T: Transport> Sink<T> {
             .as_ref()
             .map(|subject| batch.push_bytes(subject.as_bytes()));
         let mut refused = None;
-        if rows.is_empty() && !rows.values.is_empty() {
-            refused = Some(SinkError::InvalidRow {
-                row: 0,
-                error: RowError {
-                    column: String::new(),
-                    message: format!("the batch has no rows but {} values", rows.values.len()),
-                },
-            });
-        }
         for (index, row) in crate::rows::read(rows).enumerate() {
             let mark = batch.mark();
             let packed = row.and_then(|row| self.pack(row, &mut batch, mark, fixed_subject));

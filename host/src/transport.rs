@@ -36,6 +36,25 @@ pub enum Route {
     JetStream { stream: String },
 }
 
+/// What one connection knows of a subject.
+struct KnownSubject {
+    route: Route,
+    clearance: Clearance,
+}
+
+/// Whether the server has had its chance to refuse core messages on a subject. It reports a
+/// refusal (a missing permission) as an error event, which can trail the flush's echo; the
+/// first flush after a subject's first message, on each connection, waits it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clearance {
+    /// No core message since the connection (re)connected, or the last attempt failed.
+    Unseen,
+    /// Published since the last flush, which will wait for error reports.
+    Listed,
+    /// A flush waited for error reports and saw none: later flushes need only the echo.
+    Cleared,
+}
+
 /// What the connection's event callback saw.
 struct Events {
     server_errors: Vec<String>,
@@ -247,7 +266,9 @@ struct Episode {
 pub struct NatsConnection {
     client: async_nats::Client,
     jetstream: async_nats::jetstream::Context,
-    routes: HashMap<String, Route>,
+    subjects: HashMap<String, KnownSubject>,
+    /// Core subjects published since the last flush that are not yet cleared.
+    uncleared: Vec<String>,
     /// Acks awaited, oldest first, and the messages they confirm, in the same order.
     in_flight: FuturesOrdered<PendingAck>,
     awaiting: VecDeque<Outgoing>,
@@ -267,6 +288,10 @@ pub struct NatsConnection {
     flush_timeout: Duration,
     stats: TransportStats,
 }
+
+/// How long the first flush of a core subject waits, after the echo, for the server's error
+/// reports to reach the event callback.
+const ERROR_REPORT_GRACE: Duration = Duration::from_millis(2);
 
 /// Subjects whose route is remembered at once.
 const MAX_CACHED_ROUTES: usize = 10_000;
@@ -414,7 +439,8 @@ impl NatsConnection {
         Ok(NatsConnection {
             client,
             jetstream,
-            routes: HashMap::new(),
+            subjects: HashMap::new(),
+            uncleared: Vec::new(),
             in_flight: FuturesOrdered::new(),
             awaiting: VecDeque::new(),
             drops_seen: 0,
@@ -450,8 +476,8 @@ impl NatsConnection {
 
     /// Where messages on `subject` go, asked of JetStream once per subject.
     pub async fn route(&mut self, subject: &str) -> Result<Route, TransportError> {
-        if let Some(route) = self.routes.get(subject) {
-            return Ok(route.clone());
+        if let Some(known) = self.subjects.get(subject) {
+            return Ok(known.route.clone());
         }
         let lookup = self.jetstream.stream_by_subject(subject);
         // A user who may not publish to the JetStream API gets no reply, only a permission
@@ -481,10 +507,14 @@ impl NatsConnection {
         };
         tracing::debug!(subject, ?route, "delivery route");
         // Subjects filled from rows can be many; a full cache starts over rather than grow.
-        if self.routes.len() >= MAX_CACHED_ROUTES {
-            self.routes.clear();
+        if self.subjects.len() >= MAX_CACHED_ROUTES {
+            self.subjects.clear();
         }
-        self.routes.insert(subject.to_string(), route.clone());
+        let known = KnownSubject {
+            route: route.clone(),
+            clearance: Clearance::Unseen,
+        };
+        self.subjects.insert(subject.to_string(), known);
         Ok(route)
     }
 
@@ -500,19 +530,41 @@ impl NatsConnection {
         for outgoing in Outgoing::unpack(batch)? {
             let size = outgoing.payload.len() as u64;
             let subject = outgoing.subject.as_str();
-            let jetstream = match self.routes.get(subject) {
-                Some(route) => matches!(route, Route::JetStream { .. }),
-                None => matches!(self.route(subject).await?, Route::JetStream { .. }),
+            let jetstream = |route: &Route| matches!(route, Route::JetStream { .. });
+            let (jetstream, clearance) = match self.subjects.get(subject) {
+                Some(known) => (jetstream(&known.route), known.clearance),
+                None => (jetstream(&self.route(subject).await?), Clearance::Unseen),
             };
             if jetstream {
                 self.publish_jetstream(outgoing).await?;
             } else {
+                if clearance == Clearance::Unseen {
+                    self.list_for_clearance(subject.to_string());
+                }
                 self.publish_core(outgoing).await?;
             }
             self.stats.messages += 1;
             self.stats.payload_bytes += size;
         }
         Ok(())
+    }
+
+    /// Note a core subject whose next flush must wait for the server's error reports.
+    fn list_for_clearance(&mut self, subject: String) {
+        if let Some(known) = self.subjects.get_mut(&subject) {
+            known.clearance = Clearance::Listed;
+        }
+        self.uncleared.push(subject);
+    }
+
+    /// Move the subjects listed since the last flush to `to`: `Cleared` once a flush saw no
+    /// error for them, `Unseen` when it failed.
+    fn settle_clearance(&mut self, to: Clearance) {
+        for subject in self.uncleared.drain(..) {
+            if let Some(known) = self.subjects.get_mut(&subject) {
+                known.clearance = to;
+            }
+        }
     }
 
     async fn publish_jetstream(&mut self, message: Outgoing) -> Result<(), TransportError> {
@@ -790,6 +842,7 @@ impl NatsConnection {
         self.resend.clear();
         self.episode = None;
         self.unconfirmed_core = 0;
+        self.settle_clearance(Clearance::Unseen);
     }
 
     /// Confirm everything since the last flush: all JetStream acks (resending what can be),
@@ -854,15 +907,26 @@ impl NatsConnection {
                 Ok(result) => result?,
             }
             // The echo and the event callback travel separately; let the callback catch up
-            // with errors the connection read before the echo.
+            // with errors the connection read before the echo. A subject new to this
+            // connection gets a longer wait: that is when a refusal shows.
             for _ in 0..8 {
                 tokio::task::yield_now().await;
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            if !self.uncleared.is_empty() {
+                tokio::time::sleep(ERROR_REPORT_GRACE).await;
+            }
         }
-        let mut events = self.events.lock();
-        let errors = std::mem::take(&mut events.server_errors);
-        let disconnects = std::mem::take(&mut events.disconnects);
+        let (errors, disconnects) = {
+            let mut events = self.events.lock();
+            let errors = std::mem::take(&mut events.server_errors);
+            (errors, std::mem::take(&mut events.disconnects))
+        };
+        if disconnects > 0 {
+            // A new connection may carry other permissions: every subject is cleared again.
+            for known in self.subjects.values_mut() {
+                known.clearance = Clearance::Unseen;
+            }
+        }
         if let Some(first) = errors.first() {
             return Err(TransportError::Publish(format!(
                 "the server reported: {first}"
@@ -873,6 +937,7 @@ impl NatsConnection {
                 "the connection dropped since the last flush; core NATS messages sent before it may be lost (core NATS has no acks: replay them, or use a JetStream stream)",
             ));
         }
+        self.settle_clearance(Clearance::Cleared);
         Ok(())
     }
 }

@@ -442,6 +442,30 @@ async fn missing_publish_permission_fails_the_flush() {
         stderr.contains("Permissions Violation for Publish to \"denied.rows\""),
         "{stderr}"
     );
+
+    // Flushes on a subject the server has already let through skip the wait for its error
+    // reports; a subject new to the connection still gets it, so its refusal fails its own
+    // checkpoint (the third: batches of 3), not a later one.
+    let opts = options(&[
+        ("server_url", &url),
+        ("subject", "{area}.rows"),
+        ("connect_mode", "credential"),
+        ("jwt", &jwt),
+        ("nkey", &seed),
+    ]);
+    let lines =
+        "{\"area\":\"allowed\"}\n".repeat(6) + "{\"area\":\"allowed\"}\n{\"area\":\"denied\"}\n";
+    let out = sink_lines(&opts, &[("area", "varchar")], &lines).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Permissions Violation for Publish to \"denied.rows\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("rows through input line 6 (6 rows) are confirmed"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

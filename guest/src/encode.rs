@@ -8,6 +8,7 @@ use std::io::Write as _;
 use base64::Engine as _;
 
 use crate::bindings::{Interval, Value};
+use crate::json_str::{write_str, write_utf8};
 use crate::rows::RowRef;
 use crate::schema::{DataType, Schema};
 
@@ -329,8 +330,8 @@ impl Encoder {
                 self.scratch.clear();
                 jsonb_to_text(text(*span)?, &mut self.scratch)
                     .map_err(|e| path.error(format!("invalid jsonb: {e}")))?;
-                // The scratch holds valid UTF-8: it was transcoded from a `str`.
-                write_str(out, std::str::from_utf8(&self.scratch).unwrap_or_default());
+                // The scratch holds UTF-8: it was transcoded from a `str`.
+                write_utf8(out, &self.scratch);
             }
             (DataType::Serial, Value::Serial(v)) => {
                 out.extend_from_slice(b"\"0x");
@@ -449,10 +450,6 @@ fn write_hex(out: &mut Vec<u8>, v: u64, digits: u32) {
 /// which is what RisingWave's `json!` produces.
 fn write_float(out: &mut Vec<u8>, v: f64) {
     let _ = serde_json::to_writer(out, &v);
-}
-
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    let _ = serde_json::to_writer(out, s);
 }
 
 /// RisingWave's `numeric` text forms: `-12.340`, `0`, `NaN`, `Infinity`, `-Infinity`.

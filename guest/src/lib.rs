@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod encode;
+mod json_str;
 pub mod options;
 pub mod rows;
 pub mod schema;

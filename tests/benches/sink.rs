@@ -309,7 +309,9 @@ impl Bench {
     }
 
     /// Seconds to publish every payload with async-nats alone.
-    fn raw(&mut self, data: &Dataset, route: Route) -> f64 {
+    /// Publish the payloads, encoded beforehand, with async-nats. With `ids`, each message
+    /// also carries a `Nats-Msg-Id` header as the sink writes it, built as it is sent.
+    fn raw(&mut self, data: &Dataset, route: Route, ids: bool) -> f64 {
         let subject = self.subject(route);
         let client = self.client.clone();
         let payloads: Vec<bytes::Bytes> = data
@@ -317,13 +319,27 @@ impl Bench {
             .iter()
             .map(|p| bytes::Bytes::from(p.clone()))
             .collect();
+        let headers = move |position: usize| {
+            let mut headers = async_nats::HeaderMap::new();
+            let id = format!("bench-0123456789abcdef:1:{position}");
+            headers.insert("Nats-Msg-Id", id.as_str());
+            headers
+        };
         let seconds = self.runtime.block_on(async move {
             let started = Instant::now();
             match route {
                 Route::Core => {
                     for chunk in payloads.chunks(CHECKPOINT_ROWS) {
-                        for p in chunk {
-                            client.publish(subject.clone(), p.clone()).await.unwrap();
+                        for (position, p) in chunk.iter().enumerate() {
+                            let (subject, p) = (subject.clone(), p.clone());
+                            if ids {
+                                client
+                                    .publish_with_headers(subject, headers(position), p)
+                                    .await
+                            } else {
+                                client.publish(subject, p).await
+                            }
+                            .unwrap();
                         }
                         client.flush().await.unwrap();
                     }
@@ -332,8 +348,14 @@ impl Bench {
                     let js = async_nats::jetstream::new(client);
                     for chunk in payloads.chunks(CHECKPOINT_ROWS) {
                         let mut acks = Vec::with_capacity(chunk.len());
-                        for p in chunk {
-                            acks.push(js.publish(subject.clone(), p.clone()).await.unwrap());
+                        for (position, p) in chunk.iter().enumerate() {
+                            let (subject, p) = (subject.clone(), p.clone());
+                            let ack = if ids {
+                                js.publish_with_headers(subject, headers(position), p).await
+                            } else {
+                                js.publish(subject, p).await
+                            };
+                            acks.push(ack.unwrap());
                         }
                         for ack in acks {
                             ack.await.unwrap();
@@ -346,8 +368,6 @@ impl Bench {
         self.drop_stream(route);
         seconds
     }
-
-    /// Seconds for the natively compiled sink over the host's transport.
     fn native(&mut self, data: &Dataset, route: Route, batch: usize) -> f64 {
         let subject = self.subject(route);
         let url = self.server.url();
@@ -686,26 +706,33 @@ fn main() {
         runs,
         serial: 0,
     };
-    // BENCH_PROFILE=1: only the realistic rows on core NATS at batch 1024, native and
-    // component, repeated: a steady load for `perf record`.
-    if std::env::var("BENCH_PROFILE").as_deref() == Ok("encode") {
+    // BENCH_PROFILE: a steady load for `perf record`, on the realistic rows, core NATS, batch
+    // 1024. `encode`: encoding alone; `raw`, `native` or `component`: that mode alone; any
+    // other value: native and component in turn.
+    if let Ok(profile) = std::env::var("BENCH_PROFILE") {
         let data = realistic(rows);
-        let host = MemoryHost::load(&component_path()).expect("load the component");
-        let (native, wasm, _, _) = encode_rates(&data, &host, runs);
-        println!("encode: native {native:.0} rows/s, wasm {wasm:.0} rows/s");
-        return;
-    }
-    if std::env::var_os("BENCH_PROFILE").is_some() {
-        let data = realistic(rows);
+        if profile == "encode" {
+            let host = MemoryHost::load(&component_path()).expect("load the component");
+            let (native, wasm, _, _) = encode_rates(&data, &host, runs);
+            println!("encode: native {native:.0} rows/s, wasm {wasm:.0} rows/s");
+            return;
+        }
         for _ in 0..runs {
-            let native = bench.native(&data, Route::Core, 1024);
-            let component = bench.component(&data, Route::Core, 1024);
-            println!(
-                "native {:.0} rows/s, component {:.0} rows/s, component/native {:.2}",
-                rows as f64 / native,
-                rows as f64 / component,
-                native / component
-            );
+            let mut rate = |mode: &str| {
+                let seconds = match mode {
+                    "raw" => bench.raw(&data, Route::Core, false),
+                    "native" => bench.native(&data, Route::Core, 1024),
+                    _ => bench.component(&data, Route::Core, 1024),
+                };
+                println!("{mode} {:.0} rows/s", rows as f64 / seconds);
+            };
+            match profile.as_str() {
+                "raw" | "native" | "component" => rate(&profile),
+                _ => {
+                    rate("native");
+                    rate("component");
+                }
+            }
         }
         return;
     }
@@ -717,12 +744,13 @@ fn main() {
     );
     let mut results = Vec::new();
     println!(
-        "{:<24} {:<9} {:>5} {:>12} {:>9} {:>12} {:>12} {:>10} {:>10}",
+        "{:<24} {:<9} {:>5} {:>12} {:>9} {:>12} {:>12} {:>12} {:>10} {:>10}",
         "dataset",
         "route",
         "batch",
         "raw rows/s",
         "raw MB/s",
+        "raw+id rows/s",
         "native rows/s",
         "comp rows/s",
         "comp/nat",
@@ -730,7 +758,16 @@ fn main() {
     );
     for data in &datasets {
         for route in [Route::Core, Route::JetStream] {
-            let raw = median((0..bench.runs).map(|_| bench.raw(data, route)).collect());
+            let raw = median(
+                (0..bench.runs)
+                    .map(|_| bench.raw(data, route, false))
+                    .collect(),
+            );
+            let raw_ids = median(
+                (0..bench.runs)
+                    .map(|_| bench.raw(data, route, true))
+                    .collect(),
+            );
             for batch in BATCHES {
                 let native = median(
                     (0..bench.runs)
@@ -745,12 +782,13 @@ fn main() {
                 let n = data.rows.len() as f64;
                 let mb = data.bytes as f64 / 1e6;
                 println!(
-                    "{:<24} {:<9} {:>5} {:>12.0} {:>9.1} {:>12.0} {:>12.0} {:>10.2} {:>10.2}",
+                    "{:<24} {:<9} {:>5} {:>12.0} {:>9.1} {:>12.0} {:>12.0} {:>12.0} {:>10.2} {:>10.2}",
                     data.name,
                     route.name(),
                     batch,
                     n / raw,
                     mb / raw,
+                    n / raw_ids,
                     n / native,
                     n / component,
                     native / component,
@@ -760,10 +798,12 @@ fn main() {
                     "dataset": data.name, "route": route.name(), "batch": batch,
                     "rows": n, "payload_mb": mb,
                     "raw_rows_per_s": n / raw, "raw_mb_per_s": mb / raw,
+                    "raw_with_ids_rows_per_s": n / raw_ids,
                     "native_rows_per_s": n / native, "native_mb_per_s": mb / native,
                     "component_rows_per_s": n / component, "component_mb_per_s": mb / component,
                     "component_to_native": native / component,
                     "component_to_raw": raw / component,
+                    "component_to_raw_with_ids": raw_ids / component,
                 }));
             }
         }

@@ -414,8 +414,19 @@ impl Bench {
 
     /// Seconds for the component through wasmtime.
     fn component(&mut self, data: &Dataset, route: Route, batch: usize) -> f64 {
+        self.component_with(data, route, batch, &[])
+    }
+
+    /// `component`, with more options.
+    fn component_with(
+        &mut self,
+        data: &Dataset,
+        route: Route,
+        batch: usize,
+        extra: &[(&str, &str)],
+    ) -> f64 {
         let subject = self.subject(route);
-        let opts = options(&self.server.url(), &subject, &[]);
+        let opts = options(&self.server.url(), &subject, extra);
         let sink_runtime = self.sink_runtime.clone();
         let checkpoints = data.packed(batch);
         let seconds = self.runtime.block_on(async move {
@@ -809,6 +820,33 @@ fn main() {
         }
     }
 
+    println!("\nwithout message ids (dedupe=false), core, batch 1024, against raw");
+    let mut without_ids = Vec::new();
+    for data in &datasets {
+        let raw = median(
+            (0..bench.runs)
+                .map(|_| bench.raw(data, Route::Core, false))
+                .collect(),
+        );
+        let component = median(
+            (0..bench.runs)
+                .map(|_| bench.component_with(data, Route::Core, 1024, &[("dedupe", "false")]))
+                .collect(),
+        );
+        let n = data.rows.len() as f64;
+        println!(
+            "{:<24} raw {:>10.0} rows/s   component {:>10.0} rows/s   component/raw {:.2}",
+            data.name,
+            n / raw,
+            n / component,
+            raw / component,
+        );
+        without_ids.push(json!({
+            "dataset": data.name, "raw_rows_per_s": n / raw,
+            "component_rows_per_s": n / component, "component_to_raw": raw / component,
+        }));
+    }
+
     println!("\nencoding alone (batches of 1024, transport drops the messages)");
     let mut encode = Vec::new();
     for data in &datasets {
@@ -838,7 +876,7 @@ fn main() {
 
     let report = json!({
         "rows_per_run": rows, "runs": runs, "checkpoint_rows": CHECKPOINT_ROWS,
-        "throughput": results, "encode": encode, "startup": startup,
+        "throughput": results, "without_ids": without_ids, "encode": encode, "startup": startup,
         "peak_memory": {"rows": memory_rows, "peak_mib": peak_mib, "rows_per_s": memory_rate},
     });
     let path = target_dir().join("bench.json");

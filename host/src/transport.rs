@@ -530,10 +530,10 @@ impl NatsConnection {
         for outgoing in Outgoing::unpack(batch)? {
             let size = outgoing.payload.len() as u64;
             let subject = outgoing.subject.as_str();
-            let jetstream = |route: &Route| matches!(route, Route::JetStream { .. });
+            let is_jetstream = |route: &Route| matches!(route, Route::JetStream { .. });
             let (jetstream, clearance) = match self.subjects.get(subject) {
-                Some(known) => (jetstream(&known.route), known.clearance),
-                None => (jetstream(&self.route(subject).await?), Clearance::Unseen),
+                Some(known) => (is_jetstream(&known.route), known.clearance),
+                None => (is_jetstream(&self.route(subject).await?), Clearance::Unseen),
             };
             if jetstream {
                 self.publish_jetstream(outgoing).await?;

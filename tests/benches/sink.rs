@@ -308,9 +308,9 @@ impl Bench {
         }
     }
 
-    /// Seconds to publish every payload with async-nats alone.
-    /// Publish the payloads, encoded beforehand, with async-nats. With `ids`, each message
-    /// also carries a `Nats-Msg-Id` header as the sink writes it, built as it is sent.
+    /// Seconds to publish every payload, encoded beforehand, with async-nats alone. With
+    /// `ids`, each message also carries a `Nats-Msg-Id` header like the sink's, built as it is
+    /// sent (each chunk a checkpoint, so that no id repeats).
     fn raw(&mut self, data: &Dataset, route: Route, ids: bool) -> f64 {
         let subject = self.subject(route);
         let client = self.client.clone();
@@ -319,9 +319,9 @@ impl Bench {
             .iter()
             .map(|p| bytes::Bytes::from(p.clone()))
             .collect();
-        let headers = move |position: usize| {
+        let headers = move |checkpoint: usize, position: usize| {
             let mut headers = async_nats::HeaderMap::new();
-            let id = format!("bench-0123456789abcdef:1:{position}");
+            let id = format!("bench-0123456789abcdef:{checkpoint}:{position}");
             headers.insert("Nats-Msg-Id", id.as_str());
             headers
         };
@@ -329,13 +329,12 @@ impl Bench {
             let started = Instant::now();
             match route {
                 Route::Core => {
-                    for chunk in payloads.chunks(CHECKPOINT_ROWS) {
+                    for (checkpoint, chunk) in payloads.chunks(CHECKPOINT_ROWS).enumerate() {
                         for (position, p) in chunk.iter().enumerate() {
                             let (subject, p) = (subject.clone(), p.clone());
                             if ids {
-                                client
-                                    .publish_with_headers(subject, headers(position), p)
-                                    .await
+                                let headers = headers(checkpoint, position);
+                                client.publish_with_headers(subject, headers, p).await
                             } else {
                                 client.publish(subject, p).await
                             }
@@ -346,12 +345,13 @@ impl Bench {
                 }
                 Route::JetStream => {
                     let js = async_nats::jetstream::new(client);
-                    for chunk in payloads.chunks(CHECKPOINT_ROWS) {
+                    for (checkpoint, chunk) in payloads.chunks(CHECKPOINT_ROWS).enumerate() {
                         let mut acks = Vec::with_capacity(chunk.len());
                         for (position, p) in chunk.iter().enumerate() {
                             let (subject, p) = (subject.clone(), p.clone());
                             let ack = if ids {
-                                js.publish_with_headers(subject, headers(position), p).await
+                                let headers = headers(checkpoint, position);
+                                js.publish_with_headers(subject, headers, p).await
                             } else {
                                 js.publish(subject, p).await
                             };
@@ -368,6 +368,8 @@ impl Bench {
         self.drop_stream(route);
         seconds
     }
+
+    /// Seconds for the natively compiled sink over the host's transport.
     fn native(&mut self, data: &Dataset, route: Route, batch: usize) -> f64 {
         let subject = self.subject(route);
         let url = self.server.url();

@@ -279,6 +279,11 @@ struct Bench {
 }
 
 impl Bench {
+    /// The median, over `runs` runs, of the seconds `run` takes.
+    fn median_of(&mut self, mut run: impl FnMut(&mut Bench) -> f64) -> f64 {
+        median((0..self.runs).map(|_| run(self)).collect())
+    }
+
     /// A subject for one run; on JetStream, a fresh file-storage stream captures it.
     fn subject(&mut self, route: Route) -> String {
         self.serial += 1;
@@ -771,27 +776,11 @@ fn main() {
     );
     for data in &datasets {
         for route in [Route::Core, Route::JetStream] {
-            let raw = median(
-                (0..bench.runs)
-                    .map(|_| bench.raw(data, route, false))
-                    .collect(),
-            );
-            let raw_ids = median(
-                (0..bench.runs)
-                    .map(|_| bench.raw(data, route, true))
-                    .collect(),
-            );
+            let raw = bench.median_of(|b| b.raw(data, route, false));
+            let raw_ids = bench.median_of(|b| b.raw(data, route, true));
             for batch in BATCHES {
-                let native = median(
-                    (0..bench.runs)
-                        .map(|_| bench.native(data, route, batch))
-                        .collect(),
-                );
-                let component = median(
-                    (0..bench.runs)
-                        .map(|_| bench.component(data, route, batch))
-                        .collect(),
-                );
+                let native = bench.median_of(|b| b.native(data, route, batch));
+                let component = bench.median_of(|b| b.component(data, route, batch));
                 let n = data.rows.len() as f64;
                 let mb = data.bytes as f64 / 1e6;
                 println!(
@@ -825,16 +814,9 @@ fn main() {
     println!("\nwithout message ids (dedupe=false), core, batch 1024, against raw");
     let mut without_ids = Vec::new();
     for data in &datasets {
-        let raw = median(
-            (0..bench.runs)
-                .map(|_| bench.raw(data, Route::Core, false))
-                .collect(),
-        );
-        let component = median(
-            (0..bench.runs)
-                .map(|_| bench.component_with(data, Route::Core, 1024, &[("dedupe", "false")]))
-                .collect(),
-        );
+        let raw = bench.median_of(|b| b.raw(data, Route::Core, false));
+        let component =
+            bench.median_of(|b| b.component_with(data, Route::Core, 1024, &[("dedupe", "false")]));
         let n = data.rows.len() as f64;
         println!(
             "{:<24} raw {:>10.0} rows/s   component {:>10.0} rows/s   component/raw {:.2}",

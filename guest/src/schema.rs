@@ -49,7 +49,8 @@ pub struct Field {
 impl Field {
     pub fn new(name: impl Into<String>, data_type: DataType) -> Field {
         let name = name.into();
-        let mut json_key = serde_json::to_vec(&name).unwrap_or_default();
+        let mut json_key = Vec::with_capacity(name.len() + 3);
+        crate::json_str::write_str(&mut json_key, &name);
         json_key.push(b':');
         Field {
             name,

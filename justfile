@@ -8,10 +8,11 @@ default:
 setup:
     ./setup.sh
 
-# Build the guest component (target/nats-sink.wasm) and the host CLI.
+# Build the guest component (target/nats-sink.wasm), then the host CLI with it embedded, and
+# the example subscriber the demo uses.
 build:
     ./scripts/build-guest.sh
-    cargo build -p nats-sink
+    cargo build -p nats-sink --bin nats-sink --example subscribe
 
 # Build, start a local nats-server, sink the example dataset and show what a subscriber sees.
 run: build
@@ -19,7 +20,14 @@ run: build
 
 # Every test: guest unit tests, host unit tests, the component and end-to-end tests.
 test: build
+    ./scripts/build-guest.sh --hostile
     cargo test --workspace
+
+# The lint gate CI runs: formatting, and clippy with every warning an error. Clippy also holds
+# the code to the workspace's declared rust-version (its incompatible_msrv lint).
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
 
 # The fault-injection tests (crashes, restarts, leader loss, replay, refusals), printing the
 # README's proof table from what they measured.

@@ -29,8 +29,15 @@ if ! command -v just >/dev/null 2>&1; then
 fi
 command -v just >/dev/null 2>&1 || { echo "setup: just is installed but not on PATH" >&2; exit 1; }
 
+# The lint gate (`just lint`) needs rustfmt and clippy beside the toolchain.
+for tool in fmt clippy; do
+  cargo "$tool" --version >/dev/null 2>&1 || rustup component add "$(
+    [ "$tool" = fmt ] && echo rustfmt || echo clippy)"
+done
+
 if [ ! -x tests/jco/node_modules/.bin/jco ]; then
   echo "setup: installing tests/jco's npm packages"
-  (cd tests/jco && npm install --no-audit --no-fund --loglevel=error)
+  # `npm ci` installs exactly the committed lock and never rewrites it.
+  (cd tests/jco && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: ready ($(just --version), $(nats-server --version), node $(node --version))"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the guest as a wasm32-unknown-unknown core module, then wrap it into a component at
-# target/nats-sink.wasm; likewise the hostile test guest (tests/hostile) at target/hostile.wasm.
+# target/nats-sink.wasm; with `--hostile`, also the hostile test guest (tests/hostile) at
+# target/hostile.wasm, which only the tests use.
 # Uses rustup's wasm32 target where installed; otherwise Debian's rustc-web with a std built
 # from source (see README, "Set-up").
 set -euo pipefail
@@ -21,8 +22,16 @@ build_core() {
   fi
 }
 
-build_core nats-sink-guest
-build_core nats-sink-hostile
+# componentize CORE OUT: the core module $core_dir/CORE.wasm as the component OUT. The tool is
+# built in the dev profile, whose dependencies are optimized and shared with the host's build.
 core_dir=$out_dir/wasm32-unknown-unknown/guest
-cargo run -q -p componentize --release -- "$core_dir/nats_sink_guest.wasm" target/nats-sink.wasm
-cargo run -q -p componentize --release -- "$core_dir/nats_sink_hostile.wasm" target/hostile.wasm
+componentize() {
+  cargo run -q -p componentize -- "$core_dir/$1.wasm" "$2"
+}
+
+build_core nats-sink-guest
+componentize nats_sink_guest target/nats-sink.wasm
+if [ "${1:-}" = --hostile ]; then
+  build_core nats-sink-hostile
+  componentize nats_sink_hostile target/hostile.wasm
+fi

@@ -32,7 +32,7 @@ struct Cli {
 /// Which component to run, and how.
 #[derive(clap::Args)]
 struct ComponentArgs {
-    /// The sink component; defaults to the one the build produces (target/nats-sink.wasm).
+    /// The sink component [default: $NATS_SINK_COMPONENT, else the one built into this binary].
     #[arg(long, global = true)]
     component: Option<PathBuf>,
     /// Where compiled components are cached between runs (default: $NATS_SINK_CACHE, else
@@ -70,19 +70,32 @@ impl ComponentArgs {
     }
 
     fn load(&self) -> Result<SinkRuntime, Failure> {
-        let path = self
-            .component
-            .clone()
-            .unwrap_or_else(nats_sink::default_component_path);
         let config = nats_sink::RuntimeConfig {
             cache_dir: self.cache_dir(),
             memory_limit: (self.memory_limit_mib as usize) << 20,
             cpu_limit: std::time::Duration::from_millis(self.cpu_limit_ms),
         };
-        SinkRuntime::load_with(&path, &config)
-            .map_err(|e| Failure::Delivery(anyhow!(e).context("loading the sink component")))
+        let from_env = std::env::var_os("NATS_SINK_COMPONENT").filter(|v| !v.is_empty());
+        let loaded = match (
+            self.component.clone().or(from_env.map(PathBuf::from)),
+            EMBEDDED_COMPONENT,
+        ) {
+            (Some(path), _) => SinkRuntime::load_with(&path, &config),
+            (None, Some(bytes)) => SinkRuntime::from_bytes_with(bytes, &config),
+            (None, None) => {
+                return Err(Failure::Delivery(anyhow!(
+                    "this nats-sink was built without its component: pass --component FILE \
+                     (or set NATS_SINK_COMPONENT), or run `just build` to build one that embeds it"
+                )))
+            }
+        };
+        loaded.map_err(|e| Failure::Delivery(anyhow!(e).context("loading the sink component")))
     }
 }
+
+/// The component built with this binary (see `build.rs`), used when no other is named.
+const EMBEDDED_COMPONENT: Option<&[u8]> =
+    include!(concat!(env!("OUT_DIR"), "/embedded_component.rs"));
 
 #[derive(Subcommand)]
 enum Command {

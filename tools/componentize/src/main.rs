@@ -16,6 +16,10 @@ fn main() -> Result<()> {
         .with_context(|| format!("{input} is not a core module with a component-type section"))?
         .encode()
         .context("encoding the component")?;
+    // An unchanged component keeps its file (and mtime), so what embeds it is not rebuilt.
+    if std::fs::read(output).is_ok_and(|old| old == component) {
+        return Ok(());
+    }
     std::fs::write(output, &component).with_context(|| format!("writing {output}"))?;
     println!("componentize: {output} ({} bytes)", component.len());
     Ok(())

@@ -115,7 +115,7 @@ pub const MAX_SINK_ID_LEN: usize = 64;
 /// Every option, in the order `describe` lists them.
 pub const OPTION_SPECS: &[OptionSpec] = &[
     spec("connector", false, "nats", "Connector name; must be `nats` when given."),
-    spec("server_url", true, "", "NATS servers as comma-separated `host:port` entries; a `nats://` prefix is accepted, and `tls://` also requires TLS."),
+    spec("server_url", true, "", "NATS servers as comma-separated `host:port` entries; a `nats://` prefix is accepted, and `tls://` also requires TLS. `user:password@` or `token@` before the host authenticates as NATS clients do; it is never shown."),
     spec("subject", true, "", "Subject every row is published to; no whitespace, empty tokens, `*` or `>`. `{column}` fills part of a token from the row (a varchar, smallint, integer, bigint, boolean or uuid column), as in `orders.{region}`; a row whose value is null, empty or holds whitespace, `.`, `*` or `>` is refused. `{{` and `}}` are literal braces."),
     spec("connect_mode", true, "", "Authentication: `plain`, `user_and_password` (needs username, password), `credential` (needs jwt, nkey), `token` (needs token), `creds_file` (needs credentials_file) or `nkey` (needs nkey)."),
     spec("username", false, "", "User name for connect_mode=user_and_password."),
@@ -683,54 +683,13 @@ pub fn check_sink_id(id: &str) -> Result<(), String> {
     }
 }
 
-/// Split `server_url` into `host:port` entries; true when an entry has the `tls://` scheme.
+/// Split `server_url` into `[userinfo@]host:port` entries (the shared rules in
+/// `nats_sink_rules::server_url`); true when an entry has the `tls://` scheme. An error never
+/// shows an entry's user info.
 pub fn parse_servers(raw: &str) -> Result<(Vec<String>, bool), String> {
-    let mut servers = Vec::new();
-    let mut tls = false;
-    for (i, entry) in raw.split(',').enumerate() {
-        let entry = entry.trim();
-        let position = i + 1;
-        if entry.is_empty() {
-            return Err(format!("entry {position} is empty"));
-        }
-        let rest = match entry.split_once("://") {
-            None => entry,
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("nats") => rest,
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("tls") => {
-                tls = true;
-                rest
-            }
-            Some((scheme, _)) => {
-                return Err(format!(
-                "entry {position} (`{entry}`) has scheme `{scheme}://`; use `nats://` or `tls://`"
-            ))
-            }
-        };
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) => (host, port),
-            None => {
-                return Err(format!(
-                    "entry {position} (`{entry}`) needs a port, as in `{rest}:4222`"
-                ))
-            }
-        };
-        let host_ok = !host.is_empty()
-            && !host.contains(|ch: char| ch.is_whitespace() || matches!(ch, '/' | '@' | '?' | '#'))
-            && (!host.contains(':') || (host.starts_with('[') && host.ends_with(']')));
-        if !host_ok {
-            return Err(format!("entry {position} (`{entry}`) has an invalid host"));
-        }
-        match port.parse::<u16>() {
-            Ok(p) if p > 0 => {}
-            _ => {
-                return Err(format!(
-                    "entry {position} (`{entry}`) has an invalid port `{port}`"
-                ))
-            }
-        }
-        servers.push(format!("{host}:{port}"));
-    }
-    Ok((servers, tls))
+    let entries = nats_sink_rules::server_url::parse(raw).map_err(|e| e.to_string())?;
+    let tls = entries.iter().any(|entry| entry.tls);
+    Ok((entries.iter().map(|e| e.connect_text()).collect(), tls))
 }
 
 /// A subject NATS accepts for publishing.
@@ -795,30 +754,17 @@ mod tests {
     }
 
     #[test]
-    fn servers_accept_list_and_scheme() {
+    fn servers_keep_user_info_for_the_host() {
         assert_eq!(
-            parse_servers("nats://a:1, b:2,NATS://[::1]:4222").unwrap(),
-            (
-                vec!["a:1".to_string(), "b:2".into(), "[::1]:4222".into()],
-                false
-            )
+            parse_servers("nats://a:1, u:p@b:2").unwrap(),
+            (vec!["a:1".to_string(), "u:p@b:2".into()], false)
         );
         assert!(parse_servers("a:1,tls://b:2").unwrap().1);
-        assert!(parse_servers("a:1,,b:2")
-            .unwrap_err()
-            .contains("entry 2 is empty"));
-        assert!(parse_servers("ws://a:1")
-            .unwrap_err()
-            .contains("use `nats://` or `tls://`"));
-        assert!(parse_servers("a").unwrap_err().contains("needs a port"));
-        assert!(parse_servers("a:0").unwrap_err().contains("invalid port"));
-        assert!(parse_servers("a:70000")
-            .unwrap_err()
-            .contains("invalid port"));
-        assert!(parse_servers("a b:1").unwrap_err().contains("invalid host"));
-        assert!(parse_servers("::1:4222")
-            .unwrap_err()
-            .contains("invalid host"));
+        let err = parse_servers("nats://alice:S3cret@h").unwrap_err();
+        assert!(
+            err.contains("needs a port") && !err.contains("S3cret"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use async_nats::HeaderMap;
 
 use crate::bindings::exports::nats_sink::sink::sink::Target;
 use crate::bindings::transport::TransportError;
+use crate::policy::Reach;
 use crate::transport::{jetstream_error, NatsConnection, Route};
 
 /// A stream name can hold no `.`, so no stream matches this and the probe is never stored.
@@ -63,8 +64,9 @@ impl Health {
     }
 }
 
-/// Connect as a sink with `target` would, and look around.
-pub async fn check(target: Target) -> Result<Health, TransportError> {
+/// Connect as a sink with `target` would, within `reach`, and look around.
+pub async fn check(target: Target, reach: &Reach) -> Result<Health, TransportError> {
+    reach.check(&target.connect)?;
     let mut connection = NatsConnection::connect(target.connect).await?;
     let info = connection.client().server_info();
     let route = match target.subject_from_row {

@@ -32,6 +32,7 @@
 pub mod health;
 pub mod input;
 pub mod metrics;
+pub mod policy;
 pub mod runtime;
 pub mod sql;
 pub mod transport;
@@ -58,6 +59,7 @@ pub use bindings::exports::nats_sink::sink::sink::{
 };
 pub use bindings::transport::Span;
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use policy::{OutboundPolicy, Reach};
 pub use runtime::{
     describe_option_problem, describe_sink_error, describe_transport_error, HostError,
     RuntimeConfig, Sink, SinkRuntime, DEFAULT_CPU_LIMIT, DEFAULT_MEMORY_LIMIT,

@@ -74,6 +74,7 @@ impl ComponentArgs {
             cache_dir: self.cache_dir(),
             memory_limit: (self.memory_limit_mib as usize) << 20,
             cpu_limit: std::time::Duration::from_millis(self.cpu_limit_ms),
+            ..Default::default()
         };
         let from_env = std::env::var_os("NATS_SINK_COMPONENT").filter(|v| !v.is_empty());
         let loaded = match (
@@ -245,9 +246,10 @@ async fn validate(component: &ComponentArgs, options: &[(String, String)]) -> Re
 }
 
 async fn check(component: &ComponentArgs, options: &[(String, String)]) -> Result<(), Failure> {
-    let target = component.load()?.resolve(options).await?;
-    let servers = target.connect.servers.join(",");
-    let health = nats_sink::health::check(target)
+    let runtime = component.load()?;
+    let target = runtime.resolve(options).await?;
+    let servers = nats_sink_rules::server_url::redact(&target.connect.servers.join(","));
+    let health = nats_sink::health::check(target, &runtime.reach(options))
         .await
         .map_err(|e| Failure::Delivery(anyhow!(nats_sink::describe_transport_error(&e))))?;
     println!(

@@ -14,6 +14,7 @@ use crate::bindings::exports::nats_sink::sink::sink::{
 use crate::bindings::transport::{self, Batch, ConnectConfig, TransportError};
 use crate::bindings::{NatsSinkComponent, NatsSinkComponentPre};
 use crate::metrics::Metrics;
+use crate::policy::{OutboundPolicy, Reach};
 use crate::transport::{NatsConnection, TransportStats};
 
 /// Memory a sink's guest may grow to, unless the caller says otherwise.
@@ -33,6 +34,8 @@ pub struct RuntimeConfig {
     pub memory_limit: usize,
     /// Time one call may spend running guest code, not counting the host's I/O.
     pub cpu_limit: Duration,
+    /// The servers and files any sink may reach, beyond which its own options cannot widen.
+    pub outbound: OutboundPolicy,
 }
 
 impl Default for RuntimeConfig {
@@ -41,6 +44,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             cpu_limit: DEFAULT_CPU_LIMIT,
+            outbound: OutboundPolicy::default(),
         }
     }
 }
@@ -186,6 +190,8 @@ pub struct SinkState {
     host_time: Duration,
     /// The connection's counters as of the last transport call.
     stats: TransportStats,
+    /// What the guest may connect to and make the host read; nothing until `open` sets it.
+    reach: Reach,
 }
 
 impl SinkState {
@@ -198,6 +204,7 @@ impl SinkState {
             call_started: Instant::now(),
             host_time: Duration::ZERO,
             stats: TransportStats::default(),
+            reach: Reach::default(),
         }
     }
 
@@ -246,6 +253,9 @@ impl transport::HostConnection for SinkState {
         &mut self,
         config: ConnectConfig,
     ) -> wasmtime::Result<Result<Resource<NatsConnection>, TransportError>> {
+        if let Err(refused) = self.reach.check(&config) {
+            return Ok(Err(refused));
+        }
         let started = Instant::now();
         let connected = NatsConnection::connect(config).await;
         self.host_time += started.elapsed();
@@ -284,6 +294,7 @@ pub struct SinkRuntime {
     engine: Engine,
     pre: NatsSinkComponentPre<SinkState>,
     limits: Limits,
+    outbound: OutboundPolicy,
     /// Shared by the runtime's clones; the ticker stops with the last one.
     _ticker: Arc<EpochTicker>,
 }
@@ -367,6 +378,7 @@ impl SinkRuntime {
                 memory: config.memory_limit,
                 cpu: config.cpu_limit,
             },
+            outbound: config.outbound.clone(),
         })
     }
 
@@ -441,6 +453,11 @@ impl SinkRuntime {
             .map_err(HostError::Sink)
     }
 
+    /// The servers and files a sink opened with `options` may reach.
+    pub fn reach(&self, options: &[(String, String)]) -> Reach {
+        Reach::from_options(options, &self.outbound)
+    }
+
     /// Validate `options` and `schema`, connect, and return a sink ready for `write`.
     pub async fn open(
         &self,
@@ -448,6 +465,7 @@ impl SinkRuntime {
         schema: &[Column],
     ) -> Result<Sink, HostError> {
         let (mut store, bindings) = self.instantiate().await?;
+        store.data_mut().reach = self.reach(options);
         let opened = bindings
             .nats_sink_sink_sink()
             .nats_sink()

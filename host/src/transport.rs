@@ -23,6 +23,7 @@ use bytes::Bytes;
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use nats_sink_guest::within;
+use nats_sink_rules::server_url::redact;
 use tokio::sync::Notify;
 
 use crate::bindings::transport::{Auth, Batch, ConnectConfig, Delivery, Span, Tls, TransportError};
@@ -313,6 +314,33 @@ pub fn backoff(delivery: &Delivery, attempt: u32) -> Duration {
     Duration::from_millis(ceiling / 2 + fastrand::u64(0..=ceiling - ceiling / 2))
 }
 
+/// The PEM label a file named by a `tls.*` option must hold.
+fn pem_label(option: &str) -> &'static str {
+    match option {
+        "tls.key" => "PRIVATE KEY-----",
+        _ => "-----BEGIN CERTIFICATE-----",
+    }
+}
+
+/// `error` with any text the far end sent cut short and escaped: a server that is not a
+/// NATS server (say an SSH daemon) is named as such, not quoted at length.
+fn far_end_safe(error: &str) -> String {
+    const SERVER_SAID: &str = "invalid server operation";
+    match error.find(SERVER_SAID) {
+        None => error.to_string(),
+        Some(at) => {
+            let said = error[at + SERVER_SAID.len()..].trim_start_matches([':', ' ']);
+            let excerpt: String = said
+                .chars()
+                .take(16)
+                .collect::<String>()
+                .escape_debug()
+                .to_string();
+            format!("the server did not speak NATS (it began with `{excerpt}`…)")
+        }
+    }
+}
+
 /// What a TLS failure means for the options, where rustls's words leave it unclear.
 fn tls_hint(error: &str, tls_required: bool) -> &'static str {
     if error.contains("UnknownIssuer") {
@@ -329,9 +357,17 @@ fn tls_hint(error: &str, tls_required: bool) -> &'static str {
 /// certificate. Each file is checked here so a wrong path names its option.
 fn with_tls(options: ConnectOptions, tls: Tls) -> Result<ConnectOptions, TransportError> {
     let readable = |option: &str, path: &str| {
-        std::fs::metadata(path)
-            .map(|_| std::path::PathBuf::from(path))
-            .map_err(|e| connection_error(format!("option `{option}`: `{path}`: {e}")))
+        let holds = pem_label(option);
+        let text = std::fs::read(path)
+            .map_err(|e| connection_error(format!("option `{option}`: `{path}`: {e}")))?;
+        // async-nats would take a file with no PEM block in silence; the error never quotes it.
+        if !text.windows(holds.len()).any(|w| w == holds.as_bytes()) {
+            return Err(connection_error(format!(
+                "option `{option}`: `{path}` holds no PEM `{}` block",
+                holds.trim_matches('-')
+            )));
+        }
+        Ok(std::path::PathBuf::from(path))
     };
     let mut options = options.require_tls(true);
     if let Some(ca) = &tls.ca_file {
@@ -355,7 +391,7 @@ impl NatsConnection {
             .map(|s| {
                 format!("nats://{s}")
                     .parse::<ServerAddr>()
-                    .map_err(|e| connection_error(format!("server `{s}`: {e}")))
+                    .map_err(|e| connection_error(format!("server `{}`: {e}", redact(s))))
             })
             .collect::<Result<Vec<_>, _>>()?;
 
@@ -384,9 +420,11 @@ impl NatsConnection {
                 let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
                     connection_error(format!("option `credentials_file`: reading `{path}`: {e}"))
                 })?;
-                ConnectOptions::new().credentials(&text).map_err(|e| {
+                // The parser's words may quote the file; only the kind of problem is reported.
+                ConnectOptions::new().credentials(&text).map_err(|_| {
                     connection_error(format!(
-                        "option `credentials_file`: `{path}` is not a .creds file: {e}"
+                        "option `credentials_file`: `{path}` is not a .creds file \
+                         (it needs a user JWT and an NKey seed, as `nsc` writes them)"
                     ))
                 })?
             }
@@ -409,7 +447,7 @@ impl NatsConnection {
                 async move { events.record(event) }
             });
 
-        let servers_text = config.servers.join(",");
+        let servers_text = redact(&config.servers.join(","));
         let client = match tokio::time::timeout(connect_timeout, options.connect(servers)).await {
             Err(_) => {
                 return Err(TransportError::Timeout(format!(
@@ -418,9 +456,10 @@ impl NatsConnection {
                 )))
             }
             Ok(Err(e)) => {
-                let hint = tls_hint(&e.to_string(), tls_required);
+                let reason = far_end_safe(&e.to_string());
+                let hint = tls_hint(&reason, tls_required);
                 return Err(connection_error(format!(
-                    "could not connect to {servers_text}: {e}{hint}"
+                    "could not connect to {servers_text}: {reason}{hint}"
                 )));
             }
             Ok(Ok(client)) => client,

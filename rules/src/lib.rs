@@ -1,0 +1,6 @@
+//! Rules that the host and the guest must apply alike, kept in one place so that neither
+//! links the other: this crate has no I/O and no WIT bindings, and builds for any target.
+
+#![deny(missing_docs)]
+
+pub mod server_url;

@@ -754,6 +754,16 @@ mod tests {
     }
 
     #[test]
+    fn secret_options_are_the_shared_list() {
+        let secret: Vec<&str> = OPTION_SPECS
+            .iter()
+            .filter(|s| s.secret)
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(secret, nats_sink_rules::secrets::SECRET_OPTIONS);
+    }
+
+    #[test]
     fn servers_keep_user_info_for_the_host() {
         assert_eq!(
             parse_servers("nats://a:1, u:p@b:2").unwrap(),

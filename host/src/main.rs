@@ -16,6 +16,9 @@ use nats_sink_guest::schema::Schema;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncBufReadExt as _;
 
+mod cli;
+use cli::options::SinkOptions;
+
 #[derive(Parser)]
 #[command(
     name = "nats-sink",
@@ -135,37 +138,6 @@ enum Command {
     Describe,
 }
 
-/// Where the sink's options come from: `--with` pairs, or a `CREATE SINK` statement.
-#[derive(clap::Args)]
-struct SinkOptions {
-    /// A sink option, as in `WITH (key='value')`; repeat for each.
-    #[arg(long = "with", value_name = "KEY=VALUE", value_parser = parse_option)]
-    with: Vec<(String, String)>,
-    /// Take the options from a statement: `CREATE SINK s FROM t WITH (...) FORMAT PLAIN
-    /// ENCODE JSON [(...)]`, the ENCODE options included.
-    #[arg(long, value_name = "STATEMENT", conflicts_with = "with")]
-    sql: Option<String>,
-}
-
-impl SinkOptions {
-    fn pairs(self) -> Result<Vec<(String, String)>, Failure> {
-        match self.sql {
-            None => Ok(self.with),
-            Some(sql) => nats_sink::sql::parse_create_sink(&sql)
-                .map(|statement| statement.options)
-                .context("--sql")
-                .map_err(Failure::Input),
-        }
-    }
-}
-
-fn parse_option(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text
-        .split_once('=')
-        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
-    Ok((key.trim().to_string(), value.to_string()))
-}
-
 /// How a run ended badly: the caller's input (exit 2) or delivery (exit 1).
 enum Failure {
     Input(anyhow::Error),
@@ -200,7 +172,7 @@ async fn main() -> ExitCode {
                 batch_size,
                 metrics_addr,
             } => {
-                let options = options.pairs()?;
+                let options = options.pairs().map_err(Failure::Input)?;
                 run(
                     component,
                     &schema,
@@ -211,8 +183,12 @@ async fn main() -> ExitCode {
                 )
                 .await
             }
-            Command::Validate { options } => validate(component, &options.pairs()?).await,
-            Command::Check { options } => check(component, &options.pairs()?).await,
+            Command::Validate { options } => {
+                validate(component, &options.pairs().map_err(Failure::Input)?).await
+            }
+            Command::Check { options } => {
+                check(component, &options.pairs().map_err(Failure::Input)?).await
+            }
             Command::Describe => describe(component).await,
         }
     }

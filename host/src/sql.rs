@@ -35,8 +35,18 @@ pub enum SqlError {
 }
 
 impl From<ParserError> for SqlError {
+    /// sqlparser quotes the token it stopped at, which may be an unquoted secret
+    /// (`password = hunter2`): the message keeps what was expected and where, not the token.
     fn from(e: ParserError) -> SqlError {
-        SqlError::Syntax(e.to_string())
+        let text = e.to_string();
+        let hidden = match (text.find(", found: "), text.rfind(" at Line: ")) {
+            (Some(found), Some(at)) if found < at => {
+                format!("{}, found something else{}", &text[..found], &text[at..])
+            }
+            (Some(found), _) => format!("{}, found something else", &text[..found]),
+            _ => text,
+        };
+        SqlError::Syntax(hidden)
     }
 }
 
@@ -46,8 +56,10 @@ pub struct CreateSink {
     pub name: String,
     /// The relation after FROM, or the query after AS, as written.
     pub source: Option<String>,
-    /// The WITH options, then the ENCODE JSON options, in statement order.
+    /// The WITH options, then the ENCODE JSON options, in statement order; `SECRET` ones aside.
     pub options: Vec<(String, String)>,
+    /// Options given as `key = SECRET name`: the key, and the secret's name to resolve.
+    pub secrets: Vec<(String, String)>,
 }
 
 /// Parse one `CREATE SINK` statement.
@@ -97,14 +109,16 @@ pub fn parse_create_sink(sql: &str) -> Result<CreateSink, SqlError> {
     let rest = parser.peek_token();
     if rest.token != Token::EOF {
         return Err(SqlError::Syntax(format!(
-            "unexpected {} after the statement at {}",
-            rest.token, rest.span.start
+            "unexpected text after the statement at {}",
+            rest.span.start
         )));
     }
+    let (secrets, options) = split_secrets(options);
     Ok(CreateSink {
         name,
         source,
         options,
+        secrets,
     })
 }
 
@@ -120,9 +134,31 @@ fn next_word_is(parser: &mut Parser, word: &str) -> bool {
     }
 }
 
+/// An option's value as a statement gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OptionValue {
+    Literal(String),
+    /// `SECRET name`: the value is resolved outside the statement.
+    Secret(String),
+}
+
+/// (`SECRET` options as (key, name), literal ones as (key, value)), each in statement order.
+fn split_secrets(
+    options: Vec<(String, OptionValue)>,
+) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let (mut secrets, mut literals) = (Vec::new(), Vec::new());
+    for (key, value) in options {
+        match value {
+            OptionValue::Secret(name) => secrets.push((key, name)),
+            OptionValue::Literal(text) => literals.push((key, text)),
+        }
+    }
+    (secrets, literals)
+}
+
 /// `( key = value, ... )`; a key may be dotted (`retry.max_attempts`) or quoted
-/// (`"headers.X-Source"`).
-fn option_list(parser: &mut Parser) -> Result<Vec<(String, String)>, SqlError> {
+/// (`"headers.X-Source"`); a value may be `SECRET name`.
+fn option_list(parser: &mut Parser) -> Result<Vec<(String, OptionValue)>, SqlError> {
     parser.expect_token(&Token::LParen)?;
     let mut options = Vec::new();
     if !parser.consume_token(&Token::RParen) {
@@ -138,6 +174,15 @@ fn option_list(parser: &mut Parser) -> Result<Vec<(String, String)>, SqlError> {
                 .collect::<Vec<_>>()
                 .join(".");
             parser.expect_token(&Token::Eq)?;
+            if next_word_is(parser, "SECRET") {
+                // RisingWave's `password = SECRET name` (a schema may qualify the name).
+                let name = parser.parse_object_name(false)?.to_string();
+                options.push((key, OptionValue::Secret(name)));
+                if !parser.consume_token(&Token::Comma) {
+                    break;
+                }
+                continue;
+            }
             let value = parser.parse_value()?.value;
             let text = match value {
                 Value::SingleQuotedString(s)
@@ -154,7 +199,7 @@ fn option_list(parser: &mut Parser) -> Result<Vec<(String, String)>, SqlError> {
                     })
                 }
             };
-            options.push((key, text));
+            options.push((key, OptionValue::Literal(text)));
             if !parser.consume_token(&Token::Comma) {
                 break;
             }
@@ -206,6 +251,39 @@ mod tests {
     }
 
     #[test]
+    fn secret_values_are_named_not_given() {
+        let sink = parse_create_sink(
+            "CREATE SINK s FROM t WITH (connect_mode = 'user_and_password', username = 'alice',
+             password = SECRET nats_password, token = secret ops.nats_token)",
+        )
+        .unwrap();
+        assert_eq!(
+            sink.options,
+            pairs(&[("connect_mode", "user_and_password"), ("username", "alice")])
+        );
+        assert_eq!(
+            sink.secrets,
+            pairs(&[("password", "nats_password"), ("token", "ops.nats_token")])
+        );
+    }
+
+    #[test]
+    fn syntax_errors_never_quote_the_offending_token() {
+        for sql in [
+            "CREATE SINK s FROM t WITH (password = hunter2)",
+            "CREATE SINK s FROM t WITH (password = 'x' hunter2)",
+            "CREATE SINK s FROM t WITH (password = 'x') hunter2",
+        ] {
+            let message = parse_create_sink(sql).unwrap_err().to_string();
+            assert!(!message.contains("hunter2"), "{message}");
+        }
+        let message = parse_create_sink("CREATE SINK s FROM t WITH (password = hunter2)")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("Column"), "{message}");
+    }
+
+    #[test]
     fn as_query_and_no_format_clause() {
         let sink = parse_create_sink(
             "create sink s as select id, note from t where id > 3 with (connector='nats')",
@@ -251,7 +329,7 @@ mod tests {
         ));
         assert!(matches!(
             err("CREATE SINK s FROM t WITH (a='1') extra"),
-            SqlError::Syntax(m) if m.contains("extra")
+            SqlError::Syntax(m) if m.contains("after the statement") && !m.contains("extra")
         ));
     }
 }

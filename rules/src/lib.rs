@@ -3,4 +3,5 @@
 
 #![deny(missing_docs)]
 
+pub mod secrets;
 pub mod server_url;

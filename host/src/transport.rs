@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use nats_sink_guest::within;
-use nats_sink_rules::server_url::redact;
+use nats_sink_rules::server_url::{self, redact};
 use tokio::sync::Notify;
 
 use crate::bindings::transport::{Auth, Batch, ConnectConfig, Delivery, Span, Tls, TransportError};
@@ -314,6 +314,37 @@ pub fn backoff(delivery: &Delivery, attempt: u32) -> Duration {
     Duration::from_millis(ceiling / 2 + fastrand::u64(0..=ceiling - ceiling / 2))
 }
 
+/// The servers as async-nats takes them, without user info (which it would not use, and
+/// might log), and options that authenticate with the first entry's user info, as NATS URLs
+/// do: `user:password@` or `token@`.
+fn server_addrs(entries: &[String]) -> Result<(Vec<ServerAddr>, ConnectOptions), TransportError> {
+    let mut addrs = Vec::with_capacity(entries.len());
+    let mut auth = None;
+    for text in entries {
+        let bad = |why: String| connection_error(format!("server `{}`: {why}", redact(text)));
+        let entry = match server_url::parse(text)
+            .map_err(|e| bad(e.to_string()))?
+            .as_slice()
+        {
+            [entry] => entry.clone(),
+            _ => return Err(bad("not one `host:port` entry".into())),
+        };
+        if auth.is_none() {
+            auth = entry.userinfo.clone();
+        }
+        let addr = format!("nats://{}", entry.address());
+        addrs.push(addr.parse::<ServerAddr>().map_err(|e| bad(e.to_string()))?);
+    }
+    let options = match auth.as_deref().map(|info| info.split_once(':')) {
+        None => ConnectOptions::new(),
+        Some(Some((user, password))) => {
+            ConnectOptions::new().user_and_password(user.into(), password.into())
+        }
+        Some(None) => ConnectOptions::with_token(auth.unwrap_or_default()),
+    };
+    Ok((addrs, options))
+}
+
 /// The PEM label a file named by a `tls.*` option must hold.
 fn pem_label(option: &str) -> &'static str {
     match option {
@@ -385,18 +416,10 @@ impl NatsConnection {
         let connect_timeout = millis(config.connect_timeout_ms);
         let delivery = config.delivery;
         let ack_timeout = millis(delivery.ack_timeout_ms);
-        let servers = config
-            .servers
-            .iter()
-            .map(|s| {
-                format!("nats://{s}")
-                    .parse::<ServerAddr>()
-                    .map_err(|e| connection_error(format!("server `{}`: {e}", redact(s))))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let (servers, url_auth) = server_addrs(&config.servers)?;
 
         let options = match config.auth {
-            Auth::None => ConnectOptions::new(),
+            Auth::None => url_auth,
             Auth::UserPassword(up) => {
                 ConnectOptions::new().user_and_password(up.username, up.password)
             }

@@ -484,8 +484,18 @@ pub fn spawn_cli(args: &[&str], stdin: &str) -> CliRun {
 /// Start the CLI with `args`, writing each chunk `feed` receives to its stdin, which closes
 /// when every sender is dropped.
 pub fn spawn_cli_fed(args: &[&str], feed: std::sync::mpsc::Receiver<String>) -> CliRun {
+    spawn_cli_with_env(args, &[], feed)
+}
+
+/// `spawn_cli_fed` with extra environment variables.
+pub fn spawn_cli_with_env(
+    args: &[&str],
+    env: &[(&str, &str)],
+    feed: std::sync::mpsc::Receiver<String>,
+) -> CliRun {
     let mut child = Command::new(cli_path())
         .args(args)
+        .envs(env.iter().copied())
         .env("NATS_SINK_COMPONENT", component_path())
         // Recoveries are logged at info, with how long they took; the caller may ask for more.
         .env(

@@ -6,7 +6,9 @@
 //! - `empty-subject`, `wildcard-subject`, `oversized-payload`, `bad-header`: `write` publishes
 //!   one such message per row;
 //! - `span-outside`, `header-index-outside`: `write` publishes a batch whose payload span, or
-//!   header name index, points outside it.
+//!   header name index, points outside it;
+//! - `connect-elsewhere`: `open` connects to option `elsewhere` instead of `server_url`;
+//! - `read-file`: `open` asks the host to read option `file` as a `.creds` file.
 //!
 //! Other options are passed to the transport as `server_url` (one `host:port`).
 
@@ -132,16 +134,28 @@ mod component {
 
     impl GuestNatsSink for Sink {
         fn open(options: Vec<(String, String)>, _: Vec<Column>) -> Result<NatsSink, SinkError> {
+            let behaviour = option(&options, "behaviour").unwrap_or_default();
             let connection = match option(&options, "server_url") {
                 Some(server) => {
-                    Some(Connection::open(&config(server.to_string())).map_err(transport_error)?)
+                    let mut config = config(server.to_string());
+                    // Reach past what the options allow: the host's policy must refuse.
+                    match behaviour {
+                        "connect-elsewhere" => {
+                            let elsewhere = option(&options, "elsewhere").unwrap_or_default();
+                            config.servers = vec![elsewhere.to_string()];
+                        }
+                        "read-file" => {
+                            let file = option(&options, "file").unwrap_or_default();
+                            config.auth = Auth::CredentialsFile(file.to_string());
+                        }
+                        _ => {}
+                    }
+                    Some(Connection::open(&config).map_err(transport_error)?)
                 }
                 None => None,
             };
             Ok(NatsSink::new(Sink {
-                behaviour: option(&options, "behaviour")
-                    .unwrap_or_default()
-                    .to_string(),
+                behaviour: behaviour.to_string(),
                 connection,
                 kept: RefCell::new(Vec::new()),
             }))

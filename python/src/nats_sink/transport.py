@@ -141,14 +141,17 @@ class NatsTransport:
         try:
             self.nc = await asyncio.wait_for(
                 nats.connect(**connect_options(config), error_cb=on_error, disconnected_cb=on_disconnect),
-                timeout=total + 1,
+                timeout=total,
             )
         except (asyncio.TimeoutError, nats.errors.TimeoutError) as e:
-            raise errors.TimeoutError(f"no connection to {','.join(config.servers)} within {total:g} s") from e
+            # nats-py keeps trying within the bound; what the server said last is the cause.
+            cause = f": {self.server_errors[-1]}" if self.server_errors else ""
+            raise errors.ConnectionError(f"no connection to {','.join(config.servers)} within {total:g} s{cause}") from e
         except (OSError, ssl.SSLError) as e:
             raise errors.ConnectionError(f"cannot connect to {','.join(config.servers)}: {e}") from e
         except Exception as e:  # nats-py's NoServersError, AuthorizationError, ...
             raise errors.ConnectionError(f"cannot connect to {','.join(config.servers)}: {e!r}") from e
+        self.server_errors.clear()
         self.in_flight = asyncio.Semaphore(max(1, getattr(config.delivery, "max-in-flight")))
 
     # -- the import, as the guest calls it (synchronously) -------------------------------------
@@ -255,6 +258,8 @@ class NatsTransport:
         limit = getattr(self.config, "flush-timeout-ms") / 1000
         try:
             await asyncio.wait_for(self._confirm(), timeout=limit)
+        except errors.SinkError:
+            raise  # ours already (errors.TimeoutError is an asyncio.TimeoutError too)
         except asyncio.TimeoutError as e:
             raise errors.TimeoutError(f"flush not confirmed within {limit:g} s (flush_timeout_ms)") from e
 

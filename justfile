@@ -22,6 +22,12 @@ run: build
 test: build
     ./scripts/build-guest.sh --hostile
     cargo test --workspace
+    just test-python
+
+# The Python host's tests (python/): pytest against real nats-servers, beside the CLI that
+# `just build` made. Run `just build` first when calling it alone.
+test-python:
+    cd python && python3 -m pytest -q
 
 # The lint gate CI runs: formatting, and clippy with every warning an error. Clippy also holds
 # the code to the workspace's declared rust-version (its incompatible_msrv lint).

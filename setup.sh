@@ -5,6 +5,7 @@
 #  - a wasm32 toolchain for the guest: rustup's wasm32-unknown-unknown target where it is
 #    installed, otherwise Debian's rustc-web with its std source (built with -Zbuild-std)
 #  - Node.js and the third host's packages (tests/jco: jco and the nats client, from npm)
+#  - the Python host's packages (python/requirements-test.txt: wasmtime, nats-py, pytest)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -39,5 +40,16 @@ if [ ! -x tests/jco/node_modules/.bin/jco ]; then
   echo "setup: installing tests/jco's npm packages"
   # `npm ci` installs exactly the committed lock and never rewrites it.
   (cd tests/jco && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# The Python host (python/) and its tests: the pinned packages, installed only when one differs.
+if ! python3 - python/requirements-test.txt <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+pins = [l.split("==") for l in open(sys.argv[1]) if "==" in l and not l.startswith("#")]
+sys.exit(any(version(n.strip()) != v.strip() for n, v in pins))
+PY
+then
+  echo "setup: installing the Python host's packages"
+  python3 -m pip install -q --disable-pip-version-check -r python/requirements-test.txt
 fi
 echo "setup: ready ($(just --version), $(nats-server --version), node $(node --version))"

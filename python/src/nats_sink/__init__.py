@@ -1,0 +1,28 @@
+"""nats-sink from Python: the nats-sink WebAssembly component on wasmtime, NATS through nats-py.
+
+    sink = await nats_sink.open({"server_url": "127.0.0.1:4222", "subject": "orders",
+                                 "connect_mode": "plain"}, [("id", "integer"), ("tags", "varchar[]")])
+    sink.begin_checkpoint(7)
+    await sink.write([{"id": 1, "tags": ["a"]}, (2, ["b"])])
+    await sink.flush()
+    await sink.close()
+"""
+
+from .errors import (
+    Closed,
+    ConnectionError,
+    InvalidOptions,
+    InvalidRow,
+    InvalidSchema,
+    OptionProblem,
+    PublishError,
+    SinkError,
+    TimeoutError,
+)
+from .sink import Sink, describe, open, validate
+
+__all__ = [
+    "open", "describe", "validate", "Sink",
+    "SinkError", "InvalidOptions", "OptionProblem", "InvalidSchema", "InvalidRow",
+    "ConnectionError", "PublishError", "TimeoutError", "Closed",
+]  # fmt: skip

@@ -1,0 +1,117 @@
+"""The component: loaded once, instantiated per sink, its exports called synchronously.
+
+The guest imports `nats-sink:sink/transport`; an instance links it to a `HostTransport`, whose
+methods the guest calls synchronously from inside `open`, `write` and `flush`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+from wasmtime import Engine, Store
+from wasmtime.component import Component, Linker, Record, ResourceAny, ResourceHost, ResourceType, Variant
+
+TRANSPORT = "nats-sink:sink/transport@0.1.0"
+SINK = "nats-sink:sink/sink@0.1.0"
+_CONNECTION_TYPE = 1  # our host resource type id for `connection`
+
+
+class HostTransport(Protocol):
+    """The host side of the transport import. Errors are `transport-error` variants."""
+
+    def open(self, config: Record) -> Optional[Variant]: ...
+    def publish(self, batch: Record) -> Optional[Variant]: ...
+    def flush(self) -> Optional[Variant]: ...
+    def dropped(self) -> None: ...
+
+
+class _Refuse:
+    """A transport for calls that must not connect (describe, validate, resolve)."""
+
+    def open(self, config: Record) -> Optional[Variant]:
+        return Variant("connection", "this instance does not connect")
+
+    def publish(self, batch: Record) -> Optional[Variant]:
+        return Variant("publish", "not connected")
+
+    def flush(self) -> Optional[Variant]:
+        return Variant("connection", "not connected")
+
+    def dropped(self) -> None:
+        pass
+
+
+_lock = threading.Lock()
+_loaded: Optional[tuple[Engine, Component]] = None
+
+
+def component_path() -> Path:
+    """`$NATS_SINK_COMPONENT`, else the component shipped inside this package."""
+    env = os.environ.get("NATS_SINK_COMPONENT")
+    if env:
+        return Path(env)
+    return Path(str(resources.files("nats_sink").joinpath("nats-sink.wasm")))
+
+
+def _load() -> tuple[Engine, Component]:
+    global _loaded
+    with _lock:
+        if _loaded is None:
+            path = component_path()
+            if not path.is_file():
+                raise FileNotFoundError(f"no component at {path}: build it with `just build`, then reinstall")
+            engine = Engine()
+            _loaded = (engine, Component.from_file(engine, str(path)))
+        return _loaded
+
+
+class Instance:
+    """One instance of the component with its own store, linked to `transport`."""
+
+    def __init__(self, transport: Optional[HostTransport] = None) -> None:
+        engine, component = _load()
+        self.transport: HostTransport = transport or _Refuse()
+        self.store = Store(engine)
+        linker = Linker(engine)
+        with linker.root() as root:
+            with root.add_instance(TRANSPORT) as t:
+                t.add_resource("connection", ResourceType.host(_CONNECTION_TYPE), self._dtor)
+                t.add_func("[static]connection.open", self._open)
+                t.add_func("[method]connection.publish", self._publish)
+                t.add_func("[method]connection.flush", self._flush)
+        self.instance = linker.instantiate(self.store, component)
+        self._sink = self.instance.get_export_index(self.store, SINK)
+        self._funcs: dict[str, Any] = {}
+
+    # The transport, as the guest calls it. A borrowed handle must be dropped before returning.
+    def _dtor(self, _store: Any, _rep: int) -> None:
+        self.transport.dropped()
+
+    def _open(self, _store: Any, config: Record) -> Any:
+        err = self.transport.open(config)
+        return err if err is not None else ResourceHost.own(0, _CONNECTION_TYPE)
+
+    def _publish(self, store: Any, conn: ResourceAny, batch: Record) -> Optional[Variant]:
+        conn.drop(store)
+        return self.transport.publish(batch)
+
+    def _flush(self, store: Any, conn: ResourceAny) -> Optional[Variant]:
+        conn.drop(store)
+        return self.transport.flush()
+
+    def call(self, name: str, *args: Any) -> Any:
+        func = self._funcs.get(name)
+        if func is None:
+            index = self.instance.get_export_index(self.store, name, self._sink)
+            func = self.instance.get_func(self.store, index)
+            self._funcs[name] = func
+        result = func(self.store, *args)
+        func.post_return(self.store)
+        return result
+
+    def drop(self, handle: ResourceAny) -> None:
+        handle.drop(self.store)

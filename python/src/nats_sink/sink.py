@@ -1,0 +1,160 @@
+"""The asyncio API: open a sink, write batches of rows, flush, close."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+from wasmtime.component import Record, ResourceAny, Variant
+
+from . import errors
+from .component import Instance
+from .errors import OptionProblem
+from .schema import DataType, SchemaSyntaxError, parse_type
+from .transport import NatsTransport
+from .values import RowsBuilder, ValueRefused, row_nodes
+
+Options = Union[Mapping[str, Any], Iterable[tuple[str, Any]]]
+Columns = Sequence[tuple[str, str]]
+
+
+def _pairs(options: Options) -> list[tuple[str, str]]:
+    items = options.items() if isinstance(options, Mapping) else options
+    return [(str(k), v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)) for k, v in items]
+
+
+def _columns(schema: Columns) -> list[Record]:
+    out = []
+    for name, data_type in schema:
+        r = Record()
+        r.name = name
+        setattr(r, "data-type", data_type)
+        out.append(r)
+    return out
+
+
+def describe() -> list[dict[str, Any]]:
+    """Every option the sink understands, from the component itself."""
+    infos = Instance().call("describe")
+    return [
+        {"name": i.name, "required": i.required, "default": getattr(i, "default-value"), "doc": i.doc}
+        for i in infos
+    ]
+
+
+def validate(options: Options) -> list[OptionProblem]:
+    """Every problem with these options at once; an empty list means they are valid."""
+    return [OptionProblem(p.name, p.message) for p in Instance().call("validate", _pairs(options))]
+
+
+def _schema_error(pairs: list[tuple[str, str]], schema: Columns) -> errors.SinkError:
+    """The guest's own words for a schema the host could not parse (it opens without connecting)."""
+    result = Instance().call("[static]nats-sink.open", pairs, _columns(schema))
+    if isinstance(result, Variant) and result.tag in ("invalid-schema", "invalid-options"):
+        return errors.from_wit(result)
+    return errors.InvalidSchema("the schema could not be read")
+
+
+async def open(options: Options, schema: Columns) -> "Sink":  # noqa: A001 - the API's verb
+    """Validate the options and the schema, connect, and open the sink."""
+    pairs = _pairs(options)
+    problems = validate(pairs)
+    if problems:
+        raise errors.InvalidOptions(problems)
+    columns: list[tuple[str, DataType]] = []
+    try:
+        for name, text in schema:
+            columns.append((name, parse_type(text)))
+    except (SchemaSyntaxError, ValueError, TypeError):
+        raise _schema_error(pairs, schema) from None
+    resolver = Instance()
+    target = resolver.call("resolve", pairs)
+    if isinstance(target, Variant):
+        raise errors.from_wit(target)
+    transport = NatsTransport()
+    await transport.connect(target.connect)
+    try:
+        instance = Instance(transport)
+        handle = instance.call("[static]nats-sink.open", pairs, _columns(schema))
+        if isinstance(handle, Variant):
+            raise errors.from_wit(handle)
+    except BaseException:
+        await transport.close()
+        raise
+    return Sink(instance, handle, transport, columns)
+
+
+class Sink:
+    """An open sink. Not safe for concurrent use: await each call before the next."""
+
+    def __init__(self, instance: Instance, handle: ResourceAny, transport: NatsTransport,
+                 columns: list[tuple[str, DataType]]) -> None:
+        self._instance, self._handle, self._transport = instance, handle, transport
+        self.columns = columns
+        self._closed: Optional[str] = None
+
+    def _check(self) -> None:
+        if self._closed is not None:
+            raise errors.Closed(self._closed)
+
+    def _fail(self, e: errors.SinkError) -> errors.SinkError:
+        """After a delivery failure the sink refuses further calls, so no later success hides it."""
+        self._closed = f"the sink failed earlier ({e}); reopen it and replay since the last flush"
+        return e
+
+    def begin_checkpoint(self, checkpoint: int) -> None:
+        """Start checkpoint `checkpoint`; rows from here carry `<sink_id>:<checkpoint>:<position>`."""
+        self._check()
+        self._instance.call("[method]nats-sink.begin-checkpoint", self._handle, checkpoint)
+
+    async def write(self, rows: Iterable[Any]) -> None:
+        """Encode and publish rows (dicts by column name, or tuples in schema order).
+
+        On `InvalidRow`, the rows before the bad one were published and nothing at or after it.
+        """
+        self._check()
+        batch = RowsBuilder()
+        refused: Optional[errors.InvalidRow] = None
+        for i, row in enumerate(rows):
+            try:
+                batch.push(row_nodes(self.columns, row))
+            except ValueRefused as e:
+                refused = errors.InvalidRow(i, e.column, e.message)
+                break
+        if len(batch):
+            result = self._instance.call("[method]nats-sink.write", self._handle, batch.record())
+            try:
+                await self._transport.send()  # what the guest published before any refusal
+            except errors.SinkError as e:
+                raise self._fail(e) from None
+            if isinstance(result, Variant):
+                err = errors.from_wit(result)
+                raise err if isinstance(err, errors.InvalidRow) else self._fail(err)
+        if refused is not None:
+            raise refused
+
+    async def flush(self) -> None:
+        """Return once everything written since the last flush is confirmed."""
+        self._check()
+        result = self._instance.call("[method]nats-sink.flush", self._handle)
+        if isinstance(result, Variant):
+            raise self._fail(errors.from_wit(result))
+        try:
+            await self._transport.confirm()
+        except errors.SinkError as e:
+            raise self._fail(e) from None
+
+    async def close(self) -> None:
+        """Close the connection. Unflushed rows are not confirmed: flush first."""
+        if self._closed == "closed":
+            return
+        self._closed = "closed"
+        try:
+            self._instance.drop(self._handle)
+        finally:
+            await self._transport.close()
+
+    async def __aenter__(self) -> "Sink":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,298 @@
+"""The transport the guest imports, on nats-py.
+
+The guest calls the transport synchronously while nats-py works asynchronously, so (as the jco
+host does) the connection is made before the guest's `open`, `publish` only checks and buffers a
+batch, and the messages are sent after the guest's `write` returns and confirmed after its
+`flush` returns: a JetStream ack where a stream captures the subject, otherwise a server round
+trip. Every wait is bounded by the connect-config's timeouts and delivery budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+import time
+from typing import Any, Optional
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from wasmtime.component import Record, Variant
+
+from . import errors
+
+Message = tuple[str, bytes, Optional[dict[str, str]]]
+
+
+def _span(data: bytes, span: Any, what: str) -> bytes:
+    start, length = span.start, span.len
+    if start + length > len(data):
+        raise ValueError(f"{what} span {start}+{length} is outside the batch's {len(data)} bytes")
+    return data[start : start + length]
+
+
+def unpack(batch: Record) -> list[Message]:
+    """A WIT `batch` as messages, every span and index checked (they come from the guest)."""
+    data: bytes = bytes(batch.data)
+    names: list[str] = getattr(batch, "header-names")
+    all_headers = batch.headers
+    out: list[Message] = []
+    for m in batch.messages:
+        subject = _span(data, m.subject, "subject").decode("utf-8")
+        payload = _span(data, m.payload, "payload")
+        headers: Optional[dict[str, str]] = None
+        if m.headers.len:
+            if m.headers.start + m.headers.len > len(all_headers):
+                raise ValueError(f"header run {m.headers.start}+{m.headers.len} is outside the batch's headers")
+            headers = {}
+            for h in all_headers[m.headers.start : m.headers.start + m.headers.len]:
+                if h.name >= len(names):
+                    raise ValueError(f"header name index {h.name} is outside the batch's {len(names)} names")
+                name = names[h.name]
+                if name in headers:  # nats-py's headers are a dict: a second value would be lost
+                    raise ValueError(f"header `{name}` appears twice on one message")
+                headers[name] = _span(data, h.value, "header").decode("utf-8")
+        out.append((subject, payload, headers))
+    return out
+
+
+def _tls_context(tls: Record) -> ssl.SSLContext:
+    """System roots plus the configured CA; a client certificate where one is named."""
+    ctx = ssl.create_default_context()
+    ca, cert, key = getattr(tls, "ca-file"), getattr(tls, "cert-file"), getattr(tls, "key-file")
+    if ca:
+        ctx.load_verify_locations(cafile=ca)
+    if cert or key:
+        ctx.load_cert_chain(certfile=cert, keyfile=key)
+    return ctx
+
+
+def connect_options(config: Record) -> dict[str, Any]:
+    """nats-py's connect arguments for a WIT `connect-config`."""
+    tls = config.tls
+    scheme = "tls" if tls is not None else "nats"
+    opts: dict[str, Any] = {
+        "servers": [f"{scheme}://{s}" for s in config.servers],
+        "connect_timeout": getattr(config, "connect-timeout-ms") / 1000,
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,  # the delivery budget decides how long a flush waits
+        "reconnect_time_wait": 0.1,
+    }
+    if tls is not None:
+        opts["tls"] = _tls_context(tls)
+    auth = config.auth
+    if auth.tag == "user-password":
+        opts["user"], opts["password"] = auth.payload.username, auth.payload.password
+    elif auth.tag == "token":
+        opts["token"] = auth.payload
+    elif auth.tag == "credentials-file":
+        opts["user_credentials"] = auth.payload
+    elif auth.tag == "nkey":
+        opts["nkeys_seed_str"] = auth.payload
+    elif auth.tag == "credential":
+        jwt, seed = auth.payload.jwt, getattr(auth.payload, "nkey-seed")
+        opts["user_jwt_cb"] = lambda: jwt.encode()
+        opts["signature_cb"] = lambda nonce: _sign(seed, nonce)
+    return opts
+
+
+def _sign(seed: str, nonce: str) -> bytes:
+    import base64
+
+    import nkeys
+
+    kp = nkeys.from_seed(seed.encode())
+    try:
+        return base64.b64encode(kp.sign(nonce.encode()))
+    finally:
+        kp.wipe()
+
+
+class NatsTransport:
+    """One NATS connection for one sink."""
+
+    def __init__(self) -> None:
+        self.nc: Optional[Client] = None
+        self.config: Optional[Record] = None
+        self.outbox: list[Message] = []
+        self.acks: list[asyncio.Task[None]] = []
+        self.routes: dict[str, bool] = {}  # subject -> a stream captures it
+        self.server_errors: list[str] = []
+        self.dropped_since_flush = False
+        self.core_since_flush = False
+        self.new_core_subject = False
+        self.core_seen: set[str] = set()
+        self.in_flight: Optional[asyncio.Semaphore] = None
+
+    # -- before the guest's open -------------------------------------------------------------
+    async def connect(self, config: Record) -> None:
+        self.config = config
+        total = getattr(config, "connect-timeout-ms") / 1000
+
+        async def on_error(e: Exception) -> None:
+            self.server_errors.append(str(e))
+
+        async def on_disconnect() -> None:
+            self.dropped_since_flush = True
+            self.core_seen.clear()  # a new connection may carry other permissions
+
+        try:
+            self.nc = await asyncio.wait_for(
+                nats.connect(**connect_options(config), error_cb=on_error, disconnected_cb=on_disconnect),
+                timeout=total,
+            )
+        except (asyncio.TimeoutError, nats.errors.TimeoutError) as e:
+            # nats-py keeps trying within the bound; what the server said last is the cause.
+            cause = f": {self.server_errors[-1]}" if self.server_errors else ""
+            raise errors.ConnectionError(f"no connection to {','.join(config.servers)} within {total:g} s{cause}") from e
+        except (OSError, ssl.SSLError) as e:
+            raise errors.ConnectionError(f"cannot connect to {','.join(config.servers)}: {e}") from e
+        except Exception as e:  # nats-py's NoServersError, AuthorizationError, ...
+            raise errors.ConnectionError(f"cannot connect to {','.join(config.servers)}: {e!r}") from e
+        self.server_errors.clear()
+        self.in_flight = asyncio.Semaphore(max(1, getattr(config.delivery, "max-in-flight")))
+
+    # -- the import, as the guest calls it (synchronously) -------------------------------------
+    def open(self, config: Record) -> Optional[Variant]:
+        if self.nc is None or not self.nc.is_connected:
+            return Variant("connection", f"no connection to {','.join(config.servers)}")
+        return None
+
+    def publish(self, batch: Record) -> Optional[Variant]:
+        try:
+            self.outbox.extend(unpack(batch))
+        except (ValueError, UnicodeDecodeError) as e:
+            return Variant("publish", f"malformed batch: {e}")
+        return None
+
+    def flush(self) -> Optional[Variant]:
+        return None  # confirmation follows in `confirm`, once the guest's flush has returned
+
+    def dropped(self) -> None:
+        pass
+
+    # -- after the guest's calls return ----------------------------------------------------------
+    async def _stream_captures(self, subject: str) -> bool:
+        route = self.routes.get(subject)
+        if route is None:
+            assert self.nc is not None
+            try:
+                await self.nc.jsm(timeout=self._ack_timeout()).find_stream_name_by_subject(subject)
+                route = True
+            except (nats.js.errors.NotFoundError, nats.errors.NoRespondersError):
+                route = False  # no stream captures it, or no JetStream at all
+            except nats.js.errors.ServiceUnavailableError:
+                route = False
+            self.routes[subject] = route
+        return route
+
+    def _ack_timeout(self) -> float:
+        assert self.config is not None
+        return getattr(self.config.delivery, "ack-timeout-ms") / 1000
+
+    async def send(self) -> None:
+        """Send what the guest published: core messages at once, JetStream ones with their
+        acks pipelined up to max-in-flight (a writer that outruns the server waits here)."""
+        assert self.nc is not None and self.in_flight is not None
+        outbox, self.outbox = self.outbox, []
+        for subject, payload, headers in outbox:
+            try:
+                if await self._stream_captures(subject):
+                    await self.in_flight.acquire()
+                    self.acks.append(asyncio.create_task(self._acked(subject, payload, headers)))
+                else:
+                    await self.nc.publish(subject, payload, headers=headers)
+                    self.core_since_flush = True
+                    if subject not in self.core_seen:
+                        self.core_seen.add(subject)
+                        self.new_core_subject = True
+            except nats.errors.MaxPayloadError as e:
+                raise errors.PublishError(f"{subject}: {len(payload)} bytes exceed the server's max_payload ({e})") from e
+            except nats.errors.ConnectionClosedError as e:
+                raise errors.ConnectionError(f"the connection is closed: {e!r}") from e
+
+    async def _acked(self, subject: str, payload: bytes, headers: Optional[dict[str, str]]) -> None:
+        """One JetStream message until its ack, resent within the delivery budget."""
+        assert self.nc is not None and self.config is not None and self.in_flight is not None
+        d = self.config.delivery
+        max_attempts, max_elapsed = getattr(d, "max-attempts"), getattr(d, "max-elapsed-ms") / 1000
+        backoff, max_backoff = getattr(d, "initial-backoff-ms") / 1000, getattr(d, "max-backoff-ms") / 1000
+        js = self.nc.jetstream(timeout=self._ack_timeout())
+        attempts, first_failure = 0, None
+        try:
+            while True:
+                attempts += 1
+                try:
+                    await js.publish(subject, payload, timeout=self._ack_timeout(), headers=headers)
+                    return
+                except nats.js.errors.ServiceUnavailableError as e:
+                    cause: Exception = e
+                except nats.js.errors.APIError as e:
+                    if e.code != 503:
+                        raise errors.PublishError(f"{subject}: the stream refused the message: {e}") from e
+                    cause = e
+                except nats.errors.MaxPayloadError as e:
+                    raise errors.PublishError(f"{subject}: {len(payload)} bytes exceed the server's max_payload") from e
+                except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError,
+                        nats.errors.ConnectionReconnectingError, asyncio.TimeoutError) as e:
+                    cause = e
+                denied = [m for m in self.server_errors if "Permissions Violation" in m]
+                if denied:
+                    raise errors.PublishError(f"{subject}: {denied[0]}")
+                now = time.monotonic()
+                first_failure = first_failure or now
+                if attempts >= max_attempts or now - first_failure >= max_elapsed:
+                    kind = errors.TimeoutError if isinstance(cause, (nats.errors.TimeoutError, asyncio.TimeoutError)) else errors.ConnectionError
+                    raise kind(f"{subject}: no ack after {attempts} sends over {now - first_failure:.1f} s "
+                               f"(the retry budget); last cause: {cause!r}")
+                await asyncio.sleep(random.uniform(backoff / 2, backoff))
+                backoff = min(backoff * 2, max_backoff)
+        finally:
+            self.in_flight.release()
+
+    async def confirm(self) -> None:
+        """Every JetStream ack, then a server round trip; within the flush timeout."""
+        assert self.nc is not None and self.config is not None
+        limit = getattr(self.config, "flush-timeout-ms") / 1000
+        try:
+            await asyncio.wait_for(self._confirm(), timeout=limit)
+        except errors.SinkError:
+            raise  # ours already (errors.TimeoutError is an asyncio.TimeoutError too)
+        except asyncio.TimeoutError as e:
+            raise errors.TimeoutError(f"flush not confirmed within {limit:g} s (flush_timeout_ms)") from e
+
+    async def _confirm(self) -> None:
+        assert self.nc is not None
+        acks, self.acks = self.acks, []
+        results = await asyncio.gather(*acks, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
+        try:
+            await self.nc.flush(timeout=max(self._ack_timeout(), 1))
+        except (nats.errors.TimeoutError, asyncio.TimeoutError) as e:
+            raise errors.TimeoutError("the server did not answer the flush round trip") from e
+        except nats.errors.ConnectionClosedError as e:
+            raise errors.ConnectionError("the connection closed before the flush was confirmed") from e
+        if self.new_core_subject:
+            # A refusal (-ERR) travels apart from the round trip and can trail it.
+            await asyncio.sleep(0.002)
+            self.new_core_subject = False
+        errs, self.server_errors = self.server_errors, []
+        if errs:
+            raise errors.PublishError(f"the server refused a message: {errs[0]}")
+        if self.core_since_flush and self.dropped_since_flush:
+            raise errors.ConnectionError("the connection dropped since the last flush; core messages may be lost")
+        self.core_since_flush = self.dropped_since_flush = False
+
+    async def close(self) -> None:
+        for task in self.acks:
+            task.cancel()
+        self.acks = []
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await asyncio.wait_for(self.nc.close(), timeout=5)
+            except asyncio.TimeoutError:
+                pass

@@ -1,0 +1,408 @@
+"""Python values (native, or as `json.loads` gives a JSON Lines row) to the WIT `rows` layout.
+
+Each rule mirrors the CLI's reader (host/src/input.rs): a value is converted exactly or refused
+with the path of the offending value; nothing is rounded, wrapped or dropped. Native types
+(Decimal, datetime, timedelta, UUID, bytes) are the Python spelling of the same values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+import struct
+import uuid
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from wasmtime.component import Record, Variant
+
+from . import chrono_parse, textforms
+from .schema import DataType, ListType, StructType
+from .suggest import nearest
+
+
+class ValueRefused(Exception):
+    """A value that does not fit its column: `column` is its path (`addr.zip`, `tags[2]`)."""
+
+    def __init__(self, column: str, message: str) -> None:
+        super().__init__(f"column `{column}`: {message}")
+        self.column, self.message = column, message
+
+
+_RANGES = {
+    "smallint": (-(2**15), 2**15 - 1, "a smallint (-32768 to 32767)", "int16"),
+    "integer": (-(2**31), 2**31 - 1, "a 32-bit integer", "int32"),
+    "bigint": (-(2**63), 2**63 - 1, "a 64-bit integer", "int64"),
+    "serial": (-(2**63), 2**63 - 1, "a 64-bit integer", "serial"),
+}
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _bad(path: str, expected: str, value: Any) -> ValueRefused:
+    try:
+        shown = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:60] + "…"
+    return ValueRefused(path, f"expected {expected}, got {_kind(value)} {shown}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def rust_display(f: float) -> str:
+    """Rust's `format!("{f}")` of a finite f64: the shortest round-trip digits, no exponent."""
+    text = format(decimal.Decimal(repr(f)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def ryu(f: float) -> str:
+    """serde_json's (ryu's) text for a finite f64, as the CLI writes a jsonb number."""
+    sign, digit_tuple, k = decimal.Decimal(repr(f)).as_tuple()
+    digits = "".join(map(str, digit_tuple)).lstrip("0")
+    if not digits:
+        return ("-" if sign else "") + "0.0"
+    stripped = digits.rstrip("0")
+    k += len(digits) - len(stripped)  # value = stripped × 10^k
+    digits, length = stripped, len(stripped)
+    kk = length + k  # where the decimal point falls
+    s = "-" if sign else ""
+    if 0 <= k and kk <= 16:
+        return s + digits + "0" * k + ".0"
+    if 0 < kk <= 16:
+        return s + digits[:kk] + "." + digits[kk:]
+    if -5 < kk <= 0:
+        return s + "0." + "0" * (-kk) + digits
+    body = digits if length == 1 else digits[0] + "." + digits[1:]
+    return f"{s}{body}e{kk - 1}"
+
+
+def _json_text(value: Any, path: str) -> str:
+    """A jsonb value as serde_json writes it (keys sorted, compact, ryu numbers)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if _is_int(value):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueRefused(path, f"jsonb has no {value!r}")
+        return ryu(value)
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise ValueRefused(path, f"jsonb has no {value}")
+        return format(value, "f")
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_json_text(v, f"{path}[{i}]") for i, v in enumerate(value)) + "]"
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            raise ValueRefused(path, "jsonb object keys must be strings")
+        return "{" + ",".join(
+            json.dumps(k, ensure_ascii=False) + ":" + _json_text(value[k], f"{path}.{k}") for k in sorted(value)
+        ) + "}"
+    raise _bad(path, "a JSON value (dict, list, str, int, float, bool, None)", value)
+
+
+def _float(value: Any, path: str, expected: str) -> float:
+    if isinstance(value, float):
+        return value
+    if _is_int(value):
+        f = float(value)
+        if int(f) != value:  # the CLI's JSON reader would round; refuse instead
+            raise ValueRefused(path, f"{value} has no exact double-precision value")
+        return f
+    if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
+        return float(value.replace("Infinity", "inf"))
+    raise _bad(path, expected, value)
+
+
+def _numeric(value: Any, path: str) -> str:
+    if _is_int(value):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _bad(path, "a number or a numeric string", value)
+        return rust_display(value)
+    if isinstance(value, decimal.Decimal):
+        if value.is_snan():
+            raise _bad(path, "a number or a numeric string", value)
+        if value.is_nan():
+            return "NaN"
+        if value.is_infinite():
+            return "-Infinity" if value < 0 else "Infinity"
+        return format(value, "f")
+    if isinstance(value, str):
+        text = textforms.numeric_from_text(value)
+        if text is not None:
+            return text
+    raise _bad(path, "a number or a numeric string", value)
+
+
+def _time_of(t: dt.time) -> int:
+    return ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond
+
+
+def _naive_micros(t: dt.datetime) -> int:
+    return chrono_parse.days_from_civil(t.year, t.month, t.day) * 86_400_000_000 + _time_of(t.time())
+
+
+def _interval(td: dt.timedelta) -> tuple[int, int, int]:
+    """A timedelta's days stay days and the rest is microseconds, both with the delta's sign."""
+    sign = -1 if td < dt.timedelta(0) else 1
+    td = abs(td)
+    return 0, sign * td.days, sign * (td.seconds * 1_000_000 + td.microseconds)
+
+
+# A converted value: (wit tag, payload) for scalars, ("list"|"struct", [children]) for composites.
+Node = tuple[str, Any]
+
+
+def convert(ty: DataType, value: Any, path: str) -> Node:
+    if value is None:
+        return ("null", None)
+    if isinstance(ty, ListType):
+        if not isinstance(value, (list, tuple)):
+            raise _bad(path, "an array", value)
+        return ("list", [convert(ty.element, v, f"{path}[{i}]") for i, v in enumerate(value)])
+    if isinstance(ty, StructType):
+        return ("struct", _fields(ty.fields, value, path))
+    return _SCALARS[ty](value, path)
+
+
+def _fields(fields: Sequence[tuple[str, DataType]], value: Any, path: str) -> list[Node]:
+    if isinstance(value, tuple):
+        if len(value) != len(fields):
+            raise ValueRefused(path, f"expected {len(fields)} struct fields, got {len(value)}")
+        return [convert(t, v, f"{path}.{n}") for (n, t), v in zip(fields, value)]
+    if not isinstance(value, Mapping):
+        raise _bad(path, "an object", value)
+    names = {n for n, _ in fields}
+    for key in value:
+        if key not in names:
+            raise ValueRefused(path, f"unknown struct field `{key}`")
+    return [convert(t, value.get(n), f"{path}.{n}") for n, t in fields]
+
+
+def _boolean(v: Any, p: str) -> Node:
+    if isinstance(v, bool):
+        return ("boolean", v)
+    raise _bad(p, "true or false", v)
+
+
+def _integer(kind: str) -> Callable[[Any, str], Node]:
+    lo, hi, expected, tag = _RANGES[kind]
+
+    def conv(v: Any, p: str) -> Node:
+        if _is_int(v) and lo <= v <= hi:
+            return (tag, int(v))
+        raise _bad(p, expected, v)
+
+    return conv
+
+
+def _real(v: Any, p: str) -> Node:
+    f = _float(v, p, 'a number (or "NaN", "Infinity")')
+    try:
+        # real is f32 as in RisingWave (1.1 is stored as 1.100000023841858), but never overflows.
+        return ("float32", struct.unpack("<f", struct.pack("<f", f))[0])
+    except OverflowError:
+        raise ValueRefused(p, f"{f!r} is beyond the range of real") from None
+
+
+def _double(v: Any, p: str) -> Node:
+    return ("float64", _float(v, p, 'a number (or "NaN", "Infinity")'))
+
+
+def _varchar(v: Any, p: str) -> Node:
+    if isinstance(v, str):
+        return ("text", v.encode("utf-8", "surrogatepass"))
+    raise _bad(p, "a string", v)
+
+
+def _date(v: Any, p: str) -> Node:
+    if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+        return ("date", (v - _EPOCH).days)
+    days = chrono_parse.parse_date(v) if isinstance(v, str) else None
+    if days is None or not -(2**31) <= days < 2**31:
+        raise _bad(p, "a date `YYYY-MM-DD`", v)
+    return ("date", days)
+
+
+def _time(v: Any, p: str) -> Node:
+    if isinstance(v, dt.time):
+        if v.tzinfo is not None:
+            raise ValueRefused(p, f"a time column has no zone; got {v.isoformat()}")
+        return ("time", _time_of(v))
+    micros = chrono_parse.parse_time(v) if isinstance(v, str) else None
+    if micros is None:
+        raise _bad(p, "a time `HH:MM:SS[.ffffff]`", v)
+    return ("time", micros)
+
+
+def _timestamp(v: Any, p: str) -> Node:
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is not None and v.utcoffset() is not None:
+            raise ValueRefused(p, f"a timestamp column has no zone; got {v.isoformat()} (use timestamptz)")
+        return ("timestamp", _naive_micros(v))
+    micros = chrono_parse.parse_timestamp(v) if isinstance(v, str) else None
+    if micros is None:
+        raise _bad(p, "a timestamp `YYYY-MM-DD HH:MM:SS[.ffffff]`", v)
+    return ("timestamp", micros)
+
+
+def _timestamptz(v: Any, p: str) -> Node:
+    if isinstance(v, dt.datetime):
+        offset = v.utcoffset()
+        if offset is None:
+            raise ValueRefused(p, f"a timestamptz needs a zone; got the naive {v.isoformat()}")
+        return ("timestamptz", _naive_micros(v) - offset // dt.timedelta(microseconds=1))
+    micros = chrono_parse.parse_timestamptz(v) if isinstance(v, str) else None
+    if micros is None:
+        raise _bad(p, "a timestamptz with an offset or `Z`", v)
+    return ("timestamptz", micros)
+
+
+def _interval_conv(v: Any, p: str) -> Node:
+    parts: Optional[tuple[int, int, int]]
+    if isinstance(v, dt.timedelta):
+        parts = _interval(v)
+    else:
+        parts = textforms.parse_interval_safe(v) if isinstance(v, str) else None
+    if parts is None:
+        raise _bad(p, "an interval (`P1Y2M3DT4H5M6S` or `1 day 02:00:00`)", v)
+    return ("interval", parts)
+
+
+def _bytea(v: Any, p: str) -> Node:
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return ("bytea", bytes(v))
+    raw = textforms.parse_bytea(v) if isinstance(v, str) else None
+    if raw is None:
+        raise _bad(p, "bytea as `\\x` hex", v)
+    return ("bytea", raw)
+
+
+def _jsonb(v: Any, p: str) -> Node:
+    return ("jsonb", _json_text(v, p).encode("utf-8"))
+
+
+def _uuid(v: Any, p: str) -> Node:
+    if isinstance(v, uuid.UUID):
+        n = v.int
+    else:
+        parsed = textforms.parse_uuid(v) if isinstance(v, str) else None
+        if parsed is None:
+            raise _bad(p, "a uuid", v)
+        n = parsed
+    return ("uuid", (n >> 64, n & (2**64 - 1)))
+
+
+_SCALARS: dict[str, Callable[[Any, str], Node]] = {
+    "boolean": _boolean,
+    "smallint": _integer("smallint"),
+    "integer": _integer("integer"),
+    "bigint": _integer("bigint"),
+    "serial": _integer("serial"),
+    "real": _real,
+    "double": _double,
+    "numeric": lambda v, p: ("decimal", _numeric(v, p).encode()),
+    "varchar": _varchar,
+    "date": _date,
+    "time": _time,
+    "timestamp": _timestamp,
+    "timestamptz": _timestamptz,
+    "interval": _interval_conv,
+    "bytea": _bytea,
+    "jsonb": _jsonb,
+    "uuid": _uuid,
+}
+
+
+def row_nodes(columns: Sequence[tuple[str, DataType]], row: Any) -> list[Node]:
+    """One row (a mapping by column name, or a sequence in schema order) as converted values."""
+    if isinstance(row, Mapping):
+        names = [n for n, _ in columns]
+        known = set(names)
+        for key in row:
+            if key not in known:
+                hint = nearest(str(key), names)
+                raise ValueRefused(str(key), f"unknown column `{key}`" + (f"; did you mean `{hint}`?" if hint else ""))
+        return [convert(t, row.get(n), n) for n, t in columns]
+    if isinstance(row, (tuple, list)):
+        if len(row) != len(columns):
+            raise ValueRefused("", f"expected {len(columns)} values, got {len(row)}")
+        return [convert(t, v, n) for (n, t), v in zip(columns, row)]
+    raise ValueRefused("", f"a row is a dict by column name or a tuple in schema order, got {type(row).__name__}")
+
+
+class RowsBuilder:
+    """Packs converted rows into the WIT `rows` record: flat values, row ends, one byte buffer."""
+
+    _SPANS = frozenset(("decimal", "text", "bytea", "jsonb"))
+
+    def __init__(self) -> None:
+        self.values: list[Variant] = []
+        self.ends: list[int] = []
+        self.data = bytearray()
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def push(self, nodes: list[Node]) -> None:
+        base = len(self.values)
+        # Breadth-first: every composite's children sit together, after it.
+        pending: list[tuple[int, Node]] = []
+        self.values.extend([None] * len(nodes))  # type: ignore[list-item]
+        pending.extend((base + i, n) for i, n in enumerate(nodes))
+        while pending:
+            slot, (tag, payload) = pending.pop()
+            if tag in ("list", "struct"):
+                start = len(self.values)
+                self.values.extend([None] * len(payload))  # type: ignore[list-item]
+                pending.extend((start + i, n) for i, n in enumerate(payload))
+                self.values[slot] = Variant(tag, _record(start=start - base, len=len(payload)))
+            elif tag in self._SPANS:
+                self.values[slot] = Variant(tag, _record(start=len(self.data), len=len(payload)))
+                self.data += payload
+            elif tag == "interval":
+                months, days, micros = payload
+                self.values[slot] = Variant(tag, _record(months=months, days=days, micros=micros))
+            elif tag == "null":
+                self.values[slot] = Variant("null")
+            else:
+                self.values[slot] = Variant(tag, payload)
+        self.ends.append(len(self.values))
+
+    def record(self) -> Record:
+        return _record(values=self.values, ends=self.ends, data=bytes(self.data))
+
+
+def _record(**fields: Any) -> Record:
+    r = Record()
+    for k, v in fields.items():
+        setattr(r, k, v)
+    return r

@@ -142,10 +142,11 @@ enum OptionValue {
     Secret(String),
 }
 
+/// Options as (key, text) pairs.
+type Pairs = Vec<(String, String)>;
+
 /// (`SECRET` options as (key, name), literal ones as (key, value)), each in statement order.
-fn split_secrets(
-    options: Vec<(String, OptionValue)>,
-) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn split_secrets(options: Vec<(String, OptionValue)>) -> (Pairs, Pairs) {
     let (mut secrets, mut literals) = (Vec::new(), Vec::new());
     for (key, value) in options {
         match value {

@@ -107,9 +107,7 @@ fn parse_entry(entry: &str, position: usize) -> Result<ServerEntry, EntryError> 
         }
     };
     let (userinfo, hostport) = match rest.rsplit_once('@') {
-        Some((info, _)) if info.is_empty() => {
-            return fail(format!("(`{shown}`) has an empty user before `@`"))
-        }
+        Some(("", _)) => return fail(format!("(`{shown}`) has an empty user before `@`")),
         Some((info, hostport)) => (Some(info.to_string()), hostport),
         None => (None, rest),
     };

@@ -26,7 +26,10 @@ async fn written(
     extra: &[(&str, &str)],
     rows: &[Vec<Datum>],
 ) -> Result<Vec<String>, SinkError> {
-    let host = MemoryHost::load(&component_path()).expect("load the component");
+    // Compiled once for every case: each instance is fresh, the compiled code is shared.
+    static HOST: std::sync::OnceLock<MemoryHost> = std::sync::OnceLock::new();
+    let host =
+        HOST.get_or_init(|| MemoryHost::load(&component_path()).expect("load the component"));
     let mut instance = host.instance().await.unwrap();
     let mut pairs = vec![
         ("server_url", "127.0.0.1:4222"),

@@ -71,11 +71,11 @@ impl Jsonb {
         self.arena.clear();
         self.owned.clear();
         let mut de = serde_json::Deserializer::from_str(text);
-        let root = Builder { text, jsonb: self }
+        Builder { text, jsonb: self }
             .deserialize(&mut de)
             .and_then(|()| de.end())
             .map_err(|e| e.to_string())?;
-        let _ = root;
+        // The root is the one value left on the stack.
         let root = self.stack.pop().ok_or("empty jsonb")?.node;
         let printer = Printer {
             text,

@@ -236,12 +236,12 @@ fn convert(ty: &DataType, raw: &str, path: &str) -> Result<Datum, ConvertError> 
         DataType::Real => match float::<f32>(raw, "real") {
             Float::Value(v) => Datum::Real(v),
             Float::OutOfRange(message) => return Err(refuse(message)),
-            Float::NotAFloat => return Err(bad("a number (or \"NaN\", \"Infinity\")")),
+            Float::Unreadable => return Err(bad("a number (or \"NaN\", \"Infinity\")")),
         },
         DataType::DoublePrecision => match float::<f64>(raw, "double precision") {
             Float::Value(v) => Datum::Double(v),
             Float::OutOfRange(message) => return Err(refuse(message)),
-            Float::NotAFloat => return Err(bad("a number (or \"NaN\", \"Infinity\")")),
+            Float::Unreadable => return Err(bad("a number (or \"NaN\", \"Infinity\")")),
         },
         DataType::Numeric => {
             let text = numeric(raw).ok_or_else(|| bad("a number or a numeric string"))?;
@@ -349,7 +349,7 @@ fn convert_fields(
 enum Float<T> {
     Value(T),
     OutOfRange(String),
-    NotAFloat,
+    Unreadable,
 }
 
 /// A real or a double from a JSON number's digits, correctly rounded (Rust's parser is), or
@@ -361,7 +361,7 @@ where
 {
     if is_number(raw) {
         let Ok(v) = raw.parse::<T>() else {
-            return Float::NotAFloat;
+            return Float::Unreadable;
         };
         if !v.finite() {
             return Float::OutOfRange(format!("{raw} is out of range for {type_name}"));
@@ -378,7 +378,7 @@ where
         Some("NaN") => Float::Value(T::NAN),
         Some("Infinity") => Float::Value(T::INFINITY),
         Some("-Infinity") => Float::Value(T::NEG_INFINITY),
-        _ => Float::NotAFloat,
+        _ => Float::Unreadable,
     }
 }
 

@@ -83,6 +83,8 @@ impl Jsonb {
             separator: if form == Form::Text { b", " } else { b"," },
             colon: if form == Form::Text { b": " } else { b":" },
         };
+        // The text form is at most a little longer than the input: one reserve for the lot.
+        out.reserve(text.len() + text.len() / 2 + 16);
         printer.node(root, out);
         Ok(())
     }
@@ -291,12 +293,16 @@ struct Printer<'a> {
 
 impl Printer<'_> {
     fn string(&self, s: Str, out: &mut Vec<u8>) {
-        let source = if s.owned {
-            self.jsonb.owned.as_str()
+        let range = s.start as usize..(s.start + s.len) as usize;
+        if s.owned {
+            write_str(out, &self.jsonb.owned[range]);
         } else {
-            self.text
-        };
-        write_str(out, &source[s.start as usize..(s.start + s.len) as usize]);
+            // Borrowed means the input spelled it without escapes, so it holds no `"`, `\` or
+            // control character (JSON allows none unescaped): it needs no escaping either.
+            out.push(b'"');
+            out.extend_from_slice(&self.text.as_bytes()[range]);
+            out.push(b'"');
+        }
     }
 
     fn node(&self, node: Node, out: &mut Vec<u8>) {

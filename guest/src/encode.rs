@@ -1,6 +1,6 @@
 //! Row to JSON, byte for byte as RisingWave's NATS sink writes it
-//! (`FORMAT PLAIN ENCODE JSON`: dates from the Common Era, times and timestamps in
-//! milliseconds, timestamptz as UTC text without suffix).
+//! (`FORMAT PLAIN ENCODE JSON`: keys sorted bytewise, dates from the Common Era, times and
+//! timestamps in milliseconds, timestamptz as UTC text without suffix).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -8,9 +8,13 @@ use std::io::Write as _;
 use base64::Engine as _;
 
 use crate::bindings::{Interval, Value};
-use crate::json_str::{write_str, write_utf8};
+use crate::json_num::{write_f64, write_i64 as write_int, write_numeric};
+use crate::json_str::write_str;
+use crate::jsonb::{Form, Jsonb};
 use crate::rows::RowRef;
-use crate::schema::{DataType, Schema};
+use crate::schema::{DataType, Field, Schema};
+
+pub use crate::json_num::check_numeric;
 
 /// Why a row was refused, and where: `column` is a path such as `addr.zip` or `tags[2]`.
 /// An empty `column` means the row as a whole (its layout).
@@ -119,6 +123,15 @@ pub enum JsonbMode {
     Dynamic,
 }
 
+/// `json.key_order` (our extension): object keys sorted bytewise, as RisingWave's encoder
+/// writes them (a `serde_json::Map` without `preserve_order`), or in schema order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyOrder {
+    #[default]
+    Sorted,
+    Schema,
+}
+
 /// How values with more than one sensible JSON form are written. The default is exactly
 /// RisingWave's NATS sink.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -128,21 +141,93 @@ pub struct Modes {
     pub timestamp: TimestampMode,
     pub timestamptz: TimestamptzMode,
     pub jsonb: JsonbMode,
+    pub key_order: KeyOrder,
 }
 
-/// Reusable encoder state: scratch space (for jsonb) kept between rows to avoid allocation per row.
+/// The order in which each object's keys are written, worked out once per schema: for a
+/// struct (or the row), the positions of its fields in key order, and each field's own plan.
+#[derive(Debug, Clone, Default)]
+pub enum KeyPlan {
+    #[default]
+    Scalar,
+    List(Box<KeyPlan>),
+    Struct {
+        order: Vec<usize>,
+        fields: Vec<KeyPlan>,
+    },
+}
+
+impl KeyPlan {
+    fn for_fields(fields: &[Field], key_order: KeyOrder) -> KeyPlan {
+        let mut order: Vec<usize> = (0..fields.len()).collect();
+        if key_order == KeyOrder::Sorted {
+            // Names are unique (the schema refuses repeats), so the order is total.
+            order.sort_by(|&a, &b| fields[a].name.as_bytes().cmp(fields[b].name.as_bytes()));
+        }
+        KeyPlan::Struct {
+            order,
+            fields: fields
+                .iter()
+                .map(|f| KeyPlan::for_type(&f.data_type, key_order))
+                .collect(),
+        }
+    }
+
+    fn for_type(ty: &DataType, key_order: KeyOrder) -> KeyPlan {
+        match ty {
+            DataType::List(element) => {
+                KeyPlan::List(Box::new(KeyPlan::for_type(element, key_order)))
+            }
+            DataType::Struct(fields) => KeyPlan::for_fields(fields, key_order),
+            _ => KeyPlan::Scalar,
+        }
+    }
+
+    /// The plan of the row's columns.
+    pub fn for_schema(schema: &Schema, key_order: KeyOrder) -> KeyPlan {
+        KeyPlan::for_fields(&schema.columns, key_order)
+    }
+
+    fn order(&self) -> &[usize] {
+        match self {
+            KeyPlan::Struct { order, .. } => order,
+            _ => &[],
+        }
+    }
+
+    fn field(&self, index: usize) -> &KeyPlan {
+        match self {
+            KeyPlan::Struct { fields, .. } => fields.get(index).unwrap_or(&KeyPlan::Scalar),
+            _ => &KeyPlan::Scalar,
+        }
+    }
+
+    fn element(&self) -> &KeyPlan {
+        match self {
+            KeyPlan::List(element) => element,
+            _ => &KeyPlan::Scalar,
+        }
+    }
+}
+
+/// Reusable encoder state: the schema's key plan, and scratch space (for jsonb) kept between
+/// rows to avoid allocation per row.
 #[derive(Default)]
 pub struct Encoder {
     modes: Modes,
+    plan: KeyPlan,
     /// `claimed[i]`: value `i` of the current row already belongs to a column or a parent.
     claimed: Vec<bool>,
+    jsonb: Jsonb,
     scratch: Vec<u8>,
 }
 
 impl Encoder {
-    pub fn new(modes: Modes) -> Encoder {
+    /// An encoder for rows of `schema`; its key order is worked out here, once.
+    pub fn new(modes: Modes, schema: &Schema) -> Encoder {
         Encoder {
             modes,
+            plan: KeyPlan::for_schema(schema, modes.key_order),
             ..Encoder::default()
         }
     }
@@ -172,21 +257,11 @@ impl Encoder {
         self.claimed.resize(values.len(), false);
         self.claimed[..columns.len()].fill(true);
 
-        out.push(b'{');
-        for (index, column) in columns.iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(&column.json_key);
-            self.value(
-                &column.data_type,
-                row,
-                index,
-                Path::Column(&column.name),
-                out,
-            )?;
-        }
-        out.push(b'}');
+        // The plan is moved out while the row is written, as `value` needs `self` mutably.
+        let plan = std::mem::take(&mut self.plan);
+        let written = self.columns(&plan, columns, row, out);
+        self.plan = plan;
+        written?;
 
         if let Some(stray) = self.claimed.iter().position(|c| !c) {
             return Err(RowError {
@@ -194,6 +269,33 @@ impl Encoder {
                 message: format!("value {stray} of the row belongs to no column, list or struct"),
             });
         }
+        Ok(())
+    }
+
+    fn columns(
+        &mut self,
+        plan: &KeyPlan,
+        columns: &[Field],
+        row: RowRef<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RowError> {
+        out.push(b'{');
+        for (i, &index) in plan.order().iter().enumerate() {
+            let column = &columns[index];
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&column.json_key);
+            self.value(
+                &column.data_type,
+                plan.field(index),
+                row,
+                index,
+                Path::Column(&column.name),
+                out,
+            )?;
+        }
+        out.push(b'}');
         Ok(())
     }
 
@@ -225,9 +327,11 @@ impl Encoder {
         Ok(start..end)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn value(
         &mut self,
         ty: &DataType,
+        plan: &KeyPlan,
         row: RowRef<'_>,
         index: usize,
         path: Path<'_>,
@@ -244,12 +348,10 @@ impl Encoder {
             (DataType::Integer, Value::Int32(v)) => write_int(out, *v as i64),
             (DataType::Bigint, Value::Int64(v)) => write_int(out, *v),
             // RisingWave widens real to f64 before printing, so 1.1 is 1.100000023841858.
-            (DataType::Real, Value::Float32(v)) => write_float(out, *v as f64),
-            (DataType::DoublePrecision, Value::Float64(v)) => write_float(out, *v),
+            (DataType::Real, Value::Float32(v)) => write_f64(out, *v as f64),
+            (DataType::DoublePrecision, Value::Float64(v)) => write_f64(out, *v),
             (DataType::Numeric, Value::Decimal(span)) => {
-                let text = text(*span)?;
-                check_numeric(text).map_err(|m| path.error(m))?;
-                write_str(out, text);
+                write_numeric(out, text(*span)?).map_err(|m| path.error(m))?
             }
             (DataType::Varchar, Value::Text(span)) => write_str(out, text(*span)?),
             (DataType::Date, Value::Date(days)) => match self.modes.date {
@@ -323,15 +425,16 @@ impl Encoder {
                 out.push(b'"');
             }
             (DataType::Jsonb, Value::Jsonb(span)) if self.modes.jsonb == JsonbMode::Dynamic => {
-                transcode_json(text(*span)?, out, serde_json::ser::CompactFormatter)
+                self.jsonb
+                    .write(text(*span)?, Form::Compact, out)
                     .map_err(|e| path.error(format!("invalid jsonb: {e}")))?;
             }
             (DataType::Jsonb, Value::Jsonb(span)) => {
                 self.scratch.clear();
-                jsonb_to_text(text(*span)?, &mut self.scratch)
+                self.jsonb
+                    .write(text(*span)?, Form::Text, &mut self.scratch)
                     .map_err(|e| path.error(format!("invalid jsonb: {e}")))?;
-                // The scratch holds UTF-8: it was transcoded from a `str`.
-                write_utf8(out, &self.scratch);
+                write_jsonb_text(out, &self.scratch);
             }
             (DataType::Serial, Value::Serial(v)) => {
                 out.extend_from_slice(b"\"0x");
@@ -359,7 +462,14 @@ impl Encoder {
                     if i > 0 {
                         out.push(b',');
                     }
-                    self.value(element, row, child, Path::Index(&path, i), out)?;
+                    self.value(
+                        element,
+                        plan.element(),
+                        row,
+                        child,
+                        Path::Index(&path, i),
+                        out,
+                    )?;
                 }
                 out.push(b']');
             }
@@ -373,15 +483,17 @@ impl Encoder {
                 }
                 let children = self.claim(index, range.start, range.len, &path)?;
                 out.push(b'{');
-                for (i, (field, child)) in fields.iter().zip(children).enumerate() {
+                for (i, &f) in plan.order().iter().enumerate() {
+                    let field = &fields[f];
                     if i > 0 {
                         out.push(b',');
                     }
                     out.extend_from_slice(&field.json_key);
                     self.value(
                         &field.data_type,
+                        plan.field(f),
                         row,
-                        child,
+                        children.start + f,
                         Path::Field(&path, &field.name),
                         out,
                     )?;
@@ -434,39 +546,11 @@ pub fn value_kind(value: &Value) -> &'static str {
     }
 }
 
-fn write_int(out: &mut Vec<u8>, v: i64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-}
-
 /// The low `digits` hex digits of `v`, lowercase, zero-padded.
 fn write_hex(out: &mut Vec<u8>, v: u64, digits: u32) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for shift in (0..digits).rev() {
         out.push(HEX[((v >> (shift * 4)) & 0xf) as usize]);
-    }
-}
-
-/// serde_json's own float formatting (shortest round-trip; non-finite becomes `null`),
-/// which is what RisingWave's `json!` produces.
-fn write_float(out: &mut Vec<u8>, v: f64) {
-    let _ = serde_json::to_writer(out, &v);
-}
-
-/// RisingWave's `numeric` text forms: `-12.340`, `0`, `NaN`, `Infinity`, `-Infinity`.
-pub fn check_numeric(text: &str) -> Result<(), String> {
-    if matches!(text, "NaN" | "Infinity" | "-Infinity") {
-        return Ok(());
-    }
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    let (whole, fraction) = match digits.split_once('.') {
-        Some((w, f)) => (w, Some(f)),
-        None => (digits, None),
-    };
-    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if all_digits(whole) && fraction.is_none_or(all_digits) {
-        Ok(())
-    } else {
-        Err(format!("`{text}` is not a numeric (expected digits with an optional `-` and `.`, or NaN/Infinity/-Infinity)"))
     }
 }
 
@@ -548,57 +632,9 @@ pub fn write_iso_8601(out: &mut Vec<u8>, interval: &Interval) {
     out.push(b'S');
 }
 
-/// PostgreSQL's jsonb text form: `, ` between items and `: ` after keys.
-struct PgJsonFormatter;
-
-impl serde_json::ser::Formatter for PgJsonFormatter {
-    fn begin_array_value<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
-    }
-
-    fn begin_object_key<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
-    }
-
-    fn begin_object_value<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-    ) -> std::io::Result<()> {
-        writer.write_all(b": ")
-    }
-}
-
-/// Validate `text` as JSON and rewrite it in jsonb's text form, streaming (no tree is built).
-pub fn jsonb_to_text(text: &str, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-    transcode_json(text, out, PgJsonFormatter)
-}
-
-/// Validate `text` as JSON and append it to `out` as `formatter` spaces it.
-fn transcode_json<F: serde_json::ser::Formatter>(
-    text: &str,
-    out: &mut Vec<u8>,
-    formatter: F,
-) -> Result<(), serde_json::Error> {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let mut serializer = serde_json::Serializer::with_formatter(out, formatter);
-    serde_transcode::transcode(&mut deserializer, &mut serializer)?;
-    deserializer.end()
+/// The jsonb text as a JSON string. It is UTF-8: it was printed from a `str`.
+fn write_jsonb_text(out: &mut Vec<u8>, text: &[u8]) {
+    crate::json_str::write_utf8(out, text);
 }
 
 #[cfg(test)]
@@ -621,7 +657,8 @@ mod tests {
         rows.push_row(values);
         let row = crate::rows::read(&rows).next().unwrap().unwrap();
         let mut out = Vec::new();
-        Encoder::new(modes).encode_row(&schema(cols), row, &mut out)?;
+        let schema = schema(cols);
+        Encoder::new(modes, &schema).encode_row(&schema, row, &mut out)?;
         Ok(String::from_utf8(out).unwrap())
     }
 
@@ -666,6 +703,7 @@ mod tests {
             timestamp: TimestampMode::String,
             timestamptz: TimestamptzMode::UtcString,
             jsonb: JsonbMode::Dynamic,
+            key_order: KeyOrder::Schema,
         };
         let micros = 1_516_991_409_453_001;
         let case = |modes, ty, value| one_with(modes, ty, value).unwrap();
@@ -738,7 +776,7 @@ mod tests {
         assert_eq!(one("real", Value::Float32(1.1)), "1.100000023841858");
         assert_eq!(one("real", Value::Float32(f32::NAN)), "null");
         assert_eq!(one("double precision", Value::Float64(0.1)), "0.1");
-        assert_eq!(one("double precision", Value::Float64(1e300)), "1e+300");
+        assert_eq!(one("double precision", Value::Float64(1e300)), "1e300");
         assert_eq!(
             one("double precision", Value::Float64(f64::INFINITY)),
             "null"
@@ -830,7 +868,7 @@ mod tests {
     fn jsonb_is_reformatted_as_text() {
         assert_eq!(
             one_in("jsonb", |r| r.jsonb(r#"{"b":[1,2.5,null],"a":{"x":"y"}}"#)),
-            r#""{\"b\": [1, 2.5, null], \"a\": {\"x\": \"y\"}}""#
+            r#""{\"a\": {\"x\": \"y\"}, \"b\": [1, 2.5, null]}""#
         );
         assert_eq!(one_in("jsonb", |r| r.jsonb(" 3 ")), "\"3\"");
         let err = encode_in(&[("v", "jsonb")], |r| vec![r.jsonb("{")]).unwrap_err();
@@ -843,9 +881,15 @@ mod tests {
         for bad in ["", "-", "1.", ".5", "1e5", "nan", "+1", "1.2.3"] {
             assert!(check_numeric(bad).is_err(), "{bad:?}");
         }
-        for good in ["0", "-0.0", "123456789012345678901234567890.5"] {
+        for good in ["0", "-0.0", "7922816251426433759354395033.5"] {
             assert!(check_numeric(good).is_ok(), "{good:?}");
         }
+        // Past RisingWave's numeric (96-bit mantissa): refused, not rounded.
+        let err = encode_in(&[("v", "numeric")], |r| {
+            vec![r.decimal("123456789012345678901234567890.5")]
+        })
+        .unwrap_err();
+        assert!(err.message.contains("significant digits"), "{err}");
     }
 
     #[test]
@@ -871,7 +915,7 @@ mod tests {
         };
         assert_eq!(
             encode_in(&cols, values).unwrap(),
-            r#"{"id":1,"tags":["a",null],"addr":{"zip":"9","pts":[[1]]}}"#
+            r#"{"addr":{"pts":[[1]],"zip":"9"},"id":1,"tags":["a",null]}"#
         );
         assert_eq!(
             encode(&[("l", "integer[]")], vec![Value::List(range(0, 0))]).unwrap(),
@@ -965,10 +1009,23 @@ mod tests {
     }
 
     #[test]
-    fn null_is_accepted_for_every_type_and_columns_keep_order() {
+    fn null_is_accepted_for_every_type_and_keys_are_sorted_or_in_schema_order() {
         let cols = [("z", "bytea"), ("a", "struct<x integer>"), ("m", "jsonb")];
         assert_eq!(
             encode(&cols, vec![Value::Null, Value::Null, Value::Null]).unwrap(),
+            r#"{"a":null,"m":null,"z":null}"#
+        );
+        let schema_order = Modes {
+            key_order: KeyOrder::Schema,
+            ..Modes::default()
+        };
+        assert_eq!(
+            encode_built(schema_order, &cols, |_| vec![
+                Value::Null,
+                Value::Null,
+                Value::Null
+            ])
+            .unwrap(),
             r#"{"z":null,"a":null,"m":null}"#
         );
     }

@@ -6,7 +6,9 @@
 
 pub mod batch;
 pub mod encode;
+mod json_num;
 mod json_str;
+mod jsonb;
 pub mod options;
 pub mod rows;
 pub mod schema;

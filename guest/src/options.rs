@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::encode::{DateMode, JsonbMode, Modes, TimeMode, TimestampMode, TimestamptzMode};
+use crate::encode::{
+    DateMode, JsonbMode, KeyOrder, Modes, TimeMode, TimestampMode, TimestamptzMode,
+};
 use crate::template::Template;
 
 /// One problem with one option. `Display` never shows a secret's value.
@@ -134,6 +136,7 @@ pub const OPTION_SPECS: &[OptionSpec] = &[
     spec("timestamp.handling.mode", false, "milli", "timestamp as `milli` (milliseconds since 1970) or `string` (`\"YYYY-MM-DD HH:MM:SS.ffffff\"`)."),
     spec("timestamptz.handling.mode", false, "utc_without_suffix", "timestamptz as `utc_without_suffix` (`\"YYYY-MM-DD HH:MM:SS.ffffff\"`), `utc_string` (`\"YYYY-MM-DDTHH:MM:SS.ffffffZ\"`), `micro` or `milli` (since 1970)."),
     spec("jsonb.handling.mode", false, "string", "jsonb as `string` (its text in a JSON string) or `dynamic` (the JSON value itself)."),
+    spec("json.key_order", false, "sorted", "Object keys, at the top level and in structs, `sorted` bytewise as RisingWave writes them, or in `schema` order (our extension)."),
     spec("type", false, "append-only", "Sink type; the NATS sink only supports `append-only`."),
     spec("force_append_only", false, "true", "Accepted as RisingWave's `ENCODE JSON (force_append_only='true')` writes it; the sink is always append-only, so only `true`."),
     spec("connect_timeout_ms", false, "5000", "Bound on the first connection, in milliseconds (1 to 600000); later the host reconnects on its own."),
@@ -598,6 +601,12 @@ fn parse_modes(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Modes {
                 ("string", JsonbMode::String),
                 ("dynamic", JsonbMode::Dynamic),
             ],
+            c,
+        ),
+        key_order: parse_choice(
+            given,
+            "json.key_order",
+            &[("sorted", KeyOrder::Sorted), ("schema", KeyOrder::Schema)],
             c,
         ),
     }
@@ -1073,6 +1082,12 @@ mod tests {
         assert_eq!(config.modes.timestamptz, TimestamptzMode::UtcString);
         assert_eq!(config.modes.jsonb, JsonbMode::Dynamic);
         assert_eq!(config.modes.date, DateMode::String);
+        assert_eq!(config.modes.key_order, KeyOrder::Sorted);
+        let schema_order = SinkConfig::parse(&opts(&with(&[("json.key_order", "schema")])));
+        assert_eq!(schema_order.unwrap().modes.key_order, KeyOrder::Schema);
+        let p = problems(&with(&[("json.key_order", "input")]));
+        assert_eq!(p[0].0, "json.key_order");
+        assert!(p[0].1.contains("`sorted`, `schema`, got `input`"), "{p:?}");
         let p = problems(&with(&[("timestamptz.handling.mode", "local")]));
         assert_eq!(p[0].0, "timestamptz.handling.mode");
         assert!(

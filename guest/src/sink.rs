@@ -161,7 +161,7 @@ impl<T: Transport> Sink<T> {
         Sink {
             header_names,
             scratch: String::new(),
-            encoder: Encoder::new(config.modes),
+            encoder: Encoder::new(config.modes, &schema),
             fixed_subject,
             config,
             schema,

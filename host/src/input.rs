@@ -1,10 +1,17 @@
 //! The CLI's input: JSON Lines, one object per row keyed by column name, converted to
 //! [`Datum`]s by the schema. Errors name the line and the column.
+//!
+//! Values are read from their JSON text (serde_json's `RawValue`), never through an `f64`:
+//! a double or a real is parsed correctly rounded from its digits, a numeric keeps every digit,
+//! and a jsonb value goes to the component as the text it was given, which parses it once.
+
+use std::borrow::Cow;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use nats_sink_guest::encode::check_numeric;
 use nats_sink_guest::schema::{DataType, Field, Schema};
-use serde_json::Value as Json;
+use serde::de::{MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 use crate::value::Datum;
 
@@ -44,57 +51,128 @@ impl InputError {
     }
 }
 
-fn json_kind(value: &Json) -> &'static str {
-    match value {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
+/// What a JSON value's text is, from its first byte (the text is valid JSON).
+fn json_kind(raw: &str) -> &'static str {
+    match raw.as_bytes().first() {
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        _ => "a number",
     }
 }
 
+fn is_number(raw: &str) -> bool {
+    matches!(raw.as_bytes().first(), Some(b'-' | b'0'..=b'9'))
+}
+
+/// An object key: borrowed from the line unless it holds escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// An object's members in input order, each value left as its JSON text.
+struct Members<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(entry) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    members.push(entry);
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(MembersVisitor)
+    }
+}
+
+/// The members of `raw`, an object's valid JSON text.
+fn members(raw: &str) -> Result<Members<'_>, serde_json::Error> {
+    serde_json::from_str(raw)
+}
+
 /// Parse one line (numbered from 1) into the row's column values, in schema order.
-/// A column absent from the object is NULL; a key that is not a column is an error.
+/// A column absent from the object is NULL; a key that is not a column, or a key given twice,
+/// is an error.
 pub fn parse_line(schema: &Schema, line: u64, text: &str) -> Result<Vec<Datum>, InputError> {
-    let json: Json = serde_json::from_str(text).map_err(|e| InputError::Malformed {
+    let malformed = |e: serde_json::Error| InputError::Malformed {
         line,
         column: e.column(),
         message: strip_position(&e.to_string()),
-    })?;
-    let Json::Object(mut object) = json else {
+    };
+    // One pass checks the whole line's syntax (and reports where it breaks).
+    let raw: &RawValue = serde_json::from_str(text).map_err(malformed)?;
+    if !raw.get().starts_with('{') {
         return Err(InputError::NotAnObject {
             line,
-            got: json_kind(&json),
+            got: json_kind(raw.get()),
         });
+    }
+    let Members(members) = members(raw.get()).map_err(malformed)?;
+    let bad = |column: String, message: String| InputError::BadValue {
+        line,
+        column,
+        message,
     };
-    let mut row = Vec::with_capacity(schema.columns.len());
-    for column in &schema.columns {
-        let value = object.remove(&column.name).unwrap_or(Json::Null);
-        let datum =
-            convert(&column.data_type, value, &column.name).map_err(|(column, message)| {
-                InputError::BadValue {
-                    line,
-                    column,
-                    message,
-                }
-            })?;
-        row.push(datum);
+    let columns = &schema.columns;
+    let mut row: Vec<Option<Datum>> = vec![None; columns.len()];
+    for (position, (Key(name), value)) in members.iter().enumerate() {
+        // Rows usually list their columns in schema order: look there first.
+        let index = match columns.get(position) {
+            Some(c) if c.name == *name => Some(position),
+            _ => columns.iter().position(|c| c.name == *name),
+        };
+        let Some(index) = index else {
+            let nearest =
+                nats_sink_guest::suggest::nearest(name, columns.iter().map(|c| c.name.as_str()));
+            let hint = nearest
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
+            return Err(InputError::UnknownColumn {
+                line,
+                name: name.to_string(),
+                hint,
+            });
+        };
+        if row[index].is_some() {
+            return Err(bad(name.to_string(), repeated_key(name)));
+        }
+        let column = &columns[index];
+        let datum = convert(&column.data_type, value.get(), &column.name)
+            .map_err(|(column, message)| bad(column, message))?;
+        row[index] = Some(datum);
     }
-    if let Some(name) = object.keys().next() {
-        let nearest =
-            nats_sink_guest::suggest::nearest(name, schema.columns.iter().map(|c| c.name.as_str()));
-        let hint = nearest
-            .map(|n| format!("; did you mean `{n}`?"))
-            .unwrap_or_default();
-        return Err(InputError::UnknownColumn {
-            line,
-            name: name.clone(),
-            hint,
-        });
-    }
-    Ok(row)
+    Ok(row.into_iter().map(|d| d.unwrap_or(Datum::Null)).collect())
+}
+
+fn repeated_key(name: &str) -> String {
+    format!("key `{name}` appears more than once; each is given once, so none is dropped")
 }
 
 /// serde_json appends "at line L column C"; the caller reports its own position.
@@ -107,90 +185,106 @@ fn strip_position(message: &str) -> String {
 
 type ConvertError = (String, String);
 
-fn convert(ty: &DataType, value: Json, path: &str) -> Result<Datum, ConvertError> {
-    if value.is_null() {
+/// The string a JSON string's text holds (borrowed unless it has escapes), or `None` for any
+/// other value.
+fn string(raw: &str) -> Option<Cow<'_, str>> {
+    if !raw.starts_with('"') {
+        return None;
+    }
+    match serde_json::from_str::<&str>(raw) {
+        Ok(s) => Some(Cow::Borrowed(s)),
+        Err(_) => serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
+    }
+}
+
+fn convert(ty: &DataType, raw: &str, path: &str) -> Result<Datum, ConvertError> {
+    if raw == "null" {
         return Ok(Datum::Null);
     }
-    let bad = |expected: &str, value: &Json| -> ConvertError {
-        let shown = value.to_string();
-        let shown = if shown.len() > 60 {
-            format!("{}…", &shown[..shown.floor_char_boundary(60)])
+    let bad = |expected: &str| -> ConvertError {
+        let shown = if raw.len() > 60 {
+            format!("{}…", &raw[..raw.floor_char_boundary(60)])
         } else {
-            shown
+            raw.to_string()
         };
         (
             path.to_string(),
-            format!("expected {expected}, got {} {shown}", json_kind(value)),
+            format!("expected {expected}, got {} {shown}", json_kind(raw)),
         )
     };
-    let text = |value: &Json| value.as_str().map(str::to_string);
+    let refuse = |message: String| -> ConvertError { (path.to_string(), message) };
+    let integer = || is_number(raw).then(|| raw.parse::<i64>().ok()).flatten();
+    let text = || string(raw);
     Ok(match ty {
-        DataType::Boolean => Datum::Boolean(
-            value
-                .as_bool()
-                .ok_or_else(|| bad("true or false", &value))?,
-        ),
+        DataType::Boolean => match raw {
+            "true" => Datum::Boolean(true),
+            "false" => Datum::Boolean(false),
+            _ => return Err(bad("true or false")),
+        },
         DataType::Smallint => Datum::Smallint(
-            value
-                .as_i64()
+            integer()
                 .and_then(|v| i16::try_from(v).ok())
-                .ok_or_else(|| bad("a smallint (-32768 to 32767)", &value))?,
+                .ok_or_else(|| bad("a smallint (-32768 to 32767)"))?,
         ),
         DataType::Integer => Datum::Integer(
-            value
-                .as_i64()
+            integer()
                 .and_then(|v| i32::try_from(v).ok())
-                .ok_or_else(|| bad("a 32-bit integer", &value))?,
+                .ok_or_else(|| bad("a 32-bit integer"))?,
         ),
-        DataType::Bigint => Datum::Bigint(
-            value
-                .as_i64()
-                .ok_or_else(|| bad("a 64-bit integer", &value))?,
-        ),
-        DataType::Serial => Datum::Serial(
-            value
-                .as_i64()
-                .ok_or_else(|| bad("a 64-bit integer", &value))?,
-        ),
-        DataType::Real => Datum::Real(
-            float(&value).ok_or_else(|| bad("a number (or \"NaN\", \"Infinity\")", &value))? as f32,
-        ),
-        DataType::DoublePrecision => Datum::Double(
-            float(&value).ok_or_else(|| bad("a number (or \"NaN\", \"Infinity\")", &value))?,
-        ),
-        DataType::Numeric => Datum::Numeric(
-            numeric(&value).ok_or_else(|| bad("a number or a numeric string", &value))?,
-        ),
-        DataType::Varchar => Datum::Varchar(text(&value).ok_or_else(|| bad("a string", &value))?),
+        DataType::Bigint => Datum::Bigint(integer().ok_or_else(|| bad("a 64-bit integer"))?),
+        DataType::Serial => Datum::Serial(integer().ok_or_else(|| bad("a 64-bit integer"))?),
+        DataType::Real => match float::<f32>(raw, "real") {
+            Float::Value(v) => Datum::Real(v),
+            Float::OutOfRange(message) => return Err(refuse(message)),
+            Float::Unreadable => return Err(bad("a number (or \"NaN\", \"Infinity\")")),
+        },
+        DataType::DoublePrecision => match float::<f64>(raw, "double precision") {
+            Float::Value(v) => Datum::Double(v),
+            Float::OutOfRange(message) => return Err(refuse(message)),
+            Float::Unreadable => return Err(bad("a number (or \"NaN\", \"Infinity\")")),
+        },
+        DataType::Numeric => {
+            let text = numeric(raw).ok_or_else(|| bad("a number or a numeric string"))?;
+            check_numeric(&text).map_err(refuse)?;
+            Datum::Numeric(text)
+        }
+        DataType::Varchar => Datum::Varchar(text().ok_or_else(|| bad("a string"))?.into_owned()),
         DataType::Date => Datum::Date(
-            value
-                .as_str()
+            text()
+                .as_deref()
                 .and_then(parse_date)
-                .ok_or_else(|| bad("a date `YYYY-MM-DD`", &value))?,
+                .ok_or_else(|| bad("a date `YYYY-MM-DD`"))?,
         ),
         DataType::Time => Datum::Time(
-            value
-                .as_str()
+            text()
+                .as_deref()
                 .and_then(parse_time)
-                .ok_or_else(|| bad("a time `HH:MM:SS[.ffffff]`", &value))?,
+                .ok_or_else(|| bad("a time `HH:MM:SS[.ffffff]`"))?,
         ),
         DataType::Timestamp => Datum::Timestamp(
-            value
-                .as_str()
+            text()
+                .as_deref()
                 .and_then(parse_timestamp)
-                .ok_or_else(|| bad("a timestamp `YYYY-MM-DD HH:MM:SS[.ffffff]`", &value))?,
+                .ok_or_else(|| bad("a timestamp `YYYY-MM-DD HH:MM:SS[.ffffff]`"))?,
         ),
         DataType::Timestamptz => Datum::Timestamptz(
-            value
-                .as_str()
+            text()
+                .as_deref()
                 .and_then(parse_timestamptz)
-                .ok_or_else(|| bad("a timestamptz with an offset or `Z`", &value))?,
+                .ok_or_else(|| bad("a timestamptz with an offset or `Z`"))?,
         ),
         DataType::Interval => {
-            let (months, days, micros) = value
-                .as_str()
-                .and_then(parse_interval)
-                .ok_or_else(|| bad("an interval (`P1Y2M3DT4H5M6S` or `1 day 02:00:00`)", &value))?;
+            let expected = "an interval (`P1Y2M3DT4H5M6S` or `1 day 02:00:00`)";
+            let text = text().ok_or_else(|| bad(expected))?;
+            let (months, days, micros) = match parse_interval(&text) {
+                Ok(interval) => interval,
+                Err(IntervalError::Malformed) => return Err(bad(expected)),
+                Err(IntervalError::OutOfRange) => {
+                    return Err(refuse(format!(
+                        "interval {raw} is out of range (months and days are 32-bit, the time part 64-bit microseconds)"
+                    )))
+                }
+            };
             Datum::Interval {
                 months,
                 days,
@@ -198,88 +292,182 @@ fn convert(ty: &DataType, value: Json, path: &str) -> Result<Datum, ConvertError
             }
         }
         DataType::Bytea => Datum::Bytea(
-            value
-                .as_str()
+            text()
+                .as_deref()
                 .and_then(parse_bytea)
-                .ok_or_else(|| bad("bytea as `\\x` hex", &value))?,
+                .ok_or_else(|| bad("bytea as `\\x` hex"))?,
         ),
-        DataType::Jsonb => Datum::Jsonb(value.to_string()),
+        // The component parses jsonb, once, from the text as given.
+        DataType::Jsonb => Datum::Jsonb(raw.to_string()),
         DataType::Uuid => Datum::Uuid(
-            value
-                .as_str()
+            text()
+                .as_deref()
                 .and_then(parse_uuid)
-                .ok_or_else(|| bad("a uuid", &value))?,
+                .ok_or_else(|| bad("a uuid"))?,
         ),
         DataType::List(element) => {
-            let Json::Array(items) = value else {
-                return Err(bad("an array", &value));
-            };
+            if !raw.starts_with('[') {
+                return Err(bad("an array"));
+            }
+            let items: Vec<&RawValue> =
+                serde_json::from_str(raw).map_err(|e| refuse(e.to_string()))?;
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
-                out.push(convert(element, item, &format!("{path}[{i}]"))?);
+                out.push(convert(element, item.get(), &format!("{path}[{i}]"))?);
             }
             Datum::List(out)
         }
         DataType::Struct(fields) => {
-            let Json::Object(mut object) = value else {
-                return Err(bad("an object", &value));
-            };
-            let out = convert_fields(fields, &mut object, path)?;
-            if let Some(name) = object.keys().next() {
-                return Err((path.to_string(), format!("unknown struct field `{name}`")));
+            if !raw.starts_with('{') {
+                return Err(bad("an object"));
             }
-            Datum::Struct(out)
+            let Members(members) = members(raw).map_err(|e| refuse(e.to_string()))?;
+            Datum::Struct(convert_fields(fields, &members, path)?)
         }
     })
 }
 
 fn convert_fields(
     fields: &[Field],
-    object: &mut serde_json::Map<String, Json>,
+    members: &[(Key<'_>, &RawValue)],
     path: &str,
 ) -> Result<Vec<Datum>, ConvertError> {
-    fields
-        .iter()
-        .map(|f| {
-            convert(
-                &f.data_type,
-                object.remove(&f.name).unwrap_or(Json::Null),
-                &format!("{path}.{}", f.name),
-            )
-        })
-        .collect()
+    let mut out: Vec<Option<Datum>> = vec![None; fields.len()];
+    for (Key(name), value) in members {
+        let Some(index) = fields.iter().position(|f| f.name == *name) else {
+            return Err((path.to_string(), format!("unknown struct field `{name}`")));
+        };
+        let field_path = format!("{path}.{name}");
+        if out[index].is_some() {
+            return Err((field_path, repeated_key(name)));
+        }
+        out[index] = Some(convert(&fields[index].data_type, value.get(), &field_path)?);
+    }
+    Ok(out.into_iter().map(|d| d.unwrap_or(Datum::Null)).collect())
 }
 
-fn float(value: &Json) -> Option<f64> {
-    match value {
-        Json::Number(n) => n.as_f64(),
-        Json::String(s) => match s.as_str() {
-            "NaN" => Some(f64::NAN),
-            "Infinity" => Some(f64::INFINITY),
-            "-Infinity" => Some(f64::NEG_INFINITY),
-            _ => None,
-        },
-        _ => None,
+enum Float<T> {
+    Value(T),
+    OutOfRange(String),
+    Unreadable,
+}
+
+/// A real or a double from a JSON number's digits, correctly rounded (Rust's parser is), or
+/// from `"NaN"`, `"Infinity"`, `"-Infinity"`. A finite number past the type's range, or a
+/// non-zero one that would round to zero, is out of range, as RisingWave refuses it.
+fn float<T>(raw: &str, type_name: &str) -> Float<T>
+where
+    T: std::str::FromStr + num_like::FloatLike,
+{
+    if is_number(raw) {
+        let Ok(v) = raw.parse::<T>() else {
+            return Float::Unreadable;
+        };
+        if !v.finite() {
+            return Float::OutOfRange(format!("{raw} is out of range for {type_name}"));
+        }
+        let mantissa = raw.split(['e', 'E']).next().unwrap_or(raw);
+        if v.zero() && mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+            return Float::OutOfRange(format!(
+                "{raw} is out of range for {type_name} (it would round to zero)"
+            ));
+        }
+        return Float::Value(v);
+    }
+    match string(raw).as_deref() {
+        Some("NaN") => Float::Value(T::NAN),
+        Some("Infinity") => Float::Value(T::INFINITY),
+        Some("-Infinity") => Float::Value(T::NEG_INFINITY),
+        _ => Float::Unreadable,
     }
 }
 
-/// A numeric's text form; numbers are written without exponent (`1e3` is `1000`).
-fn numeric(value: &Json) -> Option<String> {
-    let text = match value {
-        Json::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
-        Json::Number(n) => {
-            let f = n.as_f64()?;
-            f.is_finite().then(|| format!("{f}"))?
-        }
-        Json::String(s) => match s.to_ascii_lowercase().as_str() {
-            "nan" => "NaN".into(),
-            "infinity" | "inf" => "Infinity".into(),
-            "-infinity" | "-inf" => "-Infinity".into(),
-            _ => s.clone(),
-        },
-        _ => return None,
+mod num_like {
+    /// What [`super::float`] needs of `f32` and `f64`.
+    pub trait FloatLike: Sized {
+        const NAN: Self;
+        const INFINITY: Self;
+        const NEG_INFINITY: Self;
+        fn finite(&self) -> bool;
+        fn zero(&self) -> bool;
+    }
+
+    macro_rules! float_like {
+        ($t:ty) => {
+            impl FloatLike for $t {
+                const NAN: Self = <$t>::NAN;
+                const INFINITY: Self = <$t>::INFINITY;
+                const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
+                fn finite(&self) -> bool {
+                    self.is_finite()
+                }
+                fn zero(&self) -> bool {
+                    *self == 0.0
+                }
+            }
+        };
+    }
+    float_like!(f32);
+    float_like!(f64);
+}
+
+/// A numeric's text. A JSON number keeps every digit it was given: an exponent only moves the
+/// point (`1.50e1` is `15.0`, `1e-3` is `0.001`), as RisingWave's decimal reads it.
+fn numeric(raw: &str) -> Option<String> {
+    if is_number(raw) {
+        return Some(plain_decimal(raw));
+    }
+    let s = string(raw)?;
+    Some(match s.to_ascii_lowercase().as_str() {
+        "nan" => "NaN".into(),
+        "infinity" | "inf" => "Infinity".into(),
+        "-infinity" | "-inf" => "-Infinity".into(),
+        _ => s.into_owned(),
+    })
+}
+
+/// A JSON number's text without its exponent, every digit kept. The exponent is bounded by
+/// the text's length in effect: a shift past 400 places is left unshifted and refused by the
+/// numeric check, since no numeric holds it.
+fn plain_decimal(raw: &str) -> String {
+    let (mantissa, exponent) = match raw.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().unwrap_or(i64::MAX)),
+        None => return raw.to_string(),
     };
-    check_numeric(&text).ok().map(|_| text)
+    let (sign, digits) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa),
+    };
+    if exponent.unsigned_abs() > 400 {
+        return raw.to_string();
+    }
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all: String = format!("{whole}{fraction}");
+    // Position of the point within `all`, after the shift.
+    let point = whole.len() as i64 + exponent;
+    let (whole, fraction) = if point <= 0 {
+        (
+            "0".to_string(),
+            format!("{}{all}", "0".repeat(point.unsigned_abs() as usize)),
+        )
+    } else if point as usize >= all.len() {
+        (
+            format!("{all}{}", "0".repeat(point as usize - all.len())),
+            String::new(),
+        )
+    } else {
+        (
+            all[..point as usize].to_string(),
+            all[point as usize..].to_string(),
+        )
+    };
+    let whole = whole.trim_start_matches('0');
+    let whole = if whole.is_empty() { "0" } else { whole };
+    if fraction.is_empty() {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{fraction}")
+    }
 }
 
 fn epoch_date() -> NaiveDate {
@@ -339,11 +527,40 @@ pub fn parse_uuid(s: &str) -> Option<u128> {
     u128::from_str_radix(&hex, 16).ok()
 }
 
+/// Why a text is not an interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntervalError {
+    Malformed,
+    /// A part, or the sum, is past the interval's range (32-bit months and days, 64-bit
+    /// microseconds): refused, never wrapped.
+    OutOfRange,
+}
+
+use IntervalError::{Malformed, OutOfRange};
+
+/// An integer part of an interval; digits past i64 are out of range, not malformed.
+fn part(text: &str) -> Result<i64, IntervalError> {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Malformed);
+    }
+    text.parse::<i64>().map_err(|_| OutOfRange)
+}
+
+fn scaled(text: &str, unit: i64) -> Result<i64, IntervalError> {
+    part(text)?.checked_mul(unit).ok_or(OutOfRange)
+}
+
+fn add(total: &mut i64, value: i64) -> Result<(), IntervalError> {
+    *total = total.checked_add(value).ok_or(OutOfRange)?;
+    Ok(())
+}
+
 /// Seconds with an optional fraction, as microseconds (`6.5` → 6500000).
-fn seconds_to_micros(s: &str) -> Option<i64> {
+fn seconds_to_micros(s: &str) -> Result<i64, IntervalError> {
     let (negative, s) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
-        None => (false, s),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
     let (whole, fraction) = s.split_once('.').unwrap_or((s, ""));
     if whole.is_empty()
@@ -351,16 +568,35 @@ fn seconds_to_micros(s: &str) -> Option<i64> {
         || !fraction.bytes().all(|b| b.is_ascii_digit())
         || fraction.len() > 6
     {
-        return None;
+        return Err(Malformed);
     }
-    let micros = whole.parse::<i64>().ok()?.checked_mul(1_000_000)?
-        + format!("{fraction:0<6}").parse::<i64>().ok()?;
-    Some(if negative { -micros } else { micros })
+    let mut micros = scaled(whole, MICROS_PER_SECOND)?;
+    add(
+        &mut micros,
+        format!("{fraction:0<6}")
+            .parse::<i64>()
+            .map_err(|_| Malformed)?,
+    )?;
+    Ok(if negative { -micros } else { micros })
+}
+
+const MICROS_PER_SECOND: i64 = 1_000_000;
+const MICROS_PER_MINUTE: i64 = 60 * MICROS_PER_SECOND;
+const MICROS_PER_HOUR: i64 = 60 * MICROS_PER_MINUTE;
+
+/// The interval's parts as RisingWave holds them.
+fn interval_parts(months: i64, days: i64, micros: i64) -> Result<(i32, i32, i64), IntervalError> {
+    Ok((
+        i32::try_from(months).map_err(|_| OutOfRange)?,
+        i32::try_from(days).map_err(|_| OutOfRange)?,
+        micros,
+    ))
 }
 
 /// An interval as `(months, days, micros)`, from ISO 8601 (`P1Y2M3DT4H5M6.5S`, also
 /// RisingWave's own output with negative parts) or PostgreSQL's text (`1 year 2 mons 3 days 04:05:06`).
-pub fn parse_interval(s: &str) -> Option<(i32, i32, i64)> {
+/// Every step is checked: a part or a sum past the range is [`IntervalError::OutOfRange`].
+pub fn parse_interval(s: &str) -> Result<(i32, i32, i64), IntervalError> {
     let s = s.trim();
     if let Some(iso) = s.strip_prefix('P') {
         return parse_iso_interval(iso);
@@ -368,7 +604,7 @@ pub fn parse_interval(s: &str) -> Option<(i32, i32, i64)> {
     let (mut months, mut days, mut micros) = (0i64, 0i64, 0i64);
     let tokens: Vec<&str> = s.split_whitespace().collect();
     if tokens.is_empty() {
-        return None;
+        return Err(Malformed);
     }
     let mut i = 0;
     while i < tokens.len() {
@@ -382,41 +618,44 @@ pub fn parse_interval(s: &str) -> Option<(i32, i32, i64)> {
             let (h, m, sec) = match parts.as_slice() {
                 [h, m] => (*h, *m, "0"),
                 [h, m, s] => (*h, *m, *s),
-                _ => return None,
+                _ => return Err(Malformed),
             };
-            let clock_micros = h.parse::<i64>().ok()? * 3_600_000_000
-                + m.parse::<i64>().ok()? * 60_000_000
-                + seconds_to_micros(sec)?;
-            micros += if negative {
-                -clock_micros
-            } else {
-                clock_micros
-            };
+            if h.starts_with(['-', '+']) || m.starts_with(['-', '+']) || sec.starts_with(['-', '+'])
+            {
+                return Err(Malformed);
+            }
+            let mut clock_micros = scaled(h, MICROS_PER_HOUR)?;
+            add(&mut clock_micros, scaled(m, MICROS_PER_MINUTE)?)?;
+            add(&mut clock_micros, seconds_to_micros(sec)?)?;
+            add(
+                &mut micros,
+                if negative {
+                    -clock_micros
+                } else {
+                    clock_micros
+                },
+            )?;
             i += 1;
             continue;
         }
-        let unit = tokens.get(i + 1)?.to_ascii_lowercase();
+        let unit = tokens.get(i + 1).ok_or(Malformed)?.to_ascii_lowercase();
         let unit = unit.trim_end_matches('s');
         match unit {
-            "year" | "yr" | "y" => months += token.parse::<i64>().ok()? * 12,
-            "mon" | "month" => months += token.parse::<i64>().ok()?,
-            "week" | "w" => days += token.parse::<i64>().ok()? * 7,
-            "day" | "d" => days += token.parse::<i64>().ok()?,
-            "hour" | "hr" | "h" => micros += token.parse::<i64>().ok()? * 3_600_000_000,
-            "minute" | "min" | "m" => micros += token.parse::<i64>().ok()? * 60_000_000,
-            "second" | "sec" => micros += seconds_to_micros(token)?,
-            _ => return None,
+            "year" | "yr" | "y" => add(&mut months, scaled(token, 12)?)?,
+            "mon" | "month" => add(&mut months, part(token)?)?,
+            "week" | "w" => add(&mut days, scaled(token, 7)?)?,
+            "day" | "d" => add(&mut days, part(token)?)?,
+            "hour" | "hr" | "h" => add(&mut micros, scaled(token, MICROS_PER_HOUR)?)?,
+            "minute" | "min" | "m" => add(&mut micros, scaled(token, MICROS_PER_MINUTE)?)?,
+            "second" | "sec" => add(&mut micros, seconds_to_micros(token)?)?,
+            _ => return Err(Malformed),
         }
         i += 2;
     }
-    Some((
-        i32::try_from(months).ok()?,
-        i32::try_from(days).ok()?,
-        micros,
-    ))
+    interval_parts(months, days, micros)
 }
 
-fn parse_iso_interval(s: &str) -> Option<(i32, i32, i64)> {
+fn parse_iso_interval(s: &str) -> Result<(i32, i32, i64), IntervalError> {
     let (date_part, time_part) = match s.split_once('T') {
         Some((d, t)) => (d, Some(t)),
         None => (s, None),
@@ -426,30 +665,33 @@ fn parse_iso_interval(s: &str) -> Option<(i32, i32, i64)> {
     for ch in date_part.chars() {
         match ch {
             '0'..='9' | '-' | '+' => number.push(ch),
-            'Y' => months += std::mem::take(&mut number).parse::<i64>().ok()? * 12,
-            'M' => months += std::mem::take(&mut number).parse::<i64>().ok()?,
-            'W' => days += std::mem::take(&mut number).parse::<i64>().ok()? * 7,
-            'D' => days += std::mem::take(&mut number).parse::<i64>().ok()?,
-            _ => return None,
+            'Y' => add(&mut months, scaled(&std::mem::take(&mut number), 12)?)?,
+            'M' => add(&mut months, part(&std::mem::take(&mut number))?)?,
+            'W' => add(&mut days, scaled(&std::mem::take(&mut number), 7)?)?,
+            'D' => add(&mut days, part(&std::mem::take(&mut number))?)?,
+            _ => return Err(Malformed),
         }
     }
     for ch in time_part.unwrap_or("").chars() {
+        let number = &mut number;
         match ch {
             '0'..='9' | '-' | '+' | '.' => number.push(ch),
-            'H' => micros += std::mem::take(&mut number).parse::<i64>().ok()? * 3_600_000_000,
-            'M' => micros += std::mem::take(&mut number).parse::<i64>().ok()? * 60_000_000,
-            'S' => micros += seconds_to_micros(&std::mem::take(&mut number))?,
-            _ => return None,
+            'H' => add(
+                &mut micros,
+                scaled(&std::mem::take(number), MICROS_PER_HOUR)?,
+            )?,
+            'M' => add(
+                &mut micros,
+                scaled(&std::mem::take(number), MICROS_PER_MINUTE)?,
+            )?,
+            'S' => add(&mut micros, seconds_to_micros(&std::mem::take(number))?)?,
+            _ => return Err(Malformed),
         }
     }
     if !number.is_empty() || (date_part.is_empty() && time_part.is_none_or(str::is_empty)) {
-        return None;
+        return Err(Malformed);
     }
-    Some((
-        i32::try_from(months).ok()?,
-        i32::try_from(days).ok()?,
-        micros,
-    ))
+    interval_parts(months, days, micros)
 }
 
 #[cfg(test)]
@@ -554,24 +796,24 @@ mod tests {
     fn intervals() {
         assert_eq!(
             parse_interval("P1Y2M3DT4H5M6.5S"),
-            Some((14, 3, 14_706_500_000))
+            Ok((14, 3, 14_706_500_000))
         );
         assert_eq!(
             parse_interval("P-1Y-2M-3DT1H0M0S"),
-            Some((-14, -3, 3_600_000_000))
+            Ok((-14, -3, 3_600_000_000))
         );
-        assert_eq!(parse_interval("PT0.000001S"), Some((0, 0, 1)));
+        assert_eq!(parse_interval("PT0.000001S"), Ok((0, 0, 1)));
         assert_eq!(
             parse_interval("1 year 2 mons 3 days 04:05:06.5"),
-            Some((14, 3, 14_706_500_000))
+            Ok((14, 3, 14_706_500_000))
         );
         assert_eq!(
             parse_interval("-1 days -02:00:00"),
-            Some((0, -1, -7_200_000_000))
+            Ok((0, -1, -7_200_000_000))
         );
-        assert_eq!(parse_interval("90 minutes"), Some((0, 0, 5_400_000_000)));
+        assert_eq!(parse_interval("90 minutes"), Ok((0, 0, 5_400_000_000)));
         for bad in ["", "P", "PT", "P1X", "1 fortnight", "1", "P1Y2"] {
-            assert_eq!(parse_interval(bad), None, "{bad:?}");
+            assert_eq!(parse_interval(bad), Err(Malformed), "{bad:?}");
         }
     }
 
@@ -597,11 +839,139 @@ mod tests {
             Some(0x123e4567e89b12d3a456426614174000)
         );
         assert_eq!(parse_uuid("123e4567-e89b-12d3-a456-42661417400g"), None);
-        assert_eq!(numeric(&serde_json::json!(1e3)).as_deref(), Some("1000"));
+        assert_eq!(numeric("1e3").as_deref(), Some("1000"));
+        assert_eq!(numeric("\"-infinity\"").as_deref(), Some("-Infinity"));
+        assert!(check_numeric(&numeric("\"1e3\"").unwrap()).is_err());
+    }
+
+    fn one(ty: &str, value: &str) -> Result<Datum, InputError> {
+        let s = schema(&[("v", ty)]);
+        parse_line(&s, 1, &format!("{{\"v\":{value}}}")).map(|mut row| row.remove(0))
+    }
+
+    #[test]
+    fn doubles_and_reals_are_correctly_rounded() {
+        // serde_json's default parser gives 11615.276406159755 and 9042.404483827511.
+        for text in [
+            "11615.276406159757",
+            "9042.404483827513",
+            "1.7976931348623157e308",
+            "-1.7976931348623157e308",
+            "5e-324",
+            "2.2250738585072014e-308",
+            "1e15",
+            "1e16",
+            "1e20",
+            "1e21",
+        ] {
+            assert_eq!(
+                one("double precision", text).unwrap(),
+                Datum::Double(text.parse::<f64>().unwrap()),
+                "{text}"
+            );
+        }
+        let Datum::Double(zero) = one("double precision", "-0.0").unwrap() else {
+            panic!("not a double")
+        };
+        assert!(zero == 0.0 && zero.is_sign_negative());
+        // A real is rounded once, from the digits, not through a double.
         assert_eq!(
-            numeric(&serde_json::json!("-infinity")).as_deref(),
-            Some("-Infinity")
+            one("real", "1.00000005960464477539062500000001").unwrap(),
+            Datum::Real(1.0000001)
         );
-        assert_eq!(numeric(&serde_json::json!("1e3")), None);
+        assert_eq!(one("real", "3.4028235e38").unwrap(), Datum::Real(f32::MAX));
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_not_changed() {
+        let refused = |ty: &str, value: &str| -> String {
+            one(ty, value)
+                .map(|d| panic!("{ty} {value} became {d:?}"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(refused("real", "1e39").contains("1e39 is out of range for real"));
+        assert!(refused("real", "3.5e38").contains("out of range for real"));
+        assert!(refused("real", "1e-50").contains("round to zero"));
+        assert!(refused("double precision", "1e309").contains("out of range"));
+        assert!(refused("double precision", "-1e400").contains("out of range"));
+        assert!(refused("double precision", "1e-400").contains("round to zero"));
+        assert_eq!(one("real", "0e-50").unwrap(), Datum::Real(0.0));
+        for interval in [
+            "2562047789 hours",
+            "PT2562047789H",
+            "P9223372036854775807Y",
+            "2562047789:00:00",
+            "9223372036854.775808 seconds",
+            "P2147483648M",
+            "2147483647 days 1 day",
+            "99999999999999999999 days",
+        ] {
+            let message = refused("interval", &format!("\"{interval}\""));
+            assert!(message.contains("out of range"), "{interval}: {message}");
+            assert!(message.starts_with("line 1, column `v`"), "{message}");
+        }
+        assert_eq!(
+            parse_interval("2562047788 hours"),
+            Ok((0, 0, 2_562_047_788 * 3_600_000_000))
+        );
+        assert_eq!(
+            parse_interval("9223372036854.775807 seconds"),
+            Ok((0, 0, i64::MAX))
+        );
+    }
+
+    #[test]
+    fn numerics_keep_every_digit() {
+        let numeric_of = |value: &str| one("numeric", value).unwrap();
+        assert_eq!(
+            numeric_of("12345678901234567890123"),
+            Datum::Numeric("12345678901234567890123".into())
+        );
+        assert_eq!(
+            numeric_of("1.0000000000000000000000000001"),
+            Datum::Numeric("1.0000000000000000000000000001".into())
+        );
+        assert_eq!(
+            numeric_of("79228162514264337593543950335"),
+            Datum::Numeric("79228162514264337593543950335".into())
+        );
+        assert_eq!(numeric_of("1.50e1"), Datum::Numeric("15.0".into()));
+        assert_eq!(numeric_of("-1.5E-3"), Datum::Numeric("-0.0015".into()));
+        assert_eq!(numeric_of("12e2"), Datum::Numeric("1200".into()));
+        assert_eq!(numeric_of("-0"), Datum::Numeric("-0".into()));
+        for beyond in [
+            "79228162514264337593543950336",
+            "0.00000000000000000000000000001",
+            "\"123456789012345678901234567890\"",
+            "1e500",
+        ] {
+            let err = one("numeric", beyond).unwrap_err().to_string();
+            assert!(err.starts_with("line 1, column `v`"), "{beyond}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_naming_it() {
+        let s = schema(&[("id", "integer"), ("v", "varchar"), ("s", "struct<a int>")]);
+        assert_eq!(
+            parse_line(&s, 4, r#"{"id":1,"v":"a","v":"b"}"#)
+                .unwrap_err()
+                .to_string(),
+            "line 4, column `v`: key `v` appears more than once; each is given once, so none is dropped"
+        );
+        let err = parse_line(&s, 2, r#"{"s":{"a":1,"a":2}}"#).unwrap_err();
+        assert!(
+            err.to_string().starts_with("line 2, column `s.a`: key `a`"),
+            "{err}"
+        );
+        // An escaped spelling is the same key.
+        assert!(parse_line(&s, 1, r#"{"id":1,"\u0069d":2}"#).is_err());
+    }
+
+    #[test]
+    fn jsonb_goes_on_as_given() {
+        let text = r#"{"b":18446744073709551615,"a":1.1451419198101145e38}"#;
+        assert_eq!(one("jsonb", text).unwrap(), Datum::Jsonb(text.into()));
     }
 }

@@ -1,0 +1,145 @@
+//! Numbers in RisingWave's JSON form. RisingWave pins serde_json below 1.0.147, whose floats
+//! are ryu's shortest round-trip text (`1e20`, `2.5e-7`, `1.0`); later serde_json releases
+//! write `1e+20`, so the form is produced here with ryu rather than by serde_json.
+
+/// A double as RisingWave's serde_json writes it; NaN and the infinities are `null`.
+pub fn write_f64(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+pub fn write_i64(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+pub fn write_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// The largest mantissa RisingWave's numeric (rust_decimal: 96 bits) holds.
+const NUMERIC_MAX_MANTISSA: u128 = (1 << 96) - 1;
+/// The most digits after the point RisingWave's numeric holds.
+pub const NUMERIC_MAX_SCALE: usize = 28;
+
+/// Check a numeric's text and write it as RisingWave's numeric prints it: `-12.340` keeps its
+/// scale, leading zeros go (`007.5` is `7.5`), zero has no sign. A value RisingWave cannot hold
+/// exactly (more than 28 digits after the point, or a mantissa past 96 bits) is refused,
+/// never rounded.
+pub fn write_numeric(out: &mut Vec<u8>, text: &str) -> Result<(), String> {
+    let start = out.len();
+    out.push(b'"');
+    if matches!(text, "NaN" | "Infinity" | "-Infinity") {
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        return Ok(());
+    }
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(whole) || (digits.contains('.') && !all_digits(fraction)) {
+        out.truncate(start);
+        return Err(format!("`{text}` is not a numeric (expected digits with an optional `-` and `.`, or NaN/Infinity/-Infinity)"));
+    }
+    if fraction.len() > NUMERIC_MAX_SCALE {
+        out.truncate(start);
+        return Err(format!(
+            "`{text}` has {} digits after the point; a numeric holds at most {NUMERIC_MAX_SCALE}",
+            fraction.len()
+        ));
+    }
+    let whole = whole.trim_start_matches('0');
+    let mantissa = whole
+        .bytes()
+        .chain(fraction.bytes())
+        .try_fold(0u128, |m, b| {
+            m.checked_mul(10)?
+                .checked_add((b - b'0') as u128)
+                .filter(|m| *m <= NUMERIC_MAX_MANTISSA)
+        });
+    let Some(mantissa) = mantissa else {
+        out.truncate(start);
+        return Err(format!(
+            "`{text}` has more significant digits than a numeric holds (a 96-bit mantissa, at most 79228162514264337593543950335)"
+        ));
+    };
+    if negative && mantissa != 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(if whole.is_empty() {
+        b"0"
+    } else {
+        whole.as_bytes()
+    });
+    if !fraction.is_empty() {
+        out.push(b'.');
+        out.extend_from_slice(fraction.as_bytes());
+    }
+    out.push(b'"');
+    Ok(())
+}
+
+/// Whether `text` is a numeric RisingWave holds exactly (see [`write_numeric`]).
+pub fn check_numeric(text: &str) -> Result<(), String> {
+    write_numeric(&mut Vec::new(), text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(v: f64) -> String {
+        let mut out = Vec::new();
+        write_f64(&mut out, v);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn n(text: &str) -> Result<String, String> {
+        let mut out = Vec::new();
+        write_numeric(&mut out, text).map(|()| String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn floats_in_risingwaves_form() {
+        assert_eq!(f(1e20), "1e20");
+        assert_eq!(f(2.5e20), "2.5e20");
+        assert_eq!(f(f64::MAX), "1.7976931348623157e308");
+        assert_eq!(f(f64::MIN), "-1.7976931348623157e308");
+        assert_eq!(f(1e15), "1000000000000000.0");
+        assert_eq!(f(1e16), "1e16");
+        assert_eq!(f(1e21), "1e21");
+        assert_eq!(f(-0.0), "-0.0");
+        assert_eq!(f(0.0), "0.0");
+        assert_eq!(f(5e-324), "5e-324");
+        assert_eq!(f(1e-7), "1e-7");
+        assert_eq!(f(0.0001), "0.0001");
+        assert_eq!(f(f64::NAN), "null");
+        assert_eq!(f(f64::NEG_INFINITY), "null");
+    }
+
+    #[test]
+    fn numerics_exact_or_refused() {
+        assert_eq!(n("-12.340").unwrap(), "\"-12.340\"");
+        assert_eq!(n("007.50").unwrap(), "\"7.50\"");
+        assert_eq!(n("-0.00").unwrap(), "\"0.00\"");
+        assert_eq!(n("0").unwrap(), "\"0\"");
+        assert_eq!(
+            n("79228162514264337593543950335").unwrap(),
+            "\"79228162514264337593543950335\""
+        );
+        assert_eq!(
+            n("1.0000000000000000000000000001").unwrap(),
+            "\"1.0000000000000000000000000001\""
+        );
+        assert!(n("79228162514264337593543950336").is_err());
+        assert!(n("0.00000000000000000000000000001").is_err());
+        for bad in ["", "-", "1.", ".5", "1e5", "nan", "+1", "1.2.3"] {
+            assert!(n(bad).is_err(), "{bad:?}");
+        }
+    }
+}

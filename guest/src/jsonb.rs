@@ -1,0 +1,408 @@
+//! jsonb as RisingWave holds and prints it (its jsonbb library): the text is parsed once, into
+//! integers exact within 64 bits and other numbers as correctly rounded doubles; object keys
+//! are sorted bytewise and a repeated key keeps its last value. The text form puts `, `
+//! between items and `: ` after keys; the dynamic form is compact.
+//!
+//! The tree lives in scratch vectors the encoder reuses, so a row costs no allocation once
+//! they have grown. Strings are spans: of the input text, or of `owned` when unescaped.
+
+use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
+
+use crate::json_num::{write_f64, write_i64, write_u64};
+use crate::json_str::write_str;
+
+/// A string: a span of the input text, or of the unescaped strings.
+#[derive(Clone, Copy)]
+struct Str {
+    owned: bool,
+    start: u32,
+    len: u32,
+}
+
+#[derive(Clone, Copy)]
+enum Node {
+    Null,
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(Str),
+    /// Children at `arena[start..start + len]`.
+    Array {
+        start: u32,
+        len: u32,
+    },
+    /// Entries at `arena[start..start + len]`, sorted by key, keys unique.
+    Object {
+        start: u32,
+        len: u32,
+    },
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    key: Option<Str>,
+    node: Node,
+}
+
+/// Scratch space for parsing jsonb values, reused from row to row.
+#[derive(Default)]
+pub struct Jsonb {
+    /// Values whose container is still open.
+    stack: Vec<Entry>,
+    /// Closed containers' children, each container's contiguous.
+    arena: Vec<Entry>,
+    owned: String,
+}
+
+/// Where a jsonb value goes: its text in a JSON string, or the value itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `{"a": 1, "b": [1, 2]}`, as jsonbb's `Display` writes it.
+    Text,
+    /// `{"a":1,"b":[1,2]}`.
+    Compact,
+}
+
+impl Jsonb {
+    /// Parse `text` as RisingWave's jsonb and append it to `out` in `form`.
+    pub fn write(&mut self, text: &str, form: Form, out: &mut Vec<u8>) -> Result<(), String> {
+        self.stack.clear();
+        self.arena.clear();
+        self.owned.clear();
+        let mut de = serde_json::Deserializer::from_str(text);
+        Builder { text, jsonb: self }
+            .deserialize(&mut de)
+            .and_then(|()| de.end())
+            .map_err(|e| e.to_string())?;
+        // The root is the one value left on the stack.
+        let root = self.stack.pop().ok_or("empty jsonb")?.node;
+        let printer = Printer {
+            text,
+            jsonb: self,
+            separator: if form == Form::Text { b", " } else { b"," },
+            colon: if form == Form::Text { b": " } else { b":" },
+        };
+        // The text form is at most a little longer than the input: one reserve for the lot.
+        out.reserve(text.len() + text.len() / 2 + 16);
+        printer.node(root, out);
+        Ok(())
+    }
+}
+
+struct Builder<'t, 'j> {
+    text: &'t str,
+    jsonb: &'j mut Jsonb,
+}
+
+impl Builder<'_, '_> {
+    fn str(&mut self, s: &str, borrowed: bool) -> Result<Str, String> {
+        let len = u32::try_from(s.len()).map_err(|_| "jsonb string too long")?;
+        if borrowed {
+            // A borrowed string lies inside the input text; its offset is the pointers' gap.
+            let start = s.as_ptr() as usize - self.text.as_ptr() as usize;
+            let start = u32::try_from(start).map_err(|_| "jsonb too long")?;
+            return Ok(Str {
+                owned: false,
+                start,
+                len,
+            });
+        }
+        let start = u32::try_from(self.jsonb.owned.len()).map_err(|_| "jsonb too long")?;
+        self.jsonb.owned.push_str(s);
+        Ok(Str {
+            owned: true,
+            start,
+            len,
+        })
+    }
+
+    fn push(&mut self, node: Node) {
+        self.jsonb.stack.push(Entry { key: None, node });
+    }
+
+    /// Move the stack's entries from `mark` into the arena, as one container's children.
+    fn close(&mut self, mark: usize) -> Result<(u32, u32), String> {
+        let start = u32::try_from(self.jsonb.arena.len()).map_err(|_| "jsonb too large")?;
+        let children = self.jsonb.stack.drain(mark..);
+        self.jsonb.arena.extend(children);
+        let len = self.jsonb.arena.len() as u32 - start;
+        Ok((start, len))
+    }
+}
+
+fn text_of<'a>(text: &'a str, owned: &'a str, s: Str) -> &'a [u8] {
+    let source = if s.owned { owned } else { text };
+    &source.as_bytes()[s.start as usize..(s.start + s.len) as usize]
+}
+
+impl<'de, 't: 'de> DeserializeSeed<'de> for Builder<'t, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, 't: 'de> Visitor<'de> for Builder<'t, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(mut self) -> Result<(), E> {
+        self.push(Node::Null);
+        Ok(())
+    }
+
+    fn visit_bool<E>(mut self, v: bool) -> Result<(), E> {
+        self.push(Node::Bool(v));
+        Ok(())
+    }
+
+    fn visit_i64<E>(mut self, v: i64) -> Result<(), E> {
+        self.push(Node::I64(v));
+        Ok(())
+    }
+
+    fn visit_u64<E>(mut self, v: u64) -> Result<(), E> {
+        self.push(Node::U64(v));
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(mut self, v: f64) -> Result<(), E> {
+        // serde_json refuses numbers out of the double's range, so this holds; jsonbb asserts it.
+        if !v.is_finite() {
+            return Err(E::custom("number out of range"));
+        }
+        self.push(Node::F64(v));
+        Ok(())
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(mut self, v: &'de str) -> Result<(), E> {
+        let s = self.str(v, true).map_err(E::custom)?;
+        self.push(Node::Str(s));
+        Ok(())
+    }
+
+    fn visit_str<E: serde::de::Error>(mut self, v: &str) -> Result<(), E> {
+        let s = self.str(v, false).map_err(E::custom)?;
+        self.push(Node::Str(s));
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let mark = self.jsonb.stack.len();
+        while seq
+            .next_element_seed(Builder {
+                text: self.text,
+                jsonb: self.jsonb,
+            })?
+            .is_some()
+        {}
+        let (start, len) = self.close(mark).map_err(A::Error::custom)?;
+        self.push(Node::Array { start, len });
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let mark = self.jsonb.stack.len();
+        while let Some(key) = map.next_key_seed(Key {
+            text: self.text,
+            jsonb: self.jsonb,
+        })? {
+            map.next_value_seed(Builder {
+                text: self.text,
+                jsonb: self.jsonb,
+            })?;
+            if let Some(entry) = self.jsonb.stack.last_mut() {
+                entry.key = Some(key);
+            }
+        }
+        // jsonbb's order: keys sorted bytewise (a stable sort), the last of equal keys kept.
+        let (text, jsonb) = (self.text, &mut *self.jsonb);
+        let entries = &mut jsonb.stack[mark..];
+        let key = |e: &Entry| e.key.map(|k| text_of(text, &jsonb.owned, k)).unwrap_or(b"");
+        if !entries.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+            entries.sort_by(|a, b| key(a).cmp(key(b)));
+            let mut kept = mark;
+            for i in mark..jsonb.stack.len() {
+                let entry = jsonb.stack[i];
+                if kept > mark && key(&jsonb.stack[kept - 1]) == key(&entry) {
+                    jsonb.stack[kept - 1] = entry;
+                } else {
+                    jsonb.stack[kept] = entry;
+                    kept += 1;
+                }
+            }
+            jsonb.stack.truncate(kept);
+        }
+        let (start, len) = self.close(mark).map_err(A::Error::custom)?;
+        self.push(Node::Object { start, len });
+        Ok(())
+    }
+}
+
+/// An object key, kept as a span.
+struct Key<'t, 'j> {
+    text: &'t str,
+    jsonb: &'j mut Jsonb,
+}
+
+impl<'de, 't: 'de> DeserializeSeed<'de> for Key<'t, '_> {
+    type Value = Str;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Str, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, 't: 'de> Visitor<'de> for Key<'t, '_> {
+    type Value = Str;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Str, E> {
+        Builder {
+            text: self.text,
+            jsonb: self.jsonb,
+        }
+        .str(v, true)
+        .map_err(E::custom)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Str, E> {
+        Builder {
+            text: self.text,
+            jsonb: self.jsonb,
+        }
+        .str(v, false)
+        .map_err(E::custom)
+    }
+}
+
+struct Printer<'a> {
+    text: &'a str,
+    jsonb: &'a Jsonb,
+    separator: &'static [u8],
+    colon: &'static [u8],
+}
+
+impl Printer<'_> {
+    fn string(&self, s: Str, out: &mut Vec<u8>) {
+        let range = s.start as usize..(s.start + s.len) as usize;
+        if s.owned {
+            write_str(out, &self.jsonb.owned[range]);
+        } else {
+            // Borrowed means the input spelled it without escapes, so it holds no `"`, `\` or
+            // control character (JSON allows none unescaped): it needs no escaping either.
+            out.push(b'"');
+            out.extend_from_slice(&self.text.as_bytes()[range]);
+            out.push(b'"');
+        }
+    }
+
+    fn node(&self, node: Node, out: &mut Vec<u8>) {
+        match node {
+            Node::Null => out.extend_from_slice(b"null"),
+            Node::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+            Node::I64(v) => write_i64(out, v),
+            Node::U64(v) => write_u64(out, v),
+            Node::F64(v) => write_f64(out, v),
+            Node::Str(s) => self.string(s, out),
+            Node::Array { start, len } => {
+                out.push(b'[');
+                let children = &self.jsonb.arena[start as usize..(start + len) as usize];
+                for (i, child) in children.iter().enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(self.separator);
+                    }
+                    self.node(child.node, out);
+                }
+                out.push(b']');
+            }
+            Node::Object { start, len } => {
+                out.push(b'{');
+                let entries = &self.jsonb.arena[start as usize..(start + len) as usize];
+                for (i, entry) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(self.separator);
+                    }
+                    if let Some(key) = entry.key {
+                        self.string(key, out);
+                    }
+                    out.extend_from_slice(self.colon);
+                    self.node(entry.node, out);
+                }
+                out.push(b'}');
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(input: &str) -> Result<String, String> {
+        let mut out = Vec::new();
+        Jsonb::default().write(input, Form::Text, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    fn compact(input: &str) -> String {
+        let mut out = Vec::new();
+        Jsonb::default()
+            .write(input, Form::Compact, &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn keys_sorted_last_duplicate_kept() {
+        assert_eq!(
+            text(r#"{"b":1,"a":{"z":[1,2],"y":null},"aa":"x","b":2}"#).unwrap(),
+            r#"{"a": {"y": null, "z": [1, 2]}, "aa": "x", "b": 2}"#
+        );
+        assert_eq!(compact(r#"{"b": 1, "a": 2}"#), r#"{"a":2,"b":1}"#);
+        // Bytewise: uppercase before lowercase, shorter prefix first, escapes unescaped first.
+        assert_eq!(
+            compact(r#"{"b":1,"B":2,"ab":3,"a":4,"\u0061c":5}"#),
+            r#"{"B":2,"a":4,"ab":3,"ac":5,"b":1}"#
+        );
+    }
+
+    #[test]
+    fn numbers_as_jsonbb_holds_them() {
+        assert_eq!(text("9223372036854775807").unwrap(), "9223372036854775807");
+        assert_eq!(
+            text("18446744073709551615").unwrap(),
+            "18446744073709551615"
+        );
+        assert_eq!(
+            text("-9223372036854775808").unwrap(),
+            "-9223372036854775808"
+        );
+        assert_eq!(text("9007199254740993").unwrap(), "9007199254740993");
+        assert_eq!(
+            text("18446744073709551616").unwrap(),
+            "1.8446744073709552e19"
+        );
+        assert_eq!(
+            text("1.1451419198101145e38").unwrap(),
+            "1.1451419198101145e38"
+        );
+        assert_eq!(text("11615.276406159757").unwrap(), "11615.276406159757");
+        assert_eq!(text("1e20").unwrap(), "1e20");
+        assert_eq!(text("1.0").unwrap(), "1.0");
+        assert_eq!(text("-0").unwrap(), "-0.0");
+        assert_eq!(text("1E2").unwrap(), "100.0");
+        assert!(text("1e400").is_err());
+        assert!(text("{").is_err());
+        assert!(text("1 2").is_err());
+        assert_eq!(text(" \"a\\u00e9\\n\" ").unwrap(), "\"aé\\n\"");
+    }
+}

@@ -1,13 +1,24 @@
 //! Numbers in RisingWave's JSON form. RisingWave pins serde_json below 1.0.147, whose floats
 //! are ryu's shortest round-trip text (`1e20`, `2.5e-7`, `1.0`); later serde_json releases
-//! write `1e+20`, so the form is produced here with ryu rather than by serde_json.
+//! print with zmij, which writes the same digits twice as fast but `1e+20`. So doubles are
+//! printed with zmij and the `+` dropped (`ryu_form_matches_ryu` checks this against ryu).
 
 /// A double as RisingWave's serde_json writes it; NaN and the infinities are `null`.
 pub fn write_f64(out: &mut Vec<u8>, v: f64) {
-    if v.is_finite() {
-        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
-    } else {
+    if !v.is_finite() {
         out.extend_from_slice(b"null");
+        return;
+    }
+    let mut buffer = zmij::Buffer::new();
+    let text = buffer.format_finite(v).as_bytes();
+    // A `+` can only follow the `e` of an exponent, which is at most three digits long.
+    let tail = text.len().saturating_sub(4);
+    match text[tail..].iter().position(|&b| b == b'+') {
+        Some(plus) => {
+            out.extend_from_slice(&text[..tail + plus]);
+            out.extend_from_slice(&text[tail + plus + 1..]);
+        }
+        None => out.extend_from_slice(text),
     }
 }
 
@@ -120,6 +131,82 @@ mod tests {
         assert_eq!(f(0.0001), "0.0001");
         assert_eq!(f(f64::NAN), "null");
         assert_eq!(f(f64::NEG_INFINITY), "null");
+    }
+
+    /// What RisingWave's serde_json 1.0.145 wrote: ryu's text, `null` when not finite.
+    fn ryu(v: f64) -> String {
+        if v.is_finite() {
+            ryu::Buffer::new().format_finite(v).to_string()
+        } else {
+            "null".to_string()
+        }
+    }
+
+    #[test]
+    fn ryu_form_matches_ryu() {
+        let mut edges = vec![
+            0.0,
+            -0.0,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            f64::EPSILON,
+            5e-324,
+            -5e-324,
+            f64::from_bits(0x000f_ffff_ffff_ffff), // the largest subnormal
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            9007199254740992.0,
+            9007199254740993.0,
+            0.1,
+            0.3,
+            1.1f32 as f64,
+        ];
+        // Every power of ten, and its neighbours, where the form switches (1e15, 1e16, 1e21...).
+        for exp in -325..=309 {
+            let p: f64 = format!("1e{exp}").parse().unwrap();
+            for v in [p, -p, p * 2.5, p * 9.999999999999998] {
+                edges.extend([
+                    v,
+                    f64::from_bits(v.to_bits() + 1),
+                    f64::from_bits(v.to_bits().wrapping_sub(1)),
+                ]);
+            }
+        }
+        for v in edges {
+            let mut out = Vec::new();
+            write_f64(&mut out, v);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                ryu(v),
+                "{:#x}",
+                v.to_bits()
+            );
+        }
+        // Random bit patterns (mostly 17 digits), random f32s widened (the `real` column), and
+        // short decimals, where shortest-digit algorithms could differ in their choice.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut out = Vec::new();
+        let mut check = |v: f64| {
+            out.clear();
+            write_f64(&mut out, v);
+            assert_eq!(out, ryu(v).as_bytes(), "{:#x}", v.to_bits());
+        };
+        for _ in 0..2_000_000 {
+            check(f64::from_bits(next()));
+            check(f32::from_bits(next() as u32) as f64);
+            let digits = next() % 100_000_000;
+            let exp = (next() % 660) as i32 - 330;
+            check(format!("{digits}e{exp}").parse().unwrap());
+        }
     }
 
     #[test]

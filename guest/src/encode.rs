@@ -219,7 +219,6 @@ pub struct Encoder {
     /// `claimed[i]`: value `i` of the current row already belongs to a column or a parent.
     claimed: Vec<bool>,
     jsonb: Jsonb,
-    scratch: Vec<u8>,
 }
 
 impl Encoder {
@@ -430,11 +429,9 @@ impl Encoder {
                     .map_err(|e| path.error(format!("invalid jsonb: {e}")))?;
             }
             (DataType::Jsonb, Value::Jsonb(span)) => {
-                self.scratch.clear();
                 self.jsonb
-                    .write(text(*span)?, Form::Text, &mut self.scratch)
+                    .write_string(text(*span)?, out)
                     .map_err(|e| path.error(format!("invalid jsonb: {e}")))?;
-                write_jsonb_text(out, &self.scratch);
             }
             (DataType::Serial, Value::Serial(v)) => {
                 out.extend_from_slice(b"\"0x");
@@ -630,11 +627,6 @@ pub fn write_iso_8601(out: &mut Vec<u8>, interval: &Interval) {
         let _ = write!(out, ".{digits:0width$}");
     }
     out.push(b'S');
-}
-
-/// The jsonb text as a JSON string. It is UTF-8: it was printed from a `str`.
-fn write_jsonb_text(out: &mut Vec<u8>, text: &[u8]) {
-    crate::json_str::write_utf8(out, text);
 }
 
 #[cfg(test)]

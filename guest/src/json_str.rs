@@ -7,7 +7,7 @@ const LANES_80: u64 = 0x8080_8080_8080_8080;
 
 /// The high bit of each byte lane of `word` whose byte JSON must escape: below 0x20, `"` or
 /// `\`. The lowest marked lane is exact; lanes above it may be marked by a borrow.
-fn escape_lanes(word: u64) -> u64 {
+pub(crate) fn escape_lanes(word: u64) -> u64 {
     let below =
         |word: u64, bound: u8| word.wrapping_sub(LANES_01 * bound as u64) & !word & LANES_80;
     let equal = |byte: u8| below(word ^ (LANES_01 * byte as u64), 1);

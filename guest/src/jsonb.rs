@@ -3,13 +3,16 @@
 //! are sorted bytewise and a repeated key keeps its last value. The text form puts `, `
 //! between items and `: ` after keys; the dynamic form is compact.
 //!
-//! The tree lives in scratch vectors the encoder reuses, so a row costs no allocation once
-//! they have grown. Strings are spans: of the input text, or of `owned` when unescaped.
+//! Most values take the single pass of jsonb_fast.rs. The others (strings with escapes,
+//! numbers out of range, malformed text) are parsed here by serde_json into a tree, which
+//! lives in scratch vectors the encoder reuses, so a row costs no allocation once they have
+//! grown. Strings are spans: of the input text, or of `owned` when unescaped.
 
 use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 
 use crate::json_num::{write_f64, write_i64, write_u64};
-use crate::json_str::write_str;
+use crate::json_str::{write_str, write_utf8};
+use crate::jsonb_fast::{Fast, Spelling};
 
 /// A string: a span of the input text, or of the unescaped strings.
 #[derive(Clone, Copy)]
@@ -53,6 +56,9 @@ pub struct Jsonb {
     /// Closed containers' children, each container's contiguous.
     arena: Vec<Entry>,
     owned: String,
+    fast: Fast,
+    /// The text form, printed from the tree, before it goes into a JSON string.
+    text: Vec<u8>,
 }
 
 /// Where a jsonb value goes: its text in a JSON string, or the value itself.
@@ -64,9 +70,53 @@ pub enum Form {
     Compact,
 }
 
+const TEXT: Spelling = Spelling {
+    quote: b"\"",
+    separator: b", ",
+    colon: b": ",
+};
+const TEXT_IN_STRING: Spelling = Spelling {
+    quote: b"\\\"",
+    separator: b", ",
+    colon: b": ",
+};
+const COMPACT: Spelling = Spelling {
+    quote: b"\"",
+    separator: b",",
+    colon: b":",
+};
+
 impl Jsonb {
     /// Parse `text` as RisingWave's jsonb and append it to `out` in `form`.
     pub fn write(&mut self, text: &str, form: Form, out: &mut Vec<u8>) -> Result<(), String> {
+        let spelling = if form == Form::Text { &TEXT } else { &COMPACT };
+        match self.fast.write(text, spelling, out) {
+            Some(()) => Ok(()),
+            None => self.write_tree(text, form, out),
+        }
+    }
+
+    /// Parse `text` as RisingWave's jsonb and append its text form as a JSON string.
+    pub fn write_string(&mut self, text: &str, out: &mut Vec<u8>) -> Result<(), String> {
+        out.push(b'"');
+        if self.fast.write(text, &TEXT_IN_STRING, out).is_some() {
+            out.push(b'"');
+            return Ok(());
+        }
+        out.pop();
+        let mut printed = std::mem::take(&mut self.text);
+        printed.clear();
+        let written = self.write_tree(text, Form::Text, &mut printed);
+        if written.is_ok() {
+            // UTF-8: it was printed from a `str`.
+            write_utf8(out, &printed);
+        }
+        self.text = printed;
+        written
+    }
+
+    /// The full path: parse into a tree, sort, print.
+    fn write_tree(&mut self, text: &str, form: Form, out: &mut Vec<u8>) -> Result<(), String> {
         self.stack.clear();
         self.arena.clear();
         self.owned.clear();
@@ -404,5 +454,211 @@ mod tests {
         assert!(text("{").is_err());
         assert!(text("1 2").is_err());
         assert_eq!(text(" \"a\\u00e9\\n\" ").unwrap(), "\"aé\\n\"");
+    }
+
+    /// Random jsonb text: keys out of order and repeated, numbers of every kind, strings with
+    /// and without escapes, whitespace, and sometimes a byte dropped or added.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[self.next(from.len())]
+        }
+
+        fn space(&mut self, out: &mut String) {
+            out.push_str(self.pick(&["", "", "", " ", "\n ", "\t", "\r\n"]));
+        }
+
+        fn number(&mut self, out: &mut String) {
+            const FIXED: &[&str] = &[
+                "0",
+                "-0",
+                "1",
+                "-1",
+                "0.0",
+                "-0.0",
+                "1e20",
+                "1E-7",
+                "2.5e+3",
+                "1e400",
+                "-1e400",
+                "1e-400",
+                "0e999",
+                "9223372036854775807",
+                "9223372036854775808",
+                "-9223372036854775808",
+                "-9223372036854775809",
+                "18446744073709551615",
+                "18446744073709551616",
+                "-18446744073709551616",
+                "114514191981011451419198101145141919810",
+                "9007199254740993",
+                "1.7976931348623157e308",
+                "1.7976931348623159e308",
+                "2.2250738585072011e-308",
+                "4.9406564584124654e-324",
+                "2.4703282292062327e-324",
+                "01",
+                "1.",
+                ".5",
+                "-",
+                "1e",
+                "+1",
+            ];
+            if self.next(2) == 0 {
+                out.push_str(self.pick(FIXED));
+                return;
+            }
+            if self.next(3) == 0 {
+                out.push('-');
+            }
+            let digits = 1 + self.next(25);
+            out.push(char::from(b'1' + self.next(9) as u8));
+            for _ in 1..digits {
+                out.push(char::from(b'0' + self.next(10) as u8));
+            }
+            if self.next(2) == 0 {
+                out.push('.');
+                for _ in 0..1 + self.next(20) {
+                    out.push(char::from(b'0' + self.next(10) as u8));
+                }
+            }
+            if self.next(3) == 0 {
+                out.push_str(self.pick(&["e", "E", "e+", "e-"]));
+                out.push_str(&self.next(400).to_string());
+            }
+        }
+
+        fn value(&mut self, out: &mut String, depth: u32) {
+            const STRINGS: &[&str] = &[
+                "\"\"",
+                "\"a\"",
+                "\"b\"",
+                "\"aa\"",
+                "\"B\"",
+                "\"é€😀\"",
+                "\"a long string, eight bytes and more\"",
+                "\"\\n\"",
+                "\"\\u0061\"",
+                "\"\\\"q\"",
+                "\"tab\\there\"",
+                "\"\\/\"",
+            ];
+            match self.next(if depth > 4 { 5 } else { 8 }) {
+                0 => out.push_str(self.pick(&["true", "false", "null"])),
+                1 | 2 => self.number(out),
+                3 | 4 => out.push_str(self.pick(STRINGS)),
+                5 => {
+                    out.push('[');
+                    for i in 0..self.next(5) {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        self.space(out);
+                        self.value(out, depth + 1);
+                        self.space(out);
+                    }
+                    out.push(']');
+                }
+                _ => {
+                    out.push('{');
+                    for i in 0..self.next(6) {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        self.space(out);
+                        // Mostly plain keys, so that most objects take the single pass.
+                        let key = if self.next(10) == 0 {
+                            self.pick(STRINGS)
+                        } else {
+                            self.pick(&[
+                                "\"a\"", "\"b\"", "\"aa\"", "\"B\"", "\"é\"", "\"\"", "\"ab\"",
+                            ])
+                        };
+                        out.push_str(key);
+                        self.space(out);
+                        out.push(':');
+                        self.space(out);
+                        self.value(out, depth + 1);
+                    }
+                    out.push('}');
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn single_pass_matches_the_tree() {
+        let mut gen = Gen(0x2545_f491_4f6c_dd1d);
+        let mut jsonb = Jsonb::default();
+        let (mut fast, mut total) = (0, 0);
+        for round in 0..30_000 {
+            let mut input = String::new();
+            gen.space(&mut input);
+            gen.value(&mut input, 0);
+            gen.space(&mut input);
+            if round % 4 == 0 {
+                // Malformed, mostly: a byte dropped or one added.
+                let at = gen.next(input.len() + 1);
+                if gen.next(2) == 0 && input.is_char_boundary(at) && at < input.len() {
+                    let width = input[at..].chars().next().unwrap().len_utf8();
+                    input.replace_range(at..at + width, "");
+                } else if input.is_char_boundary(at) {
+                    input.insert(
+                        at,
+                        gen.pick(&["{", "}", "[", "]", ",", ":", "\"", "0", "-", "x"])
+                            .chars()
+                            .next()
+                            .unwrap(),
+                    );
+                }
+            }
+            for form in [Form::Text, Form::Compact] {
+                let mut tree = b"prefix".to_vec();
+                let expected = jsonb.write_tree(&input, form, &mut tree);
+                let mut ours = b"prefix".to_vec();
+                let got = jsonb.write(&input, form, &mut ours);
+                assert_eq!(got, expected, "{input}");
+                if expected.is_ok() {
+                    assert_eq!(
+                        String::from_utf8(ours).unwrap(),
+                        String::from_utf8(tree).unwrap(),
+                        "{input}"
+                    );
+                }
+                let mut single = b"prefix".to_vec();
+                let spelling = if form == Form::Text { &TEXT } else { &COMPACT };
+                let taken = jsonb.fast.write(&input, spelling, &mut single).is_some();
+                assert!(taken || single == b"prefix", "left as it was: {input}");
+                fast += taken as u32;
+                total += 1;
+            }
+            // The text form inside a JSON string, as the row carries it.
+            let mut printed = Vec::new();
+            let expected = jsonb
+                .write_tree(&input, Form::Text, &mut printed)
+                .map(|()| {
+                    let mut quoted = Vec::new();
+                    write_utf8(&mut quoted, &printed);
+                    String::from_utf8(quoted).unwrap()
+                });
+            let mut ours = Vec::new();
+            let got = jsonb
+                .write_string(&input, &mut ours)
+                .map(|()| String::from_utf8(ours).unwrap());
+            assert_eq!(got, expected, "{input}");
+        }
+        // Both paths are exercised: most values take the single pass, many do not.
+        assert!(
+            fast > total / 3 && fast < total * 9 / 10,
+            "{fast} of {total}"
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod encode;
 mod json_num;
 mod json_str;
 mod jsonb;
+mod jsonb_fast;
 pub mod options;
 pub mod rows;
 pub mod schema;

@@ -65,21 +65,24 @@ pub fn write_numeric(out: &mut Vec<u8>, text: &str) -> Result<(), String> {
         ));
     }
     let whole = whole.trim_start_matches('0');
-    let mantissa = whole
-        .bytes()
-        .chain(fraction.bytes())
-        .try_fold(0u128, |m, b| {
-            m.checked_mul(10)?
-                .checked_add((b - b'0') as u128)
-                .filter(|m| *m <= NUMERIC_MAX_MANTISSA)
-        });
-    let Some(mantissa) = mantissa else {
+    // 28 digits always fit in 96 bits (10^28 < 2^96): only longer ones are counted out.
+    let fits = whole.len() + fraction.len() <= 28
+        || whole
+            .bytes()
+            .chain(fraction.bytes())
+            .try_fold(0u128, |m, b| {
+                m.checked_mul(10)?
+                    .checked_add((b - b'0') as u128)
+                    .filter(|m| *m <= NUMERIC_MAX_MANTISSA)
+            })
+            .is_some();
+    if !fits {
         out.truncate(start);
         return Err(format!(
             "`{text}` has more significant digits than a numeric holds (a 96-bit mantissa, at most 79228162514264337593543950335)"
         ));
-    };
-    if negative && mantissa != 0 {
+    }
+    if negative && !(whole.is_empty() && fraction.bytes().all(|b| b == b'0')) {
         out.push(b'-');
     }
     out.extend_from_slice(if whole.is_empty() {
@@ -223,6 +226,11 @@ mod tests {
             n("1.0000000000000000000000000001").unwrap(),
             "\"1.0000000000000000000000000001\""
         );
+        assert_eq!(
+            n("-0009999999999999999999999999999").unwrap(),
+            "\"-9999999999999999999999999999\""
+        );
+        assert!(n("99999999999999999999999999999").is_err());
         assert!(n("79228162514264337593543950336").is_err());
         assert!(n("0.00000000000000000000000000001").is_err());
         for bad in ["", "-", "1.", ".5", "1e5", "nan", "+1", "1.2.3"] {

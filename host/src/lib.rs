@@ -31,7 +31,9 @@
 
 pub mod health;
 pub mod input;
+pub mod lines;
 pub mod metrics;
+pub mod preflight;
 pub mod runtime;
 pub mod sql;
 pub mod transport;

@@ -300,6 +300,29 @@ fn connection_error(message: impl std::fmt::Display) -> TransportError {
     TransportError::Connection(message.to_string())
 }
 
+/// `servers` for a message: the first few, then how many more, so that a list of 1,000
+/// entries does not make a 16 KB error.
+pub fn list_servers(servers: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let shown = servers[..servers.len().min(SHOWN)].join(",");
+    match servers.len().saturating_sub(SHOWN) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
+/// The wait before connection attempt `attempts` (from 1) when `servers` entries are tried in
+/// turn: none during the first pass, so every entry gets its turn within the connect timeout,
+/// then doubling per pass up to 4 s, as async-nats does per attempt.
+fn reconnect_delay(attempts: usize, servers: usize) -> Duration {
+    let pass = attempts.saturating_sub(1) / servers.max(1);
+    if pass == 0 {
+        return Duration::ZERO;
+    }
+    let exponent = u32::try_from(pass).unwrap_or(u32::MAX).min(12);
+    Duration::from_millis(1u64 << exponent).min(Duration::from_secs(4))
+}
+
 fn millis(ms: u32) -> Duration {
     Duration::from_millis(ms.into())
 }
@@ -400,16 +423,21 @@ impl NatsConnection {
         let sink_events = events.clone();
         // async-nats reconnects on its own, to the given servers and those the cluster
         // advertises, without a limit; the delivery budget decides how long a flush waits.
+        // Each entry gets a share of the connect timeout, so that unreachable entries before
+        // a live one cannot use it all up.
+        let entries = config.servers.len().max(1);
+        let per_entry = (connect_timeout / entries as u32).max(Duration::from_millis(50));
         let options = options
             .name("nats-sink")
-            .connection_timeout(connect_timeout)
+            .connection_timeout(per_entry.min(connect_timeout))
+            .reconnect_delay_callback(move |attempts| reconnect_delay(attempts, entries))
             .request_timeout(Some(ack_timeout))
             .event_callback(move |event| {
                 let events = sink_events.clone();
                 async move { events.record(event) }
             });
 
-        let servers_text = config.servers.join(",");
+        let servers_text = list_servers(&config.servers);
         let client = match tokio::time::timeout(connect_timeout, options.connect(servers)).await {
             Err(_) => {
                 return Err(TransportError::Timeout(format!(
@@ -458,6 +486,11 @@ impl NatsConnection {
 
     pub fn stats(&self) -> TransportStats {
         self.stats
+    }
+
+    /// The largest message the server now connected to takes (payload and headers).
+    pub fn max_payload(&self) -> u64 {
+        self.client.server_info().max_payload as u64
     }
 
     /// The client, for callers that need more of the server than publishing (health checks).
@@ -1077,6 +1110,24 @@ mod tests {
             initial_backoff_ms: initial,
             max_backoff_ms: max,
         }
+    }
+
+    /// Issue 16: 30 dead entries before a live one never connected; 1,000 made a 16 KB error.
+    #[test]
+    fn every_entry_is_tried_before_any_backoff_and_lists_are_short() {
+        for attempt in 1..=30 {
+            assert_eq!(reconnect_delay(attempt, 30), Duration::ZERO);
+        }
+        assert_eq!(reconnect_delay(31, 30), Duration::from_millis(2));
+        assert_eq!(reconnect_delay(61, 30), Duration::from_millis(4));
+        assert_eq!(reconnect_delay(usize::MAX, 30), Duration::from_secs(4));
+        assert_eq!(reconnect_delay(2, 1), Duration::from_millis(2));
+        let servers: Vec<String> = (0..1000).map(|i| format!("127.0.0.1:{i}")).collect();
+        assert_eq!(
+            list_servers(&servers),
+            "127.0.0.1:0,127.0.0.1:1,127.0.0.1:2 and 997 more"
+        );
+        assert_eq!(list_servers(&servers[..2]), "127.0.0.1:0,127.0.0.1:1");
     }
 
     #[test]

@@ -312,8 +312,9 @@ async fn validate(component: &ComponentArgs, options: &[(String, String)]) -> Re
         say!("options are valid")?;
         return Ok(());
     }
-    for p in &problems {
-        say!("{p}")?;
+    // The verdict is bad options (exit 2) even when the list cannot be written.
+    if let Err(Failure::Output(e)) = problems.iter().try_for_each(|p| say!("{p}")) {
+        note!("error: writing to standard output: {e}");
     }
     Err(Failure::Input(anyhow!(
         "{} problem(s) with the options",

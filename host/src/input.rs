@@ -608,10 +608,20 @@ mod tests {
         assert_eq!(parse_timestamptz("2016-12-31T23:59:60Z"), None);
         assert_eq!(parse_timestamptz("2016-12-31 23:59:60+00:00"), None);
         assert_eq!(parse_timestamptz("2016-12-31 23:59:60Z"), None);
-        for date in ["+10000-01-01", "10000-01-01", "-0001-01-01", "+2024-01-01", "999-01-01"] {
+        for date in [
+            "+10000-01-01",
+            "10000-01-01",
+            "-0001-01-01",
+            "+2024-01-01",
+            "999-01-01",
+        ] {
             assert_eq!(parse_date(date), None, "{date}");
             assert_eq!(parse_timestamp(&format!("{date} 00:00:00")), None, "{date}");
-            assert_eq!(parse_timestamptz(&format!("{date}T00:00:00Z")), None, "{date}");
+            assert_eq!(
+                parse_timestamptz(&format!("{date}T00:00:00Z")),
+                None,
+                "{date}"
+            );
         }
         assert_eq!(parse_date("9999-12-31"), Some(2_932_896));
         let s = schema(&[("ts", "timestamp")]);

@@ -1112,6 +1112,50 @@ mod tests {
         }
     }
 
+    fn any_span() -> impl proptest::strategy::Strategy<Value = Span> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u32..48, 0u32..48).prop_map(|(start, len)| Span { start, len }),
+            (any::<u32>(), any::<u32>()).prop_map(|(start, len)| Span { start, len }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The host's checks of a guest's batch: any batch is messages or a refusal.
+        #[test]
+        fn any_batch_from_the_guest_is_messages_or_a_refusal(
+            data in proptest::prop_oneof![
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+                proptest::strategy::Strategy::prop_map("[a-z.*> \r\n:é]{0,48}", String::into_bytes),
+            ],
+            header_names in proptest::collection::vec("[A-Za-z: é-]{0,6}", 0..3),
+            headers in proptest::collection::vec((0u32..4, any_span()), 0..4),
+            messages in proptest::collection::vec((any_span(), any_span(), any_span()), 0..4),
+        ) {
+            use proptest::prelude::*;
+            let batch = Batch {
+                data,
+                header_names,
+                headers: headers
+                    .into_iter()
+                    .map(|(name, value)| Header { name, value })
+                    .collect(),
+                messages: messages
+                    .into_iter()
+                    .map(|(subject, payload, headers)| Message { subject, payload, headers })
+                    .collect(),
+            };
+            let count = batch.messages.len();
+            match Outgoing::unpack(batch) {
+                Ok(out) => prop_assert_eq!(out.len(), count),
+                Err(TransportError::Publish(why)) => {
+                    prop_assert!(why.starts_with("the sink produced an invalid message"))
+                }
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+    }
+
     /// Issue 16: 30 dead entries before a live one never connected; 1,000 made a 16 KB error.
     #[test]
     fn every_entry_is_tried_before_any_backoff_and_lists_are_short() {

@@ -163,6 +163,9 @@ mod component {
         fn flush(&mut self) -> Result<(), TransportError> {
             Connection::flush(self)
         }
+        fn max_payload(&mut self) -> u64 {
+            Connection::max_payload(self)
+        }
     }
 
     struct Component;

@@ -411,11 +411,9 @@ fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
         }
     }
     if let Some(seed) = given.get("nkey").filter(|seed| !seed.is_empty()) {
-        if !(seed.starts_with("SU") && seed.len() == 58) {
-            c.push(
-                "nkey",
-                "is not a user NKey seed (expected 58 characters starting with `SU`)",
-            );
+        if let Err(why) = check_user_seed(seed) {
+            // The seed is a secret: only what is wrong with it is said.
+            c.push("nkey", format!("is not a user NKey seed ({why})"));
         }
     }
     (c.problems.len() == before).then(|| auth(given))
@@ -701,10 +699,21 @@ pub fn parse_servers(raw: &str) -> Result<(Vec<String>, bool), String> {
     Ok((entries.iter().map(|e| e.connect_text()).collect(), tls))
 }
 
+/// The longest subject published. The server reads a message's subject on its control line
+/// (`HPUB <subject> <header bytes> <total bytes>`), at most 4,096 bytes by default
+/// (`max_control_line`), and the numbers and spaces take up to 29 of them.
+pub const MAX_SUBJECT_BYTES: usize = 4_000;
+
 /// A subject NATS accepts for publishing.
 pub fn check_subject(subject: &str) -> Result<(), String> {
     if subject.is_empty() {
         return Err("must not be empty".into());
+    }
+    if subject.len() > MAX_SUBJECT_BYTES {
+        return Err(format!(
+            "is {} bytes long; NATS's control line leaves room for at most {MAX_SUBJECT_BYTES}",
+            subject.len()
+        ));
     }
     if let Some(ch) = subject.chars().find(|ch| ch.is_whitespace()) {
         return Err(format!("must not contain whitespace (found {ch:?})"));
@@ -720,6 +729,56 @@ pub fn check_subject(subject: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A user NKey seed as `nkeys` reads it: 58 base32 characters holding the `SU` prefix, a
+/// 32-byte key and a CRC-16 of them, so a seed that would fail at connect fails here.
+pub fn check_user_seed(seed: &str) -> Result<(), &'static str> {
+    if !seed.starts_with("SU") {
+        return Err("it does not start with `SU`");
+    }
+    if seed.len() != 58 {
+        return Err("it is not 58 characters long");
+    }
+    let mut bytes = Vec::with_capacity(37);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for ch in seed.bytes() {
+        let digit = match ch {
+            b'A'..=b'Z' => ch - b'A',
+            b'2'..=b'7' => ch - b'2' + 26,
+            _ => return Err("it has a character outside base32 `A-Z2-7`"),
+        };
+        buffer = (buffer << 5) | u32::from(digit);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push((buffer >> bits) as u8);
+            buffer &= (1 << bits) - 1;
+        }
+    }
+    let Some((body, crc)) = bytes.split_last_chunk::<2>() else {
+        return Err("it is too short");
+    };
+    if crc16_xmodem(body) != u16::from_le_bytes(*crc) {
+        return Err("its checksum does not match");
+    }
+    Ok(())
+}
+
+/// CRC-16/XMODEM, the checksum NKeys append.
+fn crc16_xmodem(bytes: &[u8]) -> u16 {
+    let mut crc = 0u16;
+    for &byte in bytes {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
 }
 
 #[cfg(test)]
@@ -910,6 +969,47 @@ mod tests {
         for (_, message) in &p {
             assert!(!message.contains("secret"), "{message}");
         }
+    }
+
+    /// Issue 16: `SU` and 56 junk characters passed `validate` and failed at connect.
+    #[test]
+    fn nkey_seeds_are_checked_in_full() {
+        let valid = "SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU";
+        assert_eq!(check_user_seed(valid), Ok(()));
+        let junk = format!("SU{}", "A".repeat(56));
+        assert_eq!(check_user_seed(&junk), Err("its checksum does not match"));
+        let mut flipped = valid.to_string();
+        flipped.replace_range(30..31, "Q");
+        assert!(check_user_seed(&flipped).is_err());
+        assert!(check_user_seed(&format!("SU{}", "a".repeat(56))).is_err());
+        assert!(check_user_seed(&format!("SU{}", "é".repeat(28))).is_err());
+        let p = problems(&[
+            ("server_url", "h:1"),
+            ("subject", "s"),
+            ("connect_mode", "nkey"),
+            ("nkey", &junk),
+        ]);
+        assert_eq!(
+            p,
+            vec![(
+                "nkey".into(),
+                "is not a user NKey seed (its checksum does not match)".into()
+            )]
+        );
+    }
+
+    /// Issue 16: a 5,000-byte subject passed `validate`; the server refuses its control line.
+    #[test]
+    fn subjects_past_the_control_line_are_refused() {
+        let long = "a".repeat(5_000);
+        let p = problems(&[
+            ("server_url", "h:1"),
+            ("subject", &long),
+            ("connect_mode", "plain"),
+        ]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].1.contains("at most 4000"), "{p:?}");
+        assert!(check_subject(&"a".repeat(MAX_SUBJECT_BYTES)).is_ok());
     }
 
     #[test]

@@ -14,6 +14,11 @@ pub enum SchemaError {
     BadType { column: String, message: String },
 }
 
+/// How deep types may nest (lists and structs together): every part that walks a type or a
+/// value recurses once per level, in the guest and the host, so this bounds their stacks. It
+/// stays below serde_json's own limit of 128 so that any value of such a type can be read.
+pub const MAX_TYPE_DEPTH: usize = 100;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataType {
     Boolean,
@@ -135,23 +140,43 @@ impl fmt::Display for DataType {
 impl DataType {
     /// Parse a type such as `integer`, `varchar[][]` or `struct<a int, b struct<c date>[]>`.
     pub fn parse(text: &str) -> Result<DataType, String> {
-        let mut parser = TypeParser { text, pos: 0 };
-        let ty = parser.data_type()?;
+        let mut parser = TypeParser {
+            text,
+            pos: 0,
+            depth: 0,
+            too_deep: false,
+        };
+        let (ty, _) = parser.data_type()?;
         parser.skip_ws();
         if parser.pos != text.len() {
             return Err(format!(
-                "unexpected `{}` at offset {} of type `{text}`",
-                &text[parser.pos..],
-                parser.pos
+                "unexpected `{}` at offset {} of type `{}`",
+                shorten(&text[parser.pos..]),
+                parser.pos,
+                shorten(text)
             ));
         }
         Ok(ty)
     }
 }
 
+/// A type's text, cut short for a message: a type may be megabytes long.
+fn shorten(text: &str) -> String {
+    const SHOWN: usize = 60;
+    if text.len() <= SHOWN {
+        text.to_string()
+    } else {
+        format!("{}…", &text[..text.floor_char_boundary(SHOWN)])
+    }
+}
+
 struct TypeParser<'a> {
     text: &'a str,
     pos: usize,
+    /// Lists and structs open around the current position.
+    depth: usize,
+    /// The depth limit was hit: its message names the whole type, so no field path is added.
+    too_deep: bool,
 }
 
 impl<'a> TypeParser<'a> {
@@ -174,22 +199,45 @@ impl<'a> TypeParser<'a> {
         }
     }
 
-    fn data_type(&mut self) -> Result<DataType, String> {
+    /// The error for a type nested past `MAX_TYPE_DEPTH`.
+    fn too_deep(&mut self) -> String {
+        self.too_deep = true;
+        format!(
+            "type `{}` nests lists and structs more than {MAX_TYPE_DEPTH} deep",
+            shorten(self.text)
+        )
+    }
+
+    /// A type and its height: how many lists and structs nest in it, counting itself.
+    /// `depth` counts the structs open around it, so that the parser's own recursion stops at
+    /// the limit before the height is known.
+    fn data_type(&mut self) -> Result<(DataType, usize), String> {
         self.skip_ws();
-        let mut ty = if self.rest().len() >= 6
-            && self.rest()[..6].eq_ignore_ascii_case("struct")
+        let rest = self.rest().as_bytes();
+        let (mut ty, mut height) = if rest.len() >= 6
+            && rest[..6].eq_ignore_ascii_case(b"struct")
             && self.rest()[6..].trim_start().starts_with('<')
         {
+            self.depth += 1;
+            if self.depth > MAX_TYPE_DEPTH {
+                return Err(self.too_deep());
+            }
             self.pos += 6;
             self.eat("<");
-            self.struct_fields()?
+            let parsed = self.struct_fields()?;
+            self.depth -= 1;
+            parsed
         } else {
-            self.base_type()?
+            (self.base_type()?, 0)
         };
         while self.eat("[]") {
+            height += 1;
+            if height > MAX_TYPE_DEPTH {
+                return Err(self.too_deep());
+            }
             ty = DataType::List(Box::new(ty));
         }
-        Ok(ty)
+        Ok((ty, height))
     }
 
     /// Words up to `[`, `,`, `>` or the end, matched against the names, with spacing normalized.
@@ -201,9 +249,11 @@ impl<'a> TypeParser<'a> {
         if name.is_empty() {
             return Err(format!(
                 "missing type at offset {} of `{}`",
-                self.pos, self.text
+                self.pos,
+                shorten(self.text)
             ));
         }
+        let name = shorten(&name);
         match BASE_TYPES.iter().find(|(n, _)| *n == name) {
             Some((_, ty)) => {
                 self.pos += rest[..end].trim_end().len();
@@ -222,24 +272,42 @@ impl<'a> TypeParser<'a> {
         }
     }
 
-    fn struct_fields(&mut self) -> Result<DataType, String> {
+    fn struct_fields(&mut self) -> Result<(DataType, usize), String> {
         let mut fields: Vec<Field> = Vec::new();
+        let mut height = 1;
+        let mut names = std::collections::HashSet::new();
         loop {
             let name = self.field_name()?;
-            if fields.iter().any(|f| f.name == name) {
+            if name.is_empty() {
+                return Err(format!(
+                    "empty struct field name at offset {} of `{}`",
+                    self.pos,
+                    shorten(self.text)
+                ));
+            }
+            if !names.insert(name.clone()) {
                 return Err(format!("struct field `{name}` appears more than once"));
             }
-            let ty = self
-                .data_type()
-                .map_err(|e| format!("struct field `{name}`: {e}"))?;
+            let (ty, field_height) = self.data_type().map_err(|e| {
+                if self.too_deep {
+                    e
+                } else {
+                    format!("struct field `{name}`: {e}")
+                }
+            })?;
             fields.push(Field::new(name, ty));
+            height = height.max(field_height + 1);
+            if height > MAX_TYPE_DEPTH {
+                return Err(self.too_deep());
+            }
             if self.eat(">") {
-                return Ok(DataType::Struct(fields));
+                return Ok((DataType::Struct(fields), height));
             }
             if !self.eat(",") {
                 return Err(format!(
                     "expected `,` or `>` at offset {} of `{}`",
-                    self.pos, self.text
+                    self.pos,
+                    shorten(self.text)
                 ));
             }
         }
@@ -265,7 +333,10 @@ impl<'a> TypeParser<'a> {
                     name.push(ch);
                 }
             }
-            return Err(format!("unterminated quoted field name in `{}`", self.text));
+            return Err(format!(
+                "unterminated quoted field name in `{}`",
+                shorten(self.text)
+            ));
         }
         let end = rest
             .find(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
@@ -273,7 +344,8 @@ impl<'a> TypeParser<'a> {
         if end == 0 {
             return Err(format!(
                 "expected a field name at offset {} of `{}`",
-                self.pos, self.text
+                self.pos,
+                shorten(self.text)
             ));
         }
         self.pos += end;
@@ -293,11 +365,13 @@ impl Schema {
         columns: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Schema, SchemaError> {
         let mut fields: Vec<Field> = Vec::new();
+        // A set, not a scan of `fields`: a schema may have 100,000 columns.
+        let mut names = std::collections::HashSet::new();
         for (index, (name, type_text)) in columns.into_iter().enumerate() {
             if name.is_empty() {
                 return Err(SchemaError::EmptyName { index });
             }
-            if fields.iter().any(|f| f.name == name) {
+            if !names.insert(name) {
                 return Err(SchemaError::DuplicateColumn {
                     name: name.to_string(),
                 });
@@ -370,6 +444,75 @@ mod tests {
         assert!(DataType::parse("struct<a blob>")
             .unwrap_err()
             .contains("struct field `a`: unknown type `blob`"));
+    }
+
+    /// Issue 16: a multi-byte character within the first six bytes panicked on a char boundary.
+    #[test]
+    fn non_ascii_type_names_are_errors_not_panics() {
+        for text in [
+            "abcdeé",
+            "struct<a abcdeé>",
+            "éééé",
+            "struc\u{e9}<a int>",
+            "strucé",
+        ] {
+            let err = DataType::parse(text).unwrap_err();
+            assert!(err.contains("unknown type"), "{text}: {err}");
+        }
+    }
+
+    /// Issue 16: deep nesting overflowed the guest's and the host's stacks.
+    #[test]
+    fn nesting_is_bounded_with_the_limit_in_the_message() {
+        let deep = |n: usize| "struct<a ".repeat(n) + "integer" + &">".repeat(n);
+        assert!(DataType::parse(&deep(MAX_TYPE_DEPTH)).is_ok());
+        for n in [MAX_TYPE_DEPTH + 1, 2_000, 10_000, 100_000] {
+            let err = DataType::parse(&deep(n)).unwrap_err();
+            assert!(err.contains("more than 100 deep"), "{err}");
+            assert!(err.len() < 300, "{err}");
+        }
+        let lists = |n: usize| "integer".to_string() + &"[]".repeat(n);
+        assert!(DataType::parse(&lists(MAX_TYPE_DEPTH)).is_ok());
+        let err = DataType::parse(&lists(10_000)).unwrap_err();
+        assert!(err.contains("more than 100 deep"), "{err}");
+        // Lists and structs count together.
+        let mixed = "struct<a ".repeat(60) + "integer[]" + &">[]".repeat(60);
+        assert!(DataType::parse(&mixed).unwrap_err().contains("deep"));
+        // Siblings do not add up.
+        let wide = format!(
+            "struct<{}>",
+            (0..300)
+                .map(|i| format!("f{i} {}", lists(90)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        assert!(DataType::parse(&wide).is_ok());
+    }
+
+    /// Issue 16: an empty column name is refused, and so is an empty field name.
+    #[test]
+    fn empty_struct_field_names_are_refused() {
+        let err = DataType::parse("struct<\"\" integer>").unwrap_err();
+        assert!(err.contains("empty struct field name"), "{err}");
+    }
+
+    /// Issue 16: 100,000 columns took 50 s (a quadratic duplicate check).
+    #[test]
+    fn wide_schemas_parse_quickly() {
+        let names: Vec<String> = (0..100_000).map(|i| format!("c{i}")).collect();
+        let started = std::time::Instant::now();
+        let schema = Schema::parse(names.iter().map(|n| (n.as_str(), "integer"))).unwrap();
+        assert_eq!(schema.columns.len(), 100_000);
+        let wide = format!(
+            "struct<{}>",
+            names
+                .iter()
+                .map(|n| format!("{n} int"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        DataType::parse(&wide).unwrap();
+        assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
     }
 
     #[test]

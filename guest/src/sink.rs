@@ -15,6 +15,8 @@ pub trait Transport {
     fn publish(&mut self, batch: Batch) -> Result<(), TransportError>;
     /// Confirm everything published since the previous flush.
     fn flush(&mut self) -> Result<(), TransportError>;
+    /// The most bytes one message may take, payload and header block together.
+    fn max_payload(&mut self) -> u64;
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -190,6 +192,7 @@ impl<T: Transport> Sink<T> {
         batch: &mut BatchBuilder,
         mark: Mark,
         fixed_subject: Option<Span>,
+        max_payload: u64,
     ) -> Result<(), RowError> {
         let start = batch.data_len();
         self.encoder.encode_row(&self.schema, row, batch.data())?;
@@ -203,14 +206,22 @@ impl<T: Transport> Sink<T> {
                 batch.push_bytes(self.scratch.as_bytes())
             }
         };
+        // The header block as the server counts it: `NATS/1.0\r\n`, `name: value\r\n` each,
+        // and a blank line.
+        let mut header_bytes = 0u64;
+        let mut count_header = |name: &str, value: Span| {
+            header_bytes += name.len() as u64 + 2 + u64::from(value.len) + 2;
+        };
         for (index, header) in self.config.headers.iter().enumerate() {
             header
                 .value
                 .render(row, Slot::HeaderValue, &mut self.scratch)?;
             let value = batch.push_bytes(self.scratch.as_bytes());
             batch.push_header(index as u32, value);
+            count_header(&header.name, value);
         }
-        if let (Some(sink_id), Some(checkpoint)) = (&self.sink_id, &mut self.checkpoint) {
+        let mut next_position = None;
+        if let (Some(sink_id), Some(checkpoint)) = (&self.sink_id, &self.checkpoint) {
             // `<sink_id>:<checkpoint>:<position>`, written in place.
             let start = batch.data_len();
             let data = batch.data();
@@ -223,9 +234,27 @@ impl<T: Transport> Sink<T> {
                     .format(checkpoint.next_position)
                     .as_bytes(),
             );
-            checkpoint.next_position += 1;
+            next_position = Some(checkpoint.next_position + 1);
             let id = batch.span_since(start);
             batch.push_header(self.config.headers.len() as u32, id);
+            count_header(MESSAGE_ID_HEADER, id);
+        }
+        if header_bytes > 0 {
+            header_bytes += "NATS/1.0\r\n\r\n".len() as u64;
+        }
+        let size = u64::from(payload.len) + header_bytes;
+        if size > max_payload {
+            // It would fail the same way on every try: bad input, not a delivery failure.
+            return Err(RowError {
+                column: String::new(),
+                message: format!(
+                    "its message is {size} bytes ({} of JSON, {header_bytes} of headers), over the server's max_payload of {max_payload} bytes",
+                    payload.len
+                ),
+            });
+        }
+        if let (Some(checkpoint), Some(next)) = (&mut self.checkpoint, next_position) {
+            checkpoint.next_position = next;
         }
         batch.push_message(mark, subject, payload);
         Ok(())
@@ -263,10 +292,13 @@ impl<T: Transport> Sink<T> {
             .fixed_subject
             .as_ref()
             .map(|subject| batch.push_bytes(subject.as_bytes()));
+        // Asked per batch: after a reconnect the server may be another one.
+        let max_payload = self.transport.max_payload();
         let mut refused = None;
         for (index, row) in crate::rows::read(rows).enumerate() {
             let mark = batch.mark();
-            let packed = row.and_then(|row| self.pack(row, &mut batch, mark, fixed_subject));
+            let packed =
+                row.and_then(|row| self.pack(row, &mut batch, mark, fixed_subject, max_payload));
             if let Err(error) = packed {
                 batch.rewind(mark);
                 refused = Some(SinkError::InvalidRow {
@@ -305,6 +337,7 @@ mod tests {
         flushes: usize,
         fail_publish: Option<TransportError>,
         fail_flush: Option<TransportError>,
+        max_payload: Option<u64>,
     }
 
     impl Transport for Recorder {
@@ -322,6 +355,9 @@ mod tests {
             }
             self.flushes += 1;
             Ok(())
+        }
+        fn max_payload(&mut self) -> u64 {
+            self.max_payload.unwrap_or(1 << 20)
         }
     }
 
@@ -512,6 +548,50 @@ mod tests {
         sink.begin_checkpoint(1);
         sink.write(&rows([int(1)])).unwrap();
         assert_eq!(ids(&sink), vec![String::new()]);
+    }
+
+    /// Issue 16: a message over max_payload failed the whole run; it is the row's fault.
+    #[test]
+    fn a_message_over_max_payload_is_a_row_error_that_takes_no_id() {
+        let columns = vec![Column {
+            name: "v".into(),
+            data_type: "varchar".into(),
+        }];
+        let (config, schema) = prepare(&options(), &columns).unwrap();
+        let mut sink = Sink::new(config, schema, Recorder::default());
+        let id_header = (MESSAGE_ID_HEADER.len()
+            + 2
+            + format!("{}:1:0", sink.sink_id.as_deref().unwrap()).len()
+            + 2
+            + 12) as u64;
+        // {"v":"…"} is 8 bytes around the text.
+        let limit = 100u64;
+        sink.transport.max_payload = Some(limit);
+        sink.begin_checkpoint(1);
+        let fits = "a".repeat((limit - id_header - 8) as usize);
+        let over = "a".repeat((limit - id_header - 7) as usize);
+        let mut batch = Rows::new();
+        for text in [fits.as_str(), over.as_str(), "b"] {
+            let value = batch.text(text);
+            batch.push_row([value]);
+        }
+        let err = sink.write(&batch).unwrap_err();
+        assert!(
+            matches!(&err, SinkError::InvalidRow { row: 1, error } if error.message.contains("101 bytes") && error.message.contains("max_payload of 100 bytes")),
+            "{err}"
+        );
+        sink.flush().unwrap();
+        let mut batch = Rows::new();
+        let value = batch.text("c");
+        batch.push_row([value]);
+        sink.write(&batch).unwrap();
+        // The refused row took no position: the next row has the one after the first.
+        let ids = ids(&sink);
+        assert_eq!(ids.len(), 2);
+        assert!(
+            ids[0].ends_with(":1:0") && ids[1].ends_with(":1:1"),
+            "{ids:?}"
+        );
     }
 
     #[test]

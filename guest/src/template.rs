@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::bindings::Value;
 use crate::encode::RowError;
+use crate::options::MAX_SUBJECT_BYTES;
 use crate::rows::RowRef;
 use crate::schema::{DataType, Schema};
 
@@ -145,6 +146,8 @@ impl Template {
     /// A null, or a value that would break `slot`'s rules, is an error naming the column.
     pub fn render(&self, row: RowRef<'_>, slot: Slot, out: &mut String) -> Result<(), RowError> {
         out.clear();
+        // The column that filled the most, to blame when the subject is too long.
+        let mut widest: Option<(&str, usize)> = None;
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
@@ -161,8 +164,22 @@ impl Template {
                             &out[start..]
                         ),
                     })?;
+                    let filled = out.len() - start;
+                    if widest.is_none_or(|(_, most)| filled > most) {
+                        widest = Some((name, filled));
+                    }
                 }
             }
+        }
+        if slot == Slot::SubjectToken && out.len() > MAX_SUBJECT_BYTES {
+            let (name, filled) = widest.unwrap_or_default();
+            return Err(RowError {
+                column: name.to_string(),
+                message: format!(
+                    "its {filled}-byte value makes the subject {} bytes long; NATS's control line leaves room for at most {MAX_SUBJECT_BYTES}",
+                    out.len()
+                ),
+            });
         }
         Ok(())
     }
@@ -285,6 +302,24 @@ mod tests {
             render("{region}", row("a.b"), Slot::HeaderValue).unwrap(),
             "a.b"
         );
+    }
+
+    /// Issue 16: a 10,000-byte value made a subject the server refused, after 5 s of retries.
+    #[test]
+    fn a_subject_past_the_control_line_is_a_row_error_naming_the_column() {
+        let long = "x".repeat(10_000);
+        let err = render("orders.{n}.{region}", row(&long), Slot::SubjectToken).unwrap_err();
+        assert_eq!(err.column, "region");
+        assert!(
+            err.message.contains("10000-byte value")
+                && err.message.contains("10010 bytes long")
+                && err.message.contains("at most 4000"),
+            "{err}"
+        );
+        let fits = "x".repeat(MAX_SUBJECT_BYTES - "orders.".len());
+        assert!(render("orders.{region}", row(&fits), Slot::SubjectToken).is_ok());
+        // A header value's length counts toward max_payload instead.
+        assert!(render("{region}", row(&long), Slot::HeaderValue).is_ok());
     }
 
     #[test]

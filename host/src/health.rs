@@ -23,6 +23,8 @@ pub enum Permission {
     Denied(String),
     /// Not probed, and why.
     Unknown(String),
+    /// Probed, but the probe's outcome shows neither: a check that cannot say yes says no.
+    ProbeFailed(String),
 }
 
 #[derive(Debug, Clone)]
@@ -46,7 +48,11 @@ impl Health {
                 "no permission to publish on `{}`: {why}",
                 self.subject
             )),
-            _ => Ok(match &self.route {
+            Permission::ProbeFailed(why) => Err(format!(
+                "could not confirm permission to publish on `{}`: {why}",
+                self.subject
+            )),
+            Permission::Allowed | Permission::Unknown(_) => Ok(match &self.route {
                 None => format!(
                     "ready: `{}` is filled from each row; each subject's route (a stream, acked, or core NATS) is looked up when first used",
                     self.subject
@@ -122,12 +128,43 @@ async fn probe_jetstream(connection: &NatsConnection, subject: &str) -> Permissi
         e = denied => Permission::Denied(e),
         outcome = probe => match outcome {
             Err(e) if e.kind() == PublishErrorKind::Other && is_expected_stream_mismatch(&e) => Permission::Allowed,
-            Err(e) => Permission::Unknown(format!("the probe failed: {e}")),
-            Ok(_) => Permission::Unknown("the stream stored the probe".into()),
+            Err(e) => Permission::ProbeFailed(format!("the probe failed: {e}")),
+            Ok(_) => Permission::ProbeFailed("the stream stored the probe".into()),
         },
     }
 }
 
 fn is_expected_stream_mismatch(error: &PublishError) -> bool {
     jetstream_error(error).is_some_and(|js| js.error_code().0 == EXPECTED_STREAM_MISMATCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 16: `check` printed `probe failed: timed out`, then `ok: ready`.
+    #[test]
+    fn a_failed_probe_is_never_ok() {
+        let health = |permission| Health {
+            server_name: "n".into(),
+            server_version: "2.9".into(),
+            max_payload: 1 << 20,
+            subject: "s".into(),
+            route: Some(Route::JetStream { stream: "S".into() }),
+            duplicate_window: None,
+            permission,
+        };
+        let failed = health(Permission::ProbeFailed(
+            "the probe failed: timed out".into(),
+        ));
+        assert_eq!(
+            failed.verdict().unwrap_err(),
+            "could not confirm permission to publish on `s`: the probe failed: timed out"
+        );
+        assert!(health(Permission::Denied("no".into())).verdict().is_err());
+        assert!(health(Permission::Allowed).verdict().is_ok());
+        assert!(health(Permission::Unknown("not probed".into()))
+            .verdict()
+            .is_ok());
+    }
 }

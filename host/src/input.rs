@@ -253,25 +253,33 @@ fn convert(ty: &DataType, raw: &str, path: &str) -> Result<Datum, ConvertError> 
             text()
                 .as_deref()
                 .and_then(parse_date)
-                .ok_or_else(|| bad("a date `YYYY-MM-DD`"))?,
+                .ok_or_else(|| bad("a date `YYYY-MM-DD` (years 0001 to 9999)"))?,
         ),
         DataType::Time => Datum::Time(
             text()
                 .as_deref()
                 .and_then(parse_time)
-                .ok_or_else(|| bad("a time `HH:MM:SS[.ffffff]`"))?,
+                .ok_or_else(|| bad("a time `HH:MM:SS[.ffffff]` (seconds 00 to 59)"))?,
         ),
         DataType::Timestamp => Datum::Timestamp(
             text()
                 .as_deref()
                 .and_then(parse_timestamp)
-                .ok_or_else(|| bad("a timestamp `YYYY-MM-DD HH:MM:SS[.ffffff]`"))?,
+                .ok_or_else(|| {
+                    bad(
+                        "a timestamp `YYYY-MM-DD HH:MM:SS[.ffffff]` (years 0001 to 9999, seconds 00 to 59)"
+                    )
+                })?,
         ),
         DataType::Timestamptz => Datum::Timestamptz(
             text()
                 .as_deref()
                 .and_then(parse_timestamptz)
-                .ok_or_else(|| bad("a timestamptz with an offset or `Z`"))?,
+                .ok_or_else(|| {
+                    bad(
+                        "a timestamptz with an offset or `Z` (years 0001 to 9999, seconds 00 to 59)"
+                    )
+                })?,
         ),
         DataType::Interval => {
             let expected = "an interval (`P1Y2M3DT4H5M6S` or `1 day 02:00:00`)";
@@ -474,7 +482,15 @@ fn epoch_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
 }
 
+/// A date-led text starts with a four-digit year and a `-`. chrono's `%Y` also takes a sign
+/// and more digits (`+10000-01-01`, but not `10000-01-01`); RisingWave takes neither.
+fn four_digit_year(s: &str) -> Option<()> {
+    let b = s.as_bytes();
+    (b.len() > 4 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-').then_some(())
+}
+
 pub fn parse_date(s: &str) -> Option<i32> {
+    four_digit_year(s)?;
     let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
     i32::try_from((date - epoch_date()).num_days()).ok()
 }
@@ -487,18 +503,23 @@ pub fn parse_time(s: &str) -> Option<i64> {
 }
 
 pub fn parse_timestamp(s: &str) -> Option<i64> {
+    four_digit_year(s)?;
     let ts = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
         .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"))
         .ok()?;
+    // A leap second (`23:59:60`) would roll into the next day: refused, as for a time.
+    (ts.nanosecond() < 1_000_000_000).then_some(())?;
     Some(ts.and_utc().timestamp_micros())
 }
 
 pub fn parse_timestamptz(s: &str) -> Option<i64> {
+    four_digit_year(s)?;
     chrono::DateTime::parse_from_rfc3339(s)
         .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z"))
         .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%#z"))
-        .map(|t| t.timestamp_micros())
         .ok()
+        .filter(|t| t.nanosecond() < 1_000_000_000)
+        .map(|t| t.timestamp_micros())
         // A `Z` after the space-separated form: the timestamp itself, in UTC.
         .or_else(|| s.strip_suffix('Z').and_then(parse_timestamp))
 }
@@ -815,6 +836,37 @@ mod tests {
         for bad in ["", "P", "PT", "P1X", "1 fortnight", "1", "P1Y2"] {
             assert_eq!(parse_interval(bad), Err(Malformed), "{bad:?}");
         }
+    }
+
+    /// Issue 16: a timestamp's `23:59:60` rolled into the next day while a time's was refused,
+    /// and `+10000-01-01` was a date while `10000-01-01` was not.
+    #[test]
+    fn leap_seconds_and_long_years_are_refused_alike() {
+        assert_eq!(parse_time("23:59:60"), None);
+        assert_eq!(parse_timestamp("2016-12-31 23:59:60"), None);
+        assert_eq!(parse_timestamp("2016-12-31T23:59:60.5"), None);
+        assert_eq!(parse_timestamptz("2016-12-31T23:59:60Z"), None);
+        assert_eq!(parse_timestamptz("2016-12-31 23:59:60+00:00"), None);
+        assert_eq!(parse_timestamptz("2016-12-31 23:59:60Z"), None);
+        for date in [
+            "+10000-01-01",
+            "10000-01-01",
+            "-0001-01-01",
+            "+2024-01-01",
+            "999-01-01",
+        ] {
+            assert_eq!(parse_date(date), None, "{date}");
+            assert_eq!(parse_timestamp(&format!("{date} 00:00:00")), None, "{date}");
+            assert_eq!(
+                parse_timestamptz(&format!("{date}T00:00:00Z")),
+                None,
+                "{date}"
+            );
+        }
+        assert_eq!(parse_date("9999-12-31"), Some(2_932_896));
+        let s = schema(&[("ts", "timestamp")]);
+        let err = parse_line(&s, 2, r#"{"ts":"2016-12-31 23:59:60"}"#).unwrap_err();
+        assert!(err.to_string().contains("seconds 00 to 59"), "{err}");
     }
 
     #[test]

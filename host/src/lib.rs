@@ -31,8 +31,10 @@
 
 pub mod health;
 pub mod input;
+pub mod lines;
 pub mod metrics;
 pub mod policy;
+pub mod preflight;
 pub mod runtime;
 pub mod sql;
 pub mod transport;

@@ -2,19 +2,66 @@
 //!
 //! Exit codes: 0 done; 2 bad options, schema or input; 1 delivery failure.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{anyhow, Context as _};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use nats_sink::input::parse_line;
+use nats_sink::lines::BoundedLines;
 use nats_sink::{Column, Datum, HostError, Rows, SinkError, SinkRuntime};
 use nats_sink_guest::schema::Schema;
 use sha2::{Digest as _, Sha256};
-use tokio::io::AsyncBufReadExt as _;
+
+/// The largest schema file read: a 100,000-column schema is about 4 MB.
+const MAX_SCHEMA_BYTES: u64 = 16 << 20;
+/// The default bound on one input line: eight times nats-server's default max_payload.
+const DEFAULT_MAX_LINE_BYTES: u32 = 8 << 20;
+/// A batch is handed to the component once its rows take this much (values and bytes), even
+/// before `--batch-size` rows, so that a call fits in the guest's memory.
+const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// Set once standard output's reader has gone (a closed pipe, as in `describe | head -1`):
+/// later output is dropped quietly and the command's exit code stands.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Write one line of the command's output. A closed pipe ends output quietly; any other
+/// failure (a full disk) fails the command.
+fn write_out(args: std::fmt::Arguments<'_>) -> Result<(), Failure> {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(e) => Err(Failure::Output(e)),
+    }
+}
+
+/// `println!` whose failure is the command's (see `write_out`).
+macro_rules! say {
+    ($($arg:tt)*) => { write_out(format_args!($($arg)*)) };
+}
+
+/// A line on standard error. If it cannot be written it is lost quietly: the exit code still
+/// tells the outcome, and a run that delivered everything must not fail for its summary.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 mod cli;
 use cli::options::SinkOptions;
@@ -118,6 +165,11 @@ enum Command {
         /// batch size replays rather than duplicates.
         #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         batch_size: u32,
+        /// The longest input line read, in bytes; a longer line stops the run (exit 2) after
+        /// the rows before it are delivered.
+        #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES,
+              value_parser = clap::value_parser!(u32).range(1..=1 << 30))]
+        max_line_bytes: u32,
         /// Serve the sink's metrics in Prometheus text format at http://ADDR/metrics while
         /// it runs (for example 127.0.0.1:9464).
         #[arg(long, value_name = "ADDR")]
@@ -138,10 +190,12 @@ enum Command {
     Describe,
 }
 
-/// How a run ended badly: the caller's input (exit 2) or delivery (exit 1).
+/// How a run ended badly: the caller's input (exit 2), delivery (exit 1), or the command's
+/// own output could not be written (exit 1).
 enum Failure {
     Input(anyhow::Error),
     Delivery(anyhow::Error),
+    Output(std::io::Error),
 }
 
 impl From<HostError> for Failure {
@@ -170,18 +224,16 @@ async fn main() -> ExitCode {
                 input,
                 options,
                 batch_size,
+                max_line_bytes,
                 metrics_addr,
             } => {
                 let options = options.pairs().map_err(Failure::Input)?;
-                run(
-                    component,
-                    &schema,
-                    &input,
-                    &options,
-                    batch_size,
-                    metrics_addr,
-                )
-                .await
+                let limits = RunLimits {
+                    batch_rows: batch_size as usize,
+                    batch_bytes: MAX_BATCH_BYTES,
+                    line_bytes: max_line_bytes as usize,
+                };
+                run(component, &schema, &input, &options, limits, metrics_addr).await
             }
             Command::Validate { options } => {
                 validate(component, &options.pairs().map_err(Failure::Input)?).await
@@ -196,24 +248,68 @@ async fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Input(e)) => {
-            eprintln!("error: {e:#}");
+            note!("error: {e:#}");
             ExitCode::from(2)
         }
         Err(Failure::Delivery(e)) => {
-            eprintln!("error: {e:#}");
+            note!("error: {e:#}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Output(e)) => {
+            note!("error: writing to standard output: {e}");
             ExitCode::from(1)
         }
     }
 }
 
-async fn validate(component: &ComponentArgs, options: &[(String, String)]) -> Result<(), Failure> {
-    let problems = component.load()?.validate(options).await?;
+/// The options' problems that only the host can find (files, keys), as bad options.
+async fn preflight(
+    runtime: &SinkRuntime,
+    options: &[(String, String)],
+) -> Result<Vec<nats_sink::preflight::Problem>, Failure> {
+    let target = runtime.resolve(options).await?;
+    nats_sink::preflight::check(&target.connect, &runtime.reach(options)).map_err(refused)
+}
+
+/// The host's policy refused what the component asked to reach: not the user's options.
+fn refused(error: nats_sink::bindings::transport::TransportError) -> Failure {
+    Failure::Delivery(anyhow!(nats_sink::describe_transport_error(&error)))
+}
+
+fn refuse_preflight(problems: Vec<nats_sink::preflight::Problem>) -> Result<(), Failure> {
     if problems.is_empty() {
-        println!("options are valid");
         return Ok(());
     }
-    for p in &problems {
-        println!("{}", nats_sink::describe_option_problem(p));
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    Err(Failure::Input(anyhow!(
+        "invalid options: {}",
+        lines.join("; ")
+    )))
+}
+
+async fn validate(component: &ComponentArgs, options: &[(String, String)]) -> Result<(), Failure> {
+    let runtime = component.load()?;
+    let mut problems: Vec<String> = runtime
+        .validate(options)
+        .await?
+        .iter()
+        .map(nats_sink::describe_option_problem)
+        .collect();
+    // What `run` would also refuse: files and keys, once the options themselves are valid.
+    if problems.is_empty() {
+        problems = preflight(&runtime, options)
+            .await?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+    }
+    if problems.is_empty() {
+        say!("options are valid")?;
+        return Ok(());
+    }
+    // The verdict is bad options (exit 2) even when the list cannot be written.
+    if let Err(Failure::Output(e)) = problems.iter().try_for_each(|p| say!("{p}")) {
+        note!("error: writing to standard output: {e}");
     }
     Err(Failure::Input(anyhow!(
         "{} problem(s) with the options",
@@ -224,38 +320,40 @@ async fn validate(component: &ComponentArgs, options: &[(String, String)]) -> Re
 async fn check(component: &ComponentArgs, options: &[(String, String)]) -> Result<(), Failure> {
     let runtime = component.load()?;
     let target = runtime.resolve(options).await?;
-    let servers = nats_sink_rules::server_url::redact(&target.connect.servers.join(","));
-    let health = nats_sink::health::check(target, &runtime.reach(options))
+    let reach = runtime.reach(options);
+    refuse_preflight(nats_sink::preflight::check(&target.connect, &reach).map_err(refused)?)?;
+    let servers = target.connect.servers.clone();
+    let health = nats_sink::health::check(target, &reach)
         .await
         .map_err(|e| Failure::Delivery(anyhow!(nats_sink::describe_transport_error(&e))))?;
-    println!(
-        "server       {} {} at {servers}",
-        health.server_name, health.server_version
-    );
-    println!("max_payload  {} bytes", health.max_payload);
+    say!(
+        "server       {} {} at {}",
+        health.server_name,
+        health.server_version,
+        nats_sink::transport::list_servers(&servers)
+    )?;
+    say!("max_payload  {} bytes", health.max_payload)?;
     match &health.route {
-        None => println!("route        per subject (the subject is filled from each row)"),
+        None => say!("route        per subject (the subject is filled from each row)")?,
         Some(nats_sink::Route::JetStream { stream }) => {
             let window = health
                 .duplicate_window
                 .map(|w| format!(", duplicate window {} s", w.as_secs_f64()))
                 .unwrap_or_default();
-            println!("route        JetStream stream {stream} (acked{window})");
+            say!("route        JetStream stream {stream} (acked{window})")?;
         }
         Some(nats_sink::Route::Core) => {
-            println!("route        core NATS (no stream captures the subject)")
+            say!("route        core NATS (no stream captures the subject)")?
         }
     }
     match &health.permission {
-        nats_sink::health::Permission::Allowed => println!("publish      allowed"),
-        nats_sink::health::Permission::Denied(why) => println!("publish      denied: {why}"),
-        nats_sink::health::Permission::Unknown(why) => println!("publish      {why}"),
+        nats_sink::health::Permission::Allowed => say!("publish      allowed")?,
+        nats_sink::health::Permission::Denied(why) => say!("publish      denied: {why}")?,
+        nats_sink::health::Permission::Unknown(why) => say!("publish      {why}")?,
+        nats_sink::health::Permission::ProbeFailed(why) => say!("publish      unknown: {why}")?,
     }
     match health.verdict() {
-        Ok(line) => {
-            println!("ok: {line}");
-            Ok(())
-        }
+        Ok(line) => say!("ok: {line}"),
         Err(line) => Err(Failure::Delivery(anyhow!(line))),
     }
 }
@@ -271,7 +369,7 @@ fn serve_metrics(addr: std::net::SocketAddr, metrics: &nats_sink::Metrics) -> Re
         tiny_http::Header::from_bytes("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             .map_err(|()| Failure::Input(anyhow!("the metrics content type")))?;
     if let Some(bound) = server.server_addr().to_ip() {
-        eprintln!("nats-sink: metrics at http://{bound}/metrics");
+        note!("nats-sink: metrics at http://{bound}/metrics");
     }
     std::thread::spawn(move || {
         for request in server.incoming_requests() {
@@ -299,17 +397,19 @@ async fn describe(component: &ComponentArgs) -> Result<(), Failure> {
         } else {
             format!(" [default: {}]", o.default_value)
         };
-        println!("{:width$}  {required}  {}{default}", o.name, o.doc);
+        say!("{:width$}  {required}  {}{default}", o.name, o.doc)?;
     }
     Ok(())
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SchemaFile {
     columns: Vec<SchemaColumn>,
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SchemaColumn {
     name: String,
     #[serde(rename = "type")]
@@ -318,8 +418,16 @@ struct SchemaColumn {
 
 fn read_schema(path: &PathBuf) -> Result<(Schema, Vec<Column>), Failure> {
     let read = || -> anyhow::Result<(Schema, Vec<Column>)> {
-        let text = std::fs::read_to_string(path)?;
-        let file: SchemaFile = serde_json::from_str(&text)?;
+        // Bounded: `--schema /dev/zero` must not read forever.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)?
+            .take(MAX_SCHEMA_BYTES + 1)
+            .read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > MAX_SCHEMA_BYTES {
+            anyhow::bail!("is larger than {} MiB", MAX_SCHEMA_BYTES >> 20);
+        }
+        let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        let file: SchemaFile = serde_json::from_slice(text)?;
         let schema = Schema::parse(
             file.columns
                 .iter()
@@ -376,6 +484,11 @@ impl Batch {
         u64::from_be_bytes(id)
     }
 
+    /// Roughly what the batch takes in the guest: its values and its strings.
+    fn bytes(&self) -> usize {
+        self.rows.values.len() * std::mem::size_of::<nats_sink::Value>() + self.rows.data.len()
+    }
+
     fn clear(&mut self) {
         self.rows.clear();
         self.lines.clear();
@@ -391,12 +504,23 @@ struct Confirmed {
     line: u64,
 }
 
+/// How much one run holds at once.
+#[derive(Debug, Clone, Copy)]
+struct RunLimits {
+    /// Rows per batch (`--batch-size`).
+    batch_rows: usize,
+    /// Bytes per batch, roughly: its values and its strings.
+    batch_bytes: usize,
+    /// The longest input line (`--max-line-bytes`).
+    line_bytes: usize,
+}
+
 async fn run(
     component: &ComponentArgs,
     schema_path: &PathBuf,
     input: &str,
     options: &[(String, String)],
-    batch_size: u32,
+    limits: RunLimits,
     metrics_addr: Option<std::net::SocketAddr>,
 ) -> Result<(), Failure> {
     let (schema, columns) = read_schema(schema_path)?;
@@ -411,6 +535,7 @@ async fn run(
         )
     };
     let runtime = component.load()?;
+    refuse_preflight(preflight(&runtime, options).await?)?;
     let mut sink = runtime.open(options, &columns).await?;
     if let Some(addr) = metrics_addr {
         serve_metrics(addr, sink.metrics())?;
@@ -428,9 +553,11 @@ async fn run(
         ProgressBar::hidden()
     };
 
-    let mut lines = tokio::io::BufReader::with_capacity(1 << 20, reader).lines();
-    let mut batch = Batch::new(batch_size as usize);
-    let mut line_number = 0u64;
+    let mut lines = BoundedLines::new(
+        tokio::io::BufReader::with_capacity(1 << 20, reader),
+        limits.line_bytes,
+    );
+    let mut batch = Batch::new(limits.batch_rows.min(1 << 16));
     let mut confirmed = Confirmed::default();
     // What stopped the run early. After bad input, what came before it is still delivered.
     let mut stop: Option<Failure> = None;
@@ -439,13 +566,11 @@ async fn run(
             Ok(Some(line)) => line,
             Ok(None) => break,
             Err(e) => {
-                stop = Some(Failure::Input(
-                    anyhow!(e).context(format!("reading line {}", line_number + 1)),
-                ));
+                stop = Some(Failure::Input(e.into()));
                 break;
             }
         };
-        line_number += 1;
+        let line_number = lines.line_number();
         if line.trim().is_empty() {
             continue;
         }
@@ -456,7 +581,7 @@ async fn run(
                 break;
             }
         }
-        if batch.rows.len() >= batch_size as usize {
+        if batch.rows.len() >= limits.batch_rows || batch.bytes() >= limits.batch_bytes {
             if let Err(e) = deliver_batch(&mut sink, &mut batch, &mut confirmed).await {
                 stop = Some(e);
                 break;
@@ -486,7 +611,7 @@ async fn run(
         metrics.payload_bytes,
         confirmed.rows as f64 / seconds.max(1e-9),
     );
-    eprintln!(
+    note!(
         "nats-sink: metrics: rows {} accepted, {} refused; messages {}; bytes {}; retries {}; errors {}; flushes {} (mean {:.1} ms)",
         metrics.rows,
         metrics.rows_refused,
@@ -499,21 +624,42 @@ async fn run(
     );
     let input_error = match (pending, stop) {
         (Some(Failure::Delivery(e)), _) | (None, Some(Failure::Delivery(e))) => {
-            eprintln!("{summary}; delivery failed");
-            return Err(Failure::Delivery(e.context(format!(
-                "rows through input line {} ({} rows) are confirmed; rerun the same input with the same --batch-size to replay the rest (with dedupe on, a stream drops rows it already holds)",
+            note!("{summary}; delivery failed");
+            let reached = format!(
+                "rows through input line {} ({} rows) are confirmed",
                 confirmed.line, confirmed.rows
-            ))));
+            );
+            let advice = if rerun_can_succeed(&e) {
+                format!("{reached}; rerun the same input with the same --batch-size to replay the rest (with dedupe on, a stream drops rows it already holds)")
+            } else {
+                format!("{reached}; the server refused the rest, so a rerun fails the same way until the cause is fixed")
+            };
+            return Err(Failure::Delivery(e.context(advice)));
+        }
+        (Some(Failure::Output(e)), _) | (None, Some(Failure::Output(e))) => {
+            return Err(Failure::Output(e))
         }
         (Some(Failure::Input(e)), _) | (None, Some(Failure::Input(e))) => Some(e),
         (None, None) => None,
     };
-    eprintln!("{summary}; all confirmed");
+    note!("{summary}; all confirmed");
     match input_error {
         Some(e) => Err(Failure::Input(
             e.context(format!("stopped after {} delivered rows", confirmed.rows)),
         )),
         None => Ok(()),
+    }
+}
+
+/// True when the failure may pass on its own (a connection or a timeout), so replaying the
+/// same input can succeed; false for a refusal by the server or the sandbox, which repeats.
+fn rerun_can_succeed(error: &anyhow::Error) -> bool {
+    match error.downcast_ref::<HostError>() {
+        Some(HostError::Sink(SinkError::Connection(_) | SinkError::Timeout(_))) => true,
+        Some(HostError::Sink(SinkError::Closed(cause))) => {
+            cause.contains("connection:") || cause.contains("timeout:")
+        }
+        _ => false,
     }
 }
 

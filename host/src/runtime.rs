@@ -282,6 +282,10 @@ impl transport::HostConnection for SinkState {
             .await
     }
 
+    async fn max_payload(&mut self, handle: Resource<NatsConnection>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&handle)?.max_payload())
+    }
+
     async fn drop(&mut self, handle: Resource<NatsConnection>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

@@ -301,6 +301,29 @@ fn connection_error(message: impl std::fmt::Display) -> TransportError {
     TransportError::Connection(message.to_string())
 }
 
+/// `servers` for a message: the first few, then how many more, so that a list of 1,000
+/// entries does not make a 16 KB error.
+pub fn list_servers(servers: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let shown = redact(&servers[..servers.len().min(SHOWN)].join(","));
+    match servers.len().saturating_sub(SHOWN) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
+/// The wait before connection attempt `attempts` (from 1) when `servers` entries are tried in
+/// turn: none during the first pass, so every entry gets its turn within the connect timeout,
+/// then doubling per pass up to 4 s, as async-nats does per attempt.
+fn reconnect_delay(attempts: usize, servers: usize) -> Duration {
+    let pass = attempts.saturating_sub(1) / servers.max(1);
+    if pass == 0 {
+        return Duration::ZERO;
+    }
+    let exponent = u32::try_from(pass).unwrap_or(u32::MAX).min(12);
+    Duration::from_millis(1u64 << exponent).min(Duration::from_secs(4))
+}
+
 fn millis(ms: u32) -> Duration {
     Duration::from_millis(ms.into())
 }
@@ -345,14 +368,6 @@ fn server_addrs(entries: &[String]) -> Result<(Vec<ServerAddr>, ConnectOptions),
     Ok((addrs, options))
 }
 
-/// The PEM label a file named by a `tls.*` option must hold.
-fn pem_label(option: &str) -> &'static str {
-    match option {
-        "tls.key" => "PRIVATE KEY-----",
-        _ => "-----BEGIN CERTIFICATE-----",
-    }
-}
-
 /// `error` with any text the far end sent cut short and escaped: a server that is not a
 /// NATS server (say an SSH daemon) is named as such, not quoted at length.
 fn far_end_safe(error: &str) -> String {
@@ -388,17 +403,9 @@ fn tls_hint(error: &str, tls_required: bool) -> &'static str {
 /// certificate. Each file is checked here so a wrong path names its option.
 fn with_tls(options: ConnectOptions, tls: Tls) -> Result<ConnectOptions, TransportError> {
     let readable = |option: &str, path: &str| {
-        let holds = pem_label(option);
-        let text = std::fs::read(path)
-            .map_err(|e| connection_error(format!("option `{option}`: `{path}`: {e}")))?;
-        // async-nats would take a file with no PEM block in silence; the error never quotes it.
-        if !text.windows(holds.len()).any(|w| w == holds.as_bytes()) {
-            return Err(connection_error(format!(
-                "option `{option}`: `{path}` holds no PEM `{}` block",
-                holds.trim_matches('-')
-            )));
-        }
-        Ok(std::path::PathBuf::from(path))
+        crate::preflight::tls_file(option, path)
+            .map(|()| std::path::PathBuf::from(path))
+            .map_err(|why| connection_error(format!("option `{option}`: {why}")))
     };
     let mut options = options.require_tls(true);
     if let Some(ca) = &tls.ca_file {
@@ -440,16 +447,12 @@ impl NatsConnection {
                 ConnectOptions::with_nkey(seed)
             }
             Auth::CredentialsFile(path) => {
-                let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
-                    connection_error(format!("option `credentials_file`: reading `{path}`: {e}"))
+                let text = crate::preflight::credentials_file(&path).map_err(|why| {
+                    connection_error(format!("option `credentials_file`: {why}"))
                 })?;
-                // The parser's words may quote the file; only the kind of problem is reported.
-                ConnectOptions::new().credentials(&text).map_err(|_| {
-                    connection_error(format!(
-                        "option `credentials_file`: `{path}` is not a .creds file \
-                         (it needs a user JWT and an NKey seed, as `nsc` writes them)"
-                    ))
-                })?
+                ConnectOptions::new()
+                    .credentials(&text)
+                    .map_err(|_| connection_error("option `credentials_file`: unreadable"))?
             }
         };
         let tls_required = config.tls.is_some();
@@ -461,16 +464,21 @@ impl NatsConnection {
         let sink_events = events.clone();
         // async-nats reconnects on its own, to the given servers and those the cluster
         // advertises, without a limit; the delivery budget decides how long a flush waits.
+        // Each entry gets a share of the connect timeout, so that unreachable entries before
+        // a live one cannot use it all up.
+        let entries = config.servers.len().max(1);
+        let per_entry = (connect_timeout / entries as u32).max(Duration::from_millis(50));
         let options = options
             .name("nats-sink")
-            .connection_timeout(connect_timeout)
+            .connection_timeout(per_entry.min(connect_timeout))
+            .reconnect_delay_callback(move |attempts| reconnect_delay(attempts, entries))
             .request_timeout(Some(ack_timeout))
             .event_callback(move |event| {
                 let events = sink_events.clone();
                 async move { events.record(event) }
             });
 
-        let servers_text = redact(&config.servers.join(","));
+        let servers_text = list_servers(&config.servers);
         let client = match tokio::time::timeout(connect_timeout, options.connect(servers)).await {
             Err(_) => {
                 return Err(TransportError::Timeout(format!(
@@ -520,6 +528,11 @@ impl NatsConnection {
 
     pub fn stats(&self) -> TransportStats {
         self.stats
+    }
+
+    /// The largest message the server now connected to takes (payload and headers).
+    pub fn max_payload(&self) -> u64 {
+        self.client.server_info().max_payload as u64
     }
 
     /// The client, for callers that need more of the server than publishing (health checks).
@@ -1139,6 +1152,68 @@ mod tests {
             initial_backoff_ms: initial,
             max_backoff_ms: max,
         }
+    }
+
+    fn any_span() -> impl proptest::strategy::Strategy<Value = Span> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u32..48, 0u32..48).prop_map(|(start, len)| Span { start, len }),
+            (any::<u32>(), any::<u32>()).prop_map(|(start, len)| Span { start, len }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The host's checks of a guest's batch: any batch is messages or a refusal.
+        #[test]
+        fn any_batch_from_the_guest_is_messages_or_a_refusal(
+            data in proptest::prop_oneof![
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+                proptest::strategy::Strategy::prop_map("[a-z.*> \r\n:é]{0,48}", String::into_bytes),
+            ],
+            header_names in proptest::collection::vec("[A-Za-z: é-]{0,6}", 0..3),
+            headers in proptest::collection::vec((0u32..4, any_span()), 0..4),
+            messages in proptest::collection::vec((any_span(), any_span(), any_span()), 0..4),
+        ) {
+            use proptest::prelude::*;
+            let batch = Batch {
+                data,
+                header_names,
+                headers: headers
+                    .into_iter()
+                    .map(|(name, value)| Header { name, value })
+                    .collect(),
+                messages: messages
+                    .into_iter()
+                    .map(|(subject, payload, headers)| Message { subject, payload, headers })
+                    .collect(),
+            };
+            let count = batch.messages.len();
+            match Outgoing::unpack(batch) {
+                Ok(out) => prop_assert_eq!(out.len(), count),
+                Err(TransportError::Publish(why)) => {
+                    prop_assert!(why.starts_with("the sink produced an invalid message"))
+                }
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+    }
+
+    /// Issue 16: 30 dead entries before a live one never connected; 1,000 made a 16 KB error.
+    #[test]
+    fn every_entry_is_tried_before_any_backoff_and_lists_are_short() {
+        for attempt in 1..=30 {
+            assert_eq!(reconnect_delay(attempt, 30), Duration::ZERO);
+        }
+        assert_eq!(reconnect_delay(31, 30), Duration::from_millis(2));
+        assert_eq!(reconnect_delay(61, 30), Duration::from_millis(4));
+        assert_eq!(reconnect_delay(usize::MAX, 30), Duration::from_secs(4));
+        assert_eq!(reconnect_delay(2, 1), Duration::from_millis(2));
+        let servers: Vec<String> = (0..1000).map(|i| format!("127.0.0.1:{i}")).collect();
+        assert_eq!(
+            list_servers(&servers),
+            "127.0.0.1:0,127.0.0.1:1,127.0.0.1:2 and 997 more"
+        );
+        assert_eq!(list_servers(&servers[..2]), "127.0.0.1:0,127.0.0.1:1");
     }
 
     #[test]

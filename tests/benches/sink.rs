@@ -163,6 +163,10 @@ impl nats_sink_guest::sink::Transport for Discard {
     fn flush(&mut self) -> Result<(), guest::TransportError> {
         Ok(())
     }
+    /// No server: nats-server's default, which the benchmark's rows are far below.
+    fn max_payload(&mut self) -> u64 {
+        1 << 20
+    }
 }
 
 fn options(url: &str, subject: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -250,6 +254,9 @@ impl nats_sink_guest::sink::Transport for Blocking<'_> {
         self.runtime
             .block_on(self.connection.flush())
             .map_err(to_guest_error)
+    }
+    fn max_payload(&mut self) -> u64 {
+        self.connection.max_payload()
     }
 }
 

@@ -68,6 +68,11 @@ export class Connection {
   }
 
   flush() {}
+
+  // What the server announced; the guest refuses a row whose message would not fit.
+  maxPayload() {
+    return BigInt(connected.nc.info?.max_payload ?? 1048576);
+  }
 }
 
 import { headers } from 'nats';

@@ -63,7 +63,11 @@ pub struct Faults {
     pub flush: Option<TransportError>,
 }
 
-#[derive(Default, Clone)]
+/// What the in-memory transport announces as `max-payload` until a test sets another:
+/// nats-server's default.
+pub const DEFAULT_MAX_PAYLOAD: u64 = 1 << 20;
+
+#[derive(Clone)]
 pub struct Recorder {
     pub calls: Arc<Mutex<Vec<Call>>>,
     pub faults: Arc<Mutex<Faults>>,
@@ -71,6 +75,20 @@ pub struct Recorder {
     pub discard: Arc<AtomicBool>,
     /// Messages published, kept or not.
     pub messages: Arc<AtomicU64>,
+    /// What `max-payload` answers.
+    pub max_payload: Arc<AtomicU64>,
+}
+
+impl Default for Recorder {
+    fn default() -> Recorder {
+        Recorder {
+            calls: Arc::default(),
+            faults: Arc::default(),
+            discard: Arc::default(),
+            messages: Arc::default(),
+            max_payload: Arc::new(AtomicU64::new(DEFAULT_MAX_PAYLOAD)),
+        }
+    }
 }
 
 impl Recorder {
@@ -144,6 +162,10 @@ impl self::nats_sink::sink::transport::HostConnection for MemoryState {
         }
         self.recorder.record(Call::Flush);
         Ok(Ok(()))
+    }
+
+    async fn max_payload(&mut self, _: Resource<MemoryConnection>) -> wasmtime::Result<u64> {
+        Ok(self.recorder.max_payload.load(Ordering::Relaxed))
     }
 
     async fn drop(&mut self, handle: Resource<MemoryConnection>) -> wasmtime::Result<()> {

@@ -192,13 +192,15 @@ async fn row_over_max_payload_is_a_clear_error_and_earlier_rows_arrive() {
     let big = "y".repeat(1_100_000);
     let lines = format!("{{\"v\":\"a\"}}\n{{\"v\":\"b\"}}\n{{\"v\":\"c\"}}\n{{\"v\":\"{big}\"}}\n");
     let out = sink_lines(&plain_options(&server, "big"), &[("v", "varchar")], &lines).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // It can never be delivered: bad input, refused with its line and the limit.
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("max payload"),
+        text(&out.stderr).contains("line 4: its message is"),
         "{}",
         text(&out.stderr)
     );
-    // The first batch of three was published before the oversized row was refused client-side.
+    assert!(text(&out.stderr).contains("max_payload of 1048576 bytes"));
+    // The first batch of three was confirmed before the oversized row was refused.
     let got = collect(&mut sub, 3, WAIT).await;
     assert_eq!(got.len(), 3);
 }

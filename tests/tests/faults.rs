@@ -320,13 +320,15 @@ async fn row_over_max_payload_fails_at_once_and_earlier_rows_are_in_the_stream()
     let started = Instant::now();
     let out = cli(args, &lines, CLI_LIMIT).await;
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // It can never be delivered: bad input at its line, after the rows before it.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("Payload size limit of 1048576 exceeded"),
+        stderr.contains("line 3: its message is")
+            && stderr.contains("over the server's max_payload of 1048576 bytes"),
         "{stderr}"
     );
-    assert!(stderr.contains("input line 2 (2 rows)"), "{stderr}");
-    // Not retried: a size the server refuses now it refuses forever.
+    assert!(stderr.contains("2 rows confirmed"), "{stderr}");
+    // Not sent, so not retried: a size the server refuses now it refuses forever.
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(!stderr.contains("resent"), "{stderr}");
     let held: Vec<_> = stream_messages(&js, "BIG", READ_LIMIT)
@@ -341,7 +343,7 @@ async fn row_over_max_payload_fails_at_once_and_earlier_rows_are_in_the_stream()
         held.len(),
         0,
         &format!(
-            "exit 1 at once, naming the limit ({:.1} s); no retry",
+            "exit 2 at once, naming the line and the limit ({:.1} s); not sent",
             started.elapsed().as_secs_f64()
         ),
     );

@@ -86,7 +86,8 @@ async fn tls_with_the_right_ca_delivers_and_a_wrong_or_missing_ca_is_refused() {
     )
     .await;
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // A bad option (exit 2), found before connecting.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("option `tls.ca`: `/nonexistent/ca.pem`"),
         "{stderr}"
@@ -226,15 +227,16 @@ async fn token_nkey_and_creds_file_modes_authenticate() {
     let missing = dir.path().join("missing.creds").display().to_string();
     let out = sink_lines(&creds_file(&missing), &[("id", "integer")], "{\"id\":1}\n").await;
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // Bad options (exit 2), found before connecting.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("option `credentials_file`: reading `") && stderr.contains("missing.creds"),
+        stderr.contains("option `credentials_file`: `") && stderr.contains("missing.creds"),
         "{stderr}"
     );
     std::fs::write(&creds, "not a creds file").unwrap();
     let out = sink_lines(&creds_file(&path), &[("id", "integer")], "{\"id\":1}\n").await;
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("is not a .creds file"), "{stderr}");
 }
 

@@ -26,6 +26,7 @@ class HostTransport(Protocol):
     def open(self, config: Record) -> Optional[Variant]: ...
     def publish(self, batch: Record) -> Optional[Variant]: ...
     def flush(self) -> Optional[Variant]: ...
+    def max_payload(self) -> int: ...
     def dropped(self) -> None: ...
 
 
@@ -40,6 +41,9 @@ class _Refuse:
 
     def flush(self) -> Optional[Variant]:
         return Variant("connection", "not connected")
+
+    def max_payload(self) -> int:
+        return 0
 
     def dropped(self) -> None:
         pass
@@ -83,6 +87,7 @@ class Instance:
                 t.add_func("[static]connection.open", self._open)
                 t.add_func("[method]connection.publish", self._publish)
                 t.add_func("[method]connection.flush", self._flush)
+                t.add_func("[method]connection.max-payload", self._max_payload)
         self.instance = linker.instantiate(self.store, component)
         self._sink = self.instance.get_export_index(self.store, SINK)
         self._funcs: dict[str, Any] = {}
@@ -102,6 +107,10 @@ class Instance:
     def _flush(self, store: Any, conn: ResourceAny) -> Optional[Variant]:
         conn.drop(store)
         return self.transport.flush()
+
+    def _max_payload(self, store: Any, conn: ResourceAny) -> int:
+        conn.drop(store)
+        return self.transport.max_payload()
 
     def call(self, name: str, *args: Any) -> Any:
         func = self._funcs.get(name)

@@ -26,6 +26,21 @@ from . import errors
 Message = tuple[str, bytes, Optional[dict[str, str]]]
 
 
+def redact(servers: str) -> str:
+    """Server entries with their user info masked (`user:***@host:port`, `***@host:port`)."""
+    shown = []
+    for entry in servers.split(","):
+        scheme, sep, rest = entry.rpartition("://")
+        prefix = scheme + sep
+        info, at, host = rest.rpartition("@")
+        if at:
+            user, colon, _ = info.partition(":")
+            info = f"{user}:***" if colon else "***"
+            rest = f"{info}@{host}"
+        shown.append(prefix + rest)
+    return ",".join(shown)
+
+
 def _span(data: bytes, span: Any, what: str) -> bytes:
     start, length = span.start, span.len
     if start + length > len(data):
@@ -146,18 +161,18 @@ class NatsTransport:
         except (asyncio.TimeoutError, nats.errors.TimeoutError) as e:
             # nats-py keeps trying within the bound; what the server said last is the cause.
             cause = f": {self.server_errors[-1]}" if self.server_errors else ""
-            raise errors.ConnectionError(f"no connection to {','.join(config.servers)} within {total:g} s{cause}") from e
+            raise errors.ConnectionError(f"no connection to {redact(','.join(config.servers))} within {total:g} s{cause}") from e
         except (OSError, ssl.SSLError) as e:
-            raise errors.ConnectionError(f"cannot connect to {','.join(config.servers)}: {e}") from e
+            raise errors.ConnectionError(f"cannot connect to {redact(','.join(config.servers))}: {e}") from e
         except Exception as e:  # nats-py's NoServersError, AuthorizationError, ...
-            raise errors.ConnectionError(f"cannot connect to {','.join(config.servers)}: {e!r}") from e
+            raise errors.ConnectionError(f"cannot connect to {redact(','.join(config.servers))}: {e!r}") from e
         self.server_errors.clear()
         self.in_flight = asyncio.Semaphore(max(1, getattr(config.delivery, "max-in-flight")))
 
     # -- the import, as the guest calls it (synchronously) -------------------------------------
     def open(self, config: Record) -> Optional[Variant]:
         if self.nc is None or not self.nc.is_connected:
-            return Variant("connection", f"no connection to {','.join(config.servers)}")
+            return Variant("connection", f"no connection to {redact(','.join(config.servers))}")
         return None
 
     def publish(self, batch: Record) -> Optional[Variant]:
@@ -169,6 +184,10 @@ class NatsTransport:
 
     def flush(self) -> Optional[Variant]:
         return None  # confirmation follows in `confirm`, once the guest's flush has returned
+
+    def max_payload(self) -> int:
+        # What the server announced; the guest refuses a row whose message would not fit.
+        return self.nc.max_payload if self.nc is not None else 0
 
     def dropped(self) -> None:
         pass

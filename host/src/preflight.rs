@@ -93,7 +93,11 @@ pub fn tls_file(option: &str, path: &str) -> Result<(), String> {
         .read_to_end(&mut text)
         .map_err(|e| format!("`{path}`: {e}"))?;
     if !text.windows(label.len()).any(|w| w == label.as_bytes()) {
-        let kind = if option == "tls.key" { "private key" } else { "certificate" };
+        let kind = if option == "tls.key" {
+            "private key"
+        } else {
+            "certificate"
+        };
         return Err(format!("`{path}` holds no PEM {kind}"));
     }
     Ok(())
@@ -220,7 +224,10 @@ mod tests {
             key_file: None,
         };
         let problems = check(&config(Auth::None, Some(tls)));
-        assert!(problems[0].message.contains("holds no PEM certificate"), "{problems:?}");
+        assert!(
+            problems[0].message.contains("holds no PEM certificate"),
+            "{problems:?}"
+        );
         assert!(!problems[0].message.contains("Zq81"), "{problems:?}");
     }
 

@@ -447,9 +447,8 @@ impl NatsConnection {
                 ConnectOptions::with_nkey(seed)
             }
             Auth::CredentialsFile(path) => {
-                let text = crate::preflight::credentials_file(&path).map_err(|why| {
-                    connection_error(format!("option `credentials_file`: {why}"))
-                })?;
+                let text = crate::preflight::credentials_file(&path)
+                    .map_err(|why| connection_error(format!("option `credentials_file`: {why}")))?;
                 ConnectOptions::new()
                     .credentials(&text)
                     .map_err(|_| connection_error("option `credentials_file`: unreadable"))?

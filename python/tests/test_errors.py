@@ -96,16 +96,20 @@ async def test_token_auth(tmp_path: Path) -> None:
         stop_server(server)
 
 
-async def test_publish_error_over_max_payload(tmp_path: Path) -> None:
+async def test_a_row_over_max_payload_is_an_invalid_row_after_the_rows_before_it(tmp_path: Path) -> None:
     server = start_server(tmp_path, "max_payload: 256\n")
     try:
+        nc = await nats.connect(f"nats://{server.address}")
+        sub = await nc.subscribe("e.big")
+        await nc.flush()
         sink = await nats_sink.open(server.options("e.big"), [("s", "varchar")])
-        with pytest.raises(nats_sink.PublishError, match="max_payload"):
-            await sink.write([{"s": "x" * 1000}])
-            await sink.flush()
-        with pytest.raises(nats_sink.Closed):
-            await sink.write([{"s": "small"}])
+        with pytest.raises(nats_sink.InvalidRow, match="max_payload") as refused:
+            await sink.write([{"s": "small"}, {"s": "x" * 1000}])
+        assert refused.value.row == 1
+        await sink.flush()  # the row before the bad one is still delivered and confirmed
+        assert (await sub.next_msg(timeout=5)).data == b'{"s":"small"}'
         await sink.close()
+        await nc.close()
     finally:
         stop_server(server)
 

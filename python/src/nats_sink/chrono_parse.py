@@ -157,14 +157,22 @@ def _date(p: dict[str, int]) -> int:
 
 
 def _time_micros(p: dict[str, int]) -> int:
-    """Microseconds from midnight; a leap second (`:60`) runs into the next second, as chrono's."""
+    """Microseconds from midnight. A leap second (`:60`) is refused, as the CLI refuses it (it
+    would roll into the next day)."""
     h, mi, sec, nano = p["H"], p["M"], p["S"], p.get("f", 0)
-    if h > 23 or mi > 59 or sec > 60:
+    if h > 23 or mi > 59 or sec > 59:
         raise _Fail
     return (h * 3600 + mi * 60 + sec) * 1_000_000 + nano // 1000
 
 
+def _four_digit_year(s: str) -> bool:
+    """Years are written with exactly four digits, as the CLI takes them (0001 to 9999)."""
+    return len(s) > 4 and s[:4].isascii() and s[:4].isdigit() and s[4] == "-"
+
+
 def parse_date(s: str) -> Optional[int]:
+    if not _four_digit_year(s):
+        return None
     try:
         return _date(_scan(s, "%Y-%m-%d"))
     except (_Fail, KeyError):
@@ -186,6 +194,8 @@ def _datetime(p: dict[str, int]) -> int:
 
 
 def parse_timestamp(s: str) -> Optional[int]:
+    if not _four_digit_year(s):
+        return None
     for fmt in ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"):
         try:
             return _datetime(_scan(s, fmt))
@@ -225,7 +235,7 @@ def _rfc3339(s: str) -> int:
     nano = 0
     if rest.startswith("."):
         rest, nano = _nanos(rest[1:])
-    if hour > 23 or minute > 59 or sec > 60:
+    if hour > 23 or minute > 59 or sec > 59:
         raise _Fail
     rest, offset = _offset(rest, False, True, False)
     if rest or abs(offset) >= 86400:
@@ -236,6 +246,8 @@ def _rfc3339(s: str) -> int:
 
 def parse_timestamptz(s: str) -> Optional[int]:
     """RFC 3339, or a space-separated timestamp with an offset, or with `Z` (UTC)."""
+    if not _four_digit_year(s):
+        return None
     try:
         return _rfc3339(s)
     except (_Fail, IndexError):

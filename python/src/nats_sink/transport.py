@@ -135,6 +135,7 @@ class NatsTransport:
         self.acks: list[asyncio.Task[None]] = []
         self.routes: dict[str, bool] = {}  # subject -> a stream captures it
         self.server_errors: list[str] = []
+        self.server_said: str = ""
         self.dropped_since_flush = False
         self.core_since_flush = False
         self.new_core_subject = False
@@ -148,6 +149,8 @@ class NatsTransport:
 
         async def on_error(e: Exception) -> None:
             self.server_errors.append(str(e))
+            if not isinstance(e, OSError):
+                self.server_said = str(e)
 
         async def on_disconnect() -> None:
             self.dropped_since_flush = True
@@ -159,8 +162,10 @@ class NatsTransport:
                 timeout=total,
             )
         except (asyncio.TimeoutError, nats.errors.TimeoutError) as e:
-            # nats-py keeps trying within the bound; what the server said last is the cause.
-            cause = f": {self.server_errors[-1]}" if self.server_errors else ""
+            # nats-py keeps trying within the bound; what the server said (an authorization
+            # error, say) is the cause, rather than the reset of the socket it closed after.
+            last = self.server_said or (self.server_errors[-1] if self.server_errors else "")
+            cause = f": {last}" if last else ""
             raise errors.ConnectionError(f"no connection to {redact(','.join(config.servers))} within {total:g} s{cause}") from e
         except (OSError, ssl.SSLError) as e:
             raise errors.ConnectionError(f"cannot connect to {redact(','.join(config.servers))}: {e}") from e

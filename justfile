@@ -46,8 +46,10 @@ faults: build
 # The benchmark (not a test): raw async-nats vs the native sink vs the component, on core NATS
 # and JetStream at batches of 1, 64 and 1024; encoding alone; start-up with and without the
 # compile cache; instantiation; peak memory over 1,000,000 rows. Prints a table and writes
-# target/bench.json. BENCH_ROWS, BENCH_RUNS and BENCH_MEMORY_ROWS change its size.
+# target/bench.json. BENCH_ROWS, BENCH_RUNS and BENCH_MEMORY_ROWS change its size. Then the
+# Python host beside the CLI in paired rounds (python/bench.py, target/bench-python.json).
 bench:
     ./scripts/build-guest.sh
     cargo build --release -p nats-sink
     cargo bench -p nats-sink-tests --bench sink
+    cd python && python3 bench.py

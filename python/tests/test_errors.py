@@ -138,7 +138,9 @@ async def test_timeout_when_the_server_stops_answering(server: Server) -> None:
     os.kill(server.process.pid, signal.SIGSTOP)  # alive, but silent: no ack will come
     try:
         await sink.write([(2,)])
-        with pytest.raises(nats_sink.TimeoutError, match="retry budget"):
+        # Either the ack's retry budget runs out, or (on a loaded machine, when the ack wait and
+        # the round trip race) the flush's round trip goes unanswered: a timeout both ways.
+        with pytest.raises(nats_sink.TimeoutError, match="retry budget|flush round trip"):
             await sink.flush()
     finally:
         os.kill(server.process.pid, signal.SIGCONT)

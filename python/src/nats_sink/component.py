@@ -15,6 +15,12 @@ from typing import Any, Optional, Protocol
 from wasmtime import Engine, Store
 from wasmtime.component import Component, Linker, Record, ResourceAny, ResourceHost, ResourceType, Variant
 
+from . import _speedups
+
+# Packed rows are `value` variants and byte lists; wasmtime-py's own conversions of those are
+# slow enough to be nearly all of the host's time (see _speedups).
+_speedups.install()
+
 TRANSPORT = "nats-sink:sink/transport@0.1.0"
 SINK = "nats-sink:sink/sink@0.1.0"
 _CONNECTION_TYPE = 1  # our host resource type id for `connection`

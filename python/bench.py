@@ -1,0 +1,87 @@
+"""Throughput of the Python host beside the CLI's, on the same rows, in paired rounds.
+
+Each round starts a nats-server, then sinks the example dataset (3,000 rows of every type)
+through the CLI (the release build `just bench` makes) and through the Python host, to core
+subjects, in batches of 1,024 with a flush per batch. The figure is python / CLI rows per second
+per round; the report gives the median with its min-max spread, flags a spread past +-15%, and
+writes target/bench-python.json. Not a test: `just bench` runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# The package from this checkout and the tests' server helpers, installed or not.
+sys.path[:0] = [str(HERE / "src"), str(HERE / "tests")]
+from conftest import REPO, start_server, stop_server  # noqa: E402  (the tests' server helpers)
+
+import nats_sink  # noqa: E402
+
+SCHEMA = REPO / "examples" / "all_types.schema.json"
+ROWS = REPO / "examples" / "all_types.jsonl"
+CLI = Path(os.environ.get("NATS_SINK_CLI", REPO / "target" / "release" / "nats-sink"))
+ROUNDS = int(os.environ.get("BENCH_PYTHON_ROUNDS", "3"))
+BATCH = 1024
+
+
+def cli_seconds(options: dict[str, str]) -> float:
+    args = [str(CLI), "run", "--schema", str(SCHEMA), "--input", str(ROWS), "--batch-size", str(BATCH)]
+    for key, value in options.items():
+        args += ["--with", f"{key}={value}"]
+    started = time.monotonic()
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"the CLI failed: {done.stderr}")
+    return time.monotonic() - started
+
+
+async def python_seconds(options: dict[str, str], columns: list[tuple[str, str]], rows: list[dict]) -> float:
+    started = time.monotonic()
+    sink = await nats_sink.open(options, columns)
+    for checkpoint, start in enumerate(range(0, len(rows), BATCH)):
+        sink.begin_checkpoint(checkpoint)
+        await sink.write(rows[start : start + BATCH])
+        await sink.flush()
+    await sink.close()
+    return time.monotonic() - started
+
+
+def main() -> None:
+    if not CLI.exists():
+        raise SystemExit(f"bench-python: {CLI} is missing; run `cargo build --release -p nats-sink`")
+    columns = [(c["name"], c["type"]) for c in json.loads(SCHEMA.read_text())["columns"]]
+    rows = [json.loads(line) for line in ROWS.read_text().splitlines()]
+    rounds = []
+    for _ in range(ROUNDS):
+        with tempfile.TemporaryDirectory() as tmp:
+            server = start_server(Path(tmp))
+            try:
+                cli = cli_seconds(server.options("bench.cli"))
+                python = asyncio.run(python_seconds(server.options("bench.py"), columns, rows))
+            finally:
+                stop_server(server)
+        rounds.append({"cli_rows_per_s": len(rows) / cli, "python_rows_per_s": len(rows) / python})
+    ratios = [r["python_rows_per_s"] / r["cli_rows_per_s"] for r in rounds]
+    median = statistics.median(ratios)
+    spread = (min(ratios), max(ratios))
+    wide = max(abs(spread[0] / median - 1), abs(spread[1] / median - 1)) > 0.15
+    print(f"python host / CLI, {len(rows)} rows, batch {BATCH}, {ROUNDS} paired rounds: "
+          f"{median:.3f} (min {spread[0]:.3f}, max {spread[1]:.3f}){'  SPREAD > 15%' if wide else ''}")
+    for r in rounds:
+        print(f"  CLI {r['cli_rows_per_s']:,.0f} rows/s, Python {r['python_rows_per_s']:,.0f} rows/s")
+    out = REPO / "target" / "bench-python.json"
+    out.write_text(json.dumps({"rounds": rounds, "ratio_median": median, "ratio_min": spread[0],
+                               "ratio_max": spread[1], "spread_over_15_percent": wide}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Two speed-ups for wasmtime-py's component values, which the packed rows need.
+
+- A variant's cases: wasmtime-py lists them afresh through the C API for every value it lowers
+  (about 0.5 ms for the WIT's `value` variant), which was nearly all of the Python host's time.
+  A variant type never changes, so its cases (and whether it is tagged) are remembered on it.
+- `list<u8>`: converted one byte at a time through ctypes. The bulk path lays out the very same
+  C values (`wasmtime_component_val_t`, kind U8) with slice assignment and one memmove. It checks
+  itself against wasmtime-py's own conversion first, both ways, and leaves wasmtime-py as it is
+  if the two disagree (a future layout change).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any, Callable
+
+from wasmtime import _ffi as ffi
+from wasmtime.component import _types
+
+_VAL = ffi.wasmtime_component_val_t
+_SIZE = ctypes.sizeof(_VAL)
+_KIND = _VAL.kind.offset
+_VALUE = _VAL.of.offset
+_U8 = bytes([ffi.WASMTIME_COMPONENT_U8.value])
+
+
+def _to_c(val: Any, ptr: Any) -> None:
+    if not isinstance(val, (bytes, bytearray, memoryview)):
+        raise TypeError("expected bytes value")
+    data = bytes(val)
+    n = len(data)
+    raw = ffi.wasmtime_component_vallist_t()
+    ffi.wasmtime_component_vallist_new_uninit(raw, n)
+    if n:
+        layout = bytearray(n * _SIZE)
+        layout[_KIND::_SIZE] = _U8 * n
+        layout[_VALUE::_SIZE] = data
+        ctypes.memmove(raw.data, bytes(layout), len(layout))
+    ptr.contents.kind = ffi.WASMTIME_COMPONENT_LIST
+    ptr.contents.of.list = raw
+
+
+def _from_c(c: Any) -> bytes:
+    assert c.kind == ffi.WASMTIME_COMPONENT_LIST.value
+    try:
+        n = c.of.list.size
+        if n == 0:
+            return b""
+        return ctypes.string_at(c.of.list.data, n * _SIZE)[_VALUE::_SIZE]
+    finally:
+        ffi.wasmtime_component_vallist_delete(ctypes.byref(c.of.list))
+
+
+def _agrees(original_to_c: Callable[..., None], original_from_c: Callable[..., Any]) -> bool:
+    """Both paths give the same values as wasmtime-py's own, each way."""
+    sample = bytes(range(256)) * 3
+
+    class ListU8:  # what wasmtime-py's conversions use of a `list<u8>` type
+        element = _types.U8()
+
+        def _is_bytes(self) -> bool:
+            return True
+
+    list_u8 = ListU8()
+    try:
+        ours = _VAL()
+        _to_c(sample, ctypes.pointer(ours))
+        if original_from_c(list_u8, ours) != sample:
+            return False
+        theirs = _VAL()
+        original_to_c(list_u8, None, sample, ctypes.pointer(theirs))
+        return _from_c(theirs) == sample
+    except Exception:
+        return False
+
+
+def _remember_variant_cases() -> None:
+    variant = _types.VariantType
+    if getattr(variant, "_nats_sink_memo", False):
+        return
+    cases, tagged = variant._cases, variant._tagged
+
+    def remembered_cases(self: Any) -> Any:
+        memo = self.__dict__.get("_nats_sink_cases")
+        if memo is None:
+            memo = self.__dict__["_nats_sink_cases"] = cases(self)
+        return memo
+
+    def remembered_tagged(self: Any) -> bool:
+        memo = self.__dict__.get("_nats_sink_tagged")
+        if memo is None:
+            memo = self.__dict__["_nats_sink_tagged"] = tagged(self)
+        return memo
+
+    variant._cases = remembered_cases  # type: ignore[method-assign]
+    variant._tagged = remembered_tagged  # type: ignore[method-assign]
+    variant._nats_sink_memo = True  # type: ignore[attr-defined]
+
+
+def install() -> bool:
+    """Install both; false when the `list<u8>` path was unsafe and left out."""
+    _remember_variant_cases()
+    list_type = _types.ListType
+    if getattr(list_type, "_nats_sink_bulk", False):
+        return True
+    original_to_c, original_from_c = list_type.convert_to_c, list_type.convert_from_c
+    if _SIZE < _VALUE + 1 or not _agrees(original_to_c, original_from_c):
+        return False
+
+    def convert_to_c(self: Any, store: Any, val: Any, ptr: Any) -> None:
+        if self._is_bytes():
+            _to_c(val, ptr)
+        else:
+            original_to_c(self, store, val, ptr)
+
+    def convert_from_c(self: Any, c: Any) -> Any:
+        return _from_c(c) if self._is_bytes() else original_from_c(self, c)
+
+    list_type.convert_to_c = convert_to_c  # type: ignore[method-assign]
+    list_type.convert_from_c = convert_from_c  # type: ignore[method-assign]
+    list_type._nats_sink_bulk = True  # type: ignore[attr-defined]
+    return True

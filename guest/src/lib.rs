@@ -14,6 +14,7 @@ pub mod options;
 pub mod rows;
 pub mod schema;
 pub mod sink;
+pub mod stream;
 pub mod suggest;
 pub mod template;
 
@@ -29,8 +30,8 @@ pub mod bindings {
         Target, Value,
     };
     pub use nats_sink::sink::transport::{
-        Auth, Batch, ConnectConfig, Credential, Delivery, Header, Message, Span, Tls,
-        TransportError, UserPassword,
+        Auth, Batch, ConnectConfig, Credential, Delivery, Header, Message, Span, StreamRequest,
+        Tls, TransportError, UserPassword,
     };
 }
 
@@ -142,6 +143,18 @@ pub fn connect_config(config: &SinkConfig) -> bindings::ConnectConfig {
             initial_backoff_ms: config.delivery.initial_backoff_ms,
             max_backoff_ms: config.delivery.max_backoff_ms,
         },
+        create_stream: config.create_stream.map(|limits| {
+            let subject = stream::captured_subject(&config.subject_template);
+            bindings::StreamRequest {
+                name: stream::stream_name(&subject),
+                subject,
+                max_bytes: limits.max_bytes,
+                max_messages: limits.max_messages,
+                max_messages_per_subject: limits.max_messages_per_subject,
+                max_consumers: limits.max_consumers,
+                max_message_size: limits.max_message_size,
+            }
+        }),
     }
 }
 

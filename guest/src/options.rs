@@ -6,6 +6,7 @@ use std::fmt;
 use crate::encode::{
     DateMode, JsonbMode, KeyOrder, Modes, TimeMode, TimestampMode, TimestamptzMode,
 };
+use crate::stream::StreamLimits;
 use crate::template::Template;
 
 /// One problem with one option. `Display` never shows a secret's value.
@@ -149,6 +150,12 @@ pub const OPTION_SPECS: &[OptionSpec] = &[
     spec("retry.max_elapsed_ms", false, "60000", "Time from a message's first failure to giving up, in milliseconds (1 to 3600000)."),
     spec("retry.initial_backoff_ms", false, "100", "Wait before the first resend, in milliseconds (1 to 60000); doubled each time, with jitter."),
     spec("retry.max_backoff_ms", false, "2000", "Longest wait between resends, in milliseconds (1 to 600000); at least retry.initial_backoff_ms."),
+    spec("allow_create_stream", false, "false", "RisingWave's key; ours to act on: `true` makes the host create a JetStream stream for the subject (a `{column}` token as `*`), named `nats-sink-` and 16 hex digits of SHA-256 over that subject, with the max_* limits below, when no stream captures it."),
+    spec("max_bytes", false, "-1", "RisingWave's key: with allow_create_stream, the created stream's max_bytes (-1 to 9223372036854775807; -1 or 0: no limit)."),
+    spec("max_messages", false, "-1", "RisingWave's key: with allow_create_stream, the created stream's max_msgs (-1 to 9223372036854775807; -1 or 0: no limit)."),
+    spec("max_messages_per_subject", false, "-1", "RisingWave's key: with allow_create_stream, the created stream's max_msgs_per_subject (-1 to 9223372036854775807; -1 or 0: no limit)."),
+    spec("max_consumers", false, "-1", "RisingWave's key: with allow_create_stream, the created stream's max_consumers (-1 to 2147483647; -1 or 0: no limit)."),
+    spec("max_message_size", false, "-1", "RisingWave's key: with allow_create_stream, the created stream's max_msg_size in bytes (-1 to 2147483647; -1 or 0: no limit)."),
 ];
 
 /// The `describe` name standing for every `headers.<name>` option.
@@ -206,6 +213,8 @@ pub struct SinkConfig {
     pub dedupe: bool,
     pub delivery: Delivery,
     pub modes: Modes,
+    /// `Some` when `allow_create_stream` is true: the limits of the stream to create.
+    pub create_stream: Option<StreamLimits>,
 }
 
 /// Every problem with `options`; empty when they are valid.
@@ -323,6 +332,7 @@ impl SinkConfig {
         let delivery = parse_delivery(&given, &mut c);
         let headers = parse_headers(&given, dedupe, &mut c);
         let modes = parse_modes(&given, &mut c);
+        let create_stream = parse_create_stream(&given, &mut c);
 
         match (c.problems.is_empty(), auth) {
             (true, Some(auth)) => Ok(SinkConfig {
@@ -338,6 +348,7 @@ impl SinkConfig {
                 dedupe,
                 delivery,
                 modes,
+                create_stream,
             }),
             _ => Err(c.problems),
         }
@@ -658,6 +669,31 @@ fn parse_delivery(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Delivery {
         );
     }
     delivery
+}
+
+/// `allow_create_stream` and the limits of the stream it creates. The limits are checked even
+/// when no stream is to be created, as RisingWave parses them either way.
+fn parse_create_stream(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<StreamLimits> {
+    let allow = match given.get("allow_create_stream") {
+        None => false,
+        Some(raw) => parse_bool(raw).unwrap_or_else(|| {
+            c.push(
+                "allow_create_stream",
+                format!("must be `true` or `false`, got `{raw}`"),
+            );
+            false
+        }),
+    };
+    let limits = match crate::stream::parse_limits(given) {
+        Ok(limits) => limits,
+        Err(problems) => {
+            for (name, message) in problems {
+                c.push(name, message);
+            }
+            return None;
+        }
+    };
+    allow.then_some(limits)
 }
 
 fn parse_bool(raw: &str) -> Option<bool> {
@@ -1279,6 +1315,48 @@ mod tests {
             .unwrap_err()
             .contains("at most 64"));
         assert!(check_sink_id("").is_err());
+    }
+
+    /// Issue 15: RisingWave's stream keys were refused as unknown.
+    #[test]
+    fn risingwave_stream_keys_are_accepted_and_checked() {
+        let config = SinkConfig::parse(&opts(&with(&[
+            ("max_bytes", "1048576"),
+            ("max_messages", "100"),
+            ("max_messages_per_subject", "10"),
+            ("max_consumers", "5"),
+            ("max_message_size", "4096"),
+        ])))
+        .unwrap();
+        // RisingWave parses them and acts on none; without allow_create_stream, neither do we.
+        assert_eq!(config.create_stream, None);
+        let config = SinkConfig::parse(&opts(&with(&[
+            ("allow_create_stream", "true"),
+            ("max_bytes", "1048576"),
+            ("max_consumers", "5"),
+        ])))
+        .unwrap();
+        let limits = config.create_stream.unwrap();
+        assert_eq!((limits.max_bytes, limits.max_consumers), (1_048_576, 5));
+        assert_eq!(limits.max_messages, crate::stream::NO_LIMIT);
+        assert_eq!(
+            SinkConfig::parse(&opts(&with(&[("allow_create_stream", "false")])))
+                .unwrap()
+                .create_stream,
+            None
+        );
+        let p = problems(&with(&[
+            ("allow_create_stream", "yes"),
+            ("max_messages", "lots"),
+            ("max_message_size", "-5"),
+        ]));
+        let names: Vec<_> = p.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["allow_create_stream", "max_messages", "max_message_size"]
+        );
+        assert!(p[0].1.contains("`true` or `false`, got `yes`"), "{p:?}");
+        assert!(p[2].1.contains("from -1 to 2147483647"), "{p:?}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use async_nats::HeaderMap;
 use crate::bindings::exports::nats_sink::sink::sink::Target;
 use crate::bindings::transport::TransportError;
 use crate::policy::Reach;
+use crate::stream::StreamPlan;
 use crate::transport::{jetstream_error, NatsConnection, Route};
 
 /// A stream name can hold no `.`, so no stream matches this and the probe is never stored.
@@ -38,11 +39,23 @@ pub struct Health {
     /// The stream's duplicate window, where JetStream captures the subject.
     pub duplicate_window: Option<Duration>,
     pub permission: Permission,
+    /// With `allow_create_stream`: the stream that captures the subject, or the one a sink
+    /// would create. `check` creates nothing.
+    pub stream_plan: Option<StreamPlan>,
 }
 
 impl Health {
     /// One line: fine, or the first reason it is not.
     pub fn verdict(&self) -> Result<String, String> {
+        if let (Some(StreamPlan::Create(request)), Permission::Allowed | Permission::Unknown(_)) =
+            (&self.stream_plan, &self.permission)
+        {
+            return Ok(format!(
+                "ready: no stream captures `{}`; the sink will create {} before its first publish",
+                request.subject,
+                crate::stream::describe(request)
+            ));
+        }
         match &self.permission {
             Permission::Denied(why) => Err(format!(
                 "no permission to publish on `{}`: {why}",
@@ -71,10 +84,16 @@ impl Health {
 }
 
 /// Connect as a sink with `target` would, within `reach`, and look around.
-pub async fn check(target: Target, reach: &Reach) -> Result<Health, TransportError> {
+pub async fn check(mut target: Target, reach: &Reach) -> Result<Health, TransportError> {
     reach.check(&target.connect)?;
+    // Taken out so that connecting creates nothing; the plan is reported instead.
+    let request = target.connect.create_stream.take();
     let mut connection = NatsConnection::connect(target.connect).await?;
     let info = connection.client().server_info();
+    let stream_plan = match &request {
+        None => None,
+        Some(request) => Some(crate::stream::plan(connection.jetstream(), request).await?),
+    };
     let route = match target.subject_from_row {
         true => None,
         false => Some(connection.route(&target.subject).await?),
@@ -106,6 +125,7 @@ pub async fn check(target: Target, reach: &Reach) -> Result<Health, TransportErr
         route,
         duplicate_window,
         permission,
+        stream_plan,
     })
 }
 
@@ -153,6 +173,7 @@ mod tests {
             route: Some(Route::JetStream { stream: "S".into() }),
             duplicate_window: None,
             permission,
+            stream_plan: None,
         };
         let failed = health(Permission::ProbeFailed(
             "the probe failed: timed out".into(),

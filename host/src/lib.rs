@@ -37,6 +37,7 @@ pub mod policy;
 pub mod preflight;
 pub mod runtime;
 pub mod sql;
+pub mod stream;
 pub mod transport;
 pub mod value;
 

@@ -346,6 +346,16 @@ async fn check(component: &ComponentArgs, options: &[(String, String)]) -> Resul
             say!("route        core NATS (no stream captures the subject)")?
         }
     }
+    match &health.stream_plan {
+        None => {}
+        Some(nats_sink::stream::StreamPlan::Captured { stream }) => {
+            say!("stream       {stream} captures the subject; allow_create_stream creates nothing")?
+        }
+        Some(nats_sink::stream::StreamPlan::Create(request)) => say!(
+            "stream       would create {} (not created by check)",
+            nats_sink::stream::describe(request)
+        )?,
+    }
     match &health.permission {
         nats_sink::health::Permission::Allowed => say!("publish      allowed")?,
         nats_sink::health::Permission::Denied(why) => say!("publish      denied: {why}")?,

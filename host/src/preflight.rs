@@ -165,6 +165,7 @@ mod tests {
                 initial_backoff_ms: 1,
                 max_backoff_ms: 1,
             },
+            create_stream: None,
         }
     }
 

@@ -500,6 +500,10 @@ impl NatsConnection {
             .max_ack_inflight(delivery.max_in_flight as usize + 1)
             .backpressure_on_inflight(true)
             .build(client.clone());
+        // Before anything is published, so that the first message already has its stream.
+        if let Some(request) = &config.create_stream {
+            crate::stream::ensure(&jetstream, request).await?;
+        }
         let echo_subject = client.new_inbox();
         let echo = client
             .subscribe(echo_subject.clone())
@@ -1037,7 +1041,7 @@ fn is_transient(error: &PublishError) -> bool {
 }
 
 /// True when JetStream is not enabled on the server: its API has no responders.
-fn is_no_responders(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn is_no_responders(e: &(dyn std::error::Error + 'static)) -> bool {
     use async_nats::jetstream::context::{RequestError, RequestErrorKind};
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {

@@ -495,6 +495,15 @@ fn to_host_connect(c: guest::ConnectConfig) -> nats_sink::bindings::transport::C
             initial_backoff_ms: c.delivery.initial_backoff_ms,
             max_backoff_ms: c.delivery.max_backoff_ms,
         },
+        create_stream: c.create_stream.map(|r| h::StreamRequest {
+            name: r.name,
+            subject: r.subject,
+            max_bytes: r.max_bytes,
+            max_messages: r.max_messages,
+            max_messages_per_subject: r.max_messages_per_subject,
+            max_consumers: r.max_consumers,
+            max_message_size: r.max_message_size,
+        }),
     }
 }
 

@@ -4,7 +4,7 @@
 // layout, as JSON: see tests/tests/jco.rs) in one batch, flushes, and confirms.
 import { readFileSync } from 'node:fs';
 import { connect } from 'nats';
-import { useConnection, confirm } from './transport.js';
+import { useConnection, confirm, ensureStream } from './transport.js';
 
 const [componentDir, rowsPath, optionsPath] = process.argv.slice(2);
 const sink = await import(`${componentDir}/nats-sink.js`);
@@ -30,6 +30,7 @@ function value(v) {
 
 const target = api.resolve(options);
 const nc = await connect({ servers: target.connect.servers, timeout: target.connect.connectTimeoutMs });
+await ensureStream(nc, target.connect.createStream);
 let jetstream = null;
 try {
   const jsm = await nc.jetstreamManager();

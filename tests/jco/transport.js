@@ -19,6 +19,37 @@ export async function confirm() {
   await connected.nc.flush();
 }
 
+/**
+ * With `allow_create_stream` (the connect-config's `createStream`): create the requested stream,
+ * with its limits, unless a stream already captures its subject. Runs before the guest opens,
+ * since jco's imports cannot await.
+ */
+export async function ensureStream(nc, request) {
+  if (!request) return;
+  const jsm = await nc.jetstreamManager();
+  try {
+    await jsm.streams.find(request.subject);
+    return;
+  } catch (e) {
+    if (!String(e && e.message).includes('no stream matches subject')) throw e;
+  }
+  // The limits are s64 (BigInt) or s32; the client sends JSON numbers, exact up to 2^53.
+  const limit = (name, v) => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n)) throw new Error(`${name} ${v} is beyond what this host sends exactly`);
+    return n;
+  };
+  await jsm.streams.add({
+    name: request.name,
+    subjects: [request.subject],
+    max_bytes: limit('max_bytes', request.maxBytes),
+    max_msgs: limit('max_messages', request.maxMessages),
+    max_msgs_per_subject: limit('max_messages_per_subject', request.maxMessagesPerSubject),
+    max_consumers: limit('max_consumers', request.maxConsumers),
+    max_msg_size: limit('max_message_size', request.maxMessageSize),
+  });
+}
+
 function fail(tag, message) {
   const e = new Error(message);
   e.payload = { tag, val: message };

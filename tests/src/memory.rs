@@ -49,7 +49,8 @@ pub fn unpack(batch: &Batch) -> Vec<Message> {
 /// One recorded transport call.
 #[derive(Debug, Clone)]
 pub enum Call {
-    Open(ConnectConfig),
+    /// Boxed: a config is far larger than the other calls.
+    Open(Box<ConnectConfig>),
     Publish(Vec<Message>),
     Flush,
     Drop,
@@ -129,7 +130,7 @@ impl self::nats_sink::sink::transport::HostConnection for MemoryState {
         &mut self,
         config: ConnectConfig,
     ) -> wasmtime::Result<Result<Resource<MemoryConnection>, TransportError>> {
-        self.recorder.record(Call::Open(config));
+        self.recorder.record(Call::Open(Box::new(config)));
         if let Some(e) = self.recorder.faults.lock().unwrap().open.take() {
             return Ok(Err(e));
         }

@@ -77,6 +77,49 @@ async fn open_passes_parsed_options_to_the_transport() {
     );
     assert_eq!(config.connect_timeout_ms, 5000);
     assert_eq!(config.flush_timeout_ms, 1234);
+    assert!(config.create_stream.is_none(), "no allow_create_stream");
+}
+
+/// Issue 15: `allow_create_stream` reaches the transport as a stream request with its limits,
+/// its wildcard subject and its deterministic name.
+#[tokio::test]
+async fn allow_create_stream_reaches_the_transport_as_a_stream_request() {
+    let host = host();
+    let mut instance = host.instance().await.unwrap();
+    let options = options(&[
+        ("server_url", "127.0.0.1:4222"),
+        ("subject", "orders.{region}"),
+        ("connect_mode", "plain"),
+        ("allow_create_stream", "true"),
+        ("max_bytes", "2048"),
+        ("max_messages_per_subject", "3"),
+        ("max_message_size", "512"),
+    ]);
+    let schema = vec![Column {
+        name: "region".into(),
+        data_type: "varchar".into(),
+    }];
+    instance.open(&options, &schema).await.unwrap().unwrap();
+    let calls = instance.recorder.calls();
+    let [Call::Open(config)] = calls.as_slice() else {
+        panic!("{calls:?}")
+    };
+    let request = config.create_stream.as_ref().expect("a stream request");
+    assert_eq!(request.subject, "orders.*");
+    assert_eq!(
+        request.name,
+        nats_sink_guest::stream::stream_name("orders.*")
+    );
+    assert_eq!(
+        (
+            request.max_bytes,
+            request.max_messages,
+            request.max_messages_per_subject,
+            request.max_consumers,
+            request.max_message_size
+        ),
+        (2048, -1, 3, -1, 512)
+    );
 }
 
 #[tokio::test]

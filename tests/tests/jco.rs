@@ -95,15 +95,14 @@ fn run(command: &mut Command, what: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_node_host_publishes_exactly_what_the_wasmtime_host_publishes() {
+/// The component transpiled by jco into `work`, its transport mapped to `tests/jco/transport.js`.
+fn transpile(work: &Path) -> std::path::PathBuf {
     let jco_dir = repo_file("tests/jco");
     assert!(
         jco_dir.join("node_modules/.bin/jco").exists(),
         "tests/jco/node_modules is missing: run ./setup.sh (npm ci)"
     );
-    let work = tempfile::tempdir().unwrap();
-    let transpiled = work.path().join("component");
+    let transpiled = work.join("component");
     let transport = jco_dir.join("transport.js").canonicalize().unwrap();
     run(
         Command::new(jco_dir.join("node_modules/.bin/jco"))
@@ -116,6 +115,55 @@ async fn the_node_host_publishes_exactly_what_the_wasmtime_host_publishes() {
             .arg(format!("nats-sink:sink/transport={}", transport.display())),
         "jco transpile",
     );
+    transpiled
+}
+
+/// `tests/jco/run.mjs`: the Node host opens the sink with `options`, writes `rows`, flushes.
+async fn node_sink(
+    work: &Path,
+    transpiled: &Path,
+    columns: &[Column],
+    rows: &Rows,
+    options: Vec<(String, String)>,
+) {
+    let rows_path = work.join("rows.json");
+    let columns_json: Vec<Json> = columns
+        .iter()
+        .map(|c| json!({"name": c.name, "dataType": c.data_type}))
+        .collect();
+    std::fs::write(
+        &rows_path,
+        json!({"columns": columns_json, "rows": rows_json(rows)}).to_string(),
+    )
+    .unwrap();
+    let options_path = work.join("options.json");
+    let node_options: Vec<[String; 2]> = options.into_iter().map(|(k, v)| [k, v]).collect();
+    std::fs::write(&options_path, serde_json::to_string(&node_options).unwrap()).unwrap();
+    let node = tokio::task::spawn_blocking({
+        let transpiled = transpiled.to_path_buf();
+        let script = repo_file("tests/jco/run.mjs");
+        move || {
+            run(
+                Command::new("node")
+                    .arg(script)
+                    .arg(&transpiled)
+                    .arg(&rows_path)
+                    .arg(&options_path)
+                    .current_dir(Path::new(env!("CARGO_MANIFEST_DIR"))),
+                "node run.mjs",
+            )
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(60), node)
+        .await
+        .expect("the Node host finished within 60 s")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_host_publishes_exactly_what_the_wasmtime_host_publishes() {
+    let work = tempfile::tempdir().unwrap();
+    let transpiled = transpile(work.path());
 
     let (columns, rows) = example_rows();
     let server = NatsServer::start();
@@ -133,42 +181,8 @@ async fn the_node_host_publishes_exactly_what_the_wasmtime_host_publishes() {
     sink.write(&rows).await.unwrap();
     sink.flush().await.unwrap();
 
-    let rows_path = work.path().join("rows.json");
-    let columns_json: Vec<Json> = columns
-        .iter()
-        .map(|c| json!({"name": c.name, "dataType": c.data_type}))
-        .collect();
-    std::fs::write(
-        &rows_path,
-        json!({"columns": columns_json, "rows": rows_json(&rows)}).to_string(),
-    )
-    .unwrap();
-    let options_path = work.path().join("options.json");
-    let node_options: Vec<[String; 2]> = plain_options(&server, "node.rows")
-        .into_iter()
-        .map(|(k, v)| [k, v])
-        .collect();
-    std::fs::write(&options_path, serde_json::to_string(&node_options).unwrap()).unwrap();
-    let node = tokio::task::spawn_blocking({
-        let (transpiled, rows_path, options_path) =
-            (transpiled.clone(), rows_path.clone(), options_path.clone());
-        let script = jco_dir.join("run.mjs");
-        move || {
-            run(
-                Command::new("node")
-                    .arg(script)
-                    .arg(&transpiled)
-                    .arg(&rows_path)
-                    .arg(&options_path)
-                    .current_dir(Path::new(env!("CARGO_MANIFEST_DIR"))),
-                "node run.mjs",
-            )
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(60), node)
-        .await
-        .expect("the Node host finished within 60 s")
-        .unwrap();
+    let options = plain_options(&server, "node.rows");
+    node_sink(work.path(), &transpiled, &columns, &rows, options).await;
 
     let wasmtime = collect(&mut from_wasmtime, rows.len(), WAIT).await;
     let node = collect(&mut from_node, rows.len(), WAIT).await;
@@ -183,4 +197,36 @@ async fn the_node_host_publishes_exactly_what_the_wasmtime_host_publishes() {
             String::from_utf8_lossy(&b.payload)
         );
     }
+}
+
+/// Issue 15: the Node host honours `allow_create_stream` as the wasmtime host does: the stream
+/// the guest names, with its limits, holding every row.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_host_creates_the_requested_stream() {
+    let work = tempfile::tempdir().unwrap();
+    let transpiled = transpile(work.path());
+    let (columns, rows) = example_rows();
+    let server = NatsServer::start_jetstream();
+    let mut options = plain_options(&server, "node.created");
+    options.extend(nats_sink_tests::options(&[
+        ("allow_create_stream", "true"),
+        ("max_messages", "5000"),
+        ("max_message_size", "65536"),
+        ("max_consumers", "4"),
+    ]));
+    node_sink(work.path(), &transpiled, &columns, &rows, options).await;
+
+    let name = nats_sink_guest::stream::stream_name("node.created");
+    let js = async_nats::jetstream::new(server.client().await);
+    let mut stream = js
+        .get_stream(&name)
+        .await
+        .expect("the Node host created it");
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.config.subjects, vec!["node.created".to_string()]);
+    assert_eq!(info.config.max_messages, 5000);
+    assert_eq!(info.config.max_message_size, 65536);
+    assert_eq!(info.config.max_consumers, 4);
+    assert_eq!(info.config.max_bytes, -1);
+    assert_eq!(info.state.messages, rows.len() as u64);
 }

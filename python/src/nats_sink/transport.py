@@ -19,6 +19,7 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
+from nats.js.api import StreamConfig
 from wasmtime.component import Record, Variant
 
 from . import errors
@@ -173,6 +174,44 @@ class NatsTransport:
             raise errors.ConnectionError(f"cannot connect to {redact(','.join(config.servers))}: {e!r}") from e
         self.server_errors.clear()
         self.in_flight = asyncio.Semaphore(max(1, getattr(config.delivery, "max-in-flight")))
+        request = getattr(config, "create-stream", None)
+        if request is not None:
+            await self._ensure_stream(request)
+
+    async def _ensure_stream(self, request: Record) -> None:
+        """With allow_create_stream: create the requested stream, with its limits, unless a stream
+        already captures its subject. Before the guest opens, so before the first publish."""
+        assert self.nc is not None
+        jsm = self.nc.jsm(timeout=self._ack_timeout())
+        subject, name = request.subject, request.name
+        try:
+            await jsm.find_stream_name_by_subject(subject)
+            return
+        except nats.js.errors.NotFoundError:
+            pass
+        except nats.errors.NoRespondersError as e:
+            raise errors.PublishError(
+                f"allow_create_stream: could not tell whether a stream captures `{subject}`: the server has no JetStream"
+            ) from e
+        config = StreamConfig(
+            name=name,
+            subjects=[subject],
+            max_bytes=getattr(request, "max-bytes"),
+            max_msgs=getattr(request, "max-messages"),
+            max_msgs_per_subject=getattr(request, "max-messages-per-subject"),
+            max_consumers=getattr(request, "max-consumers"),
+            max_msg_size=getattr(request, "max-message-size"),
+        )
+        try:
+            await jsm.add_stream(config)
+        except (nats.js.errors.Error, nats.errors.Error) as e:
+            # Another sink may have created it since the lookup: then it captures the subject.
+            try:
+                await jsm.find_stream_name_by_subject(subject)
+                return
+            except nats.js.errors.NotFoundError:
+                pass
+            raise errors.PublishError(f"allow_create_stream: could not create stream {name} for `{subject}`: {e}") from e
 
     # -- the import, as the guest calls it (synchronously) -------------------------------------
     def open(self, config: Record) -> Optional[Variant]:

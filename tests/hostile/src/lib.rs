@@ -90,6 +90,7 @@ mod component {
                 initial_backoff_ms: 10,
                 max_backoff_ms: 10,
             },
+            create_stream: None,
         }
     }
 

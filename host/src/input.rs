@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use chrono::{Datelike as _, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use nats_sink_guest::encode::check_numeric;
 use nats_sink_guest::schema::{DataType, Field, Schema};
 use serde::de::{MapAccess, Visitor};
@@ -486,7 +486,20 @@ fn epoch_date() -> NaiveDate {
 /// and more digits (`+10000-01-01`, but not `10000-01-01`); RisingWave takes neither.
 fn four_digit_year(s: &str) -> Option<()> {
     let b = s.as_bytes();
-    (b.len() > 4 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-').then_some(())
+    (b.len() > 4 && b[..4].iter().all(u8::is_ascii_digit) && &b[..4] != b"0000" && b[4] == b'-')
+        .then_some(())
+}
+
+/// A fraction of a second the types can hold: microseconds, and no leap second. Finer digits
+/// would be cut off, so they are refused rather than changed.
+fn exact_micros(nanosecond: u32) -> Option<()> {
+    (nanosecond < 1_000_000_000 && nanosecond % 1000 == 0).then_some(())
+}
+
+/// The UTC instant of a timestamptz stays within years 0001 to 9999, as its text form needs.
+fn within_years(micros: i64) -> Option<i64> {
+    let year = chrono::DateTime::from_timestamp_micros(micros)?.year();
+    (1..=9999).contains(&year).then_some(micros)
 }
 
 pub fn parse_date(s: &str) -> Option<i32> {
@@ -498,7 +511,7 @@ pub fn parse_date(s: &str) -> Option<i32> {
 pub fn parse_time(s: &str) -> Option<i64> {
     let time = NaiveTime::parse_from_str(s, "%H:%M:%S%.f").ok()?;
     // A leap second (`23:59:60`) has no place in a PostgreSQL time.
-    (time.nanosecond() < 1_000_000_000).then_some(())?;
+    exact_micros(time.nanosecond())?;
     Some(time.num_seconds_from_midnight() as i64 * 1_000_000 + (time.nanosecond() / 1000) as i64)
 }
 
@@ -508,7 +521,7 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
         .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"))
         .ok()?;
     // A leap second (`23:59:60`) would roll into the next day: refused, as for a time.
-    (ts.nanosecond() < 1_000_000_000).then_some(())?;
+    exact_micros(ts.nanosecond())?;
     Some(ts.and_utc().timestamp_micros())
 }
 
@@ -518,10 +531,11 @@ pub fn parse_timestamptz(s: &str) -> Option<i64> {
         .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z"))
         .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%#z"))
         .ok()
-        .filter(|t| t.nanosecond() < 1_000_000_000)
+        .filter(|t| exact_micros(t.nanosecond()).is_some())
         .map(|t| t.timestamp_micros())
         // A `Z` after the space-separated form: the timestamp itself, in UTC.
         .or_else(|| s.strip_suffix('Z').and_then(parse_timestamp))
+        .and_then(within_years)
 }
 
 pub fn parse_bytea(s: &str) -> Option<Vec<u8>> {
@@ -867,6 +881,20 @@ mod tests {
         let s = schema(&[("ts", "timestamp")]);
         let err = parse_line(&s, 2, r#"{"ts":"2016-12-31 23:59:60"}"#).unwrap_err();
         assert!(err.to_string().contains("seconds 00 to 59"), "{err}");
+    }
+
+    /// Found from outside: digits past microseconds were cut off, and year 0000 or an offset
+    /// that crossed 0001 or 9999 gave text outside `YYYY-`.
+    #[test]
+    fn fractions_past_microseconds_and_years_past_the_range_are_refused() {
+        assert_eq!(parse_time("12:00:00.1234567"), None);
+        assert_eq!(parse_time("12:00:00.1234560"), Some(43_200_123_456));
+        assert_eq!(parse_timestamp("2024-01-01 00:00:00.9999999"), None);
+        assert_eq!(parse_timestamptz("2024-01-01T00:00:00.12345678Z"), None);
+        assert_eq!(parse_date("0000-01-01"), None);
+        assert_eq!(parse_timestamptz("9999-12-31T23:59:59-23:59"), None);
+        assert_eq!(parse_timestamptz("0001-01-01T00:00:00+14:00"), None);
+        assert!(parse_timestamptz("9999-12-31T23:59:59Z").is_some());
     }
 
     #[test]

@@ -211,7 +211,11 @@ impl From<HostError> for Failure {
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("NATS_SINK_LOG"))
+        .with_env_filter(
+            // sqlparser logs the statement it parses, secrets and all: never shown.
+            tracing_subscriber::EnvFilter::from_env("NATS_SINK_LOG")
+                .add_directive("sqlparser=off".parse().expect("a valid directive")),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -642,7 +646,11 @@ async fn run(
             let advice = if rerun_can_succeed(&e) {
                 format!("{reached}; rerun the same input with the same --batch-size to replay the rest (with dedupe on, a stream drops rows it already holds)")
             } else {
-                format!("{reached}; the server refused the rest, so a rerun fails the same way until the cause is fixed")
+                let who = match e.downcast_ref::<HostError>() {
+                    Some(HostError::Runtime { .. }) => "the sandbox stopped the sink",
+                    _ => "the server refused the rest",
+                };
+                format!("{reached}; {who}, so a rerun fails the same way until the cause is fixed")
             };
             return Err(Failure::Delivery(e.context(advice)));
         }

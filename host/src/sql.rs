@@ -28,10 +28,12 @@ pub enum SqlError {
     UnsupportedEncode(String),
     #[error("option `{0}` is given in both WITH and ENCODE JSON (...)")]
     Repeated(String),
+    /// `kind` says what was found (a double-quoted identifier, a hex string, ...), never the
+    /// text itself, which may be a secret written with the wrong quotes.
     #[error(
-        "option `{key}`: the value must be a string, number or boolean literal, got `{value}`"
+        "option `{key}`: the value must be a 'single-quoted' string, number or boolean literal, got {kind}"
     )]
-    NotALiteral { key: String, value: String },
+    NotALiteral { key: String, kind: &'static str },
 }
 
 impl From<ParserError> for SqlError {
@@ -134,6 +136,18 @@ fn next_word_is(parser: &mut Parser, word: &str) -> bool {
     }
 }
 
+/// What kind of literal `value` is, in words that do not quote it.
+fn literal_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "NULL",
+        Value::Placeholder(_) => "a placeholder",
+        Value::DoubleQuotedString(_) => "a \"double-quoted\" string (use single quotes)",
+        Value::HexStringLiteral(_) => "a hex string",
+        Value::NationalStringLiteral(_) => "a national string",
+        _ => "another kind of literal",
+    }
+}
+
 /// An option's value as a statement gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum OptionValue {
@@ -196,7 +210,7 @@ fn option_list(parser: &mut Parser) -> Result<Vec<(String, OptionValue)>, SqlErr
                 other => {
                     return Err(SqlError::NotALiteral {
                         key,
-                        value: other.to_string(),
+                        kind: literal_kind(&other),
                     })
                 }
             };

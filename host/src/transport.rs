@@ -343,8 +343,8 @@ pub fn backoff(delivery: &Delivery, attempt: u32) -> Duration {
 fn server_addrs(entries: &[String]) -> Result<(Vec<ServerAddr>, ConnectOptions), TransportError> {
     let mut addrs = Vec::with_capacity(entries.len());
     let mut auth = None;
-    for text in entries {
-        let bad = |why: String| connection_error(format!("server `{}`: {why}", redact(text)));
+    for (i, text) in entries.iter().enumerate() {
+        let bad = |why: String| connection_error(format!("server entry {}: {why}", i + 1));
         let entry = match server_url::parse(text)
             .map_err(|e| bad(e.to_string()))?
             .as_slice()
@@ -353,17 +353,17 @@ fn server_addrs(entries: &[String]) -> Result<(Vec<ServerAddr>, ConnectOptions),
             _ => return Err(bad("not one `host:port` entry".into())),
         };
         if auth.is_none() {
-            auth = entry.userinfo.clone();
+            auth = entry.credentials();
         }
         let addr = format!("nats://{}", entry.address());
         addrs.push(addr.parse::<ServerAddr>().map_err(|e| bad(e.to_string()))?);
     }
-    let options = match auth.as_deref().map(|info| info.split_once(':')) {
+    let options = match auth {
         None => ConnectOptions::new(),
-        Some(Some((user, password))) => {
-            ConnectOptions::new().user_and_password(user.into(), password.into())
+        Some(server_url::UserInfo::UserPassword(user, password)) => {
+            ConnectOptions::new().user_and_password(user, password)
         }
-        Some(None) => ConnectOptions::with_token(auth.unwrap_or_default()),
+        Some(server_url::UserInfo::Token(token)) => ConnectOptions::with_token(token),
     };
     Ok((addrs, options))
 }

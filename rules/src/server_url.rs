@@ -91,46 +91,43 @@ pub fn parse(raw: &str) -> Result<Vec<ServerEntry>, EntryError> {
 }
 
 fn parse_entry(entry: &str, position: usize) -> Result<ServerEntry, EntryError> {
-    let fail = |why: String| Err(EntryError(format!("entry {position} {why}")));
+    // No message quotes the entry: a typo (a space for the `@`, a forgotten host) can leave a
+    // password where no mask would find it. The position and the problem are enough.
+    let fail = |why: &str| Err(EntryError(format!("entry {position} {why}")));
     if entry.is_empty() {
-        return fail("is empty".into());
+        return fail("is empty");
     }
-    let shown = redact(entry);
     let (tls, rest) = match entry.split_once("://") {
         None => (false, entry),
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("nats") => (false, rest),
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("tls") => (true, rest),
-        Some((scheme, _)) => {
-            return fail(format!(
-                "(`{shown}`) has scheme `{scheme}://`; use `nats://` or `tls://`"
-            ))
-        }
+        Some(_) => return fail("has a scheme other than `nats://` or `tls://`"),
     };
     let (userinfo, hostport) = match rest.rsplit_once('@') {
-        Some(("", _)) => return fail(format!("(`{shown}`) has an empty user before `@`")),
+        Some(("", _)) => return fail("has an empty user before `@`"),
         Some((info, hostport)) => (Some(info.to_string()), hostport),
         None => (None, rest),
     };
     let Some((host, port)) = hostport.rsplit_once(':') else {
-        return fail(format!("(`{shown}`) needs a port, as in `{hostport}:4222`"));
+        return fail("needs a port, as in `host:4222`");
     };
     let host_ok = !host.is_empty()
         && !host.contains(|ch: char| ch.is_whitespace() || matches!(ch, '/' | '@' | '?' | '#'))
         && (!host.contains(':') || (host.starts_with('[') && host.ends_with(']')));
     if !host_ok {
-        return fail(format!("(`{shown}`) has an invalid host"));
+        return fail("has an invalid host (a name, an IPv4 address or a bracketed IPv6 address)");
     }
     let port = match port.parse::<u16>() {
         Ok(p) if p > 0 => p,
-        _ => return fail(format!("(`{shown}`) has an invalid port `{port}`")),
+        _ => return fail("has an invalid port (1 to 65535)"),
     };
-    if userinfo
-        .as_deref()
-        .is_some_and(|info| info.contains(|ch: char| ch.is_whitespace() || ch == '/'))
-    {
-        return fail(format!(
-            "(`{shown}`) has user info with whitespace or `/`; percent-encode it"
-        ));
+    if let Some(info) = &userinfo {
+        if info.contains(|ch: char| ch.is_whitespace() || ch == '/') || decode(info).is_none() {
+            return fail(
+                "has user info with whitespace, `/` or a broken `%` escape; percent-encode it \
+                 (`@` as %40, `:` in a user as %3A, `/` as %2F, `%` as %25)",
+            );
+        }
     }
     Ok(ServerEntry {
         userinfo,
@@ -138,6 +135,45 @@ fn parse_entry(entry: &str, position: usize) -> Result<ServerEntry, EntryError> 
         port,
         tls,
     })
+}
+
+/// `text` with its `%XX` escapes decoded, as URLs carry user info; `None` if an escape is
+/// broken or the result is not UTF-8.
+fn decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// How an entry's user info authenticates, decoded.
+#[derive(Clone, PartialEq, Eq)]
+pub enum UserInfo {
+    /// `user:password@`
+    UserPassword(String, String),
+    /// `token@`
+    Token(String),
+}
+
+impl ServerEntry {
+    /// The entry's user info, percent-decoded: a user and password, or a token.
+    pub fn credentials(&self) -> Option<UserInfo> {
+        let info = self.userinfo.as_deref()?;
+        Some(match info.split_once(':') {
+            Some((user, password)) => UserInfo::UserPassword(decode(user)?, decode(password)?),
+            None => UserInfo::Token(decode(info)?),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -156,7 +192,7 @@ mod tests {
     fn refusals_name_the_entry_and_the_problem() {
         for (raw, why) in [
             ("a:1,,b:2", "entry 2 is empty"),
-            ("ws://a:1", "use `nats://` or `tls://`"),
+            ("ws://a:1", "other than `nats://` or `tls://`"),
             ("a", "needs a port"),
             ("a:0", "invalid port"),
             ("a:70000", "invalid port"),
@@ -187,10 +223,23 @@ mod tests {
             "ws://alice:S3cret@h:1",
             "alice:S3cret@h h:1",
             "alice:S3 cret@h:1",
+            "nats://alice:S3cret 127.0.0.1:1",
+            "nats://S3cret",
+            "nats://alice:S3cret%zz@h:1",
         ] {
             let err = parse(raw).unwrap_err().to_string();
             assert!(!err.contains("S3cret") && !err.contains("S3 cret"), "{err}");
         }
+    }
+
+    #[test]
+    fn user_info_is_percent_decoded() {
+        let entries = parse("nats://bob:Ab%40cd%3Aef%2Fg%25h@h:1,t%5Fk@h:2").unwrap();
+        assert!(
+            entries[0].credentials()
+                == Some(UserInfo::UserPassword("bob".into(), "Ab@cd:ef/g%h".into()))
+        );
+        assert!(entries[1].credentials() == Some(UserInfo::Token("t_k".into())));
     }
 
     #[test]

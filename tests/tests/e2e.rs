@@ -516,7 +516,7 @@ async fn option_errors_exit_2_and_name_the_option() {
                 ("subject", "s"),
                 ("connect_mode", "plain"),
             ],
-            "option `server_url`: entry 1 (`h`) needs a port",
+            "option `server_url`: entry 1 needs a port",
         ),
         (
             &[

@@ -345,3 +345,78 @@ fn a_server_that_is_not_nats_is_named_not_quoted() {
     assert!(!printed.all.contains("long-tail"), "{}", printed.all);
     drop(banner);
 }
+
+/// Found from outside: sqlparser logged the statement at debug, a double-quoted secret was
+/// quoted back, and a `server_url` typo showed the password.
+#[test]
+fn literal_sql_secrets_and_url_typos_are_never_printed() {
+    let server = auth_server();
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema_file(dir.path(), &[("id", "integer")]);
+    let schema = schema.display().to_string();
+    let sql = |password: &str| {
+        format!(
+            "CREATE SINK s FROM t WITH (connector = 'nats', server_url = '{}', subject = 'sec.lit', \
+             connect_mode = 'user_and_password', username = 'sinker', password = {password})",
+            server.url()
+        )
+    };
+    let quoted = sql(&format!("'{PASSWORD}'"));
+    let printed = run(&run_args(&schema, &["--sql", &quoted]), &[]);
+    assert_eq!(printed.code, Some(0), "{}", printed.all);
+    assert_secret_kept(&printed, PASSWORD);
+
+    let double_quoted = sql(&format!("\"{PASSWORD}\""));
+    let printed = run(&run_args(&schema, &["--sql", &double_quoted]), &[]);
+    assert_eq!(printed.code, Some(2), "{}", printed.all);
+    assert!(printed.all.contains("single-quoted"), "{}", printed.all);
+    assert_secret_kept(&printed, PASSWORD);
+
+    for typo in [
+        format!("server_url=nats://sinker:{PASSWORD} {}", server.url()),
+        format!("server_url=nats://{PASSWORD}"),
+    ] {
+        let printed = run(
+            &[
+                "validate",
+                "--with",
+                &typo,
+                "--with",
+                "subject=a",
+                "--with",
+                "connect_mode=plain",
+            ],
+            &[],
+        );
+        assert_eq!(printed.code, Some(2), "{}", printed.all);
+        assert_secret_kept(&printed, PASSWORD);
+    }
+}
+
+#[test]
+fn a_percent_encoded_password_in_the_url_authenticates() {
+    let server = NatsServer::with_config("authorization { user: bob, password: \"Ab@cd:ef/g%h\" }");
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema_file(dir.path(), &[("id", "integer")]);
+    let schema = schema.display().to_string();
+    let url = format!(
+        "server_url=nats://bob:Ab%40cd%3Aef%2Fg%25h@{}",
+        server.url()
+    );
+    let printed = run(
+        &run_args(
+            &schema,
+            &[
+                "--with",
+                &url,
+                "--with",
+                "subject=sec.pct",
+                "--with",
+                "connect_mode=plain",
+            ],
+        ),
+        &[],
+    );
+    assert_eq!(printed.code, Some(0), "{}", printed.all);
+    assert_secret_kept(&printed, "Ab%40cd");
+}

@@ -39,12 +39,17 @@ def _number(s: str, max_digits: int) -> tuple[str, int]:
 
 
 def _nanos(s: str) -> tuple[str, int]:
-    """Fraction digits: the first nine count, the rest are skipped."""
+    """Fraction digits: the first nine count, the rest are skipped. Digits past microseconds
+    are refused (as the CLI refuses them) rather than cut off."""
     rest, v = _number(s, 9)
     v *= 10 ** (9 - (len(s) - len(rest)))
     i = 0
     while i < len(rest) and "0" <= rest[i] <= "9":
+        if rest[i] != "0":
+            raise _Fail
         i += 1
+    if v % 1000:
+        raise _Fail
     return rest[i:], v
 
 
@@ -167,7 +172,7 @@ def _time_micros(p: dict[str, int]) -> int:
 
 def _four_digit_year(s: str) -> bool:
     """Years are written with exactly four digits, as the CLI takes them (0001 to 9999)."""
-    return len(s) > 4 and s[:4].isascii() and s[:4].isdigit() and s[4] == "-"
+    return len(s) > 4 and s[:4].isascii() and s[:4].isdigit() and s[:4] != "0000" and s[4] == "-"
 
 
 def parse_date(s: str) -> Optional[int]:
@@ -245,7 +250,16 @@ def _rfc3339(s: str) -> int:
 
 
 def parse_timestamptz(s: str) -> Optional[int]:
-    """RFC 3339, or a space-separated timestamp with an offset, or with `Z` (UTC)."""
+    """RFC 3339, or a space-separated timestamp with an offset, or with `Z` (UTC); refused when
+    the offset carries the instant past years 0001 to 9999, as the CLI refuses it."""
+    micros = _timestamptz(s)
+    day = 86_400_000_000
+    if micros is None or not days_from_civil(1, 1, 1) * day <= micros < days_from_civil(10000, 1, 1) * day:
+        return None
+    return micros
+
+
+def _timestamptz(s: str) -> Optional[int]:
     if not _four_digit_year(s):
         return None
     try:

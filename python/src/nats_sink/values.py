@@ -228,9 +228,13 @@ def _real(v: Any, p: str) -> Node:
     f = _float(v, p, 'a number (or "NaN", "Infinity")')
     try:
         # real is f32 as in RisingWave (1.1 is stored as 1.100000023841858), but never overflows.
-        return ("float32", struct.unpack("<f", struct.pack("<f", f))[0])
+        narrowed = struct.unpack("<f", struct.pack("<f", f))[0]
     except OverflowError:
         raise ValueRefused(p, f"{f!r} is beyond the range of real") from None
+    if narrowed == 0.0 and f != 0.0:
+        # As the CLI: a non-zero value that would become 0 is refused, not changed.
+        raise ValueRefused(p, f"{f!r} is out of range for real (it would round to zero)")
+    return ("float32", narrowed)
 
 
 def _double(v: Any, p: str) -> Node:

@@ -493,7 +493,7 @@ fn four_digit_year(s: &str) -> Option<()> {
 /// A fraction of a second the types can hold: microseconds, and no leap second. Finer digits
 /// would be cut off, so they are refused rather than changed.
 fn exact_micros(nanosecond: u32) -> Option<()> {
-    (nanosecond < 1_000_000_000 && nanosecond % 1000 == 0).then_some(())
+    (nanosecond < 1_000_000_000 && nanosecond.is_multiple_of(1000)).then_some(())
 }
 
 /// The UTC instant of a timestamptz stays within years 0001 to 9999, as its text form needs.

@@ -54,6 +54,8 @@ pub struct Reach {
     /// `host:port`, lower-case host.
     servers: Vec<String>,
     paths: Vec<String>,
+    /// The options say `allow_create_stream = true`: only then may the guest ask for a stream.
+    create_stream: bool,
 }
 
 impl Reach {
@@ -74,12 +76,24 @@ impl Reach {
             .filter(|path| policy.allows_path(path))
             .cloned()
             .collect();
-        Reach { servers, paths }
+        let create_stream =
+            value("allow_create_stream").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        Reach {
+            servers,
+            paths,
+            create_stream,
+        }
     }
 
     /// Refuse `config` unless every server and file in it is within reach; names the first
     /// that is not.
     pub fn check(&self, config: &ConnectConfig) -> Result<(), TransportError> {
+        if config.create_stream.is_some() && !self.create_stream {
+            return Err(refused(
+                "request to create a stream: the options do not say `allow_create_stream = true`"
+                    .into(),
+            ));
+        }
         for entry in &config.servers {
             let parsed = server_url::parse(entry).ok().filter(|e| e.len() == 1);
             let Some(address) = parsed.map(|e| e[0].address()) else {
@@ -222,5 +236,29 @@ mod tests {
         );
         assert_eq!(reach.servers, ["nats.internal:4222"]);
         assert_eq!(reach.paths, ["/certs/client.pem"]);
+    }
+
+    #[test]
+    fn a_stream_is_created_only_when_the_options_allow_it() {
+        let mut asking = config(&["a:1"], Auth::None, None);
+        asking.create_stream = Some(crate::bindings::transport::StreamRequest {
+            name: "nats-sink-x".into(),
+            subject: "a".into(),
+            max_bytes: -1,
+            max_messages: -1,
+            max_messages_per_subject: -1,
+            max_consumers: -1,
+            max_message_size: -1,
+        });
+        let without = Reach::from_options(
+            &options(&[("server_url", "a:1")]),
+            &OutboundPolicy::default(),
+        );
+        assert!(without.check(&asking).is_err());
+        let with = Reach::from_options(
+            &options(&[("server_url", "a:1"), ("allow_create_stream", "true")]),
+            &OutboundPolicy::default(),
+        );
+        assert!(with.check(&asking).is_ok());
     }
 }

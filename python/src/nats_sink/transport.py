@@ -148,20 +148,33 @@ class NatsTransport:
         self.config = config
         total = getattr(config, "connect-timeout-ms") / 1000
 
+        refused = asyncio.get_running_loop().create_future()
+
         async def on_error(e: Exception) -> None:
             self.server_errors.append(str(e))
             if not isinstance(e, OSError):
                 self.server_said = str(e)
+            # A refused login repeats on every retry: fail at once, as the CLI does.
+            if "authorization violation" in str(e).lower() and not refused.done():
+                refused.set_result(str(e))
 
         async def on_disconnect() -> None:
             self.dropped_since_flush = True
             self.core_seen.clear()  # a new connection may carry other permissions
 
+        async def connect_unless_refused() -> Client:
+            attempt = asyncio.ensure_future(
+                nats.connect(**connect_options(config), error_cb=on_error, disconnected_cb=on_disconnect))
+            await asyncio.wait({attempt, refused}, return_when=asyncio.FIRST_COMPLETED)
+            if attempt.done():
+                return attempt.result()
+            attempt.cancel()
+            raise errors.ConnectionError(f"cannot connect to {redact(','.join(config.servers))}: {refused.result()}")
+
         try:
-            self.nc = await asyncio.wait_for(
-                nats.connect(**connect_options(config), error_cb=on_error, disconnected_cb=on_disconnect),
-                timeout=total,
-            )
+            self.nc = await asyncio.wait_for(connect_unless_refused(), timeout=total)
+        except errors.ConnectionError:
+            raise
         except (asyncio.TimeoutError, nats.errors.TimeoutError) as e:
             # nats-py keeps trying within the bound; what the server said (an authorization
             # error, say) is the cause, rather than the reset of the socket it closed after.

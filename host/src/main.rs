@@ -212,9 +212,12 @@ impl From<HostError> for Failure {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            // sqlparser logs the statement it parses, secrets and all: never shown.
+            // sqlparser logs the statement it parses, and async-nats logs what a server said
+            // back (a hostile one can echo the CONNECT line), secrets and all: never shown. Our
+            // own logs and errors carry what matters of both, masked.
             tracing_subscriber::EnvFilter::from_env("NATS_SINK_LOG")
-                .add_directive("sqlparser=off".parse().expect("a valid directive")),
+                .add_directive("sqlparser=off".parse().expect("a valid directive"))
+                .add_directive("async_nats=off".parse().expect("a valid directive")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -368,6 +368,44 @@ fn server_addrs(entries: &[String]) -> Result<(Vec<ServerAddr>, ConnectOptions),
     Ok((addrs, options))
 }
 
+/// Every secret `config` carries: passwords, tokens, JWTs and seeds, from the auth and from
+/// the servers' user info.
+fn secrets_of(config: &ConnectConfig) -> Vec<String> {
+    let mut secrets = match &config.auth {
+        Auth::UserPassword(up) => vec![up.password.clone()],
+        Auth::Credential(cred) => vec![cred.jwt.clone(), cred.nkey_seed.clone()],
+        Auth::Token(token) | Auth::Nkey(token) => vec![token.clone()],
+        Auth::None | Auth::CredentialsFile(_) => Vec::new(),
+    };
+    for entry in config
+        .servers
+        .iter()
+        .filter_map(|s| server_url::parse(s).ok())
+    {
+        for credentials in entry
+            .iter()
+            .filter_map(server_url::ServerEntry::credentials)
+        {
+            match credentials {
+                server_url::UserInfo::UserPassword(_, password) => secrets.push(password),
+                server_url::UserInfo::Token(token) => secrets.push(token),
+            }
+        }
+    }
+    secrets
+}
+
+/// `text` with every secret of three characters or more replaced by `***` (shorter ones would
+/// mangle the message and are no secret worth the name).
+fn masked(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|secret| secret.len() >= 3)
+        .fold(text.to_string(), |text, secret| {
+            text.replace(secret.as_str(), "***")
+        })
+}
+
 /// `error` with any text the far end sent cut short and escaped: a server that is not a
 /// NATS server (say an SSH daemon) is named as such, not quoted at length.
 fn far_end_safe(error: &str) -> String {
@@ -424,6 +462,7 @@ impl NatsConnection {
         let delivery = config.delivery;
         let ack_timeout = millis(delivery.ack_timeout_ms);
         let (servers, url_auth) = server_addrs(&config.servers)?;
+        let secrets = secrets_of(&config);
 
         let options = match config.auth {
             Auth::None => url_auth,
@@ -486,7 +525,8 @@ impl NatsConnection {
                 )))
             }
             Ok(Err(e)) => {
-                let reason = far_end_safe(&e.to_string());
+                // A hostile far end can echo our CONNECT line, credentials and all, in its error.
+                let reason = masked(&far_end_safe(&e.to_string()), &secrets);
                 let hint = tls_hint(&reason, tls_required);
                 return Err(connection_error(format!(
                     "could not connect to {servers_text}: {reason}{hint}"

@@ -420,3 +420,58 @@ fn a_percent_encoded_password_in_the_url_authenticates() {
     assert_eq!(printed.code, Some(0), "{}", printed.all);
     assert_secret_kept(&printed, "Ab%40cd");
 }
+
+/// Found from outside: a far end that speaks NATS's INFO and then echoes the client's CONNECT
+/// line in its `-ERR` put the token in the error and in async-nats's own log line.
+#[test]
+fn a_far_end_echoing_the_connect_line_does_not_show_the_secret() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let echo = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for stream in listener.incoming().take(3) {
+            let Ok(mut stream) = stream else { break };
+            let info = format!(
+                "INFO {{\"server_id\":\"x\",\"version\":\"2.9.0\",\"host\":\"127.0.0.1\",\"port\":{},\"max_payload\":1048576,\"proto\":1}}\r\n",
+                addr.port()
+            );
+            let _ = stream.write_all(info.as_bytes());
+            let mut first = String::new();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let _ = reader.read_line(&mut first);
+            let _ = stream.write_all(format!("-ERR '{}'\r\n", first.trim_end()).as_bytes());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let url = format!("server_url={addr}");
+    for level in ["", "trace"] {
+        let mut env = vec![("SINK_TOKEN", PASSWORD)];
+        if !level.is_empty() {
+            env.push(("NATS_SINK_LOG", level));
+        }
+        let (feed, chunks) = std::sync::mpsc::channel::<String>();
+        drop(feed);
+        let args = [
+            "check",
+            "--with",
+            &url,
+            "--with",
+            "subject=sec.echo",
+            "--with",
+            "connect_mode=token",
+            "--with-env",
+            "token=SINK_TOKEN",
+            "--with",
+            "connect_timeout_ms=1500",
+        ];
+        let out = spawn_cli_with_env(&args, &env, chunks).wait(LIMIT);
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(!all.contains(PASSWORD), "the token was printed:\n{all}");
+    }
+    drop(echo);
+}

@@ -55,10 +55,21 @@ impl SinkOptions {
             None => {
                 pairs.extend(self.with);
                 for (key, var) in self.with_env {
-                    pairs.push((
-                        key.clone(),
-                        from_env(&var).with_context(|| format!("--with-env {key}={var}"))?,
-                    ));
+                    // `password=<the password>` by mistake would be echoed: for a secret's key,
+                    // only a name written as environment variables are (`NATS_PW`) is shown.
+                    let plain_name = var
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+                    let shown = if is_secret(&key) && !plain_name {
+                        "…"
+                    } else {
+                        var.as_str()
+                    };
+                    let value = from_env(&var).map_err(|e| match shown {
+                        "…" => anyhow!("--with-env {key}=…: the variable it names is not set"),
+                        _ => e.context(format!("--with-env {key}={var}")),
+                    })?;
+                    pairs.push((key, value));
                 }
             }
             Some(sql) => {
@@ -197,6 +208,20 @@ mod tests {
         };
         let err = err.to_string();
         assert!(err.contains("line 2") && !err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_given_where_a_variable_name_belongs_is_not_echoed() {
+        let options = SinkOptions {
+            with: Vec::new(),
+            with_env: vec![("password".into(), "hunter2-Zq81".into())],
+            options_file: None,
+            sql: None,
+        };
+        let Err(err) = options.pairs() else {
+            panic!("an unset variable was accepted");
+        };
+        assert!(!format!("{err:#}").contains("hunter2"), "{err:#}");
     }
 
     #[test]

@@ -253,10 +253,13 @@ def parse_timestamptz(s: str) -> Optional[int]:
     """RFC 3339, or a space-separated timestamp with an offset, or with `Z` (UTC); refused when
     the offset carries the instant past years 0001 to 9999, as the CLI refuses it."""
     micros = _timestamptz(s)
+    return micros if micros is not None and within_years(micros) else None
+
+
+def within_years(micros: int) -> bool:
+    """The UTC instant lies in years 0001 to 9999, as a timestamptz's text form needs."""
     day = 86_400_000_000
-    if micros is None or not days_from_civil(1, 1, 1) * day <= micros < days_from_civil(10000, 1, 1) * day:
-        return None
-    return micros
+    return days_from_civil(1, 1, 1) * day <= micros < days_from_civil(10000, 1, 1) * day
 
 
 def _timestamptz(s: str) -> Optional[int]:

@@ -27,6 +27,34 @@ from . import errors
 Message = tuple[str, bytes, Optional[dict[str, str]]]
 
 
+def _secrets(config: Record) -> list[str]:
+    """Every secret the connect-config carries: passwords, tokens, JWTs, seeds, URL user info."""
+    auth = config.auth
+    payload = getattr(auth, "payload", None)
+    found: list[str] = []
+    if isinstance(payload, str):  # token, nkey seed, credentials-file path (harmless)
+        found.append(payload)
+    elif payload is not None:
+        for field in ("password", "jwt", "nkey-seed"):
+            value = getattr(payload, field, None)
+            if isinstance(value, str):
+                found.append(value)
+    for entry in config.servers:
+        info = entry.split("://")[-1].rpartition("@")[0]
+        if info:
+            found.append(info.partition(":")[2] or info)
+    return found
+
+
+def _masked(text: str, config: Record) -> str:
+    """`text` with every secret of three characters or more as `***`: a hostile far end can
+    echo our CONNECT line, credentials and all, in its error."""
+    for secret in _secrets(config):
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
+
+
 def redact(servers: str) -> str:
     """Server entries with their user info masked (`user:***@host:port`, `***@host:port`)."""
     shown = []
@@ -169,7 +197,8 @@ class NatsTransport:
             if attempt.done():
                 return attempt.result()
             attempt.cancel()
-            raise errors.ConnectionError(f"cannot connect to {redact(','.join(config.servers))}: {refused.result()}")
+            raise errors.ConnectionError(
+                f"cannot connect to {redact(','.join(config.servers))}: {_masked(refused.result(), config)}")
 
         try:
             self.nc = await asyncio.wait_for(connect_unless_refused(), timeout=total)
@@ -179,12 +208,14 @@ class NatsTransport:
             # nats-py keeps trying within the bound; what the server said (an authorization
             # error, say) is the cause, rather than the reset of the socket it closed after.
             last = self.server_said or (self.server_errors[-1] if self.server_errors else "")
-            cause = f": {last}" if last else ""
+            cause = f": {_masked(last, config)}" if last else ""
             raise errors.ConnectionError(f"no connection to {redact(','.join(config.servers))} within {total:g} s{cause}") from e
         except (OSError, ssl.SSLError) as e:
-            raise errors.ConnectionError(f"cannot connect to {redact(','.join(config.servers))}: {e}") from e
+            raise errors.ConnectionError(
+                f"cannot connect to {redact(','.join(config.servers))}: {_masked(str(e), config)}") from e
         except Exception as e:  # nats-py's NoServersError, AuthorizationError, ...
-            raise errors.ConnectionError(f"cannot connect to {redact(','.join(config.servers))}: {e!r}") from e
+            raise errors.ConnectionError(
+                f"cannot connect to {redact(','.join(config.servers))}: {_masked(repr(e), config)}") from e
         self.server_errors.clear()
         self.in_flight = asyncio.Semaphore(max(1, getattr(config.delivery, "max-in-flight")))
         request = getattr(config, "create-stream", None)

@@ -283,7 +283,11 @@ def _timestamptz(v: Any, p: str) -> Node:
         offset = v.utcoffset()
         if offset is None:
             raise ValueRefused(p, f"a timestamptz needs a zone; got the naive {v.isoformat()}")
-        return ("timestamptz", _naive_micros(v) - offset // dt.timedelta(microseconds=1))
+        micros = _naive_micros(v) - offset // dt.timedelta(microseconds=1)
+        if not chrono_parse.within_years(micros):
+            # As the CLI: the offset must not carry the instant past years 0001 to 9999.
+            raise ValueRefused(p, f"{v.isoformat()} is outside years 0001 to 9999 in UTC")
+        return ("timestamptz", micros)
     micros = chrono_parse.parse_timestamptz(v) if isinstance(v, str) else None
     if micros is None:
         raise _bad(p, "a timestamptz with an offset or `Z`", v)

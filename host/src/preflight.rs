@@ -103,8 +103,9 @@ pub fn tls_file(option: &str, path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The text of the `.creds` file at `path` (read with a bound), or why it cannot serve.
-pub fn credentials_file(path: &str) -> Result<String, String> {
+/// Options that authenticate with the `.creds` file at `path` (read with a bound), or why it
+/// cannot serve.
+pub fn credentials_file(path: &str) -> Result<async_nats::ConnectOptions, String> {
     use std::io::Read as _;
     let file = readable_file(path)?;
     let mut text = String::new();
@@ -118,7 +119,7 @@ pub fn credentials_file(path: &str) -> Result<String, String> {
     }
     // The parser's words may quote the file; only the kind of problem is reported.
     match async_nats::ConnectOptions::new().credentials(&text) {
-        Ok(_) => Ok(text),
+        Ok(options) => Ok(options),
         Err(_) => Err(format!(
             "`{path}` is not a .creds file (it needs a user JWT and an NKey seed, \
              as `nsc` writes them)"

@@ -338,11 +338,12 @@ pub fn backoff(delivery: &Delivery, attempt: u32) -> Duration {
 }
 
 /// The servers as async-nats takes them, without user info (which it would not use, and
-/// might log), and options that authenticate with the first entry's user info, as NATS URLs
-/// do: `user:password@` or `token@`.
-fn server_addrs(entries: &[String]) -> Result<(Vec<ServerAddr>, ConnectOptions), TransportError> {
+/// might log), and the first entry's user info, which authenticates as in NATS URLs.
+fn server_addrs(
+    entries: &[String],
+) -> Result<(Vec<ServerAddr>, Option<server_url::UserInfo>), TransportError> {
     let mut addrs = Vec::with_capacity(entries.len());
-    let mut auth = None;
+    let mut credentials = None;
     for (i, text) in entries.iter().enumerate() {
         let bad = |why: String| connection_error(format!("server entry {}: {why}", i + 1));
         let entry = match server_url::parse(text)
@@ -352,45 +353,39 @@ fn server_addrs(entries: &[String]) -> Result<(Vec<ServerAddr>, ConnectOptions),
             [entry] => entry.clone(),
             _ => return Err(bad("not one `host:port` entry".into())),
         };
-        if auth.is_none() {
-            auth = entry.credentials();
+        if credentials.is_none() {
+            credentials = entry.credentials();
         }
         let addr = format!("nats://{}", entry.address());
         addrs.push(addr.parse::<ServerAddr>().map_err(|e| bad(e.to_string()))?);
     }
-    let options = match auth {
+    Ok((addrs, credentials))
+}
+
+/// Options that authenticate with a URL's user info: `user:password@` or `token@`.
+fn url_auth(credentials: Option<server_url::UserInfo>) -> ConnectOptions {
+    match credentials {
         None => ConnectOptions::new(),
         Some(server_url::UserInfo::UserPassword(user, password)) => {
             ConnectOptions::new().user_and_password(user, password)
         }
         Some(server_url::UserInfo::Token(token)) => ConnectOptions::with_token(token),
-    };
-    Ok((addrs, options))
+    }
 }
 
-/// Every secret `config` carries: passwords, tokens, JWTs and seeds, from the auth and from
-/// the servers' user info.
-fn secrets_of(config: &ConnectConfig) -> Vec<String> {
-    let mut secrets = match &config.auth {
+/// Every secret the connection sends: passwords, tokens, JWTs and seeds, from `auth` or
+/// from the URL user info it authenticates with.
+fn secrets_of(auth: &Auth, url_credentials: Option<&server_url::UserInfo>) -> Vec<String> {
+    let mut secrets = match auth {
         Auth::UserPassword(up) => vec![up.password.clone()],
         Auth::Credential(cred) => vec![cred.jwt.clone(), cred.nkey_seed.clone()],
         Auth::Token(token) | Auth::Nkey(token) => vec![token.clone()],
         Auth::None | Auth::CredentialsFile(_) => Vec::new(),
     };
-    for entry in config
-        .servers
-        .iter()
-        .filter_map(|s| server_url::parse(s).ok())
-    {
-        for credentials in entry
-            .iter()
-            .filter_map(server_url::ServerEntry::credentials)
-        {
-            match credentials {
-                server_url::UserInfo::UserPassword(_, password) => secrets.push(password),
-                server_url::UserInfo::Token(token) => secrets.push(token),
-            }
-        }
+    match url_credentials {
+        Some(server_url::UserInfo::UserPassword(_, password)) => secrets.push(password.clone()),
+        Some(server_url::UserInfo::Token(token)) => secrets.push(token.clone()),
+        None => {}
     }
     secrets
 }
@@ -461,11 +456,11 @@ impl NatsConnection {
         let connect_timeout = millis(config.connect_timeout_ms);
         let delivery = config.delivery;
         let ack_timeout = millis(delivery.ack_timeout_ms);
-        let (servers, url_auth) = server_addrs(&config.servers)?;
-        let secrets = secrets_of(&config);
+        let (servers, url_credentials) = server_addrs(&config.servers)?;
+        let secrets = secrets_of(&config.auth, url_credentials.as_ref());
 
         let options = match config.auth {
-            Auth::None => url_auth,
+            Auth::None => url_auth(url_credentials),
             Auth::UserPassword(up) => {
                 ConnectOptions::new().user_and_password(up.username, up.password)
             }
@@ -485,13 +480,8 @@ impl NatsConnection {
                     .map_err(|_| connection_error("option `nkey` is not a valid NKey seed"))?;
                 ConnectOptions::with_nkey(seed)
             }
-            Auth::CredentialsFile(path) => {
-                let text = crate::preflight::credentials_file(&path)
-                    .map_err(|why| connection_error(format!("option `credentials_file`: {why}")))?;
-                ConnectOptions::new()
-                    .credentials(&text)
-                    .map_err(|_| connection_error("option `credentials_file`: unreadable"))?
-            }
+            Auth::CredentialsFile(path) => crate::preflight::credentials_file(&path)
+                .map_err(|why| connection_error(format!("option `credentials_file`: {why}")))?,
         };
         let tls_required = config.tls.is_some();
         let options = match config.tls {

@@ -60,14 +60,10 @@ impl SinkOptions {
                     let plain_name = var
                         .bytes()
                         .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-                    let shown = if is_secret(&key) && !plain_name {
-                        "…"
-                    } else {
-                        var.as_str()
-                    };
-                    let value = from_env(&var).map_err(|e| match shown {
-                        "…" => anyhow!("--with-env {key}=…: the variable it names is not set"),
-                        _ => e.context(format!("--with-env {key}={var}")),
+                    let hide = is_secret(&key) && !plain_name;
+                    let value = from_env(&var).map_err(|e| match hide {
+                        true => anyhow!("--with-env {key}=…: the variable it names is not set"),
+                        false => e.context(format!("--with-env {key}={var}")),
                     })?;
                     pairs.push((key, value));
                 }

@@ -3,6 +3,9 @@
 //! print with zmij, which writes the same digits twice as fast but `1e+20`. So doubles are
 //! printed with zmij and the `+` dropped (`ryu_form_matches_ryu` checks this against ryu).
 
+pub use nats_sink_rules::numeric::check_numeric;
+use nats_sink_rules::numeric::{parse_numeric, Numeric};
+
 /// A double as RisingWave's serde_json writes it; NaN and the infinities are `null`.
 pub fn write_f64(out: &mut Vec<u8>, v: f64) {
     if !v.is_finite() {
@@ -30,77 +33,36 @@ pub fn write_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
-/// The largest mantissa RisingWave's numeric (rust_decimal: 96 bits) holds.
-const NUMERIC_MAX_MANTISSA: u128 = (1 << 96) - 1;
-/// The most digits after the point RisingWave's numeric holds.
-pub const NUMERIC_MAX_SCALE: usize = 28;
-
 /// Check a numeric's text and write it as RisingWave's numeric prints it: `-12.340` keeps its
 /// scale, leading zeros go (`007.5` is `7.5`), zero has no sign. A value RisingWave cannot hold
 /// exactly (more than 28 digits after the point, or a mantissa past 96 bits) is refused,
-/// never rounded.
+/// never rounded (the rules are `nats_sink_rules::numeric`'s, which the host checks with too).
 pub fn write_numeric(out: &mut Vec<u8>, text: &str) -> Result<(), String> {
-    let start = out.len();
+    let numeric = parse_numeric(text)?;
     out.push(b'"');
-    if matches!(text, "NaN" | "Infinity" | "-Infinity") {
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-        return Ok(());
-    }
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !all_digits(whole) || (digits.contains('.') && !all_digits(fraction)) {
-        out.truncate(start);
-        return Err(format!("`{text}` is not a numeric (expected digits with an optional `-` and `.`, or NaN/Infinity/-Infinity)"));
-    }
-    if fraction.len() > NUMERIC_MAX_SCALE {
-        out.truncate(start);
-        return Err(format!(
-            "`{text}` has {} digits after the point; a numeric holds at most {NUMERIC_MAX_SCALE}",
-            fraction.len()
-        ));
-    }
-    let whole = whole.trim_start_matches('0');
-    // 28 digits always fit in 96 bits (10^28 < 2^96): only longer ones are counted out.
-    let fits = whole.len() + fraction.len() <= 28
-        || whole
-            .bytes()
-            .chain(fraction.bytes())
-            .try_fold(0u128, |m, b| {
-                m.checked_mul(10)?
-                    .checked_add((b - b'0') as u128)
-                    .filter(|m| *m <= NUMERIC_MAX_MANTISSA)
-            })
-            .is_some();
-    if !fits {
-        out.truncate(start);
-        return Err(format!(
-            "`{text}` has more significant digits than a numeric holds (a 96-bit mantissa, at most 79228162514264337593543950335)"
-        ));
-    }
-    if negative && !(whole.is_empty() && fraction.bytes().all(|b| b == b'0')) {
-        out.push(b'-');
-    }
-    out.extend_from_slice(if whole.is_empty() {
-        b"0"
-    } else {
-        whole.as_bytes()
-    });
-    if !fraction.is_empty() {
-        out.push(b'.');
-        out.extend_from_slice(fraction.as_bytes());
+    match numeric {
+        Numeric::Special(name) => out.extend_from_slice(name.as_bytes()),
+        Numeric::Finite {
+            negative,
+            whole,
+            fraction,
+        } => {
+            if negative {
+                out.push(b'-');
+            }
+            out.extend_from_slice(if whole.is_empty() {
+                b"0"
+            } else {
+                whole.as_bytes()
+            });
+            if !fraction.is_empty() {
+                out.push(b'.');
+                out.extend_from_slice(fraction.as_bytes());
+            }
+        }
     }
     out.push(b'"');
     Ok(())
-}
-
-/// Whether `text` is a numeric RisingWave holds exactly (see [`write_numeric`]).
-pub fn check_numeric(text: &str) -> Result<(), String> {
-    write_numeric(&mut Vec::new(), text)
 }
 
 #[cfg(test)]

@@ -7,16 +7,18 @@
 pub mod batch;
 pub mod encode;
 mod json_num;
-mod json_str;
 mod jsonb;
 mod jsonb_fast;
 pub mod options;
 pub mod rows;
-pub mod schema;
 pub mod sink;
 pub mod stream;
-pub mod suggest;
 pub mod template;
+
+// Rules the host applies too live in `nats-sink-rules`; re-exported under their old paths.
+use nats_sink_rules::json_string as json_str;
+pub use nats_sink_rules::span::within;
+pub use nats_sink_rules::{schema, suggest};
 
 /// Types generated from `wit/nats-sink.wit`, re-exported under short names.
 pub mod bindings {
@@ -36,14 +38,6 @@ pub mod bindings {
 }
 
 use crate::options::{Auth, SinkConfig, OPTION_SPECS};
-
-/// `start..start + len` where it lies within `0..limit`: the one bounds check for every span,
-/// header run and child range, which come from the other side of the boundary and may not.
-pub fn within(start: u32, len: u32, limit: usize) -> Option<std::ops::Range<usize>> {
-    let start = start as usize;
-    let end = start.checked_add(len as usize)?;
-    (end <= limit).then_some(start..end)
-}
 
 /// `describe`: every option with its doc.
 pub fn describe() -> Vec<bindings::OptionInfo> {

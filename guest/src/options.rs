@@ -1,7 +1,6 @@
 //! Sink options: the `WITH (...)` clause, with RisingWave's names, validated all at once.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use crate::encode::{
     DateMode, JsonbMode, KeyOrder, Modes, TimeMode, TimestampMode, TimestamptzMode,
@@ -9,18 +8,8 @@ use crate::encode::{
 use crate::stream::StreamLimits;
 use crate::template::Template;
 
-/// One problem with one option. `Display` never shows a secret's value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OptionProblem {
-    pub name: String,
-    pub message: String,
-}
-
-impl fmt::Display for OptionProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "option `{}`: {}", self.name, self.message)
-    }
-}
+pub use nats_sink_rules::nats_names::{check_header_name, check_subject, MAX_SUBJECT_BYTES};
+pub use nats_sink_rules::option_problem::OptionProblem;
 
 /// What `describe` says of one option.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -526,19 +515,6 @@ fn parse_headers(given: &BTreeMap<&str, &str>, dedupe: bool, c: &mut Collector) 
     headers
 }
 
-/// A header name NATS carries as is: visible ASCII without `:`.
-pub fn check_header_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("the header name after `headers.` is empty".into());
-    }
-    match name.chars().find(|ch| !ch.is_ascii_graphic() || *ch == ':') {
-        Some(ch) => Err(format!(
-            "header name `{name}` contains {ch:?}; use visible ASCII without `:`"
-        )),
-        None => Ok(()),
-    }
-}
-
 /// One of a fixed set of words; the default where absent or wrong.
 fn parse_choice<T: Copy + Default>(
     given: &BTreeMap<&str, &str>,
@@ -735,38 +711,6 @@ pub fn parse_servers(raw: &str) -> Result<(Vec<String>, bool), String> {
     Ok((entries.iter().map(|e| e.connect_text()).collect(), tls))
 }
 
-/// The longest subject published. The server reads a message's subject on its control line
-/// (`HPUB <subject> <header bytes> <total bytes>`), at most 4,096 bytes by default
-/// (`max_control_line`), and the numbers and spaces take up to 29 of them.
-pub const MAX_SUBJECT_BYTES: usize = 4_000;
-
-/// A subject NATS accepts for publishing.
-pub fn check_subject(subject: &str) -> Result<(), String> {
-    if subject.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if subject.len() > MAX_SUBJECT_BYTES {
-        return Err(format!(
-            "is {} bytes long; NATS's control line leaves room for at most {MAX_SUBJECT_BYTES}",
-            subject.len()
-        ));
-    }
-    if let Some(ch) = subject.chars().find(|ch| ch.is_whitespace()) {
-        return Err(format!("must not contain whitespace (found {ch:?})"));
-    }
-    if subject.contains(['*', '>']) {
-        return Err(format!(
-            "`{subject}` contains a wildcard (`*` or `>`); publish subjects must be literal"
-        ));
-    }
-    if subject.split('.').any(str::is_empty) {
-        return Err(format!(
-            "`{subject}` has an empty token (leading, trailing or double `.`)"
-        ));
-    }
-    Ok(())
-}
-
 /// A user NKey seed as `nkeys` reads it: 58 base32 characters holding the `SU` prefix, a
 /// 32-byte key and a CRC-16 of them, so a seed that would fail at connect fails here.
 pub fn check_user_seed(seed: &str) -> Result<(), &'static str> {
@@ -879,22 +823,6 @@ mod tests {
             err.contains("needs a port") && !err.contains("S3cret"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn subjects() {
-        assert!(check_subject("orders.eu-1.created").is_ok());
-        for (bad, why) in [
-            ("", "empty"),
-            ("a b", "whitespace"),
-            ("a.*", "wildcard"),
-            ("a.>", "wildcard"),
-            ("a..b", "empty token"),
-            (".a", "empty token"),
-            ("a.", "empty token"),
-        ] {
-            assert!(check_subject(bad).unwrap_err().contains(why), "{bad:?}");
-        }
     }
 
     #[test]

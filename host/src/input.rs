@@ -8,8 +8,8 @@
 use std::borrow::Cow;
 
 use chrono::{Datelike as _, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
-use nats_sink_guest::encode::check_numeric;
-use nats_sink_guest::schema::{DataType, Field, Schema};
+use nats_sink_rules::numeric::check_numeric;
+use nats_sink_rules::schema::{DataType, Field, Schema};
 use serde::de::{MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -150,7 +150,7 @@ pub fn parse_line(schema: &Schema, line: u64, text: &str) -> Result<Vec<Datum>, 
         };
         let Some(index) = index else {
             let nearest =
-                nats_sink_guest::suggest::nearest(name, columns.iter().map(|c| c.name.as_str()));
+                nats_sink_rules::suggest::nearest(name, columns.iter().map(|c| c.name.as_str()));
             let hint = nearest
                 .map(|n| format!("; did you mean `{n}`?"))
                 .unwrap_or_default();

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nats_sink::input::parse_line;
 use nats_sink::lines::BoundedLines;
 use nats_sink::{Column, Datum, HostError, Rows, SinkError, SinkRuntime};
-use nats_sink_guest::schema::Schema;
+use nats_sink_rules::schema::Schema;
 use sha2::{Digest as _, Sha256};
 
 /// The largest schema file read: a 100,000-column schema is about 4 MB.

@@ -82,7 +82,7 @@ impl HostError {
 
 /// `option `name`: message`, in the guest's own words for its option problems.
 pub fn describe_option_problem(problem: &OptionProblem) -> String {
-    nats_sink_guest::options::OptionProblem {
+    nats_sink_rules::option_problem::OptionProblem {
         name: problem.name.clone(),
         message: problem.message.clone(),
     }

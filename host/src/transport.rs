@@ -22,8 +22,8 @@ use async_nats::{ConnectOptions, Event, HeaderMap, ServerAddr, Subject};
 use bytes::Bytes;
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
-use nats_sink_guest::within;
 use nats_sink_rules::server_url::{self, redact};
+use nats_sink_rules::span::within;
 use tokio::sync::Notify;
 
 use crate::bindings::transport::{Auth, Batch, ConnectConfig, Delivery, Span, Tls, TransportError};
@@ -201,7 +201,7 @@ impl Outgoing {
                 _ => {
                     let subject = Subject::from_utf8(slice(&message.subject, "subject")?)
                         .map_err(|_| refuse("a subject that is not UTF-8".into()))?;
-                    nats_sink_guest::options::check_subject(&subject)
+                    nats_sink_rules::nats_names::check_subject(&subject)
                         .map_err(|why| refuse(format!("subject {:?} {why}", subject.as_str())))?;
                     last_subject = Some((key, subject.clone()));
                     subject

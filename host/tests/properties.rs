@@ -3,7 +3,7 @@
 
 use nats_sink::input::parse_line;
 use nats_sink::lines::{BoundedLines, LineError};
-use nats_sink_guest::schema::Schema;
+use nats_sink_rules::schema::Schema;
 use proptest::prelude::*;
 
 const COLUMNS: &[(&str, &str)] = &[

@@ -3,5 +3,12 @@
 
 #![deny(missing_docs)]
 
+pub mod json_string;
+pub mod nats_names;
+pub mod numeric;
+pub mod option_problem;
+pub mod schema;
 pub mod secrets;
 pub mod server_url;
+pub mod span;
+pub mod suggest;

@@ -1,18 +1,46 @@
-//! The schema: column names and types in RisingWave's SQL spelling.
+//! The schema: column names and types in RisingWave's SQL spelling. The host parses a schema
+//! with these rules to read input, the guest to encode it, so both accept the same types.
 
 use std::fmt;
 
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+/// Why a schema was refused; the message names the column.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SchemaError {
-    #[error("the schema has no columns")]
+    /// No columns at all.
     Empty,
-    #[error("column {index} has an empty name")]
-    EmptyName { index: usize },
-    #[error("column `{name}` appears more than once")]
-    DuplicateColumn { name: String },
-    #[error("column `{column}`: {message}")]
-    BadType { column: String, message: String },
+    /// The column at `index` (from 0) has an empty name.
+    EmptyName {
+        /// The column's position.
+        index: usize,
+    },
+    /// Two columns share a name.
+    DuplicateColumn {
+        /// The repeated name.
+        name: String,
+    },
+    /// A column's type does not parse.
+    BadType {
+        /// The column's name.
+        column: String,
+        /// What is wrong with its type.
+        message: String,
+    },
 }
+
+impl fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SchemaError::Empty => f.write_str("the schema has no columns"),
+            SchemaError::EmptyName { index } => write!(f, "column {index} has an empty name"),
+            SchemaError::DuplicateColumn { name } => {
+                write!(f, "column `{name}` appears more than once")
+            }
+            SchemaError::BadType { column, message } => write!(f, "column `{column}`: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for SchemaError {}
 
 /// How deep types may nest (lists and structs together): every part that walks a type or a
 /// value recurses once per level, in the guest and the host, so this bounds their stacks. It
@@ -20,42 +48,65 @@ pub enum SchemaError {
 pub const MAX_TYPE_DEPTH: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// A column's or field's type.
 pub enum DataType {
+    /// boolean
     Boolean,
+    /// smallint (16 bits)
     Smallint,
+    /// integer (32 bits)
     Integer,
+    /// bigint (64 bits)
     Bigint,
+    /// real (32-bit float)
     Real,
+    /// double precision (64-bit float)
     DoublePrecision,
+    /// numeric (exact decimal)
     Numeric,
+    /// varchar
     Varchar,
+    /// date
     Date,
+    /// time without time zone
     Time,
+    /// timestamp without time zone
     Timestamp,
+    /// timestamp with time zone
     Timestamptz,
+    /// interval
     Interval,
+    /// bytea
     Bytea,
+    /// jsonb
     Jsonb,
+    /// serial
     Serial,
+    /// uuid
     Uuid,
+    /// `element[]`
     List(Box<DataType>),
+    /// `struct<name type, ...>`, its fields in order
     Struct(Vec<Field>),
 }
 
 /// A named, typed member: a column or a struct field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {
+    /// As written (unquoted).
     pub name: String,
+    /// Its type.
     pub data_type: DataType,
     /// `"name":` with the name JSON-escaped, ready to copy into each encoded row.
     pub json_key: Vec<u8>,
 }
 
 impl Field {
+    /// A field with its JSON key made ready.
     pub fn new(name: impl Into<String>, data_type: DataType) -> Field {
         let name = name.into();
         let mut json_key = Vec::with_capacity(name.len() + 3);
-        crate::json_str::write_str(&mut json_key, &name);
+        crate::json_string::write_str(&mut json_key, &name);
         json_key.push(b':');
         Field {
             name,
@@ -356,6 +407,7 @@ impl<'a> TypeParser<'a> {
 /// The columns a sink encodes, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schema {
+    /// In order.
     pub columns: Vec<Field>,
 }
 

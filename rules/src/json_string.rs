@@ -1,13 +1,15 @@
 //! JSON strings, byte for byte as serde_json writes them, but scanned eight bytes at a time:
 //! most text needs no escape, and a byte loop is the encoder's hottest path (in wasm, every
-//! loop turn also pays an epoch check).
+//! loop turn also pays an epoch check). Here, not in the guest, because a schema's fields
+//! carry their JSON keys ready-made.
 
 const LANES_01: u64 = 0x0101_0101_0101_0101;
 const LANES_80: u64 = 0x8080_8080_8080_8080;
 
 /// The high bit of each byte lane of `word` whose byte JSON must escape: below 0x20, `"` or
 /// `\`. The lowest marked lane is exact; lanes above it may be marked by a borrow.
-pub(crate) fn escape_lanes(word: u64) -> u64 {
+#[inline]
+pub fn escape_lanes(word: u64) -> u64 {
     let below =
         |word: u64, bound: u8| word.wrapping_sub(LANES_01 * bound as u64) & !word & LANES_80;
     let equal = |byte: u8| below(word ^ (LANES_01 * byte as u64), 1);
@@ -40,13 +42,14 @@ fn write_escape(out: &mut Vec<u8>, byte: u8) {
 }
 
 /// Append `text` as a JSON string.
+#[inline]
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
     write_utf8(out, text.as_bytes())
 }
 
 /// Append `utf8`, which must be UTF-8, as a JSON string. Only ASCII bytes are ever escaped,
 /// so the bytes of multi-byte characters pass through whole.
-pub(crate) fn write_utf8(out: &mut Vec<u8>, utf8: &[u8]) {
+pub fn write_utf8(out: &mut Vec<u8>, utf8: &[u8]) {
     out.reserve(utf8.len() + 2);
     out.push(b'"');
     // `copied` is where the bytes not yet appended start.

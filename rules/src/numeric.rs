@@ -1,0 +1,116 @@
+//! What a numeric's text must be: the form RisingWave's numeric (rust_decimal, a 96-bit
+//! mantissa and at most 28 digits after the point) holds exactly. The host checks input with
+//! it and the guest encodes with it, so both refuse the same values.
+
+/// The largest mantissa RisingWave's numeric (rust_decimal: 96 bits) holds.
+const NUMERIC_MAX_MANTISSA: u128 = (1 << 96) - 1;
+/// The most digits after the point RisingWave's numeric holds.
+pub const NUMERIC_MAX_SCALE: usize = 28;
+
+/// A numeric's text taken apart, every part a slice of the text checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Numeric<'a> {
+    /// `NaN`, `Infinity` or `-Infinity`, as written.
+    Special(&'a str),
+    /// A finite value: `negative` only when it is not zero, `whole` without leading zeros
+    /// (empty for zero), `fraction` as written (its scale kept).
+    Finite {
+        /// A `-` is written: the value is below zero.
+        negative: bool,
+        /// Digits before the point, without leading zeros.
+        whole: &'a str,
+        /// Digits after the point, as written.
+        fraction: &'a str,
+    },
+}
+
+/// Take `text` apart as RisingWave's numeric reads it, or say why it cannot hold it exactly
+/// (never rounded).
+pub fn parse_numeric(text: &str) -> Result<Numeric<'_>, String> {
+    if matches!(text, "NaN" | "Infinity" | "-Infinity") {
+        return Ok(Numeric::Special(text));
+    }
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(whole) || (digits.contains('.') && !all_digits(fraction)) {
+        return Err(format!("`{text}` is not a numeric (expected digits with an optional `-` and `.`, or NaN/Infinity/-Infinity)"));
+    }
+    if fraction.len() > NUMERIC_MAX_SCALE {
+        return Err(format!(
+            "`{text}` has {} digits after the point; a numeric holds at most {NUMERIC_MAX_SCALE}",
+            fraction.len()
+        ));
+    }
+    let whole = whole.trim_start_matches('0');
+    // 28 digits always fit in 96 bits (10^28 < 2^96): only longer ones are counted out.
+    let fits = whole.len() + fraction.len() <= 28
+        || whole
+            .bytes()
+            .chain(fraction.bytes())
+            .try_fold(0u128, |m, b| {
+                m.checked_mul(10)?
+                    .checked_add((b - b'0') as u128)
+                    .filter(|m| *m <= NUMERIC_MAX_MANTISSA)
+            })
+            .is_some();
+    if !fits {
+        return Err(format!(
+            "`{text}` has more significant digits than a numeric holds (a 96-bit mantissa, at most 79228162514264337593543950335)"
+        ));
+    }
+    Ok(Numeric::Finite {
+        negative: negative && !(whole.is_empty() && fraction.bytes().all(|b| b == b'0')),
+        whole,
+        fraction,
+    })
+}
+
+/// Whether `text` is a numeric RisingWave holds exactly (see [`parse_numeric`]).
+pub fn check_numeric(text: &str) -> Result<(), String> {
+    parse_numeric(text).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_text_is_checked() {
+        for bad in ["", "-", "1.", ".5", "1e5", "nan", "+1", "1.2.3"] {
+            assert!(check_numeric(bad).is_err(), "{bad:?}");
+        }
+        for good in ["0", "-0.0", "7922816251426433759354395033.5"] {
+            assert!(check_numeric(good).is_ok(), "{good:?}");
+        }
+        let err = check_numeric("123456789012345678901234567890.5").unwrap_err();
+        assert!(err.contains("significant digits"), "{err}");
+    }
+
+    #[test]
+    fn parts_are_normalized() {
+        assert_eq!(
+            parse_numeric("-007.50"),
+            Ok(Numeric::Finite {
+                negative: true,
+                whole: "7",
+                fraction: "50"
+            })
+        );
+        assert_eq!(
+            parse_numeric("-0.000"),
+            Ok(Numeric::Finite {
+                negative: false,
+                whole: "",
+                fraction: "000"
+            })
+        );
+        assert_eq!(
+            parse_numeric("-Infinity"),
+            Ok(Numeric::Special("-Infinity"))
+        );
+    }
+}

@@ -24,14 +24,14 @@ pub use nats_sink_rules::{schema, suggest};
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "nats-sink-component",
+        world: "connector",
     });
 
-    pub use exports::nats_sink::sink::sink::{
+    pub use exports::nats::sink::encoder::{
         ChildRange, Column, Interval, OptionInfo, OptionProblem, RowProblem, Rows, SinkError,
         Target, Value,
     };
-    pub use nats_sink::sink::transport::{
+    pub use nats::sink::transport::{
         Auth, Batch, ConnectConfig, Credential, Delivery, Header, Message, Span, StreamRequest,
         Tls, TransportError, UserPassword,
     };
@@ -156,8 +156,8 @@ pub fn connect_config(config: &SinkConfig) -> bindings::ConnectConfig {
 mod component {
     use std::cell::RefCell;
 
-    use crate::bindings::exports::nats_sink::sink::sink::{Guest, GuestNatsSink, NatsSink};
-    use crate::bindings::nats_sink::sink::transport::Connection;
+    use crate::bindings::exports::nats::sink::encoder::{Guest, GuestNatsSink, NatsSink};
+    use crate::bindings::nats::sink::transport::Connection;
     use crate::bindings::{
         Batch, Column, OptionInfo, OptionProblem, Rows, SinkError, Target, TransportError,
     };

@@ -45,18 +45,18 @@ pub mod value;
 pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "nats-sink-component",
+        world: "connector",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
-            "nats-sink:sink/transport.connection": crate::transport::NatsConnection,
+            "nats:sink/transport.connection": crate::transport::NatsConnection,
         },
     });
 
-    pub use self::nats_sink::sink::transport;
+    pub use self::nats::sink::transport;
 }
 
-pub use bindings::exports::nats_sink::sink::sink::{
+pub use bindings::exports::nats::sink::encoder::{
     ChildRange, Column, Interval, OptionInfo, OptionProblem, RowProblem, Rows, SinkError, Target,
     Value,
 };

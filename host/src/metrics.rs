@@ -206,7 +206,7 @@ pub fn prometheus_text(registry: &Registry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::exports::nats_sink::sink::sink::RowProblem;
+    use crate::bindings::exports::nats::sink::encoder::RowProblem;
 
     #[test]
     fn snapshot_and_prometheus_text_agree() {

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceTable};
 use wasmtime::{Cache, CacheConfig, Config, Engine, ResourceLimiter, Store, UpdateDeadline};
 
-use crate::bindings::exports::nats_sink::sink::sink::{
+use crate::bindings::exports::nats::sink::encoder::{
     Column, OptionInfo, OptionProblem, Rows, SinkError, Target,
 };
 use crate::bindings::transport::{self, Batch, ConnectConfig, TransportError};
-use crate::bindings::{NatsSinkComponent, NatsSinkComponentPre};
+use crate::bindings::{Connector, ConnectorPre};
 use crate::metrics::Metrics;
 use crate::policy::{OutboundPolicy, Reach};
 use crate::transport::{NatsConnection, TransportStats};
@@ -296,7 +296,7 @@ impl transport::HostConnection for SinkState {
 #[derive(Clone)]
 pub struct SinkRuntime {
     engine: Engine,
-    pre: NatsSinkComponentPre<SinkState>,
+    pre: ConnectorPre<SinkState>,
     limits: Limits,
     outbound: OutboundPolicy,
     /// Shared by the runtime's clones; the ticker stops with the last one.
@@ -358,15 +358,12 @@ impl SinkRuntime {
         let component = Component::new(&engine, bytes)
             .map_err(|e| HostError::runtime("compiling the component", e))?;
         let mut linker = Linker::<SinkState>::new(&engine);
-        NatsSinkComponent::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |state| state,
-        )
-        .map_err(|e| HostError::runtime("linking the transport", e))?;
+        Connector::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| HostError::runtime("linking the transport", e))?;
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| HostError::runtime("the component does not fit the nats-sink world", e))?;
-        let pre = NatsSinkComponentPre::new(instance_pre).map_err(|e| {
+        let pre = ConnectorPre::new(instance_pre).map_err(|e| {
             HostError::runtime("the component does not export the nats-sink interface", e)
         })?;
         Ok(SinkRuntime {
@@ -398,7 +395,7 @@ impl SinkRuntime {
         self
     }
 
-    async fn instantiate(&self) -> Result<(Store<SinkState>, NatsSinkComponent), HostError> {
+    async fn instantiate(&self) -> Result<(Store<SinkState>, Connector), HostError> {
         let mut store = Store::new(&self.engine, SinkState::new(self.limits));
         store.limiter(|state| state);
         store.epoch_deadline_callback(|mut store| {
@@ -427,7 +424,7 @@ impl SinkRuntime {
     pub async fn describe(&self) -> Result<Vec<OptionInfo>, HostError> {
         let (mut store, bindings) = self.instantiate().await?;
         bindings
-            .nats_sink_sink_sink()
+            .nats_sink_encoder()
             .call_describe(&mut store)
             .await
             .map_err(|e| trapped(&store, "describe", "", e))
@@ -440,7 +437,7 @@ impl SinkRuntime {
     ) -> Result<Vec<OptionProblem>, HostError> {
         let (mut store, bindings) = self.instantiate().await?;
         bindings
-            .nats_sink_sink_sink()
+            .nats_sink_encoder()
             .call_validate(&mut store, options)
             .await
             .map_err(|e| trapped(&store, "validate", "", e))
@@ -450,7 +447,7 @@ impl SinkRuntime {
     pub async fn resolve(&self, options: &[(String, String)]) -> Result<Target, HostError> {
         let (mut store, bindings) = self.instantiate().await?;
         bindings
-            .nats_sink_sink_sink()
+            .nats_sink_encoder()
             .call_resolve(&mut store, options)
             .await
             .map_err(|e| trapped(&store, "resolve", "", e))?
@@ -471,7 +468,7 @@ impl SinkRuntime {
         let (mut store, bindings) = self.instantiate().await?;
         store.data_mut().reach = self.reach(options);
         let opened = bindings
-            .nats_sink_sink_sink()
+            .nats_sink_encoder()
             .nats_sink()
             .call_open(&mut store, options, schema)
             .await
@@ -489,7 +486,7 @@ impl SinkRuntime {
 /// One open sink: its own store, instance and connection.
 pub struct Sink {
     store: Store<SinkState>,
-    bindings: NatsSinkComponent,
+    bindings: Connector,
     /// `None` once closed.
     handle: Option<ResourceAny>,
     metrics: Metrics,
@@ -511,7 +508,7 @@ impl Sink {
         let handle = self.start_call()?;
         let result = self
             .bindings
-            .nats_sink_sink_sink()
+            .nats_sink_encoder()
             .nats_sink()
             .call_begin_checkpoint(&mut self.store, handle, id)
             .await
@@ -525,7 +522,7 @@ impl Sink {
         let handle = self.start_call()?;
         let result = self
             .bindings
-            .nats_sink_sink_sink()
+            .nats_sink_encoder()
             .nats_sink()
             .call_write(&mut self.store, handle, rows)
             .await;
@@ -540,7 +537,7 @@ impl Sink {
         let handle = self.start_call()?;
         let result = self
             .bindings
-            .nats_sink_sink_sink()
+            .nats_sink_encoder()
             .nats_sink()
             .call_flush(&mut self.store, handle)
             .await;

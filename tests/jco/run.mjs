@@ -8,7 +8,7 @@ import { useConnection, confirm, ensureStream } from './transport.js';
 
 const [componentDir, rowsPath, optionsPath] = process.argv.slice(2);
 const sink = await import(`${componentDir}/nats-sink.js`);
-const { sink: api } = sink;
+const { encoder: api } = sink;
 const options = JSON.parse(readFileSync(optionsPath, 'utf8'));
 const { columns, rows } = JSON.parse(readFileSync(rowsPath, 'utf8'));
 

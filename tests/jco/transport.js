@@ -1,4 +1,4 @@
-// The `nats-sink:sink/transport` import, for Node.js. jco calls these synchronously, while
+// The `nats:sink/transport` import, for Node.js. jco calls these synchronously, while
 // the nats client connects and confirms asynchronously, so the host connects before the guest
 // opens (see run.mjs), publishes synchronously (the client buffers), and confirms after the
 // guest's flush returns, through `confirm()`. That is the one departure from the contract:

@@ -74,7 +74,7 @@ fn nats_sink_wit() -> (wit_parser::Resolve, wit_parser::PackageId) {
 pub fn trapping_component() -> Vec<u8> {
     let (resolve, package) = nats_sink_wit();
     let world = resolve
-        .select_world(&[package], Some("nats-sink-component"))
+        .select_world(&[package], Some("connector"))
         .expect("the nats-sink world");
     dummy_component(&resolve, world)
 }
@@ -88,7 +88,7 @@ pub fn component_with_extra_import() -> Vec<u8> {
             "package hostile:extra;\n\
              interface clock { now: func() -> u64; }\n\
              world with-extra-import {\n\
-               include nats-sink:sink/nats-sink-component@0.1.0;\n\
+               include nats:sink/connector@0.1.0;\n\
                import clock;\n\
              }\n",
         )

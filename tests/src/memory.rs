@@ -10,14 +10,14 @@ use wasmtime::{Engine, Store};
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "nats-sink-component",
+    world: "connector",
     imports: { default: async | trappable },
     exports: { default: async },
-    with: { "nats-sink:sink/transport.connection": MemoryConnection },
+    with: { "nats:sink/transport.connection": MemoryConnection },
 });
 
-pub use self::nats_sink::sink::transport::{Auth, Batch, ConnectConfig, Span, TransportError};
-pub use exports::nats_sink::sink::sink::{ChildRange, Column, Interval, Rows, SinkError, Value};
+pub use self::nats::sink::transport::{Auth, Batch, ConnectConfig, Span, TransportError};
+pub use exports::nats::sink::encoder::{ChildRange, Column, Interval, Rows, SinkError, Value};
 
 /// One published message, unpacked from its batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,9 +123,9 @@ pub struct MemoryState {
     recorder: Recorder,
 }
 
-impl self::nats_sink::sink::transport::Host for MemoryState {}
+impl self::nats::sink::transport::Host for MemoryState {}
 
-impl self::nats_sink::sink::transport::HostConnection for MemoryState {
+impl self::nats::sink::transport::HostConnection for MemoryState {
     async fn open(
         &mut self,
         config: ConnectConfig,
@@ -186,7 +186,7 @@ pub struct MemoryHost {
 /// One instance of the component and the recorder of its transport calls.
 pub struct MemoryInstance {
     pub store: Store<MemoryState>,
-    pub bindings: NatsSinkComponent,
+    pub bindings: Connector,
     pub recorder: Recorder,
 }
 
@@ -195,7 +195,7 @@ impl MemoryHost {
         let engine = Engine::default();
         let component = Component::from_file(&engine, path)?;
         let mut linker = Linker::new(&engine);
-        NatsSinkComponent::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        Connector::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
         Ok(MemoryHost {
             engine,
             component,
@@ -221,7 +221,7 @@ impl MemoryHost {
             },
         );
         let bindings =
-            NatsSinkComponent::instantiate_async(&mut store, &self.component, &self.linker).await?;
+            Connector::instantiate_async(&mut store, &self.component, &self.linker).await?;
         Ok(MemoryInstance {
             store,
             bindings,
@@ -237,7 +237,7 @@ impl MemoryInstance {
         schema: &[Column],
     ) -> wasmtime::Result<Result<ResourceAny, SinkError>> {
         self.bindings
-            .nats_sink_sink_sink()
+            .nats_sink_encoder()
             .nats_sink()
             .call_open(&mut self.store, options, schema)
             .await
@@ -245,7 +245,7 @@ impl MemoryInstance {
 
     pub async fn begin_checkpoint(&mut self, sink: ResourceAny, id: u64) -> wasmtime::Result<()> {
         self.bindings
-            .nats_sink_sink_sink()
+            .nats_sink_encoder()
             .nats_sink()
             .call_begin_checkpoint(&mut self.store, sink, id)
             .await
@@ -257,7 +257,7 @@ impl MemoryInstance {
         rows: &Rows,
     ) -> wasmtime::Result<Result<(), SinkError>> {
         self.bindings
-            .nats_sink_sink_sink()
+            .nats_sink_encoder()
             .nats_sink()
             .call_write(&mut self.store, sink, rows)
             .await
@@ -265,7 +265,7 @@ impl MemoryInstance {
 
     pub async fn flush(&mut self, sink: ResourceAny) -> wasmtime::Result<Result<(), SinkError>> {
         self.bindings
-            .nats_sink_sink_sink()
+            .nats_sink_encoder()
             .nats_sink()
             .call_flush(&mut self.store, sink)
             .await

@@ -187,7 +187,7 @@ async fn delivery_options_reach_the_transport_and_resolve_needs_no_connection() 
     ]));
     let target = instance
         .bindings
-        .nats_sink_sink_sink()
+        .nats_sink_encoder()
         .call_resolve(&mut instance.store, &opts)
         .await
         .unwrap()
@@ -195,7 +195,7 @@ async fn delivery_options_reach_the_transport_and_resolve_needs_no_connection() 
     assert_eq!(target.subject, "orders.new");
     assert!(instance.recorder.calls().is_empty(), "resolve connected");
     let d = target.connect.delivery;
-    let fields = |d: &nats_sink_tests::memory::nats_sink::sink::transport::Delivery| {
+    let fields = |d: &nats_sink_tests::memory::nats::sink::transport::Delivery| {
         (
             d.max_in_flight,
             d.ack_timeout_ms,
@@ -378,7 +378,7 @@ async fn describe_and_validate_through_the_boundary() {
     let mut instance = host.instance().await.unwrap();
     let described = instance
         .bindings
-        .nats_sink_sink_sink()
+        .nats_sink_encoder()
         .call_describe(&mut instance.store)
         .await
         .unwrap();
@@ -391,7 +391,7 @@ async fn describe_and_validate_through_the_boundary() {
     assert!(described.iter().all(|o| !o.doc.is_empty()));
     let problems = instance
         .bindings
-        .nats_sink_sink_sink()
+        .nats_sink_encoder()
         .call_validate(&mut instance.store, &user_options())
         .await
         .unwrap();
@@ -406,10 +406,10 @@ fn the_component_imports_only_the_transport() {
         .imports(host.engine())
         .map(|(name, _)| name.to_string())
         .collect();
-    assert_eq!(imports, vec!["nats-sink:sink/transport@0.1.0"]);
+    assert_eq!(imports, vec!["nats:sink/transport@0.1.0"]);
     let exports: Vec<String> = ty
         .exports(host.engine())
         .map(|(name, _)| name.to_string())
         .collect();
-    assert_eq!(exports, vec!["nats-sink:sink/sink@0.1.0"]);
+    assert_eq!(exports, vec!["nats:sink/encoder@0.1.0"]);
 }

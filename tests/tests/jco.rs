@@ -112,7 +112,7 @@ fn transpile(work: &Path) -> std::path::PathBuf {
             .arg(&transpiled)
             .args(["--name", "nats-sink", "--no-typescript", "--quiet"])
             .arg("--map")
-            .arg(format!("nats-sink:sink/transport={}", transport.display())),
+            .arg(format!("nats:sink/transport={}", transport.display())),
         "jco transpile",
     );
     transpiled

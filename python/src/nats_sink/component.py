@@ -1,6 +1,6 @@
 """The component: loaded once, instantiated per sink, its exports called synchronously.
 
-The guest imports `nats-sink:sink/transport`; an instance links it to a `HostTransport`, whose
+The guest imports `nats:sink/transport`; an instance links it to a `HostTransport`, whose
 methods the guest calls synchronously from inside `open`, `write` and `flush`.
 """
 
@@ -21,8 +21,8 @@ from . import _speedups
 # slow enough to be nearly all of the host's time (see _speedups).
 _speedups.install()
 
-TRANSPORT = "nats-sink:sink/transport@0.1.0"
-SINK = "nats-sink:sink/sink@0.1.0"
+TRANSPORT = "nats:sink/transport@0.1.0"
+ENCODER = "nats:sink/encoder@0.1.0"
 _CONNECTION_TYPE = 1  # our host resource type id for `connection`
 
 
@@ -95,7 +95,7 @@ class Instance:
                 t.add_func("[method]connection.flush", self._flush)
                 t.add_func("[method]connection.max-payload", self._max_payload)
         self.instance = linker.instantiate(self.store, component)
-        self._sink = self.instance.get_export_index(self.store, SINK)
+        self._sink = self.instance.get_export_index(self.store, ENCODER)
         self._funcs: dict[str, Any] = {}
 
     # The transport, as the guest calls it. A borrowed handle must be dropped before returning.

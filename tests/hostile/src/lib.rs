@@ -18,13 +18,13 @@ mod component {
 
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "nats-sink-component",
+        world: "connector",
     });
 
-    use exports::nats_sink::sink::sink::{
+    use exports::nats::sink::encoder::{
         Column, Guest, GuestNatsSink, NatsSink, OptionInfo, OptionProblem, Rows, SinkError, Target,
     };
-    use nats_sink::sink::transport::{
+    use nats::sink::transport::{
         Auth, Batch, ConnectConfig, Connection, Delivery, Header, Message, Span,
     };
 
@@ -101,8 +101,8 @@ mod component {
             .map(|(_, v)| v.as_str())
     }
 
-    fn transport_error(e: nats_sink::sink::transport::TransportError) -> SinkError {
-        use nats_sink::sink::transport::TransportError as T;
+    fn transport_error(e: nats::sink::transport::TransportError) -> SinkError {
+        use nats::sink::transport::TransportError as T;
         match e {
             T::Connection(m) => SinkError::Connection(m),
             T::Publish(m) => SinkError::Publish(m),

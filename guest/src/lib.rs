@@ -161,7 +161,7 @@ mod component {
     use crate::bindings::{
         Batch, Column, OptionInfo, OptionProblem, Rows, SinkError, Target, TransportError,
     };
-    use crate::sink::{prepare, Sink, Transport};
+    use crate::sink::{prepare, Publisher, Transport};
 
     impl Transport for Connection {
         fn publish(&mut self, batch: Batch) -> Result<(), TransportError> {
@@ -178,7 +178,7 @@ mod component {
     struct Component;
 
     /// The exported resource; WIT methods take `&self`, hence the cell.
-    struct GuestSink(RefCell<Sink<Connection>>);
+    struct GuestSink(RefCell<Publisher<Connection>>);
 
     impl Guest for Component {
         type NatsSink = GuestSink;
@@ -204,7 +204,7 @@ mod component {
             let (config, schema) = prepare(&options, &schema)?;
             let connection = Connection::open(&crate::connect_config(&config))
                 .map_err(crate::sink::SinkError::from)?;
-            Ok(NatsSink::new(GuestSink(RefCell::new(Sink::new(
+            Ok(NatsSink::new(GuestSink(RefCell::new(Publisher::new(
                 config, schema, connection,
             )))))
         }

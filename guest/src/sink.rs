@@ -122,7 +122,9 @@ struct Checkpoint {
     next_position: u64,
 }
 
-pub struct Sink<T> {
+/// The sink behind the exported `nats-sink` resource: encodes rows, publishes them through
+/// `T`, and latches after a transport failure. (The host's embedder-facing type is `Sink`.)
+pub struct Publisher<T> {
     config: SinkConfig,
     schema: Schema,
     transport: T,
@@ -144,8 +146,8 @@ pub struct Sink<T> {
     failure: Option<String>,
 }
 
-impl<T: Transport> Sink<T> {
-    pub fn new(config: SinkConfig, schema: Schema, transport: T) -> Sink<T> {
+impl<T: Transport> Publisher<T> {
+    pub fn new(config: SinkConfig, schema: Schema, transport: T) -> Publisher<T> {
         let sink_id = config.dedupe.then(|| {
             config
                 .sink_id
@@ -160,7 +162,7 @@ impl<T: Transport> Sink<T> {
         if sink_id.is_some() {
             header_names.push(MESSAGE_ID_HEADER.to_string());
         }
-        Sink {
+        Publisher {
             header_names,
             scratch: String::new(),
             encoder: Encoder::new(config.modes, &schema),
@@ -372,13 +374,13 @@ mod tests {
         .collect()
     }
 
-    fn sink() -> Sink<Recorder> {
+    fn sink() -> Publisher<Recorder> {
         let columns = vec![Column {
             name: "id".into(),
             data_type: "integer".into(),
         }];
         let (config, schema) = prepare(&options(), &columns).unwrap();
-        Sink::new(config, schema, Recorder::default())
+        Publisher::new(config, schema, Recorder::default())
     }
 
     /// The one value of a test row: a `Value`, or text that goes into the batch's data.
@@ -489,7 +491,7 @@ mod tests {
         assert!(matches!(sink.flush(), Err(SinkError::Closed(_))));
     }
 
-    fn ids(sink: &Sink<Recorder>) -> Vec<String> {
+    fn ids(sink: &Publisher<Recorder>) -> Vec<String> {
         sink.transport()
             .published
             .iter()
@@ -536,7 +538,7 @@ mod tests {
         let mut named = options();
         named.push(("sink_id".into(), "orders".into()));
         let (config, schema) = prepare(&named, &columns).unwrap();
-        let mut sink = Sink::new(config, schema, Recorder::default());
+        let mut sink = Publisher::new(config, schema, Recorder::default());
         sink.begin_checkpoint(u64::MAX);
         sink.write(&rows([int(1)])).unwrap();
         assert_eq!(ids(&sink), vec![format!("orders:{}:0", u64::MAX)]);
@@ -544,7 +546,7 @@ mod tests {
         let mut off = options();
         off.push(("dedupe".into(), "false".into()));
         let (config, schema) = prepare(&off, &columns).unwrap();
-        let mut sink = Sink::new(config, schema, Recorder::default());
+        let mut sink = Publisher::new(config, schema, Recorder::default());
         sink.begin_checkpoint(1);
         sink.write(&rows([int(1)])).unwrap();
         assert_eq!(ids(&sink), vec![String::new()]);
@@ -558,7 +560,7 @@ mod tests {
             data_type: "varchar".into(),
         }];
         let (config, schema) = prepare(&options(), &columns).unwrap();
-        let mut sink = Sink::new(config, schema, Recorder::default());
+        let mut sink = Publisher::new(config, schema, Recorder::default());
         let id_header = (MESSAGE_ID_HEADER.len()
             + 2
             + format!("{}:1:0", sink.sink_id.as_deref().unwrap()).len()
@@ -623,7 +625,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         let (config, schema) = prepare(&pairs, &columns).unwrap();
-        let mut sink = Sink::new(config, schema, Recorder::default());
+        let mut sink = Publisher::new(config, schema, Recorder::default());
         sink.begin_checkpoint(1);
         let batch = |regions: &[(&str, i32)]| {
             let mut rows = Rows::new();

@@ -5,7 +5,7 @@ use nats_sink_guest::bindings::{
     Batch, ChildRange, Column, Interval, Rows, Span, TransportError, Value,
 };
 use nats_sink_guest::schema::{DataType, Schema};
-use nats_sink_guest::sink::{prepare, Sink, SinkError, Transport};
+use nats_sink_guest::sink::{prepare, Publisher, SinkError, Transport};
 use proptest::prelude::*;
 
 /// Pieces that type text is made of, so that random text reaches deep into the grammar.
@@ -190,7 +190,7 @@ proptest! {
             prop_assume!(false);
             unreachable!()
         };
-        let mut sink = Sink::new(config, schema, Accepting { messages: 0 });
+        let mut sink = Publisher::new(config, schema, Accepting { messages: 0 });
         sink.begin_checkpoint(7);
         match sink.write(&batch) {
             Ok(()) => prop_assert_eq!(sink.transport().messages, batch.ends.len()),

@@ -466,15 +466,15 @@ fn read_schema(path: &PathBuf) -> Result<(Schema, Vec<Column>), Failure> {
 }
 
 /// Rows of the current batch, the input line each came from, and a digest of those lines.
-struct Batch {
+struct InputBatch {
     rows: Rows,
     lines: Vec<u64>,
     digest: Sha256,
 }
 
-impl Batch {
-    fn new(capacity: usize) -> Batch {
-        Batch {
+impl InputBatch {
+    fn new(capacity: usize) -> InputBatch {
+        InputBatch {
             rows: Rows::new(),
             lines: Vec::with_capacity(capacity),
             digest: Sha256::new(),
@@ -574,7 +574,7 @@ async fn run(
         tokio::io::BufReader::with_capacity(1 << 20, reader),
         limits.line_bytes,
     );
-    let mut batch = Batch::new(limits.batch_rows.min(1 << 16));
+    let mut batch = InputBatch::new(limits.batch_rows.min(1 << 16));
     let mut confirmed = Confirmed::default();
     // What stopped the run early. After bad input, what came before it is still delivered.
     let mut stop: Option<Failure> = None;
@@ -688,7 +688,7 @@ fn rerun_can_succeed(error: &anyhow::Error) -> bool {
 /// line, after the rows before it are flushed.
 async fn deliver_batch(
     sink: &mut nats_sink::Sink,
-    batch: &mut Batch,
+    batch: &mut InputBatch,
     confirmed: &mut Confirmed,
 ) -> Result<(), Failure> {
     if batch.rows.is_empty() {

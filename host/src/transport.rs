@@ -248,7 +248,7 @@ impl Outgoing {
 type PendingAck = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
 
 /// What one failed send or ack calls for.
-enum Failure {
+enum SendFailure {
     /// May pass: send the message again, within the budget. The text is the cause.
     Retry(String),
     /// Cannot pass: report it.
@@ -682,8 +682,8 @@ impl NatsConnection {
         }
         match self.send_jetstream(message).await {
             Ok(()) => Ok(()),
-            Err((Failure::Fatal(e), _)) => Err(e),
-            Err((Failure::Retry(cause), message)) => {
+            Err((SendFailure::Fatal(e), _)) => Err(e),
+            Err((SendFailure::Retry(cause), message)) => {
                 self.note_failure(cause);
                 self.resend.push_back(message);
                 self.recover().await
@@ -724,7 +724,7 @@ impl NatsConnection {
     }
 
     /// Send one JetStream message and queue its ack; on failure, hand the message back.
-    async fn send_jetstream(&mut self, message: Outgoing) -> Result<(), (Failure, Outgoing)> {
+    async fn send_jetstream(&mut self, message: Outgoing) -> Result<(), (SendFailure, Outgoing)> {
         let wait = millis(self.delivery.ack_timeout_ms);
         let (subject, payload) = (message.subject.clone(), message.payload.clone());
         let sent = match &message.headers {
@@ -740,7 +740,7 @@ impl NatsConnection {
         };
         match sent {
             Err(_) => Err((
-                Failure::Retry(format!(
+                SendFailure::Retry(format!(
                     "the connection took no message for {} ms (it is down or reconnecting)",
                     wait.as_millis()
                 )),
@@ -757,9 +757,9 @@ impl NatsConnection {
     }
 
     /// Whether a JetStream send or ack failure can pass.
-    fn classify(&self, subject: &str, error: PublishError) -> Failure {
+    fn classify(&self, subject: &str, error: PublishError) -> SendFailure {
         let refused = |e: &PublishError| {
-            Failure::Fatal(TransportError::Publish(format!(
+            SendFailure::Fatal(TransportError::Publish(format!(
                 "JetStream refused a message on `{subject}`: {e}"
             )))
         };
@@ -770,24 +770,26 @@ impl NatsConnection {
                     e.contains("Permissions Violation") && e.contains(&format!("\"{subject}\""))
                 });
                 match denied {
-                    Some(e) => Failure::Fatal(TransportError::Publish(format!(
+                    Some(e) => SendFailure::Fatal(TransportError::Publish(format!(
                         "the server refused a message on `{subject}`: {e}"
                     ))),
-                    None => Failure::Retry(format!(
+                    None => SendFailure::Retry(format!(
                         "no ack within ack_timeout_ms ({} ms)",
                         self.delivery.ack_timeout_ms
                     )),
                 }
             }
             PublishErrorKind::BrokenPipe => {
-                Failure::Retry("the connection closed before the ack arrived".into())
+                SendFailure::Retry("the connection closed before the ack arrived".into())
             }
-            PublishErrorKind::StreamNotFound => Failure::Retry(
+            PublishErrorKind::StreamNotFound => SendFailure::Retry(
                 "no stream answered (a stream leader election, or a server restarting)".into(),
             ),
-            PublishErrorKind::MaxAckPending => Failure::Retry("too many acks outstanding".into()),
+            PublishErrorKind::MaxAckPending => {
+                SendFailure::Retry("too many acks outstanding".into())
+            }
             PublishErrorKind::Other if is_transient(&error) => {
-                Failure::Retry(format!("JetStream is unavailable for a moment: {error}"))
+                SendFailure::Retry(format!("JetStream is unavailable for a moment: {error}"))
             }
             _ => refused(&error),
         }
@@ -814,8 +816,8 @@ impl NatsConnection {
             return Ok(());
         };
         match self.classify(&message.subject, error) {
-            Failure::Fatal(e) => Err(e),
-            Failure::Retry(cause) => {
+            SendFailure::Fatal(e) => Err(e),
+            SendFailure::Retry(cause) => {
                 self.note_failure(cause);
                 self.resend.push_back(message);
                 Ok(())
@@ -904,8 +906,8 @@ impl NatsConnection {
                 self.stats.resent += 1;
                 match self.send_jetstream(message).await {
                     Ok(()) => {}
-                    Err((Failure::Fatal(e), _)) => return Err(e),
-                    Err((Failure::Retry(cause), message)) => {
+                    Err((SendFailure::Fatal(e), _)) => return Err(e),
+                    Err((SendFailure::Retry(cause), message)) => {
                         self.note_failure(cause);
                         self.resend.push_back(message);
                         self.resend.extend(queue);

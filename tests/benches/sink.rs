@@ -185,7 +185,7 @@ fn native_sink<T: nats_sink_guest::sink::Transport>(
     columns: &[Column],
     extra: &[(&str, &str)],
     transport: T,
-) -> nats_sink_guest::sink::Sink<T> {
+) -> nats_sink_guest::sink::Publisher<T> {
     let guest_columns: Vec<guest::Column> = columns
         .iter()
         .map(|c| guest::Column {
@@ -196,7 +196,7 @@ fn native_sink<T: nats_sink_guest::sink::Transport>(
     let (config, schema) =
         nats_sink_guest::sink::prepare(&options("127.0.0.1:4222", "bench", extra), &guest_columns)
             .expect("valid bench options");
-    nats_sink_guest::sink::Sink::new(config, schema, transport)
+    nats_sink_guest::sink::Publisher::new(config, schema, transport)
 }
 
 /// The host's transport, driven synchronously as the native sink's `Transport`.
@@ -406,7 +406,7 @@ impl Bench {
             })
             .collect();
         let (config, schema) = nats_sink_guest::sink::prepare(&opts, &guest_columns).unwrap();
-        let mut sink = nats_sink_guest::sink::Sink::new(config, schema, transport);
+        let mut sink = nats_sink_guest::sink::Publisher::new(config, schema, transport);
         let checkpoints: Vec<Vec<guest::Rows>> = data
             .packed(batch)
             .iter()

@@ -69,7 +69,7 @@ mod component {
 
     struct Hostile;
 
-    struct Sink {
+    struct HostileSink {
         behaviour: String,
         connection: Option<Connection>,
         kept: RefCell<Vec<Vec<u8>>>,
@@ -111,7 +111,7 @@ mod component {
     }
 
     impl Guest for Hostile {
-        type NatsSink = Sink;
+        type NatsSink = HostileSink;
 
         fn describe() -> Vec<OptionInfo> {
             Vec::new()
@@ -133,7 +133,7 @@ mod component {
         }
     }
 
-    impl GuestNatsSink for Sink {
+    impl GuestNatsSink for HostileSink {
         fn open(options: Vec<(String, String)>, _: Vec<Column>) -> Result<NatsSink, SinkError> {
             let behaviour = option(&options, "behaviour").unwrap_or_default();
             let connection = match option(&options, "server_url") {
@@ -155,7 +155,7 @@ mod component {
                 }
                 None => None,
             };
-            Ok(NatsSink::new(Sink {
+            Ok(NatsSink::new(HostileSink {
                 behaviour: behaviour.to_string(),
                 connection,
                 kept: RefCell::new(Vec::new()),

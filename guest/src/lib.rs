@@ -9,6 +9,7 @@ pub mod encode;
 mod json_num;
 mod jsonb;
 mod jsonb_fast;
+pub mod option_specs;
 pub mod options;
 pub mod rows;
 pub mod sink;

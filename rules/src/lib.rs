@@ -5,6 +5,7 @@
 
 pub mod json_string;
 pub mod nats_names;
+pub mod nkey_seed;
 pub mod numeric;
 pub mod option_problem;
 pub mod schema;

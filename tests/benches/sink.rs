@@ -885,7 +885,7 @@ fn main() {
         let input = EncodeInput::new(&data);
         for _ in 0..runs {
             let rate = |seconds: f64| rows as f64 / seconds;
-            let mut show = |mode: &str, bench: &mut Bench| {
+            let show = |mode: &str, bench: &mut Bench| {
                 let seconds = match mode {
                     "raw" => bench.raw(&data, Route::Core, false),
                     "native" => bench.native(&data, Route::Core, 1024),

@@ -60,12 +60,6 @@ impl Spread {
         self.max > self.median * (1.0 + WIDE) || self.min < self.median * (1.0 - WIDE)
     }
 
-    /// True when the two ranges share a value: the second run agrees with the first within
-    /// their spreads.
-    pub fn overlaps(&self, other_min: f64, other_max: f64) -> bool {
-        self.min <= other_max && other_min <= self.max
-    }
-
     fn flag(&self) -> &'static str {
         if self.wide() {
             "!"

@@ -44,12 +44,17 @@ faults: build
     @grep -o 'PROOF |.*' target/faults.log | sed 's/^PROOF //'
 
 # The benchmark (not a test): raw async-nats vs the native sink vs the component, on core NATS
-# and JetStream at batches of 1, 64 and 1024; encoding alone; start-up with and without the
-# compile cache; instantiation; peak memory over 1,000,000 rows. Prints a table and writes
-# target/bench.json. BENCH_ROWS, BENCH_RUNS and BENCH_MEMORY_ROWS change its size. Then the
-# Python host beside the CLI in paired rounds (python/bench.py, target/bench-python.json).
+# and JetStream at batches of 1, 64 and 1024, in paired rounds (every mode once per round, the
+# order rotated; figures are medians over rounds with their min-max spread, `!` past +-15%);
+# encoding alone, paired the same way; start-up with and without the compile cache;
+# instantiation; peak memory over 1,000,000 rows. Prints tables, writes target/bench.json and
+# says whether its ratios agree with the previous run's. BENCH_ROWS, BENCH_RUNS (rounds) and
+# BENCH_MEMORY_ROWS change its size. Then many sinks in one process (SCALE_SINKS, default 1,000;
+# 8 sinks against one over SCALE_ROWS) against the issue's targets (target/bench-scale.json),
+# and the Python host beside the CLI in paired rounds (python/bench.py, target/bench-python.json).
 bench:
     ./scripts/build-guest.sh
     cargo build --release -p nats-sink
     cargo bench -p nats-sink-tests --bench sink
+    cargo bench -p nats-sink-tests --bench scale
     cd python && python3 bench.py

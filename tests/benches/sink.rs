@@ -4,13 +4,22 @@
 //!
 //! Modes, each publishing the same rows to the same server:
 //! - raw: async-nats publishing payloads encoded beforehand (the ceiling on this machine);
+//! - raw+id: the same, each message with a `Nats-Msg-Id` header as the sink sends by default;
 //! - native: the guest's sink compiled natively over the host's transport (no wasm);
 //! - component: the full sink through wasmtime.
 //!
 //! Every mode writes rows in calls of `batch` rows and confirms every 4,096 rows (a flush:
-//! JetStream acks, or a core round trip). Each figure is the median of `BENCH_RUNS` runs
-//! (default 3) of `BENCH_ROWS` rows (default 50,000).
+//! JetStream acks, or a core round trip). The modes run in paired rounds (see
+//! `support/paired.rs`): each round runs every mode of every cell once, in an order rotated
+//! each round, and each figure is the median over `BENCH_RUNS` rounds (default 5) of
+//! `BENCH_ROWS` rows (default 50,000), with its min–max spread. Ratios are taken round by round.
 
+#[path = "support/agreement.rs"]
+mod agreement;
+#[path = "support/paired.rs"]
+mod paired;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
@@ -23,6 +32,7 @@ use nats_sink_tests::memory::{self, MemoryHost};
 use nats_sink_tests::{
     columns, component_path, pack, target_dir, to_guest_rows, to_memory_rows, NatsServer,
 };
+use paired::{rotated, Spread};
 use serde_json::json;
 
 /// Rows between confirmations, in every mode.
@@ -36,14 +46,15 @@ fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(|a, b| a.total_cmp(b));
-    samples[samples.len() / 2]
+fn median(samples: Vec<f64>) -> f64 {
+    Spread::of(samples).median
 }
 
 /// A fixed set of rows in the three shapes the modes need.
 struct Dataset {
     name: &'static str,
+    /// The name in tables.
+    short: &'static str,
     columns: Vec<Column>,
     rows: Vec<Vec<Datum>>,
     /// Each row's JSON as the sink encodes it, for the raw mode.
@@ -93,7 +104,7 @@ fn realistic(count: usize) -> Dataset {
             ]
         })
         .collect();
-    Dataset::new("realistic (12 columns)", columns, rows)
+    Dataset::new("realistic (12 columns)", "realistic", columns, rows)
 }
 
 /// Three columns.
@@ -108,11 +119,16 @@ fn small(count: usize) -> Dataset {
             ]
         })
         .collect();
-    Dataset::new("small (3 columns)", columns, rows)
+    Dataset::new("small (3 columns)", "small", columns, rows)
 }
 
 impl Dataset {
-    fn new(name: &'static str, columns: Vec<Column>, datums: Vec<Vec<Datum>>) -> Dataset {
+    fn new(
+        name: &'static str,
+        short: &'static str,
+        columns: Vec<Column>,
+        datums: Vec<Vec<Datum>>,
+    ) -> Dataset {
         // Encode once with the guest's own sink, so raw publishes the very same bytes.
         let keep = Discard {
             keep: true,
@@ -126,6 +142,7 @@ impl Dataset {
         let bytes = payloads.iter().map(Vec::len).sum();
         Dataset {
             name,
+            short,
             columns,
             rows: datums,
             payloads,
@@ -280,15 +297,20 @@ struct Bench {
     server: NatsServer,
     sink_runtime: SinkRuntime,
     client: async_nats::Client,
-    runs: usize,
     /// A fresh subject (and stream) per run, so no run sees another's messages or ids.
     serial: usize,
 }
 
 impl Bench {
-    /// The median, over `runs` runs, of the seconds `run` takes.
-    fn median_of(&mut self, mut run: impl FnMut(&mut Bench) -> f64) -> f64 {
-        median((0..self.runs).map(|_| run(self)).collect())
+    /// Seconds for one run of `mode` over `data`.
+    fn run(&mut self, data: &Dataset, route: Route, batch: usize, mode: Mode) -> f64 {
+        match mode {
+            Mode::Raw => self.raw(data, route, false),
+            Mode::RawIds => self.raw(data, route, true),
+            Mode::Native => self.native(data, route, batch),
+            Mode::Component => self.component(data, route, batch),
+            Mode::ComponentNoIds => self.component_with(data, route, batch, &[("dedupe", "false")]),
+        }
     }
 
     /// A subject for one run; on JetStream, a fresh file-storage stream captures it.
@@ -507,73 +529,104 @@ fn to_host_connect(c: guest::ConnectConfig) -> nats_sink::bindings::transport::C
     }
 }
 
-/// Rows per second of encoding alone: native, and the component over a transport that
-/// drops what it gets. Also the cost of one `write` crossing with no rows.
-fn encode_rates(data: &Dataset, host: &MemoryHost, runs: usize) -> (f64, f64, f64, f64) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let batch = 1024;
-    let packed: Vec<Rows> = data.rows.chunks(batch).map(pack).collect();
-    let guest_rows: Vec<guest::Rows> = packed.iter().map(to_guest_rows).collect();
-    let native = median(
-        (0..runs)
-            .map(|_| {
-                let mut sink = native_sink(&data.columns, &[], Discard::default());
-                let started = Instant::now();
-                for rows in &guest_rows {
-                    sink.write(rows).unwrap();
-                }
-                assert_eq!(sink.transport().messages as usize, data.rows.len());
-                started.elapsed().as_secs_f64()
-            })
-            .collect(),
-    );
-    let memory_rows: Vec<memory::Rows> = packed.iter().map(to_memory_rows).collect();
-    let empty_memory = to_memory_rows(&Rows::new());
-    let (wasm, empty_native, empty_wasm) = rt.block_on(async {
-        let mut wasm = Vec::new();
-        let mut empty = Vec::new();
-        for _ in 0..runs {
-            let mut instance = host.instance().await.unwrap();
-            instance.recorder.discard.store(true, Ordering::Relaxed);
-            let opts = options("127.0.0.1:4222", "bench", &[]);
-            let columns: Vec<memory::Column> = data
+/// One `write` crossing with no rows is timed over this many calls.
+const EMPTY_CALLS: usize = 20_000;
+
+/// Encoding alone, each measured once per round: the native sink and the component over
+/// transports that drop what they get, and one `write` crossing with no rows.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum EncodeMode {
+    Native,
+    Wasm,
+    EmptyNative,
+    EmptyWasm,
+}
+
+const ENCODE_MODES: [EncodeMode; 4] = [
+    EncodeMode::Native,
+    EncodeMode::Wasm,
+    EncodeMode::EmptyNative,
+    EncodeMode::EmptyWasm,
+];
+
+/// The rows of a dataset in batches of 1,024, in the shapes both encoders take.
+struct EncodeInput {
+    guest_rows: Vec<guest::Rows>,
+    memory_rows: Vec<memory::Rows>,
+    columns: Vec<memory::Column>,
+}
+
+impl EncodeInput {
+    fn new(data: &Dataset) -> EncodeInput {
+        let packed: Vec<Rows> = data.rows.chunks(1024).map(pack).collect();
+        EncodeInput {
+            guest_rows: packed.iter().map(to_guest_rows).collect(),
+            memory_rows: packed.iter().map(to_memory_rows).collect(),
+            columns: data
                 .columns
                 .iter()
                 .map(|c| memory::Column {
                     name: c.name.clone(),
                     data_type: c.data_type.clone(),
                 })
-                .collect();
-            let sink = instance.open(&opts, &columns).await.unwrap().unwrap();
-            let started = Instant::now();
-            for rows in &memory_rows {
-                instance.write(sink, rows).await.unwrap().unwrap();
-            }
-            wasm.push(started.elapsed().as_secs_f64());
-            assert_eq!(
-                instance.recorder.messages.load(Ordering::Relaxed) as usize,
-                data.rows.len()
-            );
-            let calls = 20_000;
-            let started = Instant::now();
-            for _ in 0..calls {
-                instance.write(sink, &empty_memory).await.unwrap().unwrap();
-            }
-            empty.push(started.elapsed().as_secs_f64() / calls as f64);
+                .collect(),
         }
-        let mut sink = native_sink(&data.columns, &[], Discard::default());
-        let calls = 20_000;
-        let started = Instant::now();
-        for _ in 0..calls {
-            sink.write(&guest::Rows::new()).unwrap();
+    }
+}
+
+/// Seconds for one run of `mode` (for the empty writes, seconds per call).
+fn encode_run(
+    rt: &tokio::runtime::Runtime,
+    host: &MemoryHost,
+    data: &Dataset,
+    input: &EncodeInput,
+    mode: EncodeMode,
+) -> f64 {
+    match mode {
+        EncodeMode::Native => {
+            let mut sink = native_sink(&data.columns, &[], Discard::default());
+            let started = Instant::now();
+            for rows in &input.guest_rows {
+                sink.write(rows).unwrap();
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            assert_eq!(sink.transport().messages as usize, data.rows.len());
+            seconds
         }
-        let empty_native = started.elapsed().as_secs_f64() / calls as f64;
-        (median(wasm), empty_native, median(empty))
-    });
-    let rows = data.rows.len() as f64;
-    (rows / native, rows / wasm, empty_native, empty_wasm)
+        EncodeMode::EmptyNative => {
+            let mut sink = native_sink(&data.columns, &[], Discard::default());
+            let started = Instant::now();
+            for _ in 0..EMPTY_CALLS {
+                sink.write(&guest::Rows::new()).unwrap();
+            }
+            started.elapsed().as_secs_f64() / EMPTY_CALLS as f64
+        }
+        EncodeMode::Wasm | EncodeMode::EmptyWasm => rt.block_on(async {
+            let mut instance = host.instance().await.unwrap();
+            instance.recorder.discard.store(true, Ordering::Relaxed);
+            let opts = options("127.0.0.1:4222", "bench", &[]);
+            let sink = instance.open(&opts, &input.columns).await.unwrap().unwrap();
+            if mode == EncodeMode::Wasm {
+                let started = Instant::now();
+                for rows in &input.memory_rows {
+                    instance.write(sink, rows).await.unwrap().unwrap();
+                }
+                let seconds = started.elapsed().as_secs_f64();
+                assert_eq!(
+                    instance.recorder.messages.load(Ordering::Relaxed) as usize,
+                    data.rows.len()
+                );
+                seconds
+            } else {
+                let empty = to_memory_rows(&Rows::new());
+                let started = Instant::now();
+                for _ in 0..EMPTY_CALLS {
+                    instance.write(sink, &empty).await.unwrap().unwrap();
+                }
+                started.elapsed().as_secs_f64() / EMPTY_CALLS as f64
+            }
+        }),
+    }
 }
 
 /// Start-up: loading the component without and with the compile cache, in this process and
@@ -718,10 +771,91 @@ fn release_cli() -> PathBuf {
     path
 }
 
+/// What one run measures; every cell runs several, paired in rounds.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Mode {
+    Raw,
+    RawIds,
+    Native,
+    Component,
+    /// The component with `dedupe=false`: no message ids, against raw.
+    ComponentNoIds,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Raw => "raw",
+            Mode::RawIds => "raw_with_ids",
+            Mode::Native => "native",
+            Mode::Component => "component",
+            Mode::ComponentNoIds => "component_without_ids",
+        }
+    }
+}
+
+/// The ratios each throughput cell reports: JSON key, column, numerator, denominator (rates).
+const RATIOS: [(&str, &str, Mode, Mode); 5] = [
+    (
+        "component_to_native",
+        "comp/native",
+        Mode::Component,
+        Mode::Native,
+    ),
+    ("component_to_raw", "comp/raw", Mode::Component, Mode::Raw),
+    (
+        "component_to_raw_with_ids",
+        "comp/raw+id",
+        Mode::Component,
+        Mode::RawIds,
+    ),
+    ("native_to_raw", "native/raw", Mode::Native, Mode::Raw),
+    ("raw_with_ids_to_raw", "raw+id/raw", Mode::RawIds, Mode::Raw),
+];
+
+/// One dataset, route and batch size, and the seconds of each of its modes, round by round.
+struct Cell {
+    data: usize,
+    route: Route,
+    batch: usize,
+    modes: Vec<Mode>,
+    seconds: HashMap<Mode, Vec<f64>>,
+}
+
+impl Cell {
+    /// Rows per second of `mode`, round by round.
+    fn rates(&self, mode: Mode, rows: usize) -> Vec<f64> {
+        self.seconds[&mode]
+            .iter()
+            .map(|s| rows as f64 / s)
+            .collect()
+    }
+
+    fn rate(&self, mode: Mode, rows: usize) -> Spread {
+        Spread::of(self.rates(mode, rows))
+    }
+
+    fn ratio(&self, numerator: Mode, denominator: Mode, rows: usize) -> Spread {
+        Spread::ratio_of(&self.rates(numerator, rows), &self.rates(denominator, rows))
+    }
+}
+
+/// Medians as flat keys (as before pairing), and every spread and per-round sample beside them.
+fn figures_json(figures: &[(&str, &Spread)]) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    let mut spreads = serde_json::Map::new();
+    for (key, spread) in figures {
+        out.insert(key.to_string(), json!(spread.median));
+        spreads.insert(key.to_string(), spread.json());
+    }
+    out.insert("spreads".into(), spreads.into());
+    out
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is taken from the command line.
     let rows = env_number("BENCH_ROWS", 50_000);
-    let runs = env_number("BENCH_RUNS", 3).max(1);
+    let runs = env_number("BENCH_RUNS", 5).max(1);
     let memory_rows = env_number("BENCH_MEMORY_ROWS", 1_000_000);
     let cli = release_cli();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -737,134 +871,248 @@ fn main() {
         server,
         sink_runtime,
         client,
-        runs,
         serial: 0,
     };
+    let host = MemoryHost::load(&component_path()).expect("load the component");
+    let encode_rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     // BENCH_PROFILE: a steady load for `perf record`, on the realistic rows, core NATS, batch
     // 1024. `encode`: encoding alone; `raw`, `native` or `component`: that mode alone; any
     // other value: native and component in turn.
     if let Ok(profile) = std::env::var("BENCH_PROFILE") {
         let data = realistic(rows);
-        if profile == "encode" {
-            let host = MemoryHost::load(&component_path()).expect("load the component");
-            let (native, wasm, _, _) = encode_rates(&data, &host, runs);
-            println!("encode: native {native:.0} rows/s, wasm {wasm:.0} rows/s");
-            return;
-        }
+        let input = EncodeInput::new(&data);
         for _ in 0..runs {
-            let mut rate = |mode: &str| {
+            let rate = |seconds: f64| rows as f64 / seconds;
+            let show = |mode: &str, bench: &mut Bench| {
                 let seconds = match mode {
                     "raw" => bench.raw(&data, Route::Core, false),
                     "native" => bench.native(&data, Route::Core, 1024),
                     _ => bench.component(&data, Route::Core, 1024),
                 };
-                println!("{mode} {:.0} rows/s", rows as f64 / seconds);
+                println!("{mode} {:.0} rows/s", rate(seconds));
             };
             match profile.as_str() {
-                "raw" | "native" | "component" => rate(&profile),
+                "encode" => {
+                    let run = |mode| encode_run(&encode_rt, &host, &data, &input, mode);
+                    let native = rate(run(EncodeMode::Native));
+                    let wasm = rate(run(EncodeMode::Wasm));
+                    println!("encode: native {native:.0} rows/s, wasm {wasm:.0} rows/s");
+                }
+                "raw" | "native" | "component" => show(&profile, &mut bench),
                 _ => {
-                    rate("native");
-                    rate("component");
+                    show("native", &mut bench);
+                    show("component", &mut bench);
                 }
             }
         }
         return;
     }
     let datasets = [realistic(rows), small(rows)];
-    let host = MemoryHost::load(&component_path()).expect("load the component");
+    let inputs: Vec<EncodeInput> = datasets.iter().map(EncodeInput::new).collect();
+    let report_path = target_dir().join("bench.json");
+    // Read before this run overwrites it, to say whether the two runs agree.
+    let previous: Option<serde_json::Value> = std::fs::read_to_string(&report_path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
 
     println!(
-        "nats-sink benchmark: {rows} rows per run, median of {runs} runs, confirmed every {CHECKPOINT_ROWS} rows\n"
+        "nats-sink benchmark: {rows} rows per run, {runs} paired rounds, confirmed every {CHECKPOINT_ROWS} rows"
     );
-    let mut results = Vec::new();
     println!(
-        "{:<24} {:<9} {:>5} {:>12} {:>9} {:>12} {:>12} {:>12} {:>10} {:>10}",
-        "dataset",
-        "route",
-        "batch",
-        "raw rows/s",
-        "raw MB/s",
-        "raw+id rows/s",
-        "native rows/s",
-        "comp rows/s",
-        "comp/nat",
-        "comp/raw"
+        "each round runs every mode of every cell once, the order rotated each round; ratios are taken per round"
     );
-    for data in &datasets {
+    let mut cells = Vec::new();
+    for data in 0..datasets.len() {
         for route in [Route::Core, Route::JetStream] {
-            let raw = bench.median_of(|b| b.raw(data, route, false));
-            let raw_ids = bench.median_of(|b| b.raw(data, route, true));
             for batch in BATCHES {
-                let native = bench.median_of(|b| b.native(data, route, batch));
-                let component = bench.median_of(|b| b.component(data, route, batch));
-                let n = data.rows.len() as f64;
-                let mb = data.bytes as f64 / 1e6;
-                println!(
-                    "{:<24} {:<9} {:>5} {:>12.0} {:>9.1} {:>12.0} {:>12.0} {:>12.0} {:>10.2} {:>10.2}",
-                    data.name,
-                    route.name(),
+                let mut modes = vec![Mode::Raw, Mode::RawIds, Mode::Native, Mode::Component];
+                if route == Route::Core && batch == 1024 {
+                    modes.push(Mode::ComponentNoIds);
+                }
+                cells.push(Cell {
+                    data,
+                    route,
                     batch,
-                    n / raw,
-                    mb / raw,
-                    n / raw_ids,
-                    n / native,
-                    n / component,
-                    native / component,
-                    raw / component,
-                );
-                results.push(json!({
-                    "dataset": data.name, "route": route.name(), "batch": batch,
-                    "rows": n, "payload_mb": mb,
-                    "raw_rows_per_s": n / raw, "raw_mb_per_s": mb / raw,
-                    "raw_with_ids_rows_per_s": n / raw_ids,
-                    "native_rows_per_s": n / native, "native_mb_per_s": mb / native,
-                    "component_rows_per_s": n / component, "component_mb_per_s": mb / component,
-                    "component_to_native": native / component,
-                    "component_to_raw": raw / component,
-                    "component_to_raw_with_ids": raw_ids / component,
-                }));
+                    modes,
+                    seconds: HashMap::new(),
+                });
+            }
+        }
+    }
+    let mut encode_seconds: Vec<HashMap<EncodeMode, Vec<f64>>> =
+        vec![HashMap::new(); datasets.len()];
+    for round in 0..runs {
+        eprintln!("round {} of {runs}", round + 1);
+        for cell in &mut cells {
+            let data = &datasets[cell.data];
+            for mode in rotated(&cell.modes, round) {
+                let seconds = bench.run(data, cell.route, cell.batch, mode);
+                cell.seconds.entry(mode).or_default().push(seconds);
+            }
+        }
+        for (d, data) in datasets.iter().enumerate() {
+            for mode in rotated(&ENCODE_MODES, round) {
+                let seconds = encode_run(&encode_rt, &host, data, &inputs[d], mode);
+                encode_seconds[d].entry(mode).or_default().push(seconds);
             }
         }
     }
 
-    println!("\nwithout message ids (dedupe=false), core, batch 1024, against raw");
-    let mut without_ids = Vec::new();
-    for data in &datasets {
-        let raw = bench.median_of(|b| b.raw(data, Route::Core, false));
-        let component =
-            bench.median_of(|b| b.component_with(data, Route::Core, 1024, &[("dedupe", "false")]));
-        let n = data.rows.len() as f64;
+    println!("\nrows/s ({})", paired::LEGEND);
+    println!(
+        "{:<10} {:<9} {:>5}  {:<22} {:<22} {:<22} {:<22}",
+        "rows", "route", "batch", "raw", "raw+id", "native", "component"
+    );
+    for cell in &cells {
+        let data = &datasets[cell.data];
+        let n = data.rows.len();
+        let rate = |mode| cell.rate(mode, n).rate();
         println!(
-            "{:<24} raw {:>10.0} rows/s   component {:>10.0} rows/s   component/raw {:.2}",
-            data.name,
-            n / raw,
-            n / component,
-            raw / component,
+            "{:<10} {:<9} {:>5}  {:<22} {:<22} {:<22} {:<22}",
+            data.short,
+            cell.route.name(),
+            cell.batch,
+            rate(Mode::Raw),
+            rate(Mode::RawIds),
+            rate(Mode::Native),
+            rate(Mode::Component),
         );
-        without_ids.push(json!({
-            "dataset": data.name, "raw_rows_per_s": n / raw,
-            "component_rows_per_s": n / component, "component_to_raw": raw / component,
-        }));
+    }
+    println!("\nratios of rows/s, per round ({})", paired::LEGEND);
+    print!("{:<10} {:<9} {:>5} ", "rows", "route", "batch");
+    for (_, column, _, _) in RATIOS {
+        print!(" {column:<19}");
+    }
+    println!();
+    let mut results = Vec::new();
+    for cell in &cells {
+        let data = &datasets[cell.data];
+        let n = data.rows.len();
+        print!(
+            "{:<10} {:<9} {:>5} ",
+            data.short,
+            cell.route.name(),
+            cell.batch
+        );
+        let rates: Vec<(&str, Spread)> = [Mode::Raw, Mode::RawIds, Mode::Native, Mode::Component]
+            .into_iter()
+            .map(|m| (m.name(), cell.rate(m, n)))
+            .collect();
+        let ratios: Vec<(&str, Spread)> = RATIOS
+            .iter()
+            .map(|(key, _, a, b)| (*key, cell.ratio(*a, *b, n)))
+            .collect();
+        for (_, ratio) in &ratios {
+            print!(" {:<19}", ratio.ratio());
+        }
+        println!();
+        let rate_keys = [
+            "raw_rows_per_s",
+            "raw_with_ids_rows_per_s",
+            "native_rows_per_s",
+            "component_rows_per_s",
+        ];
+        let mut figures: Vec<(&str, &Spread)> = rate_keys
+            .iter()
+            .zip(&rates)
+            .map(|(k, (_, s))| (*k, s))
+            .collect();
+        figures.extend(ratios.iter().map(|(k, s)| (*k, s)));
+        let mut entry = figures_json(&figures);
+        let mb = data.bytes as f64 / 1e6;
+        let median_rate = |i: usize| rates[i].1.median;
+        entry.extend([
+            ("dataset".into(), json!(data.name)),
+            ("route".into(), json!(cell.route.name())),
+            ("batch".into(), json!(cell.batch)),
+            ("rows".into(), json!(n)),
+            ("payload_mb".into(), json!(mb)),
+            ("raw_mb_per_s".into(), json!(median_rate(0) * mb / n as f64)),
+            (
+                "native_mb_per_s".into(),
+                json!(median_rate(2) * mb / n as f64),
+            ),
+            (
+                "component_mb_per_s".into(),
+                json!(median_rate(3) * mb / n as f64),
+            ),
+            (
+                "seconds_per_round".into(),
+                cell.seconds
+                    .iter()
+                    .map(|(m, s)| (m.name().to_string(), json!(s)))
+                    .collect(),
+            ),
+        ]);
+        results.push(serde_json::Value::from(entry));
     }
 
-    println!("\nencoding alone (batches of 1024, transport drops the messages)");
-    let mut encode = Vec::new();
-    for data in &datasets {
-        let (native, wasm, empty_native, empty_wasm) = encode_rates(data, &host, runs);
+    println!("\nwithout message ids (dedupe=false), core, batch 1024, paired with raw in the same rounds");
+    let mut without_ids = Vec::new();
+    for cell in cells
+        .iter()
+        .filter(|c| c.modes.contains(&Mode::ComponentNoIds))
+    {
+        let data = &datasets[cell.data];
+        let n = data.rows.len();
+        let raw = cell.rate(Mode::Raw, n);
+        let component = cell.rate(Mode::ComponentNoIds, n);
+        let ratio = cell.ratio(Mode::ComponentNoIds, Mode::Raw, n);
         println!(
-            "{:<24} native {:>10.0} rows/s   wasm {:>10.0} rows/s   wasm/native {:.2}   empty write: native {:.2} µs, component {:.2} µs",
-            data.name,
-            native,
-            wasm,
-            wasm / native,
-            empty_native * 1e6,
-            empty_wasm * 1e6,
+            "{:<10} raw {:<22} component {:<22} component/raw {}",
+            data.short,
+            raw.rate(),
+            component.rate(),
+            ratio.ratio(),
         );
-        encode.push(json!({
-            "dataset": data.name, "native_rows_per_s": native, "wasm_rows_per_s": wasm,
-            "wasm_to_native": wasm / native,
-            "empty_write_native_us": empty_native * 1e6, "empty_write_component_us": empty_wasm * 1e6,
-        }));
+        let mut entry = figures_json(&[
+            ("raw_rows_per_s", &raw),
+            ("component_rows_per_s", &component),
+            ("component_to_raw", &ratio),
+        ]);
+        entry.insert("dataset".into(), json!(data.name));
+        without_ids.push(serde_json::Value::from(entry));
+    }
+
+    println!("\nencoding alone (batches of 1024, transport drops the messages), paired rounds");
+    let mut encode = Vec::new();
+    for (d, data) in datasets.iter().enumerate() {
+        let n = data.rows.len();
+        let seconds = &encode_seconds[d];
+        let rates = |mode| -> Vec<f64> { seconds[&mode].iter().map(|s| n as f64 / s).collect() };
+        let micros =
+            |mode| -> Spread { Spread::of(seconds[&mode].iter().map(|s| s * 1e6).collect()) };
+        let native = Spread::of(rates(EncodeMode::Native));
+        let wasm = Spread::of(rates(EncodeMode::Wasm));
+        let ratio = Spread::ratio_of(&rates(EncodeMode::Wasm), &rates(EncodeMode::Native));
+        let (empty_native, empty_wasm) = (
+            micros(EncodeMode::EmptyNative),
+            micros(EncodeMode::EmptyWasm),
+        );
+        println!(
+            "{:<10} native {:<22} wasm {:<22} wasm/native {:<19} empty write µs: native {:.2} ({:.2}–{:.2}), component {:.2} ({:.2}–{:.2})",
+            data.short,
+            native.rate(),
+            wasm.rate(),
+            ratio.ratio(),
+            empty_native.median,
+            empty_native.min,
+            empty_native.max,
+            empty_wasm.median,
+            empty_wasm.min,
+            empty_wasm.max,
+        );
+        let mut entry = figures_json(&[
+            ("native_rows_per_s", &native),
+            ("wasm_rows_per_s", &wasm),
+            ("wasm_to_native", &ratio),
+            ("empty_write_native_us", &empty_native),
+            ("empty_write_component_us", &empty_wasm),
+        ]);
+        entry.insert("dataset".into(), json!(data.name));
+        encode.push(serde_json::Value::from(entry));
     }
 
     let startup = startup(runs, &cli);
@@ -875,11 +1123,17 @@ fn main() {
     );
 
     let report = json!({
-        "rows_per_run": rows, "runs": runs, "checkpoint_rows": CHECKPOINT_ROWS,
+        "rows_per_run": rows, "runs": runs, "paired_rounds": runs,
+        "order": "every mode of every cell once per round, rotated by one each round",
+        "wide_spread_over": paired::WIDE,
+        "checkpoint_rows": CHECKPOINT_ROWS,
         "throughput": results, "without_ids": without_ids, "encode": encode, "startup": startup,
         "peak_memory": {"rows": memory_rows, "peak_mib": peak_mib, "rows_per_s": memory_rate},
     });
-    let path = target_dir().join("bench.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
-    println!("\nwritten to {}", path.display());
+    match &previous {
+        Some(previous) => agreement::print(previous, &report),
+        None => println!("\nno earlier target/bench.json to compare with"),
+    }
+    std::fs::write(&report_path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("\nwritten to {}", report_path.display());
 }

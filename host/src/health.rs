@@ -10,7 +10,7 @@ use crate::bindings::exports::nats_sink::sink::sink::Target;
 use crate::bindings::transport::TransportError;
 use crate::policy::Reach;
 use crate::stream::StreamPlan;
-use crate::transport::{jetstream_error, NatsConnection, Route};
+use crate::transport::{is_permission_violation, jetstream_error, NatsConnection, Route};
 
 /// A stream name can hold no `.`, so no stream matches this and the probe is never stored.
 const PROBE_EXPECTED_STREAM: &str = "nats-sink.health-probe";
@@ -134,9 +134,8 @@ pub async fn check(mut target: Target, reach: &Reach) -> Result<Health, Transpor
 async fn probe_jetstream(connection: &NatsConnection, subject: &str) -> Permission {
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Expected-Stream", PROBE_EXPECTED_STREAM);
-    let denied = connection.server_error(|e| {
-        e.contains("Permissions Violation") && e.contains(&format!("\"{subject}\""))
-    });
+    let quoted = format!("\"{subject}\"");
+    let denied = connection.server_error(|e| is_permission_violation(e, &quoted));
     let probe = async {
         let ack = connection
             .jetstream()

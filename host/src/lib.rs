@@ -30,13 +30,10 @@
 //! ```
 
 pub mod health;
-pub mod input;
-pub mod lines;
 pub mod metrics;
 pub mod policy;
 pub mod preflight;
 pub mod runtime;
-pub mod sql;
 pub mod stream;
 pub mod transport;
 pub mod value;

@@ -29,16 +29,21 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod health;
 pub mod metrics;
 pub mod policy;
 pub mod preflight;
-pub mod runtime;
+mod runtime;
 pub mod stream;
 pub mod transport;
-pub mod value;
+mod value;
 
-/// Bindings generated from `wit/nats-sink.wit`.
+/// Types generated from `wit/nats-sink.wit`: `bindings::transport` holds what the transport
+/// takes and gives (`Batch`, `ConnectConfig`, `TransportError`, ...), as a host implementing
+/// it, or a program driving it directly, needs them.
+#[allow(missing_docs)]
 pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",

@@ -57,7 +57,9 @@ pub struct MetricsSnapshot {
     pub rows: u64,
     /// Rows the guest refused (each stops its batch).
     pub rows_refused: u64,
+    /// Messages published.
     pub messages: u64,
+    /// Their payload bytes.
     pub payload_bytes: u64,
     /// Messages sent again after a failure that could pass.
     pub retries: u64,
@@ -65,6 +67,7 @@ pub struct MetricsSnapshot {
     pub errors: u64,
     /// Successful flushes, and the time they took together.
     pub flushes: u64,
+    /// Seconds the successful flushes took, together.
     pub flush_seconds: f64,
 }
 
@@ -89,6 +92,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The counters now.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let m = &self.inner;
         MetricsSnapshot {

@@ -49,6 +49,7 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// Why a call into the runtime or a sink failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     /// The guest refused: options, schema, a row, or a delivery failure it reports.
@@ -56,7 +57,12 @@ pub enum HostError {
     Sink(SinkError),
     /// The component could not be read, compiled, linked or run (a trap, a limit hit).
     #[error("{context}: {message}")]
-    Runtime { context: String, message: String },
+    Runtime {
+        /// What the host was doing.
+        context: String,
+        /// What went wrong, in wasmtime's words.
+        message: String,
+    },
 }
 
 impl HostError {

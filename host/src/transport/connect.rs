@@ -82,6 +82,8 @@ fn with_tls(options: ConnectOptions, tls: Tls) -> Result<ConnectOptions, Transpo
 }
 
 impl NatsConnection {
+    /// Connect as `config` says (servers, authentication, TLS), and create the stream it
+    /// asks for, within its connect timeout.
     pub async fn connect(config: ConnectConfig) -> Result<NatsConnection, TransportError> {
         let connect_timeout = millis(config.connect_timeout_ms);
         let delivery = config.delivery;

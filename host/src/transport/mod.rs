@@ -29,7 +29,6 @@ use events::EventLog;
 use jetstream::{Episode, PendingAck};
 use routes::{Clearance, KnownSubject};
 
-pub use jetstream::backoff;
 pub use routes::Route;
 pub use stats::TransportStats;
 pub use wording::list_servers;
@@ -67,6 +66,7 @@ fn millis(ms: u32) -> Duration {
 }
 
 impl NatsConnection {
+    /// The connection's counters so far.
     pub fn stats(&self) -> TransportStats {
         self.stats
     }
@@ -77,11 +77,12 @@ impl NatsConnection {
     }
 
     /// The client, for callers that need more of the server than publishing (health checks).
-    pub fn client(&self) -> &async_nats::Client {
+    pub(crate) fn client(&self) -> &async_nats::Client {
         &self.client
     }
 
-    pub fn jetstream(&self) -> &async_nats::jetstream::Context {
+    /// The JetStream context publishes go through.
+    pub(crate) fn jetstream(&self) -> &async_nats::jetstream::Context {
         &self.jetstream
     }
 
@@ -90,6 +91,8 @@ impl NatsConnection {
         self.events.server_error(matches).await
     }
 
+    /// Check the guest's batch, then send its messages, each by its subject's route; after
+    /// an error nothing since the last flush counts as confirmed.
     pub async fn publish(&mut self, batch: Batch) -> Result<(), TransportError> {
         let result = self.publish_all(batch).await;
         if result.is_err() {

@@ -13,7 +13,10 @@ pub enum Route {
     /// No stream captures the subject: core publish, confirmed by a server round trip.
     Core,
     /// A stream captures the subject: JetStream publish, confirmed by its ack.
-    JetStream { stream: String },
+    JetStream {
+        /// The stream's name.
+        stream: String,
+    },
 }
 
 /// What one connection knows of a subject.
@@ -40,7 +43,7 @@ const MAX_CACHED_ROUTES: usize = 10_000;
 
 impl NatsConnection {
     /// Where messages on `subject` go, asked of JetStream once per subject.
-    pub async fn route(&mut self, subject: &str) -> Result<Route, TransportError> {
+    pub(crate) async fn route(&mut self, subject: &str) -> Result<Route, TransportError> {
         if let Some(known) = self.subjects.get(subject) {
             return Ok(known.route.clone());
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::HeaderMap;
 
-use crate::bindings::exports::nats_sink::sink::sink::Target;
+use crate::bindings::encoder::Target;
 use crate::bindings::transport::TransportError;
 use crate::policy::Reach;
 use crate::stream::StreamPlan;

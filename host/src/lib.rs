@@ -31,45 +31,33 @@
 
 #![warn(missing_docs)]
 
+pub mod bindings;
+mod connector;
+mod guest_transport;
 pub mod health;
 pub mod metrics;
 pub mod policy;
 pub mod preflight;
 mod runtime;
+mod sandbox;
 pub mod stream;
 pub mod transport;
 mod value;
 
-/// Types generated from `wit/nats-sink.wit`: `bindings::transport` holds what the transport
-/// takes and gives (`Batch`, `ConnectConfig`, `TransportError`, ...), as a host implementing
-/// it, or a program driving it directly, needs them.
-#[allow(missing_docs)]
-pub mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "nats-sink-component",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        with: {
-            "nats-sink:sink/transport.connection": crate::transport::NatsConnection,
-        },
-    });
-
-    pub use self::nats_sink::sink::transport;
-}
-
-pub use bindings::exports::nats_sink::sink::sink::{
+pub use bindings::encoder::{
     ChildRange, Column, Interval, OptionInfo, OptionProblem, RowProblem, Rows, SinkError, Target,
     Value,
 };
 pub use bindings::transport::Span;
+pub use connector::{Connection, Connector, NatsConnector, OpenConnection, TransportFuture};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use policy::{OutboundPolicy, Reach};
 pub use runtime::{
-    describe_option_problem, describe_sink_error, describe_transport_error, HostError,
-    RuntimeConfig, Sink, SinkRuntime, DEFAULT_CPU_LIMIT, DEFAULT_MEMORY_LIMIT,
+    describe_option_problem, describe_sink_error, describe_transport_error, ComponentInstance,
+    HostError, RuntimeConfig, Sink, SinkRuntime, SinkState, DEFAULT_CPU_LIMIT,
+    DEFAULT_MEMORY_LIMIT,
 };
-pub use transport::{Route, TransportStats};
+pub use transport::{OutgoingMessage, Route, TransportStats};
 pub use value::Datum;
 
 /// The component the build produces, next to the build's profile directory

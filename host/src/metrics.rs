@@ -210,7 +210,7 @@ pub fn prometheus_text(registry: &Registry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::exports::nats_sink::sink::sink::RowProblem;
+    use crate::bindings::encoder::RowProblem;
 
     #[test]
     fn snapshot_and_prometheus_text_agree() {

@@ -1,28 +1,21 @@
 //! Loading the component once and opening sinks from it, each in its own store.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceTable};
-use wasmtime::{Cache, CacheConfig, Config, Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
+use wasmtime::{Cache, CacheConfig, Config, Engine, Store, UpdateDeadline};
 
-use crate::bindings::exports::nats_sink::sink::sink::{
-    Column, OptionInfo, OptionProblem, Rows, SinkError, Target,
-};
-use crate::bindings::transport::{self, Batch, ConnectConfig, TransportError};
-use crate::bindings::{NatsSinkComponent, NatsSinkComponentPre};
+use crate::bindings::encoder::{Column, OptionInfo, OptionProblem, Rows, SinkError, Target};
+use crate::bindings::transport::TransportError;
+use crate::bindings::{encoder_of, NatsSinkComponent, NatsSinkComponentPre};
+use crate::connector::{Connector, NatsConnector};
+use crate::guest_transport::{HasTransport, TransportCtx, TransportView};
 use crate::metrics::Metrics;
 use crate::policy::{OutboundPolicy, Reach};
-use crate::transport::{NatsConnection, TransportStats};
-
-/// Memory a sink's guest may grow to, unless the caller says otherwise.
-pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
-/// Time one call may run guest code (host I/O excluded), unless the caller says otherwise.
-pub const DEFAULT_CPU_LIMIT: Duration = Duration::from_secs(30);
-/// How often the engine's epoch advances, and so how often a running guest is checked.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
+use crate::sandbox::{EpochTicker, LimitHit, Limits, Sandbox};
+pub use crate::sandbox::{DEFAULT_CPU_LIMIT, DEFAULT_MEMORY_LIMIT};
 
 /// How a runtime compiles its component and limits each sink.
 #[derive(Debug, Clone)]
@@ -121,181 +114,69 @@ pub fn describe_transport_error(error: &TransportError) -> String {
     }
 }
 
-/// What one sink's guest may use.
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    memory: usize,
-    cpu: Duration,
-}
-
-/// Advances an engine's epoch every `EPOCH_TICK` until dropped, so that running guests get
-/// checked against their CPU limit.
-struct EpochTicker {
-    stop: Arc<AtomicBool>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine) -> std::io::Result<EpochTicker> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        std::thread::Builder::new()
-            .name("nats-sink-epoch".into())
-            .spawn(move || {
-                while !stopped.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })?;
-        Ok(EpochTicker { stop })
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
 /// A call that trapped, naming the limit it hit if it hit one.
 fn trapped(store: &Store<SinkState>, call: &str, after: &str, trap: wasmtime::Error) -> HostError {
-    let state = store.data();
-    let context = if state.memory_limit_hit {
-        format!(
+    let sandbox = &store.data().sandbox;
+    let context = match sandbox.limit_hit() {
+        Some(LimitHit::Memory) => format!(
             "{call} exceeded the sink's memory limit of {} MiB{after}",
-            state.limits.memory >> 20
-        )
-    } else if state.cpu_limit_hit {
-        format!(
+            sandbox.limits.memory >> 20
+        ),
+        Some(LimitHit::Cpu) => format!(
             "{call} exceeded the sink's CPU limit of {} ms per call{after}",
-            state.limits.cpu.as_millis()
-        )
-    } else {
-        format!("{call} trapped{after}")
+            sandbox.limits.cpu.as_millis()
+        ),
+        None => format!("{call} trapped{after}"),
     };
     HostError::runtime(context, trap)
 }
 
 /// Start the clock of a call into the guest.
 fn arm(store: &mut Store<SinkState>) {
-    let state = store.data_mut();
-    state.call_started = Instant::now();
-    state.host_time = Duration::ZERO;
+    store.data_mut().sandbox.start_call();
     store.set_epoch_deadline(1);
 }
 
-/// A store's data: the resource table holding the sink's connection, and its limits.
+/// A store's data: the resource table holding the sink's connection, the transport's
+/// context, and the sandbox's limits and CPU clock.
 pub struct SinkState {
     table: ResourceTable,
-    limits: Limits,
-    /// Set when the guest asked for more memory than its limit, so its trap can be explained.
-    memory_limit_hit: bool,
-    /// Set when a call ran guest code longer than its limit.
-    cpu_limit_hit: bool,
-    /// When the current call into the guest began, and how much of it the host spent on I/O.
-    call_started: Instant,
-    host_time: Duration,
-    /// The connection's counters as of the last transport call.
-    stats: TransportStats,
-    /// What the guest may connect to and make the host read; nothing until `open` sets it.
-    reach: Reach,
+    transport: TransportCtx,
+    sandbox: Sandbox,
 }
 
 impl SinkState {
-    fn new(limits: Limits) -> SinkState {
+    fn new(limits: Limits, connector: Arc<dyn Connector>) -> SinkState {
         SinkState {
             table: ResourceTable::new(),
-            limits,
-            memory_limit_hit: false,
-            cpu_limit_hit: false,
-            call_started: Instant::now(),
-            host_time: Duration::ZERO,
-            stats: TransportStats::default(),
-            reach: Reach::default(),
+            transport: TransportCtx::new(connector),
+            sandbox: Sandbox::new(limits),
         }
     }
 
-    /// Run `call` on the connection behind `handle`, then refresh the counters.
-    async fn with_connection<T>(
-        &mut self,
-        handle: &Resource<NatsConnection>,
-        call: impl AsyncFnOnce(&mut NatsConnection) -> T,
-    ) -> wasmtime::Result<T> {
-        let connection = self.table.get_mut(handle)?;
-        let started = Instant::now();
-        let result = call(connection).await;
-        self.host_time += started.elapsed();
-        self.stats = connection.stats();
-        Ok(result)
+    /// The view the `transport` interface is implemented on.
+    fn transport_view(&mut self) -> TransportView<'_> {
+        TransportView {
+            ctx: &mut self.transport,
+            table: &mut self.table,
+            host_time: &mut self.sandbox.host_time,
+        }
+    }
+
+    /// Let the guest reach what `reach` allows (see [`SinkRuntime::reach`]); until then it
+    /// may connect to nothing.
+    pub fn set_reach(&mut self, reach: Reach) {
+        self.transport.reach = reach;
     }
 }
 
-impl ResourceLimiter for SinkState {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        // Refused growth makes the guest's allocator fail, which traps the call.
-        let allowed = desired <= self.limits.memory;
-        self.memory_limit_hit |= !allowed;
-        Ok(allowed)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        _desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(true)
-    }
-}
-
-impl transport::Host for SinkState {}
-
-impl transport::HostConnection for SinkState {
-    async fn open(
-        &mut self,
-        config: ConnectConfig,
-    ) -> wasmtime::Result<Result<Resource<NatsConnection>, TransportError>> {
-        if let Err(refused) = self.reach.check(&config) {
-            return Ok(Err(refused));
-        }
-        let started = Instant::now();
-        let connected = NatsConnection::connect(config).await;
-        self.host_time += started.elapsed();
-        match connected {
-            Ok(connection) => Ok(Ok(self.table.push(connection)?)),
-            Err(e) => Ok(Err(e)),
-        }
-    }
-
-    async fn publish(
-        &mut self,
-        handle: Resource<NatsConnection>,
-        batch: Batch,
-    ) -> wasmtime::Result<Result<(), TransportError>> {
-        self.with_connection(&handle, async |c| c.publish(batch).await)
-            .await
-    }
-
-    async fn flush(
-        &mut self,
-        handle: Resource<NatsConnection>,
-    ) -> wasmtime::Result<Result<(), TransportError>> {
-        self.with_connection(&handle, async |c| c.flush().await)
-            .await
-    }
-
-    async fn max_payload(&mut self, handle: Resource<NatsConnection>) -> wasmtime::Result<u64> {
-        Ok(self.table.get(&handle)?.max_payload())
-    }
-
-    async fn drop(&mut self, handle: Resource<NatsConnection>) -> wasmtime::Result<()> {
-        self.table.delete(handle)?;
-        Ok(())
-    }
+/// A fresh instance of the component in its own store, for calling its exports directly
+/// (what [`Sink`] does for you): the store's CPU clock starts at instantiation.
+pub struct ComponentInstance {
+    /// The store: pass it to every call.
+    pub store: Store<SinkState>,
+    /// The component's exports.
+    pub bindings: NatsSinkComponent,
 }
 
 /// A compiled, pre-instantiated component from which sinks are opened.
@@ -305,6 +186,7 @@ pub struct SinkRuntime {
     pre: NatsSinkComponentPre<SinkState>,
     limits: Limits,
     outbound: OutboundPolicy,
+    connector: Arc<dyn Connector>,
     /// Shared by the runtime's clones; the ticker stops with the last one.
     _ticker: Arc<EpochTicker>,
 }
@@ -364,11 +246,8 @@ impl SinkRuntime {
         let component = Component::new(&engine, bytes)
             .map_err(|e| HostError::runtime("compiling the component", e))?;
         let mut linker = Linker::<SinkState>::new(&engine);
-        NatsSinkComponent::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |state| state,
-        )
-        .map_err(|e| HostError::runtime("linking the transport", e))?;
+        NatsSinkComponent::add_to_linker::<_, HasTransport>(&mut linker, SinkState::transport_view)
+            .map_err(|e| HostError::runtime("linking the transport", e))?;
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| HostError::runtime("the component does not fit the nats-sink world", e))?;
@@ -389,6 +268,7 @@ impl SinkRuntime {
                 cpu: config.cpu_limit,
             },
             outbound: config.outbound.clone(),
+            connector: Arc::new(NatsConnector),
         })
     }
 
@@ -404,19 +284,34 @@ impl SinkRuntime {
         self
     }
 
+    /// Open every sink's connection with `connector` instead of async-nats.
+    pub fn with_connector(mut self, connector: Arc<dyn Connector>) -> SinkRuntime {
+        self.connector = connector;
+        self
+    }
+
+    /// The engine the component is compiled for.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The compiled component.
+    pub fn component(&self) -> &Component {
+        self.pre.instance_pre().component()
+    }
+
+    /// A fresh instance in its own store, for calling the component's exports directly.
+    pub async fn instance(&self) -> Result<ComponentInstance, HostError> {
+        let (store, bindings) = self.instantiate().await?;
+        Ok(ComponentInstance { store, bindings })
+    }
+
     async fn instantiate(&self) -> Result<(Store<SinkState>, NatsSinkComponent), HostError> {
-        let mut store = Store::new(&self.engine, SinkState::new(self.limits));
-        store.limiter(|state| state);
+        let state = SinkState::new(self.limits, self.connector.clone());
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.sandbox);
         store.epoch_deadline_callback(|mut store| {
-            let state = store.data_mut();
-            let guest_time = state.call_started.elapsed().saturating_sub(state.host_time);
-            if guest_time > state.limits.cpu {
-                state.cpu_limit_hit = true;
-                return Err(wasmtime::Error::msg(format!(
-                    "the guest ran for {} ms in one call",
-                    guest_time.as_millis()
-                )));
-            }
+            store.data_mut().sandbox.check_cpu()?;
             // Let other sinks on this thread run between checks.
             Ok(UpdateDeadline::Yield(1))
         });
@@ -432,8 +327,7 @@ impl SinkRuntime {
     /// Every option the guest understands.
     pub async fn describe(&self) -> Result<Vec<OptionInfo>, HostError> {
         let (mut store, bindings) = self.instantiate().await?;
-        bindings
-            .nats_sink_sink_sink()
+        encoder_of(&bindings)
             .call_describe(&mut store)
             .await
             .map_err(|e| trapped(&store, "describe", "", e))
@@ -445,8 +339,7 @@ impl SinkRuntime {
         options: &[(String, String)],
     ) -> Result<Vec<OptionProblem>, HostError> {
         let (mut store, bindings) = self.instantiate().await?;
-        bindings
-            .nats_sink_sink_sink()
+        encoder_of(&bindings)
             .call_validate(&mut store, options)
             .await
             .map_err(|e| trapped(&store, "validate", "", e))
@@ -455,8 +348,7 @@ impl SinkRuntime {
     /// What valid `options` connect to and publish on, without connecting.
     pub async fn resolve(&self, options: &[(String, String)]) -> Result<Target, HostError> {
         let (mut store, bindings) = self.instantiate().await?;
-        bindings
-            .nats_sink_sink_sink()
+        encoder_of(&bindings)
             .call_resolve(&mut store, options)
             .await
             .map_err(|e| trapped(&store, "resolve", "", e))?
@@ -475,9 +367,8 @@ impl SinkRuntime {
         schema: &[Column],
     ) -> Result<Sink, HostError> {
         let (mut store, bindings) = self.instantiate().await?;
-        store.data_mut().reach = self.reach(options);
-        let opened = bindings
-            .nats_sink_sink_sink()
+        store.data_mut().set_reach(self.reach(options));
+        let opened = encoder_of(&bindings)
             .nats_sink()
             .call_open(&mut store, options, schema)
             .await
@@ -515,9 +406,7 @@ impl Sink {
     /// `<sink_id>:<id>:<position>`, so a replay of the same checkpoint is deduplicated.
     pub async fn begin_checkpoint(&mut self, id: u64) -> Result<(), HostError> {
         let handle = self.start_call()?;
-        let result = self
-            .bindings
-            .nats_sink_sink_sink()
+        let result = encoder_of(&self.bindings)
             .nats_sink()
             .call_begin_checkpoint(&mut self.store, handle, id)
             .await
@@ -529,9 +418,7 @@ impl Sink {
     /// one were published; nothing at or after it was.
     pub async fn write(&mut self, rows: &Rows) -> Result<(), HostError> {
         let handle = self.start_call()?;
-        let result = self
-            .bindings
-            .nats_sink_sink_sink()
+        let result = encoder_of(&self.bindings)
             .nats_sink()
             .call_write(&mut self.store, handle, rows)
             .await;
@@ -544,9 +431,7 @@ impl Sink {
     pub async fn flush(&mut self) -> Result<(), HostError> {
         let started = Instant::now();
         let handle = self.start_call()?;
-        let result = self
-            .bindings
-            .nats_sink_sink_sink()
+        let result = encoder_of(&self.bindings)
             .nats_sink()
             .call_flush(&mut self.store, handle)
             .await;
@@ -562,7 +447,7 @@ impl Sink {
         call: &str,
         result: wasmtime::Result<Result<(), SinkError>>,
     ) -> Result<(), HostError> {
-        self.metrics.transport(self.store.data().stats);
+        self.metrics.transport(self.store.data().transport.stats);
         match result {
             Ok(outcome) => outcome.map_err(HostError::Sink),
             Err(trap) => {

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::bindings::exports::nats_sink::sink::sink::{ChildRange, Interval, Rows, Value};
+use crate::bindings::encoder::{ChildRange, Interval, Rows, Value};
 use crate::bindings::transport::Span;
 
 /// One value of a row, nested as deep as the schema says.

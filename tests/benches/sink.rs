@@ -20,9 +20,7 @@ use nats_sink::transport::NatsConnection;
 use nats_sink::{Column, Datum, Rows, RuntimeConfig, SinkRuntime};
 use nats_sink_guest::bindings as guest;
 use nats_sink_tests::memory::{self, MemoryHost};
-use nats_sink_tests::{
-    columns, component_path, pack, target_dir, to_guest_rows, to_memory_rows, NatsServer,
-};
+use nats_sink_tests::{columns, component_path, pack, target_dir, to_guest_rows, NatsServer};
 use serde_json::json;
 
 /// Rows between confirmations, in every mode.
@@ -529,8 +527,8 @@ fn encode_rates(data: &Dataset, host: &MemoryHost, runs: usize) -> (f64, f64, f6
             })
             .collect(),
     );
-    let memory_rows: Vec<memory::Rows> = packed.iter().map(to_memory_rows).collect();
-    let empty_memory = to_memory_rows(&Rows::new());
+    let memory_rows: Vec<memory::Rows> = packed.clone();
+    let empty_memory = Rows::new();
     let (wasm, empty_native, empty_wasm) = rt.block_on(async {
         let mut wasm = Vec::new();
         let mut empty = Vec::new();

@@ -1,101 +1,127 @@
 //! The guest's batch, checked: every span and index within the batch, every subject and
 //! header valid, before anything is published.
 
-use async_nats::{HeaderMap, Subject};
+use async_nats::{HeaderMap, HeaderName, HeaderValue, Subject};
 use bytes::Bytes;
 use nats_sink_guest::within;
 
 use crate::bindings::transport::{Batch, Span, TransportError};
 
-/// A JetStream message kept until its ack arrives, so that it can be sent again.
+/// One message of a guest's batch, checked: what a [`Connection`](crate::Connection) sends.
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    /// A valid subject for publishing: no wildcard, no whitespace.
+    pub subject: Subject,
+    /// Headers in the order the guest gave them.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The payload, a slice of the batch's buffer.
+    pub payload: Bytes,
+}
+
+/// A message as async-nats sends it, kept until its ack arrives so that it can be sent again.
 pub(crate) struct Outgoing {
     pub(crate) subject: Subject,
     pub(crate) headers: Option<HeaderMap>,
     pub(crate) payload: Bytes,
 }
 
-impl Outgoing {
-    /// The guest's batch as messages, every span, index, subject and header checked first:
-    /// what a guest hands over is input, and must not make the host publish to a wildcard,
-    /// write a malformed header line, or read outside the batch. Payloads and subjects become
-    /// slices of the batch's one buffer, so a message costs no copy of them.
-    pub(crate) fn unpack(batch: Batch) -> Result<Vec<Outgoing>, TransportError> {
-        let refuse = |what: String| {
-            TransportError::Publish(format!("the sink produced an invalid message: {what}"))
-        };
-        let data = Bytes::from(batch.data);
-        let slice = |span: &Span, what: &str| {
-            within(span.start, span.len, data.len())
-                .map(|range| data.slice(range))
-                .ok_or_else(|| {
-                    refuse(format!(
-                        "its {what} span {}+{} is outside the batch's {} bytes",
-                        span.start,
-                        span.len,
-                        data.len()
-                    ))
-                })
-        };
-        let names = batch
-            .header_names
-            .iter()
-            .map(|name| match name.parse::<async_nats::HeaderName>() {
-                Ok(parsed) if !name.is_empty() => Ok(parsed),
-                _ => Err(refuse(format!("header name {name:?}"))),
+impl From<OutgoingMessage> for Outgoing {
+    fn from(message: OutgoingMessage) -> Outgoing {
+        let headers = (!message.headers.is_empty()).then(|| {
+            let mut map = HeaderMap::new();
+            for (name, value) in message.headers {
+                map.append(name, value);
+            }
+            map
+        });
+        Outgoing {
+            subject: message.subject,
+            headers,
+            payload: message.payload,
+        }
+    }
+}
+
+/// The guest's batch as messages, every span, index, subject and header checked first: what
+/// a guest hands over is input, and must not make the host publish to a wildcard, write a
+/// malformed header line, or read outside the batch. Payloads and subjects become slices of
+/// the batch's one buffer, so a message costs no copy of them.
+pub fn unpack(batch: Batch) -> Result<Vec<OutgoingMessage>, TransportError> {
+    let refuse = |what: String| {
+        TransportError::Publish(format!("the sink produced an invalid message: {what}"))
+    };
+    let data = Bytes::from(batch.data);
+    let slice = |span: &Span, what: &str| {
+        within(span.start, span.len, data.len())
+            .map(|range| data.slice(range))
+            .ok_or_else(|| {
+                refuse(format!(
+                    "its {what} span {}+{} is outside the batch's {} bytes",
+                    span.start,
+                    span.len,
+                    data.len()
+                ))
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        // Messages on one subject usually share its span: check it once.
-        let mut last_subject: Option<((u32, u32), Subject)> = None;
-        let mut messages = Vec::with_capacity(batch.messages.len());
-        for message in &batch.messages {
-            let key = (message.subject.start, message.subject.len);
-            let subject = match &last_subject {
-                Some((seen, subject)) if *seen == key => subject.clone(),
-                _ => {
-                    let subject = Subject::from_utf8(slice(&message.subject, "subject")?)
-                        .map_err(|_| refuse("a subject that is not UTF-8".into()))?;
-                    nats_sink_guest::options::check_subject(&subject)
-                        .map_err(|why| refuse(format!("subject {:?} {why}", subject.as_str())))?;
-                    last_subject = Some((key, subject.clone()));
-                    subject
-                }
-            };
-            let headers = match message.headers.len {
-                0 => None,
-                len => {
-                    let run = within(message.headers.start, len, batch.headers.len())
-                        .map(|range| &batch.headers[range])
-                        .ok_or_else(|| refuse("a header run outside the batch".into()))?;
-                    let mut map = HeaderMap::new();
-                    for header in run {
-                        let name = names.get(header.name as usize).ok_or_else(|| {
+    };
+    let names = batch
+        .header_names
+        .iter()
+        .map(|name| match name.parse::<HeaderName>() {
+            Ok(parsed) if !name.is_empty() => Ok(parsed),
+            _ => Err(refuse(format!("header name {name:?}"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Messages on one subject usually share its span: check it once.
+    let mut last_subject: Option<((u32, u32), Subject)> = None;
+    let mut messages = Vec::with_capacity(batch.messages.len());
+    for message in &batch.messages {
+        let key = (message.subject.start, message.subject.len);
+        let subject = match &last_subject {
+            Some((seen, subject)) if *seen == key => subject.clone(),
+            _ => {
+                let subject = Subject::from_utf8(slice(&message.subject, "subject")?)
+                    .map_err(|_| refuse("a subject that is not UTF-8".into()))?;
+                nats_sink_guest::options::check_subject(&subject)
+                    .map_err(|why| refuse(format!("subject {:?} {why}", subject.as_str())))?;
+                last_subject = Some((key, subject.clone()));
+                subject
+            }
+        };
+        let headers = match message.headers.len {
+            0 => Vec::new(),
+            len => {
+                let run = within(message.headers.start, len, batch.headers.len())
+                    .map(|range| &batch.headers[range])
+                    .ok_or_else(|| refuse("a header run outside the batch".into()))?;
+                let mut headers = Vec::with_capacity(run.len());
+                for header in run {
+                    let name = names.get(header.name as usize).ok_or_else(|| {
+                        refuse(format!(
+                            "header name index {} outside the batch",
+                            header.name
+                        ))
+                    })?;
+                    let value = slice(&header.value, "header value")?;
+                    let value = std::str::from_utf8(&value)
+                        .ok()
+                        .and_then(|v| v.parse::<HeaderValue>().ok())
+                        .ok_or_else(|| {
                             refuse(format!(
-                                "header name index {} outside the batch",
-                                header.name
+                                "header {name} has a value with a line break or not in UTF-8"
                             ))
                         })?;
-                        let value = slice(&header.value, "header value")?;
-                        let value = std::str::from_utf8(&value)
-                            .ok()
-                            .and_then(|v| v.parse::<async_nats::HeaderValue>().ok())
-                            .ok_or_else(|| {
-                                refuse(format!(
-                                    "header {name} has a value with a line break or not in UTF-8"
-                                ))
-                            })?;
-                        map.append(name.clone(), value);
-                    }
-                    Some(map)
+                    headers.push((name.clone(), value));
                 }
-            };
-            messages.push(Outgoing {
-                subject,
-                headers,
-                payload: slice(&message.payload, "payload")?,
-            });
-        }
-        Ok(messages)
+                headers
+            }
+        };
+        messages.push(OutgoingMessage {
+            subject,
+            headers,
+            payload: slice(&message.payload, "payload")?,
+        });
     }
+    Ok(messages)
 }
 
 #[cfg(test)]
@@ -142,7 +168,7 @@ mod tests {
 
     #[test]
     fn a_bad_batch_from_the_guest_is_an_error_not_a_panic() {
-        let refused = |b: Batch| match Outgoing::unpack(b) {
+        let refused = |b: Batch| match unpack(b) {
             Err(TransportError::Publish(why)) => why,
             Err(other) => panic!("{other:?}"),
             Ok(_) => panic!("accepted"),
@@ -172,17 +198,15 @@ mod tests {
         not_utf8.data[0] = 0xff;
         assert!(refused(not_utf8).contains("not UTF-8"));
 
-        let fine = Outgoing::unpack(batch("orders.eu", &[("Nats-Msg-Id", "s:1:0")])).unwrap();
+        let fine = unpack(batch("orders.eu", &[("Nats-Msg-Id", "s:1:0")])).unwrap();
         assert_eq!(fine[0].subject.as_str(), "orders.eu");
         assert_eq!(&fine[0].payload[..], b"{}");
+        let header = |(name, value): &(HeaderName, HeaderValue)| {
+            (name.to_string(), value.as_str().to_string())
+        };
         assert_eq!(
-            fine[0]
-                .headers
-                .as_ref()
-                .unwrap()
-                .get("Nats-Msg-Id")
-                .map(|v| v.as_str()),
-            Some("s:1:0")
+            fine[0].headers.iter().map(header).collect::<Vec<_>>(),
+            [("Nats-Msg-Id".to_string(), "s:1:0".to_string())]
         );
     }
 
@@ -220,7 +244,7 @@ mod tests {
                     .collect(),
             };
             let count = batch.messages.len();
-            match Outgoing::unpack(batch) {
+            match unpack(batch) {
                 Ok(out) => prop_assert_eq!(out.len(), count),
                 Err(TransportError::Publish(why)) => {
                     prop_assert!(why.starts_with("the sink produced an invalid message"))

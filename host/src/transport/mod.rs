@@ -25,6 +25,7 @@ use futures::stream::FuturesOrdered;
 
 use crate::bindings::transport::{Batch, Delivery, TransportError};
 use batch::Outgoing;
+pub use batch::{unpack, OutgoingMessage};
 use events::EventLog;
 use jetstream::{Episode, PendingAck};
 use routes::{Clearance, KnownSubject};
@@ -94,15 +95,24 @@ impl NatsConnection {
     /// Check the guest's batch, then send its messages, each by its subject's route; after
     /// an error nothing since the last flush counts as confirmed.
     pub async fn publish(&mut self, batch: Batch) -> Result<(), TransportError> {
-        let result = self.publish_all(batch).await;
+        self.publish_messages(unpack(batch)?).await
+    }
+
+    /// Send checked messages, each by its subject's route; after an error nothing since the
+    /// last flush counts as confirmed.
+    pub async fn publish_messages(
+        &mut self,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<(), TransportError> {
+        let result = self.publish_all(messages).await;
         if result.is_err() {
             self.forget_unconfirmed();
         }
         result
     }
 
-    async fn publish_all(&mut self, batch: Batch) -> Result<(), TransportError> {
-        for outgoing in Outgoing::unpack(batch)? {
+    async fn publish_all(&mut self, messages: Vec<OutgoingMessage>) -> Result<(), TransportError> {
+        for outgoing in messages.into_iter().map(Outgoing::from) {
             let size = outgoing.payload.len() as u64;
             let subject = outgoing.subject.as_str();
             let is_jetstream = |route: &Route| matches!(route, Route::JetStream { .. });

@@ -575,7 +575,7 @@ async fn run(
                 format!("{reached}; rerun the same input with the same --batch-size to replay the rest (with dedupe on, a stream drops rows it already holds)")
             } else {
                 let who = match e.downcast_ref::<HostError>() {
-                    Some(HostError::Runtime { .. }) => "the sandbox stopped the sink",
+                    Some(HostError::Runtime(_)) => "the sandbox stopped the sink",
                     _ => "the server refused the rest",
                 };
                 format!("{reached}; {who}, so a rerun fails the same way until the cause is fixed")

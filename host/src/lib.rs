@@ -33,6 +33,7 @@
 
 pub mod bindings;
 mod connector;
+mod error;
 mod guest_transport;
 pub mod health;
 pub mod metrics;
@@ -50,11 +51,14 @@ pub use bindings::encoder::{
 };
 pub use bindings::transport::Span;
 pub use connector::{Connection, Connector, NatsConnector, OpenConnection, TransportFuture};
+pub use error::{
+    describe_option_problem, describe_sink_error, describe_transport_error, HostError,
+    RuntimeError, RuntimeErrorKind,
+};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use policy::{OutboundPolicy, Reach};
 pub use runtime::{
-    describe_option_problem, describe_sink_error, describe_transport_error, ComponentInstance,
-    HostError, RuntimeConfig, Sink, SinkRuntime, SinkState, DEFAULT_CPU_LIMIT,
+    ComponentInstance, RuntimeConfig, Sink, SinkRuntime, SinkState, DEFAULT_CPU_LIMIT,
     DEFAULT_MEMORY_LIMIT,
 };
 pub use transport::{OutgoingMessage, Route, TransportStats};

@@ -8,9 +8,9 @@ use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
 use wasmtime::{Cache, CacheConfig, Config, Engine, Store, UpdateDeadline};
 
 use crate::bindings::encoder::{Column, OptionInfo, OptionProblem, Rows, SinkError, Target};
-use crate::bindings::transport::TransportError;
 use crate::bindings::{encoder_of, NatsSinkComponent, NatsSinkComponentPre};
 use crate::connector::{Connector, NatsConnector};
+use crate::error::{HostError, RuntimeError, RuntimeErrorKind};
 use crate::guest_transport::{HasTransport, TransportCtx, TransportView};
 use crate::metrics::Metrics;
 use crate::policy::{OutboundPolicy, Reach};
@@ -42,78 +42,6 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// Why a call into the runtime or a sink failed.
-#[derive(Debug, thiserror::Error)]
-pub enum HostError {
-    /// The guest refused: options, schema, a row, or a delivery failure it reports.
-    #[error("{}", describe_sink_error(.0))]
-    Sink(SinkError),
-    /// The component could not be read, compiled, linked or run (a trap, a limit hit).
-    #[error("{context}: {message}")]
-    Runtime {
-        /// What the host was doing.
-        context: String,
-        /// What went wrong, in wasmtime's words.
-        message: String,
-    },
-}
-
-impl HostError {
-    fn runtime(context: impl Into<String>, error: wasmtime::Error) -> HostError {
-        HostError::Runtime {
-            context: context.into(),
-            message: format!("{error:#}"),
-        }
-    }
-
-    /// True when the problem is in what the caller passed (options, schema, a row), not delivery.
-    pub fn is_input_error(&self) -> bool {
-        matches!(
-            self,
-            HostError::Sink(
-                SinkError::InvalidOptions(_)
-                    | SinkError::InvalidSchema(_)
-                    | SinkError::InvalidRow(_)
-            )
-        )
-    }
-}
-
-/// `option `name`: message`, in the guest's own words for its option problems.
-pub fn describe_option_problem(problem: &OptionProblem) -> String {
-    nats_sink_guest::options::OptionProblem {
-        name: problem.name.clone(),
-        message: problem.message.clone(),
-    }
-    .to_string()
-}
-
-/// One line per problem, naming the option, the column or the row; never a secret.
-pub fn describe_sink_error(error: &SinkError) -> String {
-    match error {
-        SinkError::InvalidOptions(problems) => {
-            let lines: Vec<String> = problems.iter().map(describe_option_problem).collect();
-            format!("invalid options: {}", lines.join("; "))
-        }
-        SinkError::InvalidSchema(m) => format!("invalid schema: {m}"),
-        SinkError::InvalidRow(p) if p.column.is_empty() => format!("row {}: {}", p.row, p.message),
-        SinkError::InvalidRow(p) => format!("row {}: column `{}`: {}", p.row, p.column, p.message),
-        SinkError::Connection(m) => format!("connection: {m}"),
-        SinkError::Publish(m) => format!("publish: {m}"),
-        SinkError::Timeout(m) => format!("timeout: {m}"),
-        SinkError::Closed(m) => format!("closed: {m}"),
-    }
-}
-
-/// One line naming what failed, as `describe_sink_error` words the same cases.
-pub fn describe_transport_error(error: &TransportError) -> String {
-    match error {
-        TransportError::Connection(m) => format!("connection: {m}"),
-        TransportError::Publish(m) => format!("publish: {m}"),
-        TransportError::Timeout(m) => format!("timeout: {m}"),
-    }
-}
-
 /// A call that trapped, naming the limit it hit if it hit one.
 fn trapped(store: &Store<SinkState>, call: &str, after: &str, trap: wasmtime::Error) -> HostError {
     let sandbox = &store.data().sandbox;
@@ -128,7 +56,12 @@ fn trapped(store: &Store<SinkState>, call: &str, after: &str, trap: wasmtime::Er
         ),
         None => format!("{call} trapped{after}"),
     };
-    HostError::runtime(context, trap)
+    let kind = match sandbox.limit_hit() {
+        Some(LimitHit::Memory) => RuntimeErrorKind::MemoryLimit,
+        Some(LimitHit::Cpu) => RuntimeErrorKind::CpuLimit,
+        None => RuntimeErrorKind::Trap,
+    };
+    RuntimeError::new(kind, context, trap).into()
 }
 
 /// Start the clock of a call into the guest.
@@ -203,15 +136,12 @@ impl SinkRuntime {
         config: &RuntimeConfig,
     ) -> Result<SinkRuntime, HostError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| HostError::Runtime {
-            context: format!("reading component {}", path.display()),
-            message: e.to_string(),
+        let bytes = std::fs::read(path).map_err(|e| {
+            let context = format!("reading component {}", path.display());
+            RuntimeError::new(RuntimeErrorKind::Load, context, e)
         })?;
         SinkRuntime::from_bytes_with(&bytes, config).map_err(|e| match e {
-            HostError::Runtime { context, message } => HostError::Runtime {
-                context: format!("{} ({context})", path.display()),
-                message,
-            },
+            HostError::Runtime(e) => HostError::Runtime(e.within(path.display())),
             other => other,
         })
     }
@@ -227,39 +157,39 @@ impl SinkRuntime {
         engine_config.epoch_interruption(true);
         if let Some(dir) = &config.cache_dir {
             let context = || format!("the compile cache in {}", dir.display());
-            std::fs::create_dir_all(dir).map_err(|e| HostError::Runtime {
-                context: context(),
-                message: e.to_string(),
-            })?;
+            let load = |e| RuntimeError::new(RuntimeErrorKind::Load, context(), e);
+            std::fs::create_dir_all(dir).map_err(load)?;
             // wasmtime wants an absolute directory.
-            let dir = std::path::absolute(dir).map_err(|e| HostError::Runtime {
-                context: context(),
-                message: e.to_string(),
-            })?;
+            let dir = std::path::absolute(dir).map_err(load)?;
             let mut cache_config = CacheConfig::new();
             cache_config.with_directory(dir);
-            let cache = Cache::new(cache_config).map_err(|e| HostError::runtime(context(), e))?;
+            let cache = Cache::new(cache_config)
+                .map_err(|e| RuntimeError::new(RuntimeErrorKind::Load, context(), e))?;
             engine_config.cache(Some(cache));
         }
-        let engine = Engine::new(&engine_config)
-            .map_err(|e| HostError::runtime("creating the engine", e))?;
-        let component = Component::new(&engine, bytes)
-            .map_err(|e| HostError::runtime("compiling the component", e))?;
+        let compile = |context: &str| {
+            let context = context.to_string();
+            move |e| RuntimeError::new(RuntimeErrorKind::Compile, context, e)
+        };
+        let engine = Engine::new(&engine_config).map_err(compile("creating the engine"))?;
+        let component =
+            Component::new(&engine, bytes).map_err(compile("compiling the component"))?;
+        let link = |context: &str| {
+            let context = context.to_string();
+            move |e| RuntimeError::new(RuntimeErrorKind::Link, context, e)
+        };
         let mut linker = Linker::<SinkState>::new(&engine);
         NatsSinkComponent::add_to_linker::<_, HasTransport>(&mut linker, SinkState::transport_view)
-            .map_err(|e| HostError::runtime("linking the transport", e))?;
+            .map_err(link("linking the transport"))?;
         let instance_pre = linker
             .instantiate_pre(&component)
-            .map_err(|e| HostError::runtime("the component does not fit the nats-sink world", e))?;
-        let pre = NatsSinkComponentPre::new(instance_pre).map_err(|e| {
-            HostError::runtime("the component does not export the nats-sink interface", e)
-        })?;
+            .map_err(link("the component does not fit the nats-sink world"))?;
+        let pre = NatsSinkComponentPre::new(instance_pre).map_err(link(
+            "the component does not export the nats-sink interface",
+        ))?;
         Ok(SinkRuntime {
             _ticker: Arc::new(EpochTicker::start(engine.clone()).map_err(|e| {
-                HostError::Runtime {
-                    context: "starting the CPU-limit ticker".into(),
-                    message: e.to_string(),
-                }
+                RuntimeError::new(RuntimeErrorKind::Load, "starting the CPU-limit ticker", e)
             })?),
             engine,
             pre,
@@ -316,11 +246,10 @@ impl SinkRuntime {
             Ok(UpdateDeadline::Yield(1))
         });
         arm(&mut store);
-        let bindings = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| HostError::runtime("instantiating", e))?;
+        let bindings =
+            self.pre.instantiate_async(&mut store).await.map_err(|e| {
+                RuntimeError::new(RuntimeErrorKind::Instantiate, "instantiating", e)
+            })?;
         Ok((store, bindings))
     }
 
@@ -469,7 +398,7 @@ impl Sink {
             handle
                 .resource_drop_async(&mut self.store)
                 .await
-                .map_err(|e| HostError::runtime("closing the sink", e))?;
+                .map_err(|e| RuntimeError::new(RuntimeErrorKind::Trap, "closing the sink", e))?;
         }
         Ok(())
     }

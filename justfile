@@ -12,7 +12,7 @@ setup:
 # the example subscriber the demo uses.
 build:
     ./scripts/build-guest.sh
-    cargo build -p nats-sink --bin nats-sink --example subscribe
+    cargo build -p nats-sink-cli --bin nats-sink --example subscribe
 
 # Build, start a local nats-server, sink the example dataset and show what a subscriber sees.
 run: build
@@ -54,7 +54,7 @@ faults: build
 # and the Python host beside the CLI in paired rounds (python/bench.py, target/bench-python.json).
 bench:
     ./scripts/build-guest.sh
-    cargo build --release -p nats-sink
+    cargo build --release -p nats-sink-cli
     cargo bench -p nats-sink-tests --bench sink
     cargo bench -p nats-sink-tests --bench scale
     cd python && python3 bench.py

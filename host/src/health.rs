@@ -6,11 +6,11 @@ use std::time::Duration;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::HeaderMap;
 
-use crate::bindings::exports::nats::sink::encoder::Target;
+use crate::bindings::encoder::Target;
 use crate::bindings::transport::TransportError;
 use crate::policy::Reach;
 use crate::stream::StreamPlan;
-use crate::transport::{jetstream_error, NatsConnection, Route};
+use crate::transport::{is_permission_violation, jetstream_error, NatsConnection, Route};
 
 /// A stream name can hold no `.`, so no stream matches this and the probe is never stored.
 const PROBE_EXPECTED_STREAM: &str = "nats-sink.health-probe";
@@ -20,7 +20,9 @@ const EXPECTED_STREAM_MISMATCH: u64 = 10060;
 /// Whether the connection may publish on the subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Permission {
+    /// The probe reached the stream, or the server took a core message without complaint.
     Allowed,
+    /// The server refused, in its words.
     Denied(String),
     /// Not probed, and why.
     Unknown(String),
@@ -28,16 +30,22 @@ pub enum Permission {
     ProbeFailed(String),
 }
 
+/// What `check` found: the server, the subject's route, whether publishing is allowed.
 #[derive(Debug, Clone)]
 pub struct Health {
+    /// The server's name, as its INFO says.
     pub server_name: String,
+    /// Its version.
     pub server_version: String,
+    /// The largest message it takes.
     pub max_payload: usize,
+    /// The subject checked (the template, when it is filled from rows).
     pub subject: String,
     /// `None` when the subject is filled from each row: each subject has its own route.
     pub route: Option<Route>,
     /// The stream's duplicate window, where JetStream captures the subject.
     pub duplicate_window: Option<Duration>,
+    /// Whether the connection may publish on the subject.
     pub permission: Permission,
     /// With `allow_create_stream`: the stream that captures the subject, or the one a sink
     /// would create. `check` creates nothing.
@@ -134,9 +142,8 @@ pub async fn check(mut target: Target, reach: &Reach) -> Result<Health, Transpor
 async fn probe_jetstream(connection: &NatsConnection, subject: &str) -> Permission {
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Expected-Stream", PROBE_EXPECTED_STREAM);
-    let denied = connection.server_error(|e| {
-        e.contains("Permissions Violation") && e.contains(&format!("\"{subject}\""))
-    });
+    let quoted = format!("\"{subject}\"");
+    let denied = connection.server_error(|e| is_permission_violation(e, &quoted));
     let probe = async {
         let ack = connection
             .jetstream()

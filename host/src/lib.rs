@@ -28,46 +28,52 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! What is public:
+//! - running sinks: [`SinkRuntime`] (`load`, limits, `open`, `describe`/`validate`/`resolve`,
+//!   `reach`, `with_connector`, `instance`), [`Sink`], [`RuntimeConfig`], [`Datum`] and
+//!   [`Rows`], the WIT types re-exported here, [`Metrics`];
+//! - errors: [`HostError`], whose `Runtime` case is a [`RuntimeError`] with a
+//!   [`RuntimeErrorKind`] and a source, and the `describe_*` wordings;
+//! - the transport seam: [`Connector`] and [`Connection`] (what the host glue calls),
+//!   [`OutgoingMessage`] (a checked message), [`NatsConnector`] and
+//!   [`transport::NatsConnection`] (async-nats), and [`bindings::transport`];
+//! - what `nats-sink check` and `validate` use: [`health`], [`preflight`], [`stream`], and the
+//!   outbound [`policy`].
 
+#![warn(missing_docs)]
+
+pub mod bindings;
+mod connector;
+mod error;
+mod guest_transport;
 pub mod health;
-pub mod input;
-pub mod lines;
 pub mod metrics;
 pub mod policy;
 pub mod preflight;
-pub mod runtime;
-pub mod sql;
+mod runtime;
+mod sandbox;
 pub mod stream;
 pub mod transport;
-pub mod value;
+mod value;
 
-/// Bindings generated from `wit/nats-sink.wit`.
-pub mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "connector",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        with: {
-            "nats:sink/transport.connection": crate::transport::NatsConnection,
-        },
-    });
-
-    pub use self::nats::sink::transport;
-}
-
-pub use bindings::exports::nats::sink::encoder::{
+pub use bindings::encoder::{
     ChildRange, Column, Interval, OptionInfo, OptionProblem, RowProblem, Rows, SinkError, Target,
     Value,
 };
 pub use bindings::transport::Span;
+pub use connector::{Connection, Connector, NatsConnector, OpenConnection, TransportFuture};
+pub use error::{
+    describe_option_problem, describe_sink_error, describe_transport_error, HostError,
+    RuntimeError, RuntimeErrorKind,
+};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use policy::{OutboundPolicy, Reach};
 pub use runtime::{
-    describe_option_problem, describe_sink_error, describe_transport_error, HostError,
-    RuntimeConfig, Sink, SinkRuntime, DEFAULT_CPU_LIMIT, DEFAULT_MEMORY_LIMIT,
+    ComponentInstance, RuntimeConfig, Sink, SinkRuntime, SinkState, DEFAULT_CPU_LIMIT,
+    DEFAULT_MEMORY_LIMIT,
 };
-pub use transport::{Route, TransportStats};
+pub use transport::{OutgoingMessage, Route, TransportStats};
 pub use value::Datum;
 
 /// The component the build produces, next to the build's profile directory

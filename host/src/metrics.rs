@@ -10,24 +10,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::runtime::HostError;
+use crate::error::HostError;
 use crate::transport::TransportStats;
 use crate::SinkError;
 
 /// The `kind` label of a failed call.
 type ErrorKind = [(&'static str, &'static str); 1];
-
-/// Every `kind` an error can have, for totals.
-const ERROR_KINDS: [&str; 8] = [
-    "invalid_options",
-    "invalid_schema",
-    "invalid_row",
-    "connection",
-    "publish",
-    "timeout",
-    "closed",
-    "runtime",
-];
 
 /// Live counters of one sink; clones share them.
 #[derive(Clone)]
@@ -43,6 +31,8 @@ struct Inner {
     retries: Counter,
     flushes: Counter,
     errors: Family<ErrorKind, Counter>,
+    /// Every error, whatever its kind, for the snapshot.
+    errors_total: Counter,
     flush_seconds: Histogram,
     /// The histogram's sum, which prometheus-client does not let a caller read.
     flush_seconds_sum: Counter<f64>,
@@ -57,7 +47,9 @@ pub struct MetricsSnapshot {
     pub rows: u64,
     /// Rows the guest refused (each stops its batch).
     pub rows_refused: u64,
+    /// Messages published.
     pub messages: u64,
+    /// Their payload bytes.
     pub payload_bytes: u64,
     /// Messages sent again after a failure that could pass.
     pub retries: u64,
@@ -65,6 +57,7 @@ pub struct MetricsSnapshot {
     pub errors: u64,
     /// Successful flushes, and the time they took together.
     pub flushes: u64,
+    /// Seconds the successful flushes took, together.
     pub flush_seconds: f64,
 }
 
@@ -79,6 +72,7 @@ impl Default for Metrics {
                 retries: Counter::default(),
                 flushes: Counter::default(),
                 errors: Family::default(),
+                errors_total: Counter::default(),
                 // 1 ms to about 65 s: a core round trip up to a flush that waits out retries.
                 flush_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
                 flush_seconds_sum: Counter::default(),
@@ -89,6 +83,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The counters now.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let m = &self.inner;
         MetricsSnapshot {
@@ -97,10 +92,7 @@ impl Metrics {
             messages: m.messages.get(),
             payload_bytes: m.payload_bytes.get(),
             retries: m.retries.get(),
-            errors: ERROR_KINDS
-                .iter()
-                .map(|kind| m.errors.get_or_create(&[("kind", *kind)]).get())
-                .sum(),
+            errors: m.errors_total.get(),
             flushes: m.flushes.get(),
             flush_seconds: m.flush_seconds_sum.get(),
         }
@@ -166,17 +158,9 @@ impl Metrics {
 
     pub(crate) fn failed<T>(&self, outcome: &Result<T, HostError>) {
         if let Err(e) = outcome {
-            let kind = match e {
-                HostError::Sink(SinkError::InvalidOptions(_)) => "invalid_options",
-                HostError::Sink(SinkError::InvalidSchema(_)) => "invalid_schema",
-                HostError::Sink(SinkError::InvalidRow(_)) => "invalid_row",
-                HostError::Sink(SinkError::Connection(_)) => "connection",
-                HostError::Sink(SinkError::Publish(_)) => "publish",
-                HostError::Sink(SinkError::Timeout(_)) => "timeout",
-                HostError::Sink(SinkError::Closed(_)) => "closed",
-                HostError::Runtime { .. } => "runtime",
-            };
+            let kind = e.metric_label();
             self.inner.errors.get_or_create(&[("kind", kind)]).inc();
+            self.inner.errors_total.inc();
         }
     }
 
@@ -206,7 +190,7 @@ pub fn prometheus_text(registry: &Registry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::exports::nats::sink::encoder::RowProblem;
+    use crate::bindings::encoder::RowProblem;
 
     #[test]
     fn snapshot_and_prometheus_text_agree() {

@@ -12,7 +12,9 @@ const MAX_CREDENTIALS_BYTES: u64 = 1 << 20;
 /// A problem with one option, in the words `describe_option_problem` uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// The option's name.
     pub option: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -81,7 +83,7 @@ const MAX_PEM_BYTES: u64 = 1 << 20;
 
 /// Why the file a `tls.*` option names cannot serve, or `Ok`. async-nats would take a file with
 /// no PEM block in silence; the reason never quotes the file.
-pub fn tls_file(option: &str, path: &str) -> Result<(), String> {
+pub(crate) fn tls_file(option: &str, path: &str) -> Result<(), String> {
     use std::io::Read as _;
     let label = match option {
         "tls.key" => "PRIVATE KEY-----",
@@ -105,7 +107,7 @@ pub fn tls_file(option: &str, path: &str) -> Result<(), String> {
 
 /// Options that authenticate with the `.creds` file at `path` (read with a bound), or why it
 /// cannot serve.
-pub fn credentials_file(path: &str) -> Result<async_nats::ConnectOptions, String> {
+pub(crate) fn credentials_file(path: &str) -> Result<async_nats::ConnectOptions, String> {
     use std::io::Read as _;
     let file = readable_file(path)?;
     let mut text = String::new();

@@ -1,28 +1,21 @@
 //! Loading the component once and opening sinks from it, each in its own store.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceTable};
-use wasmtime::{Cache, CacheConfig, Config, Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
+use wasmtime::{Cache, CacheConfig, Config, Engine, Store, UpdateDeadline};
 
-use crate::bindings::exports::nats::sink::encoder::{
-    Column, OptionInfo, OptionProblem, Rows, SinkError, Target,
-};
-use crate::bindings::transport::{self, Batch, ConnectConfig, TransportError};
-use crate::bindings::{Connector, ConnectorPre};
+use crate::bindings::encoder::{Column, OptionInfo, OptionProblem, Rows, SinkError, Target};
+use crate::bindings::{encoder_of, World, WorldPre};
+use crate::connector::{Connector, NatsConnector};
+use crate::error::{HostError, RuntimeError, RuntimeErrorKind};
+use crate::guest_transport::{HasTransport, TransportCtx, TransportView};
 use crate::metrics::Metrics;
 use crate::policy::{OutboundPolicy, Reach};
-use crate::transport::{NatsConnection, TransportStats};
-
-/// Memory a sink's guest may grow to, unless the caller says otherwise.
-pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
-/// Time one call may run guest code (host I/O excluded), unless the caller says otherwise.
-pub const DEFAULT_CPU_LIMIT: Duration = Duration::from_secs(30);
-/// How often the engine's epoch advances, and so how often a running guest is checked.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
+use crate::sandbox::{EpochTicker, LimitHit, Limits, Sandbox};
+pub use crate::sandbox::{DEFAULT_CPU_LIMIT, DEFAULT_MEMORY_LIMIT};
 
 /// How a runtime compiles its component and limits each sink.
 #[derive(Debug, Clone)]
@@ -49,256 +42,84 @@ impl Default for RuntimeConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum HostError {
-    /// The guest refused: options, schema, a row, or a delivery failure it reports.
-    #[error("{}", describe_sink_error(.0))]
-    Sink(SinkError),
-    /// The component could not be read, compiled, linked or run (a trap, a limit hit).
-    #[error("{context}: {message}")]
-    Runtime { context: String, message: String },
-}
-
-impl HostError {
-    fn runtime(context: impl Into<String>, error: wasmtime::Error) -> HostError {
-        HostError::Runtime {
-            context: context.into(),
-            message: format!("{error:#}"),
-        }
-    }
-
-    /// True when the problem is in what the caller passed (options, schema, a row), not delivery.
-    pub fn is_input_error(&self) -> bool {
-        matches!(
-            self,
-            HostError::Sink(
-                SinkError::InvalidOptions(_)
-                    | SinkError::InvalidSchema(_)
-                    | SinkError::InvalidRow(_)
-            )
-        )
-    }
-}
-
-/// `option `name`: message`, in the guest's own words for its option problems.
-pub fn describe_option_problem(problem: &OptionProblem) -> String {
-    nats_sink_rules::option_problem::OptionProblem {
-        name: problem.name.clone(),
-        message: problem.message.clone(),
-    }
-    .to_string()
-}
-
-/// One line per problem, naming the option, the column or the row; never a secret.
-pub fn describe_sink_error(error: &SinkError) -> String {
-    match error {
-        SinkError::InvalidOptions(problems) => {
-            let lines: Vec<String> = problems.iter().map(describe_option_problem).collect();
-            format!("invalid options: {}", lines.join("; "))
-        }
-        SinkError::InvalidSchema(m) => format!("invalid schema: {m}"),
-        SinkError::InvalidRow(p) if p.column.is_empty() => format!("row {}: {}", p.row, p.message),
-        SinkError::InvalidRow(p) => format!("row {}: column `{}`: {}", p.row, p.column, p.message),
-        SinkError::Connection(m) => format!("connection: {m}"),
-        SinkError::Publish(m) => format!("publish: {m}"),
-        SinkError::Timeout(m) => format!("timeout: {m}"),
-        SinkError::Closed(m) => format!("closed: {m}"),
-    }
-}
-
-/// One line naming what failed, as `describe_sink_error` words the same cases.
-pub fn describe_transport_error(error: &TransportError) -> String {
-    match error {
-        TransportError::Connection(m) => format!("connection: {m}"),
-        TransportError::Publish(m) => format!("publish: {m}"),
-        TransportError::Timeout(m) => format!("timeout: {m}"),
-    }
-}
-
-/// What one sink's guest may use.
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    memory: usize,
-    cpu: Duration,
-}
-
-/// Advances an engine's epoch every `EPOCH_TICK` until dropped, so that running guests get
-/// checked against their CPU limit.
-struct EpochTicker {
-    stop: Arc<AtomicBool>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine) -> std::io::Result<EpochTicker> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        std::thread::Builder::new()
-            .name("nats-sink-epoch".into())
-            .spawn(move || {
-                while !stopped.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })?;
-        Ok(EpochTicker { stop })
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
 /// A call that trapped, naming the limit it hit if it hit one.
 fn trapped(store: &Store<SinkState>, call: &str, after: &str, trap: wasmtime::Error) -> HostError {
-    let state = store.data();
-    let context = if state.memory_limit_hit {
-        format!(
+    let sandbox = &store.data().sandbox;
+    let context = match sandbox.limit_hit() {
+        Some(LimitHit::Memory) => format!(
             "{call} exceeded the sink's memory limit of {} MiB{after}",
-            state.limits.memory >> 20
-        )
-    } else if state.cpu_limit_hit {
-        format!(
+            sandbox.limits.memory >> 20
+        ),
+        Some(LimitHit::Cpu) => format!(
             "{call} exceeded the sink's CPU limit of {} ms per call{after}",
-            state.limits.cpu.as_millis()
-        )
-    } else {
-        format!("{call} trapped{after}")
+            sandbox.limits.cpu.as_millis()
+        ),
+        None => format!("{call} trapped{after}"),
     };
-    HostError::runtime(context, trap)
+    let kind = match sandbox.limit_hit() {
+        Some(LimitHit::Memory) => RuntimeErrorKind::MemoryLimit,
+        Some(LimitHit::Cpu) => RuntimeErrorKind::CpuLimit,
+        None => RuntimeErrorKind::Trap,
+    };
+    RuntimeError::new(kind, context, trap).into()
 }
 
 /// Start the clock of a call into the guest.
 fn arm(store: &mut Store<SinkState>) {
-    let state = store.data_mut();
-    state.call_started = Instant::now();
-    state.host_time = Duration::ZERO;
+    store.data_mut().sandbox.start_call();
     store.set_epoch_deadline(1);
 }
 
-/// A store's data: the resource table holding the sink's connection, and its limits.
+/// A store's data: the resource table holding the sink's connection, the transport's
+/// context, and the sandbox's limits and CPU clock.
 pub struct SinkState {
     table: ResourceTable,
-    limits: Limits,
-    /// Set when the guest asked for more memory than its limit, so its trap can be explained.
-    memory_limit_hit: bool,
-    /// Set when a call ran guest code longer than its limit.
-    cpu_limit_hit: bool,
-    /// When the current call into the guest began, and how much of it the host spent on I/O.
-    call_started: Instant,
-    host_time: Duration,
-    /// The connection's counters as of the last transport call.
-    stats: TransportStats,
-    /// What the guest may connect to and make the host read; nothing until `open` sets it.
-    reach: Reach,
+    transport: TransportCtx,
+    sandbox: Sandbox,
 }
 
 impl SinkState {
-    fn new(limits: Limits) -> SinkState {
+    fn new(limits: Limits, connector: Arc<dyn Connector>) -> SinkState {
         SinkState {
             table: ResourceTable::new(),
-            limits,
-            memory_limit_hit: false,
-            cpu_limit_hit: false,
-            call_started: Instant::now(),
-            host_time: Duration::ZERO,
-            stats: TransportStats::default(),
-            reach: Reach::default(),
+            transport: TransportCtx::new(connector),
+            sandbox: Sandbox::new(limits),
         }
     }
 
-    /// Run `call` on the connection behind `handle`, then refresh the counters.
-    async fn with_connection<T>(
-        &mut self,
-        handle: &Resource<NatsConnection>,
-        call: impl AsyncFnOnce(&mut NatsConnection) -> T,
-    ) -> wasmtime::Result<T> {
-        let connection = self.table.get_mut(handle)?;
-        let started = Instant::now();
-        let result = call(connection).await;
-        self.host_time += started.elapsed();
-        self.stats = connection.stats();
-        Ok(result)
+    /// The view the `transport` interface is implemented on.
+    fn transport_view(&mut self) -> TransportView<'_> {
+        TransportView {
+            ctx: &mut self.transport,
+            table: &mut self.table,
+            host_time: &mut self.sandbox.host_time,
+        }
+    }
+
+    /// Let the guest reach what `reach` allows (see [`SinkRuntime::reach`]); until then it
+    /// may connect to nothing.
+    pub fn set_reach(&mut self, reach: Reach) {
+        self.transport.reach = reach;
     }
 }
 
-impl ResourceLimiter for SinkState {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        // Refused growth makes the guest's allocator fail, which traps the call.
-        let allowed = desired <= self.limits.memory;
-        self.memory_limit_hit |= !allowed;
-        Ok(allowed)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        _desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(true)
-    }
-}
-
-impl transport::Host for SinkState {}
-
-impl transport::HostConnection for SinkState {
-    async fn open(
-        &mut self,
-        config: ConnectConfig,
-    ) -> wasmtime::Result<Result<Resource<NatsConnection>, TransportError>> {
-        if let Err(refused) = self.reach.check(&config) {
-            return Ok(Err(refused));
-        }
-        let started = Instant::now();
-        let connected = NatsConnection::connect(config).await;
-        self.host_time += started.elapsed();
-        match connected {
-            Ok(connection) => Ok(Ok(self.table.push(connection)?)),
-            Err(e) => Ok(Err(e)),
-        }
-    }
-
-    async fn publish(
-        &mut self,
-        handle: Resource<NatsConnection>,
-        batch: Batch,
-    ) -> wasmtime::Result<Result<(), TransportError>> {
-        self.with_connection(&handle, async |c| c.publish(batch).await)
-            .await
-    }
-
-    async fn flush(
-        &mut self,
-        handle: Resource<NatsConnection>,
-    ) -> wasmtime::Result<Result<(), TransportError>> {
-        self.with_connection(&handle, async |c| c.flush().await)
-            .await
-    }
-
-    async fn max_payload(&mut self, handle: Resource<NatsConnection>) -> wasmtime::Result<u64> {
-        Ok(self.table.get(&handle)?.max_payload())
-    }
-
-    async fn drop(&mut self, handle: Resource<NatsConnection>) -> wasmtime::Result<()> {
-        self.table.delete(handle)?;
-        Ok(())
-    }
+/// A fresh instance of the component in its own store, for calling its exports directly
+/// (what [`Sink`] does for you): the store's CPU clock starts at instantiation.
+pub struct ComponentInstance {
+    /// The store: pass it to every call.
+    pub store: Store<SinkState>,
+    /// The component's exports.
+    pub bindings: World,
 }
 
 /// A compiled, pre-instantiated component from which sinks are opened.
 #[derive(Clone)]
 pub struct SinkRuntime {
     engine: Engine,
-    pre: ConnectorPre<SinkState>,
+    pre: WorldPre<SinkState>,
     limits: Limits,
     outbound: OutboundPolicy,
+    connector: Arc<dyn Connector>,
     /// Shared by the runtime's clones; the ticker stops with the last one.
     _ticker: Arc<EpochTicker>,
 }
@@ -315,15 +136,12 @@ impl SinkRuntime {
         config: &RuntimeConfig,
     ) -> Result<SinkRuntime, HostError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| HostError::Runtime {
-            context: format!("reading component {}", path.display()),
-            message: e.to_string(),
+        let bytes = std::fs::read(path).map_err(|e| {
+            let context = format!("reading component {}", path.display());
+            RuntimeError::new(RuntimeErrorKind::Load, context, e)
         })?;
         SinkRuntime::from_bytes_with(&bytes, config).map_err(|e| match e {
-            HostError::Runtime { context, message } => HostError::Runtime {
-                context: format!("{} ({context})", path.display()),
-                message,
-            },
+            HostError::Runtime(e) => HostError::Runtime(e.within(path.display())),
             other => other,
         })
     }
@@ -339,39 +157,39 @@ impl SinkRuntime {
         engine_config.epoch_interruption(true);
         if let Some(dir) = &config.cache_dir {
             let context = || format!("the compile cache in {}", dir.display());
-            std::fs::create_dir_all(dir).map_err(|e| HostError::Runtime {
-                context: context(),
-                message: e.to_string(),
-            })?;
+            let load = |e| RuntimeError::new(RuntimeErrorKind::Load, context(), e);
+            std::fs::create_dir_all(dir).map_err(load)?;
             // wasmtime wants an absolute directory.
-            let dir = std::path::absolute(dir).map_err(|e| HostError::Runtime {
-                context: context(),
-                message: e.to_string(),
-            })?;
+            let dir = std::path::absolute(dir).map_err(load)?;
             let mut cache_config = CacheConfig::new();
             cache_config.with_directory(dir);
-            let cache = Cache::new(cache_config).map_err(|e| HostError::runtime(context(), e))?;
+            let cache = Cache::new(cache_config)
+                .map_err(|e| RuntimeError::new(RuntimeErrorKind::Load, context(), e))?;
             engine_config.cache(Some(cache));
         }
-        let engine = Engine::new(&engine_config)
-            .map_err(|e| HostError::runtime("creating the engine", e))?;
-        let component = Component::new(&engine, bytes)
-            .map_err(|e| HostError::runtime("compiling the component", e))?;
+        let compile = |context: &str| {
+            let context = context.to_string();
+            move |e| RuntimeError::new(RuntimeErrorKind::Compile, context, e)
+        };
+        let engine = Engine::new(&engine_config).map_err(compile("creating the engine"))?;
+        let component =
+            Component::new(&engine, bytes).map_err(compile("compiling the component"))?;
+        let link = |context: &str| {
+            let context = context.to_string();
+            move |e| RuntimeError::new(RuntimeErrorKind::Link, context, e)
+        };
         let mut linker = Linker::<SinkState>::new(&engine);
-        Connector::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| state)
-            .map_err(|e| HostError::runtime("linking the transport", e))?;
+        World::add_to_linker::<_, HasTransport>(&mut linker, SinkState::transport_view)
+            .map_err(link("linking the transport"))?;
         let instance_pre = linker
             .instantiate_pre(&component)
-            .map_err(|e| HostError::runtime("the component does not fit the nats-sink world", e))?;
-        let pre = ConnectorPre::new(instance_pre).map_err(|e| {
-            HostError::runtime("the component does not export the nats-sink interface", e)
-        })?;
+            .map_err(link("the component does not fit the nats-sink world"))?;
+        let pre = WorldPre::new(instance_pre).map_err(link(
+            "the component does not export the nats-sink interface",
+        ))?;
         Ok(SinkRuntime {
             _ticker: Arc::new(EpochTicker::start(engine.clone()).map_err(|e| {
-                HostError::Runtime {
-                    context: "starting the CPU-limit ticker".into(),
-                    message: e.to_string(),
-                }
+                RuntimeError::new(RuntimeErrorKind::Load, "starting the CPU-limit ticker", e)
             })?),
             engine,
             pre,
@@ -380,6 +198,7 @@ impl SinkRuntime {
                 cpu: config.cpu_limit,
             },
             outbound: config.outbound.clone(),
+            connector: Arc::new(NatsConnector),
         })
     }
 
@@ -395,36 +214,49 @@ impl SinkRuntime {
         self
     }
 
-    async fn instantiate(&self) -> Result<(Store<SinkState>, Connector), HostError> {
-        let mut store = Store::new(&self.engine, SinkState::new(self.limits));
-        store.limiter(|state| state);
+    /// Open every sink's connection with `connector` instead of async-nats.
+    pub fn with_connector(mut self, connector: Arc<dyn Connector>) -> SinkRuntime {
+        self.connector = connector;
+        self
+    }
+
+    /// The engine the component is compiled for.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The compiled component.
+    pub fn component(&self) -> &Component {
+        self.pre.instance_pre().component()
+    }
+
+    /// A fresh instance in its own store, for calling the component's exports directly.
+    pub async fn instance(&self) -> Result<ComponentInstance, HostError> {
+        let (store, bindings) = self.instantiate().await?;
+        Ok(ComponentInstance { store, bindings })
+    }
+
+    async fn instantiate(&self) -> Result<(Store<SinkState>, World), HostError> {
+        let state = SinkState::new(self.limits, self.connector.clone());
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.sandbox);
         store.epoch_deadline_callback(|mut store| {
-            let state = store.data_mut();
-            let guest_time = state.call_started.elapsed().saturating_sub(state.host_time);
-            if guest_time > state.limits.cpu {
-                state.cpu_limit_hit = true;
-                return Err(wasmtime::Error::msg(format!(
-                    "the guest ran for {} ms in one call",
-                    guest_time.as_millis()
-                )));
-            }
+            store.data_mut().sandbox.check_cpu()?;
             // Let other sinks on this thread run between checks.
             Ok(UpdateDeadline::Yield(1))
         });
         arm(&mut store);
-        let bindings = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| HostError::runtime("instantiating", e))?;
+        let bindings =
+            self.pre.instantiate_async(&mut store).await.map_err(|e| {
+                RuntimeError::new(RuntimeErrorKind::Instantiate, "instantiating", e)
+            })?;
         Ok((store, bindings))
     }
 
     /// Every option the guest understands.
     pub async fn describe(&self) -> Result<Vec<OptionInfo>, HostError> {
         let (mut store, bindings) = self.instantiate().await?;
-        bindings
-            .nats_sink_encoder()
+        encoder_of(&bindings)
             .call_describe(&mut store)
             .await
             .map_err(|e| trapped(&store, "describe", "", e))
@@ -436,8 +268,7 @@ impl SinkRuntime {
         options: &[(String, String)],
     ) -> Result<Vec<OptionProblem>, HostError> {
         let (mut store, bindings) = self.instantiate().await?;
-        bindings
-            .nats_sink_encoder()
+        encoder_of(&bindings)
             .call_validate(&mut store, options)
             .await
             .map_err(|e| trapped(&store, "validate", "", e))
@@ -446,8 +277,7 @@ impl SinkRuntime {
     /// What valid `options` connect to and publish on, without connecting.
     pub async fn resolve(&self, options: &[(String, String)]) -> Result<Target, HostError> {
         let (mut store, bindings) = self.instantiate().await?;
-        bindings
-            .nats_sink_encoder()
+        encoder_of(&bindings)
             .call_resolve(&mut store, options)
             .await
             .map_err(|e| trapped(&store, "resolve", "", e))?
@@ -466,9 +296,8 @@ impl SinkRuntime {
         schema: &[Column],
     ) -> Result<Sink, HostError> {
         let (mut store, bindings) = self.instantiate().await?;
-        store.data_mut().reach = self.reach(options);
-        let opened = bindings
-            .nats_sink_encoder()
+        store.data_mut().set_reach(self.reach(options));
+        let opened = encoder_of(&bindings)
             .nats_sink()
             .call_open(&mut store, options, schema)
             .await
@@ -486,7 +315,7 @@ impl SinkRuntime {
 /// One open sink: its own store, instance and connection.
 pub struct Sink {
     store: Store<SinkState>,
-    bindings: Connector,
+    bindings: World,
     /// `None` once closed.
     handle: Option<ResourceAny>,
     metrics: Metrics,
@@ -506,9 +335,7 @@ impl Sink {
     /// `<sink_id>:<id>:<position>`, so a replay of the same checkpoint is deduplicated.
     pub async fn begin_checkpoint(&mut self, id: u64) -> Result<(), HostError> {
         let handle = self.start_call()?;
-        let result = self
-            .bindings
-            .nats_sink_encoder()
+        let result = encoder_of(&self.bindings)
             .nats_sink()
             .call_begin_checkpoint(&mut self.store, handle, id)
             .await
@@ -520,9 +347,7 @@ impl Sink {
     /// one were published; nothing at or after it was.
     pub async fn write(&mut self, rows: &Rows) -> Result<(), HostError> {
         let handle = self.start_call()?;
-        let result = self
-            .bindings
-            .nats_sink_encoder()
+        let result = encoder_of(&self.bindings)
             .nats_sink()
             .call_write(&mut self.store, handle, rows)
             .await;
@@ -535,9 +360,7 @@ impl Sink {
     pub async fn flush(&mut self) -> Result<(), HostError> {
         let started = Instant::now();
         let handle = self.start_call()?;
-        let result = self
-            .bindings
-            .nats_sink_encoder()
+        let result = encoder_of(&self.bindings)
             .nats_sink()
             .call_flush(&mut self.store, handle)
             .await;
@@ -553,7 +376,7 @@ impl Sink {
         call: &str,
         result: wasmtime::Result<Result<(), SinkError>>,
     ) -> Result<(), HostError> {
-        self.metrics.transport(self.store.data().stats);
+        self.metrics.transport(self.store.data().transport.stats);
         match result {
             Ok(outcome) => outcome.map_err(HostError::Sink),
             Err(trap) => {
@@ -575,7 +398,7 @@ impl Sink {
             handle
                 .resource_drop_async(&mut self.store)
                 .await
-                .map_err(|e| HostError::runtime("closing the sink", e))?;
+                .map_err(|e| RuntimeError::new(RuntimeErrorKind::Trap, "closing the sink", e))?;
         }
         Ok(())
     }

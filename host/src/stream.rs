@@ -11,13 +11,16 @@ use crate::bindings::transport::{StreamRequest, TransportError};
 #[derive(Debug, Clone)]
 pub enum StreamPlan {
     /// A stream already captures the requested subject: nothing is created.
-    Captured { stream: String },
+    Captured {
+        /// The stream's name.
+        stream: String,
+    },
     /// No stream does: this one is (or would be) created.
     Create(StreamRequest),
 }
 
 /// Which stream captures `request.subject`, if any, without changing anything (for `check`).
-pub async fn plan(
+pub(crate) async fn plan(
     jetstream: &Context,
     request: &StreamRequest,
 ) -> Result<StreamPlan, TransportError> {
@@ -31,7 +34,7 @@ pub async fn plan(
 }
 
 /// The stream that captures `request.subject`, created from `request` when none does.
-pub async fn ensure(
+pub(crate) async fn ensure(
     jetstream: &Context,
     request: &StreamRequest,
 ) -> Result<StreamPlan, TransportError> {
@@ -58,7 +61,7 @@ pub async fn ensure(
 }
 
 /// The stream config a request makes; every other field is the server's default.
-pub fn config(request: &StreamRequest) -> Config {
+pub(crate) fn config(request: &StreamRequest) -> Config {
     Config {
         name: request.name.clone(),
         subjects: vec![request.subject.clone()],

@@ -3,21 +3,29 @@
 
 use std::collections::VecDeque;
 
-use crate::bindings::exports::nats::sink::encoder::{ChildRange, Interval, Rows, Value};
+use crate::bindings::encoder::{ChildRange, Interval, Rows, Value};
 use crate::bindings::transport::Span;
 
 /// One value of a row, nested as deep as the schema says.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Datum {
+    /// SQL NULL, of any type.
     Null,
+    /// boolean
     Boolean(bool),
+    /// smallint
     Smallint(i16),
+    /// integer
     Integer(i32),
+    /// bigint
     Bigint(i64),
+    /// real
     Real(f32),
+    /// double precision
     Double(f64),
     /// numeric, as its text form (`-12.5`, `NaN`, `Infinity`, `-Infinity`)
     Numeric(String),
+    /// varchar
     Varchar(String),
     /// days since 1970-01-01
     Date(i32),
@@ -27,22 +35,31 @@ pub enum Datum {
     Timestamp(i64),
     /// microseconds since the Unix epoch, UTC
     Timestamptz(i64),
+    /// interval, in its three parts as PostgreSQL keeps them
     Interval {
+        /// whole months
         months: i32,
+        /// whole days
         days: i32,
+        /// microseconds
         micros: i64,
     },
+    /// bytea
     Bytea(Vec<u8>),
     /// JSON text
     Jsonb(String),
+    /// serial
     Serial(i64),
+    /// uuid
     Uuid(u128),
+    /// a list (`type[]`) of values of one type
     List(Vec<Datum>),
     /// Field values in the struct type's declaration order.
     Struct(Vec<Datum>),
 }
 
 impl Rows {
+    /// An empty batch.
     pub fn new() -> Rows {
         Rows {
             values: Vec::new(),
@@ -56,6 +73,7 @@ impl Rows {
         self.ends.len()
     }
 
+    /// True when the batch holds no row.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }

@@ -29,9 +29,7 @@ use nats_sink::transport::NatsConnection;
 use nats_sink::{Column, Datum, Rows, RuntimeConfig, SinkRuntime};
 use nats_sink_guest::bindings as guest;
 use nats_sink_tests::memory::{self, MemoryHost};
-use nats_sink_tests::{
-    columns, component_path, pack, target_dir, to_guest_rows, to_memory_rows, NatsServer,
-};
+use nats_sink_tests::{columns, component_path, pack, target_dir, to_guest_rows, NatsServer};
 use paired::{rotated, Spread};
 use serde_json::json;
 
@@ -561,7 +559,7 @@ impl EncodeInput {
         let packed: Vec<Rows> = data.rows.chunks(1024).map(pack).collect();
         EncodeInput {
             guest_rows: packed.iter().map(to_guest_rows).collect(),
-            memory_rows: packed.iter().map(to_memory_rows).collect(),
+            memory_rows: packed.clone(),
             columns: data
                 .columns
                 .iter()
@@ -618,7 +616,7 @@ fn encode_run(
                 );
                 seconds
             } else {
-                let empty = to_memory_rows(&Rows::new());
+                let empty = Rows::new();
                 let started = Instant::now();
                 for _ in 0..EMPTY_CALLS {
                     instance.write(sink, &empty).await.unwrap().unwrap();

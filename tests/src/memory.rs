@@ -1,25 +1,25 @@
-//! A second host for the same component: wasmtime with an in-memory transport that records
-//! every call and fails on demand. It drives the guest in isolation, with no NATS at all, and
-//! shows the WIT world is a contract any host can implement.
+//! The real host glue (policy, batch checks, CPU accounting) with an in-memory transport that
+//! records every call and fails on demand, plugged in as the runtime's `Connector`. It drives
+//! the guest in isolation, with no NATS at all.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use wasmtime::component::{Component, Linker, Resource, ResourceAny, ResourceTable};
+use nats_sink::{
+    ComponentInstance, Connection, Connector, OutgoingMessage, RuntimeConfig, SinkRuntime,
+    SinkState, TransportFuture, TransportStats,
+};
+use wasmtime::component::{Component, ResourceAny};
 use wasmtime::{Engine, Store};
 
-wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "connector",
-    imports: { default: async | trappable },
-    exports: { default: async },
-    with: { "nats:sink/transport.connection": MemoryConnection },
-});
+pub use nats_sink::bindings::encoder::{ChildRange, Column, Interval, Rows, SinkError, Value};
+pub use nats_sink::bindings::transport::{
+    Auth, Batch, ConnectConfig, Delivery, Span, TransportError,
+};
+pub use nats_sink::bindings::World;
 
-pub use self::nats::sink::transport::{Auth, Batch, ConnectConfig, Span, TransportError};
-pub use exports::nats::sink::encoder::{ChildRange, Column, Interval, Rows, SinkError, Value};
-
-/// One published message, unpacked from its batch.
+/// One published message, as the host glue handed it to the transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub subject: String,
@@ -27,23 +27,18 @@ pub struct Message {
     pub payload: Vec<u8>,
 }
 
-/// A batch's messages; a span or index outside the batch is a test failure.
-pub fn unpack(batch: &Batch) -> Vec<Message> {
-    let bytes = |s: &Span| batch.data[s.start as usize..(s.start + s.len) as usize].to_vec();
-    let text = |s: &Span| String::from_utf8(bytes(s)).expect("UTF-8 text in the batch");
-    batch
-        .messages
-        .iter()
-        .map(|m| Message {
-            subject: text(&m.subject),
-            headers: batch.headers
-                [m.headers.start as usize..(m.headers.start + m.headers.len) as usize]
+impl From<&OutgoingMessage> for Message {
+    fn from(message: &OutgoingMessage) -> Message {
+        Message {
+            subject: message.subject.to_string(),
+            headers: message
+                .headers
                 .iter()
-                .map(|h| (batch.header_names[h.name as usize].clone(), text(&h.value)))
+                .map(|(name, value)| (name.to_string(), value.as_str().to_string()))
                 .collect(),
-            payload: bytes(&m.payload),
-        })
-        .collect()
+            payload: message.payload.to_vec(),
+        }
+    }
 }
 
 /// One recorded transport call.
@@ -68,6 +63,7 @@ pub struct Faults {
 /// nats-server's default.
 pub const DEFAULT_MAX_PAYLOAD: u64 = 1 << 20;
 
+/// The in-memory transport: a `Connector` whose connections record what they are asked.
 #[derive(Clone)]
 pub struct Recorder {
     pub calls: Arc<Mutex<Vec<Call>>>,
@@ -116,126 +112,135 @@ impl Recorder {
     }
 }
 
-pub struct MemoryConnection;
-
-pub struct MemoryState {
-    table: ResourceTable,
-    recorder: Recorder,
+impl Connector for Recorder {
+    fn connect(&self, config: ConnectConfig) -> TransportFuture<'_, Box<dyn Connection>> {
+        self.record(Call::Open(Box::new(config)));
+        let fault = self.faults.lock().unwrap().open.take();
+        let connection = MemoryConnection {
+            recorder: self.clone(),
+            stats: TransportStats::default(),
+        };
+        Box::pin(async move {
+            match fault {
+                Some(e) => Err(e),
+                None => Ok(Box::new(connection) as Box<dyn Connection>),
+            }
+        })
+    }
 }
 
-impl self::nats::sink::transport::Host for MemoryState {}
+/// One recorded connection; dropping it records `Drop`.
+struct MemoryConnection {
+    recorder: Recorder,
+    stats: TransportStats,
+}
 
-impl self::nats::sink::transport::HostConnection for MemoryState {
-    async fn open(
-        &mut self,
-        config: ConnectConfig,
-    ) -> wasmtime::Result<Result<Resource<MemoryConnection>, TransportError>> {
-        self.recorder.record(Call::Open(Box::new(config)));
-        if let Some(e) = self.recorder.faults.lock().unwrap().open.take() {
-            return Ok(Err(e));
-        }
-        Ok(Ok(self.table.push(MemoryConnection)?))
+impl Connection for MemoryConnection {
+    fn publish(&mut self, messages: Vec<OutgoingMessage>) -> TransportFuture<'_, ()> {
+        let recorder = &self.recorder;
+        let outcome = match recorder.faults.lock().unwrap().publish.take() {
+            Some(e) => Err(e),
+            None => {
+                recorder
+                    .messages
+                    .fetch_add(messages.len() as u64, Ordering::Relaxed);
+                self.stats.messages += messages.len() as u64;
+                self.stats.payload_bytes +=
+                    messages.iter().map(|m| m.payload.len() as u64).sum::<u64>();
+                if !recorder.discard.load(Ordering::Relaxed) {
+                    recorder.record(Call::Publish(messages.iter().map(Message::from).collect()));
+                }
+                Ok(())
+            }
+        };
+        Box::pin(async move { outcome })
     }
 
-    async fn publish(
-        &mut self,
-        _: Resource<MemoryConnection>,
-        batch: Batch,
-    ) -> wasmtime::Result<Result<(), TransportError>> {
-        if let Some(e) = self.recorder.faults.lock().unwrap().publish.take() {
-            return Ok(Err(e));
-        }
-        self.recorder
-            .messages
-            .fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
-        if !self.recorder.discard.load(Ordering::Relaxed) {
-            self.recorder.record(Call::Publish(unpack(&batch)));
-        }
-        Ok(Ok(()))
+    fn flush(&mut self) -> TransportFuture<'_, ()> {
+        let outcome = match self.recorder.faults.lock().unwrap().flush.take() {
+            Some(e) => Err(e),
+            None => {
+                self.recorder.record(Call::Flush);
+                self.stats.flushes += 1;
+                Ok(())
+            }
+        };
+        Box::pin(async move { outcome })
     }
 
-    async fn flush(
-        &mut self,
-        _: Resource<MemoryConnection>,
-    ) -> wasmtime::Result<Result<(), TransportError>> {
-        if let Some(e) = self.recorder.faults.lock().unwrap().flush.take() {
-            return Ok(Err(e));
-        }
-        self.recorder.record(Call::Flush);
-        Ok(Ok(()))
+    fn max_payload(&self) -> u64 {
+        self.recorder.max_payload.load(Ordering::Relaxed)
     }
 
-    async fn max_payload(&mut self, _: Resource<MemoryConnection>) -> wasmtime::Result<u64> {
-        Ok(self.recorder.max_payload.load(Ordering::Relaxed))
+    fn stats(&self) -> TransportStats {
+        self.stats
     }
+}
 
-    async fn drop(&mut self, handle: Resource<MemoryConnection>) -> wasmtime::Result<()> {
+impl Drop for MemoryConnection {
+    fn drop(&mut self) {
         self.recorder.record(Call::Drop);
-        self.table.delete(handle)?;
-        Ok(())
     }
 }
 
 /// The component loaded once; each `instance` call makes a fresh store with its own recorder.
 pub struct MemoryHost {
-    engine: Engine,
-    component: Component,
-    linker: Linker<MemoryState>,
+    runtime: SinkRuntime,
 }
 
 /// One instance of the component and the recorder of its transport calls.
 pub struct MemoryInstance {
-    pub store: Store<MemoryState>,
-    pub bindings: Connector,
+    pub store: Store<SinkState>,
+    pub bindings: World,
     pub recorder: Recorder,
+    runtime: SinkRuntime,
 }
 
 impl MemoryHost {
     pub fn load(path: &std::path::Path) -> wasmtime::Result<MemoryHost> {
-        let engine = Engine::default();
-        let component = Component::from_file(&engine, path)?;
-        let mut linker = Linker::new(&engine);
-        Connector::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        // No limits: the harness drives one instance for as long as a test or benchmark runs.
+        let config = RuntimeConfig {
+            memory_limit: usize::MAX,
+            cpu_limit: Duration::MAX,
+            ..RuntimeConfig::default()
+        };
         Ok(MemoryHost {
-            engine,
-            component,
-            linker,
+            runtime: SinkRuntime::load_with(path, &config)?,
         })
     }
 
     pub fn component(&self) -> &Component {
-        &self.component
+        self.runtime.component()
     }
 
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        self.runtime.engine()
     }
 
     pub async fn instance(&self) -> wasmtime::Result<MemoryInstance> {
         let recorder = Recorder::default();
-        let mut store = Store::new(
-            &self.engine,
-            MemoryState {
-                table: ResourceTable::new(),
-                recorder: recorder.clone(),
-            },
-        );
-        let bindings =
-            Connector::instantiate_async(&mut store, &self.component, &self.linker).await?;
+        let runtime = self
+            .runtime
+            .clone()
+            .with_connector(Arc::new(recorder.clone()));
+        let ComponentInstance { store, bindings } = runtime.instance().await?;
         Ok(MemoryInstance {
             store,
             bindings,
             recorder,
+            runtime,
         })
     }
 }
 
 impl MemoryInstance {
+    /// Open a sink; the transport may reach what `options` name, as `SinkRuntime::open` allows.
     pub async fn open(
         &mut self,
         options: &[(String, String)],
         schema: &[Column],
     ) -> wasmtime::Result<Result<ResourceAny, SinkError>> {
+        self.store.data_mut().set_reach(self.runtime.reach(options));
         self.bindings
             .nats_sink_encoder()
             .nats_sink()

@@ -1,66 +1,53 @@
-//! Row conversion between bindings of the same WIT type, and packing datums.
+//! Row conversion into the natively compiled guest's binding, and packing datums.
 
-use crate::memory;
-
-/// The host's packed rows as another binding of the same WIT type (the guest's own, or the
-/// memory harness's): value for value, with the ends and the data as they are.
-macro_rules! convert_rows {
-    ($rows:expr, $($m:ident)::+) => {{
-        use nats_sink::Value as H;
-        let range = |r: &nats_sink::ChildRange| $($m)::+::ChildRange {
-            start: r.start,
-            len: r.len,
-        };
-        let span = |s: &nats_sink::Span| $($m)::+::Span {
-            start: s.start,
-            len: s.len,
-        };
-        let values = $rows
-            .values
-            .iter()
-            .map(|v| match v {
-                H::Null => $($m)::+::Value::Null,
-                H::Boolean(b) => $($m)::+::Value::Boolean(*b),
-                H::Int16(n) => $($m)::+::Value::Int16(*n),
-                H::Int32(n) => $($m)::+::Value::Int32(*n),
-                H::Int64(n) => $($m)::+::Value::Int64(*n),
-                H::Float32(n) => $($m)::+::Value::Float32(*n),
-                H::Float64(n) => $($m)::+::Value::Float64(*n),
-                H::Decimal(s) => $($m)::+::Value::Decimal(span(s)),
-                H::Text(s) => $($m)::+::Value::Text(span(s)),
-                H::Date(n) => $($m)::+::Value::Date(*n),
-                H::Time(n) => $($m)::+::Value::Time(*n),
-                H::Timestamp(n) => $($m)::+::Value::Timestamp(*n),
-                H::Timestamptz(n) => $($m)::+::Value::Timestamptz(*n),
-                H::Interval(i) => $($m)::+::Value::Interval($($m)::+::Interval {
-                    months: i.months,
-                    days: i.days,
-                    micros: i.micros,
-                }),
-                H::Bytea(s) => $($m)::+::Value::Bytea(span(s)),
-                H::Jsonb(s) => $($m)::+::Value::Jsonb(span(s)),
-                H::Serial(n) => $($m)::+::Value::Serial(*n),
-                H::Uuid(u) => $($m)::+::Value::Uuid(*u),
-                H::List(r) => $($m)::+::Value::List(range(r)),
-                H::Struct(r) => $($m)::+::Value::Struct(range(r)),
-            })
-            .collect();
-        $($m)::+::Rows {
-            values,
-            ends: $rows.ends.clone(),
-            data: $rows.data.clone(),
-        }
-    }};
-}
-
-/// `rows` for the guest compiled natively.
+/// `rows` for the guest compiled natively: the host's packed rows in the guest's own binding
+/// of the same WIT type, value for value, with the ends and the data as they are.
 pub fn to_guest_rows(rows: &nats_sink::Rows) -> nats_sink_guest::bindings::Rows {
-    convert_rows!(rows, nats_sink_guest::bindings)
-}
-
-/// `rows` for the memory harness.
-pub fn to_memory_rows(rows: &nats_sink::Rows) -> memory::Rows {
-    convert_rows!(rows, memory)
+    use nats_sink::Value as H;
+    use nats_sink_guest::bindings as g;
+    let range = |r: &nats_sink::ChildRange| g::ChildRange {
+        start: r.start,
+        len: r.len,
+    };
+    let span = |s: &nats_sink::Span| g::Span {
+        start: s.start,
+        len: s.len,
+    };
+    let values = rows
+        .values
+        .iter()
+        .map(|v| match v {
+            H::Null => g::Value::Null,
+            H::Boolean(b) => g::Value::Boolean(*b),
+            H::Int16(n) => g::Value::Int16(*n),
+            H::Int32(n) => g::Value::Int32(*n),
+            H::Int64(n) => g::Value::Int64(*n),
+            H::Float32(n) => g::Value::Float32(*n),
+            H::Float64(n) => g::Value::Float64(*n),
+            H::Decimal(s) => g::Value::Decimal(span(s)),
+            H::Text(s) => g::Value::Text(span(s)),
+            H::Date(n) => g::Value::Date(*n),
+            H::Time(n) => g::Value::Time(*n),
+            H::Timestamp(n) => g::Value::Timestamp(*n),
+            H::Timestamptz(n) => g::Value::Timestamptz(*n),
+            H::Interval(i) => g::Value::Interval(g::Interval {
+                months: i.months,
+                days: i.days,
+                micros: i.micros,
+            }),
+            H::Bytea(s) => g::Value::Bytea(span(s)),
+            H::Jsonb(s) => g::Value::Jsonb(span(s)),
+            H::Serial(n) => g::Value::Serial(*n),
+            H::Uuid(u) => g::Value::Uuid(*u),
+            H::List(r) => g::Value::List(range(r)),
+            H::Struct(r) => g::Value::Struct(range(r)),
+        })
+        .collect();
+    g::Rows {
+        values,
+        ends: rows.ends.clone(),
+        data: rows.data.clone(),
+    }
 }
 
 /// Rows of datums, packed.

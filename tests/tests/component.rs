@@ -3,7 +3,7 @@
 
 use ::nats_sink::Datum;
 use nats_sink_tests::memory::*;
-use nats_sink_tests::{component_path, options, pack, to_memory_rows};
+use nats_sink_tests::{component_path, options, pack};
 
 fn schema() -> Vec<Column> {
     vec![
@@ -40,7 +40,7 @@ fn row(id: i32, tags: Option<Vec<&str>>) -> Vec<Datum> {
 
 /// Rows packed as the memory harness passes them.
 fn rows(rows: &[Vec<Datum>]) -> Rows {
-    to_memory_rows(&pack(rows))
+    pack(rows)
 }
 
 fn host() -> MemoryHost {
@@ -195,7 +195,7 @@ async fn delivery_options_reach_the_transport_and_resolve_needs_no_connection() 
     assert_eq!(target.subject, "orders.new");
     assert!(instance.recorder.calls().is_empty(), "resolve connected");
     let d = target.connect.delivery;
-    let fields = |d: &nats_sink_tests::memory::nats::sink::transport::Delivery| {
+    let fields = |d: &Delivery| {
         (
             d.max_in_flight,
             d.ack_timeout_ms,

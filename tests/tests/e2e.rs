@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use nats_sink::{Column, Datum, HostError, Rows, SinkError, SinkRuntime};
+use nats_sink::{Column, Datum, HostError, Rows, RuntimeErrorKind, SinkError, SinkRuntime};
 use nats_sink_tests::*;
 
 const CLI_LIMIT: Duration = Duration::from_secs(60);
@@ -851,6 +851,10 @@ async fn a_row_beyond_the_memory_limit_closes_the_sink_and_names_the_limit() {
         .unwrap();
     let huge = pack(&[vec![Datum::Varchar("x".repeat(8 << 20))]]);
     let err = sink.write(&huge).await.unwrap_err();
+    assert!(
+        matches!(&err, HostError::Runtime(e) if e.kind() == RuntimeErrorKind::MemoryLimit),
+        "{err:?}"
+    );
     let message = err.to_string();
     assert!(
         message.contains("exceeded the sink's memory limit of 4 MiB"),
@@ -883,6 +887,10 @@ async fn a_call_beyond_the_cpu_limit_closes_the_sink_and_names_the_limit() {
         .map(|i| vec![Datum::Varchar(format!("row {i} with some text to encode"))])
         .collect();
     let err = sink.write(&rows).await.unwrap_err();
+    assert!(
+        matches!(&err, HostError::Runtime(e) if e.kind() == RuntimeErrorKind::CpuLimit),
+        "{err:?}"
+    );
     assert!(
         err.to_string()
             .contains("exceeded the sink's CPU limit of 5 ms per call"),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 
-use nats_sink::{Column, Datum, HostError, Rows, SinkError, SinkRuntime};
+use nats_sink::{Column, Datum, HostError, Rows, RuntimeErrorKind, SinkError, SinkRuntime};
 use nats_sink_tests::*;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -54,6 +54,10 @@ async fn a_guest_looping_in_write_is_stopped_by_the_cpu_limit_and_others_go_on()
     });
     let err = looped.unwrap_err();
     assert!(
+        matches!(&err, HostError::Runtime(e) if e.kind() == RuntimeErrorKind::CpuLimit),
+        "{err:?}"
+    );
+    assert!(
         err.to_string()
             .contains("write exceeded the sink's CPU limit of 200 ms per call"),
         "{err}"
@@ -76,6 +80,10 @@ async fn a_guest_allocating_without_end_hits_the_memory_limit() {
         .await
         .unwrap();
     let err = sink.write(&one_row()).await.unwrap_err();
+    assert!(
+        matches!(&err, HostError::Runtime(e) if e.kind() == RuntimeErrorKind::MemoryLimit),
+        "{err:?}"
+    );
     assert!(
         err.to_string()
             .contains("write exceeded the sink's memory limit of 16 MiB"),
@@ -138,7 +146,10 @@ async fn a_guest_that_traps_in_open_is_an_error_not_a_crash() {
         Ok(_) => panic!("a trapping open opened"),
         Err(e) => e,
     };
-    assert!(matches!(err, HostError::Runtime { .. }), "{err:?}");
+    assert!(
+        matches!(&err, HostError::Runtime(e) if e.kind() == RuntimeErrorKind::Trap),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("open"), "{err}");
     // The same runtime still answers (each call gets a fresh instance).
     assert!(runtime.describe().await.is_err());
@@ -150,7 +161,12 @@ fn a_component_importing_what_the_host_lacks_is_refused_at_load() {
         Ok(_) => panic!("loaded a component with an unknown import"),
         Err(e) => e,
     };
-    let message = err.to_string();
+    assert!(
+        matches!(&err, HostError::Runtime(e) if e.kind() == RuntimeErrorKind::Link),
+        "{err:?}"
+    );
+    // What the host was doing, then why (the error's source).
+    let message = format!("{:#}", anyhow::Error::from(err));
     assert!(
         message.contains("does not fit the nats-sink world"),
         "{message}"
@@ -165,6 +181,10 @@ fn bytes_that_are_not_a_component_are_refused_at_load() {
             Ok(_) => panic!("loaded {bytes:?}"),
             Err(e) => e,
         };
+        assert!(
+            matches!(&err, HostError::Runtime(e) if e.kind() == RuntimeErrorKind::Compile),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("compiling the component"), "{err}");
     }
 }

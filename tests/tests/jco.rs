@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use nats_sink::input::parse_line;
 use nats_sink::{Column, Rows, SinkRuntime, Span, Value};
+use nats_sink_cli::input::parse_line;
 use nats_sink_guest::schema::Schema;
 use nats_sink_tests::*;
 use serde_json::{json, Value as Json};

@@ -49,10 +49,7 @@ async fn written(
         .await
         .unwrap()
         .unwrap();
-    instance
-        .write(sink, &to_memory_rows(&pack(rows)))
-        .await
-        .unwrap()?;
+    instance.write(sink, &pack(rows)).await.unwrap()?;
     Ok(instance
         .recorder
         .published()

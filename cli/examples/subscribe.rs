@@ -1,7 +1,7 @@
 //! Print the messages on a subject as any NATS subscriber sees them: `ready` once the
 //! subscription is in place (so a caller can start publishing without guessing a delay), the
 //! first `--show` messages, and how many of `--count` arrived.
-//! `cargo run -p nats-sink --example subscribe -- --server 127.0.0.1:4222 --subject rows --count 3`
+//! `cargo run -p nats-sink-cli --example subscribe -- --server 127.0.0.1:4222 --subject rows --count 3`
 
 use std::io::Write as _;
 use std::time::Duration;

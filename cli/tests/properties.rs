@@ -1,8 +1,8 @@
 //! Property tests: whatever the input line or stream, the host's reader gives a row or a clean
 //! error naming the line, never a panic.
 
-use nats_sink::input::parse_line;
-use nats_sink::lines::{BoundedLines, LineError};
+use nats_sink_cli::input::parse_line;
+use nats_sink_cli::lines::{BoundedLines, LineError};
 use nats_sink_rules::schema::Schema;
 use proptest::prelude::*;
 

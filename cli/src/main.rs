@@ -11,9 +11,9 @@ use std::time::Instant;
 use anyhow::{anyhow, Context as _};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use nats_sink::input::parse_line;
-use nats_sink::lines::BoundedLines;
 use nats_sink::{Column, Datum, HostError, Rows, SinkError, SinkRuntime};
+use nats_sink_cli::input::parse_line;
+use nats_sink_cli::lines::BoundedLines;
 use nats_sink_rules::schema::Schema;
 use sha2::{Digest as _, Sha256};
 
@@ -52,7 +52,7 @@ fn write_out(args: std::fmt::Arguments<'_>) -> Result<(), Failure> {
 
 /// `println!` whose failure is the command's (see `write_out`).
 macro_rules! say {
-    ($($arg:tt)*) => { write_out(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::write_out(format_args!($($arg)*)) };
 }
 
 /// A line on standard error. If it cannot be written it is lost quietly: the exit code still
@@ -63,8 +63,13 @@ macro_rules! note {
     }};
 }
 
-mod cli;
-use cli::options::SinkOptions;
+mod check;
+mod metrics_endpoint;
+mod options;
+
+use check::check;
+use metrics_endpoint::serve_metrics;
+use options::SinkOptions;
 
 #[derive(Parser)]
 #[command(
@@ -324,86 +329,6 @@ async fn validate(component: &ComponentArgs, options: &[(String, String)]) -> Re
     )))
 }
 
-async fn check(component: &ComponentArgs, options: &[(String, String)]) -> Result<(), Failure> {
-    let runtime = component.load()?;
-    let target = runtime.resolve(options).await?;
-    let reach = runtime.reach(options);
-    refuse_preflight(nats_sink::preflight::check(&target.connect, &reach).map_err(refused)?)?;
-    let servers = target.connect.servers.clone();
-    let health = nats_sink::health::check(target, &reach)
-        .await
-        .map_err(|e| Failure::Delivery(anyhow!(nats_sink::describe_transport_error(&e))))?;
-    say!(
-        "server       {} {} at {}",
-        health.server_name,
-        health.server_version,
-        nats_sink::transport::list_servers(&servers)
-    )?;
-    say!("max_payload  {} bytes", health.max_payload)?;
-    match &health.route {
-        None => say!("route        per subject (the subject is filled from each row)")?,
-        Some(nats_sink::Route::JetStream { stream }) => {
-            let window = health
-                .duplicate_window
-                .map(|w| format!(", duplicate window {} s", w.as_secs_f64()))
-                .unwrap_or_default();
-            say!("route        JetStream stream {stream} (acked{window})")?;
-        }
-        Some(nats_sink::Route::Core) => {
-            say!("route        core NATS (no stream captures the subject)")?
-        }
-    }
-    match &health.stream_plan {
-        None => {}
-        Some(nats_sink::stream::StreamPlan::Captured { stream }) => {
-            say!("stream       {stream} captures the subject; allow_create_stream creates nothing")?
-        }
-        Some(nats_sink::stream::StreamPlan::Create(request)) => say!(
-            "stream       would create {} (not created by check)",
-            nats_sink::stream::describe(request)
-        )?,
-    }
-    match &health.permission {
-        nats_sink::health::Permission::Allowed => say!("publish      allowed")?,
-        nats_sink::health::Permission::Denied(why) => say!("publish      denied: {why}")?,
-        nats_sink::health::Permission::Unknown(why) => say!("publish      {why}")?,
-        nats_sink::health::Permission::ProbeFailed(why) => say!("publish      unknown: {why}")?,
-    }
-    match health.verdict() {
-        Ok(line) => say!("ok: {line}"),
-        Err(line) => Err(Failure::Delivery(anyhow!(line))),
-    }
-}
-
-/// Answer `GET /metrics` at `addr` with `metrics` in Prometheus text format, on a thread of
-/// its own, for as long as the process runs.
-fn serve_metrics(addr: std::net::SocketAddr, metrics: &nats_sink::Metrics) -> Result<(), Failure> {
-    let server = tiny_http::Server::http(addr)
-        .map_err(|e| Failure::Input(anyhow!("--metrics-addr {addr}: {e}")))?;
-    let mut registry = prometheus_client::registry::Registry::default();
-    metrics.register(&mut registry);
-    let content_type =
-        tiny_http::Header::from_bytes("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            .map_err(|()| Failure::Input(anyhow!("the metrics content type")))?;
-    if let Some(bound) = server.server_addr().to_ip() {
-        note!("nats-sink: metrics at http://{bound}/metrics");
-    }
-    std::thread::spawn(move || {
-        for request in server.incoming_requests() {
-            let response = match request.url() {
-                "/metrics" => {
-                    tiny_http::Response::from_string(nats_sink::metrics::prometheus_text(&registry))
-                        .with_header(content_type.clone())
-                }
-                _ => tiny_http::Response::from_string("not found; try /metrics\n")
-                    .with_status_code(404),
-            };
-            let _ = request.respond(response);
-        }
-    });
-    Ok(())
-}
-
 async fn describe(component: &ComponentArgs) -> Result<(), Failure> {
     let options = component.load()?.describe().await?;
     let width = options.iter().map(|o| o.name.len()).max().unwrap_or(0);
@@ -466,15 +391,15 @@ fn read_schema(path: &PathBuf) -> Result<(Schema, Vec<Column>), Failure> {
 }
 
 /// Rows of the current batch, the input line each came from, and a digest of those lines.
-struct InputBatch {
+struct Batch {
     rows: Rows,
     lines: Vec<u64>,
     digest: Sha256,
 }
 
-impl InputBatch {
-    fn new(capacity: usize) -> InputBatch {
-        InputBatch {
+impl Batch {
+    fn new(capacity: usize) -> Batch {
+        Batch {
             rows: Rows::new(),
             lines: Vec::with_capacity(capacity),
             digest: Sha256::new(),
@@ -574,7 +499,7 @@ async fn run(
         tokio::io::BufReader::with_capacity(1 << 20, reader),
         limits.line_bytes,
     );
-    let mut batch = InputBatch::new(limits.batch_rows.min(1 << 16));
+    let mut batch = Batch::new(limits.batch_rows.min(1 << 16));
     let mut confirmed = Confirmed::default();
     // What stopped the run early. After bad input, what came before it is still delivered.
     let mut stop: Option<Failure> = None;
@@ -650,7 +575,7 @@ async fn run(
                 format!("{reached}; rerun the same input with the same --batch-size to replay the rest (with dedupe on, a stream drops rows it already holds)")
             } else {
                 let who = match e.downcast_ref::<HostError>() {
-                    Some(HostError::Runtime { .. }) => "the sandbox stopped the sink",
+                    Some(HostError::Runtime(_)) => "the sandbox stopped the sink",
                     _ => "the server refused the rest",
                 };
                 format!("{reached}; {who}, so a rerun fails the same way until the cause is fixed")
@@ -688,7 +613,7 @@ fn rerun_can_succeed(error: &anyhow::Error) -> bool {
 /// line, after the rows before it are flushed.
 async fn deliver_batch(
     sink: &mut nats_sink::Sink,
-    batch: &mut InputBatch,
+    batch: &mut Batch,
     confirmed: &mut Confirmed,
 ) -> Result<(), Failure> {
     if batch.rows.is_empty() {

@@ -69,7 +69,7 @@ impl SinkOptions {
                 }
             }
             Some(sql) => {
-                let statement = nats_sink::sql::parse_create_sink(sql).context("--sql")?;
+                let statement = nats_sink_cli::sql::parse_create_sink(sql).context("--sql")?;
                 pairs.extend(statement.options);
                 for (key, name) in statement.secrets {
                     let value = from_env(&name)

@@ -1,0 +1,256 @@
+//! The guest's batch, checked: every span and index within the batch, every subject and
+//! header valid, before anything is published.
+
+use async_nats::{HeaderMap, HeaderName, HeaderValue, Subject};
+use bytes::Bytes;
+use nats_sink_rules::span::within;
+
+use crate::bindings::transport::{Batch, Span, TransportError};
+
+/// One message of a guest's batch, checked: what a [`Connection`](crate::Connection) sends.
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    /// A valid subject for publishing: no wildcard, no whitespace.
+    pub subject: Subject,
+    /// Headers in the order the guest gave them.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The payload, a slice of the batch's buffer.
+    pub payload: Bytes,
+}
+
+/// A message as async-nats sends it, kept until its ack arrives so that it can be sent again.
+pub(crate) struct Outgoing {
+    pub(crate) subject: Subject,
+    pub(crate) headers: Option<HeaderMap>,
+    pub(crate) payload: Bytes,
+}
+
+impl From<OutgoingMessage> for Outgoing {
+    fn from(message: OutgoingMessage) -> Outgoing {
+        let headers = (!message.headers.is_empty()).then(|| {
+            let mut map = HeaderMap::new();
+            for (name, value) in message.headers {
+                map.append(name, value);
+            }
+            map
+        });
+        Outgoing {
+            subject: message.subject,
+            headers,
+            payload: message.payload,
+        }
+    }
+}
+
+/// The guest's batch as messages, every span, index, subject and header checked first: what
+/// a guest hands over is input, and must not make the host publish to a wildcard, write a
+/// malformed header line, or read outside the batch. Payloads and subjects become slices of
+/// the batch's one buffer, so a message costs no copy of them.
+pub fn unpack(batch: Batch) -> Result<Vec<OutgoingMessage>, TransportError> {
+    let refuse = |what: String| {
+        TransportError::Publish(format!("the sink produced an invalid message: {what}"))
+    };
+    let data = Bytes::from(batch.data);
+    let slice = |span: &Span, what: &str| {
+        within(span.start, span.len, data.len())
+            .map(|range| data.slice(range))
+            .ok_or_else(|| {
+                refuse(format!(
+                    "its {what} span {}+{} is outside the batch's {} bytes",
+                    span.start,
+                    span.len,
+                    data.len()
+                ))
+            })
+    };
+    let names = batch
+        .header_names
+        .iter()
+        .map(|name| match name.parse::<HeaderName>() {
+            Ok(parsed) if !name.is_empty() => Ok(parsed),
+            _ => Err(refuse(format!("header name {name:?}"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Messages on one subject usually share its span: check it once.
+    let mut last_subject: Option<((u32, u32), Subject)> = None;
+    let mut messages = Vec::with_capacity(batch.messages.len());
+    for message in &batch.messages {
+        let key = (message.subject.start, message.subject.len);
+        let subject = match &last_subject {
+            Some((seen, subject)) if *seen == key => subject.clone(),
+            _ => {
+                let subject = Subject::from_utf8(slice(&message.subject, "subject")?)
+                    .map_err(|_| refuse("a subject that is not UTF-8".into()))?;
+                nats_sink_rules::nats_names::check_subject(&subject)
+                    .map_err(|why| refuse(format!("subject {:?} {why}", subject.as_str())))?;
+                last_subject = Some((key, subject.clone()));
+                subject
+            }
+        };
+        let headers = match message.headers.len {
+            0 => Vec::new(),
+            len => {
+                let run = within(message.headers.start, len, batch.headers.len())
+                    .map(|range| &batch.headers[range])
+                    .ok_or_else(|| refuse("a header run outside the batch".into()))?;
+                let mut headers = Vec::with_capacity(run.len());
+                for header in run {
+                    let name = names.get(header.name as usize).ok_or_else(|| {
+                        refuse(format!(
+                            "header name index {} outside the batch",
+                            header.name
+                        ))
+                    })?;
+                    let value = slice(&header.value, "header value")?;
+                    let value = std::str::from_utf8(&value)
+                        .ok()
+                        .and_then(|v| v.parse::<HeaderValue>().ok())
+                        .ok_or_else(|| {
+                            refuse(format!(
+                                "header {name} has a value with a line break or not in UTF-8"
+                            ))
+                        })?;
+                    headers.push((name.clone(), value));
+                }
+                headers
+            }
+        };
+        messages.push(OutgoingMessage {
+            subject,
+            headers,
+            payload: slice(&message.payload, "payload")?,
+        });
+    }
+    Ok(messages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::transport::{Header, Message};
+
+    fn batch(subject: &str, pairs: &[(&str, &str)]) -> Batch {
+        let mut data = subject.as_bytes().to_vec();
+        let span = |data: &mut Vec<u8>, bytes: &[u8]| {
+            let start = data.len() as u32;
+            data.extend_from_slice(bytes);
+            Span {
+                start,
+                len: bytes.len() as u32,
+            }
+        };
+        let payload = span(&mut data, b"{}");
+        let headers: Vec<Header> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (_, value))| Header {
+                name: i as u32,
+                value: span(&mut data, value.as_bytes()),
+            })
+            .collect();
+        Batch {
+            data,
+            header_names: pairs.iter().map(|(name, _)| name.to_string()).collect(),
+            messages: vec![Message {
+                subject: Span {
+                    start: 0,
+                    len: subject.len() as u32,
+                },
+                payload,
+                headers: Span {
+                    start: 0,
+                    len: headers.len() as u32,
+                },
+            }],
+            headers,
+        }
+    }
+
+    #[test]
+    fn a_bad_batch_from_the_guest_is_an_error_not_a_panic() {
+        let refused = |b: Batch| match unpack(b) {
+            Err(TransportError::Publish(why)) => why,
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("accepted"),
+        };
+        assert!(refused(batch("", &[])).contains("subject \"\""));
+        assert!(refused(batch("orders.*", &[])).contains("wildcard"));
+        assert!(refused(batch("a b", &[])).contains("whitespace"));
+        assert!(refused(batch("ok", &[("Bad:Name", "v")])).contains("header name"));
+        assert!(refused(batch("ok", &[("", "v")])).contains("header name"));
+        assert!(refused(batch("ok", &[("X-Id", "a\r\nPUB x 1")])).contains("line break"));
+        let mut outside = batch("ok", &[]);
+        outside.messages[0].payload.len = 1000;
+        assert!(refused(outside).contains("payload span 2+1000 is outside the batch's 4 bytes"));
+        let mut overflow = batch("ok", &[]);
+        overflow.messages[0].subject = Span {
+            start: u32::MAX,
+            len: u32::MAX,
+        };
+        assert!(refused(overflow).contains("outside the batch"));
+        let mut bad_index = batch("ok", &[("X-A", "v")]);
+        bad_index.headers[0].name = 7;
+        assert!(refused(bad_index).contains("header name index 7"));
+        let mut bad_run = batch("ok", &[("X-A", "v")]);
+        bad_run.messages[0].headers.start = 3;
+        assert!(refused(bad_run).contains("header run outside the batch"));
+        let mut not_utf8 = batch("ok", &[]);
+        not_utf8.data[0] = 0xff;
+        assert!(refused(not_utf8).contains("not UTF-8"));
+
+        let fine = unpack(batch("orders.eu", &[("Nats-Msg-Id", "s:1:0")])).unwrap();
+        assert_eq!(fine[0].subject.as_str(), "orders.eu");
+        assert_eq!(&fine[0].payload[..], b"{}");
+        let header = |(name, value): &(HeaderName, HeaderValue)| {
+            (name.to_string(), value.as_str().to_string())
+        };
+        assert_eq!(
+            fine[0].headers.iter().map(header).collect::<Vec<_>>(),
+            [("Nats-Msg-Id".to_string(), "s:1:0".to_string())]
+        );
+    }
+
+    fn any_span() -> impl proptest::strategy::Strategy<Value = Span> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u32..48, 0u32..48).prop_map(|(start, len)| Span { start, len }),
+            (any::<u32>(), any::<u32>()).prop_map(|(start, len)| Span { start, len }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The host's checks of a guest's batch: any batch is messages or a refusal.
+        #[test]
+        fn any_batch_from_the_guest_is_messages_or_a_refusal(
+            data in proptest::prop_oneof![
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+                proptest::strategy::Strategy::prop_map("[a-z.*> \r\n:é]{0,48}", String::into_bytes),
+            ],
+            header_names in proptest::collection::vec("[A-Za-z: é-]{0,6}", 0..3),
+            headers in proptest::collection::vec((0u32..4, any_span()), 0..4),
+            messages in proptest::collection::vec((any_span(), any_span(), any_span()), 0..4),
+        ) {
+            use proptest::prelude::*;
+            let batch = Batch {
+                data,
+                header_names,
+                headers: headers
+                    .into_iter()
+                    .map(|(name, value)| Header { name, value })
+                    .collect(),
+                messages: messages
+                    .into_iter()
+                    .map(|(subject, payload, headers)| Message { subject, payload, headers })
+                    .collect(),
+            };
+            let count = batch.messages.len();
+            match unpack(batch) {
+                Ok(out) => prop_assert_eq!(out.len(), count),
+                Err(TransportError::Publish(why)) => {
+                    prop_assert!(why.starts_with("the sink produced an invalid message"))
+                }
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+    }
+}

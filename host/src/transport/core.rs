@@ -1,0 +1,114 @@
+//! Core NATS: publish, and the flush that confirms core messages by an echo through the
+//! server, then waits out the server's error reports for subjects new to the connection.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::batch::Outgoing;
+use super::routes::Clearance;
+use super::wording::connection_error;
+use super::{millis, NatsConnection};
+use crate::bindings::transport::TransportError;
+
+/// How long the first flush of a core subject waits, after the echo, for the server's error
+/// reports to reach the event callback.
+const ERROR_REPORT_GRACE: Duration = Duration::from_millis(2);
+
+impl NatsConnection {
+    pub(super) async fn publish_core(&mut self, message: Outgoing) -> Result<(), TransportError> {
+        let wait = millis(self.delivery.ack_timeout_ms);
+        let size = message.payload.len();
+        let subject = message.subject.clone();
+        let sent = match message.headers {
+            Some(h) => {
+                tokio::time::timeout(
+                    wait,
+                    self.client
+                        .publish_with_headers(message.subject, h, message.payload),
+                )
+                .await
+            }
+            None => {
+                tokio::time::timeout(wait, self.client.publish(message.subject, message.payload))
+                    .await
+            }
+        };
+        match sent {
+            // The client buffers while it reconnects; a full buffer means the server is gone.
+            Err(_) => Err(TransportError::Timeout(format!(
+                "could not hand a message on `{subject}` to the connection within ack_timeout_ms ({} ms): the server is unreachable",
+                wait.as_millis()
+            ))),
+            Ok(Err(e)) => Err(TransportError::Publish(format!("{e} ({size} bytes)"))),
+            Ok(Ok(())) => {
+                self.unconfirmed_core += 1;
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) async fn confirm_core(&mut self) -> Result<(), TransportError> {
+        if self.unconfirmed_core > 0 {
+            let wait = millis(self.delivery.ack_timeout_ms);
+            let echo_subject = self.echo_subject.clone();
+            let (client, echo, events) = (&self.client, &mut self.echo, &self.events);
+            let round_trip = async {
+                client
+                    .publish(echo_subject.clone(), Default::default())
+                    .await
+                    .map_err(|e| connection_error(format!("flush: {e}")))?;
+                client
+                    .flush()
+                    .await
+                    .map_err(|e| connection_error(format!("flush: {e}")))?;
+                // Either our echo comes back, or (for a user who may not publish to inboxes)
+                // the server refuses it. Both come after the server processed every earlier
+                // publish, and its errors reach the event callback in order.
+                let refused = events.server_error(|e| e.contains(&echo_subject));
+                tokio::select! {
+                    received = echo.next() => received.map(|_| ()).ok_or_else(|| connection_error("flush: the connection closed")),
+                    _ = refused => Ok(()),
+                }
+            };
+            match tokio::time::timeout(wait, round_trip).await {
+                Err(_) => {
+                    return Err(TransportError::Timeout(format!(
+                    "the server did not confirm {} core message(s) within ack_timeout_ms ({} ms)",
+                    self.unconfirmed_core,
+                    wait.as_millis()
+                )))
+                }
+                Ok(result) => result?,
+            }
+            // The echo and the event callback travel separately; let the callback catch up
+            // with errors the connection read before the echo. A subject new to this
+            // connection gets a longer wait: that is when a refusal shows.
+            for _ in 0..8 {
+                tokio::task::yield_now().await;
+            }
+            if !self.uncleared.is_empty() {
+                tokio::time::sleep(ERROR_REPORT_GRACE).await;
+            }
+        }
+        let (errors, disconnects) = self.events.take_reports();
+        if disconnects > 0 {
+            // A new connection may carry other permissions: every subject is cleared again.
+            for known in self.subjects.values_mut() {
+                known.clearance = Clearance::Unseen;
+            }
+        }
+        if let Some(first) = errors.first() {
+            return Err(TransportError::Publish(format!(
+                "the server reported: {first}"
+            )));
+        }
+        if disconnects > 0 && self.unconfirmed_core > 0 {
+            return Err(connection_error(
+                "the connection dropped since the last flush; core NATS messages sent before it may be lost (core NATS has no acks: replay them, or use a JetStream stream)",
+            ));
+        }
+        self.settle_clearance(Clearance::Cleared);
+        Ok(())
+    }
+}

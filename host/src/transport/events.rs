@@ -1,0 +1,102 @@
+//! The connection's event log: server errors, disconnects and reconnects as async-nats
+//! reports them, and a way to wait for the next one.
+
+use std::sync::{Mutex, MutexGuard};
+
+use async_nats::Event;
+use tokio::sync::Notify;
+
+/// What the connection's event callback saw.
+struct Events {
+    server_errors: Vec<String>,
+    /// Disconnects since the last flush.
+    disconnects: usize,
+    /// Disconnects since the connection opened.
+    drops: u64,
+    connected: bool,
+}
+
+/// The connection's events, and a way to wait for the next one.
+pub(super) struct EventLog {
+    events: Mutex<Events>,
+    changed: Notify,
+}
+
+impl EventLog {
+    pub(super) fn new() -> EventLog {
+        EventLog {
+            events: Mutex::new(Events {
+                server_errors: Vec::new(),
+                disconnects: 0,
+                drops: 0,
+                connected: true,
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Events> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn record(&self, event: Event) {
+        let mut events = self.lock();
+        match event {
+            Event::ServerError(e) => events.server_errors.push(e.to_string()),
+            Event::Disconnected => {
+                events.disconnects += 1;
+                events.drops += 1;
+                events.connected = false;
+            }
+            Event::Connected => events.connected = true,
+            _ => return,
+        }
+        drop(events);
+        self.changed.notify_waiters();
+    }
+
+    pub(super) fn is_connected(&self) -> bool {
+        self.lock().connected
+    }
+
+    pub(super) fn drops(&self) -> u64 {
+        self.lock().drops
+    }
+
+    /// Remove and return the first server error that `matches`.
+    pub(super) fn take_server_error(&self, matches: impl Fn(&str) -> bool) -> Option<String> {
+        let mut events = self.lock();
+        let i = events.server_errors.iter().position(|e| matches(e))?;
+        Some(events.server_errors.remove(i))
+    }
+
+    /// Remove and return every server error and the disconnects since the last call.
+    pub(super) fn take_reports(&self) -> (Vec<String>, usize) {
+        let mut events = self.lock();
+        let errors = std::mem::take(&mut events.server_errors);
+        (errors, std::mem::take(&mut events.disconnects))
+    }
+
+    /// Return once `ready` gives a value, checking after every event.
+    pub(super) async fn wait_for<T>(&self, mut ready: impl FnMut(&EventLog) -> Option<T>) -> T {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so an event between the two is not missed.
+            notified.as_mut().enable();
+            if let Some(value) = ready(self) {
+                return value;
+            }
+            notified.await;
+        }
+    }
+
+    /// Return once a server error that `matches` has arrived, removing it.
+    pub(super) async fn server_error(&self, matches: impl Fn(&str) -> bool) -> String {
+        self.wait_for(|log| log.take_server_error(&matches)).await
+    }
+
+    pub(super) async fn connected(&self) {
+        self.wait_for(|log| log.is_connected().then_some(())).await
+    }
+}

@@ -35,7 +35,9 @@ pub mod lines;
 pub mod metrics;
 pub mod policy;
 pub mod preflight;
+pub mod resume;
 pub mod runtime;
+pub mod shutdown;
 pub mod sql;
 pub mod stream;
 pub mod transport;
@@ -67,6 +69,7 @@ pub use runtime::{
     describe_option_problem, describe_sink_error, describe_transport_error, HostError,
     RuntimeConfig, Sink, SinkRuntime, DEFAULT_CPU_LIMIT, DEFAULT_MEMORY_LIMIT,
 };
+pub use shutdown::{ShutdownOutcome, ShutdownReport};
 pub use transport::{Route, TransportStats};
 pub use value::Datum;
 

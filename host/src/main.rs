@@ -4,16 +4,13 @@
 
 use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{anyhow, Context as _};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use nats_sink::input::parse_line;
-use nats_sink::lines::BoundedLines;
-use nats_sink::{Column, Datum, HostError, Rows, SinkError, SinkRuntime};
+use nats_sink::{Column, HostError, Rows, SinkError, SinkRuntime};
 use nats_sink_guest::schema::Schema;
 use sha2::{Digest as _, Sha256};
 
@@ -174,6 +171,15 @@ enum Command {
         /// it runs (for example 127.0.0.1:9464).
         #[arg(long, value_name = "ADDR")]
         metrics_addr: Option<std::net::SocketAddr>,
+        /// Write and flush a partial batch once its oldest row has waited this long, so rows
+        /// from a slow producer are confirmed promptly; a full batch goes at once.
+        #[arg(long, value_name = "MS", default_value_t = 100,
+              value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+        linger_ms: u64,
+        /// Record in FILE, after every confirmed batch, how far the input is confirmed; a run
+        /// with the same FILE continues from there (a file input only, not `-`).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
     },
     /// Connect with the options and report the server, the subject's route and publish
     /// permission; exit 0 when a sink could publish, 1 with the reason when not.
@@ -196,6 +202,8 @@ enum Failure {
     Input(anyhow::Error),
     Delivery(anyhow::Error),
     Output(std::io::Error),
+    /// A signal stopped the run, which said why already: exit with this code.
+    Stopped(u8),
 }
 
 impl From<HostError> for Failure {
@@ -209,7 +217,7 @@ impl From<HostError> for Failure {
 }
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             // sqlparser logs the statement it parses, and async-nats logs what a server said
@@ -233,14 +241,21 @@ async fn main() -> ExitCode {
                 batch_size,
                 max_line_bytes,
                 metrics_addr,
+                linger_ms,
+                state,
             } => {
                 let options = options.pairs().map_err(Failure::Input)?;
                 let limits = RunLimits {
                     batch_rows: batch_size as usize,
                     batch_bytes: MAX_BATCH_BYTES,
                     line_bytes: max_line_bytes as usize,
+                    linger: std::time::Duration::from_millis(linger_ms),
                 };
-                run(component, &schema, &input, &options, limits, metrics_addr).await
+                let extras = RunExtras {
+                    metrics_addr,
+                    state,
+                };
+                run(component, &schema, &input, &options, limits, extras).await
             }
             Command::Validate { options } => {
                 validate(component, &options.pairs().map_err(Failure::Input)?).await
@@ -252,21 +267,25 @@ async fn main() -> ExitCode {
         }
     }
     .await;
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+    let code: u8 = match outcome {
+        Ok(()) => 0,
+        Err(Failure::Stopped(code)) => code,
         Err(Failure::Input(e)) => {
             note!("error: {e:#}");
-            ExitCode::from(2)
+            2
         }
         Err(Failure::Delivery(e)) => {
             note!("error: {e:#}");
-            ExitCode::from(1)
+            1
         }
         Err(Failure::Output(e)) => {
             note!("error: writing to standard output: {e}");
-            ExitCode::from(1)
+            1
         }
-    }
+    };
+    // Standard input is read by a blocking thread that nothing can cancel: returning would wait
+    // for it (for a producer's next line) before the runtime could shut down.
+    std::process::exit(code.into())
 }
 
 /// The options' problems that only the host can find (files, keys), as bad options.
@@ -465,10 +484,13 @@ fn read_schema(path: &PathBuf) -> Result<(Schema, Vec<Column>), Failure> {
         .map_err(Failure::Input)
 }
 
-/// Rows of the current batch, the input line each came from, and a digest of those lines.
+/// Rows of the current batch, the input line each came from (its number, where it starts
+/// and ends, its text), and a digest of those lines.
 struct Batch {
     rows: Rows,
     lines: Vec<u64>,
+    spans: Vec<(u64, u64)>,
+    texts: Vec<String>,
     digest: Sha256,
 }
 
@@ -477,17 +499,26 @@ impl Batch {
         Batch {
             rows: Rows::new(),
             lines: Vec::with_capacity(capacity),
+            spans: Vec::with_capacity(capacity),
+            texts: Vec::with_capacity(capacity),
             digest: Sha256::new(),
         }
     }
 
-    fn push(&mut self, row: &[Datum], line_number: u64, line: &str) {
-        if self.rows.is_empty() {
+    fn push(&mut self, row: cli::reader::ReadRow) {
+        self.push_text(row.line, &row.text);
+        self.rows.push(&row.datums);
+        self.spans.push((row.start, row.end));
+        self.texts.push(row.text);
+    }
+
+    /// Add a line to the batch's lines and to the checkpoint's digest.
+    fn push_text(&mut self, line_number: u64, line: &str) {
+        if self.lines.is_empty() {
             self.digest.update(line_number.to_be_bytes());
         }
         self.digest.update(line.as_bytes());
         self.digest.update(b"\n");
-        self.rows.push(row);
         self.lines.push(line_number);
     }
 
@@ -509,19 +540,13 @@ impl Batch {
     fn clear(&mut self) {
         self.rows.clear();
         self.lines.clear();
+        self.spans.clear();
+        self.texts.clear();
         self.digest = Sha256::new();
     }
 }
 
-/// What NATS has confirmed so far.
-#[derive(Default)]
-struct Confirmed {
-    rows: u64,
-    /// The input line of the last confirmed row.
-    line: u64,
-}
-
-/// How much one run holds at once.
+/// How much one run holds at once, and how long a row may wait.
 #[derive(Debug, Clone, Copy)]
 struct RunLimits {
     /// Rows per batch (`--batch-size`).
@@ -530,6 +555,41 @@ struct RunLimits {
     batch_bytes: usize,
     /// The longest input line (`--max-line-bytes`).
     line_bytes: usize,
+    /// How long a batch's oldest row may wait before a partial batch goes (`--linger-ms`).
+    linger: std::time::Duration,
+}
+
+/// The rest of `run`'s options.
+struct RunExtras {
+    metrics_addr: Option<std::net::SocketAddr>,
+    state: Option<PathBuf>,
+}
+
+/// How long the final flush of a stopping run may take before the sink is dropped; every
+/// batch was flushed already, so it has nothing to wait for.
+const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Await `work`. A first signal meanwhile is recorded and the work goes on (the run stops
+/// reading and delivers what it read); a second one ends the wait at once (`None`).
+async fn guarded<T>(
+    work: impl std::future::Future<Output = T>,
+    signals: &mut cli::signals::Signals,
+    stopping: &mut Option<cli::signals::StopSignal>,
+) -> Option<T> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            signal = signals.next() => match stopping {
+                Some(_) => return None,
+                None => {
+                    note!("nats-sink: {}: no more input is read; delivering the rows read (a second signal stops at once)", signal.name());
+                    *stopping = Some(signal);
+                }
+            },
+            done = &mut work => return Some(done),
+        }
+    }
 }
 
 async fn run(
@@ -538,25 +598,65 @@ async fn run(
     input: &str,
     options: &[(String, String)],
     limits: RunLimits,
-    metrics_addr: Option<std::net::SocketAddr>,
+    extras: RunExtras,
 ) -> Result<(), Failure> {
+    use cli::reader::Read;
+
     let (schema, columns) = read_schema(schema_path)?;
-    let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = if input == "-" {
-        Box::new(tokio::io::stdin())
-    } else {
-        Box::new(
-            tokio::fs::File::open(input)
+    if extras.state.is_some() && input == "-" {
+        return Err(Failure::Input(anyhow!(
+            "--state needs a file input: standard input cannot be read again, so a later run \
+             could neither check nor skip what this one confirmed"
+        )));
+    }
+    let mut file = match input {
+        "-" => None,
+        path => Some(
+            tokio::fs::File::open(path)
                 .await
                 .with_context(|| format!("opening input {input}"))
                 .map_err(Failure::Input)?,
-        )
+        ),
     };
     let runtime = component.load()?;
     refuse_preflight(preflight(&runtime, options).await?)?;
-    let mut sink = runtime.open(options, &columns).await?;
-    if let Some(addr) = metrics_addr {
+    let target = runtime.resolve(options).await?;
+    let reach = runtime.reach(options);
+    let (state, plan) = match &extras.state {
+        None => (None, cli::resume::Plan::fresh()),
+        Some(path) => {
+            let fresh = cli::state::RunState::fresh(
+                std::fs::canonicalize(input)
+                    .with_context(|| format!("input {input}"))
+                    .map_err(Failure::Input)?,
+                cli::state::sink_id(options, &schema).map_err(Failure::Input)?,
+                target.subject.clone(),
+                limits.batch_rows as u32,
+            );
+            let mut state = cli::state::StateFile::open(path, fresh).map_err(Failure::Input)?;
+            let plan =
+                cli::resume::plan(&mut state, target.clone(), &reach, limits.line_bytes).await?;
+            (Some(state), plan)
+        }
+    };
+    let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match file.take() {
+        None => Box::new(tokio::io::stdin()),
+        Some(mut file) => {
+            use tokio::io::AsyncSeekExt as _;
+            file.seek(std::io::SeekFrom::Start(plan.start.offset))
+                .await
+                .with_context(|| format!("seeking input {input} to byte {}", plan.start.offset))
+                .map_err(Failure::Input)?;
+            Box::new(file)
+        }
+    };
+    let sink = runtime.open(options, &columns).await?;
+    if let Some(addr) = extras.metrics_addr {
         serve_metrics(addr, sink.metrics())?;
     }
+    let mut signals = cli::signals::Signals::install()
+        .context("listening for SIGINT and SIGTERM")
+        .map_err(Failure::Delivery)?;
     let started = Instant::now();
 
     let progress = if std::io::stderr().is_terminal() {
@@ -570,59 +670,117 @@ async fn run(
         ProgressBar::hidden()
     };
 
-    let mut lines = BoundedLines::new(
-        tokio::io::BufReader::with_capacity(1 << 20, reader),
+    let mut rows = cli::reader::spawn(
+        reader,
+        std::sync::Arc::new(schema),
+        plan.start,
         limits.line_bytes,
+        limits.batch_rows,
     );
+    let reopen = cli::deliver::Reopen {
+        runtime: runtime.clone(),
+        options: options.to_vec(),
+        columns,
+        budget: target.connect.delivery,
+    };
+    let mut deliverer = cli::deliver::Deliverer::new(sink, plan.confirmed, state, reopen);
     let mut batch = Batch::new(limits.batch_rows.min(1 << 16));
-    let mut confirmed = Confirmed::default();
+    // The first batch of a resumed run replays the batch in flight at the crash: the same
+    // rows, so the same checkpoint id; no timer splits it.
+    let mut first_batch_rows = plan.first_batch_rows;
+    // When the batch's oldest row arrived, for the linger deadline.
+    let mut oldest: Option<tokio::time::Instant> = None;
+    let mut last_read = plan.start.line;
+    let mut input_ended = false;
+    let mut stopping: Option<cli::signals::StopSignal> = None;
     // What stopped the run early. After bad input, what came before it is still delivered.
     let mut stop: Option<Failure> = None;
-    loop {
-        let line = match lines.next_line().await {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
-            Err(e) => {
-                stop = Some(Failure::Input(e.into()));
-                break;
+    let aborted = 'read: loop {
+        if stopping.is_some() {
+            // Rows already in the channel were read; they are delivered, nothing more is read.
+            rows.close();
+        }
+        let full = batch.rows.len() >= first_batch_rows.unwrap_or(limits.batch_rows)
+            || batch.bytes() >= limits.batch_bytes;
+        let deadline = oldest
+            .filter(|_| first_batch_rows.is_none())
+            .map(|t| t + limits.linger);
+        let due = full || deadline.is_some_and(|d| d <= tokio::time::Instant::now());
+        if due {
+            match guarded(deliverer.deliver(&mut batch), &mut signals, &mut stopping).await {
+                None => break 'read true,
+                Some(Err(e)) => {
+                    stop = Some(e);
+                    break 'read false;
+                }
+                Some(Ok(())) => {}
             }
-        };
-        let line_number = lines.line_number();
-        if line.trim().is_empty() {
+            oldest = None;
+            first_batch_rows = None;
+            progress.set_position(deliverer.confirmed.rows);
             continue;
         }
-        match parse_line(&schema, line_number, &line) {
-            Ok(datums) => batch.push(&datums, line_number, &line),
-            Err(e) => {
-                stop = Some(Failure::Input(e.into()));
-                break;
-            }
+        tokio::select! {
+            biased;
+            signal = signals.next() => match stopping {
+                Some(_) => break 'read true,
+                None => {
+                    note!("nats-sink: {}: no more input is read; delivering the rows read (a second signal stops at once)", signal.name());
+                    stopping = Some(signal);
+                }
+            },
+            read = rows.recv() => match read {
+                Some(Read::Row(row)) => {
+                    if batch.rows.is_empty() {
+                        oldest = Some(tokio::time::Instant::now());
+                    }
+                    last_read = row.line;
+                    batch.push(row);
+                }
+                Some(Read::End) => {
+                    input_ended = true;
+                    break 'read false;
+                }
+                Some(Read::Failed(e)) => {
+                    stop = Some(Failure::Input(e));
+                    break 'read false;
+                }
+                // Closed after a signal, and drained.
+                None => break 'read false,
+            },
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
         }
-        if batch.rows.len() >= limits.batch_rows || batch.bytes() >= limits.batch_bytes {
-            if let Err(e) = deliver_batch(&mut sink, &mut batch, &mut confirmed).await {
-                stop = Some(e);
-                break;
-            }
-            progress.set_position(confirmed.rows);
-        }
-    }
-    // Rows read before a bad line are still delivered; deliver_batch empties the batch, so this
-    // is a no-op when the loop stopped on a delivery. A refusal here concerns an earlier line,
-    // so it wins.
-    let pending = deliver_batch(&mut sink, &mut batch, &mut confirmed)
-        .await
-        .err();
+    };
+    // Rows read before a bad line are still delivered; a delivery failure empties the batch,
+    // so this is a no-op when the loop stopped on one. A refusal here concerns an earlier
+    // line, so it wins.
+    let (pending, aborted) = match aborted {
+        true => (None, true),
+        false => match guarded(deliverer.deliver(&mut batch), &mut signals, &mut stopping).await {
+            None => (None, true),
+            Some(outcome) => (outcome.err(), false),
+        },
+    };
     progress.finish_and_clear();
-    let metrics = sink.metrics().snapshot();
-    let _ = sink.close().await;
+    let metrics = deliverer.metrics();
+    let confirmed = deliverer.confirmed.clone();
+    let replays = deliverer.replays;
+    if !aborted {
+        let _ = deliverer.sink.shutdown(SHUTDOWN_DEADLINE).await;
+    }
     let seconds = started.elapsed().as_secs_f64();
     let resent = if metrics.retries > 0 {
         format!(", {} resent after failures", metrics.retries)
     } else {
         String::new()
     };
+    let replayed = if replays > 0 {
+        format!(", {replays} batch(es) replayed on a new connection")
+    } else {
+        String::new()
+    };
     let summary = format!(
-        "nats-sink: {} rows confirmed; {} messages, {} bytes sent in {seconds:.2} s ({:.0} rows/s){resent}",
+        "nats-sink: {} rows confirmed; {} messages, {} bytes sent in {seconds:.2} s ({:.0} rows/s){resent}{replayed}",
         confirmed.rows,
         metrics.messages,
         metrics.payload_bytes,
@@ -639,6 +797,18 @@ async fn run(
         metrics.flushes,
         metrics.flush_seconds * 1000.0 / metrics.flushes.max(1) as f64,
     );
+    if let (true, Some(signal)) = (aborted, stopping) {
+        let unconfirmed = if last_read > confirmed.line {
+            format!(
+                "lines {}–{last_read} read but not confirmed",
+                confirmed.line + 1
+            )
+        } else {
+            "every line read is confirmed".to_string()
+        };
+        note!("{summary}; stopped at once by a second signal: confirmed through line {}; {unconfirmed}", confirmed.line);
+        return Err(Failure::Stopped(signal.exit_code()));
+    }
     let input_error = match (pending, stop) {
         (Some(Failure::Delivery(e)), _) | (None, Some(Failure::Delivery(e))) => {
             note!("{summary}; delivery failed");
@@ -647,7 +817,11 @@ async fn run(
                 confirmed.line, confirmed.rows
             );
             let advice = if rerun_can_succeed(&e) {
-                format!("{reached}; rerun the same input with the same --batch-size to replay the rest (with dedupe on, a stream drops rows it already holds)")
+                let how = match extras.state {
+                    Some(_) => "rerun with the same --state to continue from there",
+                    None => "rerun the same input with the same --batch-size to replay the rest (with dedupe on, a stream drops rows it already holds)",
+                };
+                format!("{reached}; {how}")
             } else {
                 let who = match e.downcast_ref::<HostError>() {
                     Some(HostError::Runtime { .. }) => "the sandbox stopped the sink",
@@ -660,10 +834,25 @@ async fn run(
         (Some(Failure::Output(e)), _) | (None, Some(Failure::Output(e))) => {
             return Err(Failure::Output(e))
         }
+        (Some(Failure::Stopped(code)), _) | (None, Some(Failure::Stopped(code))) => {
+            return Err(Failure::Stopped(code))
+        }
         (Some(Failure::Input(e)), _) | (None, Some(Failure::Input(e))) => Some(e),
         (None, None) => None,
     };
-    note!("{summary}; all confirmed");
+    match stopping {
+        Some(signal) if input_error.is_none() => {
+            note!(
+                "{summary}; all confirmed; stopped by {}: confirmed through line {}",
+                signal.name(),
+                confirmed.line
+            );
+            if !input_ended {
+                return Err(Failure::Stopped(signal.exit_code()));
+            }
+        }
+        _ => note!("{summary}; all confirmed"),
+    }
     match input_error {
         Some(e) => Err(Failure::Input(
             e.context(format!("stopped after {} delivered rows", confirmed.rows)),
@@ -682,45 +871,4 @@ fn rerun_can_succeed(error: &anyhow::Error) -> bool {
         }
         _ => false,
     }
-}
-
-/// Write the batch as one checkpoint and flush it. A refused row is reported with its input
-/// line, after the rows before it are flushed.
-async fn deliver_batch(
-    sink: &mut nats_sink::Sink,
-    batch: &mut Batch,
-    confirmed: &mut Confirmed,
-) -> Result<(), Failure> {
-    if batch.rows.is_empty() {
-        return Ok(());
-    }
-    sink.begin_checkpoint(batch.take_checkpoint()).await?;
-    let written = sink.write(&batch.rows).await;
-    let (accepted, refusal) = match written {
-        Ok(()) => (batch.rows.len(), None),
-        Err(HostError::Sink(SinkError::InvalidRow(p))) => {
-            let line = batch.lines.get(p.row as usize).copied().unwrap_or_default();
-            let at = if p.column.is_empty() {
-                String::new()
-            } else {
-                format!(", column `{}`", p.column)
-            };
-            (
-                p.row as usize,
-                Some(Failure::Input(anyhow!("line {line}{at}: {}", p.message))),
-            )
-        }
-        Err(e) => {
-            batch.clear();
-            return Err(Failure::from(e));
-        }
-    };
-    let flushed = sink.flush().await;
-    if flushed.is_ok() && accepted > 0 {
-        confirmed.rows += accepted as u64;
-        confirmed.line = batch.lines[accepted - 1];
-    }
-    batch.clear();
-    flushed.map_err(Failure::from)?;
-    refusal.map_or(Ok(()), Err)
 }

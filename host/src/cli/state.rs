@@ -276,10 +276,10 @@ mod tests {
         let mut state = file.state.clone();
         state.confirmed = ConfirmedPoint {
             line: 2,
-            offset: 18,
+            offset: 17,
             rows: 2,
             checkpoint: Some(9),
-            line_start: 10,
+            line_start: 9,
             line_digest: line_digest("{\"a\":2}"),
         };
         file.write(state.clone()).unwrap();

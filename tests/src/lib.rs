@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 
 pub mod memory;
+pub mod streaming;
 
 /// The workspace's `target/` directory.
 pub fn target_dir() -> PathBuf {

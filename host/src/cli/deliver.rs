@@ -91,8 +91,10 @@ impl Deliverer {
 
     /// Core NATS keeps nothing and acks nothing: when the connection dropped under a batch,
     /// the CLI still holds the batch and replays it, within the options' retry budget.
+    /// Once replaying, a new connection can meet what passes too (a cluster electing its
+    /// JetStream leader does not answer the route lookup for a while): retried alike.
     fn may_replay(&self, error: &HostError, attempt: u32, started: Instant) -> bool {
-        is_core_loss(error)
+        (is_core_loss(error) || (attempt > 0 && may_pass(error)))
             && attempt + 1 < self.reopen.budget.max_attempts
             && started.elapsed() < Duration::from_millis(self.reopen.budget.max_elapsed_ms.into())
     }
@@ -197,6 +199,17 @@ pub fn is_core_loss(error: &HostError) -> bool {
         HostError::Sink(
             SinkError::Connection(m) | SinkError::Timeout(m) | SinkError::Closed(m),
         ) => m.contains("core NATS") || m.contains("core message"),
+        _ => false,
+    }
+}
+
+/// A failure that can pass on its own: a connection, a timeout, a request that timed out.
+fn may_pass(error: &HostError) -> bool {
+    match error {
+        HostError::Sink(SinkError::Connection(_) | SinkError::Timeout(_)) => true,
+        HostError::Sink(SinkError::Closed(m) | SinkError::Publish(m)) => {
+            m.contains("connection") || m.contains("timed out") || m.contains("timeout")
+        }
         _ => false,
     }
 }

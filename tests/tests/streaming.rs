@@ -457,3 +457,45 @@ async fn a_state_whose_input_changed_is_refused() {
         ),
     );
 }
+
+/// The library's graceful stop: `Sink::shutdown` confirms what was written and closes; with
+/// the server gone it reports the rows as not confirmed, within its deadline.
+#[tokio::test(flavor = "multi_thread")]
+async fn sink_shutdown_confirms_what_was_written_or_says_it_could_not() {
+    let mut server = NatsServer::start_jetstream();
+    server
+        .create_stream(NatsServer::stream_config("DOWN", &["down"]))
+        .await;
+    let runtime = nats_sink::SinkRuntime::load(component_path()).unwrap();
+    let schema = columns(&[("id", "bigint")]);
+    let rows = |from: i64| {
+        pack(
+            &(from..from + 100)
+                .map(|i| vec![nats_sink::Datum::Bigint(i)])
+                .collect::<Vec<_>>(),
+        )
+    };
+
+    let mut sink = runtime
+        .open(&plain_options(&server, "down"), &schema)
+        .await
+        .unwrap();
+    sink.begin_checkpoint(1).await.unwrap();
+    sink.write(&rows(0)).await.unwrap();
+    let report = sink.shutdown(Duration::from_secs(10)).await.unwrap();
+    assert!(report.is_confirmed(), "{report:?}");
+    assert_eq!(report.rows_accepted, 100);
+    assert_eq!(stream_count(&server.url(), "DOWN").await, Some(100));
+
+    let mut options = plain_options(&server, "down");
+    options.extend(nats_sink_tests::options(&[("ack_timeout_ms", "500")]));
+    let mut sink = runtime.open(&options, &schema).await.unwrap();
+    sink.begin_checkpoint(2).await.unwrap();
+    sink.write(&rows(100)).await.unwrap();
+    server.kill();
+    let started = Instant::now();
+    let report = sink.shutdown(Duration::from_secs(2)).await.unwrap();
+    let took = started.elapsed();
+    assert!(!report.is_confirmed(), "{report:?}");
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+}

@@ -70,7 +70,7 @@ impl Deliverer {
                 Err(e) if self.may_replay(&e, attempt, started) => {
                     attempt += 1;
                     note!("nats-sink: {e}; replaying checkpoint {checkpoint} (lines {}–{}) on a new connection, attempt {attempt}", batch.lines[0], batch.lines[batch.lines.len() - 1]);
-                    self.reconnect(attempt, started).await;
+                    self.reconnect(&mut attempt, started).await;
                     self.replays += 1;
                 }
                 other => break other,
@@ -101,10 +101,10 @@ impl Deliverer {
 
     /// A new sink on a new connection, after a backoff; attempts that cannot connect count
     /// against the same budget. If none connects, the old sink stays and the replay fails.
-    async fn reconnect(&mut self, mut attempt: u32, started: Instant) {
+    async fn reconnect(&mut self, attempt: &mut u32, started: Instant) {
         let budget = Duration::from_millis(self.reopen.budget.max_elapsed_ms.into());
         loop {
-            tokio::time::sleep(nats_sink::transport::backoff(&self.reopen.budget, attempt)).await;
+            tokio::time::sleep(nats_sink::transport::backoff(&self.reopen.budget, *attempt)).await;
             let reopen = &self.reopen;
             match reopen.runtime.open(&reopen.options, &reopen.columns).await {
                 Ok(sink) => {
@@ -115,8 +115,8 @@ impl Deliverer {
                 }
                 Err(e) => {
                     note!("nats-sink: reconnecting: {e}");
-                    attempt += 1;
-                    if attempt >= reopen.budget.max_attempts || started.elapsed() >= budget {
+                    *attempt += 1;
+                    if *attempt >= reopen.budget.max_attempts || started.elapsed() >= budget {
                         return;
                     }
                 }

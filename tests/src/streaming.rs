@@ -5,7 +5,29 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::CliRun;
+use crate::{CliRun, NatsServer};
+
+impl NatsServer {
+    /// Freeze the server (SIGSTOP): connections stay open, nothing is answered.
+    pub fn pause(&self) {
+        self.send_signal("STOP");
+    }
+
+    /// Thaw a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.send_signal("CONT");
+    }
+
+    fn send_signal(&self, signal: &str) {
+        let Some(child) = self.child.as_ref() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status();
+    }
+}
 
 impl CliRun {
     /// The CLI's process id.

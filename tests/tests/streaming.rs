@@ -499,3 +499,49 @@ async fn sink_shutdown_confirms_what_was_written_or_says_it_could_not() {
     assert!(!report.is_confirmed(), "{report:?}");
     assert!(took < Duration::from_secs(4), "took {took:?}");
 }
+
+/// A second signal while the rows read are being delivered stops at once, naming the lines
+/// read but not confirmed, with the signal's exit code. (The server is frozen so that the
+/// delivery cannot finish.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_stops_at_once_and_names_the_unconfirmed_lines() {
+    let server = NatsServer::start_jetstream();
+    server
+        .create_stream(NatsServer::stream_config("ROWS", &["rows"]))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (schema, _) = numbered_dataset(dir.path(), 0);
+    let (feed, chunks) = std::sync::mpsc::channel();
+    let args = run_args(
+        &schema,
+        "-",
+        &plain_options(&server, "rows"),
+        &["--linger-ms", "600000"],
+    );
+    let mut run = spawn(&args, chunks);
+    feed.send((0..10).map(numbered_row).collect()).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.pause();
+    run.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        run.is_running(),
+        "the first signal's delivery cannot finish on a frozen server"
+    );
+    let second = Instant::now();
+    run.signal("TERM");
+    let exited = tokio::task::block_in_place(|| run.wait_exit(Duration::from_secs(10)));
+    let stopped = second.elapsed();
+    server.resume();
+    assert!(exited, "a second SIGTERM did not stop the CLI");
+    drop(feed);
+    let out = finish(run).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("lines 1–10 read but not confirmed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("confirmed through line 0"), "{stderr}");
+    assert!(stopped < Duration::from_secs(2), "took {stopped:?}");
+}

@@ -23,6 +23,8 @@ pub struct BoundedLines<R> {
     reader: R,
     limit: usize,
     line: u64,
+    /// Bytes consumed from the reader: the end of the line last returned.
+    offset: u64,
     buffer: Vec<u8>,
 }
 
@@ -32,8 +34,22 @@ impl<R: AsyncBufRead + Unpin> BoundedLines<R> {
             reader,
             limit,
             line: 0,
+            offset: 0,
             buffer: Vec::new(),
         }
+    }
+
+    /// Lines of a reader already past `line` lines, at byte `offset` (a resumed run): the
+    /// next line is numbered `line + 1`, and offsets count from the start of the input.
+    pub fn resumed(mut self, line: u64, offset: u64) -> BoundedLines<R> {
+        self.line = line;
+        self.offset = offset;
+        self
+    }
+
+    /// The byte offset just past the line last returned (its line break included).
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 
     /// The number of the line last returned.
@@ -69,6 +85,7 @@ impl<R: AsyncBufRead + Unpin> BoundedLines<R> {
             }
             self.buffer.extend_from_slice(&available[..content]);
             self.reader.consume(taken);
+            self.offset += taken as u64;
             if found {
                 ended = true;
                 break;

@@ -1,7 +1,5 @@
 //! `--metrics-addr`: the sink's metrics served over HTTP in Prometheus text format.
 
-use std::io::Write as _;
-
 use anyhow::anyhow;
 
 use super::Failure;

@@ -214,6 +214,10 @@ mod component {
             self.0.borrow_mut().begin_checkpoint(id)
         }
 
+        fn sink_id(&self) -> Option<String> {
+            self.0.borrow().sink_id().map(str::to_string)
+        }
+
         fn write(&self, rows: Rows) -> Result<(), SinkError> {
             Ok(self.0.borrow_mut().write(&rows)?)
         }

@@ -177,6 +177,11 @@ impl<T: Transport> Publisher<T> {
         }
     }
 
+    /// The prefix of this sink's message ids; `None` when dedupe is off.
+    pub fn sink_id(&self) -> Option<&str> {
+        self.sink_id.as_deref()
+    }
+
     /// Rows written from now on are numbered from 0 inside checkpoint `id`.
     pub fn begin_checkpoint(&mut self, id: u64) {
         self.checkpoint = Some(Checkpoint {

@@ -51,8 +51,10 @@ pub mod health;
 pub mod metrics;
 pub mod policy;
 pub mod preflight;
+pub mod resume;
 mod runtime;
 mod sandbox;
+mod shutdown;
 pub mod stream;
 pub mod transport;
 mod value;
@@ -73,6 +75,7 @@ pub use runtime::{
     ComponentInstance, RuntimeConfig, Sink, SinkRuntime, SinkState, DEFAULT_CPU_LIMIT,
     DEFAULT_MEMORY_LIMIT,
 };
+pub use shutdown::{ShutdownOutcome, ShutdownReport};
 pub use transport::{OutgoingMessage, Route, TransportStats};
 pub use value::Datum;
 

@@ -343,6 +343,18 @@ impl Sink {
         self.settle("begin-checkpoint", result)
     }
 
+    /// The prefix of this sink's message ids (`<sink_id>:<checkpoint>:<position>`), as the
+    /// component computes it; `None` when dedupe is off.
+    pub async fn sink_id(&mut self) -> Result<Option<String>, HostError> {
+        let handle = self.start_call()?;
+        let result = encoder_of(&self.bindings)
+            .nats_sink()
+            .call_sink_id(&mut self.store, handle)
+            .await
+            .map(Ok);
+        self.settle("sink-id", result)
+    }
+
     /// Encode and publish `rows`, one message each. On `invalid-row`, the rows before the bad
     /// one were published; nothing at or after it was.
     pub async fn write(&mut self, rows: &Rows) -> Result<(), HostError> {
@@ -371,11 +383,11 @@ impl Sink {
 
     /// Take in the connection's counters. A trap leaves the instance unusable, so the sink
     /// closes itself.
-    fn settle(
+    fn settle<T>(
         &mut self,
         call: &str,
-        result: wasmtime::Result<Result<(), SinkError>>,
-    ) -> Result<(), HostError> {
+        result: wasmtime::Result<Result<T, SinkError>>,
+    ) -> Result<T, HostError> {
         self.metrics.transport(self.store.data().transport.stats);
         match result {
             Ok(outcome) => outcome.map_err(HostError::Sink),

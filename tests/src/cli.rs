@@ -27,7 +27,7 @@ pub async fn cli(args: Vec<String>, stdin: &str, limit: Duration) -> Output {
 /// A running `nats-sink` process. Its output is read as it comes, so a chatty process never
 /// blocks on a full pipe.
 pub struct CliRun {
-    child: Child,
+    pub(crate) child: Child,
     io: Vec<std::thread::JoinHandle<Vec<u8>>>,
     args: Vec<String>,
 }

@@ -10,6 +10,7 @@ pub mod options;
 pub mod pki;
 pub mod rows;
 pub mod servers;
+pub mod streaming;
 
 pub use artifacts::*;
 pub use cli::*;

@@ -15,7 +15,7 @@ pub fn free_port() -> u16 {
 /// started again on the same port with the same files, as a restart in production would.
 pub struct NatsServer {
     pub port: u16,
-    child: Option<Child>,
+    pub(crate) child: Option<Child>,
     dir: tempfile::TempDir,
 }
 

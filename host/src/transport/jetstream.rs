@@ -36,7 +36,7 @@ pub(super) struct Episode {
 
 /// The wait before resend number `attempt` (1 for the first): doubled each time up to the
 /// maximum, then drawn from its upper half so that many sinks do not resend in step.
-pub(crate) fn backoff(delivery: &Delivery, attempt: u32) -> Duration {
+pub fn backoff(delivery: &Delivery, attempt: u32) -> Duration {
     let doubled = u64::from(delivery.initial_backoff_ms)
         .saturating_mul(1u64 << attempt.saturating_sub(1).min(32));
     let ceiling = doubled.min(delivery.max_backoff_ms.into());

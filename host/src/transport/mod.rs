@@ -30,6 +30,7 @@ use events::EventLog;
 use jetstream::{Episode, PendingAck};
 use routes::{Clearance, KnownSubject};
 
+pub use jetstream::backoff;
 pub use routes::Route;
 pub use stats::TransportStats;
 pub use wording::list_servers;

@@ -164,6 +164,10 @@ mod component {
 
         fn begin_checkpoint(&self, _: u64) {}
 
+        fn sink_id(&self) -> Option<String> {
+            None
+        }
+
         fn write(&self, rows: Rows) -> Result<(), SinkError> {
             let n = rows.ends.len();
             let batch = match self.behaviour.as_str() {

@@ -1,0 +1,233 @@
+//! Delivering one batch as one checkpoint: the write-ahead record in `--state`, the write and
+//! the flush, and on core NATS a replay on a new connection when the old one dropped.
+
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use nats_sink::bindings::transport::Delivery;
+use nats_sink::{Column, HostError, MetricsSnapshot, Sink, SinkError, SinkRuntime};
+
+use super::state::{line_digest, ConfirmedPoint, InFlight, StateFile};
+use crate::input_batch::InputBatch;
+use crate::Failure;
+
+/// What reopens the sink after its connection dropped: the runtime, the same options and
+/// schema, and the retry budget the options give.
+pub struct Reopen {
+    pub runtime: SinkRuntime,
+    pub options: Vec<(String, String)>,
+    pub columns: Vec<Column>,
+    pub budget: Delivery,
+}
+
+/// The sink, what it confirmed, and where that is recorded.
+pub struct Deliverer {
+    pub sink: Sink,
+    pub confirmed: ConfirmedPoint,
+    pub state: Option<StateFile>,
+    reopen: Reopen,
+    /// The counters of sinks replaced by a reopen, so the summary counts every send.
+    carried: MetricsSnapshot,
+    /// Batches replayed on a new connection.
+    pub replays: u64,
+}
+
+impl Deliverer {
+    pub fn new(
+        sink: Sink,
+        confirmed: ConfirmedPoint,
+        state: Option<StateFile>,
+        reopen: Reopen,
+    ) -> Deliverer {
+        Deliverer {
+            sink,
+            confirmed,
+            state,
+            reopen,
+            carried: MetricsSnapshot::default(),
+            replays: 0,
+        }
+    }
+
+    /// Every send, over this sink and those it replaced.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        add(&self.carried, &self.sink.metrics().snapshot())
+    }
+
+    /// Write the batch as one checkpoint and flush it, then empty it. A refused row is
+    /// reported with its input line, after the rows before it are flushed.
+    pub async fn deliver(&mut self, batch: &mut InputBatch) -> Result<(), Failure> {
+        if batch.rows.is_empty() {
+            return Ok(());
+        }
+        let checkpoint = batch.take_checkpoint();
+        self.record_in_flight(checkpoint, batch)?;
+        let started = Instant::now();
+        let mut attempt = 0;
+        let sent = loop {
+            let sent = send(&mut self.sink, checkpoint, batch).await;
+            match sent {
+                Err(e) if self.may_replay(&e, attempt, started) => {
+                    attempt += 1;
+                    note!("nats-sink: {e}; replaying checkpoint {checkpoint} (lines {}–{}) on a new connection, attempt {attempt}", batch.lines[0], batch.lines[batch.lines.len() - 1]);
+                    self.reconnect(&mut attempt, started).await;
+                    self.replays += 1;
+                }
+                other => break other,
+            }
+        };
+        let outcome = match sent {
+            Ok((accepted, refusal)) => {
+                if accepted > 0 {
+                    self.confirm(checkpoint, batch, accepted)?;
+                }
+                refusal.map_or(Ok(()), Err)
+            }
+            Err(e) => Err(Failure::from(e)),
+        };
+        batch.clear();
+        outcome
+    }
+
+    /// Core NATS keeps nothing and acks nothing: when the connection dropped under a batch,
+    /// the CLI still holds the batch and replays it, within the options' retry budget.
+    /// Once replaying, a new connection can meet what passes too (a cluster electing its
+    /// JetStream leader does not answer the route lookup for a while): retried alike.
+    fn may_replay(&self, error: &HostError, attempt: u32, started: Instant) -> bool {
+        (is_core_loss(error) || (attempt > 0 && may_pass(error)))
+            && attempt + 1 < self.reopen.budget.max_attempts
+            && started.elapsed() < Duration::from_millis(self.reopen.budget.max_elapsed_ms.into())
+    }
+
+    /// A new sink on a new connection, after a backoff; attempts that cannot connect count
+    /// against the same budget. If none connects, the old sink stays and the replay fails.
+    async fn reconnect(&mut self, attempt: &mut u32, started: Instant) {
+        let budget = Duration::from_millis(self.reopen.budget.max_elapsed_ms.into());
+        loop {
+            tokio::time::sleep(nats_sink::transport::backoff(&self.reopen.budget, *attempt)).await;
+            let reopen = &self.reopen;
+            match reopen.runtime.open(&reopen.options, &reopen.columns).await {
+                Ok(sink) => {
+                    let old = std::mem::replace(&mut self.sink, sink);
+                    self.carried = add(&self.carried, &old.metrics().snapshot());
+                    let _ = old.close().await;
+                    return;
+                }
+                Err(e) => {
+                    note!("nats-sink: reconnecting: {e}");
+                    *attempt += 1;
+                    if *attempt >= reopen.budget.max_attempts || started.elapsed() >= budget {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Write-ahead: before anything of the batch is published, the state names it in flight.
+    fn record_in_flight(&mut self, checkpoint: u64, batch: &InputBatch) -> Result<(), Failure> {
+        let Some(file) = self.state.as_mut() else {
+            return Ok(());
+        };
+        let mut state = file.state.clone();
+        state.in_flight = Some(InFlight {
+            checkpoint,
+            first_line: batch.lines[0],
+            start_offset: batch.spans[0].0,
+            rows: batch.rows.len() as u64,
+        });
+        file.write(state).map_err(Failure::Delivery)
+    }
+
+    /// NATS confirmed the batch's first `accepted` rows.
+    fn confirm(
+        &mut self,
+        checkpoint: u64,
+        batch: &InputBatch,
+        accepted: usize,
+    ) -> Result<(), Failure> {
+        let last = accepted - 1;
+        self.confirmed = ConfirmedPoint {
+            line: batch.lines[last],
+            offset: batch.spans[last].1,
+            rows: self.confirmed.rows + accepted as u64,
+            checkpoint: Some(checkpoint),
+            line_start: batch.spans[last].0,
+            line_digest: match self.state {
+                Some(_) => line_digest(&batch.texts[last]),
+                None => String::new(),
+            },
+        };
+        let Some(file) = self.state.as_mut() else {
+            return Ok(());
+        };
+        let mut state = file.state.clone();
+        state.confirmed = self.confirmed.clone();
+        state.in_flight = None;
+        file.write(state).map_err(Failure::Delivery)
+    }
+}
+
+/// One checkpoint's write and flush: the rows NATS confirmed, and the refusal that stopped
+/// the write early, if one did.
+async fn send(
+    sink: &mut Sink,
+    checkpoint: u64,
+    batch: &InputBatch,
+) -> Result<(usize, Option<Failure>), HostError> {
+    sink.begin_checkpoint(checkpoint).await?;
+    let (accepted, refusal) = match sink.write(&batch.rows).await {
+        Ok(()) => (batch.rows.len(), None),
+        Err(HostError::Sink(SinkError::InvalidRow(p))) => {
+            let line = batch.lines.get(p.row as usize).copied().unwrap_or_default();
+            let at = if p.column.is_empty() {
+                String::new()
+            } else {
+                format!(", column `{}`", p.column)
+            };
+            (
+                p.row as usize,
+                Some(Failure::Input(anyhow!("line {line}{at}: {}", p.message))),
+            )
+        }
+        Err(e) => return Err(e),
+    };
+    sink.flush().await?;
+    Ok((accepted, refusal))
+}
+
+/// A core NATS flush that failed because the connection dropped or the server went quiet:
+/// what was sent is in doubt, and replaying it may succeed. (JetStream failures have been
+/// retried inside the transport already, within the same budget.)
+pub fn is_core_loss(error: &HostError) -> bool {
+    match error {
+        HostError::Sink(
+            SinkError::Connection(m) | SinkError::Timeout(m) | SinkError::Closed(m),
+        ) => m.contains("core NATS") || m.contains("core message"),
+        _ => false,
+    }
+}
+
+/// A failure that can pass on its own: a connection, a timeout, a request that timed out.
+fn may_pass(error: &HostError) -> bool {
+    match error {
+        HostError::Sink(SinkError::Connection(_) | SinkError::Timeout(_)) => true,
+        HostError::Sink(SinkError::Closed(m) | SinkError::Publish(m)) => {
+            m.contains("connection") || m.contains("timed out") || m.contains("timeout")
+        }
+        _ => false,
+    }
+}
+
+fn add(a: &MetricsSnapshot, b: &MetricsSnapshot) -> MetricsSnapshot {
+    MetricsSnapshot {
+        rows: a.rows + b.rows,
+        rows_refused: a.rows_refused + b.rows_refused,
+        messages: a.messages + b.messages,
+        payload_bytes: a.payload_bytes + b.payload_bytes,
+        retries: a.retries + b.retries,
+        errors: a.errors + b.errors,
+        flushes: a.flushes + b.flushes,
+        flush_seconds: a.flush_seconds + b.flush_seconds,
+    }
+}

@@ -1,0 +1,344 @@
+//! `nats-sink run`: read JSON Lines, deliver them in batches (each a checkpoint, flushed and
+//! confirmed), linger for slow input, stop cleanly on a signal, resume from `--state`.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context as _};
+use indicatif::{ProgressBar, ProgressStyle};
+use nats_sink::{HostError, SinkError};
+
+use crate::input_batch::InputBatch;
+use crate::schema_file::read_schema;
+use crate::{
+    deliver, metrics_endpoint::serve_metrics, preflight, reader, refuse_preflight, resume, signals,
+    state,
+};
+use crate::{ComponentArgs, Failure};
+
+/// How much one run holds at once, and how long a row may wait.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunLimits {
+    /// Rows per batch (`--batch-size`).
+    pub(crate) batch_rows: usize,
+    /// Bytes per batch, roughly: its values and its strings.
+    pub(crate) batch_bytes: usize,
+    /// The longest input line (`--max-line-bytes`).
+    pub(crate) line_bytes: usize,
+    /// How long a batch's oldest row may wait before a partial batch goes (`--linger-ms`).
+    pub(crate) linger: std::time::Duration,
+}
+
+/// The rest of `run`'s options.
+pub(crate) struct RunExtras {
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
+    pub(crate) state: Option<PathBuf>,
+}
+
+/// How long the final flush of a stopping run may take before the sink is dropped; every
+/// batch was flushed already, so it has nothing to wait for.
+pub(crate) const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Await `work`. A first signal meanwhile is recorded and the work goes on (the run stops
+/// reading and delivers what it read); a second one ends the wait at once (`None`).
+pub(crate) async fn guarded<T>(
+    work: impl std::future::Future<Output = T>,
+    signals: &mut signals::Signals,
+    stopping: &mut Option<signals::StopSignal>,
+) -> Option<T> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            signal = signals.next() => match stopping {
+                Some(_) => return None,
+                None => {
+                    note!("nats-sink: {}: no more input is read; delivering the rows read (a second signal stops at once)", signal.name());
+                    *stopping = Some(signal);
+                }
+            },
+            done = &mut work => return Some(done),
+        }
+    }
+}
+
+pub(crate) async fn run(
+    component: &ComponentArgs,
+    schema_path: &PathBuf,
+    input: &str,
+    options: &[(String, String)],
+    limits: RunLimits,
+    extras: RunExtras,
+) -> Result<(), Failure> {
+    use reader::Read;
+
+    let (schema, columns) = read_schema(schema_path)?;
+    if extras.state.is_some() && input == "-" {
+        return Err(Failure::Input(anyhow!(
+            "--state needs a file input: standard input cannot be read again, so a later run \
+             could neither check nor skip what this one confirmed"
+        )));
+    }
+    let mut file = match input {
+        "-" => None,
+        path => Some(
+            tokio::fs::File::open(path)
+                .await
+                .with_context(|| format!("opening input {input}"))
+                .map_err(Failure::Input)?,
+        ),
+    };
+    let runtime = component.load()?;
+    refuse_preflight(preflight(&runtime, options).await?)?;
+    let target = runtime.resolve(options).await?;
+    let reach = runtime.reach(options);
+    let mut sink = runtime.open(options, &columns).await?;
+    let (state, plan) = match &extras.state {
+        None => (None, resume::Plan::fresh()),
+        Some(path) => {
+            let fresh = state::RunState::fresh(
+                std::fs::canonicalize(input)
+                    .with_context(|| format!("input {input}"))
+                    .map_err(Failure::Input)?,
+                sink.sink_id().await?,
+                target.subject.clone(),
+                limits.batch_rows as u32,
+            );
+            let mut state = state::StateFile::open(path, fresh).map_err(Failure::Input)?;
+            let plan = resume::plan(&mut state, target.clone(), &reach, limits.line_bytes).await?;
+            (Some(state), plan)
+        }
+    };
+    let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match file.take() {
+        None => Box::new(tokio::io::stdin()),
+        Some(mut file) => {
+            use tokio::io::AsyncSeekExt as _;
+            file.seek(std::io::SeekFrom::Start(plan.start.offset))
+                .await
+                .with_context(|| format!("seeking input {input} to byte {}", plan.start.offset))
+                .map_err(Failure::Input)?;
+            Box::new(file)
+        }
+    };
+    if let Some(addr) = extras.metrics_addr {
+        serve_metrics(addr, sink.metrics())?;
+    }
+    let mut signals = signals::Signals::install()
+        .context("listening for SIGINT and SIGTERM")
+        .map_err(Failure::Delivery)?;
+    let started = Instant::now();
+
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {human_pos} rows  {per_sec}  {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+
+    let mut rows = reader::spawn(
+        reader,
+        std::sync::Arc::new(schema),
+        plan.start,
+        limits.line_bytes,
+        limits.batch_rows,
+    );
+    let reopen = deliver::Reopen {
+        runtime: runtime.clone(),
+        options: options.to_vec(),
+        columns,
+        budget: target.connect.delivery,
+    };
+    let mut deliverer = deliver::Deliverer::new(sink, plan.confirmed, state, reopen);
+    let mut batch = InputBatch::new(limits.batch_rows.min(1 << 16));
+    // The first batch of a resumed run replays the batch in flight at the crash: the same
+    // rows, so the same checkpoint id; no timer splits it.
+    let mut first_batch_rows = plan.first_batch_rows;
+    // When the batch's oldest row arrived, for the linger deadline.
+    let mut oldest: Option<tokio::time::Instant> = None;
+    let mut last_read = plan.start.line;
+    let mut input_ended = false;
+    let mut stopping: Option<signals::StopSignal> = None;
+    // What stopped the run early. After bad input, what came before it is still delivered.
+    let mut stop: Option<Failure> = None;
+    let aborted = 'read: loop {
+        if stopping.is_some() {
+            // Rows already in the channel were read; they are delivered, nothing more is read.
+            rows.close();
+        }
+        let full = batch.rows.len() >= first_batch_rows.unwrap_or(limits.batch_rows)
+            || batch.bytes() >= limits.batch_bytes;
+        let deadline = oldest
+            .filter(|_| first_batch_rows.is_none())
+            .map(|t| t + limits.linger);
+        let due = full || deadline.is_some_and(|d| d <= tokio::time::Instant::now());
+        if due {
+            match guarded(deliverer.deliver(&mut batch), &mut signals, &mut stopping).await {
+                None => break 'read true,
+                Some(Err(e)) => {
+                    stop = Some(e);
+                    break 'read false;
+                }
+                Some(Ok(())) => {}
+            }
+            oldest = None;
+            first_batch_rows = None;
+            progress.set_position(deliverer.confirmed.rows);
+            continue;
+        }
+        tokio::select! {
+            biased;
+            signal = signals.next() => match stopping {
+                Some(_) => break 'read true,
+                None => {
+                    note!("nats-sink: {}: no more input is read; delivering the rows read (a second signal stops at once)", signal.name());
+                    stopping = Some(signal);
+                }
+            },
+            read = rows.recv() => match read {
+                Some(Read::Row(row)) => {
+                    if batch.rows.is_empty() {
+                        oldest = Some(tokio::time::Instant::now());
+                    }
+                    last_read = row.line;
+                    batch.push(row);
+                }
+                Some(Read::End) => {
+                    input_ended = true;
+                    break 'read false;
+                }
+                Some(Read::Failed(e)) => {
+                    stop = Some(Failure::Input(e));
+                    break 'read false;
+                }
+                // Closed after a signal, and drained.
+                None => break 'read false,
+            },
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
+        }
+    };
+    // Rows read before a bad line are still delivered; a delivery failure empties the batch,
+    // so this is a no-op when the loop stopped on one. A refusal here concerns an earlier
+    // line, so it wins.
+    let (pending, aborted) = match aborted {
+        true => (None, true),
+        false => match guarded(deliverer.deliver(&mut batch), &mut signals, &mut stopping).await {
+            None => (None, true),
+            Some(outcome) => (outcome.err(), false),
+        },
+    };
+    progress.finish_and_clear();
+    let metrics = deliverer.metrics();
+    let confirmed = deliverer.confirmed.clone();
+    let replays = deliverer.replays;
+    if !aborted {
+        let _ = deliverer.sink.shutdown(SHUTDOWN_DEADLINE).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let resent = if metrics.retries > 0 {
+        format!(", {} resent after failures", metrics.retries)
+    } else {
+        String::new()
+    };
+    let replayed = if replays > 0 {
+        format!(", {replays} batch(es) replayed on a new connection")
+    } else {
+        String::new()
+    };
+    let summary = format!(
+        "nats-sink: {} rows confirmed; {} messages, {} bytes sent in {seconds:.2} s ({:.0} rows/s){resent}{replayed}",
+        confirmed.rows,
+        metrics.messages,
+        metrics.payload_bytes,
+        confirmed.rows as f64 / seconds.max(1e-9),
+    );
+    note!(
+        "nats-sink: metrics: rows {} accepted, {} refused; messages {}; bytes {}; retries {}; errors {}; flushes {} (mean {:.1} ms)",
+        metrics.rows,
+        metrics.rows_refused,
+        metrics.messages,
+        metrics.payload_bytes,
+        metrics.retries,
+        metrics.errors,
+        metrics.flushes,
+        metrics.flush_seconds * 1000.0 / metrics.flushes.max(1) as f64,
+    );
+    if let (true, Some(signal)) = (aborted, stopping) {
+        let unconfirmed = if last_read > confirmed.line {
+            format!(
+                "lines {}–{last_read} read but not confirmed",
+                confirmed.line + 1
+            )
+        } else {
+            "every line read is confirmed".to_string()
+        };
+        note!("{summary}; stopped at once by a second signal: confirmed through line {}; {unconfirmed}", confirmed.line);
+        return Err(Failure::Stopped(signal.exit_code()));
+    }
+    let input_error = match (pending, stop) {
+        (Some(Failure::Delivery(e)), _) | (None, Some(Failure::Delivery(e))) => {
+            note!("{summary}; delivery failed");
+            let reached = format!(
+                "rows through input line {} ({} rows) are confirmed",
+                confirmed.line, confirmed.rows
+            );
+            let advice = if rerun_can_succeed(&e) {
+                let how = match extras.state {
+                    Some(_) => "rerun with the same --state to continue from there",
+                    None => "rerun the same input with the same --batch-size to replay the rest (with dedupe on, a stream drops rows it already holds)",
+                };
+                format!("{reached}; {how}")
+            } else {
+                let who = match e.downcast_ref::<HostError>() {
+                    Some(HostError::Runtime(_)) => "the sandbox stopped the sink",
+                    _ => "the server refused the rest",
+                };
+                format!("{reached}; {who}, so a rerun fails the same way until the cause is fixed")
+            };
+            return Err(Failure::Delivery(e.context(advice)));
+        }
+        (Some(Failure::Output(e)), _) | (None, Some(Failure::Output(e))) => {
+            return Err(Failure::Output(e))
+        }
+        (Some(Failure::Stopped(code)), _) | (None, Some(Failure::Stopped(code))) => {
+            return Err(Failure::Stopped(code))
+        }
+        (Some(Failure::Input(e)), _) | (None, Some(Failure::Input(e))) => Some(e),
+        (None, None) => None,
+    };
+    match stopping {
+        Some(signal) if input_error.is_none() => {
+            note!(
+                "{summary}; all confirmed; stopped by {}: confirmed through line {}",
+                signal.name(),
+                confirmed.line
+            );
+            if !input_ended {
+                return Err(Failure::Stopped(signal.exit_code()));
+            }
+        }
+        _ => note!("{summary}; all confirmed"),
+    }
+    match input_error {
+        Some(e) => Err(Failure::Input(
+            e.context(format!("stopped after {} delivered rows", confirmed.rows)),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// True when the failure may pass on its own (a connection or a timeout), so replaying the
+/// same input can succeed; false for a refusal by the server or the sandbox, which repeats.
+pub(crate) fn rerun_can_succeed(error: &anyhow::Error) -> bool {
+    match error.downcast_ref::<HostError>() {
+        Some(HostError::Sink(SinkError::Connection(_) | SinkError::Timeout(_))) => true,
+        Some(HostError::Sink(SinkError::Closed(cause))) => {
+            cause.contains("connection:") || cause.contains("timeout:")
+        }
+        _ => false,
+    }
+}

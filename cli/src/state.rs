@@ -1,0 +1,291 @@
+//! `run --state FILE`: how far a file input is confirmed, kept across runs so that a run after
+//! a crash continues where NATS confirmed, whatever the stream's duplicate window.
+//!
+//! The file is rewritten atomically (a temporary file in the same directory, synced, then
+//! renamed over it): after every confirmed flush, and before every publish (write-ahead: the
+//! batch in flight), so a crash at any point leaves one whole state behind.
+
+use std::io::{Read as _, Seek as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context as _};
+use sha2::{Digest as _, Sha256};
+
+/// The format this build writes and reads.
+const VERSION: u32 = 1;
+/// The largest state file read: one is a few hundred bytes.
+const MAX_STATE_BYTES: u64 = 1 << 16;
+
+/// What a state file holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunState {
+    pub version: u32,
+    /// The input's canonical path.
+    pub input: PathBuf,
+    /// The message id prefix (`None` with dedupe off), the subject and the batch size the
+    /// run used.
+    pub sink_id: Option<String>,
+    pub subject: String,
+    pub batch_size: u32,
+    pub confirmed: ConfirmedPoint,
+    /// The batch being published when the state was written, if any.
+    pub in_flight: Option<InFlight>,
+}
+
+/// The end of the confirmed part of the input.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmedPoint {
+    /// The line of the last confirmed row (0: none yet).
+    pub line: u64,
+    /// The byte offset just past that line, where a resumed run reads on.
+    pub offset: u64,
+    /// Rows confirmed, over every run with this state.
+    pub rows: u64,
+    /// The last confirmed batch's checkpoint id.
+    pub checkpoint: Option<u64>,
+    /// Where the last confirmed line starts, and the SHA-256 (hex) of its text, to tell that
+    /// the input is still the one confirmed.
+    pub line_start: u64,
+    pub line_digest: String,
+}
+
+/// A batch written to NATS but not yet confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InFlight {
+    pub checkpoint: u64,
+    pub first_line: u64,
+    /// The offset where the batch's first line starts.
+    pub start_offset: u64,
+    pub rows: u64,
+}
+
+impl RunState {
+    /// The state of a run that has confirmed nothing yet.
+    pub fn fresh(
+        input: PathBuf,
+        sink_id: Option<String>,
+        subject: String,
+        batch_size: u32,
+    ) -> RunState {
+        RunState {
+            version: VERSION,
+            input,
+            sink_id,
+            subject,
+            batch_size,
+            confirmed: ConfirmedPoint::default(),
+            in_flight: None,
+        }
+    }
+}
+
+/// The hex SHA-256 of a line's text, as the state records it.
+pub fn line_digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A state file and the state last written to it.
+pub struct StateFile {
+    path: PathBuf,
+    pub state: RunState,
+}
+
+impl StateFile {
+    /// The state at `path` for a run of `fresh`'s input and sink: the one recorded, checked
+    /// against the options and the input; or `fresh` when there is no file yet. A state of
+    /// another input or sink, or an input that changed under it, is refused (bad input).
+    pub fn open(path: &Path, fresh: RunState) -> anyhow::Result<StateFile> {
+        let context = || format!("--state {}", path.display());
+        let text = match std::fs::File::open(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(StateFile {
+                    path: path.to_path_buf(),
+                    state: fresh,
+                })
+            }
+            Err(e) => return Err(e).with_context(context),
+            Ok(file) => {
+                let mut text = String::new();
+                file.take(MAX_STATE_BYTES + 1)
+                    .read_to_string(&mut text)
+                    .with_context(context)?;
+                if text.len() as u64 > MAX_STATE_BYTES {
+                    bail!(
+                        "{}: larger than {MAX_STATE_BYTES} bytes, so not a state file",
+                        context()
+                    );
+                }
+                text
+            }
+        };
+        let state: RunState = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a nats-sink state file", context()))?;
+        let refuse = |why: String| {
+            anyhow!(
+                "{}: {why}; use another --state file for this run",
+                context()
+            )
+        };
+        if state.version != VERSION {
+            return Err(refuse(format!(
+                "written in format {}, this build reads {VERSION}",
+                state.version
+            )));
+        }
+        if state.input != fresh.input {
+            return Err(refuse(format!(
+                "it records input {}, not {}",
+                state.input.display(),
+                fresh.input.display()
+            )));
+        }
+        if state.sink_id != fresh.sink_id || state.subject != fresh.subject {
+            return Err(refuse(format!(
+                "it records sink id {} on subject `{}`; these options give {} on `{}`",
+                state.sink_id.as_deref().unwrap_or("(none: dedupe off)"),
+                state.subject,
+                fresh.sink_id.as_deref().unwrap_or("(none: dedupe off)"),
+                fresh.subject
+            )));
+        }
+        verify_input(&state.input, &state.confirmed).map_err(|why| {
+            anyhow!(
+                "{}: the input changed since it was confirmed through line {} (byte {}): {why}; \
+                 refusing to resume, as rows could be lost or sent twice",
+                context(),
+                state.confirmed.line,
+                state.confirmed.offset
+            )
+        })?;
+        let state = RunState {
+            batch_size: fresh.batch_size,
+            ..state
+        };
+        Ok(StateFile {
+            path: path.to_path_buf(),
+            state,
+        })
+    }
+
+    /// Record `state`, replacing the file atomically.
+    pub fn write(&mut self, state: RunState) -> anyhow::Result<()> {
+        let context = || format!("writing --state {}", self.path.display());
+        let name = self
+            .path
+            .file_name()
+            .ok_or_else(|| anyhow!("{}: not a file name", context()))?;
+        let mut temporary_name = std::ffi::OsString::from(".");
+        temporary_name.push(name);
+        temporary_name.push(".tmp");
+        let temporary = self.path.with_file_name(temporary_name);
+        let text = serde_json::to_vec_pretty(&state).with_context(context)?;
+        let mut file = std::fs::File::create(&temporary).with_context(context)?;
+        file.write_all(&text)
+            .and_then(|()| file.write_all(b"\n"))
+            // Synced before the rename, so the name never points at a half-written file.
+            .and_then(|()| file.sync_all())
+            .with_context(context)?;
+        std::fs::rename(&temporary, &self.path).with_context(context)?;
+        self.state = state;
+        Ok(())
+    }
+}
+
+/// The input holds at least `confirmed.offset` bytes, and the last confirmed line is where
+/// the state says, with the same text.
+fn verify_input(input: &Path, confirmed: &ConfirmedPoint) -> Result<(), String> {
+    if confirmed.line == 0 {
+        return Ok(());
+    }
+    let mut file = std::fs::File::open(input).map_err(|e| format!("opening it: {e}"))?;
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
+    if size < confirmed.offset {
+        return Err(format!("it is {size} bytes long, shorter than that"));
+    }
+    let length = confirmed
+        .offset
+        .checked_sub(confirmed.line_start)
+        .filter(|n| *n <= 1 << 30)
+        .ok_or("the state's offsets are inconsistent")?;
+    let mut line = vec![0u8; length as usize];
+    file.seek(std::io::SeekFrom::Start(confirmed.line_start))
+        .and_then(|_| file.read_exact(&mut line))
+        .map_err(|e| format!("reading line {}: {e}", confirmed.line))?;
+    // As the reader gives a line: without its line break, a `\r` before it, or a leading
+    // byte order mark.
+    let mut text: &[u8] = line.strip_suffix(b"\n").unwrap_or(&line);
+    text = text.strip_suffix(b"\r").unwrap_or(text);
+    if confirmed.line_start == 0 {
+        text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+    }
+    let text = std::str::from_utf8(text)
+        .map_err(|_| format!("line {} is not UTF-8 now", confirmed.line))?;
+    if line_digest(text) != confirmed.line_digest {
+        return Err(format!("line {} has other bytes now", confirmed.line));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh(input: &Path) -> RunState {
+        RunState {
+            version: VERSION,
+            input: input.to_path_buf(),
+            sink_id: Some("s".into()),
+            subject: "rows".into(),
+            batch_size: 2,
+            confirmed: ConfirmedPoint::default(),
+            in_flight: None,
+        }
+    }
+
+    #[test]
+    fn a_state_is_kept_and_checked_against_its_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.jsonl");
+        std::fs::write(&input, "{\"a\":1}\r\n{\"a\":2}\n{\"a\":3}\n").unwrap();
+        let path = dir.path().join("state.json");
+        let mut file = StateFile::open(&path, fresh(&input)).unwrap();
+        let mut state = file.state.clone();
+        state.confirmed = ConfirmedPoint {
+            line: 2,
+            offset: 17,
+            rows: 2,
+            checkpoint: Some(9),
+            line_start: 9,
+            line_digest: line_digest("{\"a\":2}"),
+        };
+        file.write(state.clone()).unwrap();
+        assert_eq!(StateFile::open(&path, fresh(&input)).unwrap().state, state);
+
+        // Another sink id, another input, a changed line, a shorter file: refused.
+        let other_sink = RunState {
+            sink_id: None,
+            ..fresh(&input)
+        };
+        assert!(StateFile::open(&path, other_sink).is_err());
+        let other_input = dir.path().join("other.jsonl");
+        assert!(StateFile::open(&path, fresh(&other_input)).is_err());
+        std::fs::write(&input, "{\"a\":1}\r\n{\"a\":7}\n{\"a\":3}\n").unwrap();
+        let err = StateFile::open(&path, fresh(&input))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("line 2 has other bytes"), "{err}");
+        std::fs::write(&input, "{\"a\":1}\r\n").unwrap();
+        let err = StateFile::open(&path, fresh(&input))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("shorter"), "{err}");
+    }
+}

@@ -1,0 +1,159 @@
+//! After a crash: how much of the batch that was in flight a JetStream stream holds, read
+//! from the message ids the sink gave it (`<sink_id>:<checkpoint>:<position>`), so that a
+//! resumed run neither loses nor repeats rows once the duplicate window has passed.
+
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
+
+use crate::bindings::transport::TransportError;
+use crate::policy::Reach;
+use crate::transport::{NatsConnection, Route};
+use crate::Target;
+
+/// The header the sink's message ids travel in.
+const MESSAGE_ID_HEADER: &str = "Nats-Msg-Id";
+/// The most messages read back to prove a stored prefix contiguous; a larger batch replays.
+pub const MAX_VERIFIED_ROWS: u64 = 1 << 17;
+
+/// What the stream holds of one checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredPrefix {
+    /// Its first `rows` messages (positions `0..rows`) are stored, one after another, as the
+    /// subject's last messages; nothing later of it is.
+    Rows(u64),
+    /// It cannot be told (core NATS, a templated subject, another writer on the subject, a
+    /// gap): the caller replays the whole checkpoint under its ids.
+    Unknown(String),
+}
+
+/// A message id the sink wrote, taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageId<'a> {
+    /// The sink's id ([`crate::Sink::sink_id`]).
+    pub sink_id: &'a str,
+    /// The checkpoint the row was written in.
+    pub checkpoint: u64,
+    /// The row's place in its checkpoint, from 0.
+    pub position: u64,
+}
+
+impl MessageId<'_> {
+    /// `<sink_id>:<checkpoint>:<position>` taken apart; `None` for any other text.
+    pub fn parse(text: &str) -> Option<MessageId<'_>> {
+        // The sink id holds no `:`, so the last two fields are the numbers.
+        let mut parts = text.rsplitn(3, ':');
+        let position = parts.next()?.parse().ok()?;
+        let checkpoint = parts.next()?.parse().ok()?;
+        let sink_id = parts.next()?;
+        Some(MessageId {
+            sink_id,
+            checkpoint,
+            position,
+        })
+    }
+}
+
+/// Connect as a sink with `target` would (auth, TLS and `reach` apply; no stream is created)
+/// and find how much of checkpoint `checkpoint` of sink `sink_id` the subject's stream holds.
+pub async fn stored_prefix(
+    mut target: Target,
+    reach: &Reach,
+    sink_id: &str,
+    checkpoint: u64,
+) -> Result<StoredPrefix, TransportError> {
+    if target.subject_from_row {
+        return Ok(StoredPrefix::Unknown(
+            "the subject is filled from each row, so no one subject holds the batch".into(),
+        ));
+    }
+    reach.check(&target.connect)?;
+    target.connect.create_stream = None;
+    let mut connection = NatsConnection::connect(target.connect).await?;
+    let subject = target.subject;
+    let stream = match connection.route(&subject).await? {
+        Route::Core => {
+            return Ok(StoredPrefix::Unknown(
+                "core NATS keeps nothing to look at".into(),
+            ))
+        }
+        Route::JetStream { stream } => stream,
+    };
+    let failed = |e: &dyn std::fmt::Display| {
+        TransportError::Publish(format!(
+            "reading stream {stream}'s last message on `{subject}`: {e}"
+        ))
+    };
+    let stream_handle = connection
+        .jetstream()
+        .get_stream(&stream)
+        .await
+        .map_err(|e| failed(&e))?;
+    let last = match stream_handle
+        .get_last_raw_message_by_subject(&subject)
+        .await
+    {
+        Ok(message) => message,
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+            return Ok(StoredPrefix::Rows(0))
+        }
+        Err(e) => return Err(failed(&e)),
+    };
+    let ours = |message: &async_nats::jetstream::message::StreamMessage| -> Option<u64> {
+        let id = MessageId::parse(message.headers.get(MESSAGE_ID_HEADER)?.as_str())?;
+        (id.sink_id == sink_id && id.checkpoint == checkpoint).then_some(id.position)
+    };
+    let Some(position) = ours(&last) else {
+        // The subject's last message is an earlier batch's (nothing of this one was stored)
+        // or another writer's: either way, replaying the batch under its ids is what is left.
+        return Ok(StoredPrefix::Unknown(format!(
+            "the last message on `{subject}` is not from checkpoint {checkpoint}"
+        )));
+    };
+    // A message resent after a failure can be stored after later ones, so the last one alone
+    // does not prove the ones before it are there: read them back, one sequence at a time.
+    if position >= MAX_VERIFIED_ROWS || position >= last.sequence {
+        return Ok(StoredPrefix::Unknown(format!(
+            "position {position} is past what a restart reads back"
+        )));
+    }
+    for back in 1..=position {
+        let sequence = last.sequence - back;
+        let message = match stream_handle.get_raw_message(sequence).await {
+            Ok(message) => message,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                return Ok(StoredPrefix::Unknown(format!(
+                    "sequence {sequence} is gone from stream {stream}"
+                )))
+            }
+            Err(e) => return Err(failed(&e)),
+        };
+        if message.subject.as_str() != subject || ours(&message) != Some(position - back) {
+            return Ok(StoredPrefix::Unknown(format!(
+                "the batch's messages are not one after another in stream {stream}"
+            )));
+        }
+    }
+    Ok(StoredPrefix::Rows(position + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_split_at_the_last_two_colons() {
+        assert_eq!(
+            MessageId::parse("ns-0123:42:7"),
+            Some(MessageId {
+                sink_id: "ns-0123",
+                checkpoint: 42,
+                position: 7
+            })
+        );
+        assert_eq!(
+            MessageId::parse("orders.eu-1:18446744073709551615:0").map(|m| m.checkpoint),
+            Some(u64::MAX)
+        );
+        assert_eq!(MessageId::parse("no-numbers"), None);
+        assert_eq!(MessageId::parse("x:1:-1"), None);
+    }
+}

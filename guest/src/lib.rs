@@ -157,7 +157,7 @@ pub fn connect_config(config: &SinkConfig) -> bindings::ConnectConfig {
 mod component {
     use std::cell::RefCell;
 
-    use crate::bindings::exports::nats::sink::encoder::{Guest, GuestNatsSink, NatsSink};
+    use crate::bindings::exports::nats::sink::encoder::{Guest, GuestSink, Sink};
     use crate::bindings::nats::sink::transport::Connection;
     use crate::bindings::{
         Batch, Column, OptionInfo, OptionProblem, Rows, SinkError, Target, TransportError,
@@ -179,10 +179,10 @@ mod component {
     struct Component;
 
     /// The exported resource; WIT methods take `&self`, hence the cell.
-    struct GuestSink(RefCell<Publisher<Connection>>);
+    struct ExportedSink(RefCell<Publisher<Connection>>);
 
     impl Guest for Component {
-        type NatsSink = GuestSink;
+        type Sink = ExportedSink;
 
         fn describe() -> Vec<OptionInfo> {
             crate::describe()
@@ -197,15 +197,15 @@ mod component {
         }
     }
 
-    impl GuestNatsSink for GuestSink {
+    impl GuestSink for ExportedSink {
         fn open(
             options: Vec<(String, String)>,
             schema: Vec<Column>,
-        ) -> Result<NatsSink, SinkError> {
+        ) -> Result<Sink, SinkError> {
             let (config, schema) = prepare(&options, &schema)?;
             let connection = Connection::open(&crate::connect_config(&config))
                 .map_err(crate::sink::SinkError::from)?;
-            Ok(NatsSink::new(GuestSink(RefCell::new(Publisher::new(
+            Ok(Sink::new(ExportedSink(RefCell::new(Publisher::new(
                 config, schema, connection,
             )))))
         }

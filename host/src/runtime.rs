@@ -298,7 +298,7 @@ impl SinkRuntime {
         let (mut store, bindings) = self.instantiate().await?;
         store.data_mut().set_reach(self.reach(options));
         let opened = encoder_of(&bindings)
-            .nats_sink()
+            .sink()
             .call_open(&mut store, options, schema)
             .await
             .map_err(|e| trapped(&store, "open", "", e))?;
@@ -336,7 +336,7 @@ impl Sink {
     pub async fn begin_checkpoint(&mut self, id: u64) -> Result<(), HostError> {
         let handle = self.start_call()?;
         let result = encoder_of(&self.bindings)
-            .nats_sink()
+            .sink()
             .call_begin_checkpoint(&mut self.store, handle, id)
             .await
             .map(Ok);
@@ -348,7 +348,7 @@ impl Sink {
     pub async fn sink_id(&mut self) -> Result<Option<String>, HostError> {
         let handle = self.start_call()?;
         let result = encoder_of(&self.bindings)
-            .nats_sink()
+            .sink()
             .call_sink_id(&mut self.store, handle)
             .await
             .map(Ok);
@@ -360,7 +360,7 @@ impl Sink {
     pub async fn write(&mut self, rows: &Rows) -> Result<(), HostError> {
         let handle = self.start_call()?;
         let result = encoder_of(&self.bindings)
-            .nats_sink()
+            .sink()
             .call_write(&mut self.store, handle, rows)
             .await;
         let outcome = self.settle("write", result);
@@ -373,7 +373,7 @@ impl Sink {
         let started = Instant::now();
         let handle = self.start_call()?;
         let result = encoder_of(&self.bindings)
-            .nats_sink()
+            .sink()
             .call_flush(&mut self.store, handle)
             .await;
         let outcome = self.settle("flush", result);

@@ -41,7 +41,7 @@ try {
 }
 useConnection(nc, jetstream);
 
-const opened = api.NatsSink.open(options, columns);
+const opened = api.Sink.open(options, columns);
 opened.beginCheckpoint(1n);
 opened.write({
   values: rows.values.map(value),

@@ -243,7 +243,7 @@ impl MemoryInstance {
         self.store.data_mut().set_reach(self.runtime.reach(options));
         self.bindings
             .nats_sink_encoder()
-            .nats_sink()
+            .sink()
             .call_open(&mut self.store, options, schema)
             .await
     }
@@ -251,7 +251,7 @@ impl MemoryInstance {
     pub async fn begin_checkpoint(&mut self, sink: ResourceAny, id: u64) -> wasmtime::Result<()> {
         self.bindings
             .nats_sink_encoder()
-            .nats_sink()
+            .sink()
             .call_begin_checkpoint(&mut self.store, sink, id)
             .await
     }
@@ -263,7 +263,7 @@ impl MemoryInstance {
     ) -> wasmtime::Result<Result<(), SinkError>> {
         self.bindings
             .nats_sink_encoder()
-            .nats_sink()
+            .sink()
             .call_write(&mut self.store, sink, rows)
             .await
     }
@@ -271,7 +271,7 @@ impl MemoryInstance {
     pub async fn flush(&mut self, sink: ResourceAny) -> wasmtime::Result<Result<(), SinkError>> {
         self.bindings
             .nats_sink_encoder()
-            .nats_sink()
+            .sink()
             .call_flush(&mut self.store, sink)
             .await
     }

@@ -491,13 +491,18 @@ async fn sink_shutdown_confirms_what_was_written_or_says_it_could_not() {
     options.extend(nats_sink_tests::options(&[("ack_timeout_ms", "500")]));
     let mut sink = runtime.open(&options, &schema).await.unwrap();
     sink.begin_checkpoint(2).await.unwrap();
+    // A first write and flush find the subject's route; then the server is frozen before the
+    // next write, so no ack can come back before the deadline.
     sink.write(&rows(100)).await.unwrap();
-    server.kill();
+    sink.flush().await.unwrap();
+    server.pause();
+    sink.write(&rows(200)).await.unwrap();
     let started = Instant::now();
     let report = sink.shutdown(Duration::from_secs(2)).await.unwrap();
     let took = started.elapsed();
     assert!(!report.is_confirmed(), "{report:?}");
     assert!(took < Duration::from_secs(4), "took {took:?}");
+    server.resume();
 }
 
 /// A second signal while the rows read are being delivered stops at once, naming the lines

@@ -48,7 +48,7 @@ def validate(options: Options) -> list[OptionProblem]:
 
 def _schema_error(pairs: list[tuple[str, str]], schema: Columns) -> errors.SinkError:
     """The guest's own words for a schema the host could not parse (it opens without connecting)."""
-    result = Instance().call("[static]nats-sink.open", pairs, _columns(schema))
+    result = Instance().call("[static]sink.open", pairs, _columns(schema))
     if isinstance(result, Variant) and result.tag in ("invalid-schema", "invalid-options"):
         return errors.from_wit(result)
     return errors.InvalidSchema("the schema could not be read")
@@ -74,7 +74,7 @@ async def open(options: Options, schema: Columns) -> "Sink":  # noqa: A001 - the
     await transport.connect(target.connect)
     try:
         instance = Instance(transport)
-        handle = instance.call("[static]nats-sink.open", pairs, _columns(schema))
+        handle = instance.call("[static]sink.open", pairs, _columns(schema))
         if isinstance(handle, Variant):
             raise errors.from_wit(handle)
     except BaseException:
@@ -104,7 +104,7 @@ class Sink:
     def begin_checkpoint(self, checkpoint: int) -> None:
         """Start checkpoint `checkpoint`; rows from here carry `<sink_id>:<checkpoint>:<position>`."""
         self._check()
-        self._instance.call("[method]nats-sink.begin-checkpoint", self._handle, checkpoint)
+        self._instance.call("[method]sink.begin-checkpoint", self._handle, checkpoint)
 
     async def write(self, rows: Iterable[Any]) -> None:
         """Encode and publish rows (dicts by column name, or tuples in schema order).
@@ -121,7 +121,7 @@ class Sink:
                 refused = errors.InvalidRow(i, e.column, e.message)
                 break
         if len(batch):
-            result = self._instance.call("[method]nats-sink.write", self._handle, batch.record())
+            result = self._instance.call("[method]sink.write", self._handle, batch.record())
             try:
                 await self._transport.send()  # what the guest published before any refusal
             except errors.SinkError as e:
@@ -135,7 +135,7 @@ class Sink:
     async def flush(self) -> None:
         """Return once everything written since the last flush is confirmed."""
         self._check()
-        result = self._instance.call("[method]nats-sink.flush", self._handle)
+        result = self._instance.call("[method]sink.flush", self._handle)
         if isinstance(result, Variant):
             raise self._fail(errors.from_wit(result))
         try:

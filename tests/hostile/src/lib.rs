@@ -22,7 +22,7 @@ mod component {
     });
 
     use exports::nats::sink::encoder::{
-        Column, Guest, GuestNatsSink, NatsSink, OptionInfo, OptionProblem, Rows, SinkError, Target,
+        Column, Guest, GuestSink, Sink, OptionInfo, OptionProblem, Rows, SinkError, Target,
     };
     use nats::sink::transport::{
         Auth, Batch, ConnectConfig, Connection, Delivery, Header, Message, Span,
@@ -111,7 +111,7 @@ mod component {
     }
 
     impl Guest for Hostile {
-        type NatsSink = HostileSink;
+        type Sink = HostileSink;
 
         fn describe() -> Vec<OptionInfo> {
             Vec::new()
@@ -133,8 +133,8 @@ mod component {
         }
     }
 
-    impl GuestNatsSink for HostileSink {
-        fn open(options: Vec<(String, String)>, _: Vec<Column>) -> Result<NatsSink, SinkError> {
+    impl GuestSink for HostileSink {
+        fn open(options: Vec<(String, String)>, _: Vec<Column>) -> Result<Sink, SinkError> {
             let behaviour = option(&options, "behaviour").unwrap_or_default();
             let connection = match option(&options, "server_url") {
                 Some(server) => {
@@ -155,7 +155,7 @@ mod component {
                 }
                 None => None,
             };
-            Ok(NatsSink::new(HostileSink {
+            Ok(Sink::new(HostileSink {
                 behaviour: behaviour.to_string(),
                 connection,
                 kept: RefCell::new(Vec::new()),

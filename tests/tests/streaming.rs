@@ -462,7 +462,7 @@ async fn a_state_whose_input_changed_is_refused() {
 /// the server gone it reports the rows as not confirmed, within its deadline.
 #[tokio::test(flavor = "multi_thread")]
 async fn sink_shutdown_confirms_what_was_written_or_says_it_could_not() {
-    let mut server = NatsServer::start_jetstream();
+    let server = NatsServer::start_jetstream();
     server
         .create_stream(NatsServer::stream_config("DOWN", &["down"]))
         .await;

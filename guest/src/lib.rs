@@ -198,10 +198,7 @@ mod component {
     }
 
     impl GuestSink for ExportedSink {
-        fn open(
-            options: Vec<(String, String)>,
-            schema: Vec<Column>,
-        ) -> Result<Sink, SinkError> {
+        fn open(options: Vec<(String, String)>, schema: Vec<Column>) -> Result<Sink, SinkError> {
             let (config, schema) = prepare(&options, &schema)?;
             let connection = Connection::open(&crate::connect_config(&config))
                 .map_err(crate::sink::SinkError::from)?;

@@ -22,7 +22,7 @@ mod component {
     });
 
     use exports::nats::sink::encoder::{
-        Column, Guest, GuestSink, Sink, OptionInfo, OptionProblem, Rows, SinkError, Target,
+        Column, Guest, GuestSink, OptionInfo, OptionProblem, Rows, Sink, SinkError, Target,
     };
     use nats::sink::transport::{
         Auth, Batch, ConnectConfig, Connection, Delivery, Header, Message, Span,

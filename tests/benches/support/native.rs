@@ -1,0 +1,169 @@
+//! The guest compiled natively over the host's transport: the "native" mode and the encoding baseline.
+
+use super::*;
+
+/// A transport for the native sink that keeps or drops what it is given.
+#[derive(Default)]
+pub(crate) struct Discard {
+    pub(crate) keep: bool,
+    pub(crate) kept: Vec<Vec<u8>>,
+    pub(crate) messages: u64,
+}
+
+impl nats_sink_guest::sink::Transport for Discard {
+    fn publish(&mut self, batch: guest::Batch) -> Result<(), guest::TransportError> {
+        self.messages += batch.messages.len() as u64;
+        if self.keep {
+            let messages = nats_sink_guest::batch::unpack(&batch).expect("a well-formed batch");
+            self.kept.extend(messages.into_iter().map(|m| m.payload));
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), guest::TransportError> {
+        Ok(())
+    }
+    /// No server: nats-server's default, which the benchmark's rows are far below.
+    fn max_payload(&mut self) -> u64 {
+        1 << 20
+    }
+}
+
+pub(crate) fn options(url: &str, subject: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    [
+        ("server_url", url),
+        ("subject", subject),
+        ("connect_mode", "plain"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub(crate) fn native_sink<T: nats_sink_guest::sink::Transport>(
+    columns: &[Column],
+    extra: &[(&str, &str)],
+    transport: T,
+) -> nats_sink_guest::sink::Publisher<T> {
+    let guest_columns: Vec<guest::Column> = columns
+        .iter()
+        .map(|c| guest::Column {
+            name: c.name.clone(),
+            data_type: c.data_type.clone(),
+        })
+        .collect();
+    let (config, schema) =
+        nats_sink_guest::sink::prepare(&options("127.0.0.1:4222", "bench", extra), &guest_columns)
+            .expect("valid bench options");
+    nats_sink_guest::sink::Publisher::new(config, schema, transport)
+}
+
+/// The host's transport, driven synchronously as the native sink's `Transport`.
+pub(crate) struct Blocking<'a> {
+    pub(crate) runtime: &'a tokio::runtime::Runtime,
+    pub(crate) connection: NatsConnection,
+}
+
+/// The same batch in the host's generated types (both come from the one WIT record).
+pub(crate) fn to_host_batch(b: guest::Batch) -> nats_sink::bindings::transport::Batch {
+    use nats_sink::bindings::transport as h;
+    let span = |s: guest::Span| h::Span {
+        start: s.start,
+        len: s.len,
+    };
+    h::Batch {
+        data: b.data,
+        header_names: b.header_names,
+        headers: b
+            .headers
+            .into_iter()
+            .map(|x| h::Header {
+                name: x.name,
+                value: span(x.value),
+            })
+            .collect(),
+        messages: b
+            .messages
+            .into_iter()
+            .map(|m| h::Message {
+                subject: span(m.subject),
+                payload: span(m.payload),
+                headers: span(m.headers),
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn to_guest_error(
+    e: nats_sink::bindings::transport::TransportError,
+) -> guest::TransportError {
+    use nats_sink::bindings::transport::TransportError as H;
+    match e {
+        H::Connection(m) => guest::TransportError::Connection(m),
+        H::Publish(m) => guest::TransportError::Publish(m),
+        H::Timeout(m) => guest::TransportError::Timeout(m),
+    }
+}
+
+impl nats_sink_guest::sink::Transport for Blocking<'_> {
+    fn publish(&mut self, batch: guest::Batch) -> Result<(), guest::TransportError> {
+        self.runtime
+            .block_on(self.connection.publish(to_host_batch(batch)))
+            .map_err(to_guest_error)
+    }
+    fn flush(&mut self) -> Result<(), guest::TransportError> {
+        self.runtime
+            .block_on(self.connection.flush())
+            .map_err(to_guest_error)
+    }
+    fn max_payload(&mut self) -> u64 {
+        self.connection.max_payload()
+    }
+}
+
+pub(crate) fn to_host_connect(
+    c: guest::ConnectConfig,
+) -> nats_sink::bindings::transport::ConnectConfig {
+    use nats_sink::bindings::transport as h;
+    h::ConnectConfig {
+        servers: c.servers,
+        auth: match c.auth {
+            guest::Auth::None => h::Auth::None,
+            guest::Auth::UserPassword(up) => h::Auth::UserPassword(h::UserPassword {
+                username: up.username,
+                password: up.password,
+            }),
+            guest::Auth::Credential(cr) => h::Auth::Credential(h::Credential {
+                jwt: cr.jwt,
+                nkey_seed: cr.nkey_seed,
+            }),
+            guest::Auth::Token(token) => h::Auth::Token(token),
+            guest::Auth::CredentialsFile(path) => h::Auth::CredentialsFile(path),
+            guest::Auth::Nkey(seed) => h::Auth::Nkey(seed),
+        },
+        tls: c.tls.map(|tls| h::Tls {
+            ca_file: tls.ca_file,
+            cert_file: tls.cert_file,
+            key_file: tls.key_file,
+        }),
+        connect_timeout_ms: c.connect_timeout_ms,
+        flush_timeout_ms: c.flush_timeout_ms,
+        delivery: h::Delivery {
+            ack_timeout_ms: c.delivery.ack_timeout_ms,
+            max_in_flight: c.delivery.max_in_flight,
+            max_attempts: c.delivery.max_attempts,
+            max_elapsed_ms: c.delivery.max_elapsed_ms,
+            initial_backoff_ms: c.delivery.initial_backoff_ms,
+            max_backoff_ms: c.delivery.max_backoff_ms,
+        },
+        create_stream: c.create_stream.map(|r| h::StreamRequest {
+            name: r.name,
+            subject: r.subject,
+            max_bytes: r.max_bytes,
+            max_messages: r.max_messages,
+            max_messages_per_subject: r.max_messages_per_subject,
+            max_consumers: r.max_consumers,
+            max_message_size: r.max_message_size,
+        }),
+    }
+}

@@ -870,12 +870,8 @@ mod tests {
 
     #[test]
     fn numeric_text_is_checked() {
-        for bad in ["", "-", "1.", ".5", "1e5", "nan", "+1", "1.2.3"] {
-            assert!(check_numeric(bad).is_err(), "{bad:?}");
-        }
-        for good in ["0", "-0.0", "7922816251426433759354395033.5"] {
-            assert!(check_numeric(good).is_ok(), "{good:?}");
-        }
+        // The text's grammar is checked in rules/src/numeric.rs; here, that encoding applies it.
+        assert!(encode_in(&[("v", "numeric")], |r| vec![r.decimal("1e5")]).is_err());
         // Past RisingWave's numeric (96-bit mantissa): refused, not rounded.
         let err = encode_in(&[("v", "numeric")], |r| {
             vec![r.decimal("123456789012345678901234567890.5")]

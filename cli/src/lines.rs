@@ -60,7 +60,8 @@ impl<R: AsyncBufRead + Unpin> BoundedLines<R> {
     /// The next line, `None` at the end of the input.
     pub async fn next_line(&mut self) -> Result<Option<String>, LineError> {
         self.buffer.clear();
-        let line = self.line + 1;
+        // Cannot wrap: a resumed count is checked against the input's size (state.rs).
+        let line = self.line.saturating_add(1);
         let mut ended = false;
         loop {
             let available = self

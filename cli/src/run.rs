@@ -216,7 +216,15 @@ pub(crate) async fn run(
                     break 'read false;
                 }
                 // Closed after a signal, and drained.
-                None => break 'read false,
+                None if stopping.is_some() => break 'read false,
+                // Closed with neither an end nor a failure: the reader task died. What it
+                // read is delivered; the run must not pass for complete.
+                None => {
+                    stop = Some(Failure::Delivery(anyhow!(
+                        "the input reader stopped unexpectedly after line {last_read}"
+                    )));
+                    break 'read false;
+                }
             },
             () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
         }
@@ -295,7 +303,9 @@ pub(crate) async fn run(
             } else {
                 let who = match e.downcast_ref::<HostError>() {
                     Some(HostError::Runtime(_)) => "the sandbox stopped the sink",
-                    _ => "the server refused the rest",
+                    Some(HostError::Sink(_)) => "the server refused the rest",
+                    // Not the sink's: the --state file, or the reader (the message says which).
+                    _ => "this machine failed the run, not the server",
                 };
                 format!("{reached}; {who}, so a rerun fails the same way until the cause is fixed")
             };

@@ -94,6 +94,34 @@ pub fn line_digest(text: &str) -> String {
 pub struct StateFile {
     path: PathBuf,
     pub state: RunState,
+    /// Held for the run: a second run on the same state file is refused, not interleaved.
+    _lock: std::fs::File,
+}
+
+/// Lock `<dir>/.<name>.lock` beside the state file (the state itself is replaced by renames,
+/// so it cannot hold a lock), or say which run holds it.
+fn lock(path: &Path) -> anyhow::Result<std::fs::File> {
+    let name = path.file_name().ok_or_else(|| anyhow!("not a file name"))?;
+    let mut lock_name = std::ffi::OsString::from(".");
+    lock_name.push(name);
+    lock_name.push(".lock");
+    let lock_path = path.with_file_name(lock_name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("creating its lock file {}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another nats-sink run is using it (it holds {}); one run per state file",
+            lock_path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", lock_path.display()))
+        }
+    }
 }
 
 impl StateFile {
@@ -102,11 +130,13 @@ impl StateFile {
     /// another input or sink, or an input that changed under it, is refused (bad input).
     pub fn open(path: &Path, fresh: RunState) -> anyhow::Result<StateFile> {
         let context = || format!("--state {}", path.display());
+        let held = lock(path).with_context(context)?;
         let text = match std::fs::File::open(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(StateFile {
                     path: path.to_path_buf(),
                     state: fresh,
+                    _lock: held,
                 })
             }
             Err(e) => return Err(e).with_context(context),
@@ -170,6 +200,7 @@ impl StateFile {
         Ok(StateFile {
             path: path.to_path_buf(),
             state,
+            _lock: held,
         })
     }
 
@@ -202,6 +233,11 @@ impl StateFile {
 fn verify_input(input: &Path, confirmed: &ConfirmedPoint) -> Result<(), String> {
     if confirmed.line == 0 {
         return Ok(());
+    }
+    // Every line takes a byte at least (its line break), so more lines than bytes is a state
+    // file written by hand, or damaged.
+    if confirmed.line > confirmed.offset || confirmed.line_start > confirmed.offset {
+        return Err("the state's line numbers and offsets are inconsistent".into());
     }
     let mut file = std::fs::File::open(input).map_err(|e| format!("opening it: {e}"))?;
     let size = file.metadata().map_err(|e| e.to_string())?.len();

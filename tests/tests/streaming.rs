@@ -550,3 +550,56 @@ async fn a_second_signal_stops_at_once_and_names_the_unconfirmed_lines() {
     assert!(stderr.contains("confirmed through line 0"), "{stderr}");
     assert!(stopped < Duration::from_secs(2), "took {stopped:?}");
 }
+
+/// One run per state file: a second run while the first holds it is refused (exit 2), not
+/// interleaved; and a state whose numbers cannot be true (more lines than bytes, as a hand
+/// edit gives) is refused before anything is read or sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_file_serves_one_run_and_must_make_sense() {
+    let server = NatsServer::start_jetstream();
+    server
+        .create_stream(NatsServer::stream_config("ROWS", &["rows"]))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (schema, input) = numbered_dataset(dir.path(), 100);
+    let state = dir.path().join("run.state");
+    let state_arg = state.display().to_string();
+    let args = run_args(
+        &schema,
+        &input.display().to_string(),
+        &plain_options(&server, "rows"),
+        &["--state", &state_arg],
+    );
+
+    // Another run holds the state's lock: this one is refused and sends nothing.
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.path().join(".run.state.lock"))
+        .unwrap();
+    held.try_lock().unwrap();
+    let out = finish(spawn_file_run(&args)).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("another nats-sink run is using it"),
+        "{stderr}"
+    );
+    assert_eq!(stream_count(&server.url(), "ROWS").await, Some(0));
+    drop(held);
+    let out = finish(spawn_file_run(&args)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(stream_count(&server.url(), "ROWS").await, Some(100));
+
+    // A confirmed line past what the bytes can hold, near u64::MAX.
+    let mut recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    recorded["confirmed"]["line"] = serde_json::json!(u64::MAX - 5);
+    std::fs::write(&state, serde_json::to_vec(&recorded).unwrap()).unwrap();
+    let out = finish(spawn_file_run(&args)).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("inconsistent"), "{stderr}");
+    assert_eq!(stream_count(&server.url(), "ROWS").await, Some(100));
+}

@@ -212,9 +212,16 @@ fn convert(ty: &DataType, raw: &str, path: &str) -> Result<Datum, ConvertError> 
         } else {
             raw.to_string()
         };
+        // A JSON string that serde cannot read is one with an escaped lone surrogate.
+        let kind = match json_kind(raw) {
+            "a string" if string(raw).is_none() => {
+                "a string with a lone UTF-16 surrogate (no UTF-8 text holds it)"
+            }
+            kind => kind,
+        };
         (
             path.to_string(),
-            format!("expected {expected}, got {} {shown}", json_kind(raw)),
+            format!("expected {expected}, got {kind} {shown}"),
         )
     };
     let refuse = |message: String| -> ConvertError { (path.to_string(), message) };
@@ -543,6 +550,17 @@ mod tests {
         assert_eq!(
             parse_line(&s, 1, r#"{"a":1}"#).unwrap(),
             vec![Datum::Integer(1), Datum::Null]
+        );
+    }
+
+    #[test]
+    fn a_lone_surrogate_is_named_as_such() {
+        let s = schema(&[("v", "varchar")]);
+        assert_eq!(
+            parse_line(&s, 1, r#"{"v":"\ud800"}"#)
+                .unwrap_err()
+                .to_string(),
+            r#"line 1, column `v`: expected a string, got a string with a lone UTF-16 surrogate (no UTF-8 text holds it) "\ud800""#
         );
     }
 

@@ -12,9 +12,15 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// A server with monitoring, and a user who may publish anywhere but `shared.denied`.
 fn server() -> (NatsServer, u16) {
+    server_with("")
+}
+
+/// `server`, with `extra` config (JetStream).
+fn server_with(extra: &str) -> (NatsServer, u16) {
     let monitor = free_port();
     let server = NatsServer::with_config(&format!(
-        "http: \"127.0.0.1:{monitor}\"\n\
+        "{extra}\n\
+         http: \"127.0.0.1:{monitor}\"\n\
          authorization {{ users = [\n\
            {{ user: admin, password: admin-pw }}\n\
            {{ user: sinker, password: sinker-pw, permissions: {{ publish: {{ deny: [\"shared.denied\"] }} }} }}\n\
@@ -109,7 +115,12 @@ async fn sinks_of_one_config_share_a_connection_and_each_delivers_in_order() {
         let subject = format!("shared.s{}", i % 4);
         // A clone of the runtime shares its connections too.
         let runtime = runtime.clone();
-        sinks.push(runtime.open(&sinker(&server, &subject, &[]), &schema()).await.unwrap());
+        sinks.push(
+            runtime
+                .open(&sinker(&server, &subject, &[]), &schema())
+                .await
+                .unwrap(),
+        );
     }
     assert_eq!(
         settle_connections(monitor, baseline + 1).await,
@@ -144,7 +155,11 @@ async fn sinks_of_one_config_share_a_connection_and_each_delivers_in_order() {
     }
     for (i, sink) in sinks.iter().enumerate() {
         let counted = sink.metrics().snapshot();
-        assert_eq!(counted.rows, (ROUNDS * PER_ROUND) as u64, "sink {i}: its own rows");
+        assert_eq!(
+            counted.rows,
+            (ROUNDS * PER_ROUND) as u64,
+            "sink {i}: its own rows"
+        );
         assert_eq!(counted.flushes, ROUNDS as u64, "sink {i}: its own flushes");
     }
 
@@ -153,7 +168,10 @@ async fn sinks_of_one_config_share_a_connection_and_each_delivers_in_order() {
     for sink in sinks {
         sink.close().await.unwrap();
     }
-    assert_eq!(settle_connections(monitor, baseline + 1).await, baseline + 1);
+    assert_eq!(
+        settle_connections(monitor, baseline + 1).await,
+        baseline + 1
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         connections(monitor),
@@ -173,7 +191,10 @@ async fn sinks_of_one_config_share_a_connection_and_each_delivers_in_order() {
         .await
         .unwrap();
     write_and_flush(&mut again, 0, 0, 5).await.unwrap();
-    assert_eq!(settle_connections(monitor, baseline + 1).await, baseline + 1);
+    assert_eq!(
+        settle_connections(monitor, baseline + 1).await,
+        baseline + 1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -188,7 +209,10 @@ async fn two_configs_use_two_connections() {
         let opts = sinker(&server, "shared.two", &[("ack_timeout_ms", timeout)]);
         sinks.push(runtime.open(&opts, &schema()).await.unwrap());
     }
-    assert_eq!(settle_connections(monitor, baseline + 2).await, baseline + 2);
+    assert_eq!(
+        settle_connections(monitor, baseline + 2).await,
+        baseline + 2
+    );
     for (i, sink) in sinks.iter_mut().enumerate() {
         write_and_flush(sink, i as i32, 0, 10).await.unwrap();
     }
@@ -201,29 +225,55 @@ async fn two_configs_use_two_connections() {
         ("password", "admin-pw"),
     ]);
     let admin_sink = runtime.open(&admin_opts, &schema()).await.unwrap();
-    assert_eq!(settle_connections(monitor, baseline + 3).await, baseline + 3);
+    assert_eq!(
+        settle_connections(monitor, baseline + 3).await,
+        baseline + 3
+    );
     drop(admin_sink);
-    assert_eq!(settle_connections(monitor, baseline + 2).await, baseline + 2);
+    assert_eq!(
+        settle_connections(monitor, baseline + 2).await,
+        baseline + 2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_sink_fails_alone_and_its_neighbour_keeps_delivering() {
     let (server, monitor) = server();
+    refused_alone(server, monitor).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_jetstream_a_refused_sink_fails_alone_and_its_neighbour_keeps_delivering() {
+    let (server, monitor) = server_with("jetstream { store_dir: \"{dir}/js\" }");
+    async_nats::jetstream::new(admin(&server).await)
+        .create_stream(NatsServer::stream_config("SHARED", &["shared.>"]))
+        .await
+        .unwrap();
+    refused_alone(server, monitor).await;
+}
+
+/// Two sinks on one connection, one denied its subject: it fails, the other delivers.
+async fn refused_alone(server: NatsServer, monitor: u16) {
     let watcher = admin(&server).await;
     let mut allowed = watcher.subscribe("shared.ok").await.unwrap();
     watcher.flush().await.unwrap();
     let baseline = connections(monitor);
 
     let runtime = SinkRuntime::load(component_path()).unwrap();
+    // A short ack timeout: on JetStream a refusal shows as an ack that never comes.
+    let extra = [("ack_timeout_ms", "1000")];
     let mut refused = runtime
-        .open(&sinker(&server, "shared.denied", &[]), &schema())
+        .open(&sinker(&server, "shared.denied", &extra), &schema())
         .await
         .unwrap();
     let mut neighbour = runtime
-        .open(&sinker(&server, "shared.ok", &[]), &schema())
+        .open(&sinker(&server, "shared.ok", &extra), &schema())
         .await
         .unwrap();
-    assert_eq!(settle_connections(monitor, baseline + 1).await, baseline + 1);
+    assert_eq!(
+        settle_connections(monitor, baseline + 1).await,
+        baseline + 1
+    );
 
     // Both write before either flushes, so the refusals arrive while the neighbour's rows
     // are unconfirmed on the same connection.
@@ -243,13 +293,20 @@ async fn a_refused_sink_fails_alone_and_its_neighbour_keeps_delivering() {
     // The refused sink keeps failing; the neighbour keeps delivering on the same connection.
     for round in 1..4 {
         let again = write_and_flush(&mut refused, 0, round * 20, 20).await;
-        assert!(again.is_err(), "round {round}: the refused sink fails again");
+        assert!(
+            again.is_err(),
+            "round {round}: the refused sink fails again"
+        );
         write_and_flush(&mut neighbour, 1, round * 20, 20)
             .await
             .unwrap_or_else(|e| panic!("round {round}: the neighbour failed: {e}"));
     }
     let received = collect(&mut allowed, 80, WAIT).await;
     let expected: Vec<i64> = (0..80).collect();
-    assert_eq!(by_sink(&received, 2)[1], expected, "every neighbour row, in order");
+    assert_eq!(
+        by_sink(&received, 2)[1],
+        expected,
+        "every neighbour row, in order"
+    );
     assert_eq!(connections(monitor), baseline + 1, "still one connection");
 }

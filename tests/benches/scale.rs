@@ -416,6 +416,14 @@ fn main() {
         many.messages_in.map_or("unknown".into(), |m| m.to_string()),
         many.close_seconds
     );
+    // A shortfall with slow consumers counted is the server dropping what it could not hand
+    // the one subscriber fast enough (core NATS), not the sinks losing rows.
+    println!(
+        "server: {} messages in, {} slow-consumer drops",
+        monitor_number(monitor, "/varz", "in_msgs").map_or("unknown".into(), |m| m.to_string()),
+        monitor_number(monitor, "/varz", "slow_consumers")
+            .map_or("unknown".into(), |m| m.to_string())
+    );
 
     // 8 sinks against 1, the same rows in total, paired rounds.
     let all_rows = rows(0, total_rows);

@@ -26,6 +26,11 @@ fn server_with(extra: &str) -> (NatsServer, u16) {
            {{ user: sinker, password: sinker-pw, permissions: {{ publish: {{ deny: [\"shared.denied\"] }} }} }}\n\
          ] }}"
     ));
+    // The start-up readiness probe's connection can linger a moment: counts start from none.
+    let deadline = std::time::Instant::now() + WAIT;
+    while connections(monitor) != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     (server, monitor)
 }
 

@@ -301,6 +301,11 @@ mod tests {
             line_digest: line_digest("{\"a\":2}"),
         };
         file.write(state.clone()).unwrap();
+        // One run per state file: a second open while this one holds it is refused.
+        let err = StateFile::open(&path, fresh(&input)).err().unwrap();
+        assert!(err.to_string().contains("--state"), "{err:#}");
+        assert!(format!("{err:#}").contains("another nats-sink run"), "{err:#}");
+        drop(file);
         assert_eq!(StateFile::open(&path, fresh(&input)).unwrap().state, state);
 
         // Another sink id, another input, a changed line, a shorter file: refused.

@@ -304,7 +304,10 @@ mod tests {
         // One run per state file: a second open while this one holds it is refused.
         let err = StateFile::open(&path, fresh(&input)).err().unwrap();
         assert!(err.to_string().contains("--state"), "{err:#}");
-        assert!(format!("{err:#}").contains("another nats-sink run"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("another nats-sink run"),
+            "{err:#}"
+        );
         drop(file);
         assert_eq!(StateFile::open(&path, fresh(&input)).unwrap().state, state);
 

@@ -390,24 +390,59 @@ async fn core_nats_server_restarted_replays_the_batch_in_doubt() {
     );
 }
 
+/// A JetStream stream `ROWS`, `rows` numbered rows in a file, and the arguments of a run of
+/// them with `--state`.
+struct StateRun {
+    server: NatsServer,
+    dir: tempfile::TempDir,
+    schema: std::path::PathBuf,
+    input: std::path::PathBuf,
+    state: std::path::PathBuf,
+    state_arg: String,
+    args: Vec<String>,
+}
+
+impl StateRun {
+    async fn new(rows: u64) -> StateRun {
+        let server = NatsServer::start_jetstream();
+        server
+            .create_stream(NatsServer::stream_config("ROWS", &["rows"]))
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let (schema, input) = numbered_dataset(dir.path(), rows);
+        let state = dir.path().join("run.state");
+        let state_arg = state.display().to_string();
+        let args = run_args(
+            &schema,
+            &input.display().to_string(),
+            &plain_options(&server, "rows"),
+            &["--state", &state_arg],
+        );
+        StateRun {
+            server,
+            dir,
+            schema,
+            input,
+            state,
+            state_arg,
+            args,
+        }
+    }
+}
+
 /// A state whose input changed under it (shrunk, or other bytes at the confirmed line) is
 /// refused with exit 2, naming the state file and why; so is `--state` with standard input.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_state_whose_input_changed_is_refused() {
-    let server = NatsServer::start_jetstream();
-    server
-        .create_stream(NatsServer::stream_config("ROWS", &["rows"]))
-        .await;
-    let dir = tempfile::tempdir().unwrap();
-    let (schema, input) = numbered_dataset(dir.path(), 100);
-    let state = dir.path().join("run.state");
-    let state_arg = state.display().to_string();
-    let args = run_args(
-        &schema,
-        &input.display().to_string(),
-        &plain_options(&server, "rows"),
-        &["--state", &state_arg],
-    );
+    let StateRun {
+        server,
+        dir: _dir,
+        schema,
+        input,
+        state: _,
+        state_arg,
+        args,
+    } = StateRun::new(100).await;
     let out = finish(spawn_file_run(&args)).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
@@ -556,20 +591,15 @@ async fn a_second_signal_stops_at_once_and_names_the_unconfirmed_lines() {
 /// edit gives) is refused before anything is read or sent.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_state_file_serves_one_run_and_must_make_sense() {
-    let server = NatsServer::start_jetstream();
-    server
-        .create_stream(NatsServer::stream_config("ROWS", &["rows"]))
-        .await;
-    let dir = tempfile::tempdir().unwrap();
-    let (schema, input) = numbered_dataset(dir.path(), 100);
-    let state = dir.path().join("run.state");
-    let state_arg = state.display().to_string();
-    let args = run_args(
-        &schema,
-        &input.display().to_string(),
-        &plain_options(&server, "rows"),
-        &["--state", &state_arg],
-    );
+    let StateRun {
+        server,
+        dir,
+        schema: _,
+        input: _,
+        state,
+        state_arg: _,
+        args,
+    } = StateRun::new(100).await;
 
     // Another run holds the state's lock: this one is refused and sends nothing.
     let held = std::fs::OpenOptions::new()

@@ -57,7 +57,7 @@ async def python_seconds(options: dict[str, str], columns: list[tuple[str, str]]
 
 def main() -> None:
     if not CLI.exists():
-        raise SystemExit(f"bench-python: {CLI} is missing; run `cargo build --release -p nats-sink`")
+        raise SystemExit(f"bench-python: {CLI} is missing; run `cargo build --release -p nats-sink-cli`")
     columns = [(c["name"], c["type"]) for c in json.loads(SCHEMA.read_text())["columns"]]
     rows = [json.loads(line) for line in ROWS.read_text().splitlines()]
     rounds = []

@@ -152,3 +152,20 @@ pub fn schema_file(dir: &Path, columns: &[(&str, &str)]) -> PathBuf {
         .expect("write schema");
     path
 }
+
+/// How long a run started by [`spawn_cli_run`] may take before [`finish`] kills it.
+const RUN_LIMIT: Duration = Duration::from_secs(180);
+
+/// Start `nats-sink` with `args` (a run that reads a file: its standard input is empty and
+/// closed).
+pub fn spawn_cli_run(args: &[String]) -> CliRun {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    spawn_cli(&args, "")
+}
+
+/// Wait for `run` to exit, off the async runtime's threads, within three minutes.
+pub async fn finish(run: CliRun) -> Output {
+    tokio::task::spawn_blocking(move || run.wait(RUN_LIMIT))
+        .await
+        .expect("the CLI's waiter")
+}

@@ -49,17 +49,6 @@ async fn check(options: &[(String, String)]) -> std::process::Output {
     cli(args, "", CLI_LIMIT).await
 }
 
-fn spawn(args: &[String]) -> CliRun {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    spawn_cli(&args, "")
-}
-
-async fn finish(run: CliRun) -> std::process::Output {
-    tokio::task::spawn_blocking(move || run.wait(CLI_LIMIT))
-        .await
-        .expect("the CLI's waiter")
-}
-
 /// How the stream's rows came out: how many, how many distinct ids, which ids are missing.
 struct Tally {
     messages: usize,
@@ -155,7 +144,7 @@ async fn three_crashes_of_a_single_server_lose_and_duplicate_nothing() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let (schema, input) = dataset(dir.path(), ROWS as usize);
-    let mut run = spawn(&run_args(&schema, &input, &plain_options(&server, "rows")));
+    let mut run = spawn_cli_run(&run_args(&schema, &input, &plain_options(&server, "rows")));
 
     let url = server.url();
     for threshold in [20_000, 50_000, 80_000] {
@@ -227,7 +216,7 @@ async fn stream_leader_lost_in_a_three_node_cluster() {
     ]);
     let dir = tempfile::tempdir().unwrap();
     let (schema, input) = dataset(dir.path(), ROWS as usize);
-    let mut run = spawn(&run_args(&schema, &input, &options));
+    let mut run = spawn_cli_run(&run_args(&schema, &input, &options));
 
     wait_for_count(&leader_url, "ROWS", 15_000, &mut run).await;
     cluster.node(&leader).kill();
@@ -266,7 +255,7 @@ async fn a_failed_run_replayed_leaves_each_row_once() {
     let args = run_args(&schema, &input, &options);
 
     // The first run loses its server part way and gives up within its retry budget.
-    let mut run = spawn(&args);
+    let mut run = spawn_cli_run(&args);
     let url = server.url();
     wait_for_count(&url, "ROWS", 8_000, &mut run).await;
     server.kill();
@@ -282,7 +271,7 @@ async fn a_failed_run_replayed_leaves_each_row_once() {
     let held = stream_count(&url, "ROWS").await.unwrap();
     assert!(held > 0 && held < ROWS, "{held}");
     let replayed = Instant::now();
-    let out = finish(spawn(&args)).await;
+    let out = finish(spawn_cli_run(&args)).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 
@@ -383,7 +372,12 @@ async fn wrong_password_and_missing_permission_fail_fast_and_say_why() {
 
     // Wrong password: refused while connecting, with the server's reason and no secret.
     let started = Instant::now();
-    let out = finish(spawn(&run_args(&schema, &input, &sinker("not-the-pw")))).await;
+    let out = finish(spawn_cli_run(&run_args(
+        &schema,
+        &input,
+        &sinker("not-the-pw"),
+    )))
+    .await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -409,7 +403,12 @@ async fn wrong_password_and_missing_permission_fail_fast_and_say_why() {
     // No permission on the stream's subject: the first flush fails naming the subject, after
     // one ack timeout rather than the whole retry budget.
     let started = Instant::now();
-    let out = finish(spawn(&run_args(&schema, &input, &sinker("sinker-pw")))).await;
+    let out = finish(spawn_cli_run(&run_args(
+        &schema,
+        &input,
+        &sinker("sinker-pw"),
+    )))
+    .await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

@@ -68,18 +68,6 @@ fn spawn(args: &[String], feed: std::sync::mpsc::Receiver<String>) -> CliRun {
     spawn_cli_fed(&args, feed)
 }
 
-/// A run that reads a file: its standard input is empty and closed.
-fn spawn_file_run(args: &[String]) -> CliRun {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    spawn_cli(&args, "")
-}
-
-async fn finish(run: CliRun) -> std::process::Output {
-    tokio::task::spawn_blocking(move || run.wait(CLI_LIMIT))
-        .await
-        .expect("the CLI's waiter")
-}
-
 /// Wait until `stream` holds at least `count` messages, or `limit` passes; how long it took.
 async fn until_count(url: &str, stream: &str, count: u64, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
@@ -230,7 +218,7 @@ async fn the_sink_killed_three_times_resumes_from_its_state_exactly_once() {
     let url = server.url();
     let mut resumed = Vec::new();
     for threshold in [20_000, 50_000, 80_000] {
-        let mut run = spawn_file_run(&args);
+        let mut run = spawn_cli_run(&args);
         let deadline = Instant::now() + Duration::from_secs(90);
         while stream_count(&url, "ROWS").await.unwrap_or(0) < threshold {
             assert!(run.is_running(), "the CLI ended before {threshold} rows");
@@ -244,7 +232,7 @@ async fn the_sink_killed_three_times_resumes_from_its_state_exactly_once() {
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
     let rerun = Instant::now();
-    let out = finish(spawn_file_run(&args)).await;
+    let out = finish(spawn_cli_run(&args)).await;
     let stderr = text(&out.stderr);
     assert_eq!(
         out.status.code(),
@@ -332,7 +320,7 @@ async fn core_nats_server_restarted_replays_the_batch_in_doubt() {
         ("connect_mode", "plain"),
     ]);
     let args = run_args(&schema, &input.display().to_string(), &options, &[]);
-    let mut run = spawn_file_run(&args);
+    let mut run = spawn_cli_run(&args);
     let deadline = Instant::now() + Duration::from_secs(90);
     while count(&seen) < 15_000 {
         assert!(run.is_running(), "the CLI ended before 15,000 rows");
@@ -443,11 +431,11 @@ async fn a_state_whose_input_changed_is_refused() {
         state_arg,
         args,
     } = StateRun::new(100).await;
-    let out = finish(spawn_file_run(&args)).await;
+    let out = finish(spawn_cli_run(&args)).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
     // Run again on the same input: nothing left to send.
-    let out = finish(spawn_file_run(&args)).await;
+    let out = finish(spawn_cli_run(&args)).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
@@ -459,14 +447,14 @@ async fn a_state_whose_input_changed_is_refused() {
     let all: String = (0..100).map(numbered_row).collect();
     let shrunk: String = (0..50).map(numbered_row).collect();
     std::fs::write(&input, shrunk).unwrap();
-    let out = finish(spawn_file_run(&args)).await;
+    let out = finish(spawn_cli_run(&args)).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains(&format!("--state {state_arg}")), "{stderr}");
     assert!(stderr.contains("shorter than that"), "{stderr}");
 
     std::fs::write(&input, all.replace("row-99", "row-X9")).unwrap();
-    let out = finish(spawn_file_run(&args)).await;
+    let out = finish(spawn_cli_run(&args)).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("line 100 has other bytes now"), "{stderr}");
@@ -609,7 +597,7 @@ async fn a_state_file_serves_one_run_and_must_make_sense() {
         .open(dir.path().join(".run.state.lock"))
         .unwrap();
     held.try_lock().unwrap();
-    let out = finish(spawn_file_run(&args)).await;
+    let out = finish(spawn_cli_run(&args)).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -618,7 +606,7 @@ async fn a_state_file_serves_one_run_and_must_make_sense() {
     );
     assert_eq!(stream_count(&server.url(), "ROWS").await, Some(0));
     drop(held);
-    let out = finish(spawn_file_run(&args)).await;
+    let out = finish(spawn_cli_run(&args)).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(stream_count(&server.url(), "ROWS").await, Some(100));
 
@@ -627,7 +615,7 @@ async fn a_state_file_serves_one_run_and_must_make_sense() {
         serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     recorded["confirmed"]["line"] = serde_json::json!(u64::MAX - 5);
     std::fs::write(&state, serde_json::to_vec(&recorded).unwrap()).unwrap();
-    let out = finish(spawn_file_run(&args)).await;
+    let out = finish(spawn_cli_run(&args)).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("inconsistent"), "{stderr}");

@@ -2,7 +2,7 @@
 
 use anyhow::anyhow;
 
-use super::{refuse_preflight, refused, ComponentArgs, Failure};
+use super::{preflight, refuse_preflight, ComponentArgs, Failure};
 
 pub(crate) async fn check(
     component: &ComponentArgs,
@@ -11,7 +11,7 @@ pub(crate) async fn check(
     let runtime = component.load()?;
     let target = runtime.resolve(options).await?;
     let reach = runtime.reach(options);
-    refuse_preflight(nats_sink::preflight::check(&target.connect, &reach).map_err(refused)?)?;
+    refuse_preflight(preflight(&target, &reach)?)?;
     let servers = target.connect.servers.clone();
     let health = nats_sink::health::check(target, &reach)
         .await

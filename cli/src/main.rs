@@ -297,13 +297,13 @@ async fn main() {
     std::process::exit(code.into())
 }
 
-/// The options' problems that only the host can find (files, keys), as bad options.
-async fn preflight(
-    runtime: &SinkRuntime,
-    options: &[(String, String)],
+/// The options' problems that only the host can find (files, keys), as bad options, for the
+/// target the component resolved.
+fn preflight(
+    target: &nats_sink::Target,
+    reach: &nats_sink::Reach,
 ) -> Result<Vec<nats_sink::preflight::Problem>, Failure> {
-    let target = runtime.resolve(options).await?;
-    nats_sink::preflight::check(&target.connect, &runtime.reach(options)).map_err(refused)
+    nats_sink::preflight::check(&target.connect, reach).map_err(refused)
 }
 
 /// The host's policy refused what the component asked to reach: not the user's options.
@@ -332,8 +332,8 @@ async fn validate(component: &ComponentArgs, options: &[(String, String)]) -> Re
         .collect();
     // What `run` would also refuse: files and keys, once the options themselves are valid.
     if problems.is_empty() {
-        problems = preflight(&runtime, options)
-            .await?
+        let target = runtime.resolve(options).await?;
+        problems = preflight(&target, &runtime.reach(options))?
             .iter()
             .map(ToString::to_string)
             .collect();

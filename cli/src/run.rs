@@ -90,9 +90,9 @@ pub(crate) async fn run(
         ),
     };
     let runtime = component.load()?;
-    refuse_preflight(preflight(&runtime, options).await?)?;
     let target = runtime.resolve(options).await?;
     let reach = runtime.reach(options);
+    refuse_preflight(preflight(&target, &reach)?)?;
     let mut sink = runtime.open(options, &columns).await?;
     let (state, plan) = match &extras.state {
         None => (None, resume::Plan::fresh()),

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::bindings::transport::{ConnectConfig, TransportError};
-use crate::transport::{NatsConnection, OutgoingMessage, TransportStats};
+use crate::transport::{NatsConnection, OutgoingMessage, SharedClients, TransportStats};
 
 /// A transport call in flight.
 pub type TransportFuture<'a, T> =
@@ -31,14 +31,25 @@ pub trait Connection: Send + 'static {
     fn stats(&self) -> TransportStats;
 }
 
-/// The default connector: NATS over async-nats.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NatsConnector;
+/// The default connector: NATS over async-nats. Sinks with the same connect config share one
+/// client (one TCP connection), each with its own ordering, flush, acks and counters; the
+/// last sink to close closes it.
+#[derive(Debug, Clone, Default)]
+pub struct NatsConnector {
+    clients: SharedClients,
+}
+
+impl NatsConnector {
+    /// The clients open now, one per distinct connect config in use.
+    pub fn open_clients(&self) -> usize {
+        self.clients.open_clients()
+    }
+}
 
 impl Connector for NatsConnector {
     fn connect(&self, config: ConnectConfig) -> TransportFuture<'_, Box<dyn Connection>> {
         Box::pin(async move {
-            let connection = NatsConnection::connect(config).await?;
+            let connection = NatsConnection::connect_shared(&self.clients, config).await?;
             Ok(Box::new(connection) as Box<dyn Connection>)
         })
     }

@@ -198,7 +198,7 @@ impl SinkRuntime {
                 cpu: config.cpu_limit,
             },
             outbound: config.outbound.clone(),
-            connector: Arc::new(NatsConnector),
+            connector: Arc::new(NatsConnector::default()),
         })
     }
 

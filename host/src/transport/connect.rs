@@ -10,6 +10,7 @@ use futures::stream::FuturesOrdered;
 use nats_sink_rules::server_url;
 
 use super::events::EventLog;
+use super::shared::{Listeners, SharedClient, SharedClients};
 use super::wording::{connection_error, far_end_safe, list_servers, masked, secrets_of, tls_hint};
 use super::{millis, NatsConnection, TransportStats};
 use crate::bindings::transport::{Auth, ConnectConfig, Tls, TransportError};
@@ -81,17 +82,15 @@ fn with_tls(options: ConnectOptions, tls: Tls) -> Result<ConnectOptions, Transpo
     Ok(options)
 }
 
-impl NatsConnection {
-    /// Connect as `config` says (servers, authentication, TLS), and create the stream it
-    /// asks for, within its connect timeout.
-    pub async fn connect(config: ConnectConfig) -> Result<NatsConnection, TransportError> {
+impl SharedClient {
+    /// Connect as `config` says (servers, authentication, TLS), within its connect timeout.
+    pub(super) async fn connect(config: &ConnectConfig) -> Result<SharedClient, TransportError> {
         let connect_timeout = millis(config.connect_timeout_ms);
-        let delivery = config.delivery;
-        let ack_timeout = millis(delivery.ack_timeout_ms);
+        let ack_timeout = millis(config.delivery.ack_timeout_ms);
         let (servers, url_credentials) = server_addrs(&config.servers)?;
         let secrets = secrets_of(&config.auth, url_credentials.as_ref());
 
-        let options = match config.auth {
+        let options = match config.auth.clone() {
             Auth::None => url_auth(url_credentials),
             Auth::UserPassword(up) => {
                 ConnectOptions::new().user_and_password(up.username, up.password)
@@ -116,12 +115,12 @@ impl NatsConnection {
                 .map_err(|why| connection_error(format!("option `credentials_file`: {why}")))?,
         };
         let tls_required = config.tls.is_some();
-        let options = match config.tls {
+        let options = match config.tls.clone() {
             None => options,
             Some(tls) => with_tls(options, tls)?,
         };
-        let events = Arc::new(EventLog::new());
-        let sink_events = events.clone();
+        let listeners = Arc::new(Listeners::default());
+        let callback_listeners = listeners.clone();
         // async-nats reconnects on its own, to the given servers and those the cluster
         // advertises, without a limit; the delivery budget decides how long a flush waits.
         // Each entry gets a share of the connect timeout, so that unreachable entries before
@@ -134,8 +133,8 @@ impl NatsConnection {
             .reconnect_delay_callback(move |attempts| reconnect_delay(attempts, entries))
             .request_timeout(Some(ack_timeout))
             .event_callback(move |event| {
-                let events = sink_events.clone();
-                async move { events.record(event) }
+                let listeners = callback_listeners.clone();
+                async move { listeners.record(event) }
             });
 
         let servers_text = list_servers(&config.servers);
@@ -156,6 +155,41 @@ impl NatsConnection {
             }
             Ok(Ok(client)) => client,
         };
+        Ok(SharedClient { client, listeners })
+    }
+}
+
+impl NatsConnection {
+    /// Connect as `config` says (servers, authentication, TLS) on a client of its own, and
+    /// create the stream it asks for, within its connect timeout.
+    pub async fn connect(config: ConnectConfig) -> Result<NatsConnection, TransportError> {
+        let shared = Arc::new(SharedClient::connect(&config).await?);
+        NatsConnection::over(shared, config).await
+    }
+
+    /// `connect`, on the client of `clients` that sinks with the same config share.
+    pub async fn connect_shared(
+        clients: &SharedClients,
+        config: ConnectConfig,
+    ) -> Result<NatsConnection, TransportError> {
+        let shared = clients.client(&config).await?;
+        NatsConnection::over(shared, config).await
+    }
+
+    /// A sink's connection over `shared`: its own JetStream context, flush inbox and event log.
+    async fn over(
+        shared: Arc<SharedClient>,
+        config: ConnectConfig,
+    ) -> Result<NatsConnection, TransportError> {
+        let delivery = config.delivery;
+        let ack_timeout = millis(delivery.ack_timeout_ms);
+        let client = shared.client.clone();
+        let connected = client.connection_state() == async_nats::connection::State::Connected;
+        let events = Arc::new(EventLog::new(connected));
+        let echo_subject = client.new_inbox();
+        // Claimed before anything is sent, so that no refusal of ours goes to a neighbour.
+        events.own(&echo_subject);
+        shared.listeners.join(&events);
         let jetstream = async_nats::jetstream::ContextBuilder::new()
             .timeout(ack_timeout)
             // Our own bound is `max-in-flight`; this one only guards against a leak.
@@ -166,13 +200,13 @@ impl NatsConnection {
         if let Some(request) = &config.create_stream {
             crate::stream::ensure(&jetstream, request).await?;
         }
-        let echo_subject = client.new_inbox();
         let echo = client
             .subscribe(echo_subject.clone())
             .await
             .map_err(|e| connection_error(format!("subscribing to the flush inbox: {e}")))?;
         Ok(NatsConnection {
             client,
+            _shared: shared,
             jetstream,
             subjects: HashMap::new(),
             uncleared: Vec::new(),

@@ -6,8 +6,8 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::batch::Outgoing;
-use super::routes::Clearance;
-use super::wording::connection_error;
+use super::routes::{Clearance, MAX_CACHED_ROUTES};
+use super::wording::{connection_error, is_permission_violation};
 use super::{millis, NatsConnection};
 use crate::bindings::transport::TransportError;
 
@@ -91,17 +91,33 @@ impl NatsConnection {
                 tokio::time::sleep(ERROR_REPORT_GRACE).await;
             }
         }
-        let (errors, disconnects) = self.events.take_reports();
+        let (errors, disconnects, overflowed) = self.events.take_reports();
+        // A refused JetStream API request is the route lookup's to handle (it goes to every
+        // sink on a shared client, as it names no sink's subject).
+        let mut errors = errors
+            .into_iter()
+            .filter(|e| !is_permission_violation(e, "\"$JS.API"));
+        if self.events.owned() > MAX_CACHED_ROUTES {
+            // Every refusal due before this flush has arrived: claim only what is cached.
+            let subjects: Vec<String> = self.subjects.keys().cloned().collect();
+            self.events
+                .own_only(subjects.iter().chain(std::iter::once(&self.echo_subject)));
+        }
         if disconnects > 0 {
             // A new connection may carry other permissions: every subject is cleared again.
             for known in self.subjects.values_mut() {
                 known.clearance = Clearance::Unseen;
             }
         }
-        if let Some(first) = errors.first() {
+        if let Some(first) = errors.next() {
             return Err(TransportError::Publish(format!(
                 "the server reported: {first}"
             )));
+        }
+        if overflowed {
+            return Err(TransportError::Publish(
+                "the server reported more errors since the last flush than are kept; this flush cannot tell they were not about this sink's messages".into(),
+            ));
         }
         if disconnects > 0 && self.unconfirmed_core > 0 {
             return Err(connection_error(

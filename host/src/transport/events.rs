@@ -1,6 +1,7 @@
-//! The connection's event log: server errors, disconnects and reconnects as async-nats
-//! reports them, and a way to wait for the next one.
+//! A sink's event log: server errors, disconnects and reconnects as async-nats reports them
+//! on the (maybe shared) connection, and a way to wait for the next one.
 
+use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
 
 use async_nats::Event;
@@ -14,7 +15,16 @@ struct Events {
     /// Disconnects since the connection opened.
     drops: u64,
     connected: bool,
+    /// Subjects this sink publishes to (and its flush inbox): the server's refusals naming
+    /// them are this sink's, not its neighbours'.
+    owned: HashSet<String>,
+    /// Server errors were dropped past [`MAX_SERVER_ERRORS`] since the last flush: that flush
+    /// fails, since one of them may have been this sink's.
+    overflowed: bool,
 }
+
+/// Server errors kept between flushes; past this, the flush fails rather than guess.
+const MAX_SERVER_ERRORS: usize = 1024;
 
 /// The connection's events, and a way to wait for the next one.
 pub(super) struct EventLog {
@@ -23,13 +33,15 @@ pub(super) struct EventLog {
 }
 
 impl EventLog {
-    pub(super) fn new() -> EventLog {
+    pub(super) fn new(connected: bool) -> EventLog {
         EventLog {
             events: Mutex::new(Events {
                 server_errors: Vec::new(),
                 disconnects: 0,
                 drops: 0,
-                connected: true,
+                connected,
+                owned: HashSet::new(),
+                overflowed: false,
             }),
             changed: Notify::new(),
         }
@@ -42,6 +54,10 @@ impl EventLog {
     pub(super) fn record(&self, event: Event) {
         let mut events = self.lock();
         match event {
+            Event::ServerError(e) if events.server_errors.len() >= MAX_SERVER_ERRORS => {
+                tracing::debug!(error = %e, "too many server errors since the last flush");
+                events.overflowed = true;
+            }
             Event::ServerError(e) => events.server_errors.push(e.to_string()),
             Event::Disconnected => {
                 events.disconnects += 1;
@@ -53,6 +69,29 @@ impl EventLog {
         }
         drop(events);
         self.changed.notify_waiters();
+    }
+
+    /// Claim the server's refusals naming `subject`.
+    pub(super) fn own(&self, subject: &str) {
+        let mut events = self.lock();
+        if !events.owned.contains(subject) {
+            events.owned.insert(subject.to_string());
+        }
+    }
+
+    pub(super) fn owns(&self, subject: &str) -> bool {
+        self.lock().owned.contains(subject)
+    }
+
+    /// How many subjects are claimed.
+    pub(super) fn owned(&self) -> usize {
+        self.lock().owned.len()
+    }
+
+    /// Claim exactly `subjects` from now on (at a flush, when no refusal for others is due).
+    pub(super) fn own_only<'a>(&self, subjects: impl IntoIterator<Item = &'a String>) {
+        let mut events = self.lock();
+        events.owned = subjects.into_iter().cloned().collect();
     }
 
     pub(super) fn is_connected(&self) -> bool {
@@ -70,11 +109,13 @@ impl EventLog {
         Some(events.server_errors.remove(i))
     }
 
-    /// Remove and return every server error and the disconnects since the last call.
-    pub(super) fn take_reports(&self) -> (Vec<String>, usize) {
+    /// Remove and return every server error and the disconnects since the last call, and
+    /// whether errors were dropped in between.
+    pub(super) fn take_reports(&self) -> (Vec<String>, usize, bool) {
         let mut events = self.lock();
         let errors = std::mem::take(&mut events.server_errors);
-        (errors, std::mem::take(&mut events.disconnects))
+        let overflowed = std::mem::take(&mut events.overflowed);
+        (errors, std::mem::take(&mut events.disconnects), overflowed)
     }
 
     /// Return once `ready` gives a value, checking after every event.

@@ -14,6 +14,7 @@ mod core;
 mod events;
 mod jetstream;
 mod routes;
+mod shared;
 mod stats;
 mod wording;
 
@@ -32,13 +33,17 @@ use routes::{Clearance, KnownSubject};
 
 pub use jetstream::backoff;
 pub use routes::Route;
+pub use shared::SharedClients;
 pub use stats::TransportStats;
 pub use wording::list_servers;
 pub(crate) use wording::{is_no_responders, is_permission_violation, jetstream_error};
 
-/// One NATS connection, owned by one sink.
+/// One sink's connection: its own ordering, flush, acks and counters, over a NATS client it
+/// may share with sinks of the same connect config.
 pub struct NatsConnection {
     client: async_nats::Client,
+    /// Held so the shared client stays open while this sink is; the last sink closes it.
+    _shared: Arc<shared::SharedClient>,
     jetstream: async_nats::jetstream::Context,
     subjects: HashMap<String, KnownSubject>,
     /// Core subjects published since the last flush that are not yet cleared.

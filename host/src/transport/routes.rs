@@ -39,7 +39,7 @@ pub(super) enum Clearance {
 }
 
 /// Subjects whose route is remembered at once.
-const MAX_CACHED_ROUTES: usize = 10_000;
+pub(super) const MAX_CACHED_ROUTES: usize = 10_000;
 
 impl NatsConnection {
     /// Where messages on `subject` go, asked of JetStream once per subject.
@@ -47,6 +47,8 @@ impl NatsConnection {
         if let Some(known) = self.subjects.get(subject) {
             return Ok(known.route.clone());
         }
+        // From the first message on, the server's refusals naming the subject are ours.
+        self.events.own(subject);
         let lookup = self.jetstream.stream_by_subject(subject);
         // A user who may not publish to the JetStream API gets no reply, only a permission
         // error from the server: watch for it rather than wait out the request timeout.

@@ -1,0 +1,317 @@
+//! Sinks with the same connect config share one NATS connection (issue 21), against a real
+//! `nats-server` whose monitoring endpoint counts the connections: each sink still delivers
+//! all its rows in order, one sink's refusal fails it alone, and the last sink to close closes
+//! the connection.
+
+use std::time::Duration;
+
+use nats_sink::{Column, Datum, HostError, Sink, SinkRuntime};
+use nats_sink_tests::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A server with monitoring, and a user who may publish anywhere but `shared.denied`.
+fn server() -> (NatsServer, u16) {
+    server_with("")
+}
+
+/// `server`, with `extra` config (JetStream).
+fn server_with(extra: &str) -> (NatsServer, u16) {
+    let monitor = free_port();
+    let server = NatsServer::with_config(&format!(
+        "{extra}\n\
+         http: \"127.0.0.1:{monitor}\"\n\
+         authorization {{ users = [\n\
+           {{ user: admin, password: admin-pw }}\n\
+           {{ user: sinker, password: sinker-pw, permissions: {{ publish: {{ deny: [\"shared.denied\"] }} }} }}\n\
+         ] }}"
+    ));
+    // The start-up readiness probe's connection can linger a moment: counts start from none.
+    let deadline = std::time::Instant::now() + WAIT;
+    while connections(monitor) != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (server, monitor)
+}
+
+/// Options for the `sinker` user; `extra` makes a config differ.
+fn sinker(server: &NatsServer, subject: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let url = server.url();
+    let mut pairs = vec![
+        ("server_url", url.as_str()),
+        ("subject", subject),
+        ("connect_mode", "user_and_password"),
+        ("username", "sinker"),
+        ("password", "sinker-pw"),
+    ];
+    pairs.extend_from_slice(extra);
+    options(&pairs)
+}
+
+async fn admin(server: &NatsServer) -> async_nats::Client {
+    async_nats::ConnectOptions::new()
+        .user_and_password("admin".into(), "admin-pw".into())
+        .connect(server.url())
+        .await
+        .unwrap()
+}
+
+fn schema() -> Vec<Column> {
+    columns(&[("sink", "integer"), ("seq", "integer")])
+}
+
+fn rows(sink: i32, from: i32, count: i32) -> nats_sink::Rows {
+    let rows: Vec<Vec<Datum>> = (from..from + count)
+        .map(|seq| vec![Datum::Integer(sink), Datum::Integer(seq)])
+        .collect();
+    pack(&rows)
+}
+
+/// Client connections the server counts now.
+fn connections(monitor: u16) -> u64 {
+    let body = http_get(monitor, "/connz?limit=1").expect("the monitoring endpoint answers");
+    serde_json::from_str::<serde_json::Value>(&body).unwrap()["total"]
+        .as_u64()
+        .expect("connz total")
+}
+
+/// Wait (bounded) until the server counts `want` connections; the count it last saw.
+async fn settle_connections(monitor: u16, want: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = connections(monitor);
+        if now == want || tokio::time::Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Each sink's `(sink, seq)` pairs from the received messages, in arrival order.
+fn by_sink(messages: &[async_nats::Message], sinks: usize) -> Vec<Vec<i64>> {
+    let mut seen = vec![Vec::new(); sinks];
+    for message in messages {
+        let row: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+        let sink = row["sink"].as_i64().unwrap() as usize;
+        seen[sink].push(row["seq"].as_i64().unwrap());
+    }
+    seen
+}
+
+async fn write_and_flush(sink: &mut Sink, id: i32, from: i32, count: i32) -> Result<(), HostError> {
+    sink.write(&rows(id, from, count)).await?;
+    sink.flush().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sinks_of_one_config_share_a_connection_and_each_delivers_in_order() {
+    let (server, monitor) = server();
+    let watcher = admin(&server).await;
+    let mut arrivals = watcher.subscribe("shared.>").await.unwrap();
+    watcher.flush().await.unwrap();
+    let baseline = connections(monitor);
+
+    const SINKS: usize = 12;
+    const ROUNDS: i32 = 3;
+    const PER_ROUND: i32 = 50;
+    let runtime = SinkRuntime::load(component_path()).unwrap();
+    let mut sinks = Vec::new();
+    for i in 0..SINKS {
+        let subject = format!("shared.s{}", i % 4);
+        // A clone of the runtime shares its connections too.
+        let runtime = runtime.clone();
+        sinks.push(
+            runtime
+                .open(&sinker(&server, &subject, &[]), &schema())
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        settle_connections(monitor, baseline + 1).await,
+        baseline + 1,
+        "{SINKS} sinks of one config use one connection"
+    );
+
+    // All write at once, interleaving on the one connection.
+    let tasks: Vec<_> = sinks
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut sink)| {
+            tokio::spawn(async move {
+                for round in 0..ROUNDS {
+                    write_and_flush(&mut sink, i as i32, round * PER_ROUND, PER_ROUND)
+                        .await
+                        .unwrap();
+                }
+                sink
+            })
+        })
+        .collect();
+    let mut sinks = Vec::new();
+    for task in tasks {
+        sinks.push(task.await.unwrap());
+    }
+    let total = SINKS * (ROUNDS * PER_ROUND) as usize;
+    let received = collect(&mut arrivals, total, WAIT).await;
+    let expected: Vec<i64> = (0..(ROUNDS * PER_ROUND) as i64).collect();
+    for (i, seqs) in by_sink(&received, SINKS).iter().enumerate() {
+        assert_eq!(seqs, &expected, "sink {i}: every row, in order");
+    }
+    for (i, sink) in sinks.iter().enumerate() {
+        let counted = sink.metrics().snapshot();
+        assert_eq!(
+            counted.rows,
+            (ROUNDS * PER_ROUND) as u64,
+            "sink {i}: its own rows"
+        );
+        assert_eq!(counted.flushes, ROUNDS as u64, "sink {i}: its own flushes");
+    }
+
+    // The connection stays while any sink holds it, and goes with the last.
+    let last = sinks.pop().unwrap();
+    for sink in sinks {
+        sink.close().await.unwrap();
+    }
+    assert_eq!(
+        settle_connections(monitor, baseline + 1).await,
+        baseline + 1
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        connections(monitor),
+        baseline + 1,
+        "one sink still open keeps the connection"
+    );
+    last.close().await.unwrap();
+    assert_eq!(
+        settle_connections(monitor, baseline).await,
+        baseline,
+        "closing the last sink closes the connection"
+    );
+
+    // A sink opened afterwards connects again.
+    let mut again = runtime
+        .open(&sinker(&server, "shared.s0", &[]), &schema())
+        .await
+        .unwrap();
+    write_and_flush(&mut again, 0, 0, 5).await.unwrap();
+    assert_eq!(
+        settle_connections(monitor, baseline + 1).await,
+        baseline + 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_configs_use_two_connections() {
+    let (server, monitor) = server();
+    let baseline = connections(monitor);
+    let runtime = SinkRuntime::load(component_path()).unwrap();
+    let mut sinks = Vec::new();
+    for i in 0..6 {
+        // Any field of the config makes another connection: here the ack timeout.
+        let timeout = if i % 2 == 0 { "5000" } else { "6000" };
+        let opts = sinker(&server, "shared.two", &[("ack_timeout_ms", timeout)]);
+        sinks.push(runtime.open(&opts, &schema()).await.unwrap());
+    }
+    assert_eq!(
+        settle_connections(monitor, baseline + 2).await,
+        baseline + 2
+    );
+    for (i, sink) in sinks.iter_mut().enumerate() {
+        write_and_flush(sink, i as i32, 0, 10).await.unwrap();
+    }
+    // Different credentials are a different config as well.
+    let admin_opts = options(&[
+        ("server_url", &server.url()),
+        ("subject", "shared.two"),
+        ("connect_mode", "user_and_password"),
+        ("username", "admin"),
+        ("password", "admin-pw"),
+    ]);
+    let admin_sink = runtime.open(&admin_opts, &schema()).await.unwrap();
+    assert_eq!(
+        settle_connections(monitor, baseline + 3).await,
+        baseline + 3
+    );
+    drop(admin_sink);
+    assert_eq!(
+        settle_connections(monitor, baseline + 2).await,
+        baseline + 2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_sink_fails_alone_and_its_neighbour_keeps_delivering() {
+    let (server, monitor) = server();
+    refused_alone(server, monitor).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_jetstream_a_refused_sink_fails_alone_and_its_neighbour_keeps_delivering() {
+    let (server, monitor) = server_with("jetstream { store_dir: \"{dir}/js\" }");
+    async_nats::jetstream::new(admin(&server).await)
+        .create_stream(NatsServer::stream_config("SHARED", &["shared.>"]))
+        .await
+        .unwrap();
+    refused_alone(server, monitor).await;
+}
+
+/// Two sinks on one connection, one denied its subject: it fails, the other delivers.
+async fn refused_alone(server: NatsServer, monitor: u16) {
+    let watcher = admin(&server).await;
+    let mut allowed = watcher.subscribe("shared.ok").await.unwrap();
+    watcher.flush().await.unwrap();
+    let baseline = connections(monitor);
+
+    let runtime = SinkRuntime::load(component_path()).unwrap();
+    // A short ack timeout: on JetStream a refusal shows as an ack that never comes.
+    let extra = [("ack_timeout_ms", "1000")];
+    let mut refused = runtime
+        .open(&sinker(&server, "shared.denied", &extra), &schema())
+        .await
+        .unwrap();
+    let mut neighbour = runtime
+        .open(&sinker(&server, "shared.ok", &extra), &schema())
+        .await
+        .unwrap();
+    assert_eq!(
+        settle_connections(monitor, baseline + 1).await,
+        baseline + 1
+    );
+
+    // Both write before either flushes, so the refusals arrive while the neighbour's rows
+    // are unconfirmed on the same connection.
+    refused.write(&rows(0, 0, 20)).await.unwrap();
+    neighbour.write(&rows(1, 0, 20)).await.unwrap();
+    let error = refused
+        .flush()
+        .await
+        .expect_err("publishing to a denied subject fails");
+    let said = error.to_string();
+    assert!(said.contains("Permissions Violation"), "{said}");
+    assert!(said.contains("shared.denied"), "{said}");
+    neighbour
+        .flush()
+        .await
+        .expect("the neighbour's rows are confirmed");
+    // The refused sink keeps failing; the neighbour keeps delivering on the same connection.
+    for round in 1..4 {
+        let again = write_and_flush(&mut refused, 0, round * 20, 20).await;
+        assert!(
+            again.is_err(),
+            "round {round}: the refused sink fails again"
+        );
+        write_and_flush(&mut neighbour, 1, round * 20, 20)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the neighbour failed: {e}"));
+    }
+    let received = collect(&mut allowed, 80, WAIT).await;
+    let expected: Vec<i64> = (0..80).collect();
+    assert_eq!(
+        by_sink(&received, 2)[1],
+        expected,
+        "every neighbour row, in order"
+    );
+    assert_eq!(connections(monitor), baseline + 1, "still one connection");
+}

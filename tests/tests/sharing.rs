@@ -10,7 +10,8 @@ use nats_sink_tests::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A server with monitoring, and a user who may publish anywhere but `shared.denied`.
+/// A server with monitoring, and a user who may publish anywhere but `shared.denied` and
+/// `shared.refused`.
 fn server() -> (NatsServer, u16) {
     server_with("")
 }
@@ -23,7 +24,7 @@ fn server_with(extra: &str) -> (NatsServer, u16) {
          http: \"127.0.0.1:{monitor}\"\n\
          authorization {{ users = [\n\
            {{ user: admin, password: admin-pw }}\n\
-           {{ user: sinker, password: sinker-pw, permissions: {{ publish: {{ deny: [\"shared.denied\"] }} }} }}\n\
+           {{ user: sinker, password: sinker-pw, permissions: {{ publish: {{ deny: [\"shared.denied\", \"shared.refused\"] }} }} }}\n\
          ] }}"
     ));
     // The start-up readiness probe's connection can linger a moment: counts start from none.
@@ -314,4 +315,63 @@ async fn refused_alone(server: NatsServer, monitor: u16) {
         "every neighbour row, in order"
     );
     assert_eq!(connections(monitor), baseline + 1, "still one connection");
+}
+
+/// async-nats hands server errors to its event callback through 128 slots and drops what does
+/// not fit: a neighbour's flood of refusals on the shared connection can drop this sink's own
+/// refusal. Its flush must fail all the same, never confirm the refused row; and every sink on
+/// the connection fails a flush that saw more reports go by than async-nats surely passes on.
+// One worker thread: the connection task reads a burst of refusals and queues them for the
+// callback with no chance for the callback to run in between, as on a loaded machine.
+#[tokio::test(flavor = "current_thread")]
+async fn a_neighbours_flood_of_refusals_never_lets_a_refused_row_pass() {
+    let (server, monitor) = server();
+    let baseline = connections(monitor);
+    let runtime = SinkRuntime::load(component_path()).unwrap();
+    let extra = [("ack_timeout_ms", "5000")];
+    for round in 0..5 {
+        let mut flooder = runtime
+            .open(&sinker(&server, "shared.denied", &extra), &schema())
+            .await
+            .unwrap();
+        let mut victim = runtime
+            .open(&sinker(&server, "shared.refused", &extra), &schema())
+            .await
+            .unwrap();
+        let mut bystander = runtime
+            .open(&sinker(&server, "shared.ok", &extra), &schema())
+            .await
+            .unwrap();
+        assert_eq!(
+            settle_connections(monitor, baseline + 1).await,
+            baseline + 1,
+            "round {round}: one shared connection"
+        );
+        // The victim's one refused row follows a thousand of the neighbour's refusals. The
+        // flooder's own outcome is not the point (it fails at its flush).
+        let _ = flooder.write(&rows(0, 0, 1000)).await;
+        victim.write(&rows(1, 0, 1)).await.unwrap();
+        bystander.write(&rows(2, 0, 1)).await.unwrap();
+        // Block the only worker: the server's refusals pile up unread, to be read in one
+        // burst that overflows async-nats's 128-slot event queue (the flooder's, at least:
+        // the victim's route lookup is a round trip, so its own refusal is seldom among the
+        // dropped; the check stands whichever is dropped).
+        std::thread::sleep(Duration::from_millis(300));
+        let outcome = victim.flush().await;
+        assert!(
+            outcome.is_err(),
+            "round {round}: the victim's refused row was confirmed"
+        );
+        // A sink that was not refused cannot tell either, once that many went by: the cost
+        // of sharing with a sink that floods refusals.
+        let said = bystander
+            .flush()
+            .await
+            .expect_err("a flush amid a flood of dropped reports fails")
+            .to_string();
+        assert!(said.contains("cannot tell"), "round {round}: {said}");
+        let _ = flooder.flush().await;
+        drop((flooder, victim, bystander));
+        settle_connections(monitor, baseline).await;
+    }
 }

@@ -321,7 +321,8 @@ async fn refused_alone(server: NatsServer, monitor: u16) {
 /// async-nats hands server errors to its event callback through 128 slots and drops what does
 /// not fit: a neighbour's flood of refusals on the shared connection can drop this sink's own
 /// refusal. Its flush must fail all the same, never confirm the refused row; and every sink on
-/// the connection fails a flush that saw more reports go by than async-nats surely passes on.
+/// the connection that published to a subject not yet cleared fails a flush that saw more
+/// reports go by than async-nats surely passes on.
 // One worker thread: the connection task reads a burst of refusals and queues them for the
 // callback with no chance for the callback to run in between, as on a loaded machine.
 #[tokio::test(flavor = "current_thread")]
@@ -343,6 +344,12 @@ async fn a_neighbours_flood_of_refusals_never_lets_a_refused_row_pass() {
             .open(&sinker(&server, "shared.ok", &extra), &schema())
             .await
             .unwrap();
+        // A sink whose subject a flush has cleared has no refusal to lose.
+        let mut steady = runtime
+            .open(&sinker(&server, "shared.steady", &extra), &schema())
+            .await
+            .unwrap();
+        write_and_flush(&mut steady, 3, 0, 1).await.unwrap();
         assert_eq!(
             settle_connections(monitor, baseline + 1).await,
             baseline + 1,
@@ -353,6 +360,7 @@ async fn a_neighbours_flood_of_refusals_never_lets_a_refused_row_pass() {
         let _ = flooder.write(&rows(0, 0, 1000)).await;
         victim.write(&rows(1, 0, 1)).await.unwrap();
         bystander.write(&rows(2, 0, 1)).await.unwrap();
+        steady.write(&rows(3, 1, 1)).await.unwrap();
         // Block the only worker: the server's refusals pile up unread, to be read in one
         // burst that overflows async-nats's 128-slot event queue (the flooder's, at least:
         // the victim's route lookup is a round trip, so its own refusal is seldom among the
@@ -371,8 +379,12 @@ async fn a_neighbours_flood_of_refusals_never_lets_a_refused_row_pass() {
             .expect_err("a flush amid a flood of dropped reports fails")
             .to_string();
         assert!(said.contains("cannot tell"), "round {round}: {said}");
+        steady
+            .flush()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: a cleared sink failed: {e}"));
         let _ = flooder.flush().await;
-        drop((flooder, victim, bystander));
+        drop((flooder, victim, bystander, steady));
         settle_connections(monitor, baseline).await;
     }
 }

@@ -146,7 +146,10 @@ impl NatsConnection {
                 "the server reported: {first}"
             )));
         }
-        if burst >= MAX_REPORTS_PER_FLUSH {
+        // Only a subject not yet cleared can be refused (permissions hold for a connection,
+        // and a reconnect makes every subject unseen again): a sink with none in this flush
+        // has no refusal to lose.
+        if burst >= MAX_REPORTS_PER_FLUSH && self.grace_due {
             return Err(TransportError::Publish(format!(
                 "the connection reported {burst} server errors or state changes since this sink's last flush (a sink sharing it may be refused); the NATS client passes on at most 128 at once and drops the rest, so this flush cannot tell none was a refusal of this sink's messages"
             )));

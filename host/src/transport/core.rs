@@ -124,8 +124,8 @@ impl NatsConnection {
         let burst = reports.saturating_sub(self.reports_seen);
         self.reports_seen = reports;
         let (errors, disconnects, overflowed) = self.events.take_reports();
-        // A refused JetStream API request is the route lookup's to handle (it goes to every
-        // sink on a shared client, as it names no sink's subject).
+        // A refused JetStream API request is the route lookup's to handle; one left over (two
+        // lookups on a client, each told of both refusals) is not about this flush's rows.
         let mut errors = errors
             .into_iter()
             .filter(|e| !is_permission_violation(e, "\"$JS.API"));

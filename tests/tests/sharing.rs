@@ -5,12 +5,14 @@
 
 use std::time::Duration;
 
+use nats_sink::bindings::transport::{Auth, ConnectConfig, Delivery};
 use nats_sink::{Column, Datum, HostError, Sink, SinkRuntime};
 use nats_sink_tests::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A server with monitoring, and a user who may publish anywhere but `shared.denied`.
+/// A server with monitoring, and a user who may publish anywhere but `shared.denied` and
+/// `shared.refused`.
 fn server() -> (NatsServer, u16) {
     server_with("")
 }
@@ -23,7 +25,7 @@ fn server_with(extra: &str) -> (NatsServer, u16) {
          http: \"127.0.0.1:{monitor}\"\n\
          authorization {{ users = [\n\
            {{ user: admin, password: admin-pw }}\n\
-           {{ user: sinker, password: sinker-pw, permissions: {{ publish: {{ deny: [\"shared.denied\"] }} }} }}\n\
+           {{ user: sinker, password: sinker-pw, permissions: {{ publish: {{ deny: [\"shared.denied\", \"shared.refused\"] }} }} }}\n\
          ] }}"
     ));
     // The start-up readiness probe's connection can linger a moment: counts start from none.
@@ -314,4 +316,198 @@ async fn refused_alone(server: NatsServer, monitor: u16) {
         "every neighbour row, in order"
     );
     assert_eq!(connections(monitor), baseline + 1, "still one connection");
+}
+
+/// async-nats hands server errors to its event callback through 128 slots and drops what does
+/// not fit: a neighbour's flood of refusals on the shared connection can drop this sink's own
+/// refusal. Its flush must fail all the same, never confirm the refused row; and every sink on
+/// the connection that published to a subject not yet cleared fails a flush that saw more
+/// reports go by than async-nats surely passes on.
+// One worker thread: the connection task reads a burst of refusals and queues them for the
+// callback with no chance for the callback to run in between, as on a loaded machine.
+#[tokio::test(flavor = "current_thread")]
+async fn a_neighbours_flood_of_refusals_never_lets_a_refused_row_pass() {
+    let (server, monitor) = server();
+    let baseline = connections(monitor);
+    let runtime = SinkRuntime::load(component_path()).unwrap();
+    let extra = [("ack_timeout_ms", "5000")];
+    for round in 0..5 {
+        let mut flooder = runtime
+            .open(&sinker(&server, "shared.denied", &extra), &schema())
+            .await
+            .unwrap();
+        let mut victim = runtime
+            .open(&sinker(&server, "shared.refused", &extra), &schema())
+            .await
+            .unwrap();
+        let mut bystander = runtime
+            .open(&sinker(&server, "shared.ok", &extra), &schema())
+            .await
+            .unwrap();
+        // A sink whose subject a flush has cleared has no refusal to lose.
+        let mut steady = runtime
+            .open(&sinker(&server, "shared.steady", &extra), &schema())
+            .await
+            .unwrap();
+        write_and_flush(&mut steady, 3, 0, 1).await.unwrap();
+        assert_eq!(
+            settle_connections(monitor, baseline + 1).await,
+            baseline + 1,
+            "round {round}: one shared connection"
+        );
+        // The victim's one refused row follows a thousand of the neighbour's refusals. The
+        // flooder's own outcome is not the point (it fails at its flush).
+        let _ = flooder.write(&rows(0, 0, 1000)).await;
+        victim.write(&rows(1, 0, 1)).await.unwrap();
+        bystander.write(&rows(2, 0, 1)).await.unwrap();
+        steady.write(&rows(3, 1, 1)).await.unwrap();
+        // Block the only worker: the server's refusals pile up unread, to be read in one
+        // burst that overflows async-nats's 128-slot event queue (the flooder's, at least:
+        // the victim's route lookup is a round trip, so its own refusal is seldom among the
+        // dropped; the check stands whichever is dropped).
+        std::thread::sleep(Duration::from_millis(300));
+        let outcome = victim.flush().await;
+        assert!(
+            outcome.is_err(),
+            "round {round}: the victim's refused row was confirmed"
+        );
+        // A sink that was not refused cannot tell either, once that many went by: the cost
+        // of sharing with a sink that floods refusals.
+        let said = bystander
+            .flush()
+            .await
+            .expect_err("a flush amid a flood of dropped reports fails")
+            .to_string();
+        assert!(said.contains("cannot tell"), "round {round}: {said}");
+        steady
+            .flush()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: a cleared sink failed: {e}"));
+        let _ = flooder.flush().await;
+        drop((flooder, victim, bystander, steady));
+        settle_connections(monitor, baseline).await;
+    }
+}
+
+/// A user who may not use the JetStream API: each sink's route lookup is refused by the server
+/// (no reply), and that refusal, matched by the exact API subject, goes to the sinks whose
+/// lookups await it; both take the core path and deliver on the shared connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_route_lookups_reach_the_sinks_that_sent_them() {
+    let monitor = free_port();
+    let server = NatsServer::with_config(&format!(
+        "jetstream {{ store_dir: \"{{dir}}/js\" }}\n\
+         http: \"127.0.0.1:{monitor}\"\n\
+         authorization {{ users = [\n\
+           {{ user: admin, password: admin-pw }}\n\
+           {{ user: sinker, password: sinker-pw, permissions: {{ publish: {{ deny: [\"$JS.API.>\"] }} }} }}\n\
+         ] }}"
+    ));
+    let watcher = admin(&server).await;
+    let mut arrivals = watcher.subscribe("shared.>").await.unwrap();
+    watcher.flush().await.unwrap();
+
+    let runtime = SinkRuntime::load(component_path()).unwrap();
+    // Far longer than the test may take: a lookup that missed its refusal would wait it out.
+    let extra = [("ack_timeout_ms", "30000")];
+    let mut sinks = Vec::new();
+    for i in 0..4 {
+        let subject = format!("shared.js{i}");
+        let opts = sinker(&server, &subject, &extra);
+        sinks.push(runtime.open(&opts, &schema()).await.unwrap());
+    }
+    let started = std::time::Instant::now();
+    // All at once, so that the lookups and their refusals overlap on the one connection.
+    let batches: Vec<_> = (0..4).map(|i| rows(i, 0, 5)).collect();
+    let writes = sinks
+        .iter_mut()
+        .zip(&batches)
+        .map(|(sink, batch)| async move {
+            sink.write(batch).await?;
+            sink.flush().await
+        });
+    for (i, outcome) in futures::future::join_all(writes)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        outcome.unwrap_or_else(|e| panic!("sink {i}: {e}"));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the refused lookups ended at once, not at the request timeout"
+    );
+    let received = collect(&mut arrivals, 20, WAIT).await;
+    let expected: Vec<i64> = (0..5).collect();
+    for (i, seen) in by_sink(&received, 4).into_iter().enumerate() {
+        assert_eq!(seen, expected, "sink {i}: every row, in order");
+    }
+}
+
+fn connect_config(servers: Vec<String>, connect_timeout_ms: u32) -> ConnectConfig {
+    ConnectConfig {
+        servers,
+        auth: Auth::UserPassword(nats_sink::bindings::transport::UserPassword {
+            username: "sinker".into(),
+            password: "sinker-pw".into(),
+        }),
+        tls: None,
+        connect_timeout_ms,
+        flush_timeout_ms: 5000,
+        delivery: Delivery {
+            ack_timeout_ms: 5000,
+            max_in_flight: 16,
+            max_attempts: 1,
+            max_elapsed_ms: 5000,
+            initial_backoff_ms: 1,
+            max_backoff_ms: 1,
+        },
+        create_stream: None,
+    }
+}
+
+/// The last sink to let go of a client forgets its config too: the key holds the password.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_client_forgets_its_config() {
+    use nats_sink::transport::{NatsConnection, SharedClients};
+    let (server, _monitor) = server();
+    let clients = SharedClients::default();
+    let config = connect_config(vec![server.url()], 5000);
+    let first = NatsConnection::connect_shared(&clients, config.clone())
+        .await
+        .unwrap();
+    let second = NatsConnection::connect_shared(&clients, config)
+        .await
+        .unwrap();
+    assert!(format!("{clients:?}").contains("configs: 1"), "{clients:?}");
+    drop(first);
+    assert!(format!("{clients:?}").contains("configs: 1"), "{clients:?}");
+    drop(second);
+    assert!(format!("{clients:?}").contains("configs: 0"), "{clients:?}");
+}
+
+/// A sink waiting for another with the same config to connect waits within its own connect
+/// timeout: here the far end accepts and never speaks, so the first holds the slot throughout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_queued_behind_a_hanging_connect_keeps_its_connect_timeout() {
+    use nats_sink::transport::{NatsConnection, SharedClients};
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = silent.local_addr().unwrap().to_string();
+    let clients = SharedClients::default();
+    let slow = connect_config(vec![address.clone()], 3000);
+    let quick = connect_config(vec![address], 3000);
+    let first = tokio::spawn({
+        let clients = clients.clone();
+        async move { NatsConnection::connect_shared(&clients, slow).await.err() }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let queued = NatsConnection::connect_shared(&clients, quick).await;
+    let waited = started.elapsed();
+    assert!(queued.is_err(), "nothing to connect to");
+    // The first's 3 s end ~2.8 s from here; the queued one's own 3 s end later, and its
+    // timeout must not stack on the first's (6 s).
+    assert!(waited < Duration::from_millis(4500), "waited {waited:?}");
+    assert!(first.await.unwrap().is_some());
+    drop(silent);
 }

@@ -83,9 +83,12 @@ fn with_tls(options: ConnectOptions, tls: Tls) -> Result<ConnectOptions, Transpo
 }
 
 impl SharedClient {
-    /// Connect as `config` says (servers, authentication, TLS), within its connect timeout.
-    pub(super) async fn connect(config: &ConnectConfig) -> Result<SharedClient, TransportError> {
-        let connect_timeout = millis(config.connect_timeout_ms);
+    /// Connect as `config` says (servers, authentication, TLS), within `connect_timeout` (its
+    /// own, or what is left of it after waiting for another sink's connect).
+    pub(super) async fn connect(
+        config: &ConnectConfig,
+        connect_timeout: Duration,
+    ) -> Result<SharedClient, TransportError> {
         let ack_timeout = millis(config.delivery.ack_timeout_ms);
         let (servers, url_credentials) = server_addrs(&config.servers)?;
         let secrets = secrets_of(&config.auth, url_credentials.as_ref());
@@ -155,7 +158,7 @@ impl SharedClient {
             }
             Ok(Ok(client)) => client,
         };
-        Ok(SharedClient { client, listeners })
+        Ok(SharedClient::new(client, listeners))
     }
 }
 
@@ -163,7 +166,8 @@ impl NatsConnection {
     /// Connect as `config` says (servers, authentication, TLS) on a client of its own, and
     /// create the stream it asks for, within its connect timeout.
     pub async fn connect(config: ConnectConfig) -> Result<NatsConnection, TransportError> {
-        let shared = Arc::new(SharedClient::connect(&config).await?);
+        let timeout = millis(config.connect_timeout_ms);
+        let shared = Arc::new(SharedClient::connect(&config, timeout).await?);
         NatsConnection::over(shared, config).await
     }
 
@@ -184,12 +188,16 @@ impl NatsConnection {
         let delivery = config.delivery;
         let ack_timeout = millis(delivery.ack_timeout_ms);
         let client = shared.client.clone();
-        let connected = client.connection_state() == async_nats::connection::State::Connected;
-        let events = Arc::new(EventLog::new(connected));
+        let events = Arc::new(EventLog::new());
         let echo_subject = client.new_inbox();
         // Claimed before anything is sent, so that no refusal of ours goes to a neighbour.
         events.own(&echo_subject);
         shared.listeners.join(&events);
+        // Read after joining: a change from now on reaches the log as an event.
+        events.set_connected(|| {
+            client.connection_state() == async_nats::connection::State::Connected
+        });
+        let reports_seen = shared.listeners.reports();
         let jetstream = async_nats::jetstream::ContextBuilder::new()
             .timeout(ack_timeout)
             // Our own bound is `max-in-flight`; this one only guards against a leak.
@@ -206,10 +214,12 @@ impl NatsConnection {
             .map_err(|e| connection_error(format!("subscribing to the flush inbox: {e}")))?;
         Ok(NatsConnection {
             client,
-            _shared: shared,
+            shared,
+            reports_seen,
             jetstream,
             subjects: HashMap::new(),
             uncleared: Vec::new(),
+            grace_due: false,
             in_flight: FuturesOrdered::new(),
             awaiting: VecDeque::new(),
             drops_seen: 0,

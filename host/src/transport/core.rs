@@ -7,6 +7,7 @@ use futures::StreamExt;
 
 use super::batch::Outgoing;
 use super::routes::{Clearance, MAX_CACHED_ROUTES};
+use super::shared::Listeners;
 use super::wording::{connection_error, is_permission_violation};
 use super::{millis, NatsConnection};
 use crate::bindings::transport::TransportError;
@@ -14,6 +15,33 @@ use crate::bindings::transport::TransportError;
 /// How long the first flush of a core subject waits, after the echo, for the server's error
 /// reports to reach the event callback.
 const ERROR_REPORT_GRACE: Duration = Duration::from_millis(2);
+
+/// Events on the (maybe shared) client since a sink's last flush past which it cannot tell
+/// none of its own was lost: async-nats queues events for the callback in 128 slots and drops
+/// what does not fit (`try_send`). A lost event implies 128 queued at once, all handed on
+/// after this sink's last flush; half of that leaves room for ones still queued at the check.
+const MAX_REPORTS_PER_FLUSH: u64 = 64;
+
+/// Waits of `ERROR_REPORT_GRACE` for the event callback to go quiet before a flush's check.
+const SETTLE_ROUNDS: usize = 25;
+
+/// The client's event count once its callback has gone quiet (or after `SETTLE_ROUNDS`
+/// waits), if it moved since `since`: events still queued for the callback count now.
+async fn settled_reports(listeners: &Listeners, since: u64) -> u64 {
+    let mut seen = listeners.reports();
+    if seen == since {
+        return seen;
+    }
+    for _ in 0..SETTLE_ROUNDS {
+        tokio::time::sleep(ERROR_REPORT_GRACE).await;
+        let now = listeners.reports();
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
+    seen
+}
 
 impl NatsConnection {
     pub(super) async fn publish_core(&mut self, message: Outgoing) -> Result<(), TransportError> {
@@ -87,13 +115,17 @@ impl NatsConnection {
             for _ in 0..8 {
                 tokio::task::yield_now().await;
             }
-            if !self.uncleared.is_empty() {
+            if self.grace_due {
                 tokio::time::sleep(ERROR_REPORT_GRACE).await;
             }
         }
+        // Read before the log is emptied: an event in between is counted again next time.
+        let reports = settled_reports(&self.shared.listeners, self.reports_seen).await;
+        let burst = reports.saturating_sub(self.reports_seen);
+        self.reports_seen = reports;
         let (errors, disconnects, overflowed) = self.events.take_reports();
-        // A refused JetStream API request is the route lookup's to handle (it goes to every
-        // sink on a shared client, as it names no sink's subject).
+        // A refused JetStream API request is the route lookup's to handle; one left over (two
+        // lookups on a client, each told of both refusals) is not about this flush's rows.
         let mut errors = errors
             .into_iter()
             .filter(|e| !is_permission_violation(e, "\"$JS.API"));
@@ -112,6 +144,14 @@ impl NatsConnection {
         if let Some(first) = errors.next() {
             return Err(TransportError::Publish(format!(
                 "the server reported: {first}"
+            )));
+        }
+        // Only a subject not yet cleared can be refused (permissions hold for a connection,
+        // and a reconnect makes every subject unseen again): a sink with none in this flush
+        // has no refusal to lose.
+        if burst >= MAX_REPORTS_PER_FLUSH && self.grace_due {
+            return Err(TransportError::Publish(format!(
+                "the connection reported {burst} server errors or state changes since this sink's last flush (a sink sharing it may be refused); the NATS client passes on at most 128 at once and drops the rest, so this flush cannot tell none was a refusal of this sink's messages"
             )));
         }
         if overflowed {

@@ -18,6 +18,9 @@ struct Events {
     /// Subjects this sink publishes to (and its flush inbox): the server's refusals naming
     /// them are this sink's, not its neighbours'.
     owned: HashSet<String>,
+    /// JetStream API subjects this sink's route lookups await a reply on: the server's
+    /// refusals naming them are this sink's.
+    lookups: Vec<String>,
     /// Server errors were dropped past [`MAX_SERVER_ERRORS`] since the last flush: that flush
     /// fails, since one of them may have been this sink's.
     overflowed: bool,
@@ -33,14 +36,16 @@ pub(super) struct EventLog {
 }
 
 impl EventLog {
-    pub(super) fn new(connected: bool) -> EventLog {
+    /// A log that counts as disconnected until [`EventLog::set_connected`].
+    pub(super) fn new() -> EventLog {
         EventLog {
             events: Mutex::new(Events {
                 server_errors: Vec::new(),
                 disconnects: 0,
                 drops: 0,
-                connected,
+                connected: false,
                 owned: HashSet::new(),
+                lookups: Vec::new(),
                 overflowed: false,
             }),
             changed: Notify::new(),
@@ -69,6 +74,27 @@ impl EventLog {
         }
         drop(events);
         self.changed.notify_waiters();
+    }
+
+    /// Set whether connected to what `state` reads, under the log's lock: an event recorded
+    /// after it is newer than the reading.
+    pub(super) fn set_connected(&self, state: impl FnOnce() -> bool) {
+        let mut events = self.lock();
+        events.connected = state();
+    }
+
+    /// Claim the server's refusals naming the JetStream API subject `api` while the returned
+    /// guard lives (a route lookup in flight, which may be cancelled).
+    pub(super) fn look_up(&self, api: &str) -> Lookup<'_> {
+        self.lock().lookups.push(api.to_string());
+        Lookup {
+            log: self,
+            api: api.to_string(),
+        }
+    }
+
+    pub(super) fn looks_up(&self, api: &str) -> bool {
+        self.lock().lookups.iter().any(|l| l == api)
     }
 
     /// Claim the server's refusals naming `subject`.
@@ -139,5 +165,20 @@ impl EventLog {
 
     pub(super) async fn connected(&self) {
         self.wait_for(|log| log.is_connected().then_some(())).await
+    }
+}
+
+/// A route lookup in flight; it stops claiming its API subject's refusals when dropped.
+pub(super) struct Lookup<'a> {
+    log: &'a EventLog,
+    api: String,
+}
+
+impl Drop for Lookup<'_> {
+    fn drop(&mut self) {
+        let mut events = self.log.lock();
+        if let Some(i) = events.lookups.iter().position(|l| *l == self.api) {
+            events.lookups.swap_remove(i);
+        }
     }
 }

@@ -43,11 +43,16 @@ pub(crate) use wording::{is_no_responders, is_permission_violation, jetstream_er
 pub struct NatsConnection {
     client: async_nats::Client,
     /// Held so the shared client stays open while this sink is; the last sink closes it.
-    _shared: Arc<shared::SharedClient>,
+    shared: Arc<shared::SharedClient>,
+    /// The shared client's event count at the last flush (see [`shared::Listeners::reports`]).
+    reports_seen: u64,
     jetstream: async_nats::jetstream::Context,
     subjects: HashMap<String, KnownSubject>,
     /// Core subjects published since the last flush that are not yet cleared.
     uncleared: Vec<String>,
+    /// A core subject new to the connection was published since the last flush (kept apart
+    /// from `uncleared`, which starts over with the route cache).
+    grace_due: bool,
     /// Acks awaited, oldest first, and the messages they confirm, in the same order.
     in_flight: FuturesOrdered<PendingAck>,
     awaiting: VecDeque<Outgoing>,

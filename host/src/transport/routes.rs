@@ -41,6 +41,10 @@ pub(super) enum Clearance {
 /// Subjects whose route is remembered at once.
 pub(super) const MAX_CACHED_ROUTES: usize = 10_000;
 
+/// Where `stream_by_subject` sends its request (the default JetStream API prefix, which is
+/// the one the sink's context uses).
+const LOOKUP_SUBJECT: &str = "$JS.API.STREAM.NAMES";
+
 impl NatsConnection {
     /// Where messages on `subject` go, asked of JetStream once per subject.
     pub(crate) async fn route(&mut self, subject: &str) -> Result<Route, TransportError> {
@@ -51,10 +55,14 @@ impl NatsConnection {
         self.events.own(subject);
         let lookup = self.jetstream.stream_by_subject(subject);
         // A user who may not publish to the JetStream API gets no reply, only a permission
-        // error from the server: watch for it rather than wait out the request timeout.
+        // error from the server: watch for it rather than wait out the request timeout. Only
+        // a refusal of the very subject the lookup sends to is ours (a neighbour on a shared
+        // client may be refused too).
+        let _claim = self.events.look_up(LOOKUP_SUBJECT);
+        let quoted = format!("\"{LOOKUP_SUBJECT}\"");
         let denied = self
             .events
-            .server_error(|e| is_permission_violation(e, "$JS.API"));
+            .server_error(|e| is_permission_violation(e, &quoted));
         let found = tokio::select! {
             found = lookup => found,
             _ = denied => {
@@ -76,9 +84,15 @@ impl NatsConnection {
             },
         };
         tracing::debug!(subject, ?route, "delivery route");
-        // Subjects filled from rows can be many; a full cache starts over rather than grow.
+        // Subjects filled from rows can be many; a full cache starts over rather than grow,
+        // and so do the subjects listed for clearance and claimed for refusals. A refusal of
+        // a subject no longer claimed goes to every sink on the client: this sink still sees
+        // it, at the cost of failing its neighbours' next flush too.
         if self.subjects.len() >= MAX_CACHED_ROUTES {
             self.subjects.clear();
+            self.uncleared.clear();
+            self.events
+                .own_only([&self.echo_subject, &subject.to_string()]);
         }
         let known = KnownSubject {
             route: route.clone(),
@@ -93,12 +107,14 @@ impl NatsConnection {
         if let Some(known) = self.subjects.get_mut(&subject) {
             known.clearance = Clearance::Listed;
         }
+        self.grace_due = true;
         self.uncleared.push(subject);
     }
 
     /// Move the subjects listed since the last flush to `to`: `Cleared` once a flush saw no
     /// error for them, `Unseen` when it failed.
     pub(super) fn settle_clearance(&mut self, to: Clearance) {
+        self.grace_due = false;
         for subject in self.uncleared.drain(..) {
             if let Some(known) = self.subjects.get_mut(&subject) {
                 known.clearance = to;

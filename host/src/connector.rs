@@ -31,25 +31,43 @@ pub trait Connection: Send + 'static {
     fn stats(&self) -> TransportStats;
 }
 
-/// The default connector: NATS over async-nats. Sinks with the same connect config share one
-/// client (one TCP connection), each with its own ordering, flush, acks and counters; the
-/// last sink to close closes it.
+/// The default connector: NATS over async-nats, one client (one TCP connection) per sink.
+///
+/// [`NatsConnector::shared`] opts into sharing: sinks with the same connect config use one
+/// client, each with its own ordering, flush, acks, failure latching and counters, and the
+/// last sink to close closes it. It is not the default because the server reports a refused
+/// publish as an event on the connection, and async-nats keeps only 128 such events queued:
+/// when a neighbour's flood of refusals may have pushed out one of this sink's own, the
+/// sink's flush fails rather than pass a refused row as confirmed. With a client per sink, a
+/// flood can only be the sink's own.
 #[derive(Debug, Clone, Default)]
 pub struct NatsConnector {
-    clients: SharedClients,
+    /// The shared clients, when sharing.
+    clients: Option<SharedClients>,
 }
 
 impl NatsConnector {
-    /// The clients open now, one per distinct connect config in use.
+    /// A connector whose sinks with the same connect config share one client.
+    pub fn shared() -> NatsConnector {
+        NatsConnector {
+            clients: Some(SharedClients::default()),
+        }
+    }
+
+    /// The shared clients open now, one per distinct connect config in use (none when not
+    /// sharing).
     pub fn open_clients(&self) -> usize {
-        self.clients.open_clients()
+        self.clients.as_ref().map_or(0, SharedClients::open_clients)
     }
 }
 
 impl Connector for NatsConnector {
     fn connect(&self, config: ConnectConfig) -> TransportFuture<'_, Box<dyn Connection>> {
         Box::pin(async move {
-            let connection = NatsConnection::connect_shared(&self.clients, config).await?;
+            let connection = match &self.clients {
+                Some(clients) => NatsConnection::connect_shared(clients, config).await?,
+                None => NatsConnection::connect(config).await?,
+            };
             Ok(Box::new(connection) as Box<dyn Connection>)
         })
     }

@@ -22,7 +22,7 @@ mod paired;
 use std::sync::Arc;
 use std::time::Instant;
 
-use nats_sink::{Column, Datum, Rows, Sink, SinkRuntime};
+use nats_sink::{Column, Datum, NatsConnector, Rows, Sink, SinkRuntime};
 use nats_sink_tests::{columns, component_path, free_port, http_get, target_dir, NatsServer};
 use paired::{rotated, Spread};
 use serde_json::json;
@@ -355,14 +355,24 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let runtime = SinkRuntime::load(component_path()).expect("load the component");
+    // Sharing is opt-in (`NatsConnector::shared`); SCALE_SHARED=0 measures a client per sink.
+    let shared = std::env::var("SCALE_SHARED").map_or(true, |v| v != "0");
+    let mut runtime = SinkRuntime::load(component_path()).expect("load the component");
+    if shared {
+        runtime = runtime.with_connector(Arc::new(NatsConnector::shared()));
+    }
+    let mode = if shared {
+        "shared connections (NatsConnector::shared)"
+    } else {
+        "a connection per sink (the default)"
+    };
     assert!(
         server_connections(monitor).is_some(),
         "the server's monitoring endpoint answers"
     );
 
     println!(
-        "nats-sink scale benchmark: {asked} sinks in one process, {SUBJECTS} subjects, one connection config, core NATS"
+        "nats-sink scale benchmark: {asked} sinks in one process, {SUBJECTS} subjects, one connection config, core NATS, {mode}"
     );
     let many = many_sinks(
         &rt,
@@ -492,6 +502,7 @@ fn main() {
     );
 
     let report = json!({
+        "shared_connections": shared,
         "sinks_asked": many.asked, "sinks_opened": many.opened, "subjects": SUBJECTS,
         "stopped_early": many.stop.is_some(), "stop_reason": stop,
         "open_seconds": many.open_seconds, "open_ms_per_sink": open_per_sink_ms,
@@ -518,7 +529,12 @@ fn main() {
             "parallel_to_one": {"target": TARGET_PARALLEL_RATIO, "met": parallel_met},
         },
     });
-    let path = target_dir().join("bench-scale.json");
+    let file = if shared {
+        "bench-scale.json"
+    } else {
+        "bench-scale-unshared.json"
+    };
+    let path = target_dir().join(file);
     std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     println!("\nwritten to {}", path.display());
     // Measured and written first; a lost row is still a failure of the run.

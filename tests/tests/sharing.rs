@@ -1,4 +1,5 @@
-//! Sinks with the same connect config share one NATS connection (issue 21), against a real
+//! Sinks with the same connect config share one NATS connection when the runtime's connector
+//! is `NatsConnector::shared()` (issue 21; opt-in), against a real
 //! `nats-server` whose monitoring endpoint counts the connections: each sink still delivers
 //! all its rows in order, one sink's refusal fails it alone, and the last sink to close closes
 //! the connection.
@@ -6,7 +7,7 @@
 use std::time::Duration;
 
 use nats_sink::bindings::transport::{Auth, ConnectConfig, Delivery};
-use nats_sink::{Column, Datum, HostError, Sink, SinkRuntime};
+use nats_sink::{Column, Datum, HostError, NatsConnector, Sink, SinkRuntime};
 use nats_sink_tests::*;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -69,6 +70,13 @@ fn rows(sink: i32, from: i32, count: i32) -> nats_sink::Rows {
     pack(&rows)
 }
 
+/// A runtime whose sinks share clients (sharing is opt-in).
+fn sharing_runtime() -> SinkRuntime {
+    SinkRuntime::load(component_path())
+        .unwrap()
+        .with_connector(std::sync::Arc::new(NatsConnector::shared()))
+}
+
 /// Client connections the server counts now.
 fn connections(monitor: u16) -> u64 {
     let body = http_get(monitor, "/connz?limit=1").expect("the monitoring endpoint answers");
@@ -116,7 +124,7 @@ async fn sinks_of_one_config_share_a_connection_and_each_delivers_in_order() {
     const SINKS: usize = 12;
     const ROUNDS: i32 = 3;
     const PER_ROUND: i32 = 50;
-    let runtime = SinkRuntime::load(component_path()).unwrap();
+    let runtime = sharing_runtime();
     let mut sinks = Vec::new();
     for i in 0..SINKS {
         let subject = format!("shared.s{}", i % 4);
@@ -204,11 +212,33 @@ async fn sinks_of_one_config_share_a_connection_and_each_delivers_in_order() {
     );
 }
 
+/// Sharing is opt-in: by default every sink has a connection of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn by_default_each_sink_has_its_own_connection() {
+    let (server, monitor) = server();
+    let baseline = connections(monitor);
+    let runtime = SinkRuntime::load(component_path()).unwrap();
+    let mut sinks = Vec::new();
+    for i in 0..3 {
+        let mut sink = runtime
+            .open(&sinker(&server, "shared.s0", &[]), &schema())
+            .await
+            .unwrap();
+        write_and_flush(&mut sink, i, 0, 5).await.unwrap();
+        sinks.push(sink);
+    }
+    assert_eq!(
+        settle_connections(monitor, baseline + 3).await,
+        baseline + 3,
+        "3 sinks of one config, not sharing, use 3 connections"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_configs_use_two_connections() {
     let (server, monitor) = server();
     let baseline = connections(monitor);
-    let runtime = SinkRuntime::load(component_path()).unwrap();
+    let runtime = sharing_runtime();
     let mut sinks = Vec::new();
     for i in 0..6 {
         // Any field of the config makes another connection: here the ack timeout.
@@ -266,7 +296,7 @@ async fn refused_alone(server: NatsServer, monitor: u16) {
     watcher.flush().await.unwrap();
     let baseline = connections(monitor);
 
-    let runtime = SinkRuntime::load(component_path()).unwrap();
+    let runtime = sharing_runtime();
     // A short ack timeout: on JetStream a refusal shows as an ack that never comes.
     let extra = [("ack_timeout_ms", "1000")];
     let mut refused = runtime
@@ -329,7 +359,7 @@ async fn refused_alone(server: NatsServer, monitor: u16) {
 async fn a_neighbours_flood_of_refusals_never_lets_a_refused_row_pass() {
     let (server, monitor) = server();
     let baseline = connections(monitor);
-    let runtime = SinkRuntime::load(component_path()).unwrap();
+    let runtime = sharing_runtime();
     let extra = [("ack_timeout_ms", "5000")];
     for round in 0..5 {
         let mut flooder = runtime
@@ -407,7 +437,7 @@ async fn refused_route_lookups_reach_the_sinks_that_sent_them() {
     let mut arrivals = watcher.subscribe("shared.>").await.unwrap();
     watcher.flush().await.unwrap();
 
-    let runtime = SinkRuntime::load(component_path()).unwrap();
+    let runtime = sharing_runtime();
     // Far longer than the test may take: a lookup that missed its refusal would wait it out.
     let extra = [("ack_timeout_ms", "30000")];
     let mut sinks = Vec::new();

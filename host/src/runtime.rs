@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
-use wasmtime::{Cache, CacheConfig, Config, Engine, Store, UpdateDeadline};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, Store, UpdateDeadline,
+};
 
 use crate::bindings::encoder::{Column, OptionInfo, OptionProblem, Rows, SinkError, Target};
 use crate::bindings::{encoder_of, World, WorldPre};
@@ -29,6 +31,11 @@ pub struct RuntimeConfig {
     pub cpu_limit: Duration,
     /// The servers and files any sink may reach, beyond which its own options cannot widen.
     pub outbound: OutboundPolicy,
+    /// Reserve slots for this many instances at once (open sinks, and the short-lived ones
+    /// `describe`, `validate` and `resolve` make) with wasmtime's pooling allocator: an
+    /// instance reuses a warm slot instead of mapping fresh memory, and one past the count
+    /// fails to instantiate. `None` (the default) maps each instance's memory as it comes.
+    pub pooled_instances: Option<u32>,
 }
 
 impl Default for RuntimeConfig {
@@ -38,6 +45,7 @@ impl Default for RuntimeConfig {
             memory_limit: DEFAULT_MEMORY_LIMIT,
             cpu_limit: DEFAULT_CPU_LIMIT,
             outbound: OutboundPolicy::default(),
+            pooled_instances: None,
         }
     }
 }
@@ -155,6 +163,11 @@ impl SinkRuntime {
     pub fn from_bytes_with(bytes: &[u8], config: &RuntimeConfig) -> Result<SinkRuntime, HostError> {
         let mut engine_config = Config::new();
         engine_config.epoch_interruption(true);
+        if let Some(instances) = config.pooled_instances {
+            engine_config.allocation_strategy(InstanceAllocationStrategy::Pooling(
+                crate::sandbox::pool(instances, config.memory_limit),
+            ));
+        }
         if let Some(dir) = &config.cache_dir {
             let context = || format!("the compile cache in {}", dir.display());
             let load = |e| RuntimeError::new(RuntimeErrorKind::Load, context(), e);
@@ -202,7 +215,8 @@ impl SinkRuntime {
         })
     }
 
-    /// Limit each sink's guest memory to `bytes`.
+    /// Limit each sink's guest memory to `bytes`. With pooled instances, memory past the
+    /// `memory_limit` the runtime was loaded with is refused by the pool's slot size too.
     pub fn with_memory_limit(mut self, bytes: usize) -> SinkRuntime {
         self.limits.memory = bytes;
         self

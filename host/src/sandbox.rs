@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{Engine, ResourceLimiter};
+use wasmtime::{Engine, PoolingAllocationConfig, ResourceLimiter};
 
 /// Memory a sink's guest may grow to, unless the caller says otherwise.
 pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
@@ -13,6 +13,23 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
 pub const DEFAULT_CPU_LIMIT: Duration = Duration::from_secs(30);
 /// How often the engine's epoch advances, and so how often a running guest is checked.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// wasmtime's pooling allocator with slots for `sinks` instances of the component at once,
+/// each memory slot sized to `memory_limit`. Instantiation then reuses a warm slot instead of
+/// mapping fresh memory; an instance past the count fails to instantiate.
+pub(crate) fn pool(sinks: u32, memory_limit: usize) -> PoolingAllocationConfig {
+    // The component is one core module with its memory, plus the small shim modules that
+    // canonical lowering adds (a table each, no memory).
+    const CORE_INSTANCES_PER_SINK: u32 = 4;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(sinks)
+        .total_core_instances(sinks.saturating_mul(CORE_INSTANCES_PER_SINK))
+        .total_tables(sinks.saturating_mul(CORE_INSTANCES_PER_SINK))
+        .total_memories(sinks)
+        .total_stacks(sinks)
+        .max_memory_size(memory_limit);
+    pool
+}
 
 /// What one sink's guest may use.
 #[derive(Debug, Clone, Copy)]

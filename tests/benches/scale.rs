@@ -22,7 +22,7 @@ mod paired;
 use std::sync::Arc;
 use std::time::Instant;
 
-use nats_sink::{Column, Datum, NatsConnector, Rows, Sink, SinkRuntime};
+use nats_sink::{Column, Datum, NatsConnector, Rows, RuntimeConfig, Sink, SinkRuntime};
 use nats_sink_tests::{columns, component_path, free_port, http_get, target_dir, NatsServer};
 use paired::{rotated, Spread};
 use serde_json::json;
@@ -357,15 +357,30 @@ fn main() {
         .unwrap();
     // Sharing is opt-in (`NatsConnector::shared`); SCALE_SHARED=0 measures a client per sink.
     let shared = std::env::var("SCALE_SHARED").map_or(true, |v| v != "0");
-    let mut runtime = SinkRuntime::load(component_path()).expect("load the component");
+    // SCALE_POOLING=1 loads with wasmtime's pooling allocator, a slot for every sink.
+    let pooling = std::env::var("SCALE_POOLING").is_ok_and(|v| v == "1");
+    let config = RuntimeConfig {
+        pooled_instances: pooling.then(|| (asked.max(PARALLEL_SINKS) + 8) as u32),
+        ..RuntimeConfig::default()
+    };
+    let mut runtime =
+        SinkRuntime::load_with(component_path(), &config).expect("load the component");
     if shared {
         runtime = runtime.with_connector(Arc::new(NatsConnector::shared()));
     }
-    let mode = if shared {
-        "shared connections (NatsConnector::shared)"
-    } else {
-        "a connection per sink (the default)"
-    };
+    let mode = format!(
+        "{}, {}",
+        if shared {
+            "shared connections (NatsConnector::shared)"
+        } else {
+            "a connection per sink (the default)"
+        },
+        if pooling {
+            "pooling allocator"
+        } else {
+            "on-demand allocator (the default)"
+        }
+    );
     assert!(
         server_connections(monitor).is_some(),
         "the server's monitoring endpoint answers"
@@ -502,7 +517,7 @@ fn main() {
     );
 
     let report = json!({
-        "shared_connections": shared,
+        "shared_connections": shared, "pooling_allocator": pooling,
         "sinks_asked": many.asked, "sinks_opened": many.opened, "subjects": SUBJECTS,
         "stopped_early": many.stop.is_some(), "stop_reason": stop,
         "open_seconds": many.open_seconds, "open_ms_per_sink": open_per_sink_ms,
@@ -529,11 +544,11 @@ fn main() {
             "parallel_to_one": {"target": TARGET_PARALLEL_RATIO, "met": parallel_met},
         },
     });
-    let file = if shared {
-        "bench-scale.json"
-    } else {
-        "bench-scale-unshared.json"
-    };
+    let file = format!(
+        "bench-scale{}{}.json",
+        if shared { "" } else { "-unshared" },
+        if pooling { "-pooled" } else { "" }
+    );
     let path = target_dir().join(file);
     std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     println!("\nwritten to {}", path.display());

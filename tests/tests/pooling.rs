@@ -50,7 +50,7 @@ async fn pooled_sinks_deliver_and_a_sink_past_the_pool_is_refused() {
         Err(HostError::Runtime(e)) => {
             assert_eq!(e.kind(), RuntimeErrorKind::Instantiate, "{e}");
             let why = std::error::Error::source(&e).map(|s| format!("{s:#}"));
-            w|w| w.contains("concurrent")), "{e}");
+            assert!(why.is_some_and(|w| w.contains("concurrent")), "{e}");
         }
         Err(other) => panic!("a sink past the pool: {other}"),
         Ok(_) => panic!("a sink past the pool of {SLOTS} opened"),

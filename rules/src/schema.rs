@@ -295,6 +295,16 @@ impl<'a> TypeParser<'a> {
     fn base_type(&mut self) -> Result<DataType, String> {
         let rest = self.rest();
         let end = rest.find(['[', ']', ',', '>', '<']).unwrap_or(rest.len());
+        // `numeric(10,2)`, `varchar(20)`: named whole, not cut at the comma.
+        if let Some(open) = rest[..end].find('(') {
+            let close = rest.find(')').map_or(rest.len(), |c| c + 1);
+            return Err(format!(
+                "type modifier `{}` in `{}` is not supported; write the type without it (`{}`)",
+                shorten(&rest[open..close]),
+                shorten(rest[..close].trim()),
+                shorten(rest[..open].trim())
+            ));
+        }
         let words: Vec<&str> = rest[..end].split_whitespace().collect();
         let name = words.join(" ").to_ascii_lowercase();
         if name.is_empty() {
@@ -483,6 +493,13 @@ mod tests {
             DataType::parse("intger").unwrap_err(),
             "unknown type `intger`; did you mean `integer`?"
         );
+        assert_eq!(
+            DataType::parse("numeric(10,2)").unwrap_err(),
+            "type modifier `(10,2)` in `numeric(10,2)` is not supported; write the type without it (`numeric`)"
+        );
+        assert!(DataType::parse("struct<a varchar(20), b int>")
+            .unwrap_err()
+            .contains("`(20)` in `varchar(20)`"));
         assert!(DataType::parse("struct<a integer")
             .unwrap_err()
             .contains("expected `,` or `>`"));

@@ -31,12 +31,14 @@
 //!
 //! What is public:
 //! - running sinks: [`SinkRuntime`] (`load`, limits, `open`, `describe`/`validate`/`resolve`,
-//!   `reach`, `with_connector`, `instance`), [`Sink`], [`RuntimeConfig`], [`Datum`] and
-//!   [`Rows`], the WIT types re-exported here, [`Metrics`];
+//!   `reach`, `with_connector`, `instance`), [`Sink`], [`RuntimeConfig`] (with
+//!   `pooled_instances` for wasmtime's pooling allocator), [`Datum`] and [`Rows`], the WIT
+//!   types re-exported here, [`Metrics`];
 //! - errors: [`HostError`], whose `Runtime` case is a [`RuntimeError`] with a
 //!   [`RuntimeErrorKind`] and a source, and the `describe_*` wordings;
 //! - the transport seam: [`Connector`] and [`Connection`] (what the host glue calls),
-//!   [`OutgoingMessage`] (a checked message), [`NatsConnector`] and
+//!   [`OutgoingMessage`] (a checked message), [`NatsConnector`] (a connection per sink, or
+//!   with [`NatsConnector::shared`] one per distinct connect config) and
 //!   [`transport::NatsConnection`] (async-nats), and [`bindings::transport`];
 //! - what `nats-sink check` and `validate` use: [`health`], [`preflight`], [`stream`], and the
 //!   outbound [`policy`].

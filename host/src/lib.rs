@@ -75,7 +75,7 @@ pub use metrics::{Metrics, MetricsSnapshot};
 pub use policy::{OutboundPolicy, Reach};
 pub use runtime::{
     ComponentInstance, RuntimeConfig, Sink, SinkRuntime, SinkState, DEFAULT_CPU_LIMIT,
-    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_MEMORY_LIMIT, MAX_COMPONENT_BYTES,
 };
 pub use shutdown::{ShutdownOutcome, ShutdownReport};
 pub use transport::{OutgoingMessage, Route, TransportStats};

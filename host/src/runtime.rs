@@ -50,6 +50,26 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// The largest component file read: ours is under 1 MiB, and a path such as `/dev/zero` must
+/// not fill the machine's memory.
+pub const MAX_COMPONENT_BYTES: u64 = 64 << 20;
+
+/// The bytes of the component at `path`, refused past [`MAX_COMPONENT_BYTES`].
+fn read_component(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_COMPONENT_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_COMPONENT_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB: not a nats-sink component",
+            MAX_COMPONENT_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
 /// A call that trapped, naming the limit it hit if it hit one.
 fn trapped(store: &Store<SinkState>, call: &str, after: &str, trap: wasmtime::Error) -> HostError {
     let sandbox = &store.data().sandbox;
@@ -144,7 +164,7 @@ impl SinkRuntime {
         config: &RuntimeConfig,
     ) -> Result<SinkRuntime, HostError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| {
+        let bytes = read_component(path).map_err(|e| {
             let context = format!("reading component {}", path.display());
             RuntimeError::new(RuntimeErrorKind::Load, context, e)
         })?;

@@ -157,6 +157,27 @@ async fn subject_without_stream_uses_core_path_on_jetstream_server() {
     );
 }
 
+/// A subscriber on `>` takes the JetStream lookup and never answers: on a server without
+/// JetStream the rows still go the core way (after one ack timeout), instead of failing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_catch_all_subscriber_does_not_stop_a_server_without_jetstream() {
+    let server = NatsServer::start();
+    let client = server.client().await;
+    let mut everything = client.subscribe(">").await.unwrap();
+    client.flush().await.unwrap();
+    let mut options = plain_options(&server, "plain.rows");
+    options.push(("ack_timeout_ms".into(), "300".into()));
+    let out = sink_lines(&options, &[("id", "integer")], "{\"id\":1}\n{\"id\":2}\n").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let seen = collect(&mut everything, 3, WAIT).await;
+    let subjects: Vec<&str> = seen.iter().map(|m| m.subject.as_str()).collect();
+    assert!(
+        subjects[0].starts_with("$JS.API.STREAM.NAMES"),
+        "the lookup came first: {subjects:?}"
+    );
+    assert_eq!(subjects[1..], ["plain.rows", "plain.rows"]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn jetstream_rejection_fails_the_flush_with_the_reason() {
     // The stream accepts at most 100 bytes per message: acks for larger rows are errors.

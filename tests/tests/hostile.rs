@@ -174,6 +174,21 @@ fn a_component_importing_what_the_host_lacks_is_refused_at_load() {
     assert!(message.contains("hostile:extra/clock"), "{message}");
 }
 
+/// An endless file (or a huge one) is refused after a bounded read, not read into memory.
+#[test]
+fn an_endless_component_file_is_refused_after_a_bounded_read() {
+    let err = match SinkRuntime::load("/dev/zero") {
+        Ok(_) => panic!("loaded /dev/zero"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(&err, HostError::Runtime(e) if e.kind() == RuntimeErrorKind::Load),
+        "{err:?}"
+    );
+    let message = format!("{:#}", anyhow::Error::from(err));
+    assert!(message.contains("larger than 64 MiB"), "{message}");
+}
+
 #[test]
 fn bytes_that_are_not_a_component_are_refused_at_load() {
     for bytes in [&b""[..], b"\0asm\x01\0\0\0", b"not wasm at all"] {

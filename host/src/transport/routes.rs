@@ -3,7 +3,7 @@
 
 use async_nats::jetstream::context::{GetStreamByNameError, GetStreamByNameErrorKind};
 
-use super::wording::{is_no_responders, is_permission_violation};
+use super::wording::{is_no_responders, is_permission_violation, is_request_timeout};
 use super::NatsConnection;
 use crate::bindings::transport::TransportError;
 
@@ -76,6 +76,22 @@ impl NatsConnection {
                 GetStreamByNameErrorKind::NotFound => Route::Core,
                 // No JetStream on the server: the request has no responders.
                 GetStreamByNameErrorKind::Request if is_no_responders(&e) => Route::Core,
+                // Something took the request and never answered (a subscriber on `>`), on a
+                // server that says it runs no JetStream: no stream is there to answer.
+                GetStreamByNameErrorKind::Request
+                    if is_request_timeout(&e) && !self.client.server_info().jetstream =>
+                {
+                    tracing::warn!(
+                        subject,
+                        "a subscriber took the JetStream lookup without answering, on a server without JetStream: core path"
+                    );
+                    Route::Core
+                }
+                GetStreamByNameErrorKind::Request if is_request_timeout(&e) => {
+                    return Err(TransportError::Timeout(format!(
+                        "could not tell whether a JetStream stream captures `{subject}`: JetStream did not answer within the ack timeout ({e})"
+                    )))
+                }
                 _ => {
                     return Err(TransportError::Publish(format!(
                         "could not tell whether a JetStream stream captures `{subject}`: {e}"

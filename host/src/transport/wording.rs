@@ -97,13 +97,31 @@ pub(crate) fn jetstream_error(error: &PublishError) -> Option<&async_nats::jetst
 
 /// True when JetStream is not enabled on the server: its API has no responders.
 pub(crate) fn is_no_responders(e: &(dyn std::error::Error + 'static)) -> bool {
-    use async_nats::jetstream::context::{RequestError, RequestErrorKind};
+    jetstream_request_failed(
+        e,
+        async_nats::jetstream::context::RequestErrorKind::NoResponders,
+    )
+}
+
+/// Whether a JetStream request (anywhere in `e`'s chain) had no reply within its timeout.
+pub(crate) fn is_request_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    jetstream_request_failed(
+        e,
+        async_nats::jetstream::context::RequestErrorKind::TimedOut,
+    )
+}
+
+fn jetstream_request_failed(
+    e: &(dyn std::error::Error + 'static),
+    kind: async_nats::jetstream::context::RequestErrorKind,
+) -> bool {
+    use async_nats::jetstream::context::RequestError;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         // async-nats wraps the request's error in another of kind `Other`: look at every level.
         if err
             .downcast_ref::<RequestError>()
-            .is_some_and(|r| r.kind() == RequestErrorKind::NoResponders)
+            .is_some_and(|r| r.kind() == kind)
         {
             return true;
         }

@@ -112,11 +112,18 @@ pub(crate) async fn run(
     };
     let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match file.take() {
         None => Box::new(tokio::io::stdin()),
+        // A pipe (`<(cmd)`, a fifo, /dev/stdin) cannot seek: only a resume needs to.
+        Some(file) if plan.start.offset == 0 => Box::new(file),
         Some(mut file) => {
             use tokio::io::AsyncSeekExt as _;
             file.seek(std::io::SeekFrom::Start(plan.start.offset))
                 .await
-                .with_context(|| format!("seeking input {input} to byte {}", plan.start.offset))
+                .with_context(|| {
+                    format!(
+                        "--state resumes {input} at byte {}, which needs a regular file",
+                        plan.start.offset
+                    )
+                })
                 .map_err(Failure::Input)?;
             Box::new(file)
         }

@@ -82,13 +82,18 @@ pub use transport::{OutgoingMessage, Route, TransportStats};
 pub use value::Datum;
 
 /// The component the build produces, next to the build's profile directory
-/// (`target/nats-sink.wasm` for `target/debug/nats-sink`), or `NATS_SINK_COMPONENT`.
+/// (`target/nats-sink.wasm` for `target/debug/nats-sink`, and for an example in
+/// `target/debug/examples/`), or `NATS_SINK_COMPONENT`.
 pub fn default_component_path() -> std::path::PathBuf {
     if let Some(path) = std::env::var_os("NATS_SINK_COMPONENT") {
         return path.into();
     }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("nats-sink.wasm")))
-        .unwrap_or_else(|| "target/nats-sink.wasm".into())
+    let beside_the_build = std::env::current_exe().ok().and_then(|exe| {
+        exe.ancestors()
+            .skip(2)
+            .take(2)
+            .map(|dir| dir.join("nats-sink.wasm"))
+            .find(|path| path.is_file())
+    });
+    beside_the_build.unwrap_or_else(|| "target/nats-sink.wasm".into())
 }

@@ -68,6 +68,30 @@ async fn core_publish_delivers_every_row_in_order() {
     }
 }
 
+/// `--input` naming a pipe (here /dev/stdin, itself a pipe) reads it; only a resume seeks.
+#[tokio::test(flavor = "multi_thread")]
+async fn input_from_a_pipe_by_name_is_read() {
+    let server = NatsServer::start();
+    let client = server.client().await;
+    let mut sub = client.subscribe("piped").await.unwrap();
+    client.flush().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema_file(dir.path(), &[("id", "integer")]);
+    let mut args = vec![
+        "run".to_string(),
+        "--schema".into(),
+        schema.display().to_string(),
+        "--input".into(),
+        "/dev/stdin".into(),
+    ];
+    args.extend(with_args(&plain_options(&server, "piped")));
+    let out = cli(args, "{\"id\":1}\n{\"id\":2}\n").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let got = collect(&mut sub, 2, WAIT).await;
+    let payloads: Vec<String> = got.iter().map(|m| text(&m.payload)).collect();
+    assert_eq!(payloads, [r#"{"id":1}"#, r#"{"id":2}"#]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn jetstream_stream_gets_every_row_acked() {
     let server = NatsServer::start_jetstream();

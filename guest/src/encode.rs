@@ -405,6 +405,14 @@ impl Encoder {
                 }
             },
             (DataType::Interval, Value::Interval(interval)) => {
+                // RisingWave's form drops the time part's sign: -1 µs would read as +1 µs.
+                if interval.micros < 0 {
+                    return Err(path.error(format!(
+                        "interval with a negative time part ({} µs) is refused: RisingWave's ISO 8601 form drops that sign, so it would publish as {} µs",
+                        interval.micros,
+                        interval.micros.unsigned_abs()
+                    )));
+                }
                 out.push(b'"');
                 write_iso_8601(out, interval);
                 out.push(b'"');
@@ -605,7 +613,8 @@ fn write_datetime(out: &mut Vec<u8>, t: &chrono::NaiveDateTime, separator: u8, s
 }
 
 /// `P{y}Y{m}M{d}DT{h}H{m}M{s}[.fraction]S`, every part present, as RisingWave writes it.
-/// Like RisingWave, the time part is printed without its sign.
+/// Like RisingWave, the time part is printed without its sign (the encoder refuses a
+/// negative one before it gets here).
 pub fn write_iso_8601(out: &mut Vec<u8>, interval: &Interval) {
     let years = interval.months / 12;
     let months = interval.months % 12;
@@ -851,9 +860,14 @@ mod tests {
         );
         assert_eq!(one("interval", iv(0, 0, 1)), "\"P0Y0M0DT0H0M0.000001S\"");
         assert_eq!(
-            one("interval", iv(-14, -3, -3_600_000_000)),
+            one("interval", iv(-14, -3, 3_600_000_000)),
             "\"P-1Y-2M-3DT1H0M0S\""
         );
+        // RisingWave would print -1 µs as +1 µs: refused, never published changed.
+        for micros in [-1, -3_600_000_000, i64::MIN] {
+            let err = encode(&[("v", "interval")], vec![iv(0, 0, micros)]).unwrap_err();
+            assert!(err.message.contains("negative time part"), "{}", err.message);
+        }
     }
 
     #[test]

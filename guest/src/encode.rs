@@ -866,7 +866,11 @@ mod tests {
         // RisingWave would print -1 µs as +1 µs: refused, never published changed.
         for micros in [-1, -3_600_000_000, i64::MIN] {
             let err = encode(&[("v", "interval")], vec![iv(0, 0, micros)]).unwrap_err();
-            assert!(err.message.contains("negative time part"), "{}", err.message);
+            assert!(
+                err.message.contains("negative time part"),
+                "{}",
+                err.message
+            );
         }
     }
 

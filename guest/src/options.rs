@@ -72,6 +72,8 @@ const MAX_BACKOFF: NumberOption = number("retry.max_backoff_ms", 1, 600_000, "mi
 pub const MAX_SINK_ID_LEN: usize = 64;
 
 const HEADER_PREFIX: &str = "headers.";
+/// What NATS clients trim from either end of a header value.
+pub(crate) const HEADER_SPACE: [char; 2] = [' ', '\t'];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
@@ -424,6 +426,13 @@ fn parse_headers(given: &BTreeMap<&str, &str>, dedupe: bool, c: &mut Collector) 
         }
         if raw.contains(['\r', '\n']) {
             c.push(key, "the value must not contain a line break");
+            continue;
+        }
+        if raw.starts_with(HEADER_SPACE) || raw.ends_with(HEADER_SPACE) {
+            c.push(
+                key,
+                "the value must not start or end with a space or tab: NATS clients trim them",
+            );
             continue;
         }
         match Template::parse(raw) {
@@ -988,6 +997,8 @@ mod tests {
             ("headers.X Y", "x", "contains ' '"),
             ("headers.X:Y", "x", "contains ':'"),
             ("headers.X", "a\r\nB: c", "line break"),
+            ("headers.X", "a ", "space or tab"),
+            ("headers.X", "\t{region}", "space or tab"),
             ("headers.X", "{open", "not closed"),
             ("headers.Nats-Msg-Id", "{id}", "dedupe=false"),
         ] {

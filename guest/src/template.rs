@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::bindings::Value;
 use crate::encode::RowError;
-use crate::options::MAX_SUBJECT_BYTES;
+use crate::options::{HEADER_SPACE, MAX_SUBJECT_BYTES};
 use crate::rows::RowRef;
 use crate::schema::{DataType, Schema};
 
@@ -148,7 +148,12 @@ impl Template {
         out.clear();
         // The column that filled the most, to blame when the subject is too long.
         let mut widest: Option<(&str, usize)> = None;
+        // The columns that filled the value's start and its end.
+        let mut edges: (Option<&str>, Option<&str>) = (None, None);
         for part in &self.parts {
+            if let Part::Literal(_) = part {
+                edges.1 = None;
+            }
             match part {
                 Part::Literal(text) => out.push_str(text),
                 Part::Column { name, index } => {
@@ -164,12 +169,30 @@ impl Template {
                             &out[start..]
                         ),
                     })?;
+                    if start == 0 {
+                        edges.0 = Some(name.as_str());
+                    }
+                    edges.1 = Some(name.as_str());
                     let filled = out.len() - start;
                     if widest.is_none_or(|(_, most)| filled > most) {
                         widest = Some((name, filled));
                     }
                 }
             }
+        }
+        // NATS clients trim a header value's ends: the value would arrive changed. (The
+        // template's own text cannot start or end with a space: the options refuse it.)
+        if slot == Slot::HeaderValue
+            && (out.starts_with(HEADER_SPACE) || out.ends_with(HEADER_SPACE))
+        {
+            let leading = out.starts_with(HEADER_SPACE);
+            let blamed = if leading { edges.0 } else { edges.1 };
+            return Err(RowError {
+                column: blamed.unwrap_or_default().to_string(),
+                message: format!(
+                    "header value {out:?} starts or ends with a space or tab, which NATS clients trim"
+                ),
+            });
         }
         if slot == Slot::SubjectToken && out.len() > MAX_SUBJECT_BYTES {
             let (name, filled) = widest.unwrap_or_default();
@@ -297,6 +320,16 @@ mod tests {
         assert!(err.message.contains("null"), "{err}");
         let err = render("{region}", row("a\r\nX: y"), Slot::HeaderValue).unwrap_err();
         assert!(err.message.contains("line break"), "{err}");
+        for padded in ["  padded  ", "a\t", " a"] {
+            let err = render("{region}", row(padded), Slot::HeaderValue).unwrap_err();
+            assert!(err.message.contains("space or tab"), "{err}");
+            assert_eq!(err.column, "region");
+        }
+        // Inside the value, spaces stay.
+        assert_eq!(
+            render("x {region}", row("a b"), Slot::HeaderValue).unwrap(),
+            "x a b"
+        );
         // Dots are fine in a header value.
         assert_eq!(
             render("{region}", row("a.b"), Slot::HeaderValue).unwrap(),

@@ -297,7 +297,7 @@ impl<'a> TypeParser<'a> {
         let end = rest.find(['[', ']', ',', '>', '<']).unwrap_or(rest.len());
         // `numeric(10,2)`, `varchar(20)`: named whole, not cut at the comma.
         if let Some(open) = rest[..end].find('(') {
-            let close = rest.find(')').map_or(rest.len(), |c| c + 1);
+            let close = rest[open..].find(')').map_or(rest.len(), |c| open + c + 1);
             return Err(format!(
                 "type modifier `{}` in `{}` is not supported; write the type without it (`{}`)",
                 shorten(&rest[open..close]),
@@ -497,6 +497,7 @@ mod tests {
             DataType::parse("numeric(10,2)").unwrap_err(),
             "type modifier `(10,2)` in `numeric(10,2)` is not supported; write the type without it (`numeric`)"
         );
+        assert!(DataType::parse(")x(").unwrap_err().contains("`(`"));
         assert!(DataType::parse("struct<a varchar(20), b int>")
             .unwrap_err()
             .contains("`(20)` in `varchar(20)`"));

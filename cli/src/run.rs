@@ -147,6 +147,7 @@ pub(crate) async fn run(
         ProgressBar::hidden()
     };
 
+    let resumed_rows = plan.confirmed.rows;
     let mut rows = reader::spawn(
         reader,
         std::sync::Arc::new(schema),
@@ -269,7 +270,8 @@ pub(crate) async fn run(
         confirmed.rows,
         metrics.messages,
         metrics.payload_bytes,
-        confirmed.rows as f64 / seconds.max(1e-9),
+        // Rows this run confirmed: a resumed run's total counts earlier runs too.
+        confirmed.rows.saturating_sub(resumed_rows) as f64 / seconds.max(1e-9),
     );
     note!(
         "nats-sink: metrics: rows {} accepted, {} refused; messages {}; bytes {}; retries {}; errors {}; flushes {} (mean {:.1} ms)",

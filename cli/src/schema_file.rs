@@ -38,6 +38,11 @@ pub(crate) fn read_schema(path: &PathBuf) -> Result<(Schema, Vec<Column>), Failu
             anyhow::bail!("is larger than {} MiB", MAX_SCHEMA_BYTES >> 20);
         }
         let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        if text.trim_ascii_start().first() != Some(&b'{') {
+            anyhow::bail!(
+                r#"must be a JSON object: {{"columns":[{{"name":"id","type":"integer"}}, ...]}}"#
+            );
+        }
         let file: SchemaFile = serde_json::from_slice(text)?;
         let schema = Schema::parse(
             file.columns

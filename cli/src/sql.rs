@@ -111,7 +111,7 @@ pub fn parse_create_sink(sql: &str) -> Result<CreateSink, SqlError> {
     let rest = parser.peek_token();
     if rest.token != Token::EOF {
         return Err(SqlError::Syntax(format!(
-            "unexpected text after the statement at {}",
+            "unexpected text after the statement, {}",
             rest.span.start
         )));
     }

@@ -205,6 +205,17 @@ impl SinkRuntime {
             move |e| RuntimeError::new(RuntimeErrorKind::Compile, context, e)
         };
         let engine = Engine::new(&engine_config).map_err(compile("creating the engine"))?;
+        if !bytes.starts_with(b"\0asm") {
+            let start = String::from_utf8_lossy(&bytes[..bytes.len().min(16)]).into_owned();
+            return Err(RuntimeError::new(
+                RuntimeErrorKind::Compile,
+                "compiling the component",
+                std::io::Error::other(format!(
+                    "not a WebAssembly file: it starts with {start:?}, not \\0asm"
+                )),
+            )
+            .into());
+        }
         let component =
             Component::new(&engine, bytes).map_err(compile("compiling the component"))?;
         let link = |context: &str| {

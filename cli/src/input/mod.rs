@@ -257,7 +257,16 @@ fn convert(ty: &DataType, raw: &str, path: &str) -> Result<Datum, ConvertError> 
         },
         DataType::Numeric => {
             let text = numeric(raw).ok_or_else(|| bad("a number or a numeric string"))?;
-            check_numeric(&text).map_err(refuse)?;
+            check_numeric(&text).map_err(|why| {
+                // `plain_decimal` leaves an exponent past its bound unshifted.
+                if is_number(raw) && raw.contains(['e', 'E']) {
+                    refuse(format!(
+                        "`{raw}`: its exponent puts it out of a numeric's range (28 significant digits, 28 after the point)"
+                    ))
+                } else {
+                    refuse(why)
+                }
+            })?;
             Datum::Numeric(text)
         }
         DataType::Varchar => Datum::Varchar(text().ok_or_else(|| bad("a string"))?.into_owned()),

@@ -7,7 +7,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt as _};
 pub enum LineError {
     #[error("line {line} is longer than {limit} bytes (see --max-line-bytes)")]
     TooLong { line: u64, limit: usize },
-    #[error("line {line} is not UTF-8 (at byte {at} of it)")]
+    #[error("line {line} is not UTF-8 (from byte {} of it, counting from 1)", at + 1)]
     NotUtf8 { line: u64, at: usize },
     #[error("reading line {line}: {source}")]
     Io {
@@ -177,7 +177,7 @@ mod tests {
         );
         assert_eq!(
             read_all(b"{}\n\xff", 9).await[1],
-            Err("line 2 is not UTF-8 (at byte 0 of it)".to_string())
+            Err("line 2 is not UTF-8 (from byte 1 of it, counting from 1)".to_string())
         );
     }
 }

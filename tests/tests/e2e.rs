@@ -22,15 +22,24 @@ async fn sink_lines(
     columns: &[(&str, &str)],
     lines: &str,
 ) -> std::process::Output {
+    sink_lines_with(&["--batch-size", "3"], options, columns, lines).await
+}
+
+/// `run` with `flags`, the options and a schema of `columns`, fed `lines` on stdin.
+async fn sink_lines_with(
+    flags: &[&str],
+    options: &[(String, String)],
+    columns: &[(&str, &str)],
+    lines: &str,
+) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let schema = schema_file(dir.path(), columns);
     let mut args = vec![
         "run".to_string(),
         "--schema".into(),
         schema.display().to_string(),
-        "--batch-size".into(),
-        "3".into(),
     ];
+    args.extend(flags.iter().map(|f| f.to_string()));
     args.extend(with_args(options));
     cli(args, lines).await
 }
@@ -75,17 +84,13 @@ async fn input_from_a_pipe_by_name_is_read() {
     let client = server.client().await;
     let mut sub = client.subscribe("piped").await.unwrap();
     client.flush().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let schema = schema_file(dir.path(), &[("id", "integer")]);
-    let mut args = vec![
-        "run".to_string(),
-        "--schema".into(),
-        schema.display().to_string(),
-        "--input".into(),
-        "/dev/stdin".into(),
-    ];
-    args.extend(with_args(&plain_options(&server, "piped")));
-    let out = cli(args, "{\"id\":1}\n{\"id\":2}\n").await;
+    let out = sink_lines_with(
+        &["--input", "/dev/stdin"],
+        &plain_options(&server, "piped"),
+        &[("id", "integer")],
+        "{\"id\":1}\n{\"id\":2}\n",
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let got = collect(&mut sub, 2, WAIT).await;
     let payloads: Vec<String> = got.iter().map(|m| text(&m.payload)).collect();

@@ -26,8 +26,6 @@ pub struct Deliverer {
     pub confirmed: ConfirmedPoint,
     pub state: Option<StateFile>,
     reopen: Reopen,
-    /// The counters of sinks replaced by a reopen, so the summary counts every send.
-    carried: MetricsSnapshot,
     /// Batches replayed on a new connection.
     pub replays: u64,
 }
@@ -44,14 +42,13 @@ impl Deliverer {
             confirmed,
             state,
             reopen,
-            carried: MetricsSnapshot::default(),
             replays: 0,
         }
     }
 
     /// Every send, over this sink and those it replaced.
     pub fn metrics(&self) -> MetricsSnapshot {
-        add(&self.carried, &self.sink.metrics().snapshot())
+        self.sink.metrics().snapshot()
     }
 
     /// Write the batch as one checkpoint and flush it, then empty it. A refused row is
@@ -109,8 +106,11 @@ impl Deliverer {
             match reopen.runtime.open(&reopen.options, &reopen.columns).await {
                 Ok(sink) => {
                     let old = std::mem::replace(&mut self.sink, sink);
-                    self.carried = add(&self.carried, &old.metrics().snapshot());
+                    let metrics = old.metrics().clone();
                     let _ = old.close().await;
+                    // One set of counters over every connection: the summary and a metrics
+                    // endpoint serving the first sink's see every send.
+                    self.sink.continue_metrics(metrics);
                     return;
                 }
                 Err(e) => {
@@ -216,18 +216,5 @@ fn may_pass(error: &HostError) -> bool {
             m.contains("connection") || m.contains("timed out") || m.contains("timeout")
         }
         _ => false,
-    }
-}
-
-fn add(a: &MetricsSnapshot, b: &MetricsSnapshot) -> MetricsSnapshot {
-    MetricsSnapshot {
-        rows: a.rows + b.rows,
-        rows_refused: a.rows_refused + b.rows_refused,
-        messages: a.messages + b.messages,
-        payload_bytes: a.payload_bytes + b.payload_bytes,
-        retries: a.retries + b.retries,
-        errors: a.errors + b.errors,
-        flushes: a.flushes + b.flushes,
-        flush_seconds: a.flush_seconds + b.flush_seconds,
     }
 }

@@ -164,6 +164,13 @@ impl Metrics {
         }
     }
 
+    /// Count a new connection's counters from zero.
+    pub(crate) fn new_connection(&self) {
+        if let Ok(mut seen) = self.inner.transport_seen.lock() {
+            *seen = TransportStats::default();
+        }
+    }
+
     /// Take in the connection's counters (messages, bytes, resends), adding what is new.
     pub(crate) fn transport(&self, now: TransportStats) {
         let Ok(mut seen) = self.inner.transport_seen.lock() else {

@@ -448,6 +448,14 @@ impl Sink {
         &self.metrics
     }
 
+    /// Count into `metrics` from now on, such as those of the sink this one replaces on a new
+    /// connection, so that one set of counters (and a scrape endpoint serving them) spans both.
+    /// Call it once the replaced sink is closed.
+    pub fn continue_metrics(&mut self, metrics: Metrics) {
+        metrics.new_connection();
+        self.metrics = metrics;
+    }
+
     /// Drop the guest's sink (closing its connection) and the store.
     pub async fn close(mut self) -> Result<(), HostError> {
         if let Some(handle) = self.handle.take() {

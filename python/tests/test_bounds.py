@@ -162,6 +162,8 @@ async def test_values_that_fit_are_published_as_the_cli_publishes_them(
     cli = await cli_payload(server, tmp_path, type_name, line)
     assert cli is not None, f"the CLI refused {line[:40]}"
     assert python == cli
+    if isinstance(value, int) or (isinstance(value, Decimal) and value.is_finite()):
+        assert Decimal(python) == Decimal(value), "a number is published with its value"
 
 
 async def test_the_cli_refuses_what_python_refuses_for_the_same_reason(server: Server, tmp_path: Path) -> None:

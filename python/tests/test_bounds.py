@@ -183,3 +183,12 @@ async def test_a_refusal_inside_jsonb_names_the_path_to_the_value(server: Server
         await sink.write([{"c": {"k": nested(127)}}])  # 128 levels with the object around it
     assert too_deep.value.column == "c.k" + "[0]" * 126
     await sink.close()
+
+
+async def test_a_key_that_is_no_column_name_is_refused_briefly(server: Server) -> None:
+    sink = await nats_sink.open(server.options("b.key"), [("id", "integer")])
+    with pytest.raises(nats_sink.InvalidRow, match=r"a column name is a string, got a number \(an integer of 33220 bits\)"):
+        await sink.write([{10**10000: 1}])
+    await sink.write([{"id": 1}])
+    await sink.flush()
+    await sink.close()

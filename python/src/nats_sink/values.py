@@ -485,7 +485,9 @@ def row_nodes(columns: Sequence[tuple[str, DataType]], row: Any) -> list[Node]:
         known = set(names)
         for key in row:
             if key not in known:
-                hint = nearest(str(key), names)
+                if not isinstance(key, str):
+                    raise ValueRefused("", f"a column name is a string, got {_kind(key)} {_shown(key)}")
+                hint = nearest(key, names)
                 raise ValueRefused(str(key), f"unknown column `{key}`" + (f"; did you mean `{hint}`?" if hint else ""))
         return [convert(t, row.get(n), n) for n, t in columns]
     if isinstance(row, (tuple, list)):

@@ -13,7 +13,7 @@ import json
 import math
 import struct
 import uuid
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 from wasmtime.component import Record, Variant
 
@@ -53,14 +53,25 @@ def _kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def _shown(value: Any) -> str:
+    """A short preview of a refused value; never fails (huge ints, cycles, deep nesting)."""
+    if _is_int(value) and value.bit_length() > 256:
+        return f"(an integer of {value.bit_length()} bits)"
+    if isinstance(value, decimal.Decimal):
+        shown = str(value)
+    else:
+        try:
+            shown = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError, RecursionError):
+            try:
+                shown = repr(value)
+            except (ValueError, RecursionError):
+                shown = f"({type(value).__name__})"
+    return shown[:60] + "…" if len(shown) > 60 else shown
+
+
 def _bad(path: str, expected: str, value: Any) -> ValueRefused:
-    try:
-        shown = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError):
-        shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:60] + "…"
-    return ValueRefused(path, f"expected {expected}, got {_kind(value)} {shown}")
+    return ValueRefused(path, f"expected {expected}, got {_kind(value)} {_shown(value)}")
 
 
 def _is_int(v: Any) -> bool:
@@ -96,8 +107,51 @@ def ryu(f: float) -> str:
     return f"{s}{body}e{kk - 1}"
 
 
-def _json_text(value: Any, path: str) -> str:
-    """A jsonb value as serde_json writes it (keys sorted, compact, ryu numbers)."""
+# serde_json, which parses jsonb in the guest (and so for the CLI), refuses a 128th level.
+JSONB_MAX_DEPTH = 127
+_I64_MIN, _U64_MAX = -(2**63), 2**64 - 1
+_DOUBLE_NOTE = "jsonb holds a number other than a 64-bit integer as a double"
+
+
+def _json_double(value: Any, exact: decimal.Decimal, path: str) -> str:
+    """The text of a jsonb number the guest will hold as a double, if that keeps its value."""
+    try:
+        f = float(value)
+    except OverflowError:
+        f = math.inf
+    if math.isinf(f):
+        raise ValueRefused(path, f"{_shown(value)} is out of range for a jsonb number ({_DOUBLE_NOTE}, at most about 1.8e308)")
+    if f == 0.0 and not exact.is_zero():
+        raise ValueRefused(path, f"{_shown(value)} would round to zero as a jsonb number ({_DOUBLE_NOTE})")
+    text = ryu(f)
+    if decimal.Decimal(text) != exact:
+        raise ValueRefused(path, f"{_shown(value)} has no exact double-precision value ({_DOUBLE_NOTE}; it would become {text})")
+    return text
+
+
+def _json_int(value: int, path: str) -> str:
+    if _I64_MIN <= value <= _U64_MAX:
+        return str(value)
+    if value.bit_length() > 1100:  # far beyond any double: refuse before converting
+        raise ValueRefused(path, f"{_shown(value)} is out of range for a jsonb number ({_DOUBLE_NOTE}, at most about 1.8e308)")
+    return _json_double(value, decimal.Decimal(value), path)
+
+
+def _json_decimal(value: decimal.Decimal, path: str) -> str:
+    """A Decimal as the number text the guest publishes unchanged, or refused: never rounded.
+
+    Never formats the Decimal positionally: `1E+999999999` would be a gigabyte of digits.
+    """
+    if not value.is_finite():
+        raise ValueRefused(path, f"jsonb has no {value}")
+    sign, _, exponent = value.as_tuple()
+    # Without a point and within 64 bits, the guest keeps it as an integer (`-0` is a double).
+    if isinstance(exponent, int) and exponent >= 0 and _I64_MIN <= value <= _U64_MAX and not (sign and value.is_zero()):
+        return str(int(value))
+    return _json_double(value, value, path)
+
+
+def _json_scalar(value: Any, path: str) -> str:
     if value is None:
         return "null"
     if value is True:
@@ -105,33 +159,80 @@ def _json_text(value: Any, path: str) -> str:
     if value is False:
         return "false"
     if _is_int(value):
-        return str(value)
+        return _json_int(value, path)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueRefused(path, f"jsonb has no {value!r}")
         return ryu(value)
     if isinstance(value, decimal.Decimal):
-        if not value.is_finite():
-            raise ValueRefused(path, f"jsonb has no {value}")
-        return format(value, "f")
+        return _json_decimal(value, path)
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_json_text(v, f"{path}[{i}]") for i, v in enumerate(value)) + "]"
-    if isinstance(value, Mapping):
-        if not all(isinstance(k, str) for k in value):
-            raise ValueRefused(path, "jsonb object keys must be strings")
-        return "{" + ",".join(
-            json.dumps(k, ensure_ascii=False) + ":" + _json_text(value[k], f"{path}.{k}") for k in sorted(value)
-        ) + "}"
     raise _bad(path, "a JSON value (dict, list, str, int, float, bool, None)", value)
+
+
+# One part of a container's text: what goes before the child, the child, the child's path.
+_Part = tuple[str, Any, str]
+
+
+def _entries(obj: Mapping[str, Any], path: str) -> Iterator[_Part]:
+    for i, key in enumerate(sorted(obj)):
+        yield ("," if i else "") + json.dumps(key, ensure_ascii=False) + ":", obj[key], f"{path}.{key}"
+
+
+def _elements(items: Sequence[Any], path: str) -> Iterator[_Part]:
+    for i, item in enumerate(items):
+        yield "," if i else "", item, f"{path}[{i}]"
+
+
+def _json_text(value: Any, path: str) -> str:
+    """A jsonb value as serde_json writes it (keys sorted, compact, ryu numbers).
+
+    Iterative, with the guest's depth limit and a check for containers holding themselves, so
+    no value can exhaust Python's recursion.
+    """
+    out: list[str] = []
+    open_containers: list[tuple[Iterator[_Part], str, int]] = []  # (parts, closer, id)
+    on_path: set[int] = set()
+    part: Optional[_Part] = ("", value, path)
+    while True:
+        if part is not None:
+            prefix, v, p = part
+            out.append(prefix)
+            if isinstance(v, (list, tuple, Mapping)):
+                if id(v) in on_path:
+                    raise ValueRefused(p, "the jsonb value contains itself (a cycle)")
+                if len(open_containers) == JSONB_MAX_DEPTH:
+                    raise ValueRefused(p, f"jsonb nests at most {JSONB_MAX_DEPTH} levels of arrays and objects")
+                if isinstance(v, Mapping):
+                    if not all(isinstance(k, str) for k in v):
+                        raise ValueRefused(p, "jsonb object keys must be strings")
+                    out.append("{")
+                    open_containers.append((_entries(v, p), "}", id(v)))
+                else:
+                    out.append("[")
+                    open_containers.append((_elements(v, p), "]", id(v)))
+                on_path.add(id(v))
+            else:
+                out.append(_json_scalar(v, p))
+        if not open_containers:
+            return "".join(out)
+        parts, closer, ident = open_containers[-1]
+        part = next(parts, None)
+        if part is None:
+            out.append(closer)
+            open_containers.pop()
+            on_path.discard(ident)
 
 
 def _float(value: Any, path: str, expected: str) -> float:
     if isinstance(value, float):
         return value
     if _is_int(value):
-        f = float(value)
+        try:
+            f = float(value)
+        except OverflowError:
+            raise ValueRefused(path, f"{_shown(value)} is beyond the range of double precision (about 1.8e308)") from None
         if int(f) != value:  # the CLI's JSON reader would round; refuse instead
             raise ValueRefused(path, f"{value} has no exact double-precision value")
         return f
@@ -140,8 +241,30 @@ def _float(value: Any, path: str, expected: str) -> float:
     raise _bad(path, expected, value)
 
 
+# RisingWave's numeric (rust_decimal): a 96-bit mantissa, at most 28 digits after the point.
+NUMERIC_MAX_MANTISSA = 2**96 - 1
+NUMERIC_MAX_SCALE = 28
+_TOO_MANY_DIGITS = f"has more significant digits than a numeric holds (a 96-bit mantissa, at most {NUMERIC_MAX_MANTISSA})"
+
+
+def _numeric_decimal(value: decimal.Decimal, path: str) -> str:
+    """A finite Decimal's numeric text, bounded before it is written out (the guest's rule)."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    if -exponent > NUMERIC_MAX_SCALE:
+        raise ValueRefused(path, f"{_shown(value)} has {-exponent} digits after the point; a numeric holds at most {NUMERIC_MAX_SCALE}")
+    if not any(digits):
+        return format(value, "f")  # zero: `0E+999999999` is written `0`, its scale kept otherwise
+    # The mantissa is every digit written, the exponent's zeros included; 30 digits never fit.
+    if len(digits) + max(exponent, 0) > 29 or int("".join(map(str, digits))) * 10 ** max(exponent, 0) > NUMERIC_MAX_MANTISSA:
+        raise ValueRefused(path, f"{_shown(value)} {_TOO_MANY_DIGITS}")
+    return format(value, "f")
+
+
 def _numeric(value: Any, path: str) -> str:
     if _is_int(value):
+        if abs(value) > NUMERIC_MAX_MANTISSA:
+            raise ValueRefused(path, f"{_shown(value)} {_TOO_MANY_DIGITS}")
         return str(value)
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -149,12 +272,12 @@ def _numeric(value: Any, path: str) -> str:
         return rust_display(value)
     if isinstance(value, decimal.Decimal):
         if value.is_snan():
-            raise _bad(path, "a number or a numeric string", value)
+            raise ValueRefused(path, "a signaling NaN (Decimal('sNaN')) is not a value; use Decimal('NaN')")
         if value.is_nan():
             return "NaN"
         if value.is_infinite():
             return "-Infinity" if value < 0 else "Infinity"
-        return format(value, "f")
+        return _numeric_decimal(value, path)
     if isinstance(value, str):
         text = textforms.numeric_from_text(value)
         if text is not None:
@@ -315,7 +438,12 @@ def _bytea(v: Any, p: str) -> Node:
 
 
 def _jsonb(v: Any, p: str) -> Node:
-    return ("jsonb", _json_text(v, p).encode("utf-8"))
+    text = _json_text(v, p)
+    try:
+        return ("jsonb", text.encode("utf-8"))
+    except UnicodeEncodeError as e:
+        code = ord(text[e.start])
+        raise ValueRefused(p, f"a jsonb string holds the lone surrogate U+{code:04X}, which is not valid UTF-8") from None
 
 
 def _uuid(v: Any, p: str) -> Node:
@@ -357,7 +485,9 @@ def row_nodes(columns: Sequence[tuple[str, DataType]], row: Any) -> list[Node]:
         known = set(names)
         for key in row:
             if key not in known:
-                hint = nearest(str(key), names)
+                if not isinstance(key, str):
+                    raise ValueRefused("", f"a column name is a string, got {_kind(key)} {_shown(key)}")
+                hint = nearest(key, names)
                 raise ValueRefused(str(key), f"unknown column `{key}`" + (f"; did you mean `{hint}`?" if hint else ""))
         return [convert(t, row.get(n), n) for n, t in columns]
     if isinstance(row, (tuple, list)):

@@ -52,7 +52,8 @@ faults: build
 # says whether its ratios agree with the previous run's. BENCH_ROWS, BENCH_RUNS (rounds) and
 # BENCH_MEMORY_ROWS change its size. Then many sinks in one process (SCALE_SINKS, default 1,000;
 # 8 sinks against one over SCALE_ROWS) against the issue's targets, with shared connections
-# (target/bench-scale.json) and with a connection per sink (target/bench-scale-unshared.json),
+# (target/bench-scale.json), with a connection per sink (target/bench-scale-unshared.json) and
+# shared with wasmtime's pooling allocator (target/bench-scale-pooled.json),
 # and the Python host beside the CLI in paired rounds (python/bench.py, target/bench-python.json).
 bench:
     ./scripts/build-guest.sh
@@ -60,4 +61,5 @@ bench:
     cargo bench -p nats-sink-tests --bench sink
     cargo bench -p nats-sink-tests --bench scale
     SCALE_SHARED=0 cargo bench -p nats-sink-tests --bench scale
+    SCALE_POOLING=1 cargo bench -p nats-sink-tests --bench scale
     cd python && python3 bench.py

@@ -309,11 +309,21 @@ fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
             Auth::CredentialsFile(g["credentials_file"].to_string())
         }),
         "nkey" => (&["nkey"], |g| Auth::Nkey(g["nkey"].to_string())),
+        // The value is not echoed: a secret pasted in the wrong place would show.
         other => {
-            c.push(
-                "connect_mode",
-                format!("unknown mode `{other}`; use {CONNECT_MODES}"),
-            );
+            let modes = [
+                "plain",
+                "user_and_password",
+                "credential",
+                "token",
+                "creds_file",
+                "nkey",
+            ];
+            let message = match crate::suggest::nearest(other, modes) {
+                Some(mode) => format!("unknown mode; did you mean `{mode}`?"),
+                None => format!("unknown mode; use {CONNECT_MODES}"),
+            };
+            c.push("connect_mode", message);
             return None;
         }
     };
@@ -878,8 +888,16 @@ mod tests {
             ("subject", "s"),
             ("connect_mode", "oauth"),
         ]);
-        assert!(p[0].1.contains("unknown mode `oauth`"));
+        assert!(p[0].1.contains("unknown mode; use"), "{}", p[0].1);
         assert!(p[0].1.contains("`creds_file`"));
+        assert!(!p[0].1.contains("oauth"), "the value is not echoed");
+        let p = problems(&[
+            ("server_url", "h:1"),
+            ("subject", "s"),
+            ("connect_mode", "plian"),
+        ]);
+        assert!(p[0].1.contains("did you mean `plain`?"), "{}", p[0].1);
+        assert!(!p[0].1.contains("plian"));
     }
 
     fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {

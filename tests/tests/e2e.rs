@@ -598,7 +598,7 @@ async fn option_errors_exit_2_and_name_the_option() {
                 ("subject", "s"),
                 ("connect_mode", "oauth"),
             ],
-            "option `connect_mode`: unknown mode `oauth`",
+            "option `connect_mode`: unknown mode; use",
         ),
         (
             &[

@@ -43,7 +43,7 @@ pub(super) const MAX_CACHED_ROUTES: usize = 10_000;
 
 /// Where `stream_by_subject` sends its request (the default JetStream API prefix, which is
 /// the one the sink's context uses).
-const LOOKUP_SUBJECT: &str = "$JS.API.STREAM.NAMES";
+pub(super) const LOOKUP_SUBJECT: &str = "$JS.API.STREAM.NAMES";
 
 impl NatsConnection {
     /// Where messages on `subject` go, asked of JetStream once per subject.
@@ -76,21 +76,12 @@ impl NatsConnection {
                 GetStreamByNameErrorKind::NotFound => Route::Core,
                 // No JetStream on the server: the request has no responders.
                 GetStreamByNameErrorKind::Request if is_no_responders(&e) => Route::Core,
-                // Something took the request and never answered (a subscriber on `>`), on a
-                // server that says it runs no JetStream: no stream is there to answer.
-                GetStreamByNameErrorKind::Request
-                    if is_request_timeout(&e) && !self.client.server_info().jetstream =>
-                {
-                    tracing::warn!(
-                        subject,
-                        "a subscriber took the JetStream lookup without answering, on a server without JetStream: core path"
-                    );
-                    Route::Core
-                }
                 GetStreamByNameErrorKind::Request if is_request_timeout(&e) => {
+                    // Never guessed to be core: on a leaf node or in a mixed cluster a slow
+                    // JetStream elsewhere may hold a stream for the subject.
                     return Err(TransportError::Timeout(format!(
-                        "could not tell whether a JetStream stream captures `{subject}`: JetStream did not answer within the ack timeout ({e})"
-                    )))
+                        "could not tell whether a JetStream stream captures `{subject}`: no answer to the lookup on {LOOKUP_SUBJECT} within ack_timeout_ms ({e}); a JetStream that is slow or electing a leader, or something that subscribes to it without answering (a subscriber on `>` on a server without JetStream)"
+                    )));
                 }
                 _ => {
                     return Err(TransportError::Publish(format!(

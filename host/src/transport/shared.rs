@@ -95,7 +95,7 @@ impl Listeners {
         let claimants: Vec<&Arc<EventLog>> = match subject {
             // A refused JetStream API request is only of use to the route lookup that sent
             // it; kept anywhere else, it would end a neighbour's lookup or fill its log.
-            Some(api) if api.starts_with("$JS.API") => {
+            Some(api) if api == super::routes::LOOKUP_SUBJECT => {
                 let lookups: Vec<_> = logs.iter().filter(|log| log.looks_up(api)).collect();
                 if lookups.is_empty() {
                     tracing::debug!(subject = api, "a JetStream API refusal no lookup awaits");

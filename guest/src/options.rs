@@ -72,8 +72,9 @@ const MAX_BACKOFF: NumberOption = number("retry.max_backoff_ms", 1, 600_000, "mi
 pub const MAX_SINK_ID_LEN: usize = 64;
 
 const HEADER_PREFIX: &str = "headers.";
-/// What NATS clients trim from either end of a header value.
-pub(crate) const HEADER_SPACE: [char; 2] = [' ', '\t'];
+/// What NATS clients trim from either end of a header value: async-nats trims all Unicode
+/// whitespace (a no-break space too), others spaces and tabs.
+pub(crate) const HEADER_SPACE: fn(char) -> bool = char::is_whitespace;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
@@ -441,7 +442,7 @@ fn parse_headers(given: &BTreeMap<&str, &str>, dedupe: bool, c: &mut Collector) 
         if raw.starts_with(HEADER_SPACE) || raw.ends_with(HEADER_SPACE) {
             c.push(
                 key,
-                "the value must not start or end with a space or tab: NATS clients trim them",
+                "the value must not start or end with whitespace: NATS clients trim it",
             );
             continue;
         }
@@ -1015,8 +1016,9 @@ mod tests {
             ("headers.X Y", "x", "contains ' '"),
             ("headers.X:Y", "x", "contains ':'"),
             ("headers.X", "a\r\nB: c", "line break"),
-            ("headers.X", "a ", "space or tab"),
-            ("headers.X", "\t{region}", "space or tab"),
+            ("headers.X", "a ", "whitespace"),
+            ("headers.X", "\t{region}", "whitespace"),
+            ("headers.X", "{region}\u{a0}", "whitespace"),
             ("headers.X", "{open", "not closed"),
             ("headers.Nats-Msg-Id", "{id}", "dedupe=false"),
         ] {

@@ -190,7 +190,7 @@ impl Template {
             return Err(RowError {
                 column: blamed.unwrap_or_default().to_string(),
                 message: format!(
-                    "header value {out:?} starts or ends with a space or tab, which NATS clients trim"
+                    "header value {out:?} starts or ends with whitespace, which NATS clients trim"
                 ),
             });
         }
@@ -320,9 +320,16 @@ mod tests {
         assert!(err.message.contains("null"), "{err}");
         let err = render("{region}", row("a\r\nX: y"), Slot::HeaderValue).unwrap_err();
         assert!(err.message.contains("line break"), "{err}");
-        for padded in ["  padded  ", "a\t", " a"] {
+        for padded in [
+            "  padded  ",
+            "a\t",
+            " a",
+            "eu\u{a0}",
+            "\u{3000}eu",
+            "eu\x0b",
+        ] {
             let err = render("{region}", row(padded), Slot::HeaderValue).unwrap_err();
-            assert!(err.message.contains("space or tab"), "{err}");
+            assert!(err.message.contains("whitespace"), "{err}");
             assert_eq!(err.column, "region");
         }
         // Inside the value, spaces stay.

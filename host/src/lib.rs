@@ -89,11 +89,13 @@ pub fn default_component_path() -> std::path::PathBuf {
         return path.into();
     }
     let beside_the_build = std::env::current_exe().ok().and_then(|exe| {
-        exe.ancestors()
-            .skip(2)
-            .take(2)
-            .map(|dir| dir.join("nats-sink.wasm"))
-            .find(|path| path.is_file())
+        let profile_dir = exe.parent()?;
+        // An example or a test binary sits one folder deeper, under the profile's.
+        let profile_dir = match profile_dir.file_name()?.to_str()? {
+            "examples" | "deps" => profile_dir.parent()?,
+            _ => profile_dir,
+        };
+        Some(profile_dir.parent()?.join("nats-sink.wasm"))
     });
     beside_the_build.unwrap_or_else(|| "target/nats-sink.wasm".into())
 }

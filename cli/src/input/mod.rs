@@ -259,7 +259,7 @@ fn convert(ty: &DataType, raw: &str, path: &str) -> Result<Datum, ConvertError> 
             let text = numeric(raw).ok_or_else(|| bad("a number or a numeric string"))?;
             check_numeric(&text).map_err(|why| {
                 // `plain_decimal` leaves an exponent past its bound unshifted.
-                if is_number(raw) && raw.contains(['e', 'E']) {
+                if is_number(raw) && plain_decimal(raw) == raw && raw.contains(['e', 'E']) {
                     refuse(format!(
                         "`{raw}`: its exponent puts it out of a numeric's range (28 significant digits, 28 after the point)"
                     ))

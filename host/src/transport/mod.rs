@@ -50,8 +50,7 @@ pub struct NatsConnection {
     subjects: HashMap<String, KnownSubject>,
     /// Core subjects published since the last flush that are not yet cleared.
     uncleared: Vec<String>,
-    /// A core subject new to the connection was published since the last flush (kept apart
-    /// from `uncleared`, which starts over with the route cache).
+    /// A core subject new to the connection was published since the last flush.
     grace_due: bool,
     /// Acks awaited, oldest first, and the messages they confirm, in the same order.
     in_flight: FuturesOrdered<PendingAck>,

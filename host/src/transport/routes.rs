@@ -91,15 +91,15 @@ impl NatsConnection {
             },
         };
         tracing::debug!(subject, ?route, "delivery route");
-        // Subjects filled from rows can be many; a full cache starts over rather than grow,
-        // and so do the subjects listed for clearance and claimed for refusals. A refusal of
-        // a subject no longer claimed goes to every sink on the client: this sink still sees
-        // it, at the cost of failing its neighbours' next flush too.
+        // Subjects filled from rows can be many; a full cache starts over rather than grow.
+        // The subjects published since the last flush stay listed and claimed: their
+        // refusals may still come, and are this sink's (a neighbour on a shared client may
+        // claim them too). The rest of the claims go; the flush trims them again.
         if self.subjects.len() >= MAX_CACHED_ROUTES {
             self.subjects.clear();
-            self.uncleared.clear();
+            let subject = subject.to_string();
             self.events
-                .own_only([&self.echo_subject, &subject.to_string()]);
+                .own_only(self.uncleared.iter().chain([&self.echo_subject, &subject]));
         }
         let known = KnownSubject {
             route: route.clone(),

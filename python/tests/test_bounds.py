@@ -30,6 +30,14 @@ def cyclic_dict() -> dict[str, Any]:
     return d
 
 
+def shared(levels: int) -> list[Any]:
+    """A list that holds one list twice, `levels` deep: small in memory, 2**levels as text."""
+    items: list[Any] = [0]
+    for _ in range(levels):
+        items = [items, items]
+    return items
+
+
 def cyclic_list() -> list[Any]:
     items: list[Any] = [1]
     items.append([2, items])
@@ -65,6 +73,7 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("real", 10**400, "beyond the range of double precision"),
     ("bigint", 10**10000, "expected a 64-bit integer, got a number (an integer of 33220 bits)"),
     ("integer", nested(100_000), "expected a 32-bit integer, got an array"),
+    ("integer", shared(40), "expected a 32-bit integer, got an array"),
 ]  # fmt: skip
 
 
@@ -191,4 +200,15 @@ async def test_a_key_that_is_no_column_name_is_refused_briefly(server: Server) -
         await sink.write([{10**10000: 1}])
     await sink.write([{"id": 1}])
     await sink.flush()
+    await sink.close()
+
+
+async def test_a_jsonb_value_vast_as_text_is_refused_at_its_bound(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sharing one list 2**40 times is a few objects in memory and a terabyte of text."""
+    monkeypatch.setattr(nats_sink.values, "JSONB_MAX_BYTES", 64 << 10)
+    sink = await nats_sink.open(server.options("b.vast"), [("c", "jsonb")])
+    with pytest.raises(nats_sink.InvalidRow) as refused:
+        await sink.write([{"c": shared(40)}])
+    assert "the jsonb text passes" in refused.value.message
+    assert len(str(refused.value)) < 2000
     await sink.close()

@@ -11,6 +11,7 @@ import datetime as dt
 import decimal
 import json
 import math
+import reprlib
 import struct
 import uuid
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
@@ -53,12 +54,20 @@ def _kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+_PREVIEW = reprlib.Repr()
+_PREVIEW.maxlevel, _PREVIEW.maxtuple, _PREVIEW.maxlist, _PREVIEW.maxdict = 3, 6, 6, 6
+_PREVIEW.maxstring = _PREVIEW.maxother = 60
+
+
 def _shown(value: Any) -> str:
     """A short preview of a refused value; never fails (huge ints, cycles, deep nesting)."""
     if _is_int(value) and value.bit_length() > 256:
         return f"(an integer of {value.bit_length()} bits)"
     if isinstance(value, decimal.Decimal):
         shown = str(value)
+    elif isinstance(value, (list, tuple, Mapping)):
+        # Bounded however large or shared the structure is (json.dumps would walk it all).
+        shown = _PREVIEW.repr(value)
     else:
         try:
             shown = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -109,6 +118,8 @@ def ryu(f: float) -> str:
 
 # serde_json, which parses jsonb in the guest (and so for the CLI), refuses a 128th level.
 JSONB_MAX_DEPTH = 127
+# The longest jsonb text built for one value (NATS's own payload limit is at most 64 MiB).
+JSONB_MAX_BYTES = 8 << 20
 _I64_MIN, _U64_MAX = -(2**63), 2**64 - 1
 _DOUBLE_NOTE = "jsonb holds a number other than a 64-bit integer as a double"
 
@@ -192,6 +203,7 @@ def _json_text(value: Any, path: str) -> str:
     no value can exhaust Python's recursion.
     """
     out: list[str] = []
+    size = 0
     open_containers: list[tuple[Iterator[_Part], str, int]] = []  # (parts, closer, id)
     on_path: set[int] = set()
     part: Optional[_Part] = ("", value, path)
@@ -215,6 +227,11 @@ def _json_text(value: Any, path: str) -> str:
                 on_path.add(id(v))
             else:
                 out.append(_json_scalar(v, p))
+            # A value that shares one list many times over is small in memory and vast as
+            # text: bounded here, as the sandbox bounds the guest.
+            size += len(out[-1]) + len(prefix)
+            if size > JSONB_MAX_BYTES:
+                raise ValueRefused(p, f"the jsonb text passes {JSONB_MAX_BYTES >> 20} MiB")
         if not open_containers:
             return "".join(out)
         parts, closer, ident = open_containers[-1]

@@ -155,6 +155,10 @@ impl SinkRuntime {
     pub fn from_bytes_with(bytes: &[u8], config: &RuntimeConfig) -> Result<SinkRuntime, HostError> {
         let mut engine_config = Config::new();
         engine_config.epoch_interruption(true);
+        // NATS_SINK_PERFMAP=1: write /tmp/perf-<pid>.map, so `perf report` names guest functions.
+        if std::env::var_os("NATS_SINK_PERFMAP").is_some_and(|v| v == "1") {
+            engine_config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if let Some(dir) = &config.cache_dir {
             let context = || format!("the compile cache in {}", dir.display());
             let load = |e| RuntimeError::new(RuntimeErrorKind::Load, context(), e);

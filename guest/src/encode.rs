@@ -9,9 +9,9 @@ use base64::Engine as _;
 
 use crate::bindings::{Interval, Value};
 use crate::json_num::{write_f64, write_i64 as write_int, write_numeric};
-use crate::json_str::write_str;
+use crate::json_str::write_checked;
 use crate::jsonb::{Form, Jsonb};
-use crate::rows::RowRef;
+use crate::rows::{not_utf8, RowRef};
 use crate::schema::{DataType, Field, Schema};
 
 pub use crate::json_num::check_numeric;
@@ -217,7 +217,14 @@ pub struct Encoder {
     modes: Modes,
     plan: KeyPlan,
     /// `claimed[i]`: value `i` of the current row already belongs to a column or a parent.
+    /// Filled by the row's first list or struct: until then only the columns are claimed.
     claimed: Vec<bool>,
+    /// How many values of the row are claimed: when it falls short of the row, some value is
+    /// a stray.
+    claimed_count: usize,
+    /// The current row's values and columns.
+    row_len: usize,
+    columns_len: usize,
     jsonb: Jsonb,
 }
 
@@ -253,8 +260,9 @@ impl Encoder {
             });
         }
         self.claimed.clear();
-        self.claimed.resize(values.len(), false);
-        self.claimed[..columns.len()].fill(true);
+        self.claimed_count = columns.len();
+        self.row_len = values.len();
+        self.columns_len = columns.len();
 
         // The plan is moved out while the row is written, as `value` needs `self` mutably.
         let plan = std::mem::take(&mut self.plan);
@@ -262,13 +270,18 @@ impl Encoder {
         self.plan = plan;
         written?;
 
-        if let Some(stray) = self.claimed.iter().position(|c| !c) {
-            return Err(RowError {
-                column: String::new(),
-                message: format!("value {stray} of the row belongs to no column, list or struct"),
-            });
+        if self.claimed_count == values.len() {
+            return Ok(());
         }
-        Ok(())
+        let stray = match self.claimed.iter().position(|c| !c) {
+            Some(stray) => stray,
+            // Nothing nested was claimed: the first value after the columns is a stray.
+            None => columns.len(),
+        };
+        Err(RowError {
+            column: String::new(),
+            message: format!("value {stray} of the row belongs to no column, list or struct"),
+        })
     }
 
     fn columns(
@@ -306,11 +319,15 @@ impl Encoder {
         len: u32,
         path: &Path<'_>,
     ) -> Result<std::ops::Range<usize>, RowError> {
-        let Some(range) = crate::within(start, len, self.claimed.len()) else {
+        if self.claimed.is_empty() {
+            self.claimed.resize(self.row_len, false);
+            self.claimed[..self.columns_len].fill(true);
+        }
+        let Some(range) = crate::within(start, len, self.row_len) else {
             return Err(path.error(format!(
                 "child range {start}..{} is outside the row's {} values",
                 start as u64 + len as u64,
-                self.claimed.len()
+                self.row_len
             )));
         };
         let (start, end) = (range.start, range.end);
@@ -323,6 +340,7 @@ impl Encoder {
             return Err(path.error(format!("value {} is claimed by two parents", start + taken)));
         }
         self.claimed[start..end].fill(true);
+        self.claimed_count += end - start;
         Ok(start..end)
     }
 
@@ -352,7 +370,11 @@ impl Encoder {
             (DataType::Numeric, Value::Decimal(span)) => {
                 write_numeric(out, text(*span)?).map_err(|m| path.error(m))?
             }
-            (DataType::Varchar, Value::Text(span)) => write_str(out, text(*span)?),
+            // Checked as it is escaped: ASCII text (most of it) takes no second pass.
+            (DataType::Varchar, Value::Text(span)) => {
+                let bytes = row.bytes(*span).map_err(|m| path.error(m))?;
+                write_checked(out, bytes).map_err(|e| path.error(not_utf8(*span, e)))?
+            }
             (DataType::Date, Value::Date(days)) => match self.modes.date {
                 DateMode::FromCe => write_int(out, *days as i64 + UNIX_EPOCH_DAYS_FROM_CE),
                 DateMode::FromEpoch => write_int(out, *days as i64),
@@ -442,23 +464,24 @@ impl Encoder {
                     .map_err(|e| path.error(format!("invalid jsonb: {e}")))?;
             }
             (DataType::Serial, Value::Serial(v)) => {
-                out.extend_from_slice(b"\"0x");
-                write_hex(out, *v as u64, 16);
-                out.push(b'"');
+                let mut text = [b'"'; 20];
+                text[1..3].copy_from_slice(b"0x");
+                text[3..19].copy_from_slice(&hex16(*v as u64));
+                out.extend_from_slice(&text);
             }
             (DataType::Uuid, Value::Uuid((hi, lo))) => {
-                // 8-4-4-4-12 hex digits: the high half holds the first three groups.
-                out.push(b'"');
-                write_hex(out, hi >> 32, 8);
-                out.push(b'-');
-                write_hex(out, (hi >> 16) & 0xffff, 4);
-                out.push(b'-');
-                write_hex(out, hi & 0xffff, 4);
-                out.push(b'-');
-                write_hex(out, lo >> 48, 4);
-                out.push(b'-');
-                write_hex(out, lo & 0xffff_ffff_ffff, 12);
-                out.push(b'"');
+                // 8-4-4-4-12 hex digits: the high half holds the first three groups. Built in
+                // place and appended in one fixed-size copy (no per-digit push).
+                let (hi, lo) = (hex16(*hi), hex16(*lo));
+                let mut text = [b'-'; 38];
+                text[0] = b'"';
+                text[1..9].copy_from_slice(&hi[..8]);
+                text[10..14].copy_from_slice(&hi[8..12]);
+                text[15..19].copy_from_slice(&hi[12..]);
+                text[20..24].copy_from_slice(&lo[..4]);
+                text[25..37].copy_from_slice(&lo[4..]);
+                text[37] = b'"';
+                out.extend_from_slice(&text);
             }
             (DataType::List(element), Value::List(range)) => {
                 let children = self.claim(index, range.start, range.len, &path)?;
@@ -551,12 +574,14 @@ pub fn value_kind(value: &Value) -> &'static str {
     }
 }
 
-/// The low `digits` hex digits of `v`, lowercase, zero-padded.
-fn write_hex(out: &mut Vec<u8>, v: u64, digits: u32) {
+/// The 16 hex digits of `v`, lowercase, most significant first.
+fn hex16(v: u64) -> [u8; 16] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..digits).rev() {
-        out.push(HEX[((v >> (shift * 4)) & 0xf) as usize]);
+    let mut text = [0; 16];
+    for (i, digit) in text.iter_mut().enumerate() {
+        *digit = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
     }
+    text
 }
 
 /// Microseconds since 1970 as a date and time, or an error naming the value.
@@ -966,7 +991,12 @@ mod tests {
             (vec![Value::List(range(0, 1))], "not after its parent"),
             (
                 vec![Value::List(range(1, 1)), Value::Int32(1), Value::Int32(2)],
-                "belongs to no column",
+                "value 2 of the row belongs to no column",
+            ),
+            // No list claims anything: the first value after the columns is the stray.
+            (
+                vec![Value::Null, Value::Int32(1), Value::Int32(2)],
+                "value 1 of the row belongs to no column",
             ),
             (vec![], "schema has 1 columns"),
         ];
@@ -985,6 +1015,17 @@ mod tests {
             outside.message.contains("outside the batch's 0 data bytes"),
             "{outside}"
         );
+        // Varchar is checked as it is escaped, with the same words.
+        for (bytes, at) in [(&b"abc\xff"[..], 3), (b"0123456789\xc3", 10)] {
+            let err =
+                encode_in(&[("v", "varchar")], |r| vec![Value::Text(r.span(bytes))]).unwrap_err();
+            assert_eq!(err.column, "v");
+            let len = bytes.len();
+            assert_eq!(
+                err.message,
+                format!("span 0..{len} is not UTF-8 (at byte {at} of it)")
+            );
+        }
         let not_utf8 = encode_in(&[("v", "numeric")], |r| {
             vec![Value::Decimal(r.span(&[b'1', 0xff]))]
         })

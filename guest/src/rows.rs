@@ -31,15 +31,18 @@ impl<'a> RowRef<'a> {
 
     /// The text `span` names, or why it is not text.
     pub fn text(&self, span: Span) -> Result<&'a str, String> {
-        std::str::from_utf8(self.bytes(span)?).map_err(|e| {
-            format!(
-                "span {}..{} is not UTF-8 (at byte {} of it)",
-                span.start,
-                span.start as u64 + span.len as u64,
-                e.valid_up_to()
-            )
-        })
+        std::str::from_utf8(self.bytes(span)?).map_err(|e| not_utf8(span, e))
     }
+}
+
+/// Why the bytes `span` names are not text.
+pub fn not_utf8(span: Span, error: std::str::Utf8Error) -> String {
+    format!(
+        "span {}..{} is not UTF-8 (at byte {} of it)",
+        span.start,
+        span.start as u64 + span.len as u64,
+        error.valid_up_to()
+    )
 }
 
 /// A row's layout is wrong; no column is to blame.

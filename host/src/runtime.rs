@@ -190,6 +190,10 @@ impl SinkRuntime {
                 crate::sandbox::pool(instances, config.memory_limit),
             ));
         }
+        // NATS_SINK_PERFMAP=1: write /tmp/perf-<pid>.map, so `perf report` names guest functions.
+        if std::env::var_os("NATS_SINK_PERFMAP").is_some_and(|v| v == "1") {
+            engine_config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if let Some(dir) = &config.cache_dir {
             let context = || format!("the compile cache in {}", dir.display());
             let load = |e| RuntimeError::new(RuntimeErrorKind::Load, context(), e);

@@ -50,12 +50,31 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
 /// Append `utf8`, which must be UTF-8, as a JSON string. Only ASCII bytes are ever escaped,
 /// so the bytes of multi-byte characters pass through whole.
 pub fn write_utf8(out: &mut Vec<u8>, utf8: &[u8]) {
+    write_scanned(out, utf8);
+}
+
+/// Append `bytes` as a JSON string if they are UTF-8; otherwise say where they stop being
+/// (and `out` holds part of the string: callers drop what they were writing). The escape scan
+/// also sees whether every byte is ASCII, which needs no further check; only other text takes
+/// a second pass through `str::from_utf8`.
+pub fn write_checked(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), std::str::Utf8Error> {
+    if write_scanned(out, bytes) {
+        std::str::from_utf8(bytes)?;
+    }
+    Ok(())
+}
+
+/// Append `utf8` as a JSON string; true if any byte is outside ASCII.
+#[inline]
+fn write_scanned(out: &mut Vec<u8>, utf8: &[u8]) -> bool {
     out.reserve(utf8.len() + 2);
     out.push(b'"');
-    // `copied` is where the bytes not yet appended start.
-    let (mut at, mut copied) = (0, 0);
+    // `copied` is where the bytes not yet appended start; `high` gathers every high bit seen.
+    let (mut at, mut copied, mut high) = (0, 0, 0u64);
     while let Some(chunk) = utf8.get(at..).and_then(|rest| rest.first_chunk::<8>()) {
-        let lanes = escape_lanes(u64::from_le_bytes(*chunk));
+        let word = u64::from_le_bytes(*chunk);
+        high |= word;
+        let lanes = escape_lanes(word);
         if lanes == 0 {
             at += 8;
             continue;
@@ -67,6 +86,7 @@ pub fn write_utf8(out: &mut Vec<u8>, utf8: &[u8]) {
         copied = at;
     }
     for (offset, &byte) in utf8[at..].iter().enumerate() {
+        high |= byte as u64;
         if needs_escape(byte) {
             out.extend_from_slice(&utf8[copied..at + offset]);
             write_escape(out, byte);
@@ -75,6 +95,7 @@ pub fn write_utf8(out: &mut Vec<u8>, utf8: &[u8]) {
     }
     out.extend_from_slice(&utf8[copied..]);
     out.push(b'"');
+    high & LANES_80 != 0
 }
 
 #[cfg(test)]
@@ -98,6 +119,32 @@ mod tests {
                     "byte {byte:#04x} after {lane} bytes"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn checked_text_is_written_alike_and_bad_utf8_is_refused_where_it_breaks() {
+        for text in [
+            "",
+            "plain",
+            "tab\there \"quoted\"",
+            "é",
+            "aaaaaaaé\n",
+            "€😀 and more text",
+        ] {
+            let mut out = Vec::new();
+            write_checked(&mut out, text.as_bytes()).unwrap();
+            assert_eq!(out, ours(text), "{text:?}");
+        }
+        for (bytes, valid_up_to) in [
+            (&b"\xff"[..], 0),
+            (b"abcdefgh\xc3", 8),
+            (b"abc\x80defghijk", 3),
+            (b"\xe2\x82", 0),
+            (b"0123456789\xed\xa0\x80", 10),
+        ] {
+            let error = write_checked(&mut Vec::new(), bytes).unwrap_err();
+            assert_eq!(error.valid_up_to(), valid_up_to, "{bytes:?}");
         }
     }
 

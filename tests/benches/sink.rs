@@ -348,12 +348,67 @@ fn figures_json(figures: &[(&str, &Spread)]) -> serde_json::Map<String, serde_js
     out
 }
 
+/// Prints the encoding-alone table and returns its entries for `target/bench.json`.
+fn encode_table(
+    datasets: &[Dataset],
+    encode_seconds: &[HashMap<EncodeMode, Vec<f64>>],
+) -> Vec<serde_json::Value> {
+    println!("\nencoding alone (batches of 1024, transport drops the messages), paired rounds");
+    let mut encode = Vec::new();
+    for (d, data) in datasets.iter().enumerate() {
+        let n = data.rows.len();
+        let seconds = &encode_seconds[d];
+        let rates = |mode| -> Vec<f64> { seconds[&mode].iter().map(|s| n as f64 / s).collect() };
+        let micros =
+            |mode| -> Spread { Spread::of(seconds[&mode].iter().map(|s| s * 1e6).collect()) };
+        let native = Spread::of(rates(EncodeMode::Native));
+        let wasm = Spread::of(rates(EncodeMode::Wasm));
+        let ratio = Spread::ratio_of(&rates(EncodeMode::Wasm), &rates(EncodeMode::Native));
+        let (empty_native, empty_wasm) = (
+            micros(EncodeMode::EmptyNative),
+            micros(EncodeMode::EmptyWasm),
+        );
+        println!(
+            "{:<10} native {:<22} wasm {:<22} wasm/native {:<19} empty write µs: native {:.2} ({:.2}–{:.2}), component {:.2} ({:.2}–{:.2})",
+            data.short,
+            native.rate(),
+            wasm.rate(),
+            ratio.ratio(),
+            empty_native.median,
+            empty_native.min,
+            empty_native.max,
+            empty_wasm.median,
+            empty_wasm.min,
+            empty_wasm.max,
+        );
+        let mut entry = figures_json(&[
+            ("native_rows_per_s", &native),
+            ("wasm_rows_per_s", &wasm),
+            ("wasm_to_native", &ratio),
+            ("empty_write_native_us", &empty_native),
+            ("empty_write_component_us", &empty_wasm),
+        ]);
+        entry.insert("dataset".into(), json!(data.name));
+        encode.push(serde_json::Value::from(entry));
+    }
+
+    encode
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is taken from the command line.
     let rows = env_number("BENCH_ROWS", 50_000);
     let runs = env_number("BENCH_RUNS", 5).max(1);
     let memory_rows = env_number("BENCH_MEMORY_ROWS", 1_000_000);
-    let cli = release_cli();
+    // BENCH_ONLY=encode: only the encoding-alone rounds (no server modes, start-up or memory),
+    // to iterate on the encoder; the table is printed and `target/bench.json` left alone.
+    let encode_only = std::env::var("BENCH_ONLY").is_ok_and(|only| only == "encode");
+    // Checked first, so a full run fails before its rounds rather than after.
+    let cli = if encode_only || std::env::var_os("BENCH_PROFILE").is_some() {
+        PathBuf::new()
+    } else {
+        release_cli()
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -374,8 +429,8 @@ fn main() {
         .build()
         .unwrap();
     // BENCH_PROFILE: a steady load for `perf record`, on the realistic rows, core NATS, batch
-    // 1024. `encode`: encoding alone; `raw`, `native` or `component`: that mode alone; any
-    // other value: native and component in turn.
+    // 1024. `encode`: encoding alone (`encode-native`, `encode-wasm`: one side of it); `raw`,
+    // `native` or `component`: that mode alone; any other value: native and component in turn.
     if let Ok(profile) = std::env::var("BENCH_PROFILE") {
         let data = realistic(rows);
         let input = EncodeInput::new(&data);
@@ -390,6 +445,15 @@ fn main() {
                 println!("{mode} {:.0} rows/s", rate(seconds));
             };
             match profile.as_str() {
+                "encode-native" | "encode-wasm" => {
+                    let mode = if profile == "encode-native" {
+                        EncodeMode::Native
+                    } else {
+                        EncodeMode::Wasm
+                    };
+                    let seconds = encode_run(&encode_rt, &host, &data, &input, mode);
+                    println!("{profile} {:.0} rows/s", rate(seconds));
+                }
                 "encode" => {
                     let run = |mode| encode_run(&encode_rt, &host, &data, &input, mode);
                     let native = rate(run(EncodeMode::Native));
@@ -420,7 +484,7 @@ fn main() {
         "each round runs every mode of every cell once, the order rotated each round; ratios are taken per round"
     );
     let mut cells = Vec::new();
-    for data in 0..datasets.len() {
+    for data in (0..datasets.len()).filter(|_| !encode_only) {
         for route in [Route::Core, Route::JetStream] {
             for batch in BATCHES {
                 let mut modes = vec![Mode::Raw, Mode::RawIds, Mode::Native, Mode::Component];
@@ -454,6 +518,11 @@ fn main() {
                 encode_seconds[d].entry(mode).or_default().push(seconds);
             }
         }
+    }
+
+    if encode_only {
+        encode_table(&datasets, &encode_seconds);
+        return;
     }
 
     println!("\nrows/s ({})", paired::LEGEND);
@@ -572,44 +641,7 @@ fn main() {
         without_ids.push(serde_json::Value::from(entry));
     }
 
-    println!("\nencoding alone (batches of 1024, transport drops the messages), paired rounds");
-    let mut encode = Vec::new();
-    for (d, data) in datasets.iter().enumerate() {
-        let n = data.rows.len();
-        let seconds = &encode_seconds[d];
-        let rates = |mode| -> Vec<f64> { seconds[&mode].iter().map(|s| n as f64 / s).collect() };
-        let micros =
-            |mode| -> Spread { Spread::of(seconds[&mode].iter().map(|s| s * 1e6).collect()) };
-        let native = Spread::of(rates(EncodeMode::Native));
-        let wasm = Spread::of(rates(EncodeMode::Wasm));
-        let ratio = Spread::ratio_of(&rates(EncodeMode::Wasm), &rates(EncodeMode::Native));
-        let (empty_native, empty_wasm) = (
-            micros(EncodeMode::EmptyNative),
-            micros(EncodeMode::EmptyWasm),
-        );
-        println!(
-            "{:<10} native {:<22} wasm {:<22} wasm/native {:<19} empty write µs: native {:.2} ({:.2}–{:.2}), component {:.2} ({:.2}–{:.2})",
-            data.short,
-            native.rate(),
-            wasm.rate(),
-            ratio.ratio(),
-            empty_native.median,
-            empty_native.min,
-            empty_native.max,
-            empty_wasm.median,
-            empty_wasm.min,
-            empty_wasm.max,
-        );
-        let mut entry = figures_json(&[
-            ("native_rows_per_s", &native),
-            ("wasm_rows_per_s", &wasm),
-            ("wasm_to_native", &ratio),
-            ("empty_write_native_us", &empty_native),
-            ("empty_write_component_us", &empty_wasm),
-        ]);
-        entry.insert("dataset".into(), json!(data.name));
-        encode.push(serde_json::Value::from(entry));
-    }
+    let encode = encode_table(&datasets, &encode_seconds);
 
     let startup = startup(runs, &cli);
     println!("\nstart-up: {startup}");

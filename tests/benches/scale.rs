@@ -180,23 +180,36 @@ fn many_sinks(
     let work = Arc::new(checkpoints(&rows(0, rows_per_sink)));
     // A subscriber counts what arrives (the server's own in_msgs also counts the transport's
     // flush round trips); its one connection is taken off the server's count.
-    let counter = rt.block_on(server.client());
-    let arrivals = rt
-        .block_on(counter.subscribe("scale.*"))
-        .expect("subscribe");
-    // Counted as they come: a subscriber read only after the writes would overflow its
-    // client's buffer (65,536 messages) and drop what the server delivered.
+    // Counted as they come, on a thread and runtime of its own with room for every message:
+    // on the sinks' runtime the counting task starved while 1,000 sinks wrote, its client's
+    // buffer (65,536 messages) filled, and the client dropped what the server had delivered.
     let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counting = received.clone();
-    rt.spawn(async move {
-        use futures::StreamExt as _;
-        let mut arrivals = arrivals;
-        while arrivals.next().await.is_some() {
-            counting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+    let url = server.url();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let counter_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        counter_rt.block_on(async move {
+            use futures::StreamExt as _;
+            let client = async_nats::ConnectOptions::new()
+                .subscription_capacity(1 << 22)
+                .connect(url)
+                .await
+                .expect("the counting subscriber connects");
+            let mut arrivals = client.subscribe("scale.*").await.expect("subscribe");
+            client.flush().await.expect("flush the subscription");
+            ready_tx.send(()).unwrap();
+            while arrivals.next().await.is_some() {
+                counting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
     });
-    rt.block_on(counter.flush())
-        .expect("flush the subscription");
+    ready_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the counting subscriber is ready");
     let own_connections = server_connections(monitor).unwrap_or(1);
     let rss_before_mib = rss_mib();
     let mut sinks = Vec::with_capacity(asked);

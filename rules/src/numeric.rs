@@ -24,6 +24,21 @@ pub enum Numeric<'a> {
     },
 }
 
+/// Whether the digits of `whole` (no leading zeros) then `fraction` make a mantissa of at most
+/// 96 bits. 28 digits always fit (10^28 < 2^96): only longer ones are counted out.
+fn fits_mantissa(whole: &str, fraction: &str) -> bool {
+    whole.len() + fraction.len() <= 28
+        || whole
+            .bytes()
+            .chain(fraction.bytes())
+            .try_fold(0u128, |m, b| {
+                m.checked_mul(10)?
+                    .checked_add((b - b'0') as u128)
+                    .filter(|m| *m <= NUMERIC_MAX_MANTISSA)
+            })
+            .is_some()
+}
+
 /// Take `text` apart as RisingWave's numeric reads it, or say why it cannot hold it exactly
 /// (never rounded). One pass over the bytes: every value of a numeric column goes through
 /// here, and in wasm each `split_once`, `contains` or string compare is a call and a loop.
@@ -55,18 +70,7 @@ pub fn parse_numeric(text: &str) -> Result<Numeric<'_>, String> {
     }
     let zeros = whole.bytes().take_while(|&b| b == b'0').count();
     let whole = &whole[zeros..];
-    // 28 digits always fit in 96 bits (10^28 < 2^96): only longer ones are counted out.
-    let fits = whole.len() + fraction.len() <= 28
-        || whole
-            .bytes()
-            .chain(fraction.bytes())
-            .try_fold(0u128, |m, b| {
-                m.checked_mul(10)?
-                    .checked_add((b - b'0') as u128)
-                    .filter(|m| *m <= NUMERIC_MAX_MANTISSA)
-            })
-            .is_some();
-    if !fits {
+    if !fits_mantissa(whole, fraction) {
         return Err(format!(
             "`{text}` has more significant digits than a numeric holds (a 96-bit mantissa, at most 79228162514264337593543950335)"
         ));
@@ -130,17 +134,7 @@ mod tests {
             return Err("scale".into());
         }
         let whole = whole.trim_start_matches('0');
-        let fits = whole.len() + fraction.len() <= 28
-            || whole
-                .bytes()
-                .chain(fraction.bytes())
-                .try_fold(0u128, |m, b| {
-                    m.checked_mul(10)?
-                        .checked_add((b - b'0') as u128)
-                        .filter(|m| *m <= NUMERIC_MAX_MANTISSA)
-                })
-                .is_some();
-        if !fits {
+        if !fits_mantissa(whole, fraction) {
             return Err("digits".into());
         }
         Ok(Numeric::Finite {

@@ -489,13 +489,16 @@ async fn missing_publish_permission_fails_the_flush() {
     let server = NatsServer::with_config(&operator.server_config());
     let url = server.url();
     let (jwt, seed) = operator.user(Some(&["allowed.>"]));
-    let opts = options(&[
-        ("server_url", &url),
-        ("subject", "denied.rows"),
-        ("connect_mode", "credential"),
-        ("jwt", &jwt),
-        ("nkey", &seed),
-    ]);
+    let credential_to = |subject: &str| {
+        options(&[
+            ("server_url", &url),
+            ("subject", subject),
+            ("connect_mode", "credential"),
+            ("jwt", &jwt),
+            ("nkey", &seed),
+        ])
+    };
+    let opts = credential_to("denied.rows");
     let out = sink_lines(&opts, &[("id", "integer")], "{\"id\":1}\n").await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -507,13 +510,7 @@ async fn missing_publish_permission_fails_the_flush() {
     // Flushes on a subject the server has already let through skip the wait for its error
     // reports; a subject new to the connection still gets it, so its refusal fails its own
     // checkpoint (the third: batches of 3), not a later one.
-    let opts = options(&[
-        ("server_url", &url),
-        ("subject", "{area}.rows"),
-        ("connect_mode", "credential"),
-        ("jwt", &jwt),
-        ("nkey", &seed),
-    ]);
+    let opts = credential_to("{area}.rows");
     let lines =
         "{\"area\":\"allowed\"}\n".repeat(6) + "{\"area\":\"allowed\"}\n{\"area\":\"denied\"}\n";
     let out = sink_lines(&opts, &[("area", "varchar")], &lines).await;
@@ -530,13 +527,7 @@ async fn missing_publish_permission_fails_the_flush() {
 
     // A refused subject under `$JS.API` is the rows' refusal too, not taken for the route
     // lookup's (whose own refusal, on `$JS.API.STREAM.NAMES`, means no JetStream for this user).
-    let opts = options(&[
-        ("server_url", &url),
-        ("subject", "$JS.API.audit"),
-        ("connect_mode", "credential"),
-        ("jwt", &jwt),
-        ("nkey", &seed),
-    ]);
+    let opts = credential_to("$JS.API.audit");
     let out = sink_lines(&opts, &[("id", "integer")], "{\"id\":1}\n").await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

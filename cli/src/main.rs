@@ -280,11 +280,11 @@ async fn main() {
         Ok(()) => 0,
         Err(Failure::Stopped(code)) => code,
         Err(Failure::Input(e)) => {
-            note!("error: {e:#}");
+            note!("error: {}", bounded(&format!("{e:#}")));
             2
         }
         Err(Failure::Delivery(e)) => {
-            note!("error: {e:#}");
+            note!("error: {}", bounded(&format!("{e:#}")));
             1
         }
         Err(Failure::Output(e)) => {
@@ -295,6 +295,19 @@ async fn main() {
     // Standard input is read by a blocking thread that nothing can cancel: returning would wait
     // for it (for a producer's next line) before the runtime could shut down.
     std::process::exit(code.into())
+}
+
+/// An error message of at most about 2,000 bytes: one that quotes a huge input (an 8 MB key,
+/// a 1 MB number) keeps its start and its end, where the line, the cause and the advice are.
+fn bounded(message: &str) -> std::borrow::Cow<'_, str> {
+    const KEPT: usize = 1000;
+    if message.len() <= 2 * KEPT + 100 {
+        return message.into();
+    }
+    let head = &message[..message.floor_char_boundary(KEPT)];
+    let tail = &message[message.ceil_char_boundary(message.len() - KEPT)..];
+    let left_out = message.len() - head.len() - tail.len();
+    format!("{head} … ({left_out} bytes left out) … {tail}").into()
 }
 
 /// The options' problems that only the host can find (files, keys), as bad options, for the

@@ -97,6 +97,13 @@ pub(crate) async fn run(
     let (state, plan) = match &extras.state {
         None => (None, resume::Plan::fresh()),
         Some(path) => {
+            // A resumed run reads on from a byte offset: only a regular file keeps its bytes.
+            let regular = std::fs::metadata(input).is_ok_and(|m| m.is_file());
+            if !regular {
+                return Err(Failure::Input(anyhow::anyhow!(
+                    "--state needs --input to name a regular file, which a resumed run reads on from where it stopped; {input} is not one (a pipe, a device or missing)"
+                )));
+            }
             let fresh = state::RunState::fresh(
                 std::fs::canonicalize(input)
                     .with_context(|| format!("input {input}"))

@@ -132,13 +132,7 @@ impl StateFile {
         let context = || format!("--state {}", path.display());
         let held = lock(path).with_context(context)?;
         let text = match std::fs::File::open(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(StateFile {
-                    path: path.to_path_buf(),
-                    state: fresh,
-                    _lock: held,
-                })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e).with_context(context),
             Ok(file) => {
                 let mut text = String::new();
@@ -154,6 +148,15 @@ impl StateFile {
                 text
             }
         };
+        // None yet, or made empty beforehand (`mktemp`): a run replaces the file whole, so an
+        // empty one was never written by a run.
+        if text.is_empty() {
+            return Ok(StateFile {
+                path: path.to_path_buf(),
+                state: fresh,
+                _lock: held,
+            });
+        }
         let state: RunState = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a nats-sink state file", context()))?;
         let refuse = |why: String| {

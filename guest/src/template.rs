@@ -194,6 +194,18 @@ impl Template {
                 ),
             });
         }
+        if slot == Slot::SubjectToken {
+            if let Err(why) = nats_sink_rules::nats_names::check_not_reserved(out) {
+                return Err(RowError {
+                    column: edges
+                        .0
+                        .or(widest.map(|(name, _)| name))
+                        .unwrap_or_default()
+                        .to_string(),
+                    message: format!("the subject it makes {why}"),
+                });
+            }
+        }
         if slot == Slot::SubjectToken && out.len() > MAX_SUBJECT_BYTES {
             let (name, filled) = widest.unwrap_or_default();
             return Err(RowError {
@@ -318,6 +330,10 @@ mod tests {
         }
         let err = render("orders.{region}", row_in(None), Slot::SubjectToken).unwrap_err();
         assert!(err.message.contains("null"), "{err}");
+        let err = render("$JS.API.{region}.x", row("STREAM"), Slot::SubjectToken).unwrap_err();
+        assert!(err.message.contains("as a command"), "{err}");
+        let err = render("{region}.API.x", row("$JS"), Slot::SubjectToken).unwrap_err();
+        assert_eq!(err.column, "region");
         let err = render("{region}", row("a\r\nX: y"), Slot::HeaderValue).unwrap_err();
         assert!(err.message.contains("line break"), "{err}");
         for padded in [

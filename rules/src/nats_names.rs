@@ -30,7 +30,21 @@ pub fn check_subject(subject: &str) -> Result<(), String> {
             "`{subject}` has an empty token (leading, trailing or double `.`)"
         ));
     }
-    Ok(())
+    check_not_reserved(subject)
+}
+
+/// Subjects the server acts on: a row published there is a command (`$JS.API.STREAM.PURGE.x`
+/// empties a stream), not a message.
+const RESERVED_PREFIXES: [&str; 3] = ["$JS.API.", "$JS.ACK.", "$SYS."];
+
+/// A subject outside the server's control subjects ([`RESERVED_PREFIXES`]).
+pub fn check_not_reserved(subject: &str) -> Result<(), String> {
+    match RESERVED_PREFIXES.iter().find(|p| subject.starts_with(*p)) {
+        Some(prefix) => Err(format!(
+            "is under `{prefix}`, where the server takes a message as a command, not as data"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A header name NATS carries as is: visible ASCII without `:`.
@@ -49,6 +63,21 @@ pub fn check_header_name(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_subjects_are_refused() {
+        for subject in [
+            "$JS.API.STREAM.PURGE.x",
+            "$JS.ACK.s.c.1",
+            "$SYS.REQ.SERVER.PING",
+        ] {
+            let err = check_subject(subject).unwrap_err();
+            assert!(err.contains("command"), "{subject}: {err}");
+        }
+        for subject in ["$KV.bucket.key", "$JS", "JS.API.x", "a.$JS.API.b"] {
+            assert!(check_subject(subject).is_ok(), "{subject}");
+        }
+    }
 
     #[test]
     fn subjects() {

@@ -97,6 +97,28 @@ async fn input_from_a_pipe_by_name_is_read() {
     assert_eq!(payloads, [r#"{"id":1}"#, r#"{"id":2}"#]);
 }
 
+/// `--state` resumes by seeking, which a pipe cannot: refused at once, not hung on a rerun.
+#[tokio::test(flavor = "multi_thread")]
+async fn state_with_a_pipe_for_input_is_refused() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("run.state");
+    let out = sink_lines_with(
+        &["--input", "/dev/stdin", "--state", state.to_str().unwrap()],
+        &plain_options(&server, "piped"),
+        &[("id", "integer")],
+        "{\"id\":1}\n",
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("needs --input to name a regular file"),
+        "{stderr}"
+    );
+    assert!(!state.exists(), "no state is written");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn jetstream_stream_gets_every_row_acked() {
     let server = NatsServer::start_jetstream();
@@ -525,16 +547,13 @@ async fn missing_publish_permission_fails_the_flush() {
         "{stderr}"
     );
 
-    // A refused subject under `$JS.API` is the rows' refusal too, not taken for the route
-    // lookup's (whose own refusal, on `$JS.API.STREAM.NAMES`, means no JetStream for this user).
+    // Subjects under `$JS.API` are the server's commands (`$JS.API.STREAM.PURGE.x` would
+    // empty a stream): refused before anything is sent.
     let opts = credential_to("$JS.API.audit");
     let out = sink_lines(&opts, &[("id", "integer")], "{\"id\":1}\n").await;
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("Permissions Violation for Publish to \"$JS.API.audit\""),
-        "{stderr}"
-    );
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("as a command, not as data"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

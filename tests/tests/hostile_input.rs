@@ -555,3 +555,34 @@ async fn closed_pipes_and_full_disks_are_handled_quietly() {
     assert_eq!(status.code(), Some(0));
     assert_eq!(collect(&mut sub, 2, WAIT).await.len(), 2);
 }
+
+/// An error quoting a huge input (a 1 MB key, a 1 MB number) stays a short line that still
+/// names the line and ends with what was confirmed.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_error_quoting_a_huge_input_stays_short() {
+    let server = NatsServer::start();
+    let key = "k".repeat(1 << 20);
+    let number = "9".repeat(1 << 20);
+    for bad in [
+        format!("{{\"v\":\"ok\",\"{key}\":1}}"),
+        format!("{{\"v\":\"ok\",\"n\":{number}}}"),
+    ] {
+        let lines = format!("{{\"v\":\"a\"}}\n{bad}\n");
+        let out = run(
+            &plain_options(&server, "short"),
+            &[("v", "varchar"), ("n", "numeric")],
+            &[],
+            &lines,
+        )
+        .await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{}", &err[..err.len().min(500)]);
+        assert!(err.len() < 8_000, "{} bytes of stderr", err.len());
+        assert!(err.contains("line 2"), "{}", &err[..err.len().min(3000)]);
+        assert!(
+            err.contains("bytes left out"),
+            "{}",
+            &err[..err.len().min(3000)]
+        );
+    }
+}

@@ -278,8 +278,25 @@ const AUTH_OPTIONS: [&str; 6] = [
     "token",
     "credentials_file",
 ];
-const CONNECT_MODES: &str =
-    "`plain`, `user_and_password`, `credential`, `token`, `creds_file` or `nkey`";
+/// Every `connect_mode`, as `parse_auth` takes them.
+const CONNECT_MODE_NAMES: [&str; 6] = [
+    "plain",
+    "user_and_password",
+    "credential",
+    "token",
+    "creds_file",
+    "nkey",
+];
+
+/// The modes as a message lists them: "`plain`, `user_and_password`, ... or `nkey`".
+fn connect_modes() -> String {
+    let quoted: Vec<String> = CONNECT_MODE_NAMES
+        .iter()
+        .map(|m| format!("`{m}`"))
+        .collect();
+    let (last, rest) = quoted.split_last().expect("modes");
+    format!("{} or {last}", rest.join(", "))
+}
 
 /// Auth from `connect_mode` and the options it needs; `None` where a problem was recorded.
 fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
@@ -287,7 +304,7 @@ fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
         None => {
             c.push(
                 "connect_mode",
-                format!("required option is missing; use {CONNECT_MODES}"),
+                format!("required option is missing; use {}", connect_modes()),
             );
             return None;
         }
@@ -312,17 +329,9 @@ fn parse_auth(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<Auth> {
         "nkey" => (&["nkey"], |g| Auth::Nkey(g["nkey"].to_string())),
         // The value is not echoed: a secret pasted in the wrong place would show.
         other => {
-            let modes = [
-                "plain",
-                "user_and_password",
-                "credential",
-                "token",
-                "creds_file",
-                "nkey",
-            ];
-            let message = match crate::suggest::nearest(other, modes) {
+            let message = match crate::suggest::nearest(other, CONNECT_MODE_NAMES) {
                 Some(mode) => format!("unknown mode; did you mean `{mode}`?"),
-                None => format!("unknown mode; use {CONNECT_MODES}"),
+                None => format!("unknown mode; use {}", connect_modes()),
             };
             c.push("connect_mode", message);
             return None;
@@ -880,6 +889,25 @@ mod tests {
                 "not used when connect_mode is `plain`".into()
             )]
         );
+    }
+
+    #[test]
+    fn every_listed_connect_mode_is_known() {
+        assert_eq!(
+            connect_modes(),
+            "`plain`, `user_and_password`, `credential`, `token`, `creds_file` or `nkey`"
+        );
+        for mode in CONNECT_MODE_NAMES {
+            let p = problems(&[
+                ("server_url", "h:1"),
+                ("subject", "s"),
+                ("connect_mode", mode),
+            ]);
+            assert!(
+                p.iter().all(|(_, why)| !why.contains("unknown mode")),
+                "{mode}: {p:?}"
+            );
+        }
     }
 
     #[test]

@@ -151,11 +151,11 @@ impl Template {
         // The columns that filled the value's start and its end.
         let mut edges: (Option<&str>, Option<&str>) = (None, None);
         for part in &self.parts {
-            if let Part::Literal(_) = part {
-                edges.1 = None;
-            }
             match part {
-                Part::Literal(text) => out.push_str(text),
+                Part::Literal(text) => {
+                    out.push_str(text);
+                    edges.1 = None;
+                }
                 Part::Column { name, index } => {
                     let start = out.len();
                     write_text(row, *index, out).map_err(|message| RowError {
@@ -182,10 +182,8 @@ impl Template {
         }
         // NATS clients trim a header value's ends: the value would arrive changed. (The
         // template's own text cannot start or end with a space: the options refuse it.)
-        if slot == Slot::HeaderValue
-            && (out.starts_with(HEADER_SPACE) || out.ends_with(HEADER_SPACE))
-        {
-            let leading = out.starts_with(HEADER_SPACE);
+        let leading = out.starts_with(HEADER_SPACE);
+        if slot == Slot::HeaderValue && (leading || out.ends_with(HEADER_SPACE)) {
             let blamed = if leading { edges.0 } else { edges.1 };
             return Err(RowError {
                 column: blamed.unwrap_or_default().to_string(),

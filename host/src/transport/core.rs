@@ -6,9 +6,9 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::batch::Outgoing;
-use super::routes::{Clearance, LOOKUP_SUBJECT, MAX_CACHED_ROUTES};
+use super::routes::{is_lookup_refusal, Clearance, MAX_CACHED_ROUTES};
 use super::shared::Listeners;
-use super::wording::{connection_error, is_permission_violation};
+use super::wording::connection_error;
 use super::{millis, NatsConnection};
 use crate::bindings::transport::TransportError;
 
@@ -125,12 +125,8 @@ impl NatsConnection {
         self.reports_seen = reports;
         let (errors, disconnects, overflowed) = self.events.take_reports();
         // A refused route lookup is the lookup's to handle; one left over (two lookups on a
-        // client, each told of both refusals) is not about this flush's rows. Only that exact
-        // subject: rows may go to other `$JS.API…` subjects, and their refusals count.
-        let lookup = format!("\"{LOOKUP_SUBJECT}\"");
-        let mut errors = errors
-            .into_iter()
-            .filter(|e| !is_permission_violation(e, &lookup));
+        // client, each told of both refusals) is not about this flush's rows.
+        let mut errors = errors.into_iter().filter(|e| !is_lookup_refusal(e));
         if self.events.owned() > MAX_CACHED_ROUTES {
             // Every refusal due before this flush has arrived: claim only what is cached.
             let subjects: Vec<String> = self.subjects.keys().cloned().collect();

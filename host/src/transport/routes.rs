@@ -45,6 +45,14 @@ pub(super) const MAX_CACHED_ROUTES: usize = 10_000;
 /// the one the sink's context uses).
 pub(super) const LOOKUP_SUBJECT: &str = "$JS.API.STREAM.NAMES";
 
+/// Whether the server's error report `error` refuses the route lookup's own request: that
+/// exact subject, as the server quotes it (rows may go to other `$JS.API…` subjects).
+pub(super) fn is_lookup_refusal(error: &str) -> bool {
+    const QUOTED: &str = "\"$JS.API.STREAM.NAMES\"";
+    debug_assert_eq!(QUOTED.trim_matches('"'), LOOKUP_SUBJECT);
+    is_permission_violation(error, QUOTED)
+}
+
 impl NatsConnection {
     /// Where messages on `subject` go, asked of JetStream once per subject.
     pub(crate) async fn route(&mut self, subject: &str) -> Result<Route, TransportError> {
@@ -59,10 +67,7 @@ impl NatsConnection {
         // a refusal of the very subject the lookup sends to is ours (a neighbour on a shared
         // client may be refused too).
         let _claim = self.events.look_up(LOOKUP_SUBJECT);
-        let quoted = format!("\"{LOOKUP_SUBJECT}\"");
-        let denied = self
-            .events
-            .server_error(|e| is_permission_violation(e, &quoted));
+        let denied = self.events.server_error(is_lookup_refusal);
         let found = tokio::select! {
             found = lookup => found,
             _ = denied => {

@@ -5,13 +5,15 @@
 //! So, as Spin's `allowed_outbound_hosts` does, the host checks every `connect-config` before it
 //! connects or reads a file. A component may reach only the servers and files that the options
 //! the host passed it name, read again here by the host itself, and within what the embedder
-//! allows in [`OutboundPolicy`].
+//! allows in [`OutboundPolicy`]. Nor may it weaken what the options ask for: it must use TLS
+//! where they require it, and authenticate with exactly the credentials they give (a component
+//! that swapped them could act as another user, or drop TLS to send them in the clear).
 
 use std::path::{Component, Path, PathBuf};
 
 use nats_sink_rules::server_url;
 
-use crate::bindings::transport::{Auth, ConnectConfig, TransportError};
+use crate::bindings::transport::{Auth, ConnectConfig, Credential, TransportError, UserPassword};
 
 /// The options that name a file the host reads.
 const FILE_OPTIONS: [&str; 4] = ["credentials_file", "tls.ca", "tls.cert", "tls.key"];
@@ -53,9 +55,16 @@ impl OutboundPolicy {
 pub struct Reach {
     /// `host:port`, lower-case host.
     servers: Vec<String>,
+    /// The same entries with the user info the options give each (`None`: none).
+    entries: Vec<(Option<String>, String)>,
     paths: Vec<String>,
     /// The options say `allow_create_stream = true`: only then may the guest ask for a stream.
     create_stream: bool,
+    /// A `tls://` server, `tls.required = true` or any `tls.*` file: no connection without TLS.
+    tls_required: bool,
+    /// The credentials the options give; `None` when `connect_mode` names no mode this host
+    /// knows (the component refuses such options; a connect-config for them is refused here).
+    auth: Option<Auth>,
 }
 
 impl Reach {
@@ -63,13 +72,23 @@ impl Reach {
     /// read names nothing; the component refuses such options anyway.
     pub fn from_options(options: &[(String, String)], policy: &OutboundPolicy) -> Reach {
         let value = |key: &str| options.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-        let servers = value("server_url")
+        let named = value("server_url")
             .and_then(|raw| server_url::parse(raw).ok())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let allowed: Vec<_> = named
             .iter()
-            .map(server_url::ServerEntry::address)
-            .filter(|address| policy.allows_server(address))
+            .filter(|entry| policy.allows_server(&entry.address()))
             .collect();
+        let servers = allowed.iter().map(|entry| entry.address()).collect();
+        let entries = allowed
+            .iter()
+            .map(|entry| (entry.userinfo.clone(), entry.address()))
+            .collect();
+        let tls_required = named.iter().any(|entry| entry.tls)
+            || value("tls.required").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+            || ["tls.ca", "tls.cert", "tls.key"]
+                .iter()
+                .any(|key| value(key).is_some());
         let paths = FILE_OPTIONS
             .iter()
             .filter_map(|key| value(key))
@@ -80,8 +99,11 @@ impl Reach {
             value("allow_create_stream").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         Reach {
             servers,
+            entries,
             paths,
             create_stream,
+            tls_required,
+            auth: expected_auth(&value),
         }
     }
 
@@ -96,16 +118,22 @@ impl Reach {
         }
         for entry in &config.servers {
             let parsed = server_url::parse(entry).ok().filter(|e| e.len() == 1);
-            let Some(address) = parsed.map(|e| e[0].address()) else {
+            let Some(parsed) = parsed.map(|mut e| e.remove(0)) else {
                 return Err(refused(format!(
                     "server entry `{}`, which is not `host:port`",
                     server_url::redact(entry)
                 )));
             };
+            let address = parsed.address();
             if !self.servers.contains(&address) {
                 return Err(refused(format!(
                     "server `{address}`: {}",
                     allowed_list("servers", &self.servers)
+                )));
+            }
+            if !self.entries.contains(&(parsed.userinfo, address.clone())) {
+                return Err(refused(format!(
+                    "user info for server `{address}`, which is not what `server_url` gives it"
                 )));
             }
         }
@@ -129,7 +157,78 @@ impl Reach {
                 )));
             }
         }
+        if self.tls_required && config.tls.is_none() {
+            return Err(refused(
+                "connection without TLS: the options require TLS (a `tls://` server, \
+                 `tls.required = true` or a `tls.*` file)"
+                    .into(),
+            ));
+        }
+        if !self
+            .auth
+            .as_ref()
+            .is_some_and(|auth| same_auth(auth, &config.auth))
+        {
+            return Err(refused(format!(
+                "{} authentication: the options give {}",
+                auth_kind(&config.auth),
+                self.auth
+                    .as_ref()
+                    .map_or("no credentials this host knows".into(), |auth| {
+                        format!(
+                            "{} credentials, and only those may be used",
+                            auth_kind(auth)
+                        )
+                    })
+            )));
+        }
         Ok(())
+    }
+}
+
+/// The credentials the options give, as `connect_mode` reads them (no `connect_mode`: none).
+fn expected_auth<'a>(value: &impl Fn(&str) -> Option<&'a String>) -> Option<Auth> {
+    let given = |key: &str| value(key).cloned().unwrap_or_default();
+    Some(match value("connect_mode").map(String::as_str) {
+        None | Some("plain") => Auth::None,
+        Some("user_and_password") => Auth::UserPassword(UserPassword {
+            username: given("username"),
+            password: given("password"),
+        }),
+        Some("credential") => Auth::Credential(Credential {
+            jwt: given("jwt"),
+            nkey_seed: given("nkey"),
+        }),
+        Some("token") => Auth::Token(given("token")),
+        Some("creds_file") => Auth::CredentialsFile(given("credentials_file")),
+        Some("nkey") => Auth::Nkey(given("nkey")),
+        Some(_) => return None,
+    })
+}
+
+fn same_auth(expected: &Auth, asked: &Auth) -> bool {
+    match (expected, asked) {
+        (Auth::None, Auth::None) => true,
+        (Auth::UserPassword(a), Auth::UserPassword(b)) => {
+            a.username == b.username && a.password == b.password
+        }
+        (Auth::Credential(a), Auth::Credential(b)) => a.jwt == b.jwt && a.nkey_seed == b.nkey_seed,
+        (Auth::Token(a), Auth::Token(b))
+        | (Auth::CredentialsFile(a), Auth::CredentialsFile(b))
+        | (Auth::Nkey(a), Auth::Nkey(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The kind of `auth`, never its secret.
+fn auth_kind(auth: &Auth) -> &'static str {
+    match auth {
+        Auth::None => "no",
+        Auth::UserPassword(_) => "user and password",
+        Auth::Credential(_) => "JWT and NKey",
+        Auth::Token(_) => "token",
+        Auth::CredentialsFile(_) => "credentials file",
+        Auth::Nkey(_) => "NKey",
     }
 }
 
@@ -260,5 +359,100 @@ mod tests {
             &OutboundPolicy::default(),
         );
         assert!(with.check(&asking).is_ok());
+    }
+
+    #[test]
+    fn tls_the_options_require_cannot_be_dropped() {
+        let with_tls = Some(Tls {
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+        });
+        for asking in [
+            &[("server_url", "tls://a:1")][..],
+            &[("server_url", "a:1"), ("tls.required", " TRUE")],
+            &[("server_url", "a:1"), ("tls.ca", "/certs/ca.pem")],
+        ] {
+            let reach = Reach::from_options(&options(asking), &OutboundPolicy::default());
+            let err = reach
+                .check(&config(&["a:1"], Auth::None, None))
+                .unwrap_err();
+            assert!(
+                format!("{err:?}").contains("without TLS"),
+                "{asking:?}: {err:?}"
+            );
+            assert!(reach
+                .check(&config(&["a:1"], Auth::None, with_tls.clone()))
+                .is_ok());
+        }
+        let plain = Reach::from_options(
+            &options(&[("server_url", "a:1"), ("tls.required", "false")]),
+            &OutboundPolicy::default(),
+        );
+        assert!(plain.check(&config(&["a:1"], Auth::None, None)).is_ok());
+    }
+
+    #[test]
+    fn only_the_credentials_the_options_give_are_used() {
+        let reach = Reach::from_options(
+            &options(&[
+                ("server_url", "a:1"),
+                ("connect_mode", "user_and_password"),
+                ("username", "u"),
+                ("password", "secret-pw"),
+            ]),
+            &OutboundPolicy::default(),
+        );
+        let user = |name: &str, password: &str| {
+            Auth::UserPassword(UserPassword {
+                username: name.into(),
+                password: password.into(),
+            })
+        };
+        assert!(reach
+            .check(&config(&["a:1"], user("u", "secret-pw"), None))
+            .is_ok());
+        for swapped in [
+            user("admin", "secret-pw"),
+            user("u", "other"),
+            Auth::None,
+            Auth::Token("secret-pw".into()),
+        ] {
+            let err = reach.check(&config(&["a:1"], swapped, None)).unwrap_err();
+            let message = format!("{err:?}");
+            assert!(message.contains("authentication"), "{message}");
+            assert!(!message.contains("secret-pw"), "{message}");
+        }
+        // No connect_mode (the hostile test guest's options): no credentials at all.
+        let none = Reach::from_options(
+            &options(&[("server_url", "a:1")]),
+            &OutboundPolicy::default(),
+        );
+        assert!(none
+            .check(&config(&["a:1"], Auth::Token("baked-in".into()), None))
+            .is_err());
+        // An unknown mode: nothing is allowed.
+        let unknown = Reach::from_options(
+            &options(&[("server_url", "a:1"), ("connect_mode", "oauth")]),
+            &OutboundPolicy::default(),
+        );
+        assert!(unknown.check(&config(&["a:1"], Auth::None, None)).is_err());
+    }
+
+    #[test]
+    fn user_info_in_a_server_entry_is_only_what_the_options_give() {
+        let reach = Reach::from_options(
+            &options(&[("server_url", "u:p@a:1,b:2")]),
+            &OutboundPolicy::default(),
+        );
+        assert!(reach
+            .check(&config(&["u:p@a:1", "b:2"], Auth::None, None))
+            .is_ok());
+        for entries in [&["admin:x@a:1"][..], &["a:1"], &["u:p@b:2"]] {
+            assert!(
+                reach.check(&config(entries, Auth::None, None)).is_err(),
+                "{entries:?}"
+            );
+        }
     }
 }

@@ -276,6 +276,58 @@ async fn a_hostile_component_cannot_reach_another_server_or_file() {
     assert!(!err.contains("root:"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_component_cannot_drop_tls_or_swap_credentials() {
+    // The component would connect here: the policy must refuse before any connection.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let runtime = SinkRuntime::load(hostile_component_path()).unwrap();
+    let schema = columns(&[("id", "integer")]);
+    let tls_url = format!("tls://{address}");
+    let cases: [(&str, Vec<(&str, &str)>, &str); 3] = [
+        (
+            "tls:// dropped",
+            vec![("server_url", &tls_url)],
+            "without TLS",
+        ),
+        (
+            "tls.required dropped",
+            vec![("server_url", &address), ("tls.required", "true")],
+            "without TLS",
+        ),
+        (
+            "token swapped",
+            vec![
+                ("server_url", &address),
+                ("connect_mode", "token"),
+                ("token", "the-users-token"),
+                ("behaviour", "swap-auth"),
+                ("other_token", "a-baked-in-token"),
+            ],
+            "authentication",
+        ),
+    ];
+    for (case, pairs, reason) in cases {
+        let err = match runtime.open(&options(&pairs), &schema).await {
+            Err(HostError::Sink(SinkError::Connection(m))) => m,
+            other => panic!("{case}: {:?}", other.err()),
+        };
+        assert!(
+            err.contains("policy") && err.contains(reason),
+            "{case}: {err}"
+        );
+        assert!(
+            !err.contains("the-users-token") && !err.contains("a-baked-in-token"),
+            "{case}: {err}"
+        );
+        assert!(
+            listener.accept().is_err(),
+            "{case}: the component reached the server"
+        );
+    }
+}
+
 #[test]
 fn a_ca_file_without_a_certificate_is_refused_without_quoting_it() {
     let server = NatsServer::start();

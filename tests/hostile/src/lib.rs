@@ -8,7 +8,12 @@
 //! - `span-outside`, `header-index-outside`: `write` publishes a batch whose payload span, or
 //!   header name index, points outside it;
 //! - `connect-elsewhere`: `open` connects to option `elsewhere` instead of `server_url`;
-//! - `read-file`: `open` asks the host to read option `file` as a `.creds` file.
+//! - `read-file`: `open` asks the host to read option `file` as a `.creds` file;
+//! - `swap-auth`: `open` authenticates with option `other_token` as a token, whatever
+//!   `connect_mode` says.
+//!
+//! Whatever the behaviour, it never asks for TLS, so options that require TLS (`tls://`,
+//! `tls.required = true`) test that the host refuses a connection with TLS dropped.
 //!
 //! Other options are passed to the transport as `server_url` (one `host:port`).
 
@@ -148,6 +153,10 @@ mod component {
                         "read-file" => {
                             let file = option(&options, "file").unwrap_or_default();
                             config.auth = Auth::CredentialsFile(file.to_string());
+                        }
+                        "swap-auth" => {
+                            let token = option(&options, "other_token").unwrap_or_default();
+                            config.auth = Auth::Token(token.to_string());
                         }
                         _ => {}
                     }

@@ -434,15 +434,22 @@ def _timestamptz(v: Any, p: str) -> Node:
     return ("timestamptz", micros)
 
 
+_INTERVAL_EXPECTED = "an interval (`P1Y2M3DT4H5M6S` or `1 day 02:00:00`)"
+
+
 def _interval_conv(v: Any, p: str) -> Node:
-    parts: Optional[tuple[int, int, int]]
     if isinstance(v, dt.timedelta):
-        parts = _interval(v)
-    else:
-        parts = textforms.parse_interval_safe(v) if isinstance(v, str) else None
-    if parts is None:
-        raise _bad(p, "an interval (`P1Y2M3DT4H5M6S` or `1 day 02:00:00`)", v)
-    return ("interval", parts)
+        return ("interval", _interval(v))
+    if not isinstance(v, str):
+        raise _bad(p, _INTERVAL_EXPECTED, v)
+    try:
+        return ("interval", textforms.parse_interval(v))
+    except textforms.IntervalMalformed:
+        raise _bad(p, _INTERVAL_EXPECTED, v) from None
+    except textforms.IntervalOutOfRange:
+        raise ValueRefused(
+            p, f"interval {_shown(v)} is out of range (months and days are 32-bit, the time part 64-bit microseconds)"
+        ) from None
 
 
 def _bytea(v: Any, p: str) -> Node:

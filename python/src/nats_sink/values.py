@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 from wasmtime.component import Record, Variant
 
 from . import chrono_parse, textforms
+from .plain import plain
 from .schema import DataType, ListType, StructType
 from .suggest import nearest
 
@@ -60,7 +61,16 @@ _PREVIEW.maxstring = _PREVIEW.maxother = 60
 
 
 def _shown(value: Any) -> str:
-    """A short preview of a refused value; never fails (huge ints, cycles, deep nesting)."""
+    """A short preview of a refused value; never fails (huge ints, cycles, deep nesting, a
+    subclass whose methods raise)."""
+    try:
+        value = plain(value)
+        return _preview(value)
+    except Exception:  # noqa: BLE001 - a preview must not replace the refusal it illustrates
+        return f"({type(value).__name__})"
+
+
+def _preview(value: Any) -> str:
     if _is_int(value) and value.bit_length() > 256:
         return f"(an integer of {value.bit_length()} bits)"
     if isinstance(value, decimal.Decimal):
@@ -72,10 +82,7 @@ def _shown(value: Any) -> str:
         try:
             shown = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError, RecursionError):
-            try:
-                shown = repr(value)
-            except (ValueError, RecursionError):
-                shown = f"({type(value).__name__})"
+            shown = repr(value)
     return shown[:60] + "…" if len(shown) > 60 else shown
 
 
@@ -163,6 +170,7 @@ def _json_decimal(value: decimal.Decimal, path: str) -> str:
 
 
 def _json_scalar(value: Any, path: str) -> str:
+    value = plain(value)
     if value is None:
         return "null"
     if value is True:
@@ -187,8 +195,12 @@ _Part = tuple[str, Any, str]
 
 
 def _entries(obj: Mapping[str, Any], path: str) -> Iterator[_Part]:
-    for i, key in enumerate(sorted(obj)):
-        yield ("," if i else "") + json.dumps(key, ensure_ascii=False) + ":", obj[key], f"{path}.{key}"
+    # Keys as str holds them: a subclass's comparisons or text cannot reorder or rename them.
+    items = sorted(((str.__str__(k), v) for k, v in obj.items()), key=lambda item: item[0])
+    for i, (key, value) in enumerate(items):
+        if i and key == items[i - 1][0]:
+            raise ValueRefused(f"{path}.{key}", f"the jsonb object has the key `{key}` twice")
+        yield ("," if i else "") + json.dumps(key, ensure_ascii=False) + ":", value, f"{path}.{key}"
 
 
 def _elements(items: Sequence[Any], path: str) -> Iterator[_Part]:
@@ -330,7 +342,21 @@ def convert(ty: DataType, value: Any, path: str) -> Node:
         return ("list", [convert(ty.element, v, f"{path}[{i}]") for i, v in enumerate(value)])
     if isinstance(ty, StructType):
         return ("struct", _fields(ty.fields, value, path))
-    return _SCALARS[ty](value, path)
+    try:
+        return _SCALARS[ty](plain(value), path)
+    except ValueRefused:
+        raise
+    except Exception as e:  # noqa: BLE001 - a value's own code raised: the row is refused, never the sink
+        raise ValueRefused(path, f"reading the {type(value).__name__} value raised {_error_text(e)}") from None
+
+
+def _error_text(e: BaseException) -> str:
+    try:
+        text = str(e)
+    except Exception:  # noqa: BLE001 - an exception whose text fails is still named
+        text = ""
+    text = text if len(text) <= 200 else text[:200] + "…"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def _fields(fields: Sequence[tuple[str, DataType]], value: Any, path: str) -> list[Node]:
@@ -383,7 +409,7 @@ def _double(v: Any, p: str) -> Node:
 
 def _varchar(v: Any, p: str) -> Node:
     if isinstance(v, str):
-        return ("text", v.encode("utf-8", "surrogatepass"))
+        return ("text", str.encode(v, "utf-8", "surrogatepass"))
     raise _bad(p, "a string", v)
 
 
@@ -407,9 +433,18 @@ def _time(v: Any, p: str) -> Node:
     return ("time", micros)
 
 
+def _offset(v: dt.datetime, p: str) -> Optional[dt.timedelta]:
+    """The zone's offset at `v`; a `tzinfo` whose `utcoffset` raises refuses the row."""
+    try:
+        offset = v.utcoffset()
+        return None if offset is None else plain(offset)  # a timedelta subclass's arithmetic is not asked
+    except Exception as e:  # noqa: BLE001 - the tzinfo is the caller's code
+        raise ValueRefused(p, f"its tzinfo {type(v.tzinfo).__name__}.utcoffset() raised {_error_text(e)}") from None
+
+
 def _timestamp(v: Any, p: str) -> Node:
     if isinstance(v, dt.datetime):
-        if v.tzinfo is not None and v.utcoffset() is not None:
+        if v.tzinfo is not None and _offset(v, p) is not None:
             raise ValueRefused(p, f"a timestamp column has no zone; got {v.isoformat()} (use timestamptz)")
         return ("timestamp", _naive_micros(v))
     micros = chrono_parse.parse_timestamp(v) if isinstance(v, str) else None
@@ -420,7 +455,7 @@ def _timestamp(v: Any, p: str) -> Node:
 
 def _timestamptz(v: Any, p: str) -> Node:
     if isinstance(v, dt.datetime):
-        offset = v.utcoffset()
+        offset = _offset(v, p)
         if offset is None:
             raise ValueRefused(p, f"a timestamptz needs a zone; got the naive {v.isoformat()}")
         micros = _naive_micros(v) - offset // dt.timedelta(microseconds=1)

@@ -556,6 +556,20 @@ def row_nodes(columns: Sequence[tuple[str, DataType]], row: Any) -> list[Node]:
     raise ValueRefused("", f"a row is a dict by column name or a tuple in schema order, got {type(row).__name__}")
 
 
+# Bytes JSON escapes (as rules/src/json_string.rs): control bytes, `"` and `\`.
+_ESCAPED = bytes(range(0x20)) + b'"\\'
+_KEPT = bytes(b for b in range(256) if b not in _ESCAPED)
+
+
+def text_bound(tag: str, payload: bytes) -> int:
+    """At most how many bytes a value's bytes take in the guest's JSON text."""
+    if tag == "text":  # escaped: at most six bytes (`\u0001`) for each byte that needs it
+        return len(payload) + 5 * len(payload.translate(None, _KEPT)) + 2
+    if tag == "bytea":  # `"\\x` and two hex digits a byte
+        return 2 * len(payload) + 6
+    return 2 * len(payload) + 2  # numeric and jsonb text, as given (twice: a margin for jsonb)
+
+
 class RowsBuilder:
     """Packs converted rows into the WIT `rows` record: flat values, row ends, one byte buffer."""
 
@@ -565,12 +579,30 @@ class RowsBuilder:
         self.values: list[Variant] = []
         self.ends: list[int] = []
         self.data = bytearray()
+        self._data_starts: list[int] = []  # where each row's bytes begin, to take it back
 
     def __len__(self) -> int:
         return len(self.ends)
 
-    def push(self, nodes: list[Node]) -> None:
+    @property
+    def value_count(self) -> int:
+        return len(self.values)
+
+    @property
+    def data_len(self) -> int:
+        return len(self.data)
+
+    def pop(self) -> None:
+        """Take the last row back out (it goes in the next crossing instead)."""
+        self.ends.pop()
+        del self.values[self.ends[-1] if self.ends else 0 :]
+        del self.data[self._data_starts.pop() :]
+
+    def push(self, nodes: list[Node]) -> int:
+        """Add one row; returns at most how many bytes of JSON its values' bytes become."""
+        text = 0
         base = len(self.values)
+        self._data_starts.append(len(self.data))
         # Breadth-first: every composite's children sit together, after it.
         pending: list[tuple[int, Node]] = []
         self.values.extend([None] * len(nodes))  # type: ignore[list-item]
@@ -585,6 +617,7 @@ class RowsBuilder:
             elif tag in self._SPANS:
                 self.values[slot] = Variant(tag, _record(start=len(self.data), len=len(payload)))
                 self.data += payload
+                text += text_bound(tag, payload)
             elif tag == "interval":
                 months, days, micros = payload
                 self.values[slot] = Variant(tag, _record(months=months, days=days, micros=micros))
@@ -593,6 +626,7 @@ class RowsBuilder:
             else:
                 self.values[slot] = Variant(tag, payload)
         self.ends.append(len(self.values))
+        return text
 
     def record(self) -> Record:
         return _record(values=self.values, ends=self.ends, data=bytes(self.data))

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
+import time
 from pathlib import Path
-from typing import Iterator
 
 import nats
 import pytest
+from nats.aio.msg import Msg
 
 import nats_sink
 from conftest import Server, start_server, stop_server
@@ -38,6 +40,11 @@ class Paused:
 
     def __enter__(self) -> None:
         os.kill(self.pid, signal.SIGSTOP)
+        # The signal lands asynchronously: wait until the kernel shows the process stopped.
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+            assert time.monotonic() < deadline, "nats-server did not stop"
+            time.sleep(0.001)
 
     def __exit__(self, *exc: object) -> None:
         os.kill(self.pid, signal.SIGCONT)
@@ -88,30 +95,44 @@ async def test_a_cancelled_flush_closes_the_sink(server: Server) -> None:
     await sink.close()
 
 
-def big_rows() -> Iterator[tuple[int, str]]:
-    yield from ((i, "x" * 100_000) for i in range(30))  # 3 MB in rows of 100 kB
-    yield from ((30 + i, "y") for i in range(120_000))  # and 120,000 small ones
-
-
 async def test_a_write_of_many_megabytes_crosses_in_bounded_parts(server: Server) -> None:
     await add_stream(server, "B1", "b1")
     sink = await nats_sink.open(server.options("b1", sink_id="t26"), [("id", "integer"), ("s", "varchar")])
     sink.begin_checkpoint(1)
-    await sink.write(list(big_rows()))
+    await sink.write([(i, "x" * 100_000) for i in range(30)])  # 3 MB: one crossing trapped
     await sink.flush()
-    await sink.write([(-1, "after")])  # the sink is still whole
+    await sink.write([(30, "after")])  # the sink is still whole
     await sink.flush()
     await sink.close()
-    assert await stored(server, "B1") == 120_031
+    assert await stored(server, "B1") == 31
     nc = await nats.connect(f"nats://{server.address}")
     js = nc.jetstream()
-    first, big_last, last = (await js.get_msg("B1", seq) for seq in (1, 30, 120_030))
+    first, last = await js.get_msg("B1", 1), await js.get_msg("B1", 30)
     assert first.data == b'{"id":0,"s":"' + b"x" * 100_000 + b'"}'
-    assert big_last.data.startswith(b'{"id":29,')
-    assert last.data == b'{"id":120029,"s":"y"}'
+    assert last.data == b'{"id":29,"s":"' + b"x" * 100_000 + b'"}'
     # Positions run on across the crossings: one id per row, in order.
-    assert (first.headers or {}).get("Nats-Msg-Id") == "t26:1:0"
-    assert (last.headers or {}).get("Nats-Msg-Id") == "t26:1:120029"
+    assert [(m.headers or {}).get("Nats-Msg-Id") for m in (first, last)] == ["t26:1:0", "t26:1:29"]
+    await nc.close()
+
+
+async def test_a_write_of_120000_small_rows_is_delivered_whole(server: Server) -> None:
+    nc = await nats.connect(f"nats://{server.address}")
+    received: list[bytes] = []
+    all_in = asyncio.Event()
+
+    async def count(msg: Msg) -> None:
+        received.append(msg.data)
+        if len(received) == 120_000:
+            all_in.set()
+
+    await nc.subscribe("b3", cb=count, pending_msgs_limit=-1, pending_bytes_limit=-1)
+    await nc.flush()
+    sink = await nats_sink.open(server.options("b3"), [("id", "integer"), ("s", "varchar")])
+    await sink.write([(i, "y") for i in range(120_000)])  # one crossing of these trapped
+    await sink.flush()
+    await asyncio.wait_for(all_in.wait(), timeout=60)
+    assert received[0] == b'{"id":0,"s":"y"}' and received[-1] == b'{"id":119999,"s":"y"}'
+    await sink.close()
     await nc.close()
 
 
@@ -136,7 +157,7 @@ async def test_a_row_the_guest_refuses_after_many_crossings_is_counted_in_the_wr
 async def test_a_lost_connection_on_core_nats_is_a_connection_error(tmp_path: Path) -> None:
     server = start_server(tmp_path)
     try:
-        sink = await nats_sink.open(server.options("core.lost"), [("id", "integer")])
+        sink = await nats_sink.open(server.options("core.lost", ack_timeout_ms="1000"), [("id", "integer")])
         await sink.write([(1,)])
         await sink.flush()
         await sink.write([(2,), (3,)])
@@ -147,3 +168,33 @@ async def test_a_lost_connection_on_core_nats_is_a_connection_error(tmp_path: Pa
         await sink.close()
     finally:
         stop_server(server)
+
+
+# Run apart, so its peak memory is its own: rows of 100 kB, 30 MB in all.
+_MEMORY_PROBE = """
+import asyncio, resource, sys
+import nats_sink
+
+async def main():
+    sink = await nats_sink.open({"server_url": sys.argv[1], "subject": "mem", "connect_mode": "plain"},
+                                [("id", "integer"), ("s", "varchar")])
+    rows = [(i, "x" * 100_000) for i in range(300)]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    await sink.write(rows)
+    await sink.flush()
+    await sink.close()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)  # KiB
+
+asyncio.run(main())
+"""
+
+
+async def test_a_large_write_needs_memory_of_a_small_multiple_of_its_data(server: Server) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(nats_sink.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    probe = await asyncio.create_subprocess_exec(sys.executable, "-c", _MEMORY_PROBE, server.address, env=env,
+                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(probe.communicate(), timeout=120)
+    assert probe.returncode == 0, err.decode()
+    grew_mb = int(out) / 1024
+    data_mb = 300 * 100_000 / 1e6
+    assert grew_mb < 2.5 * data_mb, f"the write of {data_mb:g} MB grew the process by {grew_mb:.0f} MB"

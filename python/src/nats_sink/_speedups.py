@@ -3,6 +3,8 @@
 - A variant's cases: wasmtime-py lists them afresh through the C API for every value it lowers
   (about 0.5 ms for the WIT's `value` variant), which was nearly all of the Python host's time.
   A variant type never changes, so its cases (and whether it is tagged) are remembered on it.
+- A record's fields: listed afresh the same way for every record value (the batch's messages,
+  spans, headers), so a record type remembers them too.
 - `list<u8>`: converted one byte at a time through ctypes. The bulk path lays out the very same
   C values (`wasmtime_component_val_t`, kind U8) with strided slice assignment straight into the
   C list, and reads them back the same way: no copy of the 32-bytes-a-byte layout is ever made
@@ -109,9 +111,26 @@ def _remember_variant_cases() -> None:
     variant._nats_sink_memo = True  # type: ignore[attr-defined]
 
 
+def _remember_record_fields() -> None:
+    record = _types.RecordType
+    if getattr(record, "_nats_sink_memo", False):
+        return
+    fields = record.fields.fget
+
+    def remembered_fields(self: Any) -> Any:
+        memo = self.__dict__.get("_nats_sink_fields")
+        if memo is None:
+            memo = self.__dict__["_nats_sink_fields"] = fields(self)
+        return memo
+
+    record.fields = property(remembered_fields)  # type: ignore[method-assign,assignment]
+    record._nats_sink_memo = True  # type: ignore[attr-defined]
+
+
 def install() -> bool:
-    """Install both; false when the `list<u8>` path was unsafe and left out."""
+    """Install all three; false when the `list<u8>` path was unsafe and left out."""
     _remember_variant_cases()
+    _remember_record_fields()
     list_type = _types.ListType
     if getattr(list_type, "_nats_sink_bulk", False):
         return True

@@ -8,8 +8,8 @@ bounded both in what goes in (the rows) and in what can come back (the messages 
 publishes for them), and the host's memory stays within a small multiple of one crossing.
 
 What comes back is bounded from the row without encoding it: its JSON text is at most its
-values' bytes with every escape counted (`values.text_bound`), plus a bounded text per value and
-its key; each header may repeat that text and the subject up to its 4000 bytes; and no message
+values' bytes with every escape counted, or the longest text of a fixed-size value
+(`values.text_bound`, `values._SCALAR_TEXT`), plus each value's key; each header may repeat that text and the subject up to its 4000 bytes; and no message
 the guest publishes passes the server's max_payload (plus its subject), which caps any row.
 """
 
@@ -22,18 +22,17 @@ from . import errors
 from .schema import DataType, ListType, StructType
 from .values import RowsBuilder, ValueRefused, row_nodes
 
-# What one crossing may carry, in the bounds below (bytes as the guest sees them). Measured:
-# wasmtime-py's hostcall fuel runs out near 3.4 million lifted elements (tests/test_crossings.py).
-CROSSING_IN_BYTES = 1 << 20
-CROSSING_OUT_BYTES = 1 << 20
+# What one crossing may carry, in the bounds below (bytes as the guest sees them). Each byte
+# costs about 150 bytes of host memory on its way (C and Rust values in and out), so these
+# bound the host's memory to some 40 MB whatever the write's size.
+CROSSING_IN_BYTES = 256 << 10
+CROSSING_OUT_BYTES = 256 << 10
 CROSSING_ROWS = 4096
-# No single row may need more than this in one crossing either way (the fuel, with a margin).
+# No single row may need more than this in one crossing either way: measured, the guest's
+# publish of one message of 2.5 MB lifts, 3 MB exhausts wasmtime's hostcall fuel.
 ROW_MAX_BYTES = 1_500_000
-# A value's text besides its bytes: the longest scalar form (an interval, a timestamptz) and
-# the JSON punctuation around it.
-_TEXT_PER_VALUE = 72
 _MAX_SUBJECT_BYTES = 4_000  # the guest's bound on a rendered subject
-_MESSAGE_OVERHEAD = 512  # a message id and the header block's framing
+_MESSAGE_OVERHEAD = 160  # a message id (a sink_id of up to 64 bytes), the header framing, its record
 _IN_PER_VALUE = 32  # a value's share of the crossing in, besides its bytes (counted as bytes)
 
 
@@ -50,7 +49,7 @@ def _field_names(ty: DataType) -> Iterator[str]:
 class Bounds:
     """How much text a row can become, from the schema and the options (templates)."""
 
-    per_value: int  # text per value besides its bytes: its key (escaped) and its scalar form
+    per_value: int  # text per value besides its own: its key (escaped), colon and comma
     headers: int  # each header template may repeat the row's text
     fixed: int  # the options' own text (literal parts of the subject and headers), and framing
 
@@ -58,16 +57,25 @@ class Bounds:
     def of(columns: Sequence[tuple[str, DataType]], options: Sequence[tuple[str, str]]) -> "Bounds":
         names = [n for n, _ in columns] + [n for _, t in columns for n in _field_names(t)]
         longest = max((len(n.encode("utf-8", "surrogatepass")) for n in names), default=0)
-        headers = sum(1 for k, _ in options if k.startswith("headers."))
-        literal = sum(len(k) + len(v) for k, v in options)
-        return Bounds(per_value=_TEXT_PER_VALUE + 6 * longest, headers=headers, fixed=literal + _MESSAGE_OVERHEAD)
+        templates = [(k, v) for k, v in options if k == "subject" or k.startswith("headers.")]
+        headers = len(templates) - sum(1 for k, _ in templates if k == "subject")
+        literal = sum(len(k.encode()) + len(v.encode()) for k, v in templates)
+        return Bounds(per_value=4 + 6 * longest, headers=headers, fixed=literal + _MESSAGE_OVERHEAD)
 
     def out_bytes(self, text_bytes: int, values: int, max_payload: int) -> int:
-        """At most what the guest can publish for a row whose values' bytes are at most
-        `text_bytes` of JSON: its payload, headers and subject."""
+        """At most what the guest can publish for a row whose values are at most `text_bytes`
+        of JSON (keys aside): its payload, headers and subject."""
         text = text_bytes + self.per_value * values
         bound = (1 + self.headers) * text + min(text, _MAX_SUBJECT_BYTES) + self.fixed
         return min(bound, max_payload + _MAX_SUBJECT_BYTES + _MESSAGE_OVERHEAD)
+
+
+def _too_large(row_bytes: int, crossing_bytes: int, max_payload: int) -> str:
+    if row_bytes > max_payload:  # the guest would refuse it too, once it had crossed
+        return f"its values alone are {row_bytes} bytes, over the server's max_payload of {max_payload} bytes"
+    return (f"the row is too large for the Python host: it could take {crossing_bytes} bytes to cross into or out "
+            f"of the component, over the {ROW_MAX_BYTES} one call may carry (wasmtime's hostcall limit); the CLI "
+            "and the Rust host take it")
 
 
 @dataclass
@@ -106,11 +114,9 @@ def crossings(columns: Sequence[tuple[str, DataType]], rows: Iterable[Any], boun
         row_in = batch.data_len - data_before + _IN_PER_VALUE * values
         row_out = bounds.out_bytes(text, values, max_payload)
         if max(row_in, row_out) > ROW_MAX_BYTES:
+            row_bytes = batch.data_len - data_before
             batch.pop()
-            yield Crossing(first, batch, errors.InvalidRow(index, "", (
-                f"the row is too large for the Python host: it could take {max(row_in, row_out)} bytes to cross "
-                f"into or out of the component, over the {ROW_MAX_BYTES} one call may carry (wasmtime-py's hostcall "
-                "limit); split its values, or use the CLI or the Rust host")))
+            yield Crossing(first, batch, errors.InvalidRow(index, "", _too_large(row_bytes, max(row_in, row_out), max_payload)))
             return
         if len(batch) > 1 and (in_bytes + row_in > CROSSING_IN_BYTES or out_bytes + row_out > CROSSING_OUT_BYTES
                                or len(batch) > CROSSING_ROWS):

@@ -413,24 +413,30 @@ class NatsTransport:
             raise as_sink_error(failed[0], "a message was not confirmed")
         try:
             await self.nc.flush(timeout=max(self._ack_timeout(), 1))
-        except (nats.errors.TimeoutError, asyncio.TimeoutError) as e:
-            raise errors.TimeoutError("the server did not answer the flush round trip") from e
-        except (nats.errors.Error, OSError) as e:
+        except (nats.errors.Error, OSError, asyncio.TimeoutError) as e:
+            # A round trip begun on a socket that then broke goes unanswered: the broken
+            # connection is the cause, not the server's silence.
+            self._raise_if_dropped()
+            if isinstance(e, (nats.errors.TimeoutError, asyncio.TimeoutError)):
+                raise errors.TimeoutError("the server did not answer the flush round trip") from e
             raise as_sink_error(e, "the flush round trip failed") from e
         if self.new_core_subject:
             # A refusal (-ERR) travels apart from the round trip and can trail it.
             await asyncio.sleep(0.002)
             self.new_core_subject = False
         errs, self.server_errors = self.server_errors, []
-        lost, self.connection_errors = self.connection_errors, []
         if errs:
             raise errors.PublishError(f"the server refused a message: {errs[0]}")
-        if self.core_since_flush and (self.dropped_since_flush or lost):
-            # Core NATS has no acks: what was in the socket when it broke may be gone. Retryable
-            # by replay since the last flush, so a connection error rather than a refusal.
-            cause = f" ({lost[0]})" if lost else ""
-            raise errors.ConnectionError(f"the connection dropped since the last flush{cause}; core messages may be lost")
+        self._raise_if_dropped()
+        self.connection_errors.clear()
         self.core_since_flush = self.dropped_since_flush = False
+
+    def _raise_if_dropped(self) -> None:
+        """Core NATS has no acks: what was in the socket when it broke may be gone. Retryable by
+        replay since the last flush, so a connection error rather than a refusal."""
+        if self.core_since_flush and (self.dropped_since_flush or self.connection_errors):
+            cause = f" ({self.connection_errors[0]})" if self.connection_errors else ""
+            raise errors.ConnectionError(f"the connection dropped since the last flush{cause}; core messages may be lost")
 
     async def close(self) -> None:
         for task in self.acks:

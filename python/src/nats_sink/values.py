@@ -561,6 +561,15 @@ _ESCAPED = bytes(range(0x20)) + b'"\\'
 _KEPT = bytes(b for b in range(256) if b not in _ESCAPED)
 
 
+# The longest JSON text of each fixed-size value (an interval: `"P-178956970Y-8M-2147483648DT..."`);
+# a list or a struct, its brackets (its children count for themselves).
+_SCALAR_TEXT = {
+    "null": 4, "boolean": 5, "int16": 6, "int32": 11, "int64": 20, "serial": 24, "float32": 32, "float64": 32,
+    "date": 16, "time": 24, "timestamp": 36, "timestamptz": 40, "interval": 72, "uuid": 40, "list": 2, "struct": 2,
+}  # fmt: skip
+_UNKNOWN_TEXT = 72
+
+
 def text_bound(tag: str, payload: bytes) -> int:
     """At most how many bytes a value's bytes take in the guest's JSON text."""
     if tag == "text":  # escaped: at most six bytes (`\u0001`) for each byte that needs it
@@ -599,7 +608,7 @@ class RowsBuilder:
         del self.data[self._data_starts.pop() :]
 
     def push(self, nodes: list[Node]) -> int:
-        """Add one row; returns at most how many bytes of JSON its values' bytes become."""
+        """Add one row; returns at most how many bytes of JSON its values become (keys aside)."""
         text = 0
         base = len(self.values)
         self._data_starts.append(len(self.data))
@@ -609,6 +618,7 @@ class RowsBuilder:
         pending.extend((base + i, n) for i, n in enumerate(nodes))
         while pending:
             slot, (tag, payload) = pending.pop()
+            text += _SCALAR_TEXT.get(tag, _UNKNOWN_TEXT) if tag not in self._SPANS else 0
             if tag in ("list", "struct"):
                 start = len(self.values)
                 self.values.extend([None] * len(payload))  # type: ignore[list-item]

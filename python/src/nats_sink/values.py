@@ -311,6 +311,9 @@ def _numeric(value: Any, path: str) -> str:
         text = textforms.numeric_from_text(value)
         if text is not None:
             return text
+        shown = value if len(value) <= 200 else value[:100] + "…" + value[-100:]
+        # The CLI's words for it (rules/src/numeric.rs).
+        raise ValueRefused(path, f"`{shown}` is not a numeric (expected digits with an optional `-` and `.`, or NaN/Infinity/-Infinity)")
     raise _bad(path, "a number or a numeric string", value)
 
 
@@ -418,7 +421,7 @@ def _date(v: Any, p: str) -> Node:
         return ("date", (v - _EPOCH).days)
     days = chrono_parse.parse_date(v) if isinstance(v, str) else None
     if days is None or not -(2**31) <= days < 2**31:
-        raise _bad(p, "a date `YYYY-MM-DD`", v)
+        raise _bad(p, "a date `YYYY-MM-DD` (years 0001 to 9999)", v)
     return ("date", days)
 
 
@@ -429,7 +432,7 @@ def _time(v: Any, p: str) -> Node:
         return ("time", _time_of(v))
     micros = chrono_parse.parse_time(v) if isinstance(v, str) else None
     if micros is None:
-        raise _bad(p, "a time `HH:MM:SS[.ffffff]`", v)
+        raise _bad(p, "a time `HH:MM:SS[.ffffff]` (seconds 00 to 59)", v)
     return ("time", micros)
 
 
@@ -449,7 +452,7 @@ def _timestamp(v: Any, p: str) -> Node:
         return ("timestamp", _naive_micros(v))
     micros = chrono_parse.parse_timestamp(v) if isinstance(v, str) else None
     if micros is None:
-        raise _bad(p, "a timestamp `YYYY-MM-DD HH:MM:SS[.ffffff]`", v)
+        raise _bad(p, "a timestamp `YYYY-MM-DD HH:MM:SS[.ffffff]` (years 0001 to 9999, seconds 00 to 59)", v)
     return ("timestamp", micros)
 
 
@@ -465,7 +468,7 @@ def _timestamptz(v: Any, p: str) -> Node:
         return ("timestamptz", micros)
     micros = chrono_parse.parse_timestamptz(v) if isinstance(v, str) else None
     if micros is None:
-        raise _bad(p, "a timestamptz with an offset or `Z`", v)
+        raise _bad(p, "a timestamptz with an offset or `Z` (years 0001 to 9999, seconds 00 to 59)", v)
     return ("timestamptz", micros)
 
 

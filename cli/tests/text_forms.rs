@@ -8,7 +8,10 @@ use nats_sink_cli::input::{
 use serde_json::{json, Value};
 
 fn vectors() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors/text_forms.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/vectors/text_forms.json"
+    );
     let text = std::fs::read_to_string(path).expect("the shared vectors are readable");
     serde_json::from_str(&text).expect("the shared vectors are JSON")
 }
@@ -53,7 +56,9 @@ fn every_text_form_vector_reads_as_the_file_says() {
             expected.remove("text");
             let got = read(kind, text);
             if got != Value::Object(expected.clone()) {
-                wrong.push(format!("{kind} {text:?}: the file says {expected:?}, the CLI gives {got}"));
+                wrong.push(format!(
+                    "{kind} {text:?}: the file says {expected:?}, the CLI gives {got}"
+                ));
             }
             checked += 1;
         }

@@ -136,6 +136,36 @@ async def test_a_write_of_120000_small_rows_is_delivered_whole(server: Server) -
     await nc.close()
 
 
+async def test_a_row_too_large_for_one_crossing_is_refused_not_trapped(tmp_path: Path) -> None:
+    server = start_server(tmp_path, "max_payload: 8388608\n")
+    try:
+        nc = await nats.connect(f"nats://{server.address}")
+        sub = await nc.subscribe("b4")
+        await nc.flush()
+        sink = await nats_sink.open(server.options("b4"), [("id", "integer"), ("s", "varchar")])
+        with pytest.raises(nats_sink.InvalidRow, match="too large for the Python host") as refused:
+            await sink.write([(0, "a" * 1_900_000), (1, "b" * 3_000_000), (2, "c")])
+        assert (refused.value.row, refused.value.column) == (1, "")
+        await sink.write([(3, "d")])  # the sink is whole
+        await sink.flush()
+        assert len((await sub.next_msg(timeout=5)).data) == 1_900_000 + len('{"id":0,"s":""}')
+        assert (await sub.next_msg(timeout=5)).data == b'{"id":3,"s":"d"}'
+        await sink.close()
+        await nc.close()
+    finally:
+        stop_server(server)
+
+
+async def test_a_row_over_max_payload_is_refused_before_it_crosses(server: Server) -> None:
+    sink = await nats_sink.open(server.options("b5"), [("s", "varchar")])
+    with pytest.raises(nats_sink.InvalidRow) as refused:
+        await sink.write([("x" * 5_000_000,)])
+    assert refused.value.message == "its values alone are 5000000 bytes, over the server's max_payload of 1048576 bytes"
+    await sink.write([("y",)])
+    await sink.flush()
+    await sink.close()
+
+
 async def test_a_row_the_guest_refuses_after_many_crossings_is_counted_in_the_write(server: Server) -> None:
     nc = await nats.connect(f"nats://{server.address}")
     sub = await nc.subscribe("b2.>", pending_msgs_limit=10_000)

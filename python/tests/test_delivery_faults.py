@@ -223,7 +223,7 @@ async def test_a_large_write_needs_memory_of_a_small_multiple_of_its_data(server
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(nats_sink.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
     probe = await asyncio.create_subprocess_exec(sys.executable, "-c", _MEMORY_PROBE, server.address, env=env,
                                                  stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(probe.communicate(), timeout=120)
+    out, err = await asyncio.wait_for(probe.communicate(), timeout=300)
     assert probe.returncode == 0, err.decode()
     grew_mb = int(out) / 1024
     data_mb = 300 * 100_000 / 1e6

@@ -162,3 +162,23 @@ async def test_a_zone_whose_utcoffset_raises_refuses_the_row(server: Server) -> 
         assert (refused.value.row, refused.value.column) == (0, column)
     await sink.flush()  # a refused row does not fail the sink
     await sink.close()
+
+
+async def test_rows_that_raise_while_read_are_an_invalid_row_after_the_rows_before(server: Server) -> None:
+    def rows() -> Any:
+        yield (1,)
+        yield (2,)
+        raise ValueError("the source broke")
+
+    class Unreadable:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr either")
+
+    sink = await nats_sink.open(server.options("v.gen"), [("id", "integer")])
+    with pytest.raises(nats_sink.InvalidRow, match="reading the rows raised ValueError: the source broke") as refused:
+        await sink.write(rows())
+    assert refused.value.row == 2
+    with pytest.raises(nats_sink.InvalidRow, match=r"expected a 32-bit integer, got a Unreadable \(Unreadable\)"):
+        await sink.write([(Unreadable(),)])  # a value whose preview fails is still refused by name
+    await sink.flush()
+    await sink.close()

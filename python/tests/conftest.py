@@ -39,8 +39,9 @@ class Server:
         return {"server_url": self.address, "subject": subject, "connect_mode": "plain", **extra}
 
 
-def start_server(tmp: Path, config: Optional[str] = None) -> Server:
-    port = free_port()
+def start_server(tmp: Path, config: Optional[str] = None, port: Optional[int] = None) -> Server:
+    """A nats-server on `port` (a free one unless given: a restart takes its old one)."""
+    port = port or free_port()
     args = ["nats-server", "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp / "js")]
     if config is not None:
         conf = tmp / "server.conf"

@@ -47,7 +47,7 @@ async def test_invalid_row_publishes_the_rows_before_it_and_none_after(server: S
         await sink.write([{"idd": 1}])
     await sink.flush()  # a refused row does not fail the sink
     got = [(await sub.next_msg(timeout=5)).data for _ in range(2)]
-    assert got == [b'{"addr":{"zip":1},"id":1}', b'{"addr":null,"id":2}'] or got == [b'{"id":1,"addr":{"zip":1}}', b'{"id":2,"addr":null}']
+    assert got == [b'{"addr":{"zip":1},"id":1}', b'{"addr":null,"id":2}']  # keys sorted, as by default
     with pytest.raises(nats.errors.TimeoutError):
         await sub.next_msg(timeout=0.2)
     await sink.close()

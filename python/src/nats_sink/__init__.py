@@ -10,6 +10,7 @@
 
 from .errors import (
     Closed,
+    ComponentError,
     ConnectionError,
     InvalidOptions,
     InvalidRow,
@@ -24,5 +25,5 @@ from .sink import Sink, describe, open, validate
 __all__ = [
     "open", "describe", "validate", "Sink",
     "SinkError", "InvalidOptions", "OptionProblem", "InvalidSchema", "InvalidRow",
-    "ConnectionError", "PublishError", "TimeoutError", "Closed",
+    "ConnectionError", "PublishError", "TimeoutError", "Closed", "ComponentError",
 ]  # fmt: skip

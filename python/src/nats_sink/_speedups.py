@@ -3,10 +3,13 @@
 - A variant's cases: wasmtime-py lists them afresh through the C API for every value it lowers
   (about 0.5 ms for the WIT's `value` variant), which was nearly all of the Python host's time.
   A variant type never changes, so its cases (and whether it is tagged) are remembered on it.
+- A record's fields: listed afresh the same way for every record value (the batch's messages,
+  spans, headers), so a record type remembers them too.
 - `list<u8>`: converted one byte at a time through ctypes. The bulk path lays out the very same
-  C values (`wasmtime_component_val_t`, kind U8) with slice assignment and one memmove. It checks
-  itself against wasmtime-py's own conversion first, both ways, and leaves wasmtime-py as it is
-  if the two disagree (a future layout change).
+  C values (`wasmtime_component_val_t`, kind U8) with strided slice assignment straight into the
+  C list, and reads them back the same way: no copy of the 32-bytes-a-byte layout is ever made
+  in Python. It checks itself against wasmtime-py's own conversion first, both ways, and leaves
+  wasmtime-py as it is if the two disagree (a future layout change).
 """
 
 from __future__ import annotations
@@ -24,18 +27,25 @@ _VALUE = _VAL.of.offset
 _U8 = bytes([ffi.WASMTIME_COMPONENT_U8.value])
 
 
+def _c_bytes(address: int, size: int) -> memoryview:
+    """The C memory at `address` as a writable byte view (no copy)."""
+    return memoryview((ctypes.c_ubyte * size).from_address(address)).cast("B")
+
+
 def _to_c(val: Any, ptr: Any) -> None:
     if not isinstance(val, (bytes, bytearray, memoryview)):
         raise TypeError("expected bytes value")
-    data = bytes(val)
+    data = val if isinstance(val, bytes) else bytes(val)
     n = len(data)
     raw = ffi.wasmtime_component_vallist_t()
     ffi.wasmtime_component_vallist_new_uninit(raw, n)
     if n:
-        layout = bytearray(n * _SIZE)
+        address = ctypes.cast(raw.data, ctypes.c_void_p).value
+        ctypes.memset(address, 0, n * _SIZE)
+        layout = _c_bytes(address, n * _SIZE)
         layout[_KIND::_SIZE] = _U8 * n
         layout[_VALUE::_SIZE] = data
-        ctypes.memmove(raw.data, bytes(layout), len(layout))
+        layout.release()
     ptr.contents.kind = ffi.WASMTIME_COMPONENT_LIST
     ptr.contents.of.list = raw
 
@@ -46,7 +56,11 @@ def _from_c(c: Any) -> bytes:
         n = c.of.list.size
         if n == 0:
             return b""
-        return ctypes.string_at(c.of.list.data, n * _SIZE)[_VALUE::_SIZE]
+        layout = _c_bytes(ctypes.cast(c.of.list.data, ctypes.c_void_p).value, n * _SIZE)
+        try:
+            return layout[_VALUE::_SIZE].tobytes()
+        finally:
+            layout.release()
     finally:
         ffi.wasmtime_component_vallist_delete(ctypes.byref(c.of.list))
 
@@ -97,9 +111,26 @@ def _remember_variant_cases() -> None:
     variant._nats_sink_memo = True  # type: ignore[attr-defined]
 
 
+def _remember_record_fields() -> None:
+    record = _types.RecordType
+    if getattr(record, "_nats_sink_memo", False):
+        return
+    fields = record.fields.fget
+
+    def remembered_fields(self: Any) -> Any:
+        memo = self.__dict__.get("_nats_sink_fields")
+        if memo is None:
+            memo = self.__dict__["_nats_sink_fields"] = fields(self)
+        return memo
+
+    record.fields = property(remembered_fields)  # type: ignore[method-assign,assignment]
+    record._nats_sink_memo = True  # type: ignore[attr-defined]
+
+
 def install() -> bool:
-    """Install both; false when the `list<u8>` path was unsafe and left out."""
+    """Install all three; false when the `list<u8>` path was unsafe and left out."""
     _remember_variant_cases()
+    _remember_record_fields()
     list_type = _types.ListType
     if getattr(list_type, "_nats_sink_bulk", False):
         return True

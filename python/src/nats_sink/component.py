@@ -12,10 +12,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
-from wasmtime import Engine, Store
+from wasmtime import Engine, Store, Trap, WasmtimeError
 from wasmtime.component import Component, Linker, Record, ResourceAny, ResourceHost, ResourceType, Variant
 
-from . import _speedups
+from . import _speedups, errors
 
 # Packed rows are `value` variants and byte lists; wasmtime-py's own conversions of those are
 # slow enough to be nearly all of the host's time (see _speedups).
@@ -73,9 +73,12 @@ def _load() -> tuple[Engine, Component]:
         if _loaded is None:
             path = component_path()
             if not path.is_file():
-                raise FileNotFoundError(f"no component at {path}: build it with `just build`, then reinstall")
+                raise errors.ComponentError(f"no component at {path}: build it with `just build`, then reinstall")
             engine = Engine()
-            _loaded = (engine, Component.from_file(engine, str(path)))
+            try:
+                _loaded = (engine, Component.from_file(engine, str(path)))
+            except WasmtimeError as e:
+                raise errors.ComponentError(f"{path} is not a component this host can load: {e}") from None
         return _loaded
 
 
@@ -94,7 +97,10 @@ class Instance:
                 t.add_func("[method]connection.publish", self._publish)
                 t.add_func("[method]connection.flush", self._flush)
                 t.add_func("[method]connection.max-payload", self._max_payload)
-        self.instance = linker.instantiate(self.store, component)
+        try:
+            self.instance = linker.instantiate(self.store, component)
+        except (WasmtimeError, Trap) as e:
+            raise errors.ComponentError(f"the component could not be instantiated: {e}") from None
         self._sink = self.instance.get_export_index(self.store, ENCODER)
         self._funcs: dict[str, Any] = {}
 
@@ -124,9 +130,16 @@ class Instance:
             index = self.instance.get_export_index(self.store, name, self._sink)
             func = self.instance.get_func(self.store, index)
             self._funcs[name] = func
-        result = func(self.store, *args)
-        func.post_return(self.store)
+        try:
+            result = func(self.store, *args)
+            func.post_return(self.store)
+        except (WasmtimeError, Trap) as e:
+            # A trap leaves the instance unusable: the caller closes its sink.
+            raise errors.ComponentError(f"the component's `{name}` trapped: {e}") from None
         return result
 
     def drop(self, handle: ResourceAny) -> None:
-        handle.drop(self.store)
+        try:
+            handle.drop(self.store)
+        except (WasmtimeError, Trap) as e:
+            raise errors.ComponentError(f"the sink's handle could not be dropped: {e}") from None

@@ -55,6 +55,10 @@ class Closed(SinkError):
     """The sink was used after a failure or after close."""
 
 
+class ComponentError(SinkError):
+    """A call into the component trapped or hit one of its limits; the sink is closed."""
+
+
 def from_wit(err: Any) -> SinkError:
     """A `sink-error` variant as the guest returned it."""
     tag, val = err.tag, err.payload

@@ -8,10 +8,10 @@ from wasmtime.component import Record, ResourceAny, Variant
 
 from . import errors
 from .component import Instance
+from .crossings import Bounds, crossings
 from .errors import OptionProblem
 from .schema import DataType, SchemaSyntaxError, parse_type
-from .transport import NatsTransport
-from .values import RowsBuilder, ValueRefused, row_nodes
+from .transport import NatsTransport, as_sink_error
 
 Options = Union[Mapping[str, Any], Iterable[tuple[str, Any]]]
 Columns = Sequence[tuple[str, str]]
@@ -71,7 +71,13 @@ async def open(options: Options, schema: Columns) -> "Sink":  # noqa: A001 - the
     if isinstance(target, Variant):
         raise errors.from_wit(target)
     transport = NatsTransport()
-    await transport.connect(target.connect)
+    try:
+        await transport.connect(target.connect)
+    except BaseException as e:
+        await transport.close()
+        if isinstance(e, Exception):
+            raise as_sink_error(e, "opening the connection failed") from e
+        raise
     try:
         instance = Instance(transport)
         handle = instance.call("[static]sink.open", pairs, _columns(schema))
@@ -80,16 +86,17 @@ async def open(options: Options, schema: Columns) -> "Sink":  # noqa: A001 - the
     except BaseException:
         await transport.close()
         raise
-    return Sink(instance, handle, transport, columns)
+    return Sink(instance, handle, transport, columns, Bounds.of(columns, pairs))
 
 
 class Sink:
     """An open sink. Not safe for concurrent use: await each call before the next."""
 
     def __init__(self, instance: Instance, handle: ResourceAny, transport: NatsTransport,
-                 columns: list[tuple[str, DataType]]) -> None:
+                 columns: list[tuple[str, DataType]], bounds: Bounds) -> None:
         self._instance, self._handle, self._transport = instance, handle, transport
         self.columns = columns
+        self._bounds = bounds
         self._closed: Optional[str] = None
 
     def _check(self) -> None:
@@ -101,47 +108,73 @@ class Sink:
         self._closed = f"the sink failed earlier ({e}); reopen it and replay since the last flush"
         return e
 
+    def _stopped(self, call: str, e: BaseException) -> None:
+        """A call stopped part way (cancelled, interrupted): what it had not handed on is lost to
+        this sink, so the sink refuses further calls rather than let a later flush succeed."""
+        self._closed = (f"a {call} was stopped part way ({type(e).__name__}); some of its rows may not have "
+                        "been sent; reopen the sink and replay since the last flush")
+
+    def _unexpected(self, call: str, e: Exception) -> errors.SinkError:
+        """Anything else that escaped a call, as the sink's error; the sink is closed."""
+        return self._fail(as_sink_error(e, f"{call} failed"))
+
     def begin_checkpoint(self, checkpoint: int) -> None:
         """Start checkpoint `checkpoint`; rows from here carry `<sink_id>:<checkpoint>:<position>`."""
         self._check()
-        self._instance.call("[method]sink.begin-checkpoint", self._handle, checkpoint)
+        try:
+            self._instance.call("[method]sink.begin-checkpoint", self._handle, checkpoint)
+        except errors.SinkError as e:
+            raise self._fail(e) from None
 
     async def write(self, rows: Iterable[Any]) -> None:
         """Encode and publish rows (dicts by column name, or tuples in schema order).
 
         On `InvalidRow`, the rows before the bad one were published and nothing at or after it.
+        A write of any size crosses into the component in bounded parts (see crossings.py). A
+        write that is cancelled part way closes the sink: later calls raise `Closed`.
         """
         self._check()
-        batch = RowsBuilder()
-        refused: Optional[errors.InvalidRow] = None
-        for i, row in enumerate(rows):
-            try:
-                batch.push(row_nodes(self.columns, row))
-            except ValueRefused as e:
-                refused = errors.InvalidRow(i, e.column, e.message)
-                break
-        if len(batch):
-            result = self._instance.call("[method]sink.write", self._handle, batch.record())
-            try:
+        try:
+            await self._write(rows)
+        except errors.InvalidRow:
+            raise
+        except errors.SinkError as e:
+            raise self._fail(e) from None
+        except Exception as e:  # noqa: BLE001 - every error out of the host is a SinkError
+            raise self._unexpected("write", e) from e
+        except BaseException as e:  # cancelled: the caller's own request, passed on
+            self._stopped("write", e)
+            raise
+
+    async def _write(self, rows: Iterable[Any]) -> None:
+        for crossing in crossings(self.columns, rows, self._bounds, self._transport.max_payload()):
+            if len(crossing.rows):
+                result = self._instance.call("[method]sink.write", self._handle, crossing.rows.record())
                 await self._transport.send()  # what the guest published before any refusal
-            except errors.SinkError as e:
-                raise self._fail(e) from None
-            if isinstance(result, Variant):
-                err = errors.from_wit(result)
-                raise err if isinstance(err, errors.InvalidRow) else self._fail(err)
-        if refused is not None:
-            raise refused
+                if isinstance(result, Variant):
+                    err = errors.from_wit(result)
+                    if isinstance(err, errors.InvalidRow):
+                        raise errors.InvalidRow(crossing.first + err.row, err.column, err.message)
+                    raise err
+            if crossing.refused is not None:
+                raise crossing.refused
 
     async def flush(self) -> None:
-        """Return once everything written since the last flush is confirmed."""
+        """Return once everything written since the last flush is confirmed. A flush that is
+        cancelled part way closes the sink: later calls raise `Closed`."""
         self._check()
-        result = self._instance.call("[method]sink.flush", self._handle)
-        if isinstance(result, Variant):
-            raise self._fail(errors.from_wit(result))
         try:
+            result = self._instance.call("[method]sink.flush", self._handle)
+            if isinstance(result, Variant):
+                raise errors.from_wit(result)
             await self._transport.confirm()
         except errors.SinkError as e:
             raise self._fail(e) from None
+        except Exception as e:  # noqa: BLE001 - every error out of the host is a SinkError
+            raise self._unexpected("flush", e) from e
+        except BaseException as e:  # cancelled: the caller's own request, passed on
+            self._stopped("flush", e)
+            raise
 
     async def close(self) -> None:
         """Close the connection. Unflushed rows are not confirmed: flush first."""
@@ -150,6 +183,8 @@ class Sink:
         self._closed = "closed"
         try:
             self._instance.drop(self._handle)
+        except errors.ComponentError:
+            pass  # an instance that trapped cannot drop its handle; both go with its store
         finally:
             await self._transport.close()
 

@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Optional
 
 from .chrono_parse import _WS
 
-_I64 = re.compile(r"[+-]?[0-9]+\Z")
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
-
-
-def _i64(s: str) -> Optional[int]:
-    """Rust's `str::parse::<i64>`: an optional sign and ASCII digits, nothing else."""
-    if not _I64.match(s):
-        return None
-    v = int(s)
-    return v if _I64_MIN <= v <= _I64_MAX else None
-
-
-def _mul(a: Optional[int], b: int) -> Optional[int]:
-    if a is None:
-        return None
-    v = a * b
-    return v if _I64_MIN <= v <= _I64_MAX else None
 
 
 def check_numeric(text: str) -> bool:
@@ -77,26 +60,61 @@ def parse_uuid(s: str) -> Optional[int]:
     return int(hexdigits, 16)
 
 
-def _seconds_to_micros(s: str) -> Optional[int]:
+class IntervalError(Exception):
+    """Why a text is not an interval (the CLI's `IntervalError`)."""
+
+
+class IntervalMalformed(IntervalError):
+    pass
+
+
+class IntervalOutOfRange(IntervalError):
+    """A part, or any sum along the way, is past the interval's range (32-bit months and days,
+    64-bit microseconds): refused, never wrapped."""
+
+
+_MICROS_PER_SECOND = 1_000_000
+_MICROS_PER_MINUTE = 60 * _MICROS_PER_SECOND
+_MICROS_PER_HOUR = 60 * _MICROS_PER_MINUTE
+
+
+def _checked(v: int) -> int:
+    """Rust's i64 `checked_*`: every intermediate must fit, as the CLI checks each step."""
+    if not _I64_MIN <= v <= _I64_MAX:
+        raise IntervalOutOfRange
+    return v
+
+
+def _all_digits(s: str) -> bool:
+    return all("0" <= c <= "9" for c in s)
+
+
+def _part(text: str) -> int:
+    """An integer part; digits past i64 are out of range, not malformed."""
+    digits = text[1:] if text.startswith(("-", "+")) else text
+    if not digits or not _all_digits(digits):
+        raise IntervalMalformed
+    return _checked(int(text))
+
+
+def _scaled(text: str, unit: int) -> int:
+    return _checked(_part(text) * unit)
+
+
+def _seconds_to_micros(s: str) -> int:
+    """Seconds with an optional fraction, as microseconds (`6.5` -> 6500000)."""
     negative = s.startswith("-")
-    if negative:
+    if negative or s.startswith("+"):
         s = s[1:]
     whole, _, fraction = s.partition(".")
-    if (
-        not whole
-        or not all("0" <= c <= "9" for c in whole)
-        or not all("0" <= c <= "9" for c in fraction)
-        or len(fraction) > 6
-    ):
-        return None
-    w = _mul(_i64(whole), 1_000_000)
-    if w is None:
-        return None
-    micros = w + int(fraction.ljust(6, "0"))
+    if not whole or not _all_digits(whole) or not _all_digits(fraction) or len(fraction) > 6:
+        raise IntervalMalformed
+    micros = _checked(_scaled(whole, _MICROS_PER_SECOND) + int(fraction.ljust(6, "0")))
     return -micros if negative else micros
 
 
 def _split_ws(s: str) -> list[str]:
+    """Rust's `str::split_whitespace` (Unicode White_Space)."""
     tokens, current = [], ""
     for c in s:
         if c in _WS:
@@ -110,81 +128,7 @@ def _split_ws(s: str) -> list[str]:
     return tokens
 
 
-def _fits(months: int, days: int, micros: int) -> Optional[tuple[int, int, int]]:
-    if not (-(2**31) <= months < 2**31 and -(2**31) <= days < 2**31 and _I64_MIN <= micros <= _I64_MAX):
-        return None
-    return months, days, micros
-
-
-def parse_interval(s: str) -> Optional[tuple[int, int, int]]:
-    """(months, days, micros) from ISO 8601 (`P1Y2M3DT4H5M6.5S`) or PostgreSQL text."""
-    s = "".join(_split_ws_keep(s))
-    if s.startswith("P"):
-        return _parse_iso_interval(s[1:])
-    months = days = micros = 0
-    tokens = _split_ws(s)
-    if not tokens:
-        return None
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        if ":" in token:
-            if token.startswith("-"):
-                negative, clock = True, token[1:]
-            else:
-                negative, clock = False, token[1:] if token.startswith("+") else token
-            parts = clock.split(":")
-            if len(parts) == 2:
-                h, m, sec = parts[0], parts[1], "0"
-            elif len(parts) == 3:
-                h, m, sec = parts
-            else:
-                return None
-            hh, mm, ss = _mul(_i64(h), 3_600_000_000), _mul(_i64(m), 60_000_000), _seconds_to_micros(sec)
-            if hh is None or mm is None or ss is None:
-                return None
-            clock_micros = hh + mm + ss
-            micros += -clock_micros if negative else clock_micros
-            i += 1
-            continue
-        if i + 1 >= len(tokens):
-            return None
-        unit = _ascii_lower(tokens[i + 1]).rstrip("s")
-        n = _i64(token)
-        if unit in ("year", "yr", "y"):
-            v = _mul(n, 12)
-            months += v if v is not None else _none()
-        elif unit in ("mon", "month"):
-            months += n if n is not None else _none()
-        elif unit in ("week", "w"):
-            v = _mul(n, 7)
-            days += v if v is not None else _none()
-        elif unit in ("day", "d"):
-            days += n if n is not None else _none()
-        elif unit in ("hour", "hr", "h"):
-            v = _mul(n, 3_600_000_000)
-            micros += v if v is not None else _none()
-        elif unit in ("minute", "min", "m"):
-            v = _mul(n, 60_000_000)
-            micros += v if v is not None else _none()
-        elif unit in ("second", "sec"):
-            v = _seconds_to_micros(token)
-            micros += v if v is not None else _none()
-        else:
-            return None
-        i += 2
-    return _fits(months, days, micros)
-
-
-class _Refused(Exception):
-    pass
-
-
-def _none() -> int:
-    raise _Refused
-
-
-def _split_ws_keep(s: str) -> str:
+def _trim(s: str) -> str:
     """Rust's `str::trim`: Unicode whitespace off both ends."""
     start, end = 0, len(s)
     while start < end and s[start] in _WS:
@@ -194,50 +138,96 @@ def _split_ws_keep(s: str) -> str:
     return s[start:end]
 
 
-def _parse_iso_interval(s: str) -> Optional[tuple[int, int, int]]:
-    date_part, has_t, time_part = s.partition("T")
-    months = days = micros = 0
+def _interval_parts(months: int, days: int, micros: int) -> tuple[int, int, int]:
+    if not (-(2**31) <= months < 2**31 and -(2**31) <= days < 2**31):
+        raise IntervalOutOfRange
+    return months, days, micros
+
+
+_UNITS = {
+    **dict.fromkeys(("year", "yr", "y"), ("months", 12)),
+    **dict.fromkeys(("mon", "month"), ("months", 1)),
+    **dict.fromkeys(("week", "w"), ("days", 7)),
+    **dict.fromkeys(("day", "d"), ("days", 1)),
+    **dict.fromkeys(("hour", "hr", "h"), ("micros", _MICROS_PER_HOUR)),
+    **dict.fromkeys(("minute", "min", "m"), ("micros", _MICROS_PER_MINUTE)),
+}
+
+
+def parse_interval(s: str) -> tuple[int, int, int]:
+    """(months, days, micros) from ISO 8601 (`P1Y2M3DT4H5M6.5S`) or PostgreSQL text, step for
+    step as cli/src/input/text.rs reads it; raises `IntervalMalformed` or `IntervalOutOfRange`.
+    tests/vectors/text_forms.json holds both readers to the same answers."""
+    s = _trim(s)
+    if s.startswith("P"):
+        return _parse_iso_interval(s[1:])
+    total = {"months": 0, "days": 0, "micros": 0}
+    tokens = _split_ws(s)
+    if not tokens:
+        raise IntervalMalformed
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if ":" in token:
+            negative = token.startswith("-")
+            clock = token[1:] if negative or token.startswith("+") else token
+            parts = clock.split(":")
+            if len(parts) == 2:
+                h, m, sec = parts[0], parts[1], "0"
+            elif len(parts) == 3:
+                h, m, sec = parts
+            else:
+                raise IntervalMalformed
+            if any(p.startswith(("-", "+")) for p in (h, m, sec)):
+                raise IntervalMalformed
+            clock_micros = _scaled(h, _MICROS_PER_HOUR)
+            clock_micros = _checked(clock_micros + _scaled(m, _MICROS_PER_MINUTE))
+            clock_micros = _checked(clock_micros + _seconds_to_micros(sec))
+            total["micros"] = _checked(total["micros"] + (-clock_micros if negative else clock_micros))
+            i += 1
+            continue
+        if i + 1 >= len(tokens):
+            raise IntervalMalformed
+        unit = _ascii_lower(tokens[i + 1]).rstrip("s")
+        if unit in ("second", "sec"):
+            total["micros"] = _checked(total["micros"] + _seconds_to_micros(token))
+        elif unit in _UNITS:
+            field, factor = _UNITS[unit]
+            total[field] = _checked(total[field] + _scaled(token, factor))
+        else:
+            raise IntervalMalformed
+        i += 2
+    return _interval_parts(total["months"], total["days"], total["micros"])
+
+
+_ISO_DATE_UNITS = {"Y": ("months", 12), "M": ("months", 1), "W": ("days", 7), "D": ("days", 1)}
+_ISO_TIME_UNITS = {"H": _MICROS_PER_HOUR, "M": _MICROS_PER_MINUTE}
+
+
+def _parse_iso_interval(s: str) -> tuple[int, int, int]:
+    date_part, _, time_part = s.partition("T")
+    total = {"months": 0, "days": 0, "micros": 0}
     number = ""
-    units = {"Y": ("m", 12), "M": ("m", 1), "W": ("d", 7), "D": ("d", 1)}
     for ch in date_part:
         if ch in "0123456789-+":
             number += ch
-        elif ch in units:
-            kind, factor = units[ch]
-            v = _mul(_i64(number), factor)
-            if v is None:
-                return None
+        elif ch in _ISO_DATE_UNITS:
+            field, factor = _ISO_DATE_UNITS[ch]
+            total[field] = _checked(total[field] + _scaled(number, factor))
             number = ""
-            if kind == "m":
-                months += v
-            else:
-                days += v
         else:
-            return None
+            raise IntervalMalformed
     for ch in time_part:
         if ch in "0123456789-+.":
             number += ch
-        elif ch in "HM":
-            v = _mul(_i64(number), 3_600_000_000 if ch == "H" else 60_000_000)
-            if v is None:
-                return None
+        elif ch in _ISO_TIME_UNITS:
+            total["micros"] = _checked(total["micros"] + _scaled(number, _ISO_TIME_UNITS[ch]))
             number = ""
-            micros += v
         elif ch == "S":
-            v = _seconds_to_micros(number)
-            if v is None:
-                return None
+            total["micros"] = _checked(total["micros"] + _seconds_to_micros(number))
             number = ""
-            micros += v
         else:
-            return None
+            raise IntervalMalformed
     if number or (not date_part and not time_part):
-        return None
-    return _fits(months, days, micros)
-
-
-def parse_interval_safe(s: str) -> Optional[tuple[int, int, int]]:
-    try:
-        return parse_interval(s)
-    except _Refused:
-        return None
+        raise IntervalMalformed
+    return _interval_parts(total["months"], total["days"], total["micros"])

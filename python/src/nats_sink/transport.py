@@ -10,6 +10,7 @@ trip. Every wait is bounded by the connect-config's timeouts and delivery budget
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
 import ssl
 import time
@@ -154,16 +155,33 @@ def _sign(seed: str, nonce: str) -> bytes:
         kp.wipe()
 
 
+def as_sink_error(e: BaseException, context: str) -> errors.SinkError:
+    """A nats-py or socket error as the sink's own: a timeout, a refusal, or a lost connection."""
+    if isinstance(e, errors.SinkError):
+        return e
+    if isinstance(e, (nats.errors.TimeoutError, asyncio.TimeoutError)):
+        return errors.TimeoutError(f"{context}: {e!r}")
+    if isinstance(e, nats.errors.MaxPayloadError):
+        return errors.PublishError(f"{context}: over the server's max_payload ({e})")
+    if type(e) is nats.errors.Error or isinstance(e, (nats.js.errors.Error, nats.errors.BadSubjectError,
+                                                      nats.errors.BadHeaderError, nats.errors.NoRespondersError)):
+        return errors.PublishError(f"{context}: {e}")
+    if isinstance(e, (nats.errors.Error, OSError)):
+        return errors.ConnectionError(f"{context}: {e!r}")
+    return errors.SinkError(f"{context}: {e!r}")  # none of the above: still the sink's own kind
+
+
 class NatsTransport:
     """One NATS connection for one sink."""
 
     def __init__(self) -> None:
         self.nc: Optional[Client] = None
         self.config: Optional[Record] = None
-        self.outbox: list[Message] = []
+        self.outbox: collections.deque[Message] = collections.deque()
         self.acks: list[asyncio.Task[None]] = []
         self.routes: dict[str, bool] = {}  # subject -> a stream captures it
-        self.server_errors: list[str] = []
+        self.server_errors: list[str] = []  # what the server refused (-ERR), since the last flush
+        self.connection_errors: list[str] = []  # a lost socket, EOF, a stale connection
         self.server_said: str = ""
         self.dropped_since_flush = False
         self.core_since_flush = False
@@ -179,7 +197,12 @@ class NatsTransport:
         refused = asyncio.get_running_loop().create_future()
 
         async def on_error(e: Exception) -> None:
-            self.server_errors.append(str(e))
+            # A refusal from the server arrives as nats-py's plain Error ("nats: 'Permissions
+            # Violation ...'"); a lost connection as EOF, a socket error, a stale connection.
+            if type(e) is nats.errors.Error or isinstance(e, nats.errors.AuthorizationError):
+                self.server_errors.append(str(e))
+            else:
+                self.connection_errors.append(str(e))
             if not isinstance(e, OSError):
                 self.server_said = str(e)
             # A refused login repeats on every retry: fail at once, as the CLI does.
@@ -207,7 +230,8 @@ class NatsTransport:
         except (asyncio.TimeoutError, nats.errors.TimeoutError) as e:
             # nats-py keeps trying within the bound; what the server said (an authorization
             # error, say) is the cause, rather than the reset of the socket it closed after.
-            last = self.server_said or (self.server_errors[-1] if self.server_errors else "")
+            seen = self.server_errors + self.connection_errors
+            last = self.server_said or (seen[-1] if seen else "")
             cause = f": {_masked(last, config)}" if last else ""
             raise errors.ConnectionError(f"no connection to {redact(','.join(config.servers))} within {total:g} s{cause}") from e
         except (OSError, ssl.SSLError) as e:
@@ -217,6 +241,7 @@ class NatsTransport:
             raise errors.ConnectionError(
                 f"cannot connect to {redact(','.join(config.servers))}: {_masked(repr(e), config)}") from e
         self.server_errors.clear()
+        self.connection_errors.clear()
         self.in_flight = asyncio.Semaphore(max(1, getattr(config.delivery, "max-in-flight")))
         request = getattr(config, "create-stream", None)
         if request is not None:
@@ -292,6 +317,12 @@ class NatsTransport:
                 route = False  # no stream captures it, or no JetStream at all
             except nats.js.errors.ServiceUnavailableError:
                 route = False
+            except (nats.errors.TimeoutError, asyncio.TimeoutError) as e:
+                raise errors.TimeoutError(
+                    f"{subject}: no answer within {self._ack_timeout():g} s (ack_timeout_ms) to the lookup of the "
+                    "stream that captures it") from e
+            except (nats.errors.Error, OSError) as e:
+                raise as_sink_error(e, f"{subject}: the lookup of the stream that captures it failed") from e
             self.routes[subject] = route
         return route
 
@@ -303,8 +334,10 @@ class NatsTransport:
         """Send what the guest published: core messages at once, JetStream ones with their
         acks pipelined up to max-in-flight (a writer that outruns the server waits here)."""
         assert self.nc is not None and self.in_flight is not None
-        outbox, self.outbox = self.outbox, []
-        for subject, payload, headers in outbox:
+        # A message leaves the outbox only once it is handed on (to nats-py, or to its ack
+        # task): whatever stops this loop, nothing is dropped unseen.
+        while self.outbox:
+            subject, payload, headers = self.outbox[0]
             try:
                 if await self._stream_captures(subject):
                     await self.in_flight.acquire()
@@ -317,8 +350,9 @@ class NatsTransport:
                         self.new_core_subject = True
             except nats.errors.MaxPayloadError as e:
                 raise errors.PublishError(f"{subject}: {len(payload)} bytes exceed the server's max_payload ({e})") from e
-            except nats.errors.ConnectionClosedError as e:
-                raise errors.ConnectionError(f"the connection is closed: {e!r}") from e
+            except (nats.errors.Error, OSError) as e:
+                raise as_sink_error(e, f"{subject}: not sent") from e
+            self.outbox.popleft()
 
     async def _acked(self, subject: str, payload: bytes, headers: Optional[dict[str, str]]) -> None:
         """One JetStream message until its ack, resent within the delivery budget."""
@@ -376,13 +410,16 @@ class NatsTransport:
         results = await asyncio.gather(*acks, return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
-            raise failed[0]
+            raise as_sink_error(failed[0], "a message was not confirmed")
         try:
             await self.nc.flush(timeout=max(self._ack_timeout(), 1))
-        except (nats.errors.TimeoutError, asyncio.TimeoutError) as e:
-            raise errors.TimeoutError("the server did not answer the flush round trip") from e
-        except nats.errors.ConnectionClosedError as e:
-            raise errors.ConnectionError("the connection closed before the flush was confirmed") from e
+        except (nats.errors.Error, OSError, asyncio.TimeoutError) as e:
+            # A round trip begun on a socket that then broke goes unanswered: the broken
+            # connection is the cause, not the server's silence.
+            self._raise_if_dropped()
+            if isinstance(e, (nats.errors.TimeoutError, asyncio.TimeoutError)):
+                raise errors.TimeoutError("the server did not answer the flush round trip") from e
+            raise as_sink_error(e, "the flush round trip failed") from e
         if self.new_core_subject:
             # A refusal (-ERR) travels apart from the round trip and can trail it.
             await asyncio.sleep(0.002)
@@ -390,9 +427,16 @@ class NatsTransport:
         errs, self.server_errors = self.server_errors, []
         if errs:
             raise errors.PublishError(f"the server refused a message: {errs[0]}")
-        if self.core_since_flush and self.dropped_since_flush:
-            raise errors.ConnectionError("the connection dropped since the last flush; core messages may be lost")
+        self._raise_if_dropped()
+        self.connection_errors.clear()
         self.core_since_flush = self.dropped_since_flush = False
+
+    def _raise_if_dropped(self) -> None:
+        """Core NATS has no acks: what was in the socket when it broke may be gone. Retryable by
+        replay since the last flush, so a connection error rather than a refusal."""
+        if self.core_since_flush and (self.dropped_since_flush or self.connection_errors):
+            cause = f" ({self.connection_errors[0]})" if self.connection_errors else ""
+            raise errors.ConnectionError(f"the connection dropped since the last flush{cause}; core messages may be lost")
 
     async def close(self) -> None:
         for task in self.acks:
@@ -401,5 +445,5 @@ class NatsTransport:
         if self.nc is not None and not self.nc.is_closed:
             try:
                 await asyncio.wait_for(self.nc.close(), timeout=5)
-            except asyncio.TimeoutError:
-                pass
+            except (asyncio.TimeoutError, nats.errors.Error, OSError):
+                pass  # closing: the connection goes either way, and unflushed rows were never promised

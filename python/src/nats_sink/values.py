@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 from wasmtime.component import Record, Variant
 
 from . import chrono_parse, textforms
+from .plain import plain
 from .schema import DataType, ListType, StructType
 from .suggest import nearest
 
@@ -60,7 +61,16 @@ _PREVIEW.maxstring = _PREVIEW.maxother = 60
 
 
 def _shown(value: Any) -> str:
-    """A short preview of a refused value; never fails (huge ints, cycles, deep nesting)."""
+    """A short preview of a refused value; never fails (huge ints, cycles, deep nesting, a
+    subclass whose methods raise)."""
+    try:
+        value = plain(value)
+        return _preview(value)
+    except Exception:  # noqa: BLE001 - a preview must not replace the refusal it illustrates
+        return f"({type(value).__name__})"
+
+
+def _preview(value: Any) -> str:
     if _is_int(value) and value.bit_length() > 256:
         return f"(an integer of {value.bit_length()} bits)"
     if isinstance(value, decimal.Decimal):
@@ -72,10 +82,7 @@ def _shown(value: Any) -> str:
         try:
             shown = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError, RecursionError):
-            try:
-                shown = repr(value)
-            except (ValueError, RecursionError):
-                shown = f"({type(value).__name__})"
+            shown = repr(value)
     return shown[:60] + "…" if len(shown) > 60 else shown
 
 
@@ -163,6 +170,7 @@ def _json_decimal(value: decimal.Decimal, path: str) -> str:
 
 
 def _json_scalar(value: Any, path: str) -> str:
+    value = plain(value)
     if value is None:
         return "null"
     if value is True:
@@ -187,8 +195,12 @@ _Part = tuple[str, Any, str]
 
 
 def _entries(obj: Mapping[str, Any], path: str) -> Iterator[_Part]:
-    for i, key in enumerate(sorted(obj)):
-        yield ("," if i else "") + json.dumps(key, ensure_ascii=False) + ":", obj[key], f"{path}.{key}"
+    # Keys as str holds them: a subclass's comparisons or text cannot reorder or rename them.
+    items = sorted(((str.__str__(k), v) for k, v in obj.items()), key=lambda item: item[0])
+    for i, (key, value) in enumerate(items):
+        if i and key == items[i - 1][0]:
+            raise ValueRefused(f"{path}.{key}", f"the jsonb object has the key `{key}` twice")
+        yield ("," if i else "") + json.dumps(key, ensure_ascii=False) + ":", value, f"{path}.{key}"
 
 
 def _elements(items: Sequence[Any], path: str) -> Iterator[_Part]:
@@ -299,6 +311,9 @@ def _numeric(value: Any, path: str) -> str:
         text = textforms.numeric_from_text(value)
         if text is not None:
             return text
+        shown = value if len(value) <= 200 else value[:100] + "…" + value[-100:]
+        # The CLI's words for it (rules/src/numeric.rs).
+        raise ValueRefused(path, f"`{shown}` is not a numeric (expected digits with an optional `-` and `.`, or NaN/Infinity/-Infinity)")
     raise _bad(path, "a number or a numeric string", value)
 
 
@@ -330,7 +345,21 @@ def convert(ty: DataType, value: Any, path: str) -> Node:
         return ("list", [convert(ty.element, v, f"{path}[{i}]") for i, v in enumerate(value)])
     if isinstance(ty, StructType):
         return ("struct", _fields(ty.fields, value, path))
-    return _SCALARS[ty](value, path)
+    try:
+        return _SCALARS[ty](plain(value), path)
+    except ValueRefused:
+        raise
+    except Exception as e:  # noqa: BLE001 - a value's own code raised: the row is refused, never the sink
+        raise ValueRefused(path, f"reading the {type(value).__name__} value raised {_error_text(e)}") from None
+
+
+def _error_text(e: BaseException) -> str:
+    try:
+        text = str(e)
+    except Exception:  # noqa: BLE001 - an exception whose text fails is still named
+        text = ""
+    text = text if len(text) <= 200 else text[:200] + "…"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def _fields(fields: Sequence[tuple[str, DataType]], value: Any, path: str) -> list[Node]:
@@ -383,7 +412,7 @@ def _double(v: Any, p: str) -> Node:
 
 def _varchar(v: Any, p: str) -> Node:
     if isinstance(v, str):
-        return ("text", v.encode("utf-8", "surrogatepass"))
+        return ("text", str.encode(v, "utf-8", "surrogatepass"))
     raise _bad(p, "a string", v)
 
 
@@ -392,7 +421,7 @@ def _date(v: Any, p: str) -> Node:
         return ("date", (v - _EPOCH).days)
     days = chrono_parse.parse_date(v) if isinstance(v, str) else None
     if days is None or not -(2**31) <= days < 2**31:
-        raise _bad(p, "a date `YYYY-MM-DD`", v)
+        raise _bad(p, "a date `YYYY-MM-DD` (years 0001 to 9999)", v)
     return ("date", days)
 
 
@@ -403,24 +432,33 @@ def _time(v: Any, p: str) -> Node:
         return ("time", _time_of(v))
     micros = chrono_parse.parse_time(v) if isinstance(v, str) else None
     if micros is None:
-        raise _bad(p, "a time `HH:MM:SS[.ffffff]`", v)
+        raise _bad(p, "a time `HH:MM:SS[.ffffff]` (seconds 00 to 59)", v)
     return ("time", micros)
+
+
+def _offset(v: dt.datetime, p: str) -> Optional[dt.timedelta]:
+    """The zone's offset at `v`; a `tzinfo` whose `utcoffset` raises refuses the row."""
+    try:
+        offset = v.utcoffset()
+        return None if offset is None else plain(offset)  # a timedelta subclass's arithmetic is not asked
+    except Exception as e:  # noqa: BLE001 - the tzinfo is the caller's code
+        raise ValueRefused(p, f"its tzinfo {type(v.tzinfo).__name__}.utcoffset() raised {_error_text(e)}") from None
 
 
 def _timestamp(v: Any, p: str) -> Node:
     if isinstance(v, dt.datetime):
-        if v.tzinfo is not None and v.utcoffset() is not None:
+        if v.tzinfo is not None and _offset(v, p) is not None:
             raise ValueRefused(p, f"a timestamp column has no zone; got {v.isoformat()} (use timestamptz)")
         return ("timestamp", _naive_micros(v))
     micros = chrono_parse.parse_timestamp(v) if isinstance(v, str) else None
     if micros is None:
-        raise _bad(p, "a timestamp `YYYY-MM-DD HH:MM:SS[.ffffff]`", v)
+        raise _bad(p, "a timestamp `YYYY-MM-DD HH:MM:SS[.ffffff]` (years 0001 to 9999, seconds 00 to 59)", v)
     return ("timestamp", micros)
 
 
 def _timestamptz(v: Any, p: str) -> Node:
     if isinstance(v, dt.datetime):
-        offset = v.utcoffset()
+        offset = _offset(v, p)
         if offset is None:
             raise ValueRefused(p, f"a timestamptz needs a zone; got the naive {v.isoformat()}")
         micros = _naive_micros(v) - offset // dt.timedelta(microseconds=1)
@@ -430,19 +468,26 @@ def _timestamptz(v: Any, p: str) -> Node:
         return ("timestamptz", micros)
     micros = chrono_parse.parse_timestamptz(v) if isinstance(v, str) else None
     if micros is None:
-        raise _bad(p, "a timestamptz with an offset or `Z`", v)
+        raise _bad(p, "a timestamptz with an offset or `Z` (years 0001 to 9999, seconds 00 to 59)", v)
     return ("timestamptz", micros)
 
 
+_INTERVAL_EXPECTED = "an interval (`P1Y2M3DT4H5M6S` or `1 day 02:00:00`)"
+
+
 def _interval_conv(v: Any, p: str) -> Node:
-    parts: Optional[tuple[int, int, int]]
     if isinstance(v, dt.timedelta):
-        parts = _interval(v)
-    else:
-        parts = textforms.parse_interval_safe(v) if isinstance(v, str) else None
-    if parts is None:
-        raise _bad(p, "an interval (`P1Y2M3DT4H5M6S` or `1 day 02:00:00`)", v)
-    return ("interval", parts)
+        return ("interval", _interval(v))
+    if not isinstance(v, str):
+        raise _bad(p, _INTERVAL_EXPECTED, v)
+    try:
+        return ("interval", textforms.parse_interval(v))
+    except textforms.IntervalMalformed:
+        raise _bad(p, _INTERVAL_EXPECTED, v) from None
+    except textforms.IntervalOutOfRange:
+        raise ValueRefused(
+            p, f"interval {_shown(v)} is out of range (months and days are 32-bit, the time part 64-bit microseconds)"
+        ) from None
 
 
 def _bytea(v: Any, p: str) -> Node:
@@ -514,6 +559,29 @@ def row_nodes(columns: Sequence[tuple[str, DataType]], row: Any) -> list[Node]:
     raise ValueRefused("", f"a row is a dict by column name or a tuple in schema order, got {type(row).__name__}")
 
 
+# Bytes JSON escapes (as rules/src/json_string.rs): control bytes, `"` and `\`.
+_ESCAPED = bytes(range(0x20)) + b'"\\'
+_KEPT = bytes(b for b in range(256) if b not in _ESCAPED)
+
+
+# The longest JSON text of each fixed-size value (an interval: `"P-178956970Y-8M-2147483648DT..."`);
+# a list or a struct, its brackets (its children count for themselves).
+_SCALAR_TEXT = {
+    "null": 4, "boolean": 5, "int16": 6, "int32": 11, "int64": 20, "serial": 24, "float32": 32, "float64": 32,
+    "date": 16, "time": 24, "timestamp": 36, "timestamptz": 40, "interval": 72, "uuid": 40, "list": 2, "struct": 2,
+}  # fmt: skip
+_UNKNOWN_TEXT = 72
+
+
+def text_bound(tag: str, payload: bytes) -> int:
+    """At most how many bytes a value's bytes take in the guest's JSON text."""
+    if tag == "text":  # escaped: at most six bytes (`\u0001`) for each byte that needs it
+        return len(payload) + 5 * len(payload.translate(None, _KEPT)) + 2
+    if tag == "bytea":  # `"\\x` and two hex digits a byte
+        return 2 * len(payload) + 6
+    return 2 * len(payload) + 2  # numeric and jsonb text, as given (twice: a margin for jsonb)
+
+
 class RowsBuilder:
     """Packs converted rows into the WIT `rows` record: flat values, row ends, one byte buffer."""
 
@@ -523,18 +591,37 @@ class RowsBuilder:
         self.values: list[Variant] = []
         self.ends: list[int] = []
         self.data = bytearray()
+        self._data_starts: list[int] = []  # where each row's bytes begin, to take it back
 
     def __len__(self) -> int:
         return len(self.ends)
 
-    def push(self, nodes: list[Node]) -> None:
+    @property
+    def value_count(self) -> int:
+        return len(self.values)
+
+    @property
+    def data_len(self) -> int:
+        return len(self.data)
+
+    def pop(self) -> None:
+        """Take the last row back out (it goes in the next crossing instead)."""
+        self.ends.pop()
+        del self.values[self.ends[-1] if self.ends else 0 :]
+        del self.data[self._data_starts.pop() :]
+
+    def push(self, nodes: list[Node]) -> int:
+        """Add one row; returns at most how many bytes of JSON its values become (keys aside)."""
+        text = 0
         base = len(self.values)
+        self._data_starts.append(len(self.data))
         # Breadth-first: every composite's children sit together, after it.
         pending: list[tuple[int, Node]] = []
         self.values.extend([None] * len(nodes))  # type: ignore[list-item]
         pending.extend((base + i, n) for i, n in enumerate(nodes))
         while pending:
             slot, (tag, payload) = pending.pop()
+            text += _SCALAR_TEXT.get(tag, _UNKNOWN_TEXT) if tag not in self._SPANS else 0
             if tag in ("list", "struct"):
                 start = len(self.values)
                 self.values.extend([None] * len(payload))  # type: ignore[list-item]
@@ -543,6 +630,7 @@ class RowsBuilder:
             elif tag in self._SPANS:
                 self.values[slot] = Variant(tag, _record(start=len(self.data), len=len(payload)))
                 self.data += payload
+                text += text_bound(tag, payload)
             elif tag == "interval":
                 months, days, micros = payload
                 self.values[slot] = Variant(tag, _record(months=months, days=days, micros=micros))
@@ -551,6 +639,7 @@ class RowsBuilder:
             else:
                 self.values[slot] = Variant(tag, payload)
         self.ends.append(len(self.values))
+        return text
 
     def record(self) -> Record:
         return _record(values=self.values, ends=self.ends, data=bytes(self.data))

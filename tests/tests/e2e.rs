@@ -389,7 +389,7 @@ async fn a_refused_jsonb_value_says_where_in_the_value() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(
-            "line 1, column `doc`: invalid jsonb: number out of range at byte 16 of the value"
+            "line 1, column `doc`: invalid jsonb: number out of range at byte 14 of the value"
         ),
         "{stderr}"
     );

@@ -56,13 +56,14 @@ pub fn spawn_cli_with_env(
 ) -> CliRun {
     let mut child = Command::new(cli_path())
         .args(args)
-        .envs(env.iter().copied())
         .env("NATS_SINK_COMPONENT", component_path())
         // Recoveries are logged at info, with how long they took; the caller may ask for more.
         .env(
             "NATS_SINK_LOG",
             std::env::var("NATS_SINK_LOG").unwrap_or_else(|_| "nats_sink=info".into()),
         )
+        // Last, so that the caller's (a `NATS_SINK_LOG` of its own) win over the defaults.
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

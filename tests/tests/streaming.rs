@@ -96,6 +96,23 @@ async fn interest_reached(client: &async_nats::Client, node_url: &str) {
     }
 }
 
+/// Wait (bounded) until JetStream, asked through the node at `node_url`, lists its streams
+/// as the sink's route lookup does: a cluster answers once it has elected its leader.
+async fn jetstream_answers(node_url: &str) {
+    let js = async_nats::jetstream::new(async_nats::connect(node_url).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut names = js.stream_names();
+        match names.next().await {
+            None | Some(Ok(_)) => return,
+            Some(Err(e)) => assert!(
+                Instant::now() < deadline,
+                "JetStream did not answer through {node_url} within 30 s: {e}"
+            ),
+        }
+    }
+}
+
 /// `spawn`, with the CLI logging each row it reads into its batch.
 fn spawn_logging_reads(args: &[String], feed: std::sync::mpsc::Receiver<String>) -> CliRun {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -328,6 +345,9 @@ async fn core_nats_server_restarted_replays_the_batch_in_doubt() {
     client.flush().await.unwrap();
     // Interest travels over the routes: wait until it has reached the node the sink uses.
     interest_reached(&client, &cluster.servers[0].url()).await;
+    // The sink asks JetStream whether a stream captures its subject: the cluster must have
+    // elected its JetStream leader to answer.
+    jetstream_answers(&cluster.servers[0].url()).await;
     let seen = Arc::new(Mutex::new((
         RowTally::default(),
         HashMap::<String, u64>::new(),
@@ -368,7 +388,14 @@ async fn core_nats_server_restarted_replays_the_batch_in_doubt() {
     let mut run = spawn_cli_run(&args);
     let deadline = Instant::now() + Duration::from_secs(90);
     while count(&seen) < 15_000 {
-        assert!(run.is_running(), "the CLI ended before 15,000 rows");
+        if !run.is_running() {
+            let out = finish(run).await;
+            panic!(
+                "the CLI ended before 15,000 rows ({} seen): {}",
+                count(&seen),
+                text(&out.stderr)
+            );
+        }
         assert!(Instant::now() < deadline, "15,000 rows not reached");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

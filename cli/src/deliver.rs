@@ -224,8 +224,9 @@ fn refused_part(
     } else {
         String::new()
     };
-    let failure = anyhow::Error::from(error)
-        .context(format!("line {refused_line}: JetStream refused its row{after}"));
+    let failure = anyhow::Error::from(error).context(format!(
+        "line {refused_line}: JetStream refused its row{after}"
+    ));
     Ok((confirmed, Some(Failure::Delivery(failure))))
 }
 

@@ -1044,7 +1044,11 @@ mod tests {
             ("headers.X", "{region}\u{a0}", "whitespace"),
             // Issue 26: NUL and DEL were taken, as they were in a subject.
             ("headers.X", "a\0b", "control character (found U+0000)"),
-            ("headers.X", "a\u{7f}{region}", "control character (found U+007F)"),
+            (
+                "headers.X",
+                "a\u{7f}{region}",
+                "control character (found U+007F)",
+            ),
             ("headers.X", "a\tb", "control character (found U+0009)"),
             ("headers.X", "{open", "not closed"),
             ("headers.Nats-Msg-Id", "{id}", "dedupe=false"),

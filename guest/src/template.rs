@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use crate::bindings::Value;
 use crate::encode::RowError;
 use crate::options::MAX_SUBJECT_BYTES;
-use nats_sink_rules::nats_names::{check_header_text, check_no_control, is_header_space};
 use crate::rows::RowRef;
 use crate::schema::{DataType, Schema};
+use nats_sink_rules::nats_names::{check_header_text, check_no_control, is_header_space};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
@@ -338,12 +338,17 @@ mod tests {
         let err = render("{region}", row("a\r\nX: y"), Slot::HeaderValue).unwrap_err();
         assert!(err.message.contains("line break"), "{err}");
         // Issue 26: NUL and DEL were published inside a subject and a header value.
-        for (value, code) in [("x\0y", "U+0000"), ("x\u{7f}y", "U+007F"), ("x\u{9b}y", "U+009B")] {
+        for (value, code) in [
+            ("x\0y", "U+0000"),
+            ("x\u{7f}y", "U+007F"),
+            ("x\u{9b}y", "U+009B"),
+        ] {
             for slot in [Slot::SubjectToken, Slot::HeaderValue] {
                 let err = render("tp.{region}", row(value), slot).unwrap_err();
                 assert_eq!(err.column, "region");
                 assert!(
-                    err.message.contains(&format!("control character (found {code})")),
+                    err.message
+                        .contains(&format!("control character (found {code})")),
                     "{err}"
                 );
             }

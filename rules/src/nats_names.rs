@@ -52,9 +52,18 @@ pub fn check_no_control(text: &str) -> Result<(), String> {
 /// three as a command (`$JS.API.STREAM.PURGE.x` empties a stream), and one under `$KV.` would
 /// overwrite a key of a key-value bucket.
 const RESERVED_PREFIXES: [(&str, &str); 4] = [
-    ("$JS.API.", "the server takes a message as a command, not as data"),
-    ("$JS.ACK.", "the server takes a message as a command, not as data"),
-    ("$SYS.", "the server takes a message as a command, not as data"),
+    (
+        "$JS.API.",
+        "the server takes a message as a command, not as data",
+    ),
+    (
+        "$JS.ACK.",
+        "the server takes a message as a command, not as data",
+    ),
+    (
+        "$SYS.",
+        "the server takes a message as a command, not as data",
+    ),
     ("$KV.", "a message overwrites a key of a key-value bucket"),
 ];
 

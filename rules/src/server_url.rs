@@ -147,10 +147,12 @@ fn parse_entry(entry: &str, position: usize) -> Result<ServerEntry, EntryError> 
     })
 }
 
-/// True when `entry` starts with `nats:` or `tls:`, in any case.
+/// True when `entry` reads as a scheme missing its `//`: `nats:` or `tls:` (in any case)
+/// followed by user info or a `/`. `nats:4222` is a host named `nats` (as in a compose file).
 fn starts_with_scheme_word(entry: &str) -> bool {
-    entry.split_once(':').is_some_and(|(word, _)| {
-        word.eq_ignore_ascii_case("nats") || word.eq_ignore_ascii_case("tls")
+    entry.split_once(':').is_some_and(|(word, rest)| {
+        (word.eq_ignore_ascii_case("nats") || word.eq_ignore_ascii_case("tls"))
+            && (rest.starts_with('/') || rest.contains('@'))
     })
 }
 
@@ -203,6 +205,10 @@ mod tests {
         let texts: Vec<String> = entries.iter().map(ServerEntry::connect_text).collect();
         assert_eq!(texts, ["a:1", "b:2", "[::1]:4222", "c:3"]);
         assert_eq!(entries.iter().filter(|e| e.tls).count(), 1);
+        // A host named like a scheme, as a compose file names its NATS service.
+        let named = parse("nats:4222,TLS:1").unwrap();
+        assert_eq!(named[0].connect_text(), "nats:4222");
+        assert_eq!(named[1].connect_text(), "tls:1");
     }
 
     #[test]

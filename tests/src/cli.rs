@@ -118,8 +118,8 @@ impl CliRun {
     pub fn wait_for_stderr(&mut self, needle: &str, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         loop {
-            let printed = String::from_utf8_lossy(&self.stderr_so_far.lock().unwrap())
-                .contains(needle);
+            let printed =
+                String::from_utf8_lossy(&self.stderr_so_far.lock().unwrap()).contains(needle);
             if printed {
                 return true;
             }

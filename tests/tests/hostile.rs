@@ -111,7 +111,10 @@ async fn invalid_messages_from_a_guest_are_refused_with_the_reason() {
             "invalid message: subject \"\" must not be empty",
         ),
         ("wildcard-subject", "contains a wildcard"),
-        ("bad-header", "X-Smuggle's value must not contain a line break"),
+        (
+            "bad-header",
+            "X-Smuggle's value must not contain a line break",
+        ),
         // Issue 26: the host's own checks refuse what the guest's refuse.
         (
             "control-subject",
@@ -189,7 +192,10 @@ async fn after_a_trap_in_open_the_same_runtime_still_answers() {
         .expect("open after the trap");
     // The new sink is a live instance: its write reaches the host's checks.
     let refused = sink.write(&one_row()).await.unwrap_err();
-    assert!(refused.to_string().contains("must not be empty"), "{refused}");
+    assert!(
+        refused.to_string().contains("must not be empty"),
+        "{refused}"
+    );
     sink.close().await.unwrap();
 }
 

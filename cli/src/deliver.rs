@@ -190,10 +190,44 @@ async fn send(
                 Some(Failure::Input(anyhow!("line {line}{at}: {}", p.message))),
             )
         }
-        Err(e) => return Err(e),
+        Err(e) => return refused_part(sink, batch, e),
     };
-    sink.flush().await?;
-    Ok((accepted, refusal))
+    match sink.flush().await {
+        Ok(()) => Ok((accepted, refusal)),
+        Err(e) => refused_part(sink, batch, e),
+    }
+}
+
+/// After JetStream refused a row's message, the rows before it are confirmed: they count,
+/// and the failure names the refused row's line and what became of the rows after it.
+/// Any other failure leaves the batch unconfirmed.
+fn refused_part(
+    sink: &Sink,
+    batch: &InputBatch,
+    error: HostError,
+) -> Result<(usize, Option<Failure>), HostError> {
+    let Some(refusal) = sink.refusal() else {
+        return Err(error);
+    };
+    let rows = batch.rows.len();
+    let confirmed = (refusal.confirmed_before as usize).min(rows);
+    let line_of = |row: u64| batch.lines.get(row as usize).copied().unwrap_or_default();
+    let refused_line = line_of(refusal.first_refused);
+    let first_after = refusal.first_refused + 1;
+    let after = if first_after < rows as u64 {
+        let stored = refusal.confirmed.saturating_sub(refusal.confirmed_before);
+        format!(
+            "; of the rows after it in the batch (lines {}–{}), {stored} were stored as well: a rerun sends them again (with dedupe on, the stream drops those within its duplicate window)",
+            line_of(first_after),
+            line_of(rows as u64 - 1)
+        )
+    } else {
+        String::new()
+    };
+    let failure = anyhow::Error::from(error).context(format!(
+        "line {refused_line}: JetStream refused its row{after}"
+    ));
+    Ok((confirmed, Some(Failure::Delivery(failure))))
 }
 
 /// A core NATS flush that failed because the connection dropped or the server went quiet:

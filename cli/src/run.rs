@@ -216,6 +216,8 @@ pub(crate) async fn run(
             },
             read = rows.recv() => match read {
                 Some(Read::Row(row)) => {
+                    // For a test (or an operator) to see a row held in the batch.
+                    tracing::trace!(line = row.line, "row read");
                     if batch.rows.is_empty() {
                         oldest = Some(tokio::time::Instant::now());
                     }
@@ -319,7 +321,7 @@ pub(crate) async fn run(
             } else {
                 let who = match e.downcast_ref::<HostError>() {
                     Some(HostError::Runtime(_)) => "the sandbox stopped the sink",
-                    Some(HostError::Sink(_)) => "the server refused the rest",
+                    Some(HostError::Sink(_)) => "the server refused delivery",
                     // Not the sink's: the --state file, or the reader (the message says which).
                     _ => "this machine failed the run, not the server",
                 };

@@ -124,7 +124,7 @@ impl Jsonb {
         Builder { text, jsonb: self }
             .deserialize(&mut de)
             .and_then(|()| de.end())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| located(text, &e))?;
         // The root is the one value left on the stack.
         let root = self.stack.pop().ok_or("empty jsonb")?.node;
         let printer = Printer {
@@ -138,6 +138,25 @@ impl Jsonb {
         printer.node(root, out);
         Ok(())
     }
+}
+
+/// serde_json's error with its place given as a byte of the value (`at byte 7 of the value`),
+/// not as a line and column inside it: a host's input holds the value within a line of its own,
+/// where the value's own line numbers mean nothing.
+fn located(text: &str, error: &serde_json::Error) -> String {
+    let full = error.to_string();
+    if error.line() == 0 {
+        return full;
+    }
+    let place = format!(" at line {} column {}", error.line(), error.column());
+    let message = full.strip_suffix(&place).unwrap_or(&full);
+    // The error's byte, counting from 1: the bytes of the lines before it, then its column.
+    let before: usize = text
+        .split_inclusive('\n')
+        .take(error.line() - 1)
+        .map(str::len)
+        .sum();
+    format!("{message} at byte {} of the value", before + error.column())
 }
 
 struct Builder<'t, 'j> {
@@ -423,6 +442,23 @@ mod tests {
             compact(r#"{"b":1,"B":2,"ab":3,"a":4,"\u0061c":5}"#),
             r#"{"B":2,"a":4,"ab":3,"ac":5,"b":1}"#
         );
+    }
+
+    /// Issue 26: errors named a line and column inside the value, which a host's input (a
+    /// JSON Lines row holds the value in one line of its own) has nowhere.
+    #[test]
+    fn errors_say_which_byte_of_the_value() {
+        for (input, expected) in [
+            ("[1, 1e400]", "number out of range at byte "),
+            ("{\n  \"a\": [1,\n 1e400]}", "number out of range at byte "),
+            ("{\"a\": 1,}", "trailing comma at byte 9 of the value"),
+            ("{\"a\":\n 1,\n}", "trailing comma at byte 11 of the value"),
+            ("1 2", "trailing characters at byte 3 of the value"),
+        ] {
+            let err = text(input).unwrap_err();
+            assert!(err.contains(expected), "{input:?}: {err}");
+            assert!(!err.contains("line"), "{input:?}: {err}");
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@ use crate::encode::{
 use crate::stream::StreamLimits;
 use crate::template::Template;
 
-pub use nats_sink_rules::nats_names::{check_header_name, check_subject, MAX_SUBJECT_BYTES};
+pub use nats_sink_rules::nats_names::{
+    check_header_name, check_header_value, check_subject, MAX_SUBJECT_BYTES,
+};
 pub use nats_sink_rules::nkey_seed::check_user_seed;
 pub use nats_sink_rules::option_problem::OptionProblem;
 
@@ -72,9 +74,6 @@ const MAX_BACKOFF: NumberOption = number("retry.max_backoff_ms", 1, 600_000, "mi
 pub const MAX_SINK_ID_LEN: usize = 64;
 
 const HEADER_PREFIX: &str = "headers.";
-/// What NATS clients trim from either end of a header value: async-nats trims all Unicode
-/// whitespace (a no-break space too), others spaces and tabs.
-pub(crate) const HEADER_SPACE: fn(char) -> bool = char::is_whitespace;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
@@ -444,15 +443,8 @@ fn parse_headers(given: &BTreeMap<&str, &str>, dedupe: bool, c: &mut Collector) 
             );
             continue;
         }
-        if raw.contains(['\r', '\n']) {
-            c.push(key, "the value must not contain a line break");
-            continue;
-        }
-        if raw.starts_with(HEADER_SPACE) || raw.ends_with(HEADER_SPACE) {
-            c.push(
-                key,
-                "the value must not start or end with whitespace: NATS clients trim it",
-            );
+        if let Err(why) = check_header_value(raw) {
+            c.push(key, format!("the value {why}"));
             continue;
         }
         match Template::parse(raw) {
@@ -1022,6 +1014,9 @@ mod tests {
             ("orders..{region}", "empty token"),
             ("orders.{region}.*", "wildcard"),
             ("orders.{}", "column name"),
+            // Issue 26: the same rules as a subject filled from a row.
+            ("tp.x\0{region}", "control character (found U+0000)"),
+            ("$KV.b.{region}", "key-value bucket"),
         ] {
             let p = problems(&with(&[("subject", bad)]));
             assert_eq!(p.len(), 1, "{bad}: {p:?}");
@@ -1047,6 +1042,14 @@ mod tests {
             ("headers.X", "a ", "whitespace"),
             ("headers.X", "\t{region}", "whitespace"),
             ("headers.X", "{region}\u{a0}", "whitespace"),
+            // Issue 26: NUL and DEL were taken, as they were in a subject.
+            ("headers.X", "a\0b", "control character (found U+0000)"),
+            (
+                "headers.X",
+                "a\u{7f}{region}",
+                "control character (found U+007F)",
+            ),
+            ("headers.X", "a\tb", "control character (found U+0009)"),
             ("headers.X", "{open", "not closed"),
             ("headers.Nats-Msg-Id", "{id}", "dedupe=false"),
         ] {

@@ -5,9 +5,10 @@ use std::fmt::Write as _;
 
 use crate::bindings::Value;
 use crate::encode::RowError;
-use crate::options::{HEADER_SPACE, MAX_SUBJECT_BYTES};
+use crate::options::MAX_SUBJECT_BYTES;
 use crate::rows::RowRef;
 use crate::schema::{DataType, Schema};
+use nats_sink_rules::nats_names::{check_header_text, check_no_control, is_header_space};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
@@ -28,9 +29,9 @@ pub struct Template {
 /// What a filled-in value must be, by where it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slot {
-    /// Part of a subject token: not empty, no whitespace, `.`, `*` or `>`.
+    /// Part of a subject token: not empty, no whitespace, control character, `.`, `*` or `>`.
     SubjectToken,
-    /// Part of a header value: no line breaks.
+    /// Part of a header value: no line break or other control character.
     HeaderValue,
 }
 
@@ -182,8 +183,8 @@ impl Template {
         }
         // NATS clients trim a header value's ends: the value would arrive changed. (The
         // template's own text cannot start or end with a space: the options refuse it.)
-        let leading = out.starts_with(HEADER_SPACE);
-        if slot == Slot::HeaderValue && (leading || out.ends_with(HEADER_SPACE)) {
+        let leading = out.starts_with(is_header_space);
+        if slot == Slot::HeaderValue && (leading || out.ends_with(is_header_space)) {
             let blamed = if leading { edges.0 } else { edges.1 };
             return Err(RowError {
                 column: blamed.unwrap_or_default().to_string(),
@@ -243,18 +244,20 @@ fn write_text(row: RowRef<'_>, index: usize, out: &mut String) -> Result<(), Str
     Ok(())
 }
 
-fn check_slot(text: &str, slot: Slot) -> Result<(), &'static str> {
+/// The rules for one column's text in `slot`; the whole subject's are checked after.
+fn check_slot(text: &str, slot: Slot) -> Result<(), String> {
+    let refused = |why: &str| Err(format!("it {why}"));
     match slot {
-        Slot::SubjectToken if text.is_empty() => Err("it is empty"),
-        Slot::SubjectToken if text.contains(char::is_whitespace) => Err("it contains whitespace"),
+        Slot::SubjectToken if text.is_empty() => refused("is empty"),
+        Slot::SubjectToken if text.contains(char::is_whitespace) => refused("contains whitespace"),
         Slot::SubjectToken if text.contains('.') => {
-            Err("it contains `.`, which would add a subject token")
+            refused("contains `.`, which would add a subject token")
         }
         Slot::SubjectToken if text.contains(['*', '>']) => {
-            Err("it contains a wildcard (`*` or `>`)")
+            refused("contains a wildcard (`*` or `>`)")
         }
-        Slot::HeaderValue if text.contains(['\r', '\n']) => Err("it contains a line break"),
-        _ => Ok(()),
+        Slot::SubjectToken => check_no_control(text).or_else(|why| refused(&why)),
+        Slot::HeaderValue => check_header_text(text).or_else(|why| refused(&why)),
     }
 }
 
@@ -334,16 +337,35 @@ mod tests {
         assert_eq!(err.column, "region");
         let err = render("{region}", row("a\r\nX: y"), Slot::HeaderValue).unwrap_err();
         assert!(err.message.contains("line break"), "{err}");
-        for padded in [
-            "  padded  ",
-            "a\t",
-            " a",
-            "eu\u{a0}",
-            "\u{3000}eu",
-            "eu\x0b",
+        // Issue 26: NUL and DEL were published inside a subject and a header value.
+        for (value, code) in [
+            ("x\0y", "U+0000"),
+            ("x\u{7f}y", "U+007F"),
+            ("x\u{9b}y", "U+009B"),
         ] {
+            for slot in [Slot::SubjectToken, Slot::HeaderValue] {
+                let err = render("tp.{region}", row(value), slot).unwrap_err();
+                assert_eq!(err.column, "region");
+                assert!(
+                    err.message
+                        .contains(&format!("control character (found {code})")),
+                    "{err}"
+                );
+            }
+        }
+        let err = render("$KV.{region}.k", row("bucket"), Slot::SubjectToken).unwrap_err();
+        assert!(err.message.contains("key-value bucket"), "{err}");
+        let err = render("{region}.bucket.k", row("$KV"), Slot::SubjectToken).unwrap_err();
+        assert_eq!(err.column, "region");
+        for padded in ["  padded  ", " a", "eu\u{a0}", "\u{3000}eu"] {
             let err = render("{region}", row(padded), Slot::HeaderValue).unwrap_err();
             assert!(err.message.contains("whitespace"), "{err}");
+            assert_eq!(err.column, "region");
+        }
+        // A tab or a vertical tab anywhere is a control character.
+        for tabbed in ["a\t", "eu\x0b", "a\tb"] {
+            let err = render("{region}", row(tabbed), Slot::HeaderValue).unwrap_err();
+            assert!(err.message.contains("control character"), "{err}");
             assert_eq!(err.column, "region");
         }
         // Inside the value, spaces stay.

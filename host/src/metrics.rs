@@ -214,12 +214,14 @@ mod tests {
             payload_bytes: 50,
             flushes: 1,
             resent: 1,
+            refusal: None,
         });
         metrics.transport(TransportStats {
             messages: 6,
             payload_bytes: 60,
             flushes: 1,
             resent: 1,
+            refusal: None,
         });
         metrics.flushed(Duration::from_millis(20), &Ok(()));
         let timeout = Err(HostError::Sink(SinkError::Timeout("no ack".into())));

@@ -449,6 +449,14 @@ impl Sink {
         }
     }
 
+    /// After a `write` or `flush` that failed because JetStream refused a message: which
+    /// messages since the last successful flush it refused and which it confirmed (one
+    /// message per row, so `confirmed_before` rows of the checkpoint are confirmed). `None`
+    /// after any other outcome, or when core NATS messages were among them.
+    pub fn refusal(&self) -> Option<crate::transport::Refusal> {
+        self.store.data().transport.stats.refusal
+    }
+
     /// The sink's metrics; a clone stays live (for a scrape endpoint) while the sink works.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics

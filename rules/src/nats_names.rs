@@ -1,5 +1,6 @@
-//! Names NATS accepts: publish subjects and header names. The guest checks options with these
-//! rules and the host checks every subject a batch carries with the same ones.
+//! Names NATS accepts: publish subjects, header names and header values. The guest checks
+//! options and the text a row fills in with these rules, and the host checks every subject and
+//! header a batch carries with the same ones.
 
 /// The longest subject published. The server reads a message's subject on its control line
 /// (`HPUB <subject> <header bytes> <total bytes>`), at most 4,096 bytes by default
@@ -20,6 +21,7 @@ pub fn check_subject(subject: &str) -> Result<(), String> {
     if let Some(ch) = subject.chars().find(|ch| ch.is_whitespace()) {
         return Err(format!("must not contain whitespace (found {ch:?})"));
     }
+    check_no_control(subject)?;
     if subject.contains(['*', '>']) {
         return Err(format!(
             "`{subject}` contains a wildcard (`*` or `>`); publish subjects must be literal"
@@ -33,16 +35,46 @@ pub fn check_subject(subject: &str) -> Result<(), String> {
     check_not_reserved(subject)
 }
 
-/// Subjects the server acts on: a row published there is a command (`$JS.API.STREAM.PURGE.x`
-/// empties a stream), not a message.
-const RESERVED_PREFIXES: [&str; 3] = ["$JS.API.", "$JS.ACK.", "$SYS."];
-
-/// A subject outside the server's control subjects ([`RESERVED_PREFIXES`]).
-pub fn check_not_reserved(subject: &str) -> Result<(), String> {
-    match RESERVED_PREFIXES.iter().find(|p| subject.starts_with(*p)) {
-        Some(prefix) => Err(format!(
-            "is under `{prefix}`, where the server takes a message as a command, not as data"
+/// Why a character is refused in a subject or a header value, if it is a control character
+/// (C0, DEL or C1): the server passes it on as a raw byte that no tool shows, so a subject or
+/// a header would differ from what it looks like (`a.b\0c` prints as `a.bc`).
+pub fn check_no_control(text: &str) -> Result<(), String> {
+    match text.chars().find(|ch| ch.is_control()) {
+        Some(ch) => Err(format!(
+            "must not contain a control character (found U+{:04X})",
+            u32::from(ch)
         )),
+        None => Ok(()),
+    }
+}
+
+/// Subjects the sink must not publish to, and why: the server takes a message under the first
+/// three as a command (`$JS.API.STREAM.PURGE.x` empties a stream), and one under `$KV.` would
+/// overwrite a key of a key-value bucket.
+const RESERVED_PREFIXES: [(&str, &str); 4] = [
+    (
+        "$JS.API.",
+        "the server takes a message as a command, not as data",
+    ),
+    (
+        "$JS.ACK.",
+        "the server takes a message as a command, not as data",
+    ),
+    (
+        "$SYS.",
+        "the server takes a message as a command, not as data",
+    ),
+    ("$KV.", "a message overwrites a key of a key-value bucket"),
+];
+
+/// A subject outside the server's control subjects and the key-value buckets'
+/// ([`RESERVED_PREFIXES`]).
+pub fn check_not_reserved(subject: &str) -> Result<(), String> {
+    match RESERVED_PREFIXES
+        .iter()
+        .find(|(prefix, _)| subject.starts_with(prefix))
+    {
+        Some((prefix, why)) => Err(format!("is under `{prefix}`, where {why}")),
         None => Ok(()),
     }
 }
@@ -60,6 +92,30 @@ pub fn check_header_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// What NATS clients trim from either end of a header value: async-nats trims all Unicode
+/// whitespace (a no-break space too), others spaces and tabs.
+pub fn is_header_space(ch: char) -> bool {
+    ch.is_whitespace()
+}
+
+/// Text that may stand anywhere in a header value: no line break (it would end the header
+/// line) and no other control character.
+pub fn check_header_text(text: &str) -> Result<(), String> {
+    if text.contains(['\r', '\n']) {
+        return Err("must not contain a line break".into());
+    }
+    check_no_control(text)
+}
+
+/// A header value NATS carries as is: no whitespace at either end, which NATS clients trim,
+/// and [`check_header_text`].
+pub fn check_header_value(value: &str) -> Result<(), String> {
+    if value.starts_with(is_header_space) || value.ends_with(is_header_space) {
+        return Err("must not start or end with whitespace: NATS clients trim it".into());
+    }
+    check_header_text(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,7 +130,10 @@ mod tests {
             let err = check_subject(subject).unwrap_err();
             assert!(err.contains("command"), "{subject}: {err}");
         }
-        for subject in ["$KV.bucket.key", "$JS", "JS.API.x", "a.$JS.API.b"] {
+        // Issue 26: a row could overwrite a key of a key-value bucket.
+        let err = check_subject("$KV.bucket.key").unwrap_err();
+        assert!(err.contains("key-value bucket"), "{err}");
+        for subject in ["$KV", "KV.bucket.key", "$JS", "JS.API.x", "a.$JS.API.b"] {
             assert!(check_subject(subject).is_ok(), "{subject}");
         }
     }
@@ -105,5 +164,26 @@ mod tests {
         assert!(check_header_name("").is_err());
         assert!(check_header_name("a:b").is_err());
         assert!(check_header_name("a b").is_err());
+    }
+
+    /// Issue 26: NUL and DEL were published inside a subject and a header value.
+    #[test]
+    fn control_characters_are_refused_in_subjects_and_header_values() {
+        for bad in ["tp.x\0y", "tp.x\u{7f}y", "a\u{1b}[31m", "a\u{9b}b"] {
+            let err = check_subject(bad).unwrap_err();
+            assert!(err.contains("control character"), "{bad:?}: {err}");
+            let err = check_header_value(bad).unwrap_err();
+            assert!(err.contains("control character"), "{bad:?}: {err}");
+        }
+        assert!(check_header_value("a\tb")
+            .unwrap_err()
+            .contains("control character (found U+0009)"));
+        assert!(check_header_value("a\r\nX: y")
+            .unwrap_err()
+            .contains("line break"));
+        assert!(check_header_value(" a").unwrap_err().contains("trim"));
+        assert!(check_header_value("a\u{a0}").unwrap_err().contains("trim"));
+        assert!(check_header_value("a b.c\u{e9}").is_ok());
+        assert!(check_subject("tp.\u{e9}t\u{e9}").is_ok());
     }
 }

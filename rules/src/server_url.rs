@@ -98,6 +98,13 @@ fn parse_entry(entry: &str, position: usize) -> Result<ServerEntry, EntryError> 
         return fail("is empty");
     }
     let (tls, rest) = match entry.split_once("://") {
+        // `nats:user:pw@host:4222` would read as user `nats` with password `user:pw`.
+        None if starts_with_scheme_word(entry) => {
+            return fail(
+                "starts with a scheme but no `//`: write `nats://` or `tls://` (a user named \
+                 `nats` or `tls` needs the scheme before it: `nats://nats:...@host:port`)",
+            )
+        }
         None => (false, entry),
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("nats") => (false, rest),
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("tls") => (true, rest),
@@ -108,6 +115,9 @@ fn parse_entry(entry: &str, position: usize) -> Result<ServerEntry, EntryError> 
         Some((info, hostport)) => (Some(info.to_string()), hostport),
         None => (None, rest),
     };
+    if hostport.contains(['/', '?', '#']) {
+        return fail("has a path after `host:port`; a path is not allowed in a server URL");
+    }
     let Some((host, port)) = hostport.rsplit_once(':') else {
         return fail("needs a port, as in `host:4222`");
     };
@@ -134,6 +144,15 @@ fn parse_entry(entry: &str, position: usize) -> Result<ServerEntry, EntryError> 
         host: host.to_string(),
         port,
         tls,
+    })
+}
+
+/// True when `entry` reads as a scheme missing its `//`: `nats:` or `tls:` (in any case)
+/// followed by user info or a `/`. `nats:4222` is a host named `nats` (as in a compose file).
+fn starts_with_scheme_word(entry: &str) -> bool {
+    entry.split_once(':').is_some_and(|(word, rest)| {
+        (word.eq_ignore_ascii_case("nats") || word.eq_ignore_ascii_case("tls"))
+            && (rest.starts_with('/') || rest.contains('@'))
     })
 }
 
@@ -186,6 +205,10 @@ mod tests {
         let texts: Vec<String> = entries.iter().map(ServerEntry::connect_text).collect();
         assert_eq!(texts, ["a:1", "b:2", "[::1]:4222", "c:3"]);
         assert_eq!(entries.iter().filter(|e| e.tls).count(), 1);
+        // A host named like a scheme, as a compose file names its NATS service.
+        let named = parse("nats:4222,TLS:1").unwrap();
+        assert_eq!(named[0].connect_text(), "nats:4222");
+        assert_eq!(named[1].connect_text(), "tls:1");
     }
 
     #[test]
@@ -199,6 +222,14 @@ mod tests {
             ("a b:1", "invalid host"),
             ("::1:4222", "invalid host"),
             ("@a:1", "empty user"),
+            // Issue 26: these passed, or named the wrong problem.
+            ("nats:user:pw@host:4222", "scheme but no `//`"),
+            ("NATS:user:pw@host:4222", "scheme but no `//`"),
+            ("tls:user@host:4222", "scheme but no `//`"),
+            ("nats:/host:4222", "scheme but no `//`"),
+            ("nats://a:4222/path", "a path is not allowed"),
+            ("nats://u:p@a:4222/", "a path is not allowed"),
+            ("a:4222?x=1", "a path is not allowed"),
         ] {
             let err = parse(raw).unwrap_err().to_string();
             assert!(err.contains(why), "{raw}: {err}");
@@ -226,6 +257,8 @@ mod tests {
             "nats://alice:S3cret 127.0.0.1:1",
             "nats://S3cret",
             "nats://alice:S3cret%zz@h:1",
+            "nats:alice:S3cret@h:1",
+            "nats://alice:S3cret@h:1/x",
         ] {
             let err = parse(raw).unwrap_err().to_string();
             assert!(!err.contains("S3cret") && !err.contains("S3 cret"), "{err}");
@@ -240,6 +273,9 @@ mod tests {
                 == Some(UserInfo::UserPassword("bob".into(), "Ab@cd:ef/g%h".into()))
         );
         assert!(entries[1].credentials() == Some(UserInfo::Token("t_k".into())));
+        // A user named like a scheme, written with the scheme first.
+        let named = parse("nats://nats:pw@h:1").unwrap();
+        assert!(named[0].credentials() == Some(UserInfo::UserPassword("nats".into(), "pw".into())));
     }
 
     #[test]

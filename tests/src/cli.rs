@@ -4,6 +4,7 @@ use std::io::Write as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::artifacts::{cli_path, component_path};
@@ -29,6 +30,8 @@ pub async fn cli(args: Vec<String>, stdin: &str, limit: Duration) -> Output {
 pub struct CliRun {
     pub(crate) child: Child,
     io: Vec<std::thread::JoinHandle<Vec<u8>>>,
+    /// What the process has written to stderr so far, for waiting on a line it prints.
+    stderr_so_far: Arc<Mutex<Vec<u8>>>,
     args: Vec<String>,
 }
 
@@ -53,13 +56,14 @@ pub fn spawn_cli_with_env(
 ) -> CliRun {
     let mut child = Command::new(cli_path())
         .args(args)
-        .envs(env.iter().copied())
         .env("NATS_SINK_COMPONENT", component_path())
         // Recoveries are logged at info, with how long they took; the caller may ask for more.
         .env(
             "NATS_SINK_LOG",
             std::env::var("NATS_SINK_LOG").unwrap_or_else(|_| "nats_sink=info".into()),
         )
+        // Last, so that the caller's (a `NATS_SINK_LOG` of its own) win over the defaults.
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -78,18 +82,28 @@ pub fn spawn_cli_with_env(
         }
         Vec::new()
     });
-    let reader = |mut pipe: Box<dyn std::io::Read + Send>| {
+    let reader = |mut pipe: Box<dyn std::io::Read + Send>, so_far: Arc<Mutex<Vec<u8>>>| {
         std::thread::spawn(move || {
-            let mut out = Vec::new();
-            let _ = pipe.read_to_end(&mut out);
-            out
+            let mut chunk = [0u8; 8192];
+            while let Ok(read @ 1..) = pipe.read(&mut chunk) {
+                so_far.lock().unwrap().extend_from_slice(&chunk[..read]);
+            }
+            std::mem::take(&mut *so_far.lock().unwrap())
         })
     };
-    let stdout = reader(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = reader(Box::new(child.stderr.take().expect("stderr")));
+    let stderr_so_far = Arc::new(Mutex::new(Vec::new()));
+    let stdout = reader(
+        Box::new(child.stdout.take().expect("stdout")),
+        Arc::default(),
+    );
+    let stderr = reader(
+        Box::new(child.stderr.take().expect("stderr")),
+        stderr_so_far.clone(),
+    );
     CliRun {
         child,
         io: vec![writer, stdout, stderr],
+        stderr_so_far,
         args: args.iter().map(|a| a.to_string()).collect(),
     }
 }
@@ -97,6 +111,23 @@ pub fn spawn_cli_with_env(
 impl CliRun {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Wait (at most `limit`) until the process has printed `needle` on stderr: true once it
+    /// has, false if it exits or the time passes first.
+    pub fn wait_for_stderr(&mut self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let printed =
+                String::from_utf8_lossy(&self.stderr_so_far.lock().unwrap()).contains(needle);
+            if printed {
+                return true;
+            }
+            if !self.is_running() || Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Wait for the exit, killing the process (and failing) after `limit`.

@@ -100,6 +100,8 @@ async fn invalid_messages_from_a_guest_are_refused_with_the_reason() {
         client.subscribe("hostile").await.unwrap(),
         client.subscribe("other").await.unwrap(),
         client.subscribe("orders.>").await.unwrap(),
+        client.subscribe("hostile.>").await.unwrap(),
+        client.subscribe("$KV.>").await.unwrap(),
     ]);
     client.flush().await.unwrap();
     let runtime = hostile_runtime();
@@ -109,7 +111,20 @@ async fn invalid_messages_from_a_guest_are_refused_with_the_reason() {
             "invalid message: subject \"\" must not be empty",
         ),
         ("wildcard-subject", "contains a wildcard"),
-        ("bad-header", "has a value with a line break"),
+        (
+            "bad-header",
+            "X-Smuggle's value must not contain a line break",
+        ),
+        // Issue 26: the host's own checks refuse what the guest's refuse.
+        (
+            "control-subject",
+            "must not contain a control character (found U+0000)",
+        ),
+        ("kv-subject", "is under `$KV.`"),
+        (
+            "control-header",
+            "X-Id's value must not contain a control character (found U+0000)",
+        ),
         (
             "oversized-payload",
             "Payload size limit of 1048576 exceeded",
@@ -151,8 +166,37 @@ async fn a_guest_that_traps_in_open_is_an_error_not_a_crash() {
         "{err:?}"
     );
     assert!(err.to_string().contains("open"), "{err}");
-    // The same runtime still answers (each call gets a fresh instance).
-    assert!(runtime.describe().await.is_err());
+}
+
+/// Issue 26: a trap in one call leaves the runtime answering the next: each call gets a fresh
+/// instance, so neither `describe` nor another `open` meets the trapped one.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_trap_in_open_the_same_runtime_still_answers() {
+    let server = NatsServer::start();
+    let runtime = hostile_runtime();
+    let err = match runtime
+        .open(&hostile_options(&server, "trap-in-open"), &schema())
+        .await
+    {
+        Ok(_) => panic!("a trapping open opened"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(&err, HostError::Runtime(e) if e.kind() == RuntimeErrorKind::Trap),
+        "{err:?}"
+    );
+    runtime.describe().await.expect("describe after the trap");
+    let mut sink = runtime
+        .open(&hostile_options(&server, "empty-subject"), &schema())
+        .await
+        .expect("open after the trap");
+    // The new sink is a live instance: its write reaches the host's checks.
+    let refused = sink.write(&one_row()).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("must not be empty"),
+        "{refused}"
+    );
+    sink.close().await.unwrap();
 }
 
 #[test]

@@ -85,6 +85,21 @@ fn connections(monitor: u16) -> u64 {
         .expect("connz total")
 }
 
+/// The server's client connection ids now, in order: a connection closed and made again
+/// gets a new id.
+fn connection_ids(monitor: u16) -> Vec<u64> {
+    let body = http_get(monitor, "/connz?limit=1024").expect("the monitoring endpoint answers");
+    let connz: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut ids: Vec<u64> = connz["connections"]
+        .as_array()
+        .expect("connz connections")
+        .iter()
+        .map(|c| c["cid"].as_u64().expect("a connection id"))
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
 /// Wait (bounded) until the server counts `want` connections; the count it last saw.
 async fn settle_connections(monitor: u16, want: u64) -> u64 {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -179,18 +194,20 @@ async fn sinks_of_one_config_share_a_connection_and_each_delivers_in_order() {
     }
 
     // The connection stays while any sink holds it, and goes with the last.
-    let last = sinks.pop().unwrap();
+    let shared = connection_ids(monitor);
+    let mut last = sinks.pop().unwrap();
     for sink in sinks {
         sink.close().await.unwrap();
     }
+    // The last sink still delivers, over the very connection they shared: not a new one.
+    write_and_flush(&mut last, SINKS as i32 - 1, ROUNDS * PER_ROUND, 1)
+        .await
+        .unwrap();
+    let delivered = collect(&mut arrivals, 1, WAIT).await;
+    assert_eq!(delivered.len(), 1, "the last sink's row arrives");
     assert_eq!(
-        settle_connections(monitor, baseline + 1).await,
-        baseline + 1
-    );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        connections(monitor),
-        baseline + 1,
+        connection_ids(monitor),
+        shared,
         "one sink still open keeps the connection"
     );
     last.close().await.unwrap();
@@ -530,7 +547,16 @@ async fn a_sink_queued_behind_a_hanging_connect_keeps_its_connect_timeout() {
         let clients = clients.clone();
         async move { NatsConnection::connect_shared(&clients, slow).await.err() }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The far end has the first's connection: the first is connecting, holding the slot.
+    let held = tokio::task::spawn_blocking(move || {
+        let accepted = silent.accept().map(|(stream, _)| stream);
+        (silent, accepted)
+    });
+    let (silent, accepted) = tokio::time::timeout(WAIT, held)
+        .await
+        .expect("the first sink connects within 10 s")
+        .unwrap();
+    let _held_open = accepted.expect("accept the first's connection");
     let started = std::time::Instant::now();
     let queued = NatsConnection::connect_shared(&clients, quick).await;
     let waited = started.elapsed();

@@ -68,6 +68,68 @@ fn spawn(args: &[String], feed: std::sync::mpsc::Receiver<String>) -> CliRun {
     spawn_cli_fed(&args, feed)
 }
 
+/// Wait (bounded) until the node at `node_url` knows of every subscription `client` has made
+/// so far: a route carries a client's subscriptions in order, so once the node forwards a
+/// message on a probe subscribed after them, it has the earlier ones too.
+async fn interest_reached(client: &async_nats::Client, node_url: &str) {
+    let probe_subject = client.new_inbox();
+    let mut probe = client.subscribe(probe_subject.clone()).await.unwrap();
+    client.flush().await.unwrap();
+    let publisher = async_nats::connect(node_url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        publisher
+            .publish(probe_subject.clone(), "probe".into())
+            .await
+            .unwrap();
+        publisher.flush().await.unwrap();
+        if tokio::time::timeout(Duration::from_millis(100), probe.next())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the subscription did not reach {node_url} within 30 s"
+        );
+    }
+}
+
+/// Wait (bounded) until JetStream, asked through the node at `node_url`, lists its streams
+/// as the sink's route lookup does: a cluster answers once it has elected its leader.
+async fn jetstream_answers(node_url: &str) {
+    let js = async_nats::jetstream::new(async_nats::connect(node_url).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut names = js.stream_names();
+        match names.next().await {
+            None | Some(Ok(_)) => return,
+            Some(Err(e)) => assert!(
+                Instant::now() < deadline,
+                "JetStream did not answer through {node_url} within 30 s: {e}"
+            ),
+        }
+    }
+}
+
+/// `spawn`, with the CLI logging each row it reads into its batch.
+fn spawn_logging_reads(args: &[String], feed: std::sync::mpsc::Receiver<String>) -> CliRun {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    spawn_cli_with_env(
+        &args,
+        &[("NATS_SINK_LOG", "nats_sink=info,nats_sink::run=trace")],
+        feed,
+    )
+}
+
+/// Wait until a CLI from `spawn_logging_reads` has read line `line` into its batch.
+fn wait_until_read(run: &mut CliRun, line: u64) {
+    let needle = format!("row read line={line}");
+    let read = tokio::task::block_in_place(|| run.wait_for_stderr(&needle, CLI_LIMIT));
+    assert!(read, "the CLI did not read line {line}");
+}
+
 /// Wait until `stream` holds at least `count` messages, or `limit` passes; how long it took.
 async fn until_count(url: &str, stream: &str, count: u64, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
@@ -158,10 +220,10 @@ async fn a_signal_during_a_pause_delivers_the_rows_read_and_says_so() {
             &plain_options(&server, subject),
             &["--linger-ms", "600000"],
         );
-        let mut run = spawn(&args, chunks);
+        let mut run = spawn_logging_reads(&args, chunks);
         feed.send((0..10).map(numbered_row).collect()).unwrap();
         // Read and held (the batch is not full, and its linger is long).
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        wait_until_read(&mut run, 10);
         assert_eq!(stream_count(&server.url(), "ROWS").await, Some(0));
         let signalled = Instant::now();
         run.signal(signal);
@@ -281,8 +343,11 @@ async fn core_nats_server_restarted_replays_the_batch_in_doubt() {
     let client = async_nats::connect(&subscriber_url).await.unwrap();
     let mut subscriber = client.subscribe("core.rows").await.unwrap();
     client.flush().await.unwrap();
-    // Interest travels over the routes; give it time to reach the node the sink uses.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Interest travels over the routes: wait until it has reached the node the sink uses.
+    interest_reached(&client, &cluster.servers[0].url()).await;
+    // The sink asks JetStream whether a stream captures its subject: the cluster must have
+    // elected its JetStream leader to answer.
+    jetstream_answers(&cluster.servers[0].url()).await;
     let seen = Arc::new(Mutex::new((
         RowTally::default(),
         HashMap::<String, u64>::new(),
@@ -323,7 +388,14 @@ async fn core_nats_server_restarted_replays_the_batch_in_doubt() {
     let mut run = spawn_cli_run(&args);
     let deadline = Instant::now() + Duration::from_secs(90);
     while count(&seen) < 15_000 {
-        assert!(run.is_running(), "the CLI ended before 15,000 rows");
+        if !run.is_running() {
+            let out = finish(run).await;
+            panic!(
+                "the CLI ended before 15,000 rows ({} seen): {}",
+                count(&seen),
+                text(&out.stderr)
+            );
+        }
         assert!(Instant::now() < deadline, "15,000 rows not reached");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -553,12 +625,15 @@ async fn a_second_signal_stops_at_once_and_names_the_unconfirmed_lines() {
         &plain_options(&server, "rows"),
         &["--linger-ms", "600000"],
     );
-    let mut run = spawn(&args, chunks);
+    let mut run = spawn_logging_reads(&args, chunks);
     feed.send((0..10).map(numbered_row).collect()).unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_until_read(&mut run, 10);
     server.pause();
     run.signal("TERM");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let taken = tokio::task::block_in_place(|| {
+        run.wait_for_stderr("TERM: no more input is read", CLI_LIMIT)
+    });
+    assert!(taken, "the CLI did not take the first SIGTERM");
     assert!(
         run.is_running(),
         "the first signal's delivery cannot finish on a frozen server"

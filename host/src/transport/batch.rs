@@ -23,6 +23,8 @@ pub(crate) struct Outgoing {
     pub(crate) subject: Subject,
     pub(crate) headers: Option<HeaderMap>,
     pub(crate) payload: Bytes,
+    /// Its place among the messages since the last flush, from 0.
+    pub(crate) position: u64,
 }
 
 impl From<OutgoingMessage> for Outgoing {
@@ -38,13 +40,14 @@ impl From<OutgoingMessage> for Outgoing {
             subject: message.subject,
             headers,
             payload: message.payload,
+            position: 0,
         }
     }
 }
 
 /// The guest's batch as messages, every span, index, subject and header checked first: what
-/// a guest hands over is input, and must not make the host publish to a wildcard, write a
-/// malformed header line, or read outside the batch. Payloads and subjects become slices of
+/// a guest hands over is input, and must not make the host publish to a wildcard or a control
+/// subject, write a malformed or changed header, or read outside the batch. Payloads and subjects become slices of
 /// the batch's one buffer, so a message costs no copy of them.
 pub fn unpack(batch: Batch) -> Result<Vec<OutgoingMessage>, TransportError> {
     let refuse = |what: String| {
@@ -102,14 +105,13 @@ pub fn unpack(batch: Batch) -> Result<Vec<OutgoingMessage>, TransportError> {
                         ))
                     })?;
                     let value = slice(&header.value, "header value")?;
-                    let value = std::str::from_utf8(&value)
-                        .ok()
-                        .and_then(|v| v.parse::<HeaderValue>().ok())
-                        .ok_or_else(|| {
-                            refuse(format!(
-                                "header {name} has a value with a line break or not in UTF-8"
-                            ))
-                        })?;
+                    let text = std::str::from_utf8(&value)
+                        .map_err(|_| refuse(format!("header {name} has a value not in UTF-8")))?;
+                    nats_sink_rules::nats_names::check_header_value(text)
+                        .map_err(|why| refuse(format!("header {name}'s value {why}")))?;
+                    let value = text.parse::<HeaderValue>().map_err(|_| {
+                        refuse(format!("header {name} has a value async-nats cannot carry"))
+                    })?;
                     headers.push((name.clone(), value));
                 }
                 headers
@@ -179,6 +181,12 @@ mod tests {
         assert!(refused(batch("ok", &[("Bad:Name", "v")])).contains("header name"));
         assert!(refused(batch("ok", &[("", "v")])).contains("header name"));
         assert!(refused(batch("ok", &[("X-Id", "a\r\nPUB x 1")])).contains("line break"));
+        // Issue 26: NUL and DEL passed in a subject and a header value, `$KV.` as a subject.
+        assert!(refused(batch("tp.x\0y", &[])).contains("control character (found U+0000)"));
+        assert!(refused(batch("tp.x\u{7f}y", &[])).contains("control character"));
+        assert!(refused(batch("ok", &[("X-Id", "a\0b")])).contains("control character"));
+        assert!(refused(batch("ok", &[("X-Id", " a")])).contains("trim"));
+        assert!(refused(batch("$KV.b.k", &[])).contains("key-value bucket"));
         let mut outside = batch("ok", &[]);
         outside.messages[0].payload.len = 1000;
         assert!(refused(outside).contains("payload span 2+1000 is outside the batch's 4 bytes"));

@@ -226,6 +226,7 @@ impl NatsConnection {
             resend: VecDeque::new(),
             episode: None,
             unconfirmed_core: 0,
+            since_flush: Default::default(),
             events,
             echo_subject,
             echo,

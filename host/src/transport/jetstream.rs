@@ -54,7 +54,10 @@ impl NatsConnection {
         }
         match self.send_jetstream(message).await {
             Ok(()) => Ok(()),
-            Err((SendFailure::Fatal(e), _)) => Err(e),
+            Err((SendFailure::Fatal(e), message)) => {
+                self.since_flush.refused(message.position);
+                Err(e)
+            }
             Err((SendFailure::Retry(cause), message)) => {
                 self.note_failure(cause);
                 self.resend.push_back(message);
@@ -153,10 +156,14 @@ impl NatsConnection {
         result: Result<PublishAck, PublishError>,
     ) -> Result<(), TransportError> {
         let Err(error) = result else {
+            self.since_flush.confirmed += 1;
             return Ok(());
         };
         match self.classify(&message.subject, error) {
-            SendFailure::Fatal(e) => Err(e),
+            SendFailure::Fatal(e) => {
+                self.since_flush.refused(message.position);
+                Err(e)
+            }
             SendFailure::Retry(cause) => {
                 self.note_failure(cause);
                 self.resend.push_back(message);
@@ -246,7 +253,10 @@ impl NatsConnection {
                 self.stats.resent += 1;
                 match self.send_jetstream(message).await {
                     Ok(()) => {}
-                    Err((SendFailure::Fatal(e), _)) => return Err(e),
+                    Err((SendFailure::Fatal(e), message)) => {
+                        self.since_flush.refused(message.position);
+                        return Err(e);
+                    }
                     Err((SendFailure::Retry(cause), message)) => {
                         self.note_failure(cause);
                         self.resend.push_back(message);
@@ -255,6 +265,28 @@ impl NatsConnection {
                     }
                 }
             }
+        }
+    }
+
+    /// After a refusal, take in every ack still in flight, sending nothing again: they say
+    /// which other messages are stored. Each ack waits at most `ack_timeout_ms` (they wait
+    /// together), so this ends within about that.
+    pub(super) async fn take_remaining_acks(&mut self) {
+        while let Some(result) = self.in_flight.next().await {
+            let Some(message) = self.awaiting.pop_front() else {
+                break;
+            };
+            match result {
+                Ok(_) => self.since_flush.confirmed += 1,
+                Err(error) => match self.classify(&message.subject, error) {
+                    SendFailure::Fatal(_) => self.since_flush.refused(message.position),
+                    SendFailure::Retry(_) => self.since_flush.not_confirmed(message.position),
+                },
+            }
+        }
+        let left = self.awaiting.drain(..).chain(self.resend.drain(..));
+        for position in left.map(|message| message.position).collect::<Vec<_>>() {
+            self.since_flush.not_confirmed(position);
         }
     }
 

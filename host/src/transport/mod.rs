@@ -13,6 +13,7 @@ mod connect;
 mod core;
 mod events;
 mod jetstream;
+mod refusal;
 mod routes;
 mod shared;
 mod stats;
@@ -32,6 +33,7 @@ use jetstream::{Episode, PendingAck};
 use routes::{Clearance, KnownSubject};
 
 pub use jetstream::backoff;
+pub use refusal::Refusal;
 pub use routes::Route;
 pub use shared::SharedClients;
 pub use stats::TransportStats;
@@ -62,6 +64,8 @@ pub struct NatsConnection {
     episode: Option<Episode>,
     /// Core messages published since the last flush.
     unconfirmed_core: u64,
+    /// What became of the messages since the last flush, to say after a refusal.
+    since_flush: refusal::SinceFlush,
     events: Arc<EventLog>,
     /// Inbox that core flushes echo through; its subscriber sees our echo after the server
     /// has processed every earlier publish on this connection.
@@ -114,15 +118,18 @@ impl NatsConnection {
         &mut self,
         messages: Vec<OutgoingMessage>,
     ) -> Result<(), TransportError> {
+        self.stats.refusal = None;
         let result = self.publish_all(messages).await;
         if result.is_err() {
+            let result = self.account_for_refusal(result).await;
             self.forget_unconfirmed();
+            return result;
         }
         result
     }
 
     async fn publish_all(&mut self, messages: Vec<OutgoingMessage>) -> Result<(), TransportError> {
-        for outgoing in messages.into_iter().map(Outgoing::from) {
+        for mut outgoing in messages.into_iter().map(Outgoing::from) {
             let size = outgoing.payload.len() as u64;
             let subject = outgoing.subject.as_str();
             let is_jetstream = |route: &Route| matches!(route, Route::JetStream { .. });
@@ -130,6 +137,7 @@ impl NatsConnection {
                 Some(known) => (is_jetstream(&known.route), known.clearance),
                 None => (is_jetstream(&self.route(subject).await?), Clearance::Unseen),
             };
+            outgoing.position = self.since_flush.hand(jetstream);
             if jetstream {
                 self.publish_jetstream(outgoing).await?;
             } else {
@@ -151,12 +159,38 @@ impl NatsConnection {
         self.resend.clear();
         self.episode = None;
         self.unconfirmed_core = 0;
+        self.since_flush = refusal::SinceFlush::default();
         self.settle_clearance(Clearance::Unseen);
+    }
+
+    /// After a call failed: if JetStream refused a message, take in the acks still in flight
+    /// and say which messages since the last flush are confirmed, in the error and in
+    /// [`TransportStats::refusal`]. Other failures pass unchanged.
+    async fn account_for_refusal(
+        &mut self,
+        result: Result<(), TransportError>,
+    ) -> Result<(), TransportError> {
+        let Err(TransportError::Publish(cause)) = &result else {
+            return result;
+        };
+        if self.since_flush.first_refused.is_none() {
+            return result;
+        }
+        self.take_remaining_acks().await;
+        let Some(refusal) = self.since_flush.refusal() else {
+            return result;
+        };
+        self.stats.refusal = Some(refusal);
+        Err(TransportError::Publish(format!(
+            "{cause}; {}",
+            refusal.describe()
+        )))
     }
 
     /// Confirm everything since the last flush: all JetStream acks (resending what can be),
     /// then a round trip for core messages, then no server error or disconnect in between.
     pub async fn flush(&mut self) -> Result<(), TransportError> {
+        self.stats.refusal = None;
         let limit = self.flush_timeout;
         let result = match tokio::time::timeout(limit, self.confirm_all()).await {
             Ok(result) => result,
@@ -167,10 +201,18 @@ impl NatsConnection {
             ))),
         };
         match result {
-            Ok(()) => self.stats.flushes += 1,
-            Err(_) => self.forget_unconfirmed(),
+            Ok(()) => {
+                self.stats.flushes += 1;
+                self.stats.refusal = None;
+                self.since_flush = refusal::SinceFlush::default();
+                Ok(())
+            }
+            Err(_) => {
+                let result = self.account_for_refusal(result).await;
+                self.forget_unconfirmed();
+                result
+            }
         }
-        result
     }
 
     async fn confirm_all(&mut self) -> Result<(), TransportError> {

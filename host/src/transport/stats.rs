@@ -1,5 +1,7 @@
 //! The connection's counters.
 
+use super::Refusal;
+
 /// Counters a caller can read at any time.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TransportStats {
@@ -11,4 +13,7 @@ pub struct TransportStats {
     pub flushes: u64,
     /// JetStream messages sent again after a failure that could pass.
     pub resent: u64,
+    /// After a call that failed because JetStream refused a message: which messages since
+    /// the last flush are confirmed. Cleared by the next flush that succeeds.
+    pub refusal: Option<Refusal>,
 }

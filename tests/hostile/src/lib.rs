@@ -4,7 +4,9 @@
 //! - `loop-in-write`: `write` never returns;
 //! - `alloc-in-write`: `write` allocates until memory runs out;
 //! - `empty-subject`, `wildcard-subject`, `oversized-payload`, `bad-header`: `write` publishes
-//!   one such message per row;
+//!   one such message per row; so do `control-subject` (a NUL and a DEL in the subject),
+//!   `kv-subject` (a key of a key-value bucket) and `control-header` (a NUL in a header value);
+//! - `trap-in-open`: `open` traps, while `describe` and every other behaviour still answer;
 //! - `span-outside`, `header-index-outside`: `write` publishes a batch whose payload span, or
 //!   header name index, points outside it;
 //! - `connect-elsewhere`: `open` connects to option `elsewhere` instead of `server_url`;
@@ -141,6 +143,9 @@ mod component {
     impl GuestSink for HostileSink {
         fn open(options: Vec<(String, String)>, _: Vec<Column>) -> Result<Sink, SinkError> {
             let behaviour = option(&options, "behaviour").unwrap_or_default();
+            if behaviour == "trap-in-open" {
+                core::arch::wasm32::unreachable();
+            }
             let connection = match option(&options, "server_url") {
                 Some(server) => {
                     let mut config = config(server.to_string());
@@ -190,6 +195,9 @@ mod component {
                 "wildcard-subject" => batch(n, "orders.>", &[], b"{}"),
                 "oversized-payload" => batch(n, "hostile", &[], &vec![b'x'; 2 << 20]),
                 "bad-header" => batch(n, "hostile", &[("X-Smuggle", "a\r\nPUB other 1")], b"{}"),
+                "control-subject" => batch(n, "hostile.x\0y\u{7f}", &[], b"{}"),
+                "kv-subject" => batch(n, "$KV.bucket.key", &[], b"{}"),
+                "control-header" => batch(n, "hostile", &[("X-Id", "a\0b")], b"{}"),
                 "span-outside" => {
                     let mut b = batch(n, "hostile", &[], b"{}");
                     for m in &mut b.messages {

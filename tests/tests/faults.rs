@@ -1,6 +1,6 @@
 //! Delivery under faults: real `nats-server` processes crashed, restarted, clustered and
-//! refusing, on loopback; every wait bounded. Each fault test prints its row of the README's
-//! proof table (`just faults` collects them).
+//! refusing, on loopback; every wait bounded. Each fault test prints its row of the proof
+//! table in docs/delivery.md (`just faults` collects them).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -103,7 +103,10 @@ pub const fn whole_default(name: &str) -> u32 {
     let mut value: u32 = 0;
     let mut i = 0;
     while i < digits.len() {
-        assert!(digits[i].is_ascii_digit(), "the default is not a whole number");
+        assert!(
+            digits[i].is_ascii_digit(),
+            "the default is not a whole number"
+        );
         value = value * 10 + (digits[i] - b'0') as u32;
         i += 1;
     }

@@ -12,8 +12,8 @@ pub use nats_sink_rules::nats_names::{check_header_name, check_subject, MAX_SUBJ
 pub use nats_sink_rules::nkey_seed::check_user_seed;
 pub use nats_sink_rules::option_problem::OptionProblem;
 
-pub use crate::option_specs::{OptionSpec, HEADER_OPTION, OPTION_SPECS};
 use crate::option_specs::{bool_default, default_of, whole_default};
+pub use crate::option_specs::{OptionSpec, HEADER_OPTION, OPTION_SPECS};
 
 // Every default is read from OPTION_SPECS, the list `describe` prints, at compile time.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u32 = whole_default("connect_timeout_ms");

@@ -27,7 +27,9 @@ pub fn parse_describe(stdout: &str) -> Result<Vec<DescribedOption>, String> {
                 "optional" => false,
                 other => return Err(format!("`{other}` is not required/optional in `{line}`")),
             };
-            let (doc, default) = match doc.strip_suffix(']').and_then(|d| d.rsplit_once(" [default: "))
+            let (doc, default) = match doc
+                .strip_suffix(']')
+                .and_then(|d| d.rsplit_once(" [default: "))
             {
                 Some((doc, default)) => (doc, Some(default.to_string())),
                 None => (doc, None),
@@ -98,8 +100,14 @@ mod tests {
         assert_eq!(options[1].default, None);
         assert!(options[1].required);
         let page = render(&options);
-        assert!(page.contains("| `connector` | no | `nats` | Connector name. |"), "{page}");
-        assert!(page.contains("| `server_url` | yes |  | NATS servers; `a\\|b`. |"), "{page}");
+        assert!(
+            page.contains("| `connector` | no | `nats` | Connector name. |"),
+            "{page}"
+        );
+        assert!(
+            page.contains("| `server_url` | yes |  | NATS servers; `a\\|b`. |"),
+            "{page}"
+        );
         assert!(parse_describe("connector  maybe  doc").is_err());
     }
 }

@@ -111,7 +111,7 @@ fn longest_recovery(stderr: &str) -> Duration {
         .unwrap_or_default()
 }
 
-/// One row of the README's proof table.
+/// One row of the proof table in docs/delivery.md.
 fn proof(fault: &str, sent: u64, in_stream: usize, duplicates: usize, outcome: &str) {
     println!("PROOF | {fault} | {sent} | {in_stream} | {duplicates} | {outcome} |");
 }

@@ -2,7 +2,7 @@
 //! the linger bound, a clean stop on SIGTERM and SIGINT, resume with `--state` after the sink
 //! itself is killed, and core NATS batches replayed when their server restarts. Real
 //! `nats-server` processes on loopback, every wait bounded; each fault prints its row of the
-//! README's proof table (`just faults` collects them).
+//! proof table in docs/delivery.md (`just faults` collects them).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,7 +20,7 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// One row of the README's proof table.
+/// One row of the proof table in docs/delivery.md.
 fn proof(fault: &str, sent: &str, in_stream: usize, duplicates: usize, outcome: &str) {
     println!("PROOF | {fault} | {sent} | {in_stream} | {duplicates} | {outcome} |");
 }

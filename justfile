@@ -30,14 +30,21 @@ test-python:
     cd python && python3 -m pytest -q
 
 # The lint gate CI runs: formatting, and clippy with every warning an error. Clippy also holds
-# the code to the workspace's declared rust-version (its incompatible_msrv lint).
+# the code to the workspace's declared rust-version (its incompatible_msrv lint). Then every
+# relative link and repository path the documentation names must exist.
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+    python3 scripts/check-doc-links.py
+
+# Regenerate docs/reference/options.md from `nats-sink describe` (names, required, defaults,
+# docs). `cargo test -p nats-sink-tests --test docs` fails while the committed file differs.
+docs: build
+    NATS_SINK_WRITE_DOCS=1 cargo test -p nats-sink-tests --test docs
 
 # The fault-injection tests (crashes, restarts, leader loss, replay, refusals; the sink itself
-# killed, signalled and resumed), printing the
-# README's proof table from what they measured.
+# killed, signalled and resumed), printing docs/delivery.md's proof table from what they
+# measured.
 faults: build
     cargo test -p nats-sink-tests --test faults --test streaming -- --nocapture --test-threads 1 > target/faults.log 2>&1 || { cat target/faults.log; exit 1; }
     @echo "| fault | messages sent | rows in the stream | duplicates | outcome / time to recover |"

@@ -3,7 +3,7 @@
 # target/nats-sink.wasm; with `--hostile`, also the hostile test guest (tests/hostile) at
 # target/hostile.wasm, which only the tests use.
 # Uses rustup's wasm32 target where installed; otherwise Debian's rustc-web with a std built
-# from source (see README, "Set-up").
+# from source (see CONTRIBUTING.md, "Building the guest").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out_dir=target/guest

@@ -81,3 +81,61 @@ pub const OPTION_SPECS: &[OptionSpec] = &[
 
 /// The `describe` name standing for every `headers.<name>` option.
 pub const HEADER_OPTION: &str = "headers.<name>";
+
+/// The default of option `name` as `describe` shows it. Options take their defaults from here
+/// (through the typed forms below), so the list and the parser cannot disagree. Evaluated at
+/// compile time where it is used in a `const`: an unknown name stops the build.
+pub const fn default_of(name: &str) -> &'static str {
+    let mut i = 0;
+    while i < OPTION_SPECS.len() {
+        if same_text(OPTION_SPECS[i].name, name) {
+            return OPTION_SPECS[i].default;
+        }
+        i += 1;
+    }
+    panic!("no option of that name in OPTION_SPECS");
+}
+
+/// The default of a whole-number option; a default that is not one stops the build.
+pub const fn whole_default(name: &str) -> u32 {
+    let digits = default_of(name).as_bytes();
+    assert!(!digits.is_empty(), "the option has no numeric default");
+    let mut value: u32 = 0;
+    let mut i = 0;
+    while i < digits.len() {
+        assert!(
+            digits[i].is_ascii_digit(),
+            "the default is not a whole number"
+        );
+        value = value * 10 + (digits[i] - b'0') as u32;
+        i += 1;
+    }
+    value
+}
+
+/// The default of a `true` / `false` option; any other default stops the build.
+pub const fn bool_default(name: &str) -> bool {
+    let text = default_of(name);
+    if same_text(text, "true") {
+        true
+    } else if same_text(text, "false") {
+        false
+    } else {
+        panic!("the default is not `true` or `false`")
+    }
+}
+
+const fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}

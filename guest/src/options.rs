@@ -14,10 +14,15 @@ pub use nats_sink_rules::nats_names::{
 pub use nats_sink_rules::nkey_seed::check_user_seed;
 pub use nats_sink_rules::option_problem::OptionProblem;
 
+use crate::option_specs::{bool_default, default_of, whole_default};
 pub use crate::option_specs::{OptionSpec, HEADER_OPTION, OPTION_SPECS};
 
-pub const DEFAULT_CONNECT_TIMEOUT_MS: u32 = 5_000;
-pub const DEFAULT_FLUSH_TIMEOUT_MS: u32 = 120_000;
+// Every default is read from OPTION_SPECS, the list `describe` prints, at compile time.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u32 = whole_default("connect_timeout_ms");
+pub const DEFAULT_FLUSH_TIMEOUT_MS: u32 = whole_default("flush_timeout_ms");
+const DEFAULT_DEDUPE: bool = bool_default("dedupe");
+const DEFAULT_TLS_REQUIRED: bool = bool_default("tls.required");
+const DEFAULT_ALLOW_CREATE_STREAM: bool = bool_default("allow_create_stream");
 
 /// Retries and pipelining: how hard delivery tries before a failure is reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,14 +37,15 @@ pub struct Delivery {
 
 impl Default for Delivery {
     fn default() -> Delivery {
+        // retry.max_attempts' default (30) is enough that the time budget governs: a stream
+        // leader election takes 4 to 9 s.
         Delivery {
-            ack_timeout_ms: 5_000,
-            max_in_flight: 4_096,
-            // Enough that the time budget governs: a stream leader election takes 4 to 9 s.
-            max_attempts: 30,
-            max_elapsed_ms: 60_000,
-            initial_backoff_ms: 100,
-            max_backoff_ms: 2_000,
+            ack_timeout_ms: whole_default(ACK_TIMEOUT.name),
+            max_in_flight: whole_default(MAX_IN_FLIGHT.name),
+            max_attempts: whole_default(MAX_ATTEMPTS.name),
+            max_elapsed_ms: whole_default(MAX_ELAPSED.name),
+            initial_backoff_ms: whole_default(INITIAL_BACKOFF.name),
+            max_backoff_ms: whole_default(MAX_BACKOFF.name),
         }
     }
 }
@@ -236,10 +242,10 @@ impl SinkConfig {
             raw.to_string()
         });
         let dedupe = match given.get("dedupe") {
-            None => true,
+            None => DEFAULT_DEDUPE,
             Some(raw) => parse_bool(raw).unwrap_or_else(|| {
                 c.push("dedupe", format!("must be `true` or `false`, got `{raw}`"));
-                true
+                DEFAULT_DEDUPE
             }),
         };
         let delivery = parse_delivery(&given, &mut c);
@@ -383,7 +389,7 @@ fn parse_tls(given: &BTreeMap<&str, &str>, tls_scheme: bool, c: &mut Collector) 
         _ => {}
     }
     let required = match given.get("tls.required") {
-        None => false,
+        None => DEFAULT_TLS_REQUIRED,
         Some(raw) => match parse_bool(raw) {
             Some(required) => required,
             None => {
@@ -391,7 +397,7 @@ fn parse_tls(given: &BTreeMap<&str, &str>, tls_scheme: bool, c: &mut Collector) 
                     "tls.required",
                     format!("must be `true` or `false`, got `{raw}`"),
                 );
-                false
+                DEFAULT_TLS_REQUIRED
             }
         },
     };
@@ -458,15 +464,21 @@ fn parse_headers(given: &BTreeMap<&str, &str>, dedupe: bool, c: &mut Collector) 
     headers
 }
 
-/// One of a fixed set of words; the default where absent or wrong.
+/// One of a fixed set of words; the default `describe` shows where absent or wrong.
 fn parse_choice<T: Copy + Default>(
     given: &BTreeMap<&str, &str>,
     name: &str,
     choices: &[(&str, T)],
     c: &mut Collector,
 ) -> T {
+    // A listed default that is not a choice would be refused when given, which
+    // `giving_each_default_changes_nothing` catches.
+    let default = choices
+        .iter()
+        .find(|(word, _)| *word == default_of(name))
+        .map_or_else(T::default, |(_, value)| *value);
     let Some(raw) = given.get(name) else {
-        return T::default();
+        return default;
     };
     match choices.iter().find(|(word, _)| word == raw) {
         Some((_, value)) => *value,
@@ -476,7 +488,7 @@ fn parse_choice<T: Copy + Default>(
                 name,
                 format!("must be one of {}, got `{raw}`", words.join(", ")),
             );
-            T::default()
+            default
         }
     }
 }
@@ -594,13 +606,13 @@ fn parse_delivery(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Delivery {
 /// when no stream is to be created, as RisingWave parses them either way.
 fn parse_create_stream(given: &BTreeMap<&str, &str>, c: &mut Collector) -> Option<StreamLimits> {
     let allow = match given.get("allow_create_stream") {
-        None => false,
+        None => DEFAULT_ALLOW_CREATE_STREAM,
         Some(raw) => parse_bool(raw).unwrap_or_else(|| {
             c.push(
                 "allow_create_stream",
                 format!("must be `true` or `false`, got `{raw}`"),
             );
-            false
+            DEFAULT_ALLOW_CREATE_STREAM
         }),
     };
     let limits = match crate::stream::parse_limits(given) {
@@ -1228,5 +1240,40 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), OPTION_SPECS.len());
+    }
+
+    /// The defaults `describe` lists are the ones the parser applies: giving each one
+    /// explicitly yields the same config as leaving it out (a listed default the parser does
+    /// not take is either refused or changes the config).
+    #[test]
+    fn giving_each_default_changes_nothing() {
+        let absent = SinkConfig::parse(&opts(BASE)).unwrap();
+        // `ns-<hash>` describes a derived value; it is not a value to give.
+        let given: Vec<_> = OPTION_SPECS
+            .iter()
+            .filter(|s| !s.default.is_empty() && s.name != "sink_id")
+            .collect();
+        assert!(given.len() >= 20, "{} defaults", given.len());
+        for spec in given {
+            let mut pairs = BASE.to_vec();
+            pairs.push((spec.name, spec.default));
+            assert_eq!(
+                SinkConfig::parse(&opts(&pairs)).as_ref(),
+                Ok(&absent),
+                "{} = {}",
+                spec.name,
+                spec.default
+            );
+        }
+    }
+
+    #[test]
+    fn typed_defaults_read_the_spec_list() {
+        assert_eq!(whole_default("connect_timeout_ms"), 5_000);
+        assert_eq!(DEFAULT_FLUSH_TIMEOUT_MS, 120_000);
+        assert_eq!(Delivery::default().max_attempts, 30);
+        assert!(bool_default("dedupe"));
+        assert!(!bool_default("allow_create_stream"));
+        assert_eq!(default_of("jsonb.handling.mode"), "string");
     }
 }

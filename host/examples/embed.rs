@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
             ]
         })
         .collect();
-    sink.write(&rows).await?; // e.g. {"id":1,"item":{"sku":"SKU-1","qty":10},"tags":["new"]}
+    sink.write(&rows).await?; // e.g. {"id":1,"item":{"qty":10,"sku":"SKU-1"},"tags":["new"]} (keys sorted)
     sink.flush().await?; // returns once NATS confirmed all three
     println!(
         "published and confirmed {} messages on {subject}",

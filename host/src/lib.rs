@@ -81,6 +81,18 @@ pub use shutdown::{ShutdownOutcome, ShutdownReport};
 pub use transport::{OutgoingMessage, Route, TransportStats};
 pub use value::Datum;
 
+/// The Rust blocks of the README and `docs/`, compiled by `cargo test --doc`, so the embedding
+/// examples people copy keep compiling.
+#[cfg(doctest)]
+mod documentation {
+    #[doc = include_str!("../../README.md")]
+    struct Readme;
+    #[doc = include_str!("../../docs/hosts/rust.md")]
+    struct RustHost;
+    #[doc = include_str!("../../docs/hosts.md")]
+    struct Hosts;
+}
+
 /// The component the build produces, next to the build's profile directory
 /// (`target/nats-sink.wasm` for `target/debug/nats-sink`, and for an example in
 /// `target/debug/examples/`), or `NATS_SINK_COMPONENT`.

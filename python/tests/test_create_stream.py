@@ -15,7 +15,7 @@ LIMITS = {"max_bytes": "1048576", "max_messages": "100", "max_messages_per_subje
 
 
 def stream_name(subject: str) -> str:
-    # The README's rule: `nats-sink-` and 16 hex digits of SHA-256 over the captured subject.
+    # The rule docs/delivery.md states: `nats-sink-` and 16 hex digits of SHA-256 over the captured subject.
     return "nats-sink-" + hashlib.sha256(subject.encode()).hexdigest()[:16]
 
 

@@ -20,12 +20,13 @@ pub fn component_path() -> PathBuf {
     path
 }
 
-/// The hostile test guest (`tests/hostile`), built with the real one by `just build`.
+/// The hostile test guest (`tests/hostile`), built by `./scripts/build-guest.sh --hostile`
+/// (which `just test` runs).
 pub fn hostile_component_path() -> PathBuf {
     let path = target_dir().join("hostile.wasm");
     assert!(
         path.exists(),
-        "{} is missing: run `just build` (or `just test`) first",
+        "{} is missing: run `just test` (or `./scripts/build-guest.sh --hostile`) first",
         path.display()
     );
     path

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod components;
 pub mod memory;
 pub mod options;
+pub mod options_doc;
 pub mod pki;
 pub mod rows;
 pub mod servers;

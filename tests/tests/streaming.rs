@@ -2,7 +2,7 @@
 //! the linger bound, a clean stop on SIGTERM and SIGINT, resume with `--state` after the sink
 //! itself is killed, and core NATS batches replayed when their server restarts. Real
 //! `nats-server` processes on loopback, every wait bounded; each fault prints its row of the
-//! README's proof table (`just faults` collects them).
+//! proof table in docs/delivery.md (`just faults` collects them).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,7 +20,7 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// One row of the README's proof table.
+/// One row of the proof table in docs/delivery.md.
 fn proof(fault: &str, sent: &str, in_stream: usize, duplicates: usize, outcome: &str) {
     println!("PROOF | {fault} | {sent} | {in_stream} | {duplicates} | {outcome} |");
 }
@@ -531,13 +531,18 @@ async fn a_state_whose_input_changed_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains(&format!("--state {state_arg}")), "{stderr}");
     assert!(stderr.contains("shorter than that"), "{stderr}");
+    let mut refused_sent = sent_from_summary(&stderr);
 
     std::fs::write(&input, all.replace("row-99", "row-X9")).unwrap();
     let out = finish(spawn_cli_run(&args)).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("line 100 has other bytes now"), "{stderr}");
-    assert_eq!(stream_count(&server.url(), "ROWS").await, Some(100));
+    refused_sent += sent_from_summary(&stderr);
+    assert_eq!(refused_sent, 0, "a refused run sent messages");
+    let held = stream_tally(&async_nats::jetstream::new(server.client().await), "ROWS").await;
+    assert_eq!(held.messages, 100);
+    assert_eq!(held.duplicates(), 0);
 
     let stdin_args = run_args(
         &schema,
@@ -550,9 +555,9 @@ async fn a_state_whose_input_changed_is_refused() {
     assert!(text(&out.stderr).contains("--state needs a file input"));
     proof(
         "the input file shrank (100 → 50 rows) or changed at its confirmed line under --state",
-        "0",
-        100,
-        0,
+        &refused_sent.to_string(),
+        held.messages,
+        held.duplicates(),
         &format!(
             "exit 2 naming the state file and why, nothing sent ({:.1} s)",
             started.elapsed().as_secs_f64() / 2.0

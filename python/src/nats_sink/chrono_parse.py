@@ -1,4 +1,4 @@
-"""Date and time text, read exactly as the CLI reads it (host/src/input.rs, through chrono 0.4).
+"""Date and time text, read exactly as the CLI reads it (cli/src/input/text.rs, through chrono 0.4).
 
 chrono's `parse_from_str` is lenient in specific ways (numbers of 1..width digits, whitespace
 skipped before each number, a signed year of any length); the CLI's forms are a handful of fixed

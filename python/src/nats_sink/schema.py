@@ -1,4 +1,4 @@
-"""Column types in RisingWave's SQL spelling, parsed as the guest parses them (guest/src/schema.rs).
+"""Column types in RisingWave's SQL spelling, parsed as the guest parses them (rules/src/schema.rs).
 
 The guest is the authority on whether a schema is valid and says why not; the host parses the
 same grammar only to know how to convert each Python value.

@@ -1,4 +1,7 @@
-"""The CLI's text forms for interval, bytea, uuid and numeric (host/src/input.rs), rule for rule."""
+"""The CLI's text forms for interval, bytea, uuid and numeric, rule for rule.
+
+The CLI's are in cli/src/input/text.rs, and numeric's in rules/src/numeric.rs.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Python values (native, or as `json.loads` gives a JSON Lines row) to the WIT `rows` layout.
 
-Each rule mirrors the CLI's reader (host/src/input.rs): a value is converted exactly or refused
+Each rule mirrors the CLI's reader (cli/src/input/): a value is converted exactly or refused
 with the path of the offending value; nothing is rounded, wrapped or dropped. Native types
 (Decimal, datetime, timedelta, UUID, bytes) are the Python spelling of the same values.
 """

@@ -221,7 +221,9 @@ enum Failure {
 fn first_call(error: HostError) -> Failure {
     match &error {
         HostError::Runtime(e) if e.kind() == nats_sink::RuntimeErrorKind::MemoryLimit => {
-            Failure::Input(anyhow!(error).context("--memory-limit-mib is too small for the component"))
+            Failure::Input(
+                anyhow!(error).context("--memory-limit-mib is too small for the component"),
+            )
         }
         _ => Failure::from(error),
     }

@@ -112,9 +112,9 @@ fn answer(
     if request.uri().path() != "/metrics" {
         return plain(StatusCode::NOT_FOUND, "not found; try /metrics\n");
     }
-    let mut response = Response::new(Full::new(Bytes::from(
-        nats_sink::metrics::prometheus_text(registry),
-    )));
+    let mut response = Response::new(Full::new(Bytes::from(nats_sink::metrics::prometheus_text(
+        registry,
+    ))));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(PROMETHEUS_TEXT));

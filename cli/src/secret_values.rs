@@ -86,7 +86,11 @@ mod tests {
         let masked = secret.option_problem(problem("max_in_flight"));
         assert_eq!(masked.name, "max_in_flight");
         assert!(!masked.message.contains("hunter2"), "{}", masked.message);
-        assert!(masked.message.contains("from SECRET pw"), "{}", masked.message);
+        assert!(
+            masked.message.contains("from SECRET pw"),
+            "{}",
+            masked.message
+        );
         // Another option's problem is the component's own words.
         let kept = secret.option_problem(problem("batch"));
         assert_eq!(kept.message, problem("batch").message);

@@ -137,7 +137,11 @@ pub fn parse_create_sink(sql: &str) -> Result<CreateSink, SqlError> {
     } else if parser.parse_keyword(Keyword::AS) {
         let (query, rest) = split_query(&mut parser);
         parser = Parser::new(&dialect).with_tokens_with_locations(rest);
-        Some(parse_query(&dialect, query, Position::of(&parser.peek_token()))?)
+        Some(parse_query(
+            &dialect,
+            query,
+            Position::of(&parser.peek_token()),
+        )?)
     } else {
         None
     };
@@ -529,7 +533,10 @@ mod tests {
         let message = parse_create_sink("CREATE SINK s AS SELECT * FROM t")
             .unwrap_err()
             .to_string();
-        assert!(message.ends_with("at the end of the statement"), "{message}");
+        assert!(
+            message.ends_with("at the end of the statement"),
+            "{message}"
+        );
         // A bad query is named where it goes wrong.
         let message = parse_create_sink("CREATE SINK s AS SELECT * FROM WHERE WITH (a = '1')")
             .unwrap_err()
@@ -549,7 +556,10 @@ mod tests {
             sink.options,
             pairs(&[("max_bytes", "-1"), ("retry.max_attempts", "5")])
         );
-        assert_eq!(sink.secrets, pairs(&[("password", "pw"), ("token", "ops.tk")]));
+        assert_eq!(
+            sink.secrets,
+            pairs(&[("password", "pw"), ("token", "ops.tk")])
+        );
         assert!(matches!(
             parse_create_sink("CREATE SINK s FROM t WITH (a = -'x')").unwrap_err(),
             SqlError::NotALiteral { .. }

@@ -330,7 +330,10 @@ mod tests {
 
         let mut file = StateFile::open(&link, fresh(&input)).unwrap();
         let err = StateFile::open(&real, fresh(&input)).err().unwrap();
-        assert!(format!("{err:#}").contains("another nats-sink run"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("another nats-sink run"),
+            "{err:#}"
+        );
         let mut state = file.state.clone();
         state.confirmed = ConfirmedPoint {
             line: 1,
@@ -341,14 +344,20 @@ mod tests {
             line_digest: line_digest("{\"a\":1}"),
         };
         file.write(state.clone()).unwrap();
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         drop(file);
         assert_eq!(StateFile::open(&real, fresh(&input)).unwrap().state, state);
 
         // Held through the target, a run through the link is refused too.
         let _held = StateFile::open(&real, fresh(&input)).unwrap();
         let err = StateFile::open(&link, fresh(&input)).err().unwrap();
-        assert!(format!("{err:#}").contains("another nats-sink run"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("another nats-sink run"),
+            "{err:#}"
+        );
 
         // A link to nothing is refused rather than replaced by a file.
         let dangling = dir.path().join("dangling.json");

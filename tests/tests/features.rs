@@ -483,8 +483,11 @@ async fn risingwaves_as_select_form_delivers_with_secrets_and_an_options_file() 
         format!("\u{FEFF}server_url = {}\nsecret.pw = true\n", server.url()),
     )
     .unwrap();
-    std::fs::set_permissions(&options_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .unwrap();
+    std::fs::set_permissions(
+        &options_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let statement = "CREATE SINK s AS SELECT * FROM t WITH (connector = 'nats', \
                      subject = 'sql.as', connect_mode = 'plain', allow_create_stream = SECRET \"pw\", \
                      max_bytes = -1) \
@@ -508,7 +511,11 @@ async fn risingwaves_as_select_form_delivers_with_secrets_and_an_options_file() 
 /// failure; it is bad usage (exit 2), and says which option.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_memory_limit_too_small_to_start_is_bad_usage() {
-    let describe = vec!["--memory-limit-mib".to_string(), "1".into(), "describe".into()];
+    let describe = vec![
+        "--memory-limit-mib".to_string(),
+        "1".into(),
+        "describe".into(),
+    ];
     let mut validate = describe.clone();
     validate[2] = "validate".into();
     validate.extend(["--with".into(), "subject=a".into()]);

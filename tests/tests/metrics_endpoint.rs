@@ -28,7 +28,12 @@ struct Metered {
 impl Metered {
     async fn start(subject: &str) -> Metered {
         let server = NatsServer::start();
-        let rows = server.client().await.subscribe(subject.to_string()).await.unwrap();
+        let rows = server
+            .client()
+            .await
+            .subscribe(subject.to_string())
+            .await
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let schema = schema_file(dir.path(), &[("id", "integer")]);
         let port = free_port();
@@ -53,7 +58,10 @@ impl Metered {
             port,
             rows,
         };
-        assert!(metered.scrape().await.is_some(), "the endpoint never answered");
+        assert!(
+            metered.scrape().await.is_some(),
+            "the endpoint never answered"
+        );
         metered
     }
 
@@ -155,14 +163,20 @@ async fn only_get_and_head_are_answered_and_heads_are_bounded() {
     )
     .await;
     assert!(post.starts_with("HTTP/1.1 405"), "{post}");
-    assert!(post.to_ascii_lowercase().contains("allow: get, head"), "{post}");
+    assert!(
+        post.to_ascii_lowercase().contains("allow: get, head"),
+        "{post}"
+    );
     let head = exchange_async(
         metered.port,
         b"HEAD /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".to_vec(),
     )
     .await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.ends_with("\r\n\r\n"), "a HEAD answer has no body: {head}");
+    assert!(
+        head.ends_with("\r\n\r\n"),
+        "a HEAD answer has no body: {head}"
+    );
     let mut huge = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ".to_vec();
     huge.extend(std::iter::repeat_n(b'a', 1 << 20));
     huge.extend(b"\r\n\r\n");

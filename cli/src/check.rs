@@ -2,16 +2,19 @@
 
 use anyhow::anyhow;
 
-use super::{preflight, refuse_preflight, ComponentArgs, Failure};
+use super::{first_call, preflight, refuse_preflight, ComponentArgs, Failure, GivenOptions};
 
 pub(crate) async fn check(
     component: &ComponentArgs,
-    options: &[(String, String)],
+    options: &GivenOptions,
 ) -> Result<(), Failure> {
     let runtime = component.load()?;
-    let target = runtime.resolve(options).await?;
-    let reach = runtime.reach(options);
-    refuse_preflight(preflight(&target, &reach)?)?;
+    let target = runtime
+        .resolve(&options.pairs)
+        .await
+        .map_err(|e| first_call(options.secret.host_error(e)))?;
+    let reach = runtime.reach(&options.pairs);
+    refuse_preflight(preflight(&target, &reach, options)?)?;
     let servers = target.connect.servers.clone();
     let health = nats_sink::health::check(target, &reach)
         .await

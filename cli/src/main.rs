@@ -64,13 +64,14 @@ mod reader;
 mod resume;
 mod run;
 mod schema_file;
+mod secret_values;
 mod signals;
 mod state;
 
 use run::{run, RunExtras, RunLimits};
 
 use check::check;
-use options::SinkOptions;
+use options::{GivenOptions, SinkOptions};
 
 #[derive(Parser)]
 #[command(
@@ -215,6 +216,19 @@ enum Failure {
     Stopped(u8),
 }
 
+/// A failure of a command's first call into the component. A memory limit it cannot even
+/// start within is the caller's `--memory-limit-mib`: bad usage (exit 2), not delivery.
+fn first_call(error: HostError) -> Failure {
+    match &error {
+        HostError::Runtime(e) if e.kind() == nats_sink::RuntimeErrorKind::MemoryLimit => {
+            Failure::Input(
+                anyhow!(error).context("--memory-limit-mib is too small for the component"),
+            )
+        }
+        _ => Failure::from(error),
+    }
+}
+
 impl From<HostError> for Failure {
     fn from(e: HostError) -> Failure {
         if e.is_input_error() {
@@ -253,7 +267,7 @@ async fn main() {
                 linger_ms,
                 state,
             } => {
-                let options = options.pairs().map_err(Failure::Input)?;
+                let options = options.given().map_err(Failure::Input)?;
                 let limits = RunLimits {
                     batch_rows: batch_size as usize,
                     batch_bytes: MAX_BATCH_BYTES,
@@ -267,10 +281,10 @@ async fn main() {
                 run(component, &schema, &input, &options, limits, extras).await
             }
             Command::Validate { options } => {
-                validate(component, &options.pairs().map_err(Failure::Input)?).await
+                validate(component, &options.given().map_err(Failure::Input)?).await
             }
             Command::Check { options } => {
-                check(component, &options.pairs().map_err(Failure::Input)?).await
+                check(component, &options.given().map_err(Failure::Input)?).await
             }
             Command::Describe => describe(component).await,
         }
@@ -315,8 +329,13 @@ fn bounded(message: &str) -> std::borrow::Cow<'_, str> {
 fn preflight(
     target: &nats_sink::Target,
     reach: &nats_sink::Reach,
+    options: &GivenOptions,
 ) -> Result<Vec<nats_sink::preflight::Problem>, Failure> {
-    nats_sink::preflight::check(&target.connect, reach).map_err(refused)
+    Ok(nats_sink::preflight::check(&target.connect, reach)
+        .map_err(refused)?
+        .into_iter()
+        .map(|p| options.secret.preflight_problem(p))
+        .collect())
 }
 
 /// The host's policy refused what the component asked to reach: not the user's options.
@@ -335,18 +354,22 @@ fn refuse_preflight(problems: Vec<nats_sink::preflight::Problem>) -> Result<(), 
     )))
 }
 
-async fn validate(component: &ComponentArgs, options: &[(String, String)]) -> Result<(), Failure> {
+async fn validate(component: &ComponentArgs, options: &GivenOptions) -> Result<(), Failure> {
     let runtime = component.load()?;
     let mut problems: Vec<String> = runtime
-        .validate(options)
-        .await?
-        .iter()
-        .map(nats_sink::describe_option_problem)
+        .validate(&options.pairs)
+        .await
+        .map_err(first_call)?
+        .into_iter()
+        .map(|p| nats_sink::describe_option_problem(&options.secret.option_problem(p)))
         .collect();
     // What `run` would also refuse: files and keys, once the options themselves are valid.
     if problems.is_empty() {
-        let target = runtime.resolve(options).await?;
-        problems = preflight(&target, &runtime.reach(options))?
+        let target = runtime
+            .resolve(&options.pairs)
+            .await
+            .map_err(|e| options.secret.host_error(e))?;
+        problems = preflight(&target, &runtime.reach(&options.pairs), options)?
             .iter()
             .map(ToString::to_string)
             .collect();
@@ -366,7 +389,7 @@ async fn validate(component: &ComponentArgs, options: &[(String, String)]) -> Re
 }
 
 async fn describe(component: &ComponentArgs) -> Result<(), Failure> {
-    let options = component.load()?.describe().await?;
+    let options = component.load()?.describe().await.map_err(first_call)?;
     let width = options.iter().map(|o| o.name.len()).max().unwrap_or(0);
     for o in options {
         let required = if o.required { "required" } else { "optional" };

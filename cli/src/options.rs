@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context as _};
 use nats_sink_rules::secrets::is_secret;
 
+use crate::secret_values::SecretValues;
+
 /// The largest options file read, so that `--options-file /dev/zero` cannot fill memory.
 const MAX_OPTIONS_FILE: u64 = 1 << 20;
 
@@ -42,10 +44,17 @@ pub fn parse_pair(text: &str) -> Result<(String, String), String> {
     Ok((key.trim().to_string(), value.to_string()))
 }
 
+/// The options as the component takes them, and which of them hold a secret's value.
+pub(crate) struct GivenOptions {
+    pub(crate) pairs: Vec<(String, String)>,
+    pub(crate) secret: SecretValues,
+}
+
 impl SinkOptions {
     /// Every option, from every source, in the order: file, --with, --with-env (or the
     /// statement). A key given by two sources reaches the component twice, which refuses it.
-    pub fn pairs(self) -> anyhow::Result<Vec<(String, String)>> {
+    pub(crate) fn given(self) -> anyhow::Result<GivenOptions> {
+        let mut secret = SecretValues::default();
         let file = match &self.options_file {
             Some(path) => OptionsFile::read(path)?,
             None => OptionsFile::default(),
@@ -65,6 +74,7 @@ impl SinkOptions {
                         true => anyhow!("--with-env {key}=…: the variable it names is not set"),
                         false => e.context(format!("--with-env {key}={var}")),
                     })?;
+                    secret.add(&key, "--with-env".into());
                     pairs.push((key, value));
                 }
             }
@@ -81,11 +91,12 @@ impl SinkOptions {
                                  `{name}`, or give `secret.{name}=...` in --options-file"
                             )
                         })?;
+                    secret.add(&key, format!("SECRET {name}"));
                     pairs.push((key, value));
                 }
             }
         }
-        Ok(pairs)
+        Ok(GivenOptions { pairs, secret })
     }
 }
 
@@ -129,6 +140,9 @@ impl OptionsFile {
 
     fn parse(text: &str) -> anyhow::Result<OptionsFile> {
         let mut parsed = OptionsFile::default();
+        // An editor's byte order mark is no part of the first key (the JSON Lines reader
+        // drops it too).
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
         for (index, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -196,6 +210,16 @@ mod tests {
         assert!(file.holds_secret());
     }
 
+    /// Issue 26: a file saved with a byte order mark gave ``unknown option `\u{FEFF}server_url` ``.
+    #[test]
+    fn a_byte_order_mark_is_dropped() {
+        let file = OptionsFile::parse("\u{FEFF}server_url=nats://h:4222\n").unwrap();
+        assert_eq!(
+            file.options,
+            [("server_url".to_string(), "nats://h:4222".to_string())]
+        );
+    }
+
     #[test]
     fn a_bad_line_is_named_by_number_not_shown() {
         // (OptionsFile has no Debug, which could print its secrets.)
@@ -214,7 +238,7 @@ mod tests {
             options_file: None,
             sql: None,
         };
-        let Err(err) = options.pairs() else {
+        let Err(err) = options.given() else {
             panic!("an unset variable was accepted");
         };
         assert!(!format!("{err:#}").contains("hunter2"), "{err:#}");

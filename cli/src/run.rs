@@ -12,10 +12,10 @@ use nats_sink::{HostError, SinkError};
 use crate::input_batch::InputBatch;
 use crate::schema_file::read_schema;
 use crate::{
-    deliver, metrics_endpoint::serve_metrics, preflight, reader, refuse_preflight, resume, signals,
-    state,
+    deliver, first_call, metrics_endpoint::serve_metrics, preflight, reader, refuse_preflight,
+    resume, signals, state,
 };
-use crate::{ComponentArgs, Failure};
+use crate::{ComponentArgs, Failure, GivenOptions};
 
 /// How much one run holds at once, and how long a row may wait.
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +67,7 @@ pub(crate) async fn run(
     component: &ComponentArgs,
     schema_path: &PathBuf,
     input: &str,
-    options: &[(String, String)],
+    options: &GivenOptions,
     limits: RunLimits,
     extras: RunExtras,
 ) -> Result<(), Failure> {
@@ -90,10 +90,16 @@ pub(crate) async fn run(
         ),
     };
     let runtime = component.load()?;
-    let target = runtime.resolve(options).await?;
-    let reach = runtime.reach(options);
-    refuse_preflight(preflight(&target, &reach)?)?;
-    let mut sink = runtime.open(options, &columns).await?;
+    let target = runtime
+        .resolve(&options.pairs)
+        .await
+        .map_err(|e| first_call(options.secret.host_error(e)))?;
+    let reach = runtime.reach(&options.pairs);
+    refuse_preflight(preflight(&target, &reach, options)?)?;
+    let mut sink = runtime
+        .open(&options.pairs, &columns)
+        .await
+        .map_err(|e| options.secret.host_error(e))?;
     let (state, plan) = match &extras.state {
         None => (None, resume::Plan::fresh()),
         Some(path) => {
@@ -164,7 +170,7 @@ pub(crate) async fn run(
     );
     let reopen = deliver::Reopen {
         runtime: runtime.clone(),
-        options: options.to_vec(),
+        options: options.pairs.clone(),
         columns,
         budget: target.connect.delivery,
     };

@@ -92,6 +92,8 @@ pub fn line_digest(text: &str) -> String {
 
 /// A state file and the state last written to it.
 pub struct StateFile {
+    /// The file itself, resolved once: through a symbolic link, its target, so that the lock
+    /// and the rewrite are the target's whatever name a run gives it.
     path: PathBuf,
     pub state: RunState,
     /// Held for the run: a second run on the same state file is refused, not interleaved.
@@ -124,12 +126,37 @@ fn lock(path: &Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
+/// The file `given` names, canonical: a symbolic link's target, in a directory without links.
+/// A file not made yet is named in its directory's canonical path; a link to nothing is
+/// refused, as the rewrite would replace the link rather than make its target.
+fn resolve(given: &Path) -> anyhow::Result<PathBuf> {
+    match std::fs::canonicalize(given) {
+        Ok(path) => return Ok(path),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        Err(_) => {}
+    }
+    if std::fs::symlink_metadata(given).is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!("it is a symbolic link to a file that does not exist; name the file itself");
+    }
+    let name = given
+        .file_name()
+        .ok_or_else(|| anyhow!("not a file name"))?;
+    let directory = match given.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let directory = std::fs::canonicalize(directory)
+        .with_context(|| format!("its directory {}", directory.display()))?;
+    Ok(directory.join(name))
+}
+
 impl StateFile {
-    /// The state at `path` for a run of `fresh`'s input and sink: the one recorded, checked
+    /// The state at `given` for a run of `fresh`'s input and sink: the one recorded, checked
     /// against the options and the input; or `fresh` when there is no file yet. A state of
     /// another input or sink, or an input that changed under it, is refused (bad input).
-    pub fn open(path: &Path, fresh: RunState) -> anyhow::Result<StateFile> {
-        let context = || format!("--state {}", path.display());
+    pub fn open(given: &Path, fresh: RunState) -> anyhow::Result<StateFile> {
+        let context = || format!("--state {}", given.display());
+        let path = &resolve(given).with_context(context)?;
         let held = lock(path).with_context(context)?;
         let text = match std::fs::File::open(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -285,6 +312,58 @@ mod tests {
             confirmed: ConfirmedPoint::default(),
             in_flight: None,
         }
+    }
+
+    /// Issue 26: through `link.json -> real.json`, a second run took its own lock beside the
+    /// link and ran at once, and the rewrite replaced the link, leaving the target stale.
+    #[cfg(unix)]
+    #[test]
+    fn a_state_through_a_symlink_is_its_target_for_the_lock_and_the_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.jsonl");
+        std::fs::write(&input, "{\"a\":1}\n").unwrap();
+        let real = dir.path().join("real.json");
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink("real.json", &link).unwrap();
+        // Made empty beforehand, as `mktemp` does: a fresh state.
+        std::fs::write(&real, "").unwrap();
+
+        let mut file = StateFile::open(&link, fresh(&input)).unwrap();
+        let err = StateFile::open(&real, fresh(&input)).err().unwrap();
+        assert!(
+            format!("{err:#}").contains("another nats-sink run"),
+            "{err:#}"
+        );
+        let mut state = file.state.clone();
+        state.confirmed = ConfirmedPoint {
+            line: 1,
+            offset: 8,
+            rows: 1,
+            checkpoint: Some(3),
+            line_start: 0,
+            line_digest: line_digest("{\"a\":1}"),
+        };
+        file.write(state.clone()).unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        drop(file);
+        assert_eq!(StateFile::open(&real, fresh(&input)).unwrap().state, state);
+
+        // Held through the target, a run through the link is refused too.
+        let _held = StateFile::open(&real, fresh(&input)).unwrap();
+        let err = StateFile::open(&link, fresh(&input)).err().unwrap();
+        assert!(
+            format!("{err:#}").contains("another nats-sink run"),
+            "{err:#}"
+        );
+
+        // A link to nothing is refused rather than replaced by a file.
+        let dangling = dir.path().join("dangling.json");
+        std::os::unix::fs::symlink("missing.json", &dangling).unwrap();
+        let err = StateFile::open(&dangling, fresh(&input)).err().unwrap();
+        assert!(format!("{err:#}").contains("symbolic link"), "{err:#}");
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct Metrics {
 
 struct Inner {
     rows: Counter,
+    /// Rows accepted since the last flush: counted in `rows` once a flush confirms them, so
+    /// that a batch replayed after a failed flush is not counted twice.
+    unflushed_rows: std::sync::atomic::AtomicU64,
     rows_refused: Counter,
     messages: Counter,
     payload_bytes: Counter,
@@ -43,7 +46,8 @@ struct Inner {
 /// The counters at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct MetricsSnapshot {
-    /// Rows the guest accepted (encoded and handed to the transport).
+    /// Rows the guest accepted and a flush confirmed (a replay of rows whose flush failed
+    /// counts once).
     pub rows: u64,
     /// Rows the guest refused (each stops its batch).
     pub rows_refused: u64,
@@ -66,6 +70,7 @@ impl Default for Metrics {
         Metrics {
             inner: Arc::new(Inner {
                 rows: Counter::default(),
+                unflushed_rows: Default::default(),
                 rows_refused: Counter::default(),
                 messages: Counter::default(),
                 payload_bytes: Counter::default(),
@@ -102,7 +107,11 @@ impl Metrics {
     pub fn register(&self, registry: &mut Registry) {
         let m = &self.inner;
         let registry = registry.sub_registry_with_prefix("nats_sink");
-        registry.register("rows", "Rows the guest accepted", m.rows.clone());
+        registry.register(
+            "rows",
+            "Rows the guest accepted and a flush confirmed",
+            m.rows.clone(),
+        );
         registry.register(
             "rows_refused",
             "Rows the guest refused",
@@ -142,13 +151,21 @@ impl Metrics {
             // caller replays them, so they are not counted.
             Err(_) => 0,
         };
-        self.inner.rows.inc_by(accepted);
+        self.inner
+            .unflushed_rows
+            .fetch_add(accepted, std::sync::atomic::Ordering::Relaxed);
         self.failed(outcome);
     }
 
     /// The outcome of a flush that took `elapsed`.
     pub(crate) fn flushed(&self, elapsed: Duration, outcome: &Result<(), HostError>) {
+        // Confirmed, or in doubt and replayed by the caller: either way no longer pending.
+        let pending = self
+            .inner
+            .unflushed_rows
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
         if outcome.is_ok() {
+            self.inner.rows.inc_by(pending);
             self.inner.flushes.inc();
             self.inner.flush_seconds.observe(elapsed.as_secs_f64());
             self.inner.flush_seconds_sum.inc_by(elapsed.as_secs_f64());
@@ -164,8 +181,12 @@ impl Metrics {
         }
     }
 
-    /// Count a new connection's counters from zero.
+    /// Count a new connection's counters from zero. Rows the old one did not confirm are
+    /// replayed on the new one, and counted there.
     pub(crate) fn new_connection(&self) {
+        self.inner
+            .unflushed_rows
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut seen) = self.inner.transport_seen.lock() {
             *seen = TransportStats::default();
         }
@@ -258,5 +279,25 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }
+    }
+
+    /// Issue 26: a batch replayed after its flush failed counted its rows twice.
+    #[test]
+    fn rows_count_once_a_flush_confirms_them() {
+        let metrics = Metrics::default();
+        let lost = Err(HostError::Sink(SinkError::Connection("dropped".into())));
+        metrics.written(4, &Ok(()));
+        assert_eq!(metrics.snapshot().rows, 0, "not confirmed yet");
+        metrics.flushed(Duration::from_millis(1), &lost);
+        // Replayed: written and flushed again.
+        metrics.written(4, &Ok(()));
+        metrics.flushed(Duration::from_millis(1), &Ok(()));
+        assert_eq!(metrics.snapshot().rows, 4);
+        // Replayed on a new connection after the write itself went through.
+        metrics.written(3, &Ok(()));
+        metrics.new_connection();
+        metrics.written(3, &Ok(()));
+        metrics.flushed(Duration::from_millis(1), &Ok(()));
+        assert_eq!(metrics.snapshot().rows, 7);
     }
 }

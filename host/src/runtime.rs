@@ -297,10 +297,22 @@ impl SinkRuntime {
             Ok(UpdateDeadline::Yield(1))
         });
         arm(&mut store);
-        let bindings =
-            self.pre.instantiate_async(&mut store).await.map_err(|e| {
-                RuntimeError::new(RuntimeErrorKind::Instantiate, "instantiating", e)
-            })?;
+        let bindings = match self.pre.instantiate_async(&mut store).await {
+            Ok(bindings) => bindings,
+            // The component's own memory minimum is over the limit: no call could ever run.
+            Err(e) if store.data().sandbox.limit_hit() == Some(LimitHit::Memory) => {
+                let context = format!(
+                    "instantiating: the component needs more memory than the sink's limit of {} MiB",
+                    store.data().sandbox.limits.memory >> 20
+                );
+                return Err(RuntimeError::new(RuntimeErrorKind::MemoryLimit, context, e).into());
+            }
+            Err(e) => {
+                return Err(
+                    RuntimeError::new(RuntimeErrorKind::Instantiate, "instantiating", e).into(),
+                )
+            }
+        };
         Ok((store, bindings))
     }
 

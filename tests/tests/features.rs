@@ -460,9 +460,72 @@ async fn a_create_sink_statement_gives_the_options_and_unsupported_formats_exit_
         stderr.contains("--sql: sql parser error: Expected"),
         "{stderr}"
     );
+    assert!(stderr.contains("at the end of the statement"), "{stderr}");
     assert!(collect(&mut sub, 1, Duration::from_millis(300))
         .await
         .is_empty());
+}
+
+/// Issue 26: RisingWave's everyday `AS SELECT * FROM t WITH (...)` was refused (`t WITH (...)`
+/// read as a table hint), unquoted `-1` did not parse, `SECRET "pw"` looked up `"pw"`, and an
+/// options file saved with a byte order mark named its first key with the mark in it.
+#[tokio::test(flavor = "multi_thread")]
+async fn risingwaves_as_select_form_delivers_with_secrets_and_an_options_file() {
+    let server = NatsServer::start_jetstream();
+    let client = server.client().await;
+    let mut sub = client.subscribe("sql.as").await.unwrap();
+    client.flush().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema_file(dir.path(), &[("id", "integer")]);
+    let options_file = dir.path().join("sink.options");
+    std::fs::write(
+        &options_file,
+        format!("\u{FEFF}server_url = {}\nsecret.pw = true\n", server.url()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &options_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let statement = "CREATE SINK s AS SELECT * FROM t WITH (connector = 'nats', \
+                     subject = 'sql.as', connect_mode = 'plain', allow_create_stream = SECRET \"pw\", \
+                     max_bytes = -1) \
+                     FORMAT PLAIN ENCODE JSON";
+    let args = vec![
+        "run".to_string(),
+        "--schema".into(),
+        schema.display().to_string(),
+        "--options-file".into(),
+        options_file.display().to_string(),
+        "--sql".into(),
+        statement.into(),
+    ];
+    let out = cli(args, "{\"id\":1}\n{\"id\":2}\n", CLI_LIMIT).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(collect(&mut sub, 2, WAIT).await.len(), 2);
+}
+
+/// Issue 26: a memory limit the component cannot even start within exited 1, as a delivery
+/// failure; it is bad usage (exit 2), and says which option.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_limit_too_small_to_start_is_bad_usage() {
+    let describe = vec![
+        "--memory-limit-mib".to_string(),
+        "1".into(),
+        "describe".into(),
+    ];
+    let mut validate = describe.clone();
+    validate[2] = "validate".into();
+    validate.extend(["--with".into(), "subject=a".into()]);
+    for args in [describe, validate] {
+        let command = args[2].clone();
+        let out = cli(args, "", CLI_LIMIT).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(stderr.contains("--memory-limit-mib"), "{stderr}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -527,3 +527,109 @@ fn a_far_end_echoing_the_connect_line_does_not_show_the_secret() {
     }
     drop(echo);
 }
+
+/// A far end that sends INFO, then answers CONNECT with `-ERR` quoting the CONNECT line cut
+/// short, as after an authorization refusal; each connection is answered so, for as long as
+/// the test runs.
+fn truncated_echo_far_end() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let info = format!(
+                "INFO {{\"server_id\":\"x\",\"version\":\"2.9.0\",\"host\":\"127.0.0.1\",\"port\":{},\"max_payload\":1048576,\"proto\":1,\"auth_required\":true}}\r\n",
+                addr.port()
+            );
+            let _ = stream.write_all(info.as_bytes());
+            let mut connect = String::new();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let _ = reader.read_line(&mut connect);
+            // Up to seven characters into the password: no whole secret to mask.
+            let cut = connect
+                .find("\"pass\":\"")
+                .map_or(connect.len(), |at| at + "\"pass\":\"".len() + 7);
+            let echo = &connect[..cut.min(connect.len())];
+            let _ = stream.write_all(
+                format!("-ERR 'Authorization Violation: {}'\r\n", echo.trim_end()).as_bytes(),
+            );
+        }
+    });
+    addr
+}
+
+/// Issue 26: an echo cut short leaked the password's first characters in `check` and `run`.
+#[test]
+fn a_far_end_echoing_a_truncated_connect_line_shows_no_part_of_the_password() {
+    let addr = truncated_echo_far_end();
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema_file(dir.path(), &[("id", "integer")]);
+    let schema = schema.display().to_string();
+    let url = format!("server_url={addr}");
+    let options = [
+        "--with",
+        &url,
+        "--with",
+        "subject=sec.cut",
+        "--with",
+        "connect_mode=user_and_password",
+        "--with",
+        "username=sinker",
+        "--with-env",
+        "password=SINK_PASSWORD",
+        "--with",
+        "connect_timeout_ms=1500",
+    ];
+    let mut check = vec!["check"];
+    check.extend_from_slice(&options);
+    for args in [check, run_args(&schema, &options)] {
+        let printed = run(&args, &[("SINK_PASSWORD", PASSWORD)]);
+        assert_eq!(printed.code, Some(1), "{}", printed.all);
+        assert!(
+            printed.all.contains("refused the connection"),
+            "{}",
+            printed.all
+        );
+        // The echo held `pw-Zq81`: no part of it is shown.
+        assert_secret_kept(&printed, &PASSWORD[..7]);
+        assert_secret_kept(&printed, "Zq81");
+    }
+}
+
+/// Issue 26: ``got `hunter2zzz` ``: a value from SECRET or --with-env is a secret whatever the
+/// option it is given for.
+#[test]
+fn a_secret_given_for_any_option_is_never_quoted_in_its_problem() {
+    let secret = "hunter2zzz-Zq81";
+    let statement = "CREATE SINK s FROM t WITH (connector = 'nats', server_url = \
+                     'nats://127.0.0.1:4222', subject = 'sec.any', connect_mode = 'plain', \
+                     max_in_flight = SECRET \"pw\")";
+    let printed = run(&["validate", "--sql", statement], &[("pw", secret)]);
+    assert_eq!(printed.code, Some(2), "{}", printed.all);
+    assert!(
+        printed.all.contains("option `max_in_flight`") && printed.all.contains("SECRET pw"),
+        "{}",
+        printed.all
+    );
+    assert_secret_kept(&printed, "hunter2");
+    for command in ["validate", "check"] {
+        let printed = run(
+            &[
+                command,
+                "--with",
+                "server_url=nats://127.0.0.1:4222",
+                "--with",
+                "subject=sec.any",
+                "--with",
+                "connect_mode=plain",
+                "--with-env",
+                "max_in_flight=SINK_LIMIT",
+            ],
+            &[("SINK_LIMIT", secret)],
+        );
+        assert_eq!(printed.code, Some(2), "{}", printed.all);
+        assert!(printed.all.contains("--with-env"), "{}", printed.all);
+        assert_secret_kept(&printed, "hunter2");
+    }
+}

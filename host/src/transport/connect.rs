@@ -11,7 +11,7 @@ use nats_sink_rules::server_url;
 
 use super::events::EventLog;
 use super::shared::{Listeners, SharedClient, SharedClients};
-use super::wording::{connection_error, far_end_safe, list_servers, masked, secrets_of, tls_hint};
+use super::wording::{connect_failure, connection_error, list_servers, secrets_of, tls_hint};
 use super::{millis, NatsConnection, TransportStats};
 use crate::bindings::transport::{Auth, ConnectConfig, Tls, TransportError};
 
@@ -150,7 +150,7 @@ impl SharedClient {
             }
             Ok(Err(e)) => {
                 // A hostile far end can echo our CONNECT line, credentials and all, in its error.
-                let reason = masked(&far_end_safe(&e.to_string()), &secrets);
+                let reason = connect_failure(&e, &secrets);
                 let hint = tls_hint(&reason, tls_required);
                 return Err(connection_error(format!(
                     "could not connect to {servers_text}: {reason}{hint}"

@@ -53,6 +53,44 @@ pub(super) fn masked(text: &str, secrets: &[String]) -> String {
         })
 }
 
+/// What nats-server itself says when it refuses a CONNECT: words of its own, quoting nothing
+/// the client sent.
+const SERVER_CONNECT_REFUSALS: [&str; 12] = [
+    "authentication timeout",
+    "maximum connections exceeded",
+    "maximum account connections exceeded",
+    "secure connection - tls required",
+    "user authentication expired",
+    "user authentication revoked",
+    "account authentication expired",
+    "invalid client protocol",
+    "client name required",
+    "minimum version required",
+    "server shutdown",
+    "no responders requires headers support",
+];
+
+/// Why a connect failed, in words safe to show. A far end's `-ERR` in answer to CONNECT is
+/// shown only when it is one of nats-server's own refusals: anything else may quote the
+/// CONNECT line, whose credentials a masking of whole secrets misses when the echo is cut
+/// short (`"pass":"S3cretP`).
+pub(super) fn connect_failure(error: &async_nats::ConnectError, secrets: &[String]) -> String {
+    let server_said = std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<async_nats::ServerError>());
+    match server_said {
+        Some(async_nats::ServerError::Other(text)) if !is_server_connect_refusal(text) => {
+            "the server refused the connection; its words are not shown, as a far end can              quote the credentials it was sent"
+                .to_string()
+        }
+        _ => masked(&far_end_safe(&error.to_string()), secrets),
+    }
+}
+
+fn is_server_connect_refusal(text: &str) -> bool {
+    let text = text.trim().trim_matches('\'').trim().to_ascii_lowercase();
+    SERVER_CONNECT_REFUSALS.contains(&text.as_str())
+}
+
 /// `error` with any text the far end sent cut short and escaped: a server that is not a
 /// NATS server (say an SSH daemon) is named as such, not quoted at length.
 pub(super) fn far_end_safe(error: &str) -> String {
@@ -128,4 +166,39 @@ fn jetstream_request_failed(
         source = err.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 26: a far end that echoed a cut-short CONNECT line showed a prefix of the password.
+    #[test]
+    fn a_servers_words_after_connect_are_shown_only_when_they_are_nats_servers_own() {
+        let secrets = vec!["S3cretPassword-Zq81".to_string()];
+        let echoed = async_nats::ConnectError::with_source(
+            async_nats::ConnectErrorKind::Io,
+            async_nats::ServerError::Other(
+                "Authorization Violation: CONNECT {\"user\":\"u\",\"pass\":\"S3cretP".into(),
+            ),
+        );
+        let said = connect_failure(&echoed, &secrets);
+        assert!(!said.contains("S3cretP"), "{said}");
+        assert!(said.contains("refused the connection"), "{said}");
+
+        let own = async_nats::ConnectError::with_source(
+            async_nats::ConnectErrorKind::Io,
+            async_nats::ServerError::Other("Maximum Connections Exceeded".into()),
+        );
+        assert!(
+            connect_failure(&own, &secrets).contains("Maximum Connections Exceeded"),
+            "{}",
+            connect_failure(&own, &secrets)
+        );
+        let refused = async_nats::ConnectError::with_source(
+            async_nats::ConnectErrorKind::AuthorizationViolation,
+            async_nats::ServerError::AuthorizationViolation,
+        );
+        assert!(connect_failure(&refused, &secrets).contains("authorization violation"));
+    }
 }

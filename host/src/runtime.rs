@@ -419,6 +419,19 @@ impl Sink {
         outcome
     }
 
+    /// Hand the guest one Arrow IPC stream of `rows` rows (`write-arrow`); `rows` is for the
+    /// metrics only. See [`Sink::write_arrow`].
+    pub(crate) async fn write_ipc(&mut self, ipc: &[u8], rows: usize) -> Result<(), HostError> {
+        let handle = self.start_call()?;
+        let result = encoder_of(&self.bindings)
+            .sink()
+            .call_write_arrow(&mut self.store, handle, ipc)
+            .await;
+        let outcome = self.settle("write-arrow", result);
+        self.metrics.written(rows, &outcome);
+        outcome
+    }
+
     /// Return once everything written since the last flush is confirmed by NATS.
     pub async fn flush(&mut self) -> Result<(), HostError> {
         let started = Instant::now();

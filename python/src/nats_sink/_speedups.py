@@ -8,7 +8,7 @@
 - `list<u8>`: converted one byte at a time through ctypes. The bulk path lays out the very same
   C values (`wasmtime_component_val_t`, kind U8) with strided slice assignment straight into the
   C list, and reads them back the same way: no copy of the 32-bytes-a-byte layout is ever made
-  in Python. It checks itself against wasmtime-py's own conversion first, both ways, and leaves
+  in Python, and a buffer going in (bytes, a pyarrow Buffer) is read where it lies. It checks itself against wasmtime-py's own conversion first, both ways, and leaves
   wasmtime-py as it is if the two disagree (a future layout change).
 """
 
@@ -33,9 +33,12 @@ def _c_bytes(address: int, size: int) -> memoryview:
 
 
 def _to_c(val: Any, ptr: Any) -> None:
-    if not isinstance(val, (bytes, bytearray, memoryview)):
-        raise TypeError("expected bytes value")
-    data = val if isinstance(val, bytes) else bytes(val)
+    # Any contiguous buffer (bytes, a pyarrow Buffer) is read in place: its one copy is the
+    # strided assignment into the C list.
+    try:
+        data = memoryview(val).cast("B")
+    except TypeError:
+        raise TypeError("expected bytes value") from None
     n = len(data)
     raw = ffi.wasmtime_component_vallist_t()
     ffi.wasmtime_component_vallist_new_uninit(raw, n)
@@ -46,6 +49,7 @@ def _to_c(val: Any, ptr: Any) -> None:
         layout[_KIND::_SIZE] = _U8 * n
         layout[_VALUE::_SIZE] = data
         layout.release()
+    data.release()
     ptr.contents.kind = ffi.WASMTIME_COMPONENT_LIST
     ptr.contents.of.list = raw
 

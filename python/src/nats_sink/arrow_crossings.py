@@ -61,8 +61,11 @@ class _Columns:
         return self.pc.fill_null(self.pc.binary_length(array), 0).cast(self.pa.int64())
 
     def escapes(self, array: Any) -> Any:
-        counted = self.pc.count_substring_regex(array, r'[\x00-\x1f"\\]')
-        return self.pc.fill_null(counted, 0).cast(self.pa.int64())
+        r"""The bytes each text's escapes add: five for a control byte (`\u0001`), one for `"` or `\`."""
+        pc, int64 = self.pc, self.pa.int64()
+        controls = pc.fill_null(pc.count_substring_regex(array, r"[\x00-\x1f]"), 0).cast(int64)
+        quotes = pc.fill_null(pc.count_substring_regex(array, r'["\\]'), 0).cast(int64)
+        return pc.add(pc.multiply(controls, 5), quotes)
 
     def per_element(self, total: Any, array: Any) -> Any:
         return self.pa.array([total] * len(array), self.pa.int64()) if isinstance(total, int) else total
@@ -75,8 +78,8 @@ class _Columns:
             return self.value(array.storage, sink)
         if t.is_string(ty) or t.is_large_string(ty):
             lengths = self.lengths(array)
-            if sink == "varchar":  # escaped: six bytes (`\u0001`) for each that needs it
-                text = self.pc.add(self.pc.add(lengths, self.pc.multiply(self.escapes(array), 5)), 2)
+            if sink == "varchar":  # escaped, and quoted
+                text = self.pc.add(self.pc.add(lengths, self.escapes(array)), 2)
             else:  # numeric and jsonb text (twice: jsonb's margin, as values.text_bound)
                 text = self.pc.add(self.pc.multiply(lengths, 6 if sink is None else 2), 6)
             return text, self.pc.add(lengths, 8)
@@ -98,11 +101,14 @@ class _Columns:
             size: Any = 1
             for i in range(ty.num_fields):
                 field = ty.field(i)
-                child_text, child_size = self.value(array.field(i).slice(array.offset, len(array)), fields.get(field.name))
+                child_text, child_size = self.value(array.field(i), fields.get(field.name))  # offset applied
                 text = self.add(text, self.add(child_text, _key_text(field.name)))
                 size = self.add(size, child_size)
             return text, size
-        width = ty.bit_width if ty.bit_width > 0 else 128
+        try:
+            width = max(ty.bit_width, 1)
+        except ValueError:  # a type without a fixed width the guest reads none of (maps, unions)
+            return 6 * array.nbytes + _UNKNOWN_TEXT, array.nbytes + 8
         fixed = _FIXED_TEXT.get(sink, _UNKNOWN_TEXT) if isinstance(sink, str) else _UNKNOWN_TEXT
         return max(fixed, 4), width // 8 + 1
 
@@ -131,7 +137,8 @@ def row_bounds(batch: Any, columns: Sequence[tuple[str, DataType]], bounds: Boun
     text_rows = helper.per_element(text + 2 if isinstance(text, int) else pc.add(text, 2), range(rows))
     # As Bounds.out_bytes: the payload, each header's copy, the subject, framing; never past
     # what the guest may publish at all.
-    out = pc.add(pc.multiply(text_rows, 2 + bounds.headers), bounds.fixed)
+    subject = pc.min_element_wise(text_rows, _MAX_SUBJECT_BYTES)
+    out = pc.add(pc.add(pc.multiply(text_rows, 1 + bounds.headers), subject), bounds.fixed)
     out = pc.min_element_wise(out, max_payload + _MAX_SUBJECT_BYTES + _MESSAGE_OVERHEAD)
     size_rows = helper.per_element(size, range(rows))
     zero = pa.array([0], pa.int64())

@@ -5,8 +5,8 @@ never with the package. Anything that speaks Arrow is read as a stream of record
 pyarrow Table, RecordBatch or RecordBatchReader, or any object with `__arrow_c_stream__` (the
 Arrow PyCapsule interface: polars DataFrames, DuckDB results) or `__arrow_c_array__`.
 
-Views (Utf8View, BinaryView) and dictionary-encoded columns are read as their plain large
-forms here, values unchanged: a slice of a view array still holds its whole data buffers, so
+Views (Utf8View, BinaryView), dictionary-encoded columns and `arrow.bool8` booleans (DuckDB's
+lossless export) are read as their plain (large) forms here, values unchanged: a slice of a view array still holds its whole data buffers, so
 its IPC would not be bounded by its rows, and the guest refuses dictionaries.
 """
 
@@ -72,6 +72,8 @@ def _plain_type(ty: Any) -> Any:
     """`ty` with every view and dictionary replaced by its large plain form."""
     pa = pyarrow()
     t = pa.types
+    if isinstance(ty, pa.Bool8Type):  # DuckDB's lossless booleans: one byte each, 0 is false
+        return pa.bool_()
     if t.is_string_view(ty):
         return pa.large_string()
     if t.is_binary_view(ty):
@@ -99,5 +101,9 @@ def plain_batch(batch: Any, schema: Any) -> Any:
     if batch.schema.equals(schema):
         return batch
     pa = pyarrow()
-    columns = [col if col.type.equals(f.type) else col.cast(f.type) for col, f in zip(batch.columns, schema)]
+    columns = [_plain_array(col, f.type) for col, f in zip(batch.columns, schema)]
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _plain_array(array: Any, ty: Any) -> Any:
+    return array if array.type.equals(ty) else array.cast(ty)

@@ -362,3 +362,26 @@ async def test_without_pyarrow_write_arrow_says_how_to_install_it(server: Server
         await sink.write_arrow(object())
     assert isinstance(refused.value, ImportError)
     await sink.close()
+
+
+async def test_a_write_arrow_stopped_part_way_closes_the_sink(server: Server) -> None:
+    """Cancelled between two crossings: what it had not handed on is lost, so later calls are Closed."""
+    sink = await nats_sink.open(server.options("stop.x"), [("id", "bigint"), ("v", "varchar")])
+    instance: Instance = sink._instance
+    call = instance.call
+    crossed: list[int] = []
+
+    def cancelling(name: str, *args: Any) -> Any:
+        if name == "[method]sink.write-arrow":
+            crossed.append(1)
+            if len(crossed) == 2:
+                raise asyncio.CancelledError
+        return call(name, *args)
+
+    instance.call = cancelling  # type: ignore[method-assign]
+    table = pa.table({"id": pa.array(range(5000), pa.int64()), "v": ["x" * 200] * 5000})
+    with pytest.raises(asyncio.CancelledError):
+        await sink.write_arrow(table)
+    with pytest.raises(nats_sink.Closed, match="write_arrow was stopped part way"):
+        await sink.flush()
+    await sink.close()

@@ -34,6 +34,10 @@ fn both_ways(
         .collect();
     let mut by_arrow = sink_with(columns, options).unwrap();
     let arrowed = by_arrow.write_arrow(ipc(&arrow_schema(columns), &batches));
+    if let Ok(rows) = &arrowed {
+        assert_eq!(*rows as usize, table.len(), "the rows counted");
+    }
+    let arrowed = arrowed.map(|_| ());
     (
         (written, by_rows.transport().published.clone()),
         (arrowed, by_arrow.transport().published.clone()),

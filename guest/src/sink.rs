@@ -428,7 +428,10 @@ impl<T: Transport> Publisher<T> {
                 Ok(Some(Item::Batch(record_batch))) => record_batch,
             };
             let Some(plans) = plans.as_deref() else {
-                break Some(layout_refusal(written, "a record batch came before the schema".into()));
+                break Some(layout_refusal(
+                    written,
+                    "a record batch came before the schema".into(),
+                ));
             };
             let key_order = self.config.modes.key_order;
             let columns = match Columns::bind(&schema, plans, &record_batch, key_order) {

@@ -111,15 +111,20 @@ fn templates_fill_from_arrow_columns() {
         ("id".to_string(), Kind::Uuid(true)),
     ];
     let table = vec![
-        vec![Some(L::Text("eu".into())), Some(L::Int(7)), Some(L::Uuid(1))],
-        vec![Some(L::Text("us".into())), Some(L::Int(8)), Some(L::Uuid(u128::MAX))],
+        vec![
+            Some(L::Text("eu".into())),
+            Some(L::Int(7)),
+            Some(L::Uuid(1)),
+        ],
+        vec![
+            Some(L::Text("us".into())),
+            Some(L::Int(8)),
+            Some(L::Uuid(u128::MAX)),
+        ],
         vec![Some(L::Text("a b".into())), Some(L::Int(9)), None],
         vec![Some(L::Text("ap".into())), Some(L::Int(10)), None],
     ];
-    let options = [
-        ("subject", "orders.{region}.{n}"),
-        ("headers.X-Id", "{id}"),
-    ];
+    let options = [("subject", "orders.{region}.{n}"), ("headers.X-Id", "{id}")];
     let (rows, arrow) = both_ways(&columns, &table, &[1], &options);
     assert!(
         matches!(&rows.0, Err(SinkError::InvalidRow { row: 2, .. })),

@@ -38,11 +38,11 @@ use std::time::Instant;
 use datasets::*;
 use encode::*;
 use native::*;
-use nats_sink::transport::NatsConnection;
 use nats_sink::arrow_array::RecordBatch;
+use nats_sink::transport::NatsConnection;
 use nats_sink::{Column, Datum, Rows, RuntimeConfig, SinkRuntime};
-use nats_sink_tests::arrow::record_batch;
 use nats_sink_guest::bindings as guest;
+use nats_sink_tests::arrow::record_batch;
 use nats_sink_tests::memory::{self, MemoryHost};
 use nats_sink_tests::{columns, component_path, pack, target_dir, to_guest_rows, NatsServer};
 use paired::{rotated, Spread};
@@ -253,7 +253,9 @@ impl Bench {
             for (checkpoint, batches) in checkpoints.iter().enumerate() {
                 sink.begin_checkpoint(checkpoint as u64).await.unwrap();
                 for batch in batches {
-                    sink.write_arrow(batch).await.expect("component write_arrow");
+                    sink.write_arrow(batch)
+                        .await
+                        .expect("component write_arrow");
                 }
                 sink.flush().await.expect("component flush");
             }
@@ -634,8 +636,8 @@ fn main() {
             Mode::ComponentArrow,
         ]
         .into_iter()
-            .map(|m| (m.name(), cell.rate(m, n)))
-            .collect();
+        .map(|m| (m.name(), cell.rate(m, n)))
+        .collect();
         let ratios: Vec<(&str, Spread)> = RATIOS
             .iter()
             .map(|(key, _, a, b)| (*key, cell.ratio(*a, *b, n)))

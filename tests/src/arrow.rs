@@ -82,7 +82,10 @@ pub fn field(name: &str, ty: &DataType) -> Field {
 }
 
 fn struct_fields(fields: &[SinkField]) -> Fields {
-    fields.iter().map(|f| field(&f.name, &f.data_type)).collect()
+    fields
+        .iter()
+        .map(|f| field(&f.name, &f.data_type))
+        .collect()
 }
 
 fn nulls(values: &[&Datum]) -> Option<NullBuffer> {

@@ -152,7 +152,10 @@ async fn a_value_out_of_range_is_refused_and_the_rows_before_it_are_delivered() 
         ("s", texts(vec!["a", "b"])),
     ]);
     let second = batch(vec![
-        ("n", Arc::new(Int64Array::from(vec![32767, 32768, 5])) as ArrayRef),
+        (
+            "n",
+            Arc::new(Int64Array::from(vec![32767, 32768, 5])) as ArrayRef,
+        ),
         ("s", texts(vec!["c", "d", "e"])),
     ]);
     let err = sink
@@ -164,7 +167,9 @@ async fn a_value_out_of_range_is_refused_and_the_rows_before_it_are_delivered() 
             assert_eq!(problem.row, 3, "counted across the stream's batches");
             assert_eq!(problem.column, "n");
             assert!(
-                problem.message.contains("32768 is outside smallint's range"),
+                problem
+                    .message
+                    .contains("32768 is outside smallint's range"),
                 "{}",
                 problem.message
             );
@@ -222,10 +227,7 @@ async fn a_wrongly_typed_or_missing_column_is_refused_before_any_row() {
             if m.contains("column `n`") && m.contains("integer") && m.contains("Utf8")),
         "{err:?}"
     );
-    let missing = batch(vec![(
-        "n",
-        Arc::new(Int64Array::from(vec![1])) as ArrayRef,
-    )]);
+    let missing = batch(vec![("n", Arc::new(Int64Array::from(vec![1])) as ArrayRef)]);
     let err = sink.write_arrow(&missing).await.unwrap_err();
     assert!(
         matches!(&err, HostError::Sink(SinkError::InvalidSchema(m)) if m.contains("column `s`")),

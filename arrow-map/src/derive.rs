@@ -6,8 +6,7 @@ use arrow_schema::{DataType as Arrow, Field, Fields, TimeUnit};
 use nats_sink_rules::schema::{DataType, Field as SinkField, MAX_TYPE_DEPTH};
 
 use crate::{
-    extension_of, Mismatch, ARROW_JSON_EXTENSION, DECIMAL_EXTENSION, JSON_EXTENSION,
-    UUID_EXTENSION,
+    extension_of, Mismatch, ARROW_JSON_EXTENSION, DECIMAL_EXTENSION, JSON_EXTENSION, UUID_EXTENSION,
 };
 
 /// The sink columns for `fields`, in their order.
@@ -83,11 +82,9 @@ fn type_at(field: &Field, path: &str, depth: usize) -> Result<DataType, Mismatch
         Arrow::Binary | Arrow::LargeBinary | Arrow::BinaryView | Arrow::FixedSizeBinary(_) => {
             DataType::Bytea
         }
-        Arrow::List(child) | Arrow::LargeList(child) => DataType::List(Box::new(type_at(
-            child,
-            &format!("{path}[]"),
-            depth + 1,
-        )?)),
+        Arrow::List(child) | Arrow::LargeList(child) => {
+            DataType::List(Box::new(type_at(child, &format!("{path}[]"), depth + 1)?))
+        }
         Arrow::Struct(children) if !children.is_empty() => {
             DataType::Struct(fields_at(children, path, depth + 1)?)
         }
@@ -171,11 +168,17 @@ mod tests {
     #[test]
     fn risingwave_names_the_types() {
         let ty = |f: Field| sink_type(&f, "v").unwrap().to_string();
-        assert_eq!(ty(with_extension(Arrow::Utf8, DECIMAL_EXTENSION)), "numeric");
+        assert_eq!(
+            ty(with_extension(Arrow::Utf8, DECIMAL_EXTENSION)),
+            "numeric"
+        );
         assert_eq!(ty(with_extension(Arrow::Utf8, JSON_EXTENSION)), "jsonb");
         assert_eq!(ty(Field::new("v", Arrow::UInt64, true)), "numeric");
         assert_eq!(ty(Field::new("v", Arrow::UInt8, true)), "smallint");
-        assert_eq!(ty(Field::new("v", Arrow::FixedSizeBinary(16), true)), "bytea");
+        assert_eq!(
+            ty(Field::new("v", Arrow::FixedSizeBinary(16), true)),
+            "bytea"
+        );
         assert_eq!(
             ty(with_extension(Arrow::FixedSizeBinary(16), UUID_EXTENSION)),
             "uuid"

@@ -5,8 +5,7 @@ use arrow_schema::{DataType as Arrow, Field, Fields, IntervalUnit, TimeUnit};
 use nats_sink_rules::schema::{DataType, Field as SinkField};
 
 use crate::{
-    extension_of, Mismatch, ARROW_JSON_EXTENSION, DECIMAL_EXTENSION, JSON_EXTENSION,
-    UUID_EXTENSION,
+    extension_of, Mismatch, ARROW_JSON_EXTENSION, DECIMAL_EXTENSION, JSON_EXTENSION, UUID_EXTENSION,
 };
 
 /// An Arrow integer type.
@@ -179,7 +178,10 @@ pub enum Plan {
 /// For each sink column, in the sink's order, the index of the Arrow field of the same name
 /// and how it is read. Every column must be there, and every field must be a column: a field
 /// the sink has no column for would be dropped, so it is refused.
-pub fn plan_columns(columns: &[SinkField], fields: &Fields) -> Result<Vec<(usize, Plan)>, Mismatch> {
+pub fn plan_columns(
+    columns: &[SinkField],
+    fields: &Fields,
+) -> Result<Vec<(usize, Plan)>, Mismatch> {
     match_by_name(columns, fields, "", "the Arrow schema")
 }
 
@@ -461,7 +463,10 @@ mod tests {
             Plan::Jsonb(TextForm::Utf8)
         );
         assert_eq!(
-            ok("jsonb", with_extension(Arrow::LargeUtf8, ARROW_JSON_EXTENSION)),
+            ok(
+                "jsonb",
+                with_extension(Arrow::LargeUtf8, ARROW_JSON_EXTENSION)
+            ),
             Plan::Jsonb(TextForm::LargeUtf8)
         );
         assert_eq!(
@@ -473,13 +478,19 @@ mod tests {
             Plan::Bytea(BinaryForm::BinaryView)
         );
         assert_eq!(
-            ok("uuid", with_extension(Arrow::FixedSizeBinary(16), UUID_EXTENSION)),
+            ok(
+                "uuid",
+                with_extension(Arrow::FixedSizeBinary(16), UUID_EXTENSION)
+            ),
             Plan::Uuid
         );
         assert_eq!(
             ok(
                 "timestamptz",
-                field(Arrow::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())))
+                field(Arrow::Timestamp(
+                    TimeUnit::Microsecond,
+                    Some("+00:00".into())
+                ))
             ),
             Plan::Timestamp {
                 unit: TimeUnit::Microsecond
@@ -507,10 +518,15 @@ mod tests {
         let err = |ty: &str, f: Field| plan_type(&sink(ty), &f, "v").unwrap_err();
         let e = err("integer", field(Arrow::Utf8));
         assert_eq!(e.path, "v");
-        assert_eq!(e.message, "the column is integer but the Arrow field is Utf8");
-        assert!(err("varchar", with_extension(Arrow::Utf8, DECIMAL_EXTENSION))
-            .message
-            .contains("arrowudf.decimal"));
+        assert_eq!(
+            e.message,
+            "the column is integer but the Arrow field is Utf8"
+        );
+        assert!(
+            err("varchar", with_extension(Arrow::Utf8, DECIMAL_EXTENSION))
+                .message
+                .contains("arrowudf.decimal")
+        );
         assert!(err("real", field(Arrow::Int32)).message.contains("Int32"));
         assert!(err(
             "timestamp",
@@ -518,16 +534,19 @@ mod tests {
         )
         .message
         .contains("timestamptz"));
-        assert!(err("timestamptz", field(Arrow::Timestamp(TimeUnit::Second, None)))
-            .message
-            .contains("zone"));
+        assert!(err(
+            "timestamptz",
+            field(Arrow::Timestamp(TimeUnit::Second, None))
+        )
+        .message
+        .contains("zone"));
         assert!(err("numeric", field(Arrow::Decimal128(10, -2)))
             .message
             .contains("negative scale"));
-        assert!(err("uuid", field(Arrow::FixedSizeBinary(8))).message.contains("FixedSizeBinary(8)"));
-        let nested = Arrow::Struct(
-            vec![Field::new("zip", Arrow::Utf8, true)].into(),
-        );
+        assert!(err("uuid", field(Arrow::FixedSizeBinary(8)))
+            .message
+            .contains("FixedSizeBinary(8)"));
+        let nested = Arrow::Struct(vec![Field::new("zip", Arrow::Utf8, true)].into());
         let e = err("struct<zip integer>", Field::new("addr", nested, true));
         assert_eq!(e.path, "v.zip");
     }

@@ -221,7 +221,7 @@ mod component {
             Ok(self.0.borrow_mut().write(&rows)?)
         }
 
-        fn write_arrow(&self, ipc: Vec<u8>) -> Result<(), SinkError> {
+        fn write_arrow(&self, ipc: Vec<u8>) -> Result<u32, SinkError> {
             Ok(self.0.borrow_mut().write_arrow(ipc)?)
         }
 

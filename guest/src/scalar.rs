@@ -189,7 +189,12 @@ fn datetime(micros: i64, kind: &str) -> Result<chrono::NaiveDateTime, String> {
 /// `"YYYY-MM-DD HH:MM:SS.ffffff"` (with `separator` between date and time, then `suffix`), as
 /// chrono's `%Y-%m-%d %H:%M:%S%.6f` writes it, without interpreting a format string per value;
 /// years outside 0..=9999 take chrono's path.
-pub(crate) fn write_datetime(out: &mut Vec<u8>, t: &chrono::NaiveDateTime, separator: u8, suffix: &[u8]) {
+pub(crate) fn write_datetime(
+    out: &mut Vec<u8>,
+    t: &chrono::NaiveDateTime,
+    separator: u8,
+    suffix: &[u8],
+) {
     use chrono::{Datelike, Timelike};
     let year = t.year();
     if !(0..=9999).contains(&year) {

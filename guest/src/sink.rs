@@ -394,8 +394,8 @@ impl<T: Transport> Publisher<T> {
     /// one message per row, the same bytes `write` gives for the same rows. The stream's
     /// schema is checked against the sink's before any row; a value that does not convert,
     /// or a malformed message, stops the stream: the rows before it are published, it and
-    /// the rest are not.
-    pub fn write_arrow(&mut self, ipc: Vec<u8>) -> Result<(), SinkError> {
+    /// the rest are not. On success, the number of rows the stream held.
+    pub fn write_arrow(&mut self, ipc: Vec<u8>) -> Result<u32, SinkError> {
         self.check_usable()?;
         // The columns borrow the schema while `self` encodes; a clone per call is O(columns).
         let schema = self.schema.clone();
@@ -428,7 +428,10 @@ impl<T: Transport> Publisher<T> {
                 Ok(Some(Item::Batch(record_batch))) => record_batch,
             };
             let Some(plans) = plans.as_deref() else {
-                break Some(layout_refusal(written, "a record batch came before the schema".into()));
+                break Some(layout_refusal(
+                    written,
+                    "a record batch came before the schema".into(),
+                ));
             };
             let key_order = self.config.modes.key_order;
             let columns = match Columns::bind(&schema, plans, &record_batch, key_order) {
@@ -484,7 +487,7 @@ impl<T: Transport> Publisher<T> {
             other => other,
         };
         self.publish(batch)?;
-        refused.map_or(Ok(()), Err)
+        refused.map_or(Ok(written), Err)
     }
 
     /// The values row `index` gives the subject and header templates, as `write` carries

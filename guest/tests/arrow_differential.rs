@@ -34,6 +34,10 @@ fn both_ways(
         .collect();
     let mut by_arrow = sink_with(columns, options).unwrap();
     let arrowed = by_arrow.write_arrow(ipc(&arrow_schema(columns), &batches));
+    if let Ok(rows) = &arrowed {
+        assert_eq!(*rows as usize, table.len(), "the rows counted");
+    }
+    let arrowed = arrowed.map(|_| ());
     (
         (written, by_rows.transport().published.clone()),
         (arrowed, by_arrow.transport().published.clone()),
@@ -107,15 +111,20 @@ fn templates_fill_from_arrow_columns() {
         ("id".to_string(), Kind::Uuid(true)),
     ];
     let table = vec![
-        vec![Some(L::Text("eu".into())), Some(L::Int(7)), Some(L::Uuid(1))],
-        vec![Some(L::Text("us".into())), Some(L::Int(8)), Some(L::Uuid(u128::MAX))],
+        vec![
+            Some(L::Text("eu".into())),
+            Some(L::Int(7)),
+            Some(L::Uuid(1)),
+        ],
+        vec![
+            Some(L::Text("us".into())),
+            Some(L::Int(8)),
+            Some(L::Uuid(u128::MAX)),
+        ],
         vec![Some(L::Text("a b".into())), Some(L::Int(9)), None],
         vec![Some(L::Text("ap".into())), Some(L::Int(10)), None],
     ];
-    let options = [
-        ("subject", "orders.{region}.{n}"),
-        ("headers.X-Id", "{id}"),
-    ];
+    let options = [("subject", "orders.{region}.{n}"), ("headers.X-Id", "{id}")];
     let (rows, arrow) = both_ways(&columns, &table, &[1], &options);
     assert!(
         matches!(&rows.0, Err(SinkError::InvalidRow { row: 2, .. })),

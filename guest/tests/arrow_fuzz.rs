@@ -92,7 +92,7 @@ proptest! {
         }
         let mut sink = sink_with(&columns, &[]).unwrap();
         match sink.write_arrow(bytes) {
-            Ok(()) | Err(SinkError::InvalidRow { .. }) | Err(SinkError::InvalidSchema(_)) => {}
+            Ok(_) | Err(SinkError::InvalidRow { .. }) | Err(SinkError::InvalidSchema(_)) => {}
             Err(other) => prop_assert!(false, "unexpected {other:?}"),
         }
     }

@@ -308,10 +308,9 @@ fn bind<'a>(
         Plan::Date32 => Values::Date32(primitive::<Date32Type>(array)?),
         Plan::Date64 => Values::Date64(primitive::<Date64Type>(array)?),
         Plan::Time(unit) => Values::Time(ticks(array, *unit, false)?),
-        Plan::Timestamp { unit } => Values::Timestamp(
-            ticks(array, *unit, true)?,
-            *sink == DataType::Timestamptz,
-        ),
+        Plan::Timestamp { unit } => {
+            Values::Timestamp(ticks(array, *unit, true)?, *sink == DataType::Timestamptz)
+        }
         Plan::Interval(unit) => Values::Interval(match unit {
             IntervalUnit::YearMonth => {
                 Intervals::YearMonth(primitive::<IntervalYearMonthType>(array)?)
@@ -420,7 +419,11 @@ impl<'a> Columns<'a> {
     /// Row `row`'s value of schema column `column` as `write` would carry it in `rows`, for
     /// a subject or header template; only the types a template takes have one.
     pub fn template_value(&self, column: usize, row: usize, rows: &mut Rows) -> Value {
-        let Some(named) = self.by_schema.get(column).and_then(|&at| self.keyed.get(at)) else {
+        let Some(named) = self
+            .by_schema
+            .get(column)
+            .and_then(|&at| self.keyed.get(at))
+        else {
             return Value::Null;
         };
         let column = &named.column;
@@ -463,7 +466,9 @@ fn micros(ticks: i64, unit: TimeUnit) -> Result<i64, String> {
             Some(ticks.div_euclid(1_000))
         }
     };
-    scaled.ok_or_else(|| format!("{ticks} {unit:?}s is past the 64-bit microseconds the column holds"))
+    scaled.ok_or_else(|| {
+        format!("{ticks} {unit:?}s is past the 64-bit microseconds the column holds")
+    })
 }
 
 /// The text of `digits` (an integer's, with its sign) with `scale` digits after the point.
@@ -526,9 +531,7 @@ impl Column<'_> {
             }
             Values::Float(floats, into) => match (*floats, into) {
                 (Floats::F16(v), FloatColumn::Real) => scalar::write_real(out, v[i].to_f32()),
-                (Floats::F16(v), FloatColumn::Double) => {
-                    scalar::write_double(out, v[i].to_f64())
-                }
+                (Floats::F16(v), FloatColumn::Double) => scalar::write_double(out, v[i].to_f64()),
                 (Floats::F32(v), FloatColumn::Real) => scalar::write_real(out, v[i]),
                 (Floats::F32(v), FloatColumn::Double) => scalar::write_double(out, v[i] as f64),
                 (Floats::F64(v), FloatColumn::Double) => scalar::write_double(out, v[i]),
@@ -551,10 +554,8 @@ impl Column<'_> {
                     TextKind::Numeric => {
                         scalar::write_numeric(out, text).map_err(|m| path.error(m))?
                     }
-                    TextKind::Jsonb => {
-                        scalar::write_jsonb(out, &mut scratch.jsonb, &modes, text)
-                            .map_err(|m| path.error(m))?
-                    }
+                    TextKind::Jsonb => scalar::write_jsonb(out, &mut scratch.jsonb, &modes, text)
+                        .map_err(|m| path.error(m))?,
                 }
             }
             Values::Decimal128(values, scale) => {
@@ -579,9 +580,7 @@ impl Column<'_> {
                 const MILLIS_PER_DAY: i64 = 86_400_000;
                 let ms = millis[i];
                 if ms.rem_euclid(MILLIS_PER_DAY) != 0 {
-                    return Err(path.error(format!(
-                        "Date64 value {ms} ms is not a whole day"
-                    )));
+                    return Err(path.error(format!("Date64 value {ms} ms is not a whole day")));
                 }
                 let days = i32::try_from(ms.div_euclid(MILLIS_PER_DAY))
                     .map_err(|_| path.error(format!("Date64 value {ms} ms is out of range")))?;
@@ -648,12 +647,9 @@ impl Column<'_> {
                         out.push(b',');
                     }
                     out.extend_from_slice(&named.field.json_key);
-                    named.column.write(
-                        i,
-                        Path::Field(&path, &named.field.name),
-                        scratch,
-                        out,
-                    )?;
+                    named
+                        .column
+                        .write(i, Path::Field(&path, &named.field.name), scratch, out)?;
                 }
                 out.push(b'}');
             }

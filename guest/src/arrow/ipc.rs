@@ -132,7 +132,11 @@ impl Stream {
                 .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         };
         // A stream written before Arrow 0.15 has no continuation marker.
-        let prefix = if rest.starts_with(&CONTINUATION) { 8 } else { 4 };
+        let prefix = if rest.starts_with(&CONTINUATION) {
+            8
+        } else {
+            4
+        };
         let Some(len) = word(prefix - 4) else {
             return Err(self.error(format!(
                 "{} bytes are too few for a message length",

@@ -279,7 +279,9 @@ impl Kind {
                     .boxed()
             }
             Kind::NumericInt => any::<i64>().prop_map(L::Int).boxed(),
-            Kind::Varchar(_) => prop_oneof![".{0,12}", "[a-z]{0,40}"].prop_map(L::Text).boxed(),
+            Kind::Varchar(_) => prop_oneof![".{0,12}", "[a-z]{0,40}"]
+                .prop_map(L::Text)
+                .boxed(),
             Kind::Jsonb(_) => prop_oneof![
                 Just(r#"{"b": 1, "a": [true, null, "x\n"]}"#.to_string()),
                 Just("12.50".to_string()),
@@ -358,9 +360,22 @@ fn scalar_kind() -> BoxedStrategy<Kind> {
         Just(IntForm::U32),
         Just(IntForm::U64)
     ];
-    let float = prop_oneof![Just(FloatForm::F16), Just(FloatForm::F32), Just(FloatForm::F64)];
-    let text = prop_oneof![Just(TextForm::Utf8), Just(TextForm::Large), Just(TextForm::View)];
-    let unit = prop_oneof![Just(Second), Just(Millisecond), Just(Microsecond), Just(Nanosecond)];
+    let float = prop_oneof![
+        Just(FloatForm::F16),
+        Just(FloatForm::F32),
+        Just(FloatForm::F64)
+    ];
+    let text = prop_oneof![
+        Just(TextForm::Utf8),
+        Just(TextForm::Large),
+        Just(TextForm::View)
+    ];
+    let unit = prop_oneof![
+        Just(Second),
+        Just(Millisecond),
+        Just(Microsecond),
+        Just(Nanosecond)
+    ];
     prop_oneof![
         Just(Kind::Boolean),
         (int_sink, int_form).prop_map(|(s, f)| Kind::Int(s, f)),
@@ -536,18 +551,16 @@ pub fn to_array(kind: &Kind, cells: &[&Cell]) -> ArrayRef {
     }
     match kind {
         Kind::Boolean => prim!(BooleanArray, L::Bool(b) => *b),
-        Kind::Int(_, form) => {
-            match form {
-                IntForm::I8 => prim!(Int8Array, L::Int(v) => *v as i8),
-                IntForm::I16 => prim!(Int16Array, L::Int(v) => *v as i16),
-                IntForm::I32 => prim!(Int32Array, L::Int(v) => *v as i32),
-                IntForm::I64 => prim!(Int64Array, L::Int(v) => *v),
-                IntForm::U8 => prim!(UInt8Array, L::Int(v) => *v as u8),
-                IntForm::U16 => prim!(UInt16Array, L::Int(v) => *v as u16),
-                IntForm::U32 => prim!(UInt32Array, L::Int(v) => *v as u32),
-                IntForm::U64 => prim!(UInt64Array, L::Int(v) => *v as u64),
-            }
-        }
+        Kind::Int(_, form) => match form {
+            IntForm::I8 => prim!(Int8Array, L::Int(v) => *v as i8),
+            IntForm::I16 => prim!(Int16Array, L::Int(v) => *v as i16),
+            IntForm::I32 => prim!(Int32Array, L::Int(v) => *v as i32),
+            IntForm::I64 => prim!(Int64Array, L::Int(v) => *v),
+            IntForm::U8 => prim!(UInt8Array, L::Int(v) => *v as u8),
+            IntForm::U16 => prim!(UInt16Array, L::Int(v) => *v as u16),
+            IntForm::U32 => prim!(UInt32Array, L::Int(v) => *v as u32),
+            IntForm::U64 => prim!(UInt64Array, L::Int(v) => *v as u64),
+        },
         Kind::NumericInt => prim!(Int64Array, L::Int(v) => *v),
         Kind::Real(form) | Kind::Double(form) => match form {
             FloatForm::F16 => prim!(Float16Array, L::Float(v) => F16::from_f64(*v)),

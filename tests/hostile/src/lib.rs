@@ -182,9 +182,9 @@ mod component {
         }
 
         /// Misbehaves as `write` does, one message per stream.
-        fn write_arrow(&self, ipc: Vec<u8>) -> Result<(), SinkError> {
+        fn write_arrow(&self, ipc: Vec<u8>) -> Result<u32, SinkError> {
             std::hint::black_box(&ipc);
-            self.misbehave(1)
+            self.misbehave(1).map(|()| 1)
         }
 
         fn flush(&self) -> Result<(), SinkError> {

@@ -198,6 +198,8 @@ class Sink:
                 if isinstance(err, errors.InvalidRow):
                     raise errors.InvalidRow(crossing.first + err.row, err.column, err.message)
                 raise err
+            if result != crossing.rows:  # the guest read another stream than the one we wrote
+                raise errors.ComponentError(f"write-arrow published {result} rows of a stream of {crossing.rows}")
             if crossing.refused is not None:
                 raise crossing.refused
 

@@ -385,3 +385,24 @@ async def test_a_write_arrow_stopped_part_way_closes_the_sink(server: Server) ->
     with pytest.raises(nats_sink.Closed, match="write_arrow was stopped part way"):
         await sink.flush()
     await sink.close()
+
+
+async def test_many_small_batches_count_their_framing_in_the_bound(server: Server) -> None:
+    """A stream of one-row batches of 21 columns: each batch's metadata and padding (about 1 KB
+    beside its row) counts toward the crossing's bytes, and the rows are the table's."""
+    schema_path, rows_path = REPO / "examples" / "all_types.schema.json", REPO / "examples" / "all_types.jsonl"
+    schema = [(c["name"], c["type"]) for c in json.loads(schema_path.read_text())["columns"]]
+    rows = [json.loads(line) for line in rows_path.read_text().splitlines()[:1500]]
+    table = table_of(schema, rows)
+    reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=1))
+    sizes: list[int] = []
+
+    async def send(sink: nats_sink.Sink) -> None:
+        sizes.extend([])  # filled by the spy below
+        spied = spy_crossings(sink)
+        await sink.write_arrow(reader)
+        sizes.extend(spied)
+
+    one_by_one = await payloads(server, schema, len(rows), send, "a.small")
+    assert max(sizes) <= arrow_crossings.CROSSING_IN_BYTES, max(sizes)
+    assert one_by_one == await by_arrow(server, schema, table, len(rows))

@@ -1,11 +1,13 @@
 """Arrow record batches in bounded crossings: one uncompressed IPC stream per `write-arrow` call.
 
 The bounds are crossings.py's, counted per row from the columns without converting a value to
-Python: what goes in is the row's share of the IPC bytes (its fixed-width values, its text and
-bytes, its offsets), and what can come back is the text the guest can publish for it (each
-value's longest text, or its bytes with every escape counted, each key escaped, as
-`crossings.Bounds.out_bytes` adds subject and headers). Rows are cut into crossings by these
-sums; a row past `ROW_MAX_BYTES` alone ends the write with its refusal, after the rows before it.
+Python. What can come back is bounded by the text the guest can publish for a row (each value's
+longest text, or its bytes with every escape counted, each key escaped, as
+`crossings.Bounds.out_bytes` adds subject and headers). What goes in is first guessed from the
+row's share of the IPC bytes (its fixed-width values, text, bytes and offsets), then measured:
+each slice is serialized before it joins a stream, and halved until the stream stays within
+`CROSSING_IN_BYTES`. A row past `ROW_MAX_BYTES` either way ends the write with its refusal,
+after the rows before it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,20 @@ _FIXED_TEXT = {
     "date": 16, "time": 24, "timestamp": 36, "timestamptz": 40, "interval": 72, "uuid": 40, "numeric": 72,
 }  # fmt: skip
 _UNKNOWN_TEXT = 72  # a type the guest will refuse: any bound serves until it does
-_IPC_FRAMING = 4096  # the schema message and each batch's metadata, beside the rows' bytes
+_END_OF_STREAM = 8  # the stream's last message: a continuation marker and a zero length
+
+
+def _batch_framing(schema: Any) -> int:
+    """At most what one record batch message adds beside its rows' bytes: its metadata (that of
+    an empty batch), and as much again for its buffers' padding (under 8 bytes each, beside the
+    16 bytes of metadata each has)."""
+    pa = pyarrow()
+    alone, with_batch = pa.BufferOutputStream(), pa.BufferOutputStream()
+    pa.ipc.new_stream(alone, schema).close()
+    writer = pa.ipc.new_stream(with_batch, schema)
+    writer.write_batch(pa.RecordBatch.from_pylist([], schema=schema))
+    writer.close()
+    return 2 * (with_batch.tell() - alone.tell())
 
 
 def _key_text(name: str) -> int:
@@ -165,12 +180,16 @@ class _Stream:
         self.sink = pa.BufferOutputStream()
         self.writer = pa.ipc.new_stream(self.sink, schema, options=pa.ipc.IpcWriteOptions(compression=None))
         self.first, self.rows = first, 0
-        self.in_bytes = self.out_bytes = 0
+        self.out_bytes = 0
 
-    def add(self, batch: Any, in_bytes: int, out_bytes: int) -> None:
+    @property
+    def in_bytes(self) -> int:
+        """The stream's bytes so far, as written (its schema and every batch's framing too)."""
+        return self.sink.tell()
+
+    def add(self, batch: Any, out_bytes: int) -> None:
         self.writer.write_batch(batch)
         self.rows += batch.num_rows
-        self.in_bytes += in_bytes
         self.out_bytes += out_bytes
 
     def finish(self, refused: Optional[errors.InvalidRow] = None) -> ArrowCrossing:
@@ -185,7 +204,7 @@ def arrow_crossings(schema: Any, batches: Iterator[Any], columns: Sequence[tuple
     plain = plain_schema(schema)
     stream = _Stream(plain, 0)
     index = 0
-    in_budget = CROSSING_IN_BYTES - _IPC_FRAMING
+    in_budget = CROSSING_IN_BYTES - _batch_framing(plain)
     while True:
         try:
             batch = next(batches)
@@ -209,13 +228,24 @@ def arrow_crossings(schema: Any, batches: Iterator[Any], columns: Sequence[tuple
                     yield stream.finish()
                     stream = _Stream(plain, index)
                     continue
-                # A row too large for a crossing of its own bounds: alone, within one call's limit.
-                row_in, row_out = sizes[start + 1] - sizes[start], outs[start + 1] - outs[start]
-                if max(row_in, row_out) > ROW_MAX_BYTES:
-                    yield stream.finish(errors.InvalidRow(index, "", _too_large(row_in, max(row_in, row_out), max_payload)))
-                    return
-                end = start + 1
-            stream.add(batch.slice(start, end - start), sizes[end] - sizes[start], outs[end] - outs[start])
+                end = start + 1  # a row past a crossing's bounds goes alone, if one call can take it
+            # The estimate is a first guess (a slice of nested lists can carry more than its
+            # rows): what a slice adds to the stream is measured, and halved until it fits.
+            while True:
+                part = batch.slice(start, end - start)
+                size = part.serialize().size
+                if stream.in_bytes + size + _END_OF_STREAM <= CROSSING_IN_BYTES or end - start == 1:
+                    break
+                end = start + (end - start) // 2
+            if stream.in_bytes + size + _END_OF_STREAM > CROSSING_IN_BYTES and stream.rows:
+                yield stream.finish()
+                stream = _Stream(plain, index)
+                continue
+            row_out = outs[end] - outs[start]
+            if end - start == 1 and max(size, row_out) > ROW_MAX_BYTES:
+                yield stream.finish(errors.InvalidRow(index, "", _too_large(size, max(size, row_out), max_payload)))
+                return
+            stream.add(part, row_out)
             index += end - start
             start = end
     yield stream.finish()

@@ -1,10 +1,12 @@
 """Throughput of the Python host beside the CLI's, on the same rows, in paired rounds.
 
 Each round starts a nats-server, then sinks the example dataset (3,000 rows of every type)
-through the CLI (the release build `just bench` makes) and through the Python host, to core
-subjects, in batches of 1,024 with a flush per batch. The figure is python / CLI rows per second
-per round; the report gives the median with its min-max spread, flags a spread past +-15%, and
-writes target/bench-python.json. Not a test: `just bench` runs it.
+through the CLI (the release build `just bench` makes), through the Python host with rows of
+Python values (`write`), and through the Python host with the same rows as one pyarrow table
+(`write_arrow`, a slice per batch), to core subjects, in batches of 1,024 with a flush per batch.
+The figures are python / CLI and pyarrow / CLI rows per second per round; the report gives each
+median with its min-max spread, flags a spread past +-15%, and writes target/bench-python.json.
+The rows are read (and the table built) before the clocks start. Not a test: `just bench` runs it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 # The package from this checkout and the tests' server helpers, installed or not.
 sys.path[:0] = [str(HERE / "src"), str(HERE / "tests")]
+from arrow_rows import table_of  # noqa: E402  (the rows as the pyarrow table write_arrow takes)
 from conftest import REPO, start_server, stop_server  # noqa: E402  (the tests' server helpers)
 
 import nats_sink  # noqa: E402
@@ -55,11 +59,32 @@ async def python_seconds(options: dict[str, str], columns: list[tuple[str, str]]
     return time.monotonic() - started
 
 
+async def pyarrow_seconds(options: dict[str, str], columns: list[tuple[str, str]], table: Any) -> float:
+    started = time.monotonic()
+    sink = await nats_sink.open(options, columns)
+    for checkpoint, start in enumerate(range(0, table.num_rows, BATCH)):
+        sink.begin_checkpoint(checkpoint)
+        await sink.write_arrow(table.slice(start, BATCH))
+        await sink.flush()
+    await sink.close()
+    return time.monotonic() - started
+
+
+def summary(name: str, ratios: list[float]) -> dict[str, Any]:
+    median = statistics.median(ratios)
+    spread = (min(ratios), max(ratios))
+    wide = max(abs(spread[0] / median - 1), abs(spread[1] / median - 1)) > 0.15
+    print(f"{name} / CLI, {len(ratios)} paired rounds: "
+          f"{median:.3f} (min {spread[0]:.3f}, max {spread[1]:.3f}){'  SPREAD > 15%' if wide else ''}")
+    return {"ratio_median": median, "ratio_min": spread[0], "ratio_max": spread[1], "spread_over_15_percent": wide}
+
+
 def main() -> None:
     if not CLI.exists():
         raise SystemExit(f"bench-python: {CLI} is missing; run `cargo build --release -p nats-sink-cli`")
     columns = [(c["name"], c["type"]) for c in json.loads(SCHEMA.read_text())["columns"]]
     rows = [json.loads(line) for line in ROWS.read_text().splitlines()]
+    table = table_of(columns, rows)
     rounds = []
     for _ in range(ROUNDS):
         with tempfile.TemporaryDirectory() as tmp:
@@ -67,20 +92,19 @@ def main() -> None:
             try:
                 cli = cli_seconds(server.options("bench.cli"))
                 python = asyncio.run(python_seconds(server.options("bench.py"), columns, rows))
+                arrow = asyncio.run(pyarrow_seconds(server.options("bench.arrow"), columns, table))
             finally:
                 stop_server(server)
-        rounds.append({"cli_rows_per_s": len(rows) / cli, "python_rows_per_s": len(rows) / python})
-    ratios = [r["python_rows_per_s"] / r["cli_rows_per_s"] for r in rounds]
-    median = statistics.median(ratios)
-    spread = (min(ratios), max(ratios))
-    wide = max(abs(spread[0] / median - 1), abs(spread[1] / median - 1)) > 0.15
-    print(f"python host / CLI, {len(rows)} rows, batch {BATCH}, {ROUNDS} paired rounds: "
-          f"{median:.3f} (min {spread[0]:.3f}, max {spread[1]:.3f}){'  SPREAD > 15%' if wide else ''}")
+        rounds.append({"cli_rows_per_s": len(rows) / cli, "python_rows_per_s": len(rows) / python,
+                       "pyarrow_rows_per_s": len(rows) / arrow})
+    print(f"{len(rows)} rows, batch {BATCH}, CLI {CLI}")
+    python = summary("python host (rows)", [r["python_rows_per_s"] / r["cli_rows_per_s"] for r in rounds])
+    arrow = summary("python host (pyarrow table)", [r["pyarrow_rows_per_s"] / r["cli_rows_per_s"] for r in rounds])
     for r in rounds:
-        print(f"  CLI {r['cli_rows_per_s']:,.0f} rows/s, Python {r['python_rows_per_s']:,.0f} rows/s")
+        print(f"  CLI {r['cli_rows_per_s']:,.0f} rows/s, Python rows {r['python_rows_per_s']:,.0f} rows/s, "
+              f"pyarrow {r['pyarrow_rows_per_s']:,.0f} rows/s")
     out = REPO / "target" / "bench-python.json"
-    out.write_text(json.dumps({"rounds": rounds, "ratio_median": median, "ratio_min": spread[0],
-                               "ratio_max": spread[1], "spread_over_15_percent": wide}, indent=2))
+    out.write_text(json.dumps({"rounds": rounds, **python, "pyarrow": arrow}, indent=2))
 
 
 if __name__ == "__main__":

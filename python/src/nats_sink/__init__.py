@@ -5,6 +5,8 @@
     sink.begin_checkpoint(7)
     await sink.write([{"id": 1, "tags": ["a"]}, (2, ["b"])])
     await sink.flush()
+    await sink.write_arrow(polars_dataframe)  # or a pyarrow Table: `pip install nats-sink[arrow]`
+    await sink.flush()
     await sink.close()
 """
 
@@ -20,10 +22,11 @@ from .errors import (
     SinkError,
     TimeoutError,
 )
+from .arrow_input import ArrowUnavailable, NotArrow
 from .sink import Sink, describe, open, validate
 
 __all__ = [
     "open", "describe", "validate", "Sink",
     "SinkError", "InvalidOptions", "OptionProblem", "InvalidSchema", "InvalidRow",
-    "ConnectionError", "PublishError", "TimeoutError", "Closed", "ComponentError",
+    "ConnectionError", "PublishError", "TimeoutError", "Closed", "ComponentError", "NotArrow", "ArrowUnavailable",
 ]  # fmt: skip

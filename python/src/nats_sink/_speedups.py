@@ -4,11 +4,12 @@
   (about 0.5 ms for the WIT's `value` variant), which was nearly all of the Python host's time.
   A variant type never changes, so its cases (and whether it is tagged) are remembered on it.
 - A record's fields: listed afresh the same way for every record value (the batch's messages,
-  spans, headers), so a record type remembers them too.
+  spans, headers), so a record type remembers them too, and lifts a record without decoding
+  each field's name from C (wasmtime-py did so only to assert it).
 - `list<u8>`: converted one byte at a time through ctypes. The bulk path lays out the very same
   C values (`wasmtime_component_val_t`, kind U8) with strided slice assignment straight into the
   C list, and reads them back the same way: no copy of the 32-bytes-a-byte layout is ever made
-  in Python. It checks itself against wasmtime-py's own conversion first, both ways, and leaves
+  in Python, and a buffer going in (bytes, a pyarrow Buffer) is read where it lies. It checks itself against wasmtime-py's own conversion first, both ways, and leaves
   wasmtime-py as it is if the two disagree (a future layout change).
 """
 
@@ -33,9 +34,12 @@ def _c_bytes(address: int, size: int) -> memoryview:
 
 
 def _to_c(val: Any, ptr: Any) -> None:
-    if not isinstance(val, (bytes, bytearray, memoryview)):
-        raise TypeError("expected bytes value")
-    data = val if isinstance(val, bytes) else bytes(val)
+    # Any contiguous buffer (bytes, a pyarrow Buffer) is read in place: its one copy is the
+    # strided assignment into the C list.
+    try:
+        data = memoryview(val).cast("B")
+    except TypeError:
+        raise TypeError("expected bytes value") from None
     n = len(data)
     raw = ffi.wasmtime_component_vallist_t()
     ffi.wasmtime_component_vallist_new_uninit(raw, n)
@@ -46,6 +50,7 @@ def _to_c(val: Any, ptr: Any) -> None:
         layout[_KIND::_SIZE] = _U8 * n
         layout[_VALUE::_SIZE] = data
         layout.release()
+    data.release()
     ptr.contents.kind = ffi.WASMTIME_COMPONENT_LIST
     ptr.contents.of.list = raw
 
@@ -124,6 +129,28 @@ def _remember_record_fields() -> None:
         return memo
 
     record.fields = property(remembered_fields)  # type: ignore[method-assign,assignment]
+
+    def convert_from_c(self: Any, c: Any) -> Any:
+        # As wasmtime-py's own, less decoding every field's name from C only to assert it: the
+        # fields come in the type's order, so their count is what is checked.
+        assert c.kind == ffi.WASMTIME_COMPONENT_RECORD.value
+        try:
+            out = _types.Record()
+            fields = self.fields
+            raw = c.of.record
+            if raw.size != len(fields):
+                raise ValueError(f"a record of {raw.size} fields for a type of {len(fields)}")
+            data = raw.data
+            for i, (name, ty) in enumerate(fields):
+                val = data[i].val
+                setattr(out, name, ty.convert_from_c(val))
+                val.kind = ffi.WASMTIME_COMPONENT_BOOL  # taken: the delete below must not free it
+                val.of.boolean = False
+            return out
+        finally:
+            ffi.wasmtime_component_valrecord_delete(c.of.record)
+
+    record.convert_from_c = convert_from_c  # type: ignore[method-assign]
     record._nats_sink_memo = True  # type: ignore[attr-defined]
 
 

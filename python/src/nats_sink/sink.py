@@ -7,6 +7,8 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 from wasmtime.component import Record, ResourceAny, Variant
 
 from . import errors
+from .arrow_crossings import arrow_crossings
+from .arrow_input import NotArrow, record_batches
 from .component import Instance
 from .crossings import Bounds, crossings
 from .errors import OptionProblem
@@ -156,6 +158,48 @@ class Sink:
                     if isinstance(err, errors.InvalidRow):
                         raise errors.InvalidRow(crossing.first + err.row, err.column, err.message)
                     raise err
+            if crossing.refused is not None:
+                raise crossing.refused
+
+    async def write_arrow(self, data: Any) -> None:
+        """Encode and publish Arrow data, one message per row, the same bytes `write` gives for
+        the same rows: a pyarrow Table, RecordBatch or RecordBatchReader, or anything with
+        `__arrow_c_stream__` (a polars DataFrame, a DuckDB result). Needs pyarrow
+        (`pip install nats-sink[arrow]`).
+
+        Columns are matched to the sink's by name; the Arrow types each column takes are the
+        WIT's `write-arrow`'s. A column of a type its sink column cannot take is `InvalidSchema`
+        and nothing is published; a value that does not convert is `InvalidRow` with `row`
+        counted across the whole input, the rows before it published. Anything else than Arrow
+        data is `NotArrow` (a TypeError). The data crosses in bounded IPC streams (see
+        arrow_crossings.py); a write cancelled part way closes the sink.
+        """
+        self._check()
+        try:
+            await self._write_arrow(data)
+        except (errors.InvalidRow, errors.InvalidSchema, NotArrow):
+            raise  # nothing was published past the refusal: the sink stays open
+        except errors.SinkError as e:
+            raise self._fail(e) from None
+        except Exception as e:  # noqa: BLE001 - every error out of the host is a SinkError
+            raise self._unexpected("write_arrow", e) from e
+        except BaseException as e:  # cancelled: the caller's own request, passed on
+            self._stopped("write_arrow", e)
+            raise
+
+    async def _write_arrow(self, data: Any) -> None:
+        schema, batches = record_batches(data)
+        parts = arrow_crossings(schema, batches, self.columns, self._bounds, self._transport.max_payload())
+        for crossing in parts:
+            result = self._instance.call("[method]sink.write-arrow", self._handle, crossing.ipc)
+            await self._transport.send()  # what the guest published before any refusal
+            if isinstance(result, Variant):
+                err = errors.from_wit(result)
+                if isinstance(err, errors.InvalidRow):
+                    raise errors.InvalidRow(crossing.first + err.row, err.column, err.message)
+                raise err
+            if result != crossing.rows:  # the guest read another stream than the one we wrote
+                raise errors.ComponentError(f"write-arrow published {result} rows of a stream of {crossing.rows}")
             if crossing.refused is not None:
                 raise crossing.refused
 

@@ -555,6 +555,7 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         published: Vec<Unpacked>,
+        publishes: usize,
         flushes: usize,
         fail_publish: Option<TransportError>,
         fail_flush: Option<TransportError>,
@@ -566,6 +567,7 @@ mod tests {
             if let Some(e) = self.fail_publish.take() {
                 return Err(e);
             }
+            self.publishes += 1;
             self.published
                 .extend(unpack(&batch).expect("a well-formed batch"));
             Ok(())
@@ -891,5 +893,71 @@ mod tests {
         assert!(matches!(err, SinkError::InvalidOptions(ref p) if p.len() == 3));
         let err = prepare(&options(), &[]).unwrap_err();
         assert_eq!(err, SinkError::InvalidSchema(SchemaError::Empty));
+    }
+
+    /// One varchar column `v` holding `texts`, as one Arrow IPC stream.
+    fn arrow_texts(texts: &[&str]) -> Vec<u8> {
+        use std::sync::Arc;
+        let batch = arrow_array::RecordBatch::try_from_iter([(
+            "v",
+            Arc::new(arrow_array::StringArray::from(texts.to_vec())) as arrow_array::ArrayRef,
+        )])
+        .unwrap();
+        let mut writer =
+            arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+        writer.into_inner().unwrap()
+    }
+
+    fn varchar_sink() -> Publisher<Recorder> {
+        let columns = vec![Column {
+            name: "v".into(),
+            data_type: "varchar".into(),
+        }];
+        let (config, schema) = prepare(&options(), &columns).unwrap();
+        Publisher::new(config, schema, Recorder::default())
+    }
+
+    #[test]
+    fn a_large_arrow_stream_is_published_in_bounded_batches() {
+        let mut sink = varchar_sink();
+        sink.transport.max_payload = Some(4 << 20);
+        let big = "x".repeat(3 << 20);
+        let texts: Vec<&str> = (0..7).map(|_| big.as_str()).collect();
+        assert_eq!(sink.write_arrow(arrow_texts(&texts)), Ok(7));
+        assert_eq!(sink.transport().published.len(), 7);
+        // 21 MiB of JSON in batches that close at 8 MiB: never all of it at once.
+        assert_eq!(sink.transport().publishes, 3);
+    }
+
+    #[test]
+    fn a_transport_failure_inside_an_arrow_stream_closes_the_sink() {
+        let mut sink = varchar_sink();
+        sink.transport.max_payload = Some(4 << 20);
+        sink.transport.fail_publish = Some(TransportError::Connection("gone".into()));
+        let big = "x".repeat(3 << 20);
+        let texts: Vec<&str> = (0..4).map(|_| big.as_str()).collect();
+        assert_eq!(
+            sink.write_arrow(arrow_texts(&texts)),
+            Err(SinkError::Connection("gone".into()))
+        );
+        assert!(matches!(sink.flush(), Err(SinkError::Closed(_))));
+    }
+
+    #[test]
+    fn an_arrow_row_over_max_payload_is_refused_after_the_rows_before_it() {
+        let mut sink = varchar_sink();
+        sink.transport.max_payload = Some(64);
+        let long = "y".repeat(100);
+        let err = sink
+            .write_arrow(arrow_texts(&["a", "b", &long, "c"]))
+            .unwrap_err();
+        assert!(
+            matches!(&err, SinkError::InvalidRow { row: 2, error } if error.message.contains("max_payload")),
+            "{err:?}"
+        );
+        assert_eq!(sink.transport().published.len(), 2);
+        assert_eq!(sink.write_arrow(arrow_texts(&["d"])), Ok(1));
     }
 }

@@ -101,6 +101,30 @@ const MAX_BATCH_RESERVE: usize = 16 << 20;
 /// JSON).
 const MAX_ARROW_PUBLISH: usize = 8 << 20;
 
+/// What `write_arrow` packs into as it goes through a stream.
+struct ArrowOutput {
+    batch: BatchBuilder,
+    fixed_subject: Option<Span>,
+    max_payload: u64,
+    /// The values the current row gives the templates.
+    template_row: Rows,
+    /// Rows of the stream packed so far (the index of the next row).
+    written: u32,
+}
+
+/// How the sink's columns read a stream whose schema is `arrow`, or why they cannot.
+fn plan_stream(
+    schema: &Schema,
+    arrow: &arrow_schema::Schema,
+) -> Result<Vec<(usize, Plan)>, SinkError> {
+    nats_sink_arrow_map::plan_columns(&schema.columns, arrow.fields()).map_err(|m| {
+        SinkError::InvalidSchema(SchemaError::BadType {
+            column: m.path,
+            message: m.message,
+        })
+    })
+}
+
 /// A refusal no column is to blame for (a malformed stream), at row `row`.
 fn layout_refusal(row: u32, message: String) -> SinkError {
     SinkError::InvalidRow {
@@ -400,94 +424,104 @@ impl<T: Transport> Publisher<T> {
         // The columns borrow the schema while `self` encodes; a clone per call is O(columns).
         let schema = self.schema.clone();
         let mut stream = Stream::new(ipc);
-        let max_payload = self.transport.max_payload();
+        let mut out = ArrowOutput {
+            batch: self.new_batch(0),
+            fixed_subject: None,
+            max_payload: self.transport.max_payload(),
+            template_row: std::mem::take(&mut self.template_row),
+            written: 0,
+        };
+        out.fixed_subject = self.push_fixed_subject(&mut out.batch);
         let mut plans: Option<Vec<(usize, Plan)>> = None;
-        let mut written: u32 = 0;
-        let mut batch = self.new_batch(0);
-        let mut fixed_subject = self.push_fixed_subject(&mut batch);
-        let mut template_row = std::mem::take(&mut self.template_row);
-        let refused = loop {
-            let record_batch = match stream.next_item() {
-                Ok(None) => break None,
-                Err(e) => break Some(layout_refusal(written, e.to_string())),
-                Ok(Some(Item::Schema(arrow_schema))) => {
-                    let planned =
-                        nats_sink_arrow_map::plan_columns(&schema.columns, arrow_schema.fields())
-                            .map_err(|m| {
-                                SinkError::InvalidSchema(SchemaError::BadType {
-                                    column: m.path,
-                                    message: m.message,
-                                })
-                            });
-                    match planned {
-                        Ok(planned) => plans = Some(planned),
-                        Err(e) => break Some(e),
+        let outcome = loop {
+            match stream.next_item() {
+                Ok(None) if plans.is_none() => {
+                    break Err(layout_refusal(0, "the stream has no schema".into()))
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(layout_refusal(out.written, e.to_string())),
+                Ok(Some(Item::Schema(arrow_schema))) => match plan_stream(&schema, &arrow_schema) {
+                    Ok(planned) => plans = Some(planned),
+                    Err(e) => break Err(e),
+                },
+                Ok(Some(Item::Batch(record_batch))) => {
+                    let Some(plans) = plans.as_deref() else {
+                        let message = "a record batch came before the schema".into();
+                        break Err(layout_refusal(out.written, message));
+                    };
+                    let key_order = self.config.modes.key_order;
+                    let packed = Columns::bind(&schema, plans, &record_batch, key_order)
+                        .map_err(|message| layout_refusal(out.written, message))
+                        .and_then(|columns| {
+                            self.pack_record_batch(&columns, record_batch.num_rows(), &mut out)
+                        });
+                    if let Err(e) = packed {
+                        break Err(e);
                     }
-                    continue;
                 }
-                Ok(Some(Item::Batch(record_batch))) => record_batch,
-            };
-            let Some(plans) = plans.as_deref() else {
-                break Some(layout_refusal(
-                    written,
-                    "a record batch came before the schema".into(),
-                ));
-            };
-            let key_order = self.config.modes.key_order;
-            let columns = match Columns::bind(&schema, plans, &record_batch, key_order) {
-                Ok(columns) => columns,
-                Err(message) => break Some(layout_refusal(written, message)),
-            };
-            let rows = record_batch.num_rows();
-            if u64::from(written) + rows as u64 > u64::from(u32::MAX) {
-                break Some(layout_refusal(
-                    written,
-                    format!("the stream holds more than {} rows; split it", u32::MAX),
-                ));
-            }
-            let reserve = (self.bytes_per_message * rows).min(MAX_BATCH_RESERVE);
-            batch.data().reserve(reserve);
-            let mut refused = None;
-            for index in 0..rows {
-                if batch.data_len() >= MAX_ARROW_PUBLISH {
-                    // Memory stays bounded however many rows the stream holds.
-                    let full = std::mem::replace(&mut batch, self.new_batch(rows - index));
-                    if let Err(e) = self.publish(full) {
-                        self.template_row = template_row;
-                        return Err(e);
-                    }
-                    fixed_subject = self.push_fixed_subject(&mut batch);
-                }
-                let mark = batch.mark();
-                let start = batch.data_len();
-                let packed = columns
-                    .write_row(index, &mut self.arrow_scratch, batch.data())
-                    .and_then(|()| {
-                        self.fill_template_row(&columns, index, &mut template_row);
-                        let row = RowRef::whole(&template_row);
-                        self.address(row, &mut batch, mark, start, fixed_subject, max_payload)
-                    });
-                if let Err(error) = packed {
-                    batch.rewind(mark);
-                    refused = Some(SinkError::InvalidRow {
-                        row: written + index as u32,
-                        error,
-                    });
-                    break;
-                }
-            }
-            written += rows as u32;
-            if refused.is_some() {
-                break refused;
             }
         };
-        self.template_row = template_row;
-        let refused = match refused {
-            None if plans.is_none() => Some(layout_refusal(0, "the stream has no schema".into())),
-            other => other,
-        };
-        self.publish(batch)?;
-        refused.map_or(Ok(written), Err)
+        self.template_row = std::mem::take(&mut out.template_row);
+        match outcome {
+            // A transport failure while packing is the news (the sink is latched failed).
+            Err(e)
+                if !matches!(
+                    e,
+                    SinkError::InvalidRow { .. } | SinkError::InvalidSchema(_)
+                ) =>
+            {
+                Err(e)
+            }
+            // What was packed goes out, then a refusal, if any, is reported.
+            outcome => {
+                self.publish(out.batch)?;
+                outcome.map(|()| out.written)
+            }
+        }
+    }
+
+    /// Pack the `rows` rows of one record batch's `columns` into `out`, publishing whenever
+    /// its batch is full. A row that does not convert is `invalid-row` (the rows before it
+    /// stay packed); a failed publish is its transport error.
+    fn pack_record_batch(
+        &mut self,
+        columns: &Columns<'_>,
+        rows: usize,
+        out: &mut ArrowOutput,
+    ) -> Result<(), SinkError> {
+        if u64::from(out.written) + rows as u64 > u64::from(u32::MAX) {
+            let message = format!("the stream holds more than {} rows; split it", u32::MAX);
+            return Err(layout_refusal(out.written, message));
+        }
+        let reserve = (self.bytes_per_message * rows).min(MAX_ARROW_PUBLISH);
+        out.batch.data().reserve(reserve);
+        for index in 0..rows {
+            if out.batch.data_len() >= MAX_ARROW_PUBLISH {
+                // Memory stays bounded however many rows the stream holds.
+                let full = std::mem::replace(&mut out.batch, self.new_batch(rows - index));
+                self.publish(full)?;
+                out.fixed_subject = self.push_fixed_subject(&mut out.batch);
+            }
+            let mark = out.batch.mark();
+            let start = out.batch.data_len();
+            let packed = columns
+                .write_row(index, &mut self.arrow_scratch, out.batch.data())
+                .and_then(|()| {
+                    self.fill_template_row(columns, index, &mut out.template_row);
+                    let row = RowRef::whole(&out.template_row);
+                    let (subject, limit) = (out.fixed_subject, out.max_payload);
+                    self.address(row, &mut out.batch, mark, start, subject, limit)
+                });
+            if let Err(error) = packed {
+                out.batch.rewind(mark);
+                return Err(SinkError::InvalidRow {
+                    row: out.written + index as u32,
+                    error,
+                });
+            }
+        }
+        out.written += rows as u32;
+        Ok(())
     }
 
     /// The values row `index` gives the subject and header templates, as `write` carries
@@ -521,6 +555,7 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         published: Vec<Unpacked>,
+        publishes: usize,
         flushes: usize,
         fail_publish: Option<TransportError>,
         fail_flush: Option<TransportError>,
@@ -532,6 +567,7 @@ mod tests {
             if let Some(e) = self.fail_publish.take() {
                 return Err(e);
             }
+            self.publishes += 1;
             self.published
                 .extend(unpack(&batch).expect("a well-formed batch"));
             Ok(())
@@ -857,5 +893,71 @@ mod tests {
         assert!(matches!(err, SinkError::InvalidOptions(ref p) if p.len() == 3));
         let err = prepare(&options(), &[]).unwrap_err();
         assert_eq!(err, SinkError::InvalidSchema(SchemaError::Empty));
+    }
+
+    /// One varchar column `v` holding `texts`, as one Arrow IPC stream.
+    fn arrow_texts(texts: &[&str]) -> Vec<u8> {
+        use std::sync::Arc;
+        let batch = arrow_array::RecordBatch::try_from_iter([(
+            "v",
+            Arc::new(arrow_array::StringArray::from(texts.to_vec())) as arrow_array::ArrayRef,
+        )])
+        .unwrap();
+        let mut writer =
+            arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+        writer.into_inner().unwrap()
+    }
+
+    fn varchar_sink() -> Publisher<Recorder> {
+        let columns = vec![Column {
+            name: "v".into(),
+            data_type: "varchar".into(),
+        }];
+        let (config, schema) = prepare(&options(), &columns).unwrap();
+        Publisher::new(config, schema, Recorder::default())
+    }
+
+    #[test]
+    fn a_large_arrow_stream_is_published_in_bounded_batches() {
+        let mut sink = varchar_sink();
+        sink.transport.max_payload = Some(4 << 20);
+        let big = "x".repeat(3 << 20);
+        let texts: Vec<&str> = (0..7).map(|_| big.as_str()).collect();
+        assert_eq!(sink.write_arrow(arrow_texts(&texts)), Ok(7));
+        assert_eq!(sink.transport().published.len(), 7);
+        // 21 MiB of JSON in batches that close at 8 MiB: never all of it at once.
+        assert_eq!(sink.transport().publishes, 3);
+    }
+
+    #[test]
+    fn a_transport_failure_inside_an_arrow_stream_closes_the_sink() {
+        let mut sink = varchar_sink();
+        sink.transport.max_payload = Some(4 << 20);
+        sink.transport.fail_publish = Some(TransportError::Connection("gone".into()));
+        let big = "x".repeat(3 << 20);
+        let texts: Vec<&str> = (0..4).map(|_| big.as_str()).collect();
+        assert_eq!(
+            sink.write_arrow(arrow_texts(&texts)),
+            Err(SinkError::Connection("gone".into()))
+        );
+        assert!(matches!(sink.flush(), Err(SinkError::Closed(_))));
+    }
+
+    #[test]
+    fn an_arrow_row_over_max_payload_is_refused_after_the_rows_before_it() {
+        let mut sink = varchar_sink();
+        sink.transport.max_payload = Some(64);
+        let long = "y".repeat(100);
+        let err = sink
+            .write_arrow(arrow_texts(&["a", "b", &long, "c"]))
+            .unwrap_err();
+        assert!(
+            matches!(&err, SinkError::InvalidRow { row: 2, error } if error.message.contains("max_payload")),
+            "{err:?}"
+        );
+        assert_eq!(sink.transport().published.len(), 2);
+        assert_eq!(sink.write_arrow(arrow_texts(&["d"])), Ok(1));
     }
 }

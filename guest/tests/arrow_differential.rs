@@ -9,17 +9,17 @@ use arrow_support::*;
 use nats_sink_guest::sink::SinkError;
 use proptest::prelude::*;
 
-/// Both paths' outcome and messages for `table`, the Arrow rows split into record batches
-/// at `cuts`.
+/// One path's outcome and the messages it published.
+type Outcome = (Result<(), SinkError>, Vec<nats_sink_guest::batch::Unpacked>);
+
+/// Both paths' outcome and messages for `table` (`rows`, then Arrow), the Arrow rows split
+/// into record batches at `cuts`.
 fn both_ways(
     columns: &[(String, Kind)],
     table: &[Vec<Cell>],
     cuts: &[usize],
     options: &[(&str, &str)],
-) -> (
-    (Result<(), SinkError>, Vec<nats_sink_guest::batch::Unpacked>),
-    (Result<(), SinkError>, Vec<nats_sink_guest::batch::Unpacked>),
-) {
+) -> (Outcome, Outcome) {
     let mut by_rows = sink_with(columns, options).unwrap();
     let written = by_rows.write(&to_rows(columns, table));
 

@@ -203,7 +203,7 @@ enum Values<'a> {
 
 /// The array as `T`, or why it is not (the decoder builds arrays from the schema that was
 /// planned, so this is a guard, not a path any stream is expected to take).
-fn cast<'a, T: 'static>(array: &'a dyn Array) -> Result<&'a T, String> {
+fn cast<T: 'static>(array: &dyn Array) -> Result<&T, String> {
     array.as_any().downcast_ref::<T>().ok_or_else(|| {
         format!(
             "the array is {}, not the type its schema declared",
@@ -212,7 +212,7 @@ fn cast<'a, T: 'static>(array: &'a dyn Array) -> Result<&'a T, String> {
     })
 }
 
-fn primitive<'a, T: ArrowPrimitiveType>(array: &'a dyn Array) -> Result<&'a [T::Native], String> {
+fn primitive<T: ArrowPrimitiveType>(array: &dyn Array) -> Result<&[T::Native], String> {
     Ok(cast::<PrimitiveArray<T>>(array)?.values())
 }
 

@@ -285,7 +285,9 @@ async fn a_hostile_component_cannot_drop_tls_or_swap_credentials() {
     let runtime = SinkRuntime::load(hostile_component_path()).unwrap();
     let schema = columns(&[("id", "integer")]);
     let tls_url = format!("tls://{address}");
-    let cases: [(&str, Vec<(&str, &str)>, &str); 3] = [
+    // (case, options, the reason the refusal must give)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 3] = [
         (
             "tls:// dropped",
             vec![("server_url", &tls_url)],

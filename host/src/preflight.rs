@@ -146,9 +146,28 @@ mod tests {
                 options.extend(path.clone().map(|p| (key.to_string(), p)));
             }
         }
-        if let Auth::CredentialsFile(path) = &config.auth {
-            options.push(("credentials_file".into(), path.clone()));
-        }
+        let given: Vec<(&str, String)> = match &config.auth {
+            Auth::None => vec![],
+            Auth::CredentialsFile(path) => {
+                vec![
+                    ("connect_mode", "creds_file".into()),
+                    ("credentials_file", path.clone()),
+                ]
+            }
+            Auth::Nkey(seed) => vec![("connect_mode", "nkey".into()), ("nkey", seed.clone())],
+            Auth::Token(token) => vec![("connect_mode", "token".into()), ("token", token.clone())],
+            Auth::Credential(c) => vec![
+                ("connect_mode", "credential".into()),
+                ("jwt", c.jwt.clone()),
+                ("nkey", c.nkey_seed.clone()),
+            ],
+            Auth::UserPassword(u) => vec![
+                ("connect_mode", "user_and_password".into()),
+                ("username", u.username.clone()),
+                ("password", u.password.clone()),
+            ],
+        };
+        options.extend(given.into_iter().map(|(k, v)| (k.to_string(), v)));
         let reach = Reach::from_options(&options, &Default::default());
         super::check(config, &reach).expect("within reach")
     }

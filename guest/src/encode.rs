@@ -3,15 +3,11 @@
 //! timestamps in milliseconds, timestamptz as UTC text without suffix).
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 
-use base64::Engine as _;
-
-use crate::bindings::{Interval, Value};
-use crate::json_num::{write_f64, write_i64 as write_int, write_numeric};
-use crate::json_str::write_checked;
-use crate::jsonb::{Form, Jsonb};
+use crate::bindings::Value;
+use crate::jsonb::Jsonb;
 use crate::rows::{not_utf8, RowRef};
+use crate::scalar::{self, write_int, write_numeric};
 use crate::schema::{DataType, Field, Schema};
 
 pub use crate::json_num::check_numeric;
@@ -33,14 +29,9 @@ fn column_prefix(column: &str) -> String {
     }
 }
 
-/// Days from 0001-01-01 (day 1) to 1970-01-01.
-const UNIX_EPOCH_DAYS_FROM_CE: i64 = 719_163;
-const MICROS_PER_DAY: i64 = 86_400_000_000;
-const MICROS_PER_SEC: i64 = 1_000_000;
-
 /// Where a value sits in the row, kept as a chain so the text is built only on error.
 #[derive(Clone, Copy)]
-enum Path<'a> {
+pub(crate) enum Path<'a> {
     Column(&'a str),
     Field(&'a Path<'a>, &'a str),
     Index(&'a Path<'a>, usize),
@@ -68,7 +59,7 @@ impl Path<'_> {
         }
     }
 
-    fn error(&self, message: impl Into<String>) -> RowError {
+    pub(crate) fn error(&self, message: impl Into<String>) -> RowError {
         RowError {
             column: self.render(),
             message: message.into(),
@@ -144,6 +135,17 @@ pub struct Modes {
     pub key_order: KeyOrder,
 }
 
+/// The positions of `fields` in the order their keys are written (every path writes objects
+/// in this order).
+pub(crate) fn keys_in_order(fields: &[Field], key_order: KeyOrder) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..fields.len()).collect();
+    if key_order == KeyOrder::Sorted {
+        // Names are unique (the schema refuses repeats), so the order is total.
+        order.sort_by(|&a, &b| fields[a].name.as_bytes().cmp(fields[b].name.as_bytes()));
+    }
+    order
+}
+
 /// The order in which each object's keys are written, worked out once per schema: for a
 /// struct (or the row), the positions of its fields in key order, and each field's own plan.
 #[derive(Debug, Clone, Default)]
@@ -159,13 +161,8 @@ pub enum KeyPlan {
 
 impl KeyPlan {
     fn for_fields(fields: &[Field], key_order: KeyOrder) -> KeyPlan {
-        let mut order: Vec<usize> = (0..fields.len()).collect();
-        if key_order == KeyOrder::Sorted {
-            // Names are unique (the schema refuses repeats), so the order is total.
-            order.sort_by(|&a, &b| fields[a].name.as_bytes().cmp(fields[b].name.as_bytes()));
-        }
         KeyPlan::Struct {
-            order,
+            order: keys_in_order(fields, key_order),
             fields: fields
                 .iter()
                 .map(|f| KeyPlan::for_type(&f.data_type, key_order))
@@ -358,131 +355,47 @@ impl Encoder {
         let text = |span| row.text(span).map_err(|m| path.error(m));
         match (ty, value) {
             (_, Value::Null) => out.extend_from_slice(b"null"),
-            (DataType::Boolean, Value::Boolean(b)) => {
-                out.extend_from_slice(if *b { b"true" } else { b"false" })
-            }
+            (DataType::Boolean, Value::Boolean(b)) => scalar::write_bool(out, *b),
             (DataType::Smallint, Value::Int16(v)) => write_int(out, *v as i64),
             (DataType::Integer, Value::Int32(v)) => write_int(out, *v as i64),
             (DataType::Bigint, Value::Int64(v)) => write_int(out, *v),
-            // RisingWave widens real to f64 before printing, so 1.1 is 1.100000023841858.
-            (DataType::Real, Value::Float32(v)) => write_f64(out, *v as f64),
-            (DataType::DoublePrecision, Value::Float64(v)) => write_f64(out, *v),
+            (DataType::Real, Value::Float32(v)) => scalar::write_real(out, *v),
+            (DataType::DoublePrecision, Value::Float64(v)) => scalar::write_double(out, *v),
             (DataType::Numeric, Value::Decimal(span)) => {
                 write_numeric(out, text(*span)?).map_err(|m| path.error(m))?
             }
             // Checked as it is escaped: ASCII text (most of it) takes no second pass.
             (DataType::Varchar, Value::Text(span)) => {
                 let bytes = row.bytes(*span).map_err(|m| path.error(m))?;
-                write_checked(out, bytes).map_err(|e| path.error(not_utf8(*span, e)))?
+                scalar::write_varchar(out, bytes).map_err(|e| path.error(not_utf8(*span, e)))?
             }
-            (DataType::Date, Value::Date(days)) => match self.modes.date {
-                DateMode::FromCe => write_int(out, *days as i64 + UNIX_EPOCH_DAYS_FROM_CE),
-                DateMode::FromEpoch => write_int(out, *days as i64),
-                DateMode::String => {
-                    let Some(date) = chrono::NaiveDate::from_num_days_from_ce_opt(
-                        (*days).saturating_add(UNIX_EPOCH_DAYS_FROM_CE as i32),
-                    ) else {
-                        return Err(path.error(format!("date {days} days is out of range")));
-                    };
-                    let _ = write!(out, "\"{}\"", date.format("%Y-%m-%d"));
-                }
-            },
+            (DataType::Date, Value::Date(days)) => {
+                scalar::write_date(out, self.modes.date, *days).map_err(|m| path.error(m))?
+            }
             (DataType::Time, Value::Time(micros)) => {
-                if !(0..MICROS_PER_DAY).contains(micros) {
-                    return Err(path.error(format!(
-                        "time {micros} µs is outside 00:00:00 to 23:59:59.999999"
-                    )));
-                }
-                match self.modes.time {
-                    // Whole seconds only, in milliseconds: RisingWave drops the fraction.
-                    TimeMode::Milli => write_int(out, micros / MICROS_PER_SEC * 1000),
-                    TimeMode::String => {
-                        let secs = micros / MICROS_PER_SEC;
-                        let _ = write!(
-                            out,
-                            "\"{:02}:{:02}:{:02}.{:06}\"",
-                            secs / 3600,
-                            secs / 60 % 60,
-                            secs % 60,
-                            micros % MICROS_PER_SEC
-                        );
-                    }
-                }
+                scalar::write_time(out, self.modes.time, *micros).map_err(|m| path.error(m))?
             }
-            (DataType::Timestamp, Value::Timestamp(micros)) => match self.modes.timestamp {
-                TimestampMode::Milli => write_int(out, micros.div_euclid(1000)),
-                TimestampMode::String => {
-                    let t = datetime(*micros, "timestamp", &path)?;
-                    write_datetime(out, &t, b' ', b"");
-                }
-            },
-            (DataType::Timestamptz, Value::Timestamptz(micros)) => match self.modes.timestamptz {
-                TimestamptzMode::Micro => write_int(out, *micros),
-                TimestamptzMode::Milli => write_int(out, micros.div_euclid(1000)),
-                TimestamptzMode::UtcWithoutSuffix => {
-                    write_datetime(out, &datetime(*micros, "timestamptz", &path)?, b' ', b"")
-                }
-                TimestamptzMode::UtcString => {
-                    write_datetime(out, &datetime(*micros, "timestamptz", &path)?, b'T', b"Z")
-                }
-            },
+            (DataType::Timestamp, Value::Timestamp(micros)) => {
+                scalar::write_timestamp(out, self.modes.timestamp, *micros)
+                    .map_err(|m| path.error(m))?
+            }
+            (DataType::Timestamptz, Value::Timestamptz(micros)) => {
+                scalar::write_timestamptz(out, self.modes.timestamptz, *micros)
+                    .map_err(|m| path.error(m))?
+            }
             (DataType::Interval, Value::Interval(interval)) => {
-                // RisingWave's form drops the time part's sign: -1 µs would read as +1 µs.
-                if interval.micros < 0 {
-                    return Err(path.error(format!(
-                        "interval with a negative time part ({} µs) is refused: RisingWave's ISO 8601 form drops that sign, so it would publish as {} µs",
-                        interval.micros,
-                        interval.micros.unsigned_abs()
-                    )));
-                }
-                out.push(b'"');
-                write_iso_8601(out, interval);
-                out.push(b'"');
+                scalar::write_interval(out, interval).map_err(|m| path.error(m))?
             }
             (DataType::Bytea, Value::Bytea(span)) => {
                 let bytes = row.bytes(*span).map_err(|m| path.error(m))?;
-                out.push(b'"');
-                let start = out.len();
-                out.resize(
-                    start + base64::encoded_len(bytes.len(), true).unwrap_or(0),
-                    0,
-                );
-                let written = base64::engine::general_purpose::STANDARD
-                    .encode_slice(bytes, &mut out[start..])
-                    .map_err(|e| path.error(format!("bytea too large to encode: {e}")))?;
-                out.truncate(start + written);
-                out.push(b'"');
-            }
-            (DataType::Jsonb, Value::Jsonb(span)) if self.modes.jsonb == JsonbMode::Dynamic => {
-                self.jsonb
-                    .write(text(*span)?, Form::Compact, out)
-                    .map_err(|e| path.error(format!("invalid jsonb: {e}")))?;
+                scalar::write_bytea(out, bytes).map_err(|m| path.error(m))?
             }
             (DataType::Jsonb, Value::Jsonb(span)) => {
-                self.jsonb
-                    .write_string(text(*span)?, out)
-                    .map_err(|e| path.error(format!("invalid jsonb: {e}")))?;
+                scalar::write_jsonb(out, &mut self.jsonb, &self.modes, text(*span)?)
+                    .map_err(|m| path.error(m))?
             }
-            (DataType::Serial, Value::Serial(v)) => {
-                let mut text = [b'"'; 20];
-                text[1..3].copy_from_slice(b"0x");
-                text[3..19].copy_from_slice(&hex16(*v as u64));
-                out.extend_from_slice(&text);
-            }
-            (DataType::Uuid, Value::Uuid((hi, lo))) => {
-                // 8-4-4-4-12 hex digits: the high half holds the first three groups. Built in
-                // place and appended in one fixed-size copy (no per-digit push).
-                let (hi, lo) = (hex16(*hi), hex16(*lo));
-                let mut text = [b'-'; 38];
-                text[0] = b'"';
-                text[1..9].copy_from_slice(&hi[..8]);
-                text[10..14].copy_from_slice(&hi[8..12]);
-                text[15..19].copy_from_slice(&hi[12..]);
-                text[20..24].copy_from_slice(&lo[..4]);
-                text[25..37].copy_from_slice(&lo[4..]);
-                text[37] = b'"';
-                out.extend_from_slice(&text);
-            }
+            (DataType::Serial, Value::Serial(v)) => scalar::write_serial(out, *v),
+            (DataType::Uuid, Value::Uuid(halves)) => scalar::write_uuid(out, *halves),
             (DataType::List(element), Value::List(range)) => {
                 let children = self.claim(index, range.start, range.len, &path)?;
                 out.push(b'[');
@@ -574,99 +487,11 @@ pub fn value_kind(value: &Value) -> &'static str {
     }
 }
 
-/// The 16 hex digits of `v`, lowercase, most significant first.
-fn hex16(v: u64) -> [u8; 16] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = [0; 16];
-    for (i, digit) in text.iter_mut().enumerate() {
-        *digit = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
-    }
-    text
-}
-
-/// Microseconds since 1970 as a date and time, or an error naming the value.
-fn datetime(micros: i64, kind: &str, path: &Path<'_>) -> Result<chrono::NaiveDateTime, RowError> {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| t.naive_utc())
-        .ok_or_else(|| path.error(format!("{kind} {micros} µs is out of range")))
-}
-
-/// `"YYYY-MM-DD HH:MM:SS.ffffff"` (with `separator` between date and time, then `suffix`), as
-/// chrono's `%Y-%m-%d %H:%M:%S%.6f` writes it, without interpreting a format string per value;
-/// years outside 0..=9999 take chrono's path.
-fn write_datetime(out: &mut Vec<u8>, t: &chrono::NaiveDateTime, separator: u8, suffix: &[u8]) {
-    use chrono::{Datelike, Timelike};
-    let year = t.year();
-    if !(0..=9999).contains(&year) {
-        let _ = write!(
-            out,
-            "\"{}{}{}",
-            t.format("%Y-%m-%d"),
-            separator as char,
-            t.format("%H:%M:%S%.6f")
-        );
-        out.extend_from_slice(suffix);
-        out.push(b'"');
-        return;
-    }
-    let digits = |out: &mut Vec<u8>, value: u32, width: usize| {
-        let mut buf = [b'0'; 6];
-        let mut v = value;
-        for slot in buf[..width].iter_mut().rev() {
-            *slot = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-        out.extend_from_slice(&buf[..width]);
-    };
-    out.push(b'"');
-    digits(out, year as u32, 4);
-    out.push(b'-');
-    digits(out, t.month(), 2);
-    out.push(b'-');
-    digits(out, t.day(), 2);
-    out.push(separator);
-    digits(out, t.hour(), 2);
-    out.push(b':');
-    digits(out, t.minute(), 2);
-    out.push(b':');
-    digits(out, t.second(), 2);
-    out.push(b'.');
-    // From microseconds there is no leap second, so this stays below 1,000,000.
-    digits(out, t.nanosecond() / 1000, 6);
-    out.extend_from_slice(suffix);
-    out.push(b'"');
-}
-
-/// `P{y}Y{m}M{d}DT{h}H{m}M{s}[.fraction]S`, every part present, as RisingWave writes it.
-/// Like RisingWave, the time part is printed without its sign (the encoder refuses a
-/// negative one before it gets here).
-pub fn write_iso_8601(out: &mut Vec<u8>, interval: &Interval) {
-    let years = interval.months / 12;
-    let months = interval.months % 12;
-    let fraction = (interval.micros % MICROS_PER_SEC).unsigned_abs();
-    let total_secs = (interval.micros / MICROS_PER_SEC).unsigned_abs();
-    let (hours, minutes, seconds) = (total_secs / 3600, total_secs / 60 % 60, total_secs % 60);
-    let _ = write!(
-        out,
-        "P{years}Y{months}M{}DT{hours}H{minutes}M{seconds}",
-        interval.days
-    );
-    if fraction != 0 {
-        // Six fractional digits with the trailing zeros dropped: 500000 µs is `.5`.
-        let (mut digits, mut width) = (fraction, 6);
-        while digits % 10 == 0 {
-            digits /= 10;
-            width -= 1;
-        }
-        let _ = write!(out, ".{digits:0width$}");
-    }
-    out.push(b'S');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::{ChildRange, Rows, Span};
+    use crate::bindings::{ChildRange, Interval, Rows, Span};
+    use crate::scalar::{write_datetime, MICROS_PER_DAY};
 
     fn schema(cols: &[(&str, &str)]) -> Schema {
         Schema::parse(cols.iter().copied()).unwrap()

@@ -4,6 +4,7 @@
 //! natively it is a plain library: the same option, schema and encoding logic, unit-tested with
 //! `cargo test -p nats-sink-guest` and usable as a native baseline.
 
+pub mod arrow;
 pub mod batch;
 pub mod encode;
 mod json_num;
@@ -12,6 +13,7 @@ mod jsonb_fast;
 pub mod option_specs;
 pub mod options;
 pub mod rows;
+pub mod scalar;
 pub mod sink;
 pub mod stream;
 pub mod template;
@@ -217,6 +219,10 @@ mod component {
 
         fn write(&self, rows: Rows) -> Result<(), SinkError> {
             Ok(self.0.borrow_mut().write(&rows)?)
+        }
+
+        fn write_arrow(&self, ipc: Vec<u8>) -> Result<u32, SinkError> {
+            Ok(self.0.borrow_mut().write_arrow(ipc)?)
         }
 
         fn flush(&self) -> Result<(), SinkError> {

@@ -15,6 +15,14 @@ pub struct RowRef<'a> {
 }
 
 impl<'a> RowRef<'a> {
+    /// All of `rows` as one row (its values and bytes), for a row built in place.
+    pub fn whole(rows: &'a Rows) -> RowRef<'a> {
+        RowRef {
+            values: &rows.values,
+            data: &rows.data,
+        }
+    }
+
     /// The bytes `span` names, or why it names none.
     pub fn bytes(&self, span: Span) -> Result<&'a [u8], String> {
         crate::within(span.start, span.len, self.data.len())

@@ -1,8 +1,12 @@
 //! The sink's behaviour, independent of how the transport is reached (the host's import in
 //! the component, an in-memory transport in tests).
 
+use nats_sink_arrow_map::Plan;
+
+use crate::arrow::column::{Columns, Scratch};
+use crate::arrow::ipc::{Item, Stream};
 use crate::batch::{BatchBuilder, Mark};
-use crate::bindings::{Batch, Column, Rows, Span, TransportError};
+use crate::bindings::{Batch, Column, Rows, Span, TransportError, Value};
 use crate::encode::{Encoder, RowError};
 use crate::options::{OptionProblem, SinkConfig};
 use crate::rows::RowRef;
@@ -92,6 +96,22 @@ fn bind_templates(config: &mut SinkConfig, schema: &Schema) -> Result<(), Vec<Op
 /// Largest buffer reserved up front for a batch.
 const MAX_BATCH_RESERVE: usize = 16 << 20;
 
+/// The Arrow path publishes once its batch holds this many bytes, so that a stream's
+/// messages never all sit in memory at once (a bit-packed column grows many times over as
+/// JSON).
+const MAX_ARROW_PUBLISH: usize = 8 << 20;
+
+/// A refusal no column is to blame for (a malformed stream), at row `row`.
+fn layout_refusal(row: u32, message: String) -> SinkError {
+    SinkError::InvalidRow {
+        row,
+        error: RowError {
+            column: String::new(),
+            message,
+        },
+    }
+}
+
 /// The header JetStream deduplicates on.
 pub const MESSAGE_ID_HEADER: &str = "Nats-Msg-Id";
 
@@ -144,6 +164,12 @@ pub struct Publisher<T> {
     /// Set after a transport failure: what was published since the last flush is in doubt,
     /// so the sink refuses further work and the caller must reopen and replay.
     failure: Option<String>,
+    /// Scratch space of the Arrow path's writers, kept between calls.
+    arrow_scratch: Scratch,
+    /// The schema columns the subject and header templates name, in schema order.
+    template_columns: Vec<usize>,
+    /// The values an Arrow row gives the templates, kept between rows.
+    template_row: Rows,
 }
 
 impl<T: Transport> Publisher<T> {
@@ -158,6 +184,13 @@ impl<T: Transport> Publisher<T> {
             .subject_template
             .is_fixed()
             .then(|| config.subject_template.with_sample(""));
+        let mut template_columns: Vec<usize> = std::iter::once(&config.subject_template)
+            .chain(config.headers.iter().map(|h| &h.value))
+            .flat_map(|template| template.columns())
+            .filter_map(|name| schema.columns.iter().position(|c| c.name == name))
+            .collect();
+        template_columns.sort_unstable();
+        template_columns.dedup();
         let mut header_names: Vec<String> = config.headers.iter().map(|h| h.name.clone()).collect();
         if sink_id.is_some() {
             header_names.push(MESSAGE_ID_HEADER.to_string());
@@ -166,6 +199,7 @@ impl<T: Transport> Publisher<T> {
             header_names,
             scratch: String::new(),
             encoder: Encoder::new(config.modes, &schema),
+            arrow_scratch: Scratch::new(config.modes),
             fixed_subject,
             config,
             schema,
@@ -174,6 +208,8 @@ impl<T: Transport> Publisher<T> {
             checkpoint: None,
             bytes_per_message: 256,
             failure: None,
+            template_columns,
+            template_row: Rows::new(),
         }
     }
 
@@ -203,6 +239,21 @@ impl<T: Transport> Publisher<T> {
     ) -> Result<(), RowError> {
         let start = batch.data_len();
         self.encoder.encode_row(&self.schema, row, batch.data())?;
+        self.address(row, batch, mark, start, fixed_subject, max_payload)
+    }
+
+    /// Close the message whose payload was written from `start`: its subject and headers
+    /// (templates filled from `row`), its message id, and the max_payload check. Both `write`
+    /// and `write_arrow` end each row's message here.
+    fn address(
+        &mut self,
+        row: RowRef<'_>,
+        batch: &mut BatchBuilder,
+        mark: Mark,
+        start: usize,
+        fixed_subject: Option<Span>,
+        max_payload: u64,
+    ) -> Result<(), RowError> {
         let payload = batch.span_since(start);
         let subject = match fixed_subject {
             Some(subject) => subject,
@@ -292,13 +343,8 @@ impl<T: Transport> Publisher<T> {
     /// published, it and the rest are not.
     pub fn write(&mut self, rows: &Rows) -> Result<(), SinkError> {
         self.check_usable()?;
-        let reserve = (self.bytes_per_message * rows.len()).min(MAX_BATCH_RESERVE);
-        let mut batch = BatchBuilder::new(self.header_names.clone(), reserve, rows.len());
-        // One copy of a fixed subject serves every message.
-        let fixed_subject = self
-            .fixed_subject
-            .as_ref()
-            .map(|subject| batch.push_bytes(subject.as_bytes()));
+        let mut batch = self.new_batch(rows.len());
+        let fixed_subject = self.push_fixed_subject(&mut batch);
         // Asked per batch: after a reconnect the server may be another one.
         let max_payload = self.transport.max_payload();
         let mut refused = None;
@@ -315,14 +361,148 @@ impl<T: Transport> Publisher<T> {
                 break;
             }
         }
-        if batch.messages() > 0 {
-            // Rows of one sink are alike: size the next buffer by this one, so it rarely grows.
-            self.bytes_per_message = batch.data_len() / batch.messages() + 16;
-            if let Err(e) = self.transport.publish(batch.finish()) {
-                return Err(self.fail(e));
-            }
-        }
+        self.publish(batch)?;
         refused.map_or(Ok(()), Err)
+    }
+
+    /// An empty batch for about `rows` messages like the last ones.
+    fn new_batch(&self, rows: usize) -> BatchBuilder {
+        let reserve = (self.bytes_per_message * rows).min(MAX_BATCH_RESERVE);
+        BatchBuilder::new(self.header_names.clone(), reserve, rows)
+    }
+
+    /// One copy of a fixed subject serves every message of a batch.
+    fn push_fixed_subject(&self, batch: &mut BatchBuilder) -> Option<Span> {
+        self.fixed_subject
+            .as_ref()
+            .map(|subject| batch.push_bytes(subject.as_bytes()))
+    }
+
+    /// Hand a batch to the transport, if it holds any message.
+    fn publish(&mut self, batch: BatchBuilder) -> Result<(), SinkError> {
+        if batch.messages() == 0 {
+            return Ok(());
+        }
+        // Rows of one sink are alike: size the next buffer by this one, so it rarely grows.
+        self.bytes_per_message = batch.data_len() / batch.messages() + 16;
+        self.transport
+            .publish(batch.finish())
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Encode and publish the rows of one Arrow IPC stream (see `write-arrow` in the WIT),
+    /// one message per row, the same bytes `write` gives for the same rows. The stream's
+    /// schema is checked against the sink's before any row; a value that does not convert,
+    /// or a malformed message, stops the stream: the rows before it are published, it and
+    /// the rest are not. On success, the number of rows the stream held.
+    pub fn write_arrow(&mut self, ipc: Vec<u8>) -> Result<u32, SinkError> {
+        self.check_usable()?;
+        // The columns borrow the schema while `self` encodes; a clone per call is O(columns).
+        let schema = self.schema.clone();
+        let mut stream = Stream::new(ipc);
+        let max_payload = self.transport.max_payload();
+        let mut plans: Option<Vec<(usize, Plan)>> = None;
+        let mut written: u32 = 0;
+        let mut batch = self.new_batch(0);
+        let mut fixed_subject = self.push_fixed_subject(&mut batch);
+        let mut template_row = std::mem::take(&mut self.template_row);
+        let refused = loop {
+            let record_batch = match stream.next_item() {
+                Ok(None) => break None,
+                Err(e) => break Some(layout_refusal(written, e.to_string())),
+                Ok(Some(Item::Schema(arrow_schema))) => {
+                    let planned =
+                        nats_sink_arrow_map::plan_columns(&schema.columns, arrow_schema.fields())
+                            .map_err(|m| {
+                                SinkError::InvalidSchema(SchemaError::BadType {
+                                    column: m.path,
+                                    message: m.message,
+                                })
+                            });
+                    match planned {
+                        Ok(planned) => plans = Some(planned),
+                        Err(e) => break Some(e),
+                    }
+                    continue;
+                }
+                Ok(Some(Item::Batch(record_batch))) => record_batch,
+            };
+            let Some(plans) = plans.as_deref() else {
+                break Some(layout_refusal(
+                    written,
+                    "a record batch came before the schema".into(),
+                ));
+            };
+            let key_order = self.config.modes.key_order;
+            let columns = match Columns::bind(&schema, plans, &record_batch, key_order) {
+                Ok(columns) => columns,
+                Err(message) => break Some(layout_refusal(written, message)),
+            };
+            let rows = record_batch.num_rows();
+            if u64::from(written) + rows as u64 > u64::from(u32::MAX) {
+                break Some(layout_refusal(
+                    written,
+                    format!("the stream holds more than {} rows; split it", u32::MAX),
+                ));
+            }
+            let reserve = (self.bytes_per_message * rows).min(MAX_BATCH_RESERVE);
+            batch.data().reserve(reserve);
+            let mut refused = None;
+            for index in 0..rows {
+                if batch.data_len() >= MAX_ARROW_PUBLISH {
+                    // Memory stays bounded however many rows the stream holds.
+                    let full = std::mem::replace(&mut batch, self.new_batch(rows - index));
+                    if let Err(e) = self.publish(full) {
+                        self.template_row = template_row;
+                        return Err(e);
+                    }
+                    fixed_subject = self.push_fixed_subject(&mut batch);
+                }
+                let mark = batch.mark();
+                let start = batch.data_len();
+                let packed = columns
+                    .write_row(index, &mut self.arrow_scratch, batch.data())
+                    .and_then(|()| {
+                        self.fill_template_row(&columns, index, &mut template_row);
+                        let row = RowRef::whole(&template_row);
+                        self.address(row, &mut batch, mark, start, fixed_subject, max_payload)
+                    });
+                if let Err(error) = packed {
+                    batch.rewind(mark);
+                    refused = Some(SinkError::InvalidRow {
+                        row: written + index as u32,
+                        error,
+                    });
+                    break;
+                }
+            }
+            written += rows as u32;
+            if refused.is_some() {
+                break refused;
+            }
+        };
+        self.template_row = template_row;
+        let refused = match refused {
+            None if plans.is_none() => Some(layout_refusal(0, "the stream has no schema".into())),
+            other => other,
+        };
+        self.publish(batch)?;
+        refused.map_or(Ok(written), Err)
+    }
+
+    /// The values row `index` gives the subject and header templates, as `write` carries
+    /// them (a column no template names is null). Empty when no template names a column.
+    fn fill_template_row(&self, columns: &Columns<'_>, index: usize, row: &mut Rows) {
+        row.values.clear();
+        row.data.clear();
+        if self.template_columns.is_empty() {
+            return;
+        }
+        row.values.resize(self.schema.columns.len(), Value::Null);
+        for &column in &self.template_columns {
+            let value = columns.template_value(column, index, row);
+            row.values[column] = value;
+        }
     }
 
     pub fn flush(&mut self) -> Result<(), SinkError> {

@@ -16,6 +16,10 @@ pub enum HostError {
     /// The component could not be loaded or linked, or a call into it trapped or hit a limit.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// A record batch could not be written as an Arrow IPC stream (on the host, before the
+    /// guest saw it).
+    #[error("the record batch cannot be written as an Arrow IPC stream: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
 }
 
 /// What went wrong in the runtime, as a kind to match on.
@@ -108,6 +112,7 @@ impl HostError {
             HostError::Sink(SinkError::Timeout(_)) => "timeout",
             HostError::Sink(SinkError::Closed(_)) => "closed",
             HostError::Runtime(_) => "runtime",
+            HostError::Arrow(_) => "arrow",
         }
     }
 }

@@ -45,6 +45,7 @@
 
 #![warn(missing_docs)]
 
+pub mod arrow;
 pub mod bindings;
 mod connector;
 mod error;
@@ -61,6 +62,8 @@ pub mod stream;
 pub mod transport;
 mod value;
 
+/// The arrow-rs release whose record batches [`Sink::write_arrow`] takes.
+pub use arrow_array;
 pub use bindings::encoder::{
     ChildRange, Column, Interval, OptionInfo, OptionProblem, RowProblem, Rows, SinkError, Target,
     Value,

@@ -431,6 +431,29 @@ impl Sink {
         outcome
     }
 
+    /// Encode and publish the rows of one Arrow IPC stream (a schema, then record batches),
+    /// as [`Sink::write_arrow`] does, for a caller that holds the stream's bytes already; the
+    /// number of rows it held, every one published. A malformed, truncated or compressed
+    /// stream is `invalid-row` at the first row it would have held, with no column named.
+    pub async fn write_arrow_ipc(&mut self, ipc: &[u8]) -> Result<u32, HostError> {
+        let handle = self.start_call()?;
+        let result = encoder_of(&self.bindings)
+            .sink()
+            .call_write_arrow(&mut self.store, handle, ipc)
+            .await;
+        match self.settle("write-arrow", result) {
+            Ok(rows) => {
+                self.metrics.written(rows as usize, &Ok(()));
+                Ok(rows)
+            }
+            Err(e) => {
+                let failed = Err(e);
+                self.metrics.written(0, &failed);
+                failed.map(|()| 0)
+            }
+        }
+    }
+
     /// Return once everything written since the last flush is confirmed by NATS.
     pub async fn flush(&mut self) -> Result<(), HostError> {
         let started = Instant::now();

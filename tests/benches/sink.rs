@@ -6,7 +6,9 @@
 //! - raw: async-nats publishing payloads encoded beforehand (the ceiling on this machine);
 //! - raw+id: the same, each message with a `Nats-Msg-Id` header as the sink sends by default;
 //! - native: the guest's sink compiled natively over the host's transport (no wasm);
-//! - component: the full sink through wasmtime.
+//! - component: the full sink through wasmtime;
+//! - component (arrow): the same, the rows handed over as Arrow record batches
+//!   (`Sink::write_arrow`: one IPC stream per call) instead of `rows`.
 //!
 //! Every mode writes rows in calls of `batch` rows and confirms every 4,096 rows (a flush:
 //! JetStream acks, or a core round trip). The modes run in paired rounds (see
@@ -36,9 +38,11 @@ use std::time::Instant;
 use datasets::*;
 use encode::*;
 use native::*;
+use nats_sink::arrow_array::RecordBatch;
 use nats_sink::transport::NatsConnection;
 use nats_sink::{Column, Datum, Rows, RuntimeConfig, SinkRuntime};
 use nats_sink_guest::bindings as guest;
+use nats_sink_tests::arrow::record_batch;
 use nats_sink_tests::memory::{self, MemoryHost};
 use nats_sink_tests::{columns, component_path, pack, target_dir, to_guest_rows, NatsServer};
 use paired::{rotated, Spread};
@@ -92,6 +96,7 @@ impl Bench {
             Mode::RawIds => self.raw(data, route, true),
             Mode::Native => self.native(data, route, batch),
             Mode::Component => self.component(data, route, batch),
+            Mode::ComponentArrow => self.component_arrow(data, route, batch),
             Mode::ComponentNoIds => self.component_with(data, route, batch, &[("dedupe", "false")]),
         }
     }
@@ -236,6 +241,32 @@ impl Bench {
         self.component_with(data, route, batch, &[])
     }
 
+    /// Seconds for the component through wasmtime, fed Arrow record batches.
+    fn component_arrow(&mut self, data: &Dataset, route: Route, batch: usize) -> f64 {
+        let subject = self.subject(route);
+        let opts = options(&self.server.url(), &subject, &[]);
+        let sink_runtime = self.sink_runtime.clone();
+        let checkpoints = data.arrow(batch);
+        let seconds = self.runtime.block_on(async move {
+            let mut sink = sink_runtime.open(&opts, &data.columns).await.expect("open");
+            let started = Instant::now();
+            for (checkpoint, batches) in checkpoints.iter().enumerate() {
+                sink.begin_checkpoint(checkpoint as u64).await.unwrap();
+                for batch in batches {
+                    sink.write_arrow(batch)
+                        .await
+                        .expect("component write_arrow");
+                }
+                sink.flush().await.expect("component flush");
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            sink.close().await.unwrap();
+            seconds
+        });
+        self.drop_stream(route);
+        seconds
+    }
+
     /// `component`, with more options.
     fn component_with(
         &mut self,
@@ -274,6 +305,8 @@ enum Mode {
     RawIds,
     Native,
     Component,
+    /// The component fed Arrow record batches.
+    ComponentArrow,
     /// The component with `dedupe=false`: no message ids, against raw.
     ComponentNoIds,
 }
@@ -285,13 +318,14 @@ impl Mode {
             Mode::RawIds => "raw_with_ids",
             Mode::Native => "native",
             Mode::Component => "component",
+            Mode::ComponentArrow => "component_arrow",
             Mode::ComponentNoIds => "component_without_ids",
         }
     }
 }
 
 /// The ratios each throughput cell reports: JSON key, column, numerator, denominator (rates).
-const RATIOS: [(&str, &str, Mode, Mode); 5] = [
+const RATIOS: [(&str, &str, Mode, Mode); 7] = [
     (
         "component_to_native",
         "comp/native",
@@ -303,6 +337,18 @@ const RATIOS: [(&str, &str, Mode, Mode); 5] = [
         "component_to_raw_with_ids",
         "comp/raw+id",
         Mode::Component,
+        Mode::RawIds,
+    ),
+    (
+        "component_arrow_to_native",
+        "arrow/native",
+        Mode::ComponentArrow,
+        Mode::Native,
+    ),
+    (
+        "component_arrow_to_raw_with_ids",
+        "arrow/raw+id",
+        Mode::ComponentArrow,
         Mode::RawIds,
     ),
     ("native_to_raw", "native/raw", Mode::Native, Mode::Raw),
@@ -364,6 +410,10 @@ fn encode_table(
         let native = Spread::of(rates(EncodeMode::Native));
         let wasm = Spread::of(rates(EncodeMode::Wasm));
         let ratio = Spread::ratio_of(&rates(EncodeMode::Wasm), &rates(EncodeMode::Native));
+        let native_arrow = Spread::of(rates(EncodeMode::NativeArrow));
+        let wasm_arrow = Spread::of(rates(EncodeMode::WasmArrow));
+        let arrow_ratio =
+            Spread::ratio_of(&rates(EncodeMode::WasmArrow), &rates(EncodeMode::Native));
         let (empty_native, empty_wasm) = (
             micros(EncodeMode::EmptyNative),
             micros(EncodeMode::EmptyWasm),
@@ -381,12 +431,22 @@ fn encode_table(
             empty_wasm.min,
             empty_wasm.max,
         );
+        println!(
+            "{:<10} through Arrow: native {:<22} wasm {:<22} wasm (arrow)/native (rows) {}",
+            data.short,
+            native_arrow.rate(),
+            wasm_arrow.rate(),
+            arrow_ratio.ratio(),
+        );
         let mut entry = figures_json(&[
             ("native_rows_per_s", &native),
             ("wasm_rows_per_s", &wasm),
             ("wasm_to_native", &ratio),
             ("empty_write_native_us", &empty_native),
             ("empty_write_component_us", &empty_wasm),
+            ("native_arrow_rows_per_s", &native_arrow),
+            ("wasm_arrow_rows_per_s", &wasm_arrow),
+            ("wasm_arrow_to_native", &arrow_ratio),
         ]);
         entry.insert("dataset".into(), json!(data.name));
         encode.push(serde_json::Value::from(entry));
@@ -487,7 +547,13 @@ fn main() {
     for data in (0..datasets.len()).filter(|_| !encode_only) {
         for route in [Route::Core, Route::JetStream] {
             for batch in BATCHES {
-                let mut modes = vec![Mode::Raw, Mode::RawIds, Mode::Native, Mode::Component];
+                let mut modes = vec![
+                    Mode::Raw,
+                    Mode::RawIds,
+                    Mode::Native,
+                    Mode::Component,
+                    Mode::ComponentArrow,
+                ];
                 if route == Route::Core && batch == 1024 {
                     modes.push(Mode::ComponentNoIds);
                 }
@@ -527,15 +593,15 @@ fn main() {
 
     println!("\nrows/s ({})", paired::LEGEND);
     println!(
-        "{:<10} {:<9} {:>5}  {:<22} {:<22} {:<22} {:<22}",
-        "rows", "route", "batch", "raw", "raw+id", "native", "component"
+        "{:<10} {:<9} {:>5}  {:<22} {:<22} {:<22} {:<22} {:<22}",
+        "rows", "route", "batch", "raw", "raw+id", "native", "component", "component (arrow)"
     );
     for cell in &cells {
         let data = &datasets[cell.data];
         let n = data.rows.len();
         let rate = |mode| cell.rate(mode, n).rate();
         println!(
-            "{:<10} {:<9} {:>5}  {:<22} {:<22} {:<22} {:<22}",
+            "{:<10} {:<9} {:>5}  {:<22} {:<22} {:<22} {:<22} {:<22}",
             data.short,
             cell.route.name(),
             cell.batch,
@@ -543,6 +609,7 @@ fn main() {
             rate(Mode::RawIds),
             rate(Mode::Native),
             rate(Mode::Component),
+            rate(Mode::ComponentArrow),
         );
     }
     println!("\nratios of rows/s, per round ({})", paired::LEGEND);
@@ -561,10 +628,16 @@ fn main() {
             cell.route.name(),
             cell.batch
         );
-        let rates: Vec<(&str, Spread)> = [Mode::Raw, Mode::RawIds, Mode::Native, Mode::Component]
-            .into_iter()
-            .map(|m| (m.name(), cell.rate(m, n)))
-            .collect();
+        let rates: Vec<(&str, Spread)> = [
+            Mode::Raw,
+            Mode::RawIds,
+            Mode::Native,
+            Mode::Component,
+            Mode::ComponentArrow,
+        ]
+        .into_iter()
+        .map(|m| (m.name(), cell.rate(m, n)))
+        .collect();
         let ratios: Vec<(&str, Spread)> = RATIOS
             .iter()
             .map(|(key, _, a, b)| (*key, cell.ratio(*a, *b, n)))
@@ -578,6 +651,7 @@ fn main() {
             "raw_with_ids_rows_per_s",
             "native_rows_per_s",
             "component_rows_per_s",
+            "component_arrow_rows_per_s",
         ];
         let mut figures: Vec<(&str, &Spread)> = rate_keys
             .iter()

@@ -2,6 +2,7 @@
 //! CLI, and NATS JWTs for operator-mode servers. Each job has its module; everything is
 //! re-exported here so tests `use nats_sink_tests::*`.
 
+pub mod arrow;
 pub mod artifacts;
 pub mod cli;
 pub mod components;

@@ -268,6 +268,18 @@ impl MemoryInstance {
             .await
     }
 
+    pub async fn write_arrow(
+        &mut self,
+        sink: ResourceAny,
+        ipc: &[u8],
+    ) -> wasmtime::Result<Result<u32, SinkError>> {
+        self.bindings
+            .nats_sink_encoder()
+            .sink()
+            .call_write_arrow(&mut self.store, sink, ipc)
+            .await
+    }
+
     pub async fn flush(&mut self, sink: ResourceAny) -> wasmtime::Result<Result<(), SinkError>> {
         self.bindings
             .nats_sink_encoder()

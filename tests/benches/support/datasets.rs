@@ -102,6 +102,20 @@ impl Dataset {
         }
     }
 
+    /// The rows as Arrow record batches (RisingWave's forms), before any clock starts: per
+    /// checkpoint, batches of `batch` rows.
+    pub(crate) fn arrow(&self, batch: usize) -> Vec<Vec<RecordBatch>> {
+        self.rows
+            .chunks(CHECKPOINT_ROWS)
+            .map(|checkpoint| {
+                checkpoint
+                    .chunks(batch)
+                    .map(|rows| record_batch(&self.columns, rows))
+                    .collect()
+            })
+            .collect()
+    }
+
     /// The rows packed as `write` takes them, before any clock starts: per checkpoint, batches
     /// of `batch` rows.
     pub(crate) fn packed(&self, batch: usize) -> Vec<Vec<Rows>> {

@@ -11,13 +11,19 @@ pub(crate) const EMPTY_CALLS: usize = 20_000;
 pub(crate) enum EncodeMode {
     Native,
     Wasm,
+    /// The native sink fed each batch as one Arrow IPC stream.
+    NativeArrow,
+    /// The component fed each batch as one Arrow IPC stream.
+    WasmArrow,
     EmptyNative,
     EmptyWasm,
 }
 
-pub(crate) const ENCODE_MODES: [EncodeMode; 4] = [
+pub(crate) const ENCODE_MODES: [EncodeMode; 6] = [
     EncodeMode::Native,
     EncodeMode::Wasm,
+    EncodeMode::NativeArrow,
+    EncodeMode::WasmArrow,
     EncodeMode::EmptyNative,
     EncodeMode::EmptyWasm,
 ];
@@ -27,6 +33,8 @@ pub(crate) struct EncodeInput {
     pub(crate) guest_rows: Vec<guest::Rows>,
     pub(crate) memory_rows: Vec<memory::Rows>,
     pub(crate) columns: Vec<memory::Column>,
+    /// Each batch as one Arrow IPC stream.
+    pub(crate) ipc: Vec<Vec<u8>>,
 }
 
 impl EncodeInput {
@@ -35,6 +43,14 @@ impl EncodeInput {
         EncodeInput {
             guest_rows: packed.iter().map(to_guest_rows).collect(),
             memory_rows: packed.clone(),
+            ipc: data
+                .rows
+                .chunks(1024)
+                .map(|rows| {
+                    nats_sink::arrow::ipc_stream(&[record_batch(&data.columns, rows)])
+                        .expect("the dataset as Arrow")
+                })
+                .collect(),
             columns: data
                 .columns
                 .iter()
@@ -66,6 +82,17 @@ pub(crate) fn encode_run(
             assert_eq!(sink.transport().messages as usize, data.rows.len());
             seconds
         }
+        EncodeMode::NativeArrow => {
+            let mut sink = native_sink(&data.columns, &[], Discard::default());
+            let started = Instant::now();
+            for ipc in &input.ipc {
+                // The copy stands for the one into the component's memory.
+                sink.write_arrow(ipc.clone()).unwrap();
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            assert_eq!(sink.transport().messages as usize, data.rows.len());
+            seconds
+        }
         EncodeMode::EmptyNative => {
             let mut sink = native_sink(&data.columns, &[], Discard::default());
             let started = Instant::now();
@@ -74,7 +101,7 @@ pub(crate) fn encode_run(
             }
             started.elapsed().as_secs_f64() / EMPTY_CALLS as f64
         }
-        EncodeMode::Wasm | EncodeMode::EmptyWasm => rt.block_on(async {
+        EncodeMode::Wasm | EncodeMode::WasmArrow | EncodeMode::EmptyWasm => rt.block_on(async {
             let mut instance = host.instance().await.unwrap();
             instance.recorder.discard.store(true, Ordering::Relaxed);
             let opts = options("127.0.0.1:4222", "bench", &[]);
@@ -83,6 +110,17 @@ pub(crate) fn encode_run(
                 let started = Instant::now();
                 for rows in &input.memory_rows {
                     instance.write(sink, rows).await.unwrap().unwrap();
+                }
+                let seconds = started.elapsed().as_secs_f64();
+                assert_eq!(
+                    instance.recorder.messages.load(Ordering::Relaxed) as usize,
+                    data.rows.len()
+                );
+                seconds
+            } else if mode == EncodeMode::WasmArrow {
+                let started = Instant::now();
+                for ipc in &input.ipc {
+                    instance.write_arrow(sink, ipc).await.unwrap().unwrap();
                 }
                 let seconds = started.elapsed().as_secs_f64();
                 assert_eq!(

@@ -183,10 +183,29 @@ mod component {
         }
 
         fn write(&self, rows: Rows) -> Result<(), SinkError> {
-            let n = rows.ends.len();
+            self.misbehave(rows.ends.len())
+        }
+
+        /// Misbehaves as `write` does, one message per stream.
+        fn write_arrow(&self, ipc: Vec<u8>) -> Result<u32, SinkError> {
+            std::hint::black_box(&ipc);
+            self.misbehave(1).map(|()| 1)
+        }
+
+        fn flush(&self) -> Result<(), SinkError> {
+            match &self.connection {
+                Some(connection) => connection.flush().map_err(transport_error),
+                None => Ok(()),
+            }
+        }
+    }
+
+    impl HostileSink {
+        /// What `write` of `n` rows does under this sink's behaviour.
+        fn misbehave(&self, n: usize) -> Result<(), SinkError> {
             let batch = match self.behaviour.as_str() {
                 "loop-in-write" => loop {
-                    std::hint::black_box(&rows);
+                    std::hint::black_box(n);
                 },
                 "alloc-in-write" => loop {
                     self.kept.borrow_mut().push(vec![1u8; 1 << 20]);
@@ -220,13 +239,6 @@ mod component {
             match &self.connection {
                 Some(connection) => connection.publish(&batch).map_err(transport_error),
                 None => Err(SinkError::Connection("no server_url given".into())),
-            }
-        }
-
-        fn flush(&self) -> Result<(), SinkError> {
-            match &self.connection {
-                Some(connection) => connection.flush().map_err(transport_error),
-                None => Ok(()),
             }
         }
     }

@@ -1,5 +1,6 @@
-//! `nats-sink run`: read JSON Lines (record batches: `run_columnar`), deliver them in batches (each a checkpoint, flushed and
+//! `nats-sink run`: read JSON Lines, deliver them in batches (each a checkpoint, flushed and
 //! confirmed), linger for slow input, stop cleanly on a signal, resume from `--state`.
+//! Parquet and Arrow input go to `run_columnar`, which shares the opening and the ending.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;

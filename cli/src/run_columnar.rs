@@ -54,7 +54,9 @@ pub(crate) async fn run(
     let reader = tokio::task::spawn_blocking(move || columnar::open(format, &path, batch_rows))
         .await
         .map_err(|e| Failure::Input(anyhow!("{format} input: the reader failed: {e}")))?
-        .map_err(|e| Failure::Input(e.into()))?;
+        .map_err(|e| {
+            Failure::Input(anyhow::Error::from(e).context(format!("input {}", source.path)))
+        })?;
     let file_schema = reader.schema();
     let columns = sink_columns(&source, &file_schema)?;
     let Opened {
@@ -137,7 +139,8 @@ pub(crate) async fn run(
                     break 'read false;
                 }
                 Some(Read::Failed(e)) => {
-                    stop = Some(Failure::Input(e.into()));
+                    let e = anyhow::Error::from(e).context(format!("input {}, after row {last_read}", source.path));
+                    stop = Some(Failure::Input(e));
                     break 'read false;
                 }
                 None if stopping.is_some() => break 'read false,

@@ -90,7 +90,7 @@ impl Deliverer {
     /// the CLI still holds the batch and replays it, within the options' retry budget.
     /// Once replaying, a new connection can meet what passes too (a cluster electing its
     /// JetStream leader does not answer the route lookup for a while): retried alike.
-    fn may_replay(&self, error: &HostError, attempt: u32, started: Instant) -> bool {
+    pub(crate) fn may_replay(&self, error: &HostError, attempt: u32, started: Instant) -> bool {
         (is_core_loss(error) || (attempt > 0 && may_pass(error)))
             && attempt + 1 < self.reopen.budget.max_attempts
             && started.elapsed() < Duration::from_millis(self.reopen.budget.max_elapsed_ms.into())
@@ -98,7 +98,7 @@ impl Deliverer {
 
     /// A new sink on a new connection, after a backoff; attempts that cannot connect count
     /// against the same budget. If none connects, the old sink stays and the replay fails.
-    async fn reconnect(&mut self, attempt: &mut u32, started: Instant) {
+    pub(crate) async fn reconnect(&mut self, attempt: &mut u32, started: Instant) {
         let budget = Duration::from_millis(self.reopen.budget.max_elapsed_ms.into());
         loop {
             tokio::time::sleep(nats_sink::transport::backoff(&self.reopen.budget, *attempt)).await;
@@ -175,6 +175,12 @@ async fn send(
     checkpoint: u64,
     batch: &InputBatch,
 ) -> Result<(usize, Option<Failure>), HostError> {
+    let place = |row: u64| batch.lines.get(row as usize).copied().unwrap_or_default();
+    let places = RowPlaces {
+        unit: "line",
+        rows: batch.rows.len(),
+        place: &place,
+    };
     sink.begin_checkpoint(checkpoint).await?;
     let (accepted, refusal) = match sink.write(&batch.rows).await {
         Ok(()) => (batch.rows.len(), None),
@@ -190,42 +196,50 @@ async fn send(
                 Some(Failure::Input(anyhow!("line {line}{at}: {}", p.message))),
             )
         }
-        Err(e) => return refused_part(sink, batch, e),
+        Err(e) => return refused_part(sink, &places, e),
     };
     match sink.flush().await {
         Ok(()) => Ok((accepted, refusal)),
-        Err(e) => refused_part(sink, batch, e),
+        Err(e) => refused_part(sink, &places, e),
     }
 }
 
+/// Where a batch's rows came from in the input, to name them in an error: "line 7" for JSON
+/// Lines, "row 7" for record batches.
+pub(crate) struct RowPlaces<'a> {
+    pub(crate) unit: &'static str,
+    pub(crate) rows: usize,
+    pub(crate) place: &'a dyn Fn(u64) -> u64,
+}
+
 /// After JetStream refused a row's message, the rows before it are confirmed: they count,
-/// and the failure names the refused row's line and what became of the rows after it.
+/// and the failure names the refused row's place and what became of the rows after it.
 /// Any other failure leaves the batch unconfirmed.
-fn refused_part(
+pub(crate) fn refused_part(
     sink: &Sink,
-    batch: &InputBatch,
+    places: &RowPlaces<'_>,
     error: HostError,
 ) -> Result<(usize, Option<Failure>), HostError> {
     let Some(refusal) = sink.refusal() else {
         return Err(error);
     };
-    let rows = batch.rows.len();
+    let rows = places.rows;
+    let unit = places.unit;
     let confirmed = (refusal.confirmed_before as usize).min(rows);
-    let line_of = |row: u64| batch.lines.get(row as usize).copied().unwrap_or_default();
-    let refused_line = line_of(refusal.first_refused);
+    let refused_place = (places.place)(refusal.first_refused);
     let first_after = refusal.first_refused + 1;
     let after = if first_after < rows as u64 {
         let stored = refusal.confirmed.saturating_sub(refusal.confirmed_before);
         format!(
-            "; of the rows after it in the batch (lines {}–{}), {stored} were stored as well: a rerun sends them again (with dedupe on, the stream drops those within its duplicate window)",
-            line_of(first_after),
-            line_of(rows as u64 - 1)
+            "; of the rows after it in the batch ({unit}s {}–{}), {stored} were stored as well: a rerun sends them again (with dedupe on, the stream drops those within its duplicate window)",
+            (places.place)(first_after),
+            (places.place)(rows as u64 - 1)
         )
     } else {
         String::new()
     };
     let failure = anyhow::Error::from(error).context(format!(
-        "line {refused_line}: JetStream refused its row{after}"
+        "{unit} {refused_place}: JetStream refused its row{after}"
     ));
     Ok((confirmed, Some(Failure::Delivery(failure))))
 }

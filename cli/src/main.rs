@@ -57,12 +57,14 @@ macro_rules! note {
 
 mod check;
 mod deliver;
+mod deliver_arrow;
 mod input_batch;
 mod metrics_endpoint;
 mod options;
 mod reader;
 mod resume;
 mod run;
+mod run_columnar;
 mod schema_file;
 mod secret_values;
 mod signals;
@@ -159,12 +161,19 @@ const EMBEDDED_COMPONENT: Option<&[u8]> =
 enum Command {
     /// Sink JSON Lines (one object per row) into NATS, flushing at the end.
     Run {
-        /// JSON file: {"columns":[{"name":"id","type":"integer"}, ...]}
+        /// JSON file: {"columns":[{"name":"id","type":"integer"}, ...]}. Needed for JSON
+        /// Lines; for Parquet and Arrow input it overrides the schema derived from the file's
+        /// (for jsonb or numeric stored as plain text).
         #[arg(long)]
-        schema: PathBuf,
-        /// JSON Lines input; `-` (the default) is standard input.
+        schema: Option<PathBuf>,
+        /// The input file: JSON Lines, Parquet (`.parquet`), an Arrow IPC file (`.arrow`,
+        /// `.feather`) or stream (`.arrows`), by extension unless --input-format says; `-` (the
+        /// default) is standard input.
         #[arg(long, default_value = "-")]
         input: String,
+        /// What --input holds, whatever its extension.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        input_format: Option<nats_sink_cli::input::columnar::InputFormat>,
         #[command(flatten)]
         options: SinkOptions,
         /// Rows per batch. Each batch is a checkpoint: written, then flushed. Its rows' message
@@ -260,6 +269,7 @@ async fn main() {
             Command::Run {
                 schema,
                 input,
+                input_format,
                 options,
                 batch_size,
                 max_line_bytes,
@@ -278,7 +288,16 @@ async fn main() {
                     metrics_addr,
                     state,
                 };
-                run(component, &schema, &input, &options, limits, extras).await
+                run(
+                    component,
+                    schema.as_ref(),
+                    &input,
+                    input_format,
+                    &options,
+                    limits,
+                    extras,
+                )
+                .await
             }
             Command::Validate { options } => {
                 validate(component, &options.given().map_err(Failure::Input)?).await

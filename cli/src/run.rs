@@ -1,5 +1,6 @@
 //! `nats-sink run`: read JSON Lines, deliver them in batches (each a checkpoint, flushed and
 //! confirmed), linger for slow input, stop cleanly on a signal, resume from `--state`.
+//! Parquet and Arrow input go to `run_columnar`, which shares the opening and the ending.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -10,12 +11,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nats_sink::{HostError, SinkError};
 
 use crate::input_batch::InputBatch;
+use crate::run_columnar;
 use crate::schema_file::read_schema;
 use crate::{
     deliver, first_call, metrics_endpoint::serve_metrics, preflight, reader, refuse_preflight,
     resume, signals, state,
 };
 use crate::{ComponentArgs, Failure, GivenOptions};
+use nats_sink_cli::input::columnar::InputFormat;
 
 /// How much one run holds at once, and how long a row may wait.
 #[derive(Debug, Clone, Copy)]
@@ -65,14 +68,29 @@ pub(crate) async fn guarded<T>(
 
 pub(crate) async fn run(
     component: &ComponentArgs,
-    schema_path: &PathBuf,
+    schema_path: Option<&PathBuf>,
     input: &str,
+    input_format: Option<InputFormat>,
     options: &GivenOptions,
     limits: RunLimits,
     extras: RunExtras,
 ) -> Result<(), Failure> {
     use reader::Read;
 
+    let format = InputFormat::of(input_format, input);
+    if format.is_columnar() {
+        let source = run_columnar::Source {
+            format,
+            path: input,
+            schema_path,
+        };
+        return run_columnar::run(component, source, options, limits, extras).await;
+    }
+    let Some(schema_path) = schema_path else {
+        return Err(Failure::Input(anyhow!(
+            "--schema is needed for JSON Lines input (a Parquet or Arrow input carries its own)"
+        )));
+    };
     let (schema, columns) = read_schema(schema_path)?;
     if extras.state.is_some() && input == "-" {
         return Err(Failure::Input(anyhow!(
@@ -89,17 +107,12 @@ pub(crate) async fn run(
                 .map_err(Failure::Input)?,
         ),
     };
-    let runtime = component.load()?;
-    let target = runtime
-        .resolve(&options.pairs)
-        .await
-        .map_err(|e| first_call(options.secret.host_error(e)))?;
-    let reach = runtime.reach(&options.pairs);
-    refuse_preflight(preflight(&target, &reach, options)?)?;
-    let mut sink = runtime
-        .open(&options.pairs, &columns)
-        .await
-        .map_err(|e| options.secret.host_error(e))?;
+    let Opened {
+        runtime,
+        target,
+        reach,
+        mut sink,
+    } = open_sink(component, options, &columns).await?;
     let (state, plan) = match &extras.state {
         None => (None, resume::Plan::fresh()),
         Some(path) => {
@@ -149,16 +162,7 @@ pub(crate) async fn run(
         .map_err(Failure::Delivery)?;
     let started = Instant::now();
 
-    let progress = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new_spinner();
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {human_pos} rows  {per_sec}  {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let progress = progress_bar();
 
     let resumed_rows = plan.confirmed.rows;
     let mut rows = reader::spawn(
@@ -262,6 +266,93 @@ pub(crate) async fn run(
             Some(outcome) => (outcome.err(), false),
         },
     };
+    let end = RunEnd {
+        aborted,
+        pending,
+        stop,
+        stopping,
+        input_ended,
+        last_read,
+        resumed_rows,
+        started,
+        unit: "line",
+        resumable: extras.state.is_some(),
+    };
+    finish(end, deliverer, progress).await
+}
+
+/// A sink opened with the options: the runtime (to reopen it), where it publishes, and what
+/// the host lets it reach.
+pub(crate) struct Opened {
+    pub(crate) runtime: nats_sink::SinkRuntime,
+    pub(crate) target: nats_sink::Target,
+    pub(crate) reach: nats_sink::Reach,
+    pub(crate) sink: nats_sink::Sink,
+}
+
+/// Load the component, resolve and check the options, and open the sink for `columns`.
+pub(crate) async fn open_sink(
+    component: &ComponentArgs,
+    options: &GivenOptions,
+    columns: &[nats_sink::Column],
+) -> Result<Opened, Failure> {
+    let runtime = component.load()?;
+    let target = runtime
+        .resolve(&options.pairs)
+        .await
+        .map_err(|e| first_call(options.secret.host_error(e)))?;
+    let reach = runtime.reach(&options.pairs);
+    refuse_preflight(preflight(&target, &reach, options)?)?;
+    let sink = runtime
+        .open(&options.pairs, columns)
+        .await
+        .map_err(|e| options.secret.host_error(e))?;
+    Ok(Opened {
+        runtime,
+        target,
+        reach,
+        sink,
+    })
+}
+
+/// How the read loop ended, for the summary and the exit status.
+pub(crate) struct RunEnd {
+    /// A second signal stopped the run at once.
+    pub(crate) aborted: bool,
+    /// The final delivery's failure, and what stopped the loop.
+    pub(crate) pending: Option<Failure>,
+    pub(crate) stop: Option<Failure>,
+    pub(crate) stopping: Option<signals::StopSignal>,
+    pub(crate) input_ended: bool,
+    /// The last line (or row) read.
+    pub(crate) last_read: u64,
+    /// Rows earlier runs with the same `--state` confirmed.
+    pub(crate) resumed_rows: u64,
+    pub(crate) started: Instant,
+    /// What the input counts in: "line" (JSON Lines) or "row" (record batches).
+    pub(crate) unit: &'static str,
+    /// `--state` was given, so a rerun with it continues.
+    pub(crate) resumable: bool,
+}
+
+/// Close the sink, print the summary, and turn how the run ended into its outcome.
+pub(crate) async fn finish(
+    end: RunEnd,
+    deliverer: deliver::Deliverer,
+    progress: ProgressBar,
+) -> Result<(), Failure> {
+    let RunEnd {
+        aborted,
+        pending,
+        stop,
+        stopping,
+        input_ended,
+        last_read,
+        resumed_rows,
+        started,
+        unit,
+        resumable,
+    } = end;
     progress.finish_and_clear();
     let metrics = deliverer.metrics();
     let confirmed = deliverer.confirmed.clone();
@@ -302,26 +393,26 @@ pub(crate) async fn run(
     if let (true, Some(signal)) = (aborted, stopping) {
         let unconfirmed = if last_read > confirmed.line {
             format!(
-                "lines {}–{last_read} read but not confirmed",
+                "{unit}s {}–{last_read} read but not confirmed",
                 confirmed.line + 1
             )
         } else {
-            "every line read is confirmed".to_string()
+            format!("every {unit} read is confirmed")
         };
-        note!("{summary}; stopped at once by a second signal: confirmed through line {}; {unconfirmed}", confirmed.line);
+        note!("{summary}; stopped at once by a second signal: confirmed through {unit} {}; {unconfirmed}", confirmed.line);
         return Err(Failure::Stopped(signal.exit_code()));
     }
     let input_error = match (pending, stop) {
         (Some(Failure::Delivery(e)), _) | (None, Some(Failure::Delivery(e))) => {
             note!("{summary}; delivery failed");
             let reached = format!(
-                "rows through input line {} ({} rows) are confirmed",
+                "rows through input {unit} {} ({} rows) are confirmed",
                 confirmed.line, confirmed.rows
             );
             let advice = if rerun_can_succeed(&e) {
-                let how = match extras.state {
-                    Some(_) => "rerun with the same --state to continue from there",
-                    None => "rerun the same input with the same --batch-size to replay the rest (with dedupe on, a stream drops rows it already holds)",
+                let how = match resumable {
+                    true => "rerun with the same --state to continue from there",
+                    false => "rerun the same input with the same --batch-size to replay the rest (with dedupe on, a stream drops rows it already holds)",
                 };
                 format!("{reached}; {how}")
             } else {
@@ -347,7 +438,7 @@ pub(crate) async fn run(
     match stopping {
         Some(signal) if input_error.is_none() => {
             note!(
-                "{summary}; all confirmed; stopped by {}: confirmed through line {}",
+                "{summary}; all confirmed; stopped by {}: confirmed through {unit} {}",
                 signal.name(),
                 confirmed.line
             );
@@ -362,6 +453,20 @@ pub(crate) async fn run(
             e.context(format!("stopped after {} delivered rows", confirmed.rows)),
         )),
         None => Ok(()),
+    }
+}
+
+/// A spinner with the rows confirmed and their rate, on a terminal only.
+pub(crate) fn progress_bar() -> ProgressBar {
+    if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {human_pos} rows  {per_sec}  {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
     }
 }
 

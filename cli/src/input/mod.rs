@@ -14,6 +14,9 @@ use serde_json::value::RawValue;
 
 use nats_sink::Datum;
 
+mod arrow_ipc;
+pub mod columnar;
+mod parquet_file;
 mod text;
 pub use text::{
     parse_bytea, parse_date, parse_interval, parse_time, parse_timestamp, parse_timestamptz,

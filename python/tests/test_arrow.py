@@ -406,3 +406,28 @@ async def test_many_small_batches_count_their_framing_in_the_bound(server: Serve
     one_by_one = await payloads(server, schema, len(rows), send, "a.small")
     assert max(sizes) <= arrow_crossings.CROSSING_IN_BYTES, max(sizes)
     assert one_by_one == await by_arrow(server, schema, table, len(rows))
+
+
+async def test_list_views_are_refused_and_categoricals_read_as_their_values(server: Server) -> None:
+    """From the outside check: pyarrow's cast of a list view lost values (`[[1,2]]` went out as
+    `{"l":[]}`), and polars' Categorical (dictionary of Utf8View) failed with a raw Arrow error."""
+    nc = await nats.connect(f"nats://{server.address}")
+    sub = await nc.subscribe("views.x")
+    await nc.flush()
+    sink = await nats_sink.open(server.options("views.x"), [("l", "integer[]")])
+    for ty in (pa.list_view(pa.int32()), pa.large_list_view(pa.int32())):
+        with pytest.raises(nats_sink.InvalidSchema, match="column `l`: a list view is not taken"):
+            await sink.write_arrow(pa.table({"l": pa.array([[1, 2], [3]], ty)}))
+    await sink.close()
+    sink = await nats_sink.open(server.options("views.x"), [("s", "varchar")])
+    categorical = pl.DataFrame({"s": pl.Series(["a", "b", "a"], dtype=pl.Categorical)})
+    await sink.write_arrow(categorical)
+    view_dict = pa.DictionaryArray.from_arrays(pa.array([1, 0], pa.int32()), pa.array(["x", "y"], pa.string_view()))
+    await sink.write_arrow(pa.table({"s": view_dict}))
+    await sink.flush()
+    got = [json.loads((await sub.next_msg(timeout=5)).data) for _ in range(5)]
+    assert got == [{"s": "a"}, {"s": "b"}, {"s": "a"}, {"s": "y"}, {"s": "x"}]
+    with pytest.raises(nats.errors.TimeoutError):
+        await sub.next_msg(timeout=0.2)  # the refused list views published nothing
+    await sink.close()
+    await nc.close()

@@ -38,15 +38,15 @@ lint:
     python3 scripts/check-doc-links.py
 
 # Regenerate docs/reference/options.md from `nats-sink describe` (names, required, defaults,
-# docs). `cargo test -p nats-sink-tests --test docs` fails while the committed file differs.
+# docs). `cargo test -p nats-sink-tests --test suite docs::` fails while the committed file differs.
 docs: build
-    NATS_SINK_WRITE_DOCS=1 cargo test -p nats-sink-tests --test docs
+    NATS_SINK_WRITE_DOCS=1 cargo test -p nats-sink-tests --test suite docs::
 
 # The fault-injection tests (crashes, restarts, leader loss, replay, refusals; the sink itself
 # killed, signalled and resumed), printing docs/delivery.md's proof table from what they
 # measured.
 faults: build
-    cargo test -p nats-sink-tests --test faults --test streaming -- --nocapture --test-threads 1 > target/faults.log 2>&1 || { cat target/faults.log; exit 1; }
+    cargo test -p nats-sink-tests --test suite -- faults:: streaming:: --nocapture --test-threads 1 > target/faults.log 2>&1 || { cat target/faults.log; exit 1; }
     @echo "| fault | messages sent | rows in the stream | duplicates | outcome / time to recover |"
     @echo "|---|---|---|---|---|"
     @grep -o 'PROOF |.*' target/faults.log | sed 's/^PROOF //'

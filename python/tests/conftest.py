@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -82,3 +83,21 @@ def run_cli(schema: Path, input_path: Path, options: dict[str, str], timeout: fl
     for k, v in options.items():
         args += ["--with", f"{k}={v}"]
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+
+
+class Paused:
+    """The server alive but silent (SIGSTOP) until the block ends (SIGCONT)."""
+
+    def __init__(self, server: Server) -> None:
+        self.pid = server.process.pid
+
+    def __enter__(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+        # The signal lands asynchronously: wait until the kernel shows the process stopped.
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+            assert time.monotonic() < deadline, "nats-server did not stop"
+            time.sleep(0.001)
+
+    def __exit__(self, *exc: object) -> None:
+        os.kill(self.pid, signal.SIGCONT)

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
-import time
 from pathlib import Path
 
 import nats
@@ -16,7 +14,7 @@ import pytest
 from nats.aio.msg import Msg
 
 import nats_sink
-from conftest import Server, start_server, stop_server
+from conftest import Paused, Server, start_server, stop_server
 
 
 async def add_stream(server: Server, name: str, subject: str) -> None:
@@ -30,24 +28,6 @@ async def stored(server: Server, name: str) -> int:
     info = await nc.jetstream().stream_info(name)
     await nc.close()
     return info.state.messages
-
-
-class Paused:
-    """The server alive but silent (SIGSTOP) until the block ends (SIGCONT)."""
-
-    def __init__(self, server: Server) -> None:
-        self.pid = server.process.pid
-
-    def __enter__(self) -> None:
-        os.kill(self.pid, signal.SIGSTOP)
-        # The signal lands asynchronously: wait until the kernel shows the process stopped.
-        deadline = time.monotonic() + 5
-        while Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
-            assert time.monotonic() < deadline, "nats-server did not stop"
-            time.sleep(0.001)
-
-    def __exit__(self, *exc: object) -> None:
-        os.kill(self.pid, signal.SIGCONT)
 
 
 async def test_a_route_lookup_with_no_answer_fails_the_write_and_closes_the_sink(server: Server) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import time
 from pathlib import Path
@@ -12,7 +10,7 @@ import nats
 import pytest
 
 import nats_sink
-from conftest import Server, free_port, start_server, stop_server
+from conftest import Paused, Server, free_port, start_server, stop_server
 
 
 async def test_invalid_options_lists_every_problem() -> None:
@@ -139,15 +137,12 @@ async def test_timeout_when_the_server_stops_answering(server: Server) -> None:
                                 "retry.initial_backoff_ms": "50", "retry.max_backoff_ms": "100"}), [("id", "integer")])
     await sink.write([(1,)])
     await sink.flush()
-    os.kill(server.process.pid, signal.SIGSTOP)  # alive, but silent: no ack will come
-    try:
+    with Paused(server):  # alive, but silent: no ack will come
         await sink.write([(2,)])
         # Either the ack's retry budget runs out, or (on a loaded machine, when the ack wait and
         # the round trip race) the flush's round trip goes unanswered: a timeout both ways.
         with pytest.raises(nats_sink.TimeoutError, match="retry budget|flush round trip"):
             await sink.flush()
-    finally:
-        os.kill(server.process.pid, signal.SIGCONT)
     with pytest.raises(nats_sink.Closed, match="failed earlier"):
         await sink.flush()
     await sink.close()

@@ -10,6 +10,7 @@ use nats_sink::{HostError, Sink, SinkError};
 use sha2::{Digest as _, Sha256};
 
 use crate::deliver::{refused_part, Deliverer, RowPlaces};
+use crate::read_loop::Checkpoint;
 use crate::state::ConfirmedPoint;
 use crate::Failure;
 
@@ -23,10 +24,22 @@ pub(crate) struct ArrowBatch {
     first_row: u64,
 }
 
-impl ArrowBatch {
+/// Record batches: a checkpoint holds `--batch-size` rows however the file's batches are cut.
+impl Checkpoint for ArrowBatch {
+    type Read = RecordBatch;
+    const UNIT: &'static str = "row";
+
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Add `batch`'s rows up to `limit` rows in all; the rows past it are handed back for the
     /// next checkpoint, so every full checkpoint holds `limit` rows, as with JSON Lines.
-    pub(crate) fn push(&mut self, batch: RecordBatch, limit: usize) -> Option<RecordBatch> {
+    fn push(&mut self, batch: RecordBatch, limit: usize) -> Option<RecordBatch> {
         let room = limit.saturating_sub(self.rows).max(1);
         let (taken, rest) = if batch.num_rows() > room {
             let rest = batch.slice(room, batch.num_rows() - room);
@@ -35,20 +48,22 @@ impl ArrowBatch {
             (batch, None)
         };
         self.rows += taken.num_rows();
+        // Roughly what the batch holds in memory.
         self.bytes += taken.get_array_memory_size();
         self.batches.push(taken);
         rest
     }
 
-    pub(crate) fn rows(&self) -> usize {
-        self.rows
+    fn last_read_after(batch: &RecordBatch, before: u64) -> u64 {
+        before + batch.num_rows() as u64
     }
 
-    /// Roughly what the batch holds in memory.
-    pub(crate) fn bytes(&self) -> usize {
-        self.bytes
+    async fn deliver(&mut self, deliverer: &mut Deliverer) -> Result<(), Failure> {
+        deliverer.deliver_arrow(self).await
     }
+}
 
+impl ArrowBatch {
     /// The file's row number (from 1) of the checkpoint's row at `index`.
     fn row_number(&self, index: u64) -> u64 {
         self.first_row + index + 1

@@ -61,6 +61,7 @@ mod deliver_arrow;
 mod input_batch;
 mod metrics_endpoint;
 mod options;
+mod read_loop;
 mod reader;
 mod resume;
 mod run;

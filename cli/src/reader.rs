@@ -31,14 +31,8 @@ pub struct ReadRow {
     _bytes: OwnedSemaphorePermit,
 }
 
-/// What the reader hands over.
-pub enum Read {
-    Row(ReadRow),
-    /// The input ended; nothing follows.
-    End,
-    /// A line could not be read or parsed (bad input, exit 2); nothing follows.
-    Failed(anyhow::Error),
-}
+/// What the reader hands over: rows, then the end or why a line could not be read or parsed.
+pub type Read = crate::read_loop::Read<ReadRow>;
 
 /// Where the reader starts: line 0 at byte 0 for a fresh run, later for a resumed one.
 #[derive(Debug, Clone, Copy, Default)]
@@ -111,7 +105,7 @@ async fn read_all<R: tokio::io::AsyncBufRead + Unpin>(
             datums,
             _bytes: permit,
         };
-        if rows.send(Read::Row(row)).await.is_err() {
+        if rows.send(Read::Rows(row)).await.is_err() {
             // The run loop stopped reading (a signal, or delivery failed).
             return;
         }

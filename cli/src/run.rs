@@ -11,8 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nats_sink::{HostError, SinkError};
 
 use crate::input_batch::InputBatch;
+use crate::read_loop::{read_and_deliver, Checkpoint, LoopEnd, LoopStart, Read};
 use crate::run_columnar;
 use crate::schema_file::read_schema;
+use crate::state::ConfirmedPoint;
 use crate::{
     deliver, first_call, metrics_endpoint::serve_metrics, preflight, reader, refuse_preflight,
     resume, signals, state,
@@ -75,8 +77,6 @@ pub(crate) async fn run(
     limits: RunLimits,
     extras: RunExtras,
 ) -> Result<(), Failure> {
-    use reader::Read;
-
     let format = InputFormat::of(input_format, input);
     if format.is_columnar() {
         let source = run_columnar::Source {
@@ -154,6 +154,66 @@ pub(crate) async fn run(
             Box::new(file)
         }
     };
+    let rows = reader::spawn(
+        reader,
+        std::sync::Arc::new(schema),
+        plan.start,
+        limits.line_bytes,
+        limits.batch_rows,
+    );
+    let input = Input {
+        checkpoint: InputBatch::new(limits.batch_rows.min(1 << 16)),
+        reads: rows,
+        start: LoopStart {
+            last_read: plan.start.line,
+            first_batch_rows: plan.first_batch_rows,
+        },
+    };
+    let opened = Opened {
+        runtime,
+        target,
+        reach,
+        sink,
+    };
+    let resumed = Resumed {
+        confirmed: plan.confirmed,
+        state,
+    };
+    deliver_input(opened, options, columns, resumed, input, limits, &extras).await
+}
+
+/// An input ready to be delivered: an empty checkpoint of its kind, the reader's channel,
+/// and where reading starts.
+pub(crate) struct Input<C: Checkpoint> {
+    pub(crate) checkpoint: C,
+    pub(crate) reads: tokio::sync::mpsc::Receiver<Read<C::Read>>,
+    pub(crate) start: LoopStart,
+}
+
+/// What earlier runs with the same `--state` confirmed, and the state file (none without
+/// `--state`).
+pub(crate) struct Resumed {
+    pub(crate) confirmed: ConfirmedPoint,
+    pub(crate) state: Option<state::StateFile>,
+}
+
+/// Deliver `input` on the opened sink, checkpoint by checkpoint, then close the sink and
+/// report how the run ended.
+pub(crate) async fn deliver_input<C: Checkpoint>(
+    opened: Opened,
+    options: &GivenOptions,
+    columns: Vec<nats_sink::Column>,
+    resumed: Resumed,
+    mut input: Input<C>,
+    limits: RunLimits,
+    extras: &RunExtras,
+) -> Result<(), Failure> {
+    let Opened {
+        runtime,
+        target,
+        sink,
+        ..
+    } = opened;
     if let Some(addr) = extras.metrics_addr {
         serve_metrics(addr, sink.metrics())?;
     }
@@ -161,122 +221,32 @@ pub(crate) async fn run(
         .context("listening for SIGINT and SIGTERM")
         .map_err(Failure::Delivery)?;
     let started = Instant::now();
-
     let progress = progress_bar();
-
-    let resumed_rows = plan.confirmed.rows;
-    let mut rows = reader::spawn(
-        reader,
-        std::sync::Arc::new(schema),
-        plan.start,
-        limits.line_bytes,
-        limits.batch_rows,
-    );
+    let resumed_rows = resumed.confirmed.rows;
+    let resumable = resumed.state.is_some();
     let reopen = deliver::Reopen {
-        runtime: runtime.clone(),
+        runtime,
         options: options.pairs.clone(),
         columns,
         budget: target.connect.delivery,
     };
-    let mut deliverer = deliver::Deliverer::new(sink, plan.confirmed, state, reopen);
-    let mut batch = InputBatch::new(limits.batch_rows.min(1 << 16));
-    // The first batch of a resumed run replays the batch in flight at the crash: the same
-    // rows, so the same checkpoint id; no timer splits it.
-    let mut first_batch_rows = plan.first_batch_rows;
-    // When the batch's oldest row arrived, for the linger deadline.
-    let mut oldest: Option<tokio::time::Instant> = None;
-    let mut last_read = plan.start.line;
-    let mut input_ended = false;
-    let mut stopping: Option<signals::StopSignal> = None;
-    // What stopped the run early. After bad input, what came before it is still delivered.
-    let mut stop: Option<Failure> = None;
-    let aborted = 'read: loop {
-        if stopping.is_some() {
-            // Rows already in the channel were read; they are delivered, nothing more is read.
-            rows.close();
-        }
-        let full = batch.rows.len() >= first_batch_rows.unwrap_or(limits.batch_rows)
-            || batch.bytes() >= limits.batch_bytes;
-        let deadline = oldest
-            .filter(|_| first_batch_rows.is_none())
-            .map(|t| t + limits.linger);
-        let due = full || deadline.is_some_and(|d| d <= tokio::time::Instant::now());
-        if due {
-            match guarded(deliverer.deliver(&mut batch), &mut signals, &mut stopping).await {
-                None => break 'read true,
-                Some(Err(e)) => {
-                    stop = Some(e);
-                    break 'read false;
-                }
-                Some(Ok(())) => {}
-            }
-            oldest = None;
-            first_batch_rows = None;
-            progress.set_position(deliverer.confirmed.rows);
-            continue;
-        }
-        tokio::select! {
-            biased;
-            signal = signals.next() => match stopping {
-                Some(_) => break 'read true,
-                None => {
-                    note!("nats-sink: {}: no more input is read; delivering the rows read (a second signal stops at once)", signal.name());
-                    stopping = Some(signal);
-                }
-            },
-            read = rows.recv() => match read {
-                Some(Read::Row(row)) => {
-                    // For a test (or an operator) to see a row held in the batch.
-                    tracing::trace!(line = row.line, "row read");
-                    if batch.rows.is_empty() {
-                        oldest = Some(tokio::time::Instant::now());
-                    }
-                    last_read = row.line;
-                    batch.push(row);
-                }
-                Some(Read::End) => {
-                    input_ended = true;
-                    break 'read false;
-                }
-                Some(Read::Failed(e)) => {
-                    stop = Some(Failure::Input(e));
-                    break 'read false;
-                }
-                // Closed after a signal, and drained.
-                None if stopping.is_some() => break 'read false,
-                // Closed with neither an end nor a failure: the reader task died. What it
-                // read is delivered; the run must not pass for complete.
-                None => {
-                    stop = Some(Failure::Delivery(anyhow!(
-                        "the input reader stopped unexpectedly after line {last_read}"
-                    )));
-                    break 'read false;
-                }
-            },
-            () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
-        }
-    };
-    // Rows read before a bad line are still delivered; a delivery failure empties the batch,
-    // so this is a no-op when the loop stopped on one. A refusal here concerns an earlier
-    // line, so it wins.
-    let (pending, aborted) = match aborted {
-        true => (None, true),
-        false => match guarded(deliverer.deliver(&mut batch), &mut signals, &mut stopping).await {
-            None => (None, true),
-            Some(outcome) => (outcome.err(), false),
-        },
-    };
+    let mut deliverer = deliver::Deliverer::new(sink, resumed.confirmed, resumed.state, reopen);
+    let ended = read_and_deliver(
+        &mut input.checkpoint,
+        input.reads,
+        &mut deliverer,
+        &mut signals,
+        limits,
+        input.start,
+        &progress,
+    )
+    .await;
     let end = RunEnd {
-        aborted,
-        pending,
-        stop,
-        stopping,
-        input_ended,
-        last_read,
+        ended,
         resumed_rows,
         started,
-        unit: "line",
-        resumable: extras.state.is_some(),
+        unit: C::UNIT,
+        resumable,
     };
     finish(end, deliverer, progress).await
 }
@@ -317,15 +287,7 @@ pub(crate) async fn open_sink(
 
 /// How the read loop ended, for the summary and the exit status.
 pub(crate) struct RunEnd {
-    /// A second signal stopped the run at once.
-    pub(crate) aborted: bool,
-    /// The final delivery's failure, and what stopped the loop.
-    pub(crate) pending: Option<Failure>,
-    pub(crate) stop: Option<Failure>,
-    pub(crate) stopping: Option<signals::StopSignal>,
-    pub(crate) input_ended: bool,
-    /// The last line (or row) read.
-    pub(crate) last_read: u64,
+    pub(crate) ended: LoopEnd,
     /// Rows earlier runs with the same `--state` confirmed.
     pub(crate) resumed_rows: u64,
     pub(crate) started: Instant,
@@ -342,12 +304,7 @@ pub(crate) async fn finish(
     progress: ProgressBar,
 ) -> Result<(), Failure> {
     let RunEnd {
-        aborted,
-        pending,
-        stop,
-        stopping,
-        input_ended,
-        last_read,
+        ended,
         resumed_rows,
         started,
         unit,
@@ -357,7 +314,7 @@ pub(crate) async fn finish(
     let metrics = deliverer.metrics();
     let confirmed = deliverer.confirmed.clone();
     let replays = deliverer.replays;
-    if !aborted {
+    if !ended.aborted {
         let _ = deliverer.sink.shutdown(SHUTDOWN_DEADLINE).await;
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -390,11 +347,12 @@ pub(crate) async fn finish(
         metrics.flushes,
         metrics.flush_seconds * 1000.0 / metrics.flushes.max(1) as f64,
     );
-    if let (true, Some(signal)) = (aborted, stopping) {
-        let unconfirmed = if last_read > confirmed.line {
+    if let (true, Some(signal)) = (ended.aborted, ended.stopping) {
+        let unconfirmed = if ended.last_read > confirmed.line {
             format!(
-                "{unit}s {}–{last_read} read but not confirmed",
-                confirmed.line + 1
+                "{unit}s {}–{} read but not confirmed",
+                confirmed.line + 1,
+                ended.last_read
             )
         } else {
             format!("every {unit} read is confirmed")
@@ -402,7 +360,7 @@ pub(crate) async fn finish(
         note!("{summary}; stopped at once by a second signal: confirmed through {unit} {}; {unconfirmed}", confirmed.line);
         return Err(Failure::Stopped(signal.exit_code()));
     }
-    let input_error = match (pending, stop) {
+    let input_error = match (ended.pending, ended.stop) {
         (Some(Failure::Delivery(e)), _) | (None, Some(Failure::Delivery(e))) => {
             note!("{summary}; delivery failed");
             let reached = format!(
@@ -435,14 +393,14 @@ pub(crate) async fn finish(
         (Some(Failure::Input(e)), _) | (None, Some(Failure::Input(e))) => Some(e),
         (None, None) => None,
     };
-    match stopping {
+    match ended.stopping {
         Some(signal) if input_error.is_none() => {
             note!(
                 "{summary}; all confirmed; stopped by {}: confirmed through {unit} {}",
                 signal.name(),
                 confirmed.line
             );
-            if !input_ended {
+            if !ended.input_ended {
                 return Err(Failure::Stopped(signal.exit_code()));
             }
         }

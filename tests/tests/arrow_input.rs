@@ -219,6 +219,32 @@ async fn out_of_range_value_stops_after_the_rows_before_it() {
     assert_eq!(payloads.len(), 3, "{stderr}");
 }
 
+/// Rows carried past a refused checkpoint come after the refused row: none of them is sent.
+/// The file's batches (3 rows, then 3) cut at 2 rows a checkpoint leave row 5 carried past
+/// the checkpoint of rows 3 and 4, which row 4 fails; before the one read loop, the carry
+/// was delivered after the failure.
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_carried_past_a_refused_row_are_not_sent() {
+    let server = NatsServer::start_jetstream();
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema_file(dir.path(), &[("id", "smallint")]);
+    let file = dir.path().join("ids.arrow");
+    write_ipc_file(&file, &[ids(&[1, 2, 3]), ids(&[70_000, 5, 6])]);
+    let (out, payloads) = sink(
+        &server,
+        "CARRY",
+        &file,
+        Some(&schema),
+        &["--batch-size", "2"],
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("row 4, column `id`"), "{stderr}");
+    assert!(stderr.contains("3 rows confirmed"), "{stderr}");
+    assert_eq!(payloads.len(), 3, "{stderr}");
+}
+
 /// Writes record batches to a file in one format.
 type WriteFile = fn(&Path, &[RecordBatch]);
 

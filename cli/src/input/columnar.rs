@@ -99,10 +99,9 @@ pub fn open(
     let batch_rows = batch_rows.max(1);
     if path == "-" {
         return match format {
-            InputFormat::ArrowStream => Ok(Box::new(arrow_ipc::StreamBatches::open(
-                Box::new(std::io::stdin()),
-                batch_rows,
-            )?)),
+            InputFormat::ArrowStream => {
+                arrow_ipc::open_stream(Box::new(std::io::stdin()), batch_rows)
+            }
             other => Err(ColumnarError::NotAStream(other)),
         };
     }
@@ -114,11 +113,8 @@ pub fn open(
         InputFormat::Parquet => Ok(Box::new(parquet_file::ParquetBatches::open(
             file, batch_rows,
         )?)),
-        InputFormat::ArrowFile => Ok(Box::new(arrow_ipc::FileBatches::open(file, batch_rows)?)),
-        InputFormat::ArrowStream => Ok(Box::new(arrow_ipc::StreamBatches::open(
-            Box::new(file),
-            batch_rows,
-        )?)),
+        InputFormat::ArrowFile => arrow_ipc::open_file(file, batch_rows),
+        InputFormat::ArrowStream => arrow_ipc::open_stream(Box::new(file), batch_rows),
         InputFormat::JsonLines => Err(ColumnarError::Malformed {
             format,
             message: "JSON Lines is not read as record batches".into(),

@@ -60,25 +60,38 @@ impl Deliverer {
             return Ok(());
         }
         let checkpoint = batch.take_checkpoint();
-        self.record_in_flight(checkpoint, batch)?;
-        let started = Instant::now();
-        let mut attempt = 0;
-        let sent = loop {
-            let sent = send(&mut self.sink, checkpoint, batch).await;
-            match sent {
-                Err(e) if self.may_replay(&e, attempt, started) => {
-                    attempt += 1;
-                    note!("nats-sink: {e}; replaying checkpoint {checkpoint} (lines {}–{}) on a new connection, attempt {attempt}", batch.lines[0], batch.lines[batch.lines.len() - 1]);
-                    self.reconnect(&mut attempt, started).await;
-                    self.replays += 1;
-                }
-                other => break other,
-            }
-        };
+        self.record_in_flight(InFlight {
+            checkpoint,
+            first_line: batch.lines[0],
+            start_offset: batch.spans[0].0,
+            rows: batch.rows.len() as u64,
+        })?;
+        let lines = format!(
+            "lines {}–{}",
+            batch.lines[0],
+            batch.lines[batch.lines.len() - 1]
+        );
+        let sent = self
+            .send_replaying(checkpoint, &lines, async |sink| {
+                send(sink, checkpoint, batch).await
+            })
+            .await;
         let outcome = match sent {
             Ok((accepted, refusal)) => {
                 if accepted > 0 {
-                    self.confirm(checkpoint, batch, accepted)?;
+                    let last = accepted - 1;
+                    self.confirm(ConfirmedPoint {
+                        line: batch.lines[last],
+                        offset: batch.spans[last].1,
+                        rows: self.confirmed.rows + accepted as u64,
+                        checkpoint: Some(checkpoint),
+                        line_start: batch.spans[last].0,
+                        line_digest: match self.state {
+                            Some(_) => line_digest(&batch.texts[last]),
+                            None => String::new(),
+                        },
+                        batch: None,
+                    })?;
                 }
                 refusal.map_or(Ok(()), Err)
             }
@@ -86,6 +99,29 @@ impl Deliverer {
         };
         batch.clear();
         outcome
+    }
+
+    /// Send one checkpoint (`rows` names its rows) with `send`; when core NATS lost it with
+    /// the connection, replay it on a new one, within the options' retry budget.
+    pub(crate) async fn send_replaying(
+        &mut self,
+        checkpoint: u64,
+        rows: &str,
+        mut send: impl AsyncFnMut(&mut Sink) -> Result<(usize, Option<Failure>), HostError>,
+    ) -> Result<(usize, Option<Failure>), HostError> {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            match send(&mut self.sink).await {
+                Err(e) if self.may_replay(&e, attempt, started) => {
+                    attempt += 1;
+                    note!("nats-sink: {e}; replaying checkpoint {checkpoint} ({rows}) on a new connection, attempt {attempt}");
+                    self.reconnect(&mut attempt, started).await;
+                    self.replays += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Core NATS keeps nothing and acks nothing: when the connection dropped under a batch,
@@ -127,39 +163,18 @@ impl Deliverer {
     }
 
     /// Write-ahead: before anything of the batch is published, the state names it in flight.
-    fn record_in_flight(&mut self, checkpoint: u64, batch: &InputBatch) -> Result<(), Failure> {
+    pub(crate) fn record_in_flight(&mut self, in_flight: InFlight) -> Result<(), Failure> {
         let Some(file) = self.state.as_mut() else {
             return Ok(());
         };
         let mut state = file.state.clone();
-        state.in_flight = Some(InFlight {
-            checkpoint,
-            first_line: batch.lines[0],
-            start_offset: batch.spans[0].0,
-            rows: batch.rows.len() as u64,
-        });
+        state.in_flight = Some(in_flight);
         file.write(state).map_err(Failure::Delivery)
     }
 
-    /// NATS confirmed the batch's first `accepted` rows.
-    fn confirm(
-        &mut self,
-        checkpoint: u64,
-        batch: &InputBatch,
-        accepted: usize,
-    ) -> Result<(), Failure> {
-        let last = accepted - 1;
-        self.confirmed = ConfirmedPoint {
-            line: batch.lines[last],
-            offset: batch.spans[last].1,
-            rows: self.confirmed.rows + accepted as u64,
-            checkpoint: Some(checkpoint),
-            line_start: batch.spans[last].0,
-            line_digest: match self.state {
-                Some(_) => line_digest(&batch.texts[last]),
-                None => String::new(),
-            },
-        };
+    /// NATS confirmed the rows through `confirmed`: the batch in flight is no longer.
+    pub(crate) fn confirm(&mut self, confirmed: ConfirmedPoint) -> Result<(), Failure> {
+        self.confirmed = confirmed;
         let Some(file) = self.state.as_mut() else {
             return Ok(());
         };

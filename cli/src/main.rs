@@ -64,6 +64,7 @@ mod options;
 mod read_loop;
 mod reader;
 mod resume;
+mod resume_batches;
 mod run;
 mod run_columnar;
 mod schema_file;

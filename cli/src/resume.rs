@@ -15,7 +15,7 @@ use super::reader::Start;
 use super::state::{line_digest, ConfirmedPoint, InFlight, StateFile};
 use crate::Failure;
 
-/// How the run begins.
+/// How a JSON Lines run begins.
 pub struct Plan {
     pub start: Start,
     pub confirmed: ConfirmedPoint,
@@ -33,6 +33,97 @@ impl Plan {
             first_batch_rows: None,
         }
     }
+}
+
+/// The batch in flight at the crash, read again from the input (and checked to be the one
+/// sent): what the resume needs to know of it, whatever the input's form.
+pub trait InFlightRows {
+    /// What the input counts in: "line" or "row".
+    const UNIT: &'static str;
+    fn len(&self) -> usize;
+    /// The line or row number of its row at `index`.
+    fn place(&self, index: usize) -> u64;
+    /// The confirmed point once the stream holds its first `held` rows (at least one), after
+    /// `before`.
+    fn confirmed_through(
+        &self,
+        before: &ConfirmedPoint,
+        checkpoint: u64,
+        held: usize,
+    ) -> Result<ConfirmedPoint, Failure>;
+}
+
+/// How a resumed run goes on from the batch in flight.
+pub struct Resumption {
+    pub confirmed: ConfirmedPoint,
+    /// Set when the batch in flight is replayed whole: its size.
+    pub first_batch_rows: Option<usize>,
+    /// Rows of the batch in flight the stream holds: they are skipped, not sent again.
+    pub held: usize,
+}
+
+/// How to go on after `file`'s confirmed point, given the batch in flight (`in_flight`, read
+/// again, when the state names one): ask the stream what it stored of it, and skip that, or
+/// replay it whole under its checkpoint id.
+pub async fn resume<R: InFlightRows>(
+    file: &mut StateFile,
+    target: Target,
+    reach: &Reach,
+    in_flight: Option<&R>,
+) -> Result<Resumption, Failure> {
+    let confirmed = file.state.confirmed.clone();
+    let (Some(rows), Some(record)) = (in_flight, file.state.in_flight.clone()) else {
+        return Ok(Resumption {
+            confirmed,
+            first_batch_rows: None,
+            held: 0,
+        });
+    };
+    let whole = Resumption {
+        confirmed: confirmed.clone(),
+        first_batch_rows: Some(rows.len()),
+        held: 0,
+    };
+    let unit = R::UNIT;
+    let (first, last) = (rows.place(0), rows.place(rows.len() - 1));
+    let Some(sink_id) = file.state.sink_id.clone() else {
+        note!("nats-sink: resuming: {unit}s {first}–{last} were in flight and dedupe is off: they are sent again, and rows of them stored before the stop are stored twice");
+        return Ok(whole);
+    };
+    let stored = nats_sink::resume::stored_prefix(target, reach, &sink_id, record.checkpoint)
+        .await
+        .map_err(|e| {
+            Failure::Delivery(anyhow!(
+                "resuming: finding what the stream holds of {unit}s {first}–{last}: {}",
+                nats_sink::describe_transport_error(&e)
+            ))
+        })?;
+    let held = match stored {
+        StoredPrefix::Rows(0) => {
+            note!("nats-sink: resuming: nothing of {unit}s {first}–{last} was stored; sending them under their checkpoint id");
+            return Ok(whole);
+        }
+        StoredPrefix::Unknown(why) => {
+            note!("nats-sink: resuming: {unit}s {first}–{last} were in flight and what the stream holds of them is unknown ({why}): they are sent again under their ids (at-least-once; a stream drops them within its duplicate window)");
+            return Ok(whole);
+        }
+        StoredPrefix::Rows(n) => (n as usize).min(rows.len()),
+    };
+    note!(
+        "nats-sink: resuming: the stream holds {held} of the {} rows of {unit}s {first}–{last}, through {unit} {}",
+        rows.len(),
+        rows.place(held - 1)
+    );
+    let confirmed = rows.confirmed_through(&confirmed, record.checkpoint, held)?;
+    let mut state = file.state.clone();
+    state.confirmed = confirmed.clone();
+    state.in_flight = None;
+    file.write(state).map_err(Failure::Delivery)?;
+    Ok(Resumption {
+        confirmed,
+        first_batch_rows: None,
+        held,
+    })
 }
 
 /// One line of the batch in flight, read again.
@@ -57,80 +148,65 @@ fn checkpoint_of<'a>(first_line: u64, texts: impl Iterator<Item = &'a str>) -> u
     u64::from_be_bytes(id)
 }
 
-/// The plan for a run with `file`'s state. `sink_id` is `None` with dedupe off.
+/// The lines of the batch in flight, read again.
+struct Lines(Vec<Line>);
+
+impl InFlightRows for Lines {
+    const UNIT: &'static str = "line";
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn place(&self, index: usize) -> u64 {
+        self.0[index].number
+    }
+
+    fn confirmed_through(
+        &self,
+        before: &ConfirmedPoint,
+        checkpoint: u64,
+        held: usize,
+    ) -> Result<ConfirmedPoint, Failure> {
+        let through = &self.0[held - 1];
+        Ok(ConfirmedPoint {
+            line: through.number,
+            offset: through.end,
+            rows: before.rows + held as u64,
+            checkpoint: Some(checkpoint),
+            line_start: through.start,
+            line_digest: line_digest(&through.text),
+            batch: None,
+        })
+    }
+}
+
+/// The plan for a JSON Lines run with `file`'s state.
 pub async fn plan(
     file: &mut StateFile,
     target: Target,
     reach: &Reach,
     line_bytes: usize,
 ) -> Result<Plan, Failure> {
-    let confirmed = file.state.confirmed.clone();
+    let confirmed = &file.state.confirmed;
     let start = Start {
         line: confirmed.line,
         offset: confirmed.offset,
     };
-    let Some(in_flight) = file.state.in_flight.clone() else {
-        return Ok(Plan {
-            start,
-            confirmed,
-            first_batch_rows: None,
-        });
+    let lines = match &file.state.in_flight {
+        None => None,
+        Some(in_flight) => Some(Lines(
+            reread(&file.state.input, start, in_flight, line_bytes).await?,
+        )),
     };
-    let lines = reread(&file.state.input, start, &in_flight, line_bytes).await?;
-    let whole = Plan {
-        start,
-        confirmed: confirmed.clone(),
-        first_batch_rows: Some(lines.len()),
-    };
-    let (first, last) = (lines[0].number, lines[lines.len() - 1].number);
-    let Some(sink_id) = file.state.sink_id.clone() else {
-        note!("nats-sink: resuming: lines {first}–{last} were in flight and dedupe is off: they are sent again, and rows of them stored before the stop are stored twice");
-        return Ok(whole);
-    };
-    let stored = nats_sink::resume::stored_prefix(target, reach, &sink_id, in_flight.checkpoint)
-        .await
-        .map_err(|e| {
-            Failure::Delivery(anyhow!(
-                "resuming: finding what the stream holds of lines {first}–{last}: {}",
-                nats_sink::describe_transport_error(&e)
-            ))
-        })?;
-    let held = match stored {
-        StoredPrefix::Rows(0) => {
-            note!("nats-sink: resuming: nothing of lines {first}–{last} was stored; sending them under their checkpoint id");
-            return Ok(whole);
-        }
-        StoredPrefix::Unknown(why) => {
-            note!("nats-sink: resuming: lines {first}–{last} were in flight and what the stream holds of them is unknown ({why}): they are sent again under their ids (at-least-once; a stream drops them within its duplicate window)");
-            return Ok(whole);
-        }
-        StoredPrefix::Rows(n) => (n as usize).min(lines.len()),
-    };
-    let through = &lines[held - 1];
-    note!(
-        "nats-sink: resuming: the stream holds {held} of the {} rows of lines {first}–{last}, through line {}",
-        lines.len(),
-        through.number
-    );
-    let confirmed = ConfirmedPoint {
-        line: through.number,
-        offset: through.end,
-        rows: confirmed.rows + held as u64,
-        checkpoint: Some(in_flight.checkpoint),
-        line_start: through.start,
-        line_digest: line_digest(&through.text),
-    };
-    let mut state = file.state.clone();
-    state.confirmed = confirmed.clone();
-    state.in_flight = None;
-    file.write(state).map_err(Failure::Delivery)?;
+    let resumption = resume(file, target, reach, lines.as_ref()).await?;
     Ok(Plan {
         start: Start {
-            line: through.number,
-            offset: through.end,
+            line: resumption.confirmed.line,
+            offset: resumption.confirmed.offset,
         },
-        confirmed,
-        first_batch_rows: None,
+        confirmed: resumption.confirmed,
+        first_batch_rows: resumption.first_batch_rows,
     })
 }
 

@@ -92,12 +92,7 @@ pub(crate) async fn run(
         )));
     };
     let (schema, columns) = read_schema(schema_path)?;
-    if extras.state.is_some() && input == "-" {
-        return Err(Failure::Input(anyhow!(
-            "--state needs a file input: standard input cannot be read again, so a later run \
-             could neither check nor skip what this one confirmed"
-        )));
-    }
+    refuse_state_on_stdin(&extras, input)?;
     let mut file = match input {
         "-" => None,
         path => Some(
@@ -116,22 +111,8 @@ pub(crate) async fn run(
     let (state, plan) = match &extras.state {
         None => (None, resume::Plan::fresh()),
         Some(path) => {
-            // A resumed run reads on from a byte offset: only a regular file keeps its bytes.
-            let regular = std::fs::metadata(input).is_ok_and(|m| m.is_file());
-            if !regular {
-                return Err(Failure::Input(anyhow::anyhow!(
-                    "--state needs --input to name a regular file, which a resumed run reads on from where it stopped; {input} is not one (a pipe, a device or missing)"
-                )));
-            }
-            let fresh = state::RunState::fresh(
-                std::fs::canonicalize(input)
-                    .with_context(|| format!("input {input}"))
-                    .map_err(Failure::Input)?,
-                sink.sink_id().await?,
-                target.subject.clone(),
-                limits.batch_rows as u32,
-            );
-            let mut state = state::StateFile::open(path, fresh).map_err(Failure::Input)?;
+            let mut state =
+                open_state(path, input, &mut sink, &target, limits.batch_rows, false).await?;
             let plan = resume::plan(&mut state, target.clone(), &reach, limits.line_bytes).await?;
             (Some(state), plan)
         }
@@ -180,6 +161,46 @@ pub(crate) async fn run(
         state,
     };
     deliver_input(opened, options, columns, resumed, input, limits, &extras).await
+}
+
+/// `--state` with standard input, refused: it cannot be read again.
+pub(crate) fn refuse_state_on_stdin(extras: &RunExtras, input: &str) -> Result<(), Failure> {
+    match extras.state.is_some() && input == "-" {
+        true => Err(Failure::Input(anyhow!(
+            "--state needs a file input: standard input cannot be read again, so a later run \
+             could neither check nor skip what this one confirmed"
+        ))),
+        false => Ok(()),
+    }
+}
+
+/// The `--state` file at `path` for this run of `input` on `sink` (checked against both), or
+/// a fresh one.
+pub(crate) async fn open_state(
+    path: &std::path::Path,
+    input: &str,
+    sink: &mut nats_sink::Sink,
+    target: &nats_sink::Target,
+    batch_rows: usize,
+    record_batches: bool,
+) -> Result<state::StateFile, Failure> {
+    // A resumed run reads on from where it stopped: only a regular file keeps its bytes.
+    let regular = std::fs::metadata(input).is_ok_and(|m| m.is_file());
+    if !regular {
+        return Err(Failure::Input(anyhow::anyhow!(
+            "--state needs --input to name a regular file, which a resumed run reads on from where it stopped; {input} is not one (a pipe, a device or missing)"
+        )));
+    }
+    let fresh = state::RunState::fresh(
+        std::fs::canonicalize(input)
+            .with_context(|| format!("input {input}"))
+            .map_err(Failure::Input)?,
+        sink.sink_id().await?,
+        target.subject.clone(),
+        batch_rows as u32,
+        record_batches,
+    );
+    state::StateFile::open(path, fresh).map_err(Failure::Input)
 }
 
 /// An input ready to be delivered: an empty checkpoint of its kind, the reader's channel,

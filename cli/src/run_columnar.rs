@@ -5,19 +5,22 @@
 use std::path::PathBuf;
 
 use anyhow::anyhow;
-use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use nats_sink::Column;
-use nats_sink_cli::input::columnar::{self, BatchReader, InputFormat};
+use nats_sink_cli::input::columnar::{self, InputFormat};
 use nats_sink_rules::schema::Schema;
 use tokio::sync::mpsc;
 
-use crate::deliver_arrow::ArrowBatch;
+use crate::deliver_arrow::{ArrowBatch, ReadBatch};
 use crate::read_loop::{LoopStart, Read};
-use crate::run::{deliver_input, open_sink, Input, Resumed, RunExtras, RunLimits};
+use crate::resume_batches::{self, NumberedBatches};
+use crate::run::{
+    deliver_input, open_sink, open_state, refuse_state_on_stdin, Input, Resumed, RunExtras,
+    RunLimits,
+};
 use crate::schema_file::read_schema;
 use crate::state::ConfirmedPoint;
-use crate::{ComponentArgs, Failure, GivenOptions};
+use crate::{resume, ComponentArgs, Failure, GivenOptions};
 
 /// Record batches read ahead of the sink, at most: the one being delivered is apart.
 const BATCHES_IN_FLIGHT: usize = 2;
@@ -36,12 +39,7 @@ pub(crate) async fn run(
     limits: RunLimits,
     extras: RunExtras,
 ) -> Result<(), Failure> {
-    if extras.state.is_some() {
-        return Err(Failure::Input(anyhow!(
-            "--state is not supported with {} input yet (resuming record batches is not implemented); run without it: a rerun of the same file with the same --batch-size gives the same message ids, so a stream with dedupe drops what it already holds",
-            source.format
-        )));
-    }
+    refuse_state_on_stdin(&extras, source.path)?;
     let (format, path, batch_rows) = (source.format, source.path.to_string(), limits.batch_rows);
     let reader = tokio::task::spawn_blocking(move || columnar::open(format, &path, batch_rows))
         .await
@@ -51,18 +49,61 @@ pub(crate) async fn run(
         })?;
     let file_schema = reader.schema();
     let columns = sink_columns(&source, &file_schema)?;
-    let opened = open_sink(component, options, &columns).await?;
-    let input = Input {
-        checkpoint: ArrowBatch::default(),
-        reads: spawn(reader, source.path.to_string()),
-        start: LoopStart {
-            last_read: 0,
-            first_batch_rows: None,
-        },
+    let mut opened = open_sink(component, options, &columns).await?;
+    let mut batches = NumberedBatches::new(reader);
+    let (resumed, first_batch_rows) = match &extras.state {
+        None => (
+            Resumed {
+                confirmed: ConfirmedPoint::default(),
+                state: None,
+            },
+            None,
+        ),
+        Some(path) => {
+            let mut state = open_state(
+                path,
+                source.path,
+                &mut opened.sink,
+                &opened.target,
+                limits.batch_rows,
+                true,
+            )
+            .await?;
+            let recorded = state.state.clone();
+            // Reading up to the confirmed row decodes what is skipped: a thread of its own.
+            let (positioned, in_flight) = tokio::task::spawn_blocking(move || {
+                let in_flight = resume_batches::position(&mut batches, &recorded);
+                (batches, in_flight)
+            })
+            .await
+            .map_err(|e| Failure::Input(anyhow!("{format} input: the reader failed: {e}")))?;
+            batches = positioned;
+            let in_flight = in_flight?;
+            let resumption = resume::resume(
+                &mut state,
+                opened.target.clone(),
+                &opened.reach,
+                in_flight.as_ref(),
+            )
+            .await?;
+            if let Some(in_flight) = in_flight {
+                in_flight.put_back(resumption.held, &mut batches);
+            }
+            let resumed = Resumed {
+                confirmed: resumption.confirmed,
+                state: Some(state),
+            };
+            (resumed, resumption.first_batch_rows)
+        }
     };
-    let resumed = Resumed {
-        confirmed: ConfirmedPoint::default(),
-        state: None,
+    let rows_before = resumed.confirmed.line;
+    let input = Input {
+        checkpoint: ArrowBatch::after(rows_before),
+        reads: spawn(batches, source.path.to_string(), rows_before),
+        start: LoopStart {
+            last_read: rows_before,
+            first_batch_rows,
+        },
     };
     deliver_input(opened, options, columns, resumed, input, limits, &extras).await
 }
@@ -112,18 +153,21 @@ fn derived_schema(
 }
 
 /// Read batches on a blocking thread, in order, at most [`BATCHES_IN_FLIGHT`] ahead; a
-/// failure names the rows read before it. Closing the receiver stops the reader at its next
-/// batch.
-fn spawn(mut reader: Box<dyn BatchReader>, path: String) -> mpsc::Receiver<Read<RecordBatch>> {
+/// failure names the rows read before it (`rows_before` were confirmed by earlier runs).
+/// Closing the receiver stops the reader at its next batch.
+fn spawn(
+    mut batches: NumberedBatches,
+    path: String,
+    rows_before: u64,
+) -> mpsc::Receiver<Read<ReadBatch>> {
     let (sender, receiver) = mpsc::channel(BATCHES_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
-        let mut rows_read = 0u64;
+        let mut rows_read = rows_before;
         loop {
-            let read = match reader.next_batch() {
-                Ok(Some(batch)) if batch.num_rows() == 0 => continue,
-                Ok(Some(batch)) => {
-                    rows_read += batch.num_rows() as u64;
-                    Read::Rows(batch)
+            let read = match batches.next() {
+                Ok(Some(read)) => {
+                    rows_read += read.batch.num_rows() as u64;
+                    Read::Rows(read)
                 }
                 Ok(None) => Read::End,
                 Err(e) => Read::Failed(

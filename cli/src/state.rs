@@ -11,8 +11,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context as _};
 use sha2::{Digest as _, Sha256};
 
-/// The format this build writes and reads.
-const VERSION: u32 = 1;
+/// The format this build writes. Format 2 added the record batch position (`record_batches`,
+/// `confirmed.batch`); a format 1 file is a JSON Lines state and still loads.
+const VERSION: u32 = 2;
+/// The oldest format this build reads.
+const OLDEST_VERSION: u32 = 1;
 /// The largest state file read: one is a few hundred bytes.
 const MAX_STATE_BYTES: u64 = 1 << 16;
 
@@ -28,6 +31,10 @@ pub struct RunState {
     pub sink_id: Option<String>,
     pub subject: String,
     pub batch_size: u32,
+    /// The input is read as record batches (Parquet, Arrow IPC): its places count rows, and
+    /// its position counts the reader's batches of `batch_size` rows. False: JSON Lines.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_batches: bool,
     pub confirmed: ConfirmedPoint,
     /// The batch being published when the state was written, if any.
     pub in_flight: Option<InFlight>,
@@ -49,15 +56,30 @@ pub struct ConfirmedPoint {
     /// the input is still the one confirmed.
     pub line_start: u64,
     pub line_digest: String,
+    /// Record batch input: where the last confirmed row is (`line` is its row number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchPoint>,
 }
 
-/// A batch written to NATS but not yet confirmed.
+/// The last confirmed row of a record batch input, in place of a byte offset: which of the
+/// reader's batches holds it (from 0, at the run's batch size), where in that batch, and the
+/// SHA-256 (hex) of the row as Arrow IPC, to tell that the input is still the one confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchPoint {
+    pub index: u64,
+    pub row: u64,
+    pub row_digest: String,
+}
+
+/// A batch written to NATS but not yet confirmed. It starts just past the confirmed point.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InFlight {
     pub checkpoint: u64,
+    /// The line (or row) the batch starts at.
     pub first_line: u64,
-    /// The offset where the batch's first line starts.
+    /// The offset where the batch's first line starts (0 for record batches).
     pub start_offset: u64,
     pub rows: u64,
 }
@@ -69,6 +91,7 @@ impl RunState {
         sink_id: Option<String>,
         subject: String,
         batch_size: u32,
+        record_batches: bool,
     ) -> RunState {
         RunState {
             version: VERSION,
@@ -76,6 +99,7 @@ impl RunState {
             sink_id,
             subject,
             batch_size,
+            record_batches,
             confirmed: ConfirmedPoint::default(),
             in_flight: None,
         }
@@ -84,7 +108,12 @@ impl RunState {
 
 /// The hex SHA-256 of a line's text, as the state records it.
 pub fn line_digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
+    hex_digest(text.as_bytes())
+}
+
+/// The hex SHA-256 of `bytes`.
+pub fn hex_digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -192,11 +221,35 @@ impl StateFile {
                 context()
             )
         };
-        if state.version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&state.version) {
             return Err(refuse(format!(
-                "written in format {}, this build reads {VERSION}",
+                "written in format {}, this build reads {OLDEST_VERSION} to {VERSION}",
                 state.version
             )));
+        }
+        let kind = |batches: bool| match batches {
+            true => "record batch (Parquet or Arrow)",
+            false => "JSON Lines",
+        };
+        if state.record_batches != fresh.record_batches {
+            return Err(refuse(format!(
+                "it records a {} input; this run reads {} {}",
+                kind(state.record_batches),
+                kind(fresh.record_batches),
+                fresh.input.display()
+            )));
+        }
+        // Record batches are counted at the batch size they were read with, and a replayed
+        // checkpoint is cut as it was: the same size, or the places mean other rows.
+        let placed = state.confirmed.line > 0 || state.in_flight.is_some();
+        if state.record_batches && placed && state.batch_size != fresh.batch_size {
+            return Err(anyhow!(
+                "{}: it counts the input's record batches at --batch-size {}, not {}; rerun with --batch-size {}",
+                context(),
+                state.batch_size,
+                fresh.batch_size,
+                state.batch_size
+            ));
         }
         if state.input != fresh.input {
             return Err(refuse(format!(
@@ -214,7 +267,12 @@ impl StateFile {
                 fresh.subject
             )));
         }
-        verify_input(&state.input, &state.confirmed).map_err(|why| {
+        // Record batches are checked as the resumed run reads up to the confirmed row.
+        let verified = match state.record_batches {
+            true => Ok(()),
+            false => verify_input(&state.input, &state.confirmed),
+        };
+        verified.map_err(|why| {
             anyhow!(
                 "{}: the input changed since it was confirmed through line {} (byte {}): {why}; \
                  refusing to resume, as rows could be lost or sent twice",
@@ -224,6 +282,7 @@ impl StateFile {
             )
         })?;
         let state = RunState {
+            version: VERSION,
             batch_size: fresh.batch_size,
             ..state
         };
@@ -309,6 +368,7 @@ mod tests {
             sink_id: Some("s".into()),
             subject: "rows".into(),
             batch_size: 2,
+            record_batches: false,
             confirmed: ConfirmedPoint::default(),
             in_flight: None,
         }
@@ -342,6 +402,7 @@ mod tests {
             checkpoint: Some(3),
             line_start: 0,
             line_digest: line_digest("{\"a\":1}"),
+            batch: None,
         };
         file.write(state.clone()).unwrap();
         assert!(std::fs::symlink_metadata(&link)
@@ -381,6 +442,7 @@ mod tests {
             checkpoint: Some(9),
             line_start: 9,
             line_digest: line_digest("{\"a\":2}"),
+            batch: None,
         };
         file.write(state.clone()).unwrap();
         // One run per state file: a second open while this one holds it is refused.
@@ -413,5 +475,43 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("shorter"), "{err}");
+    }
+
+    /// Format 1 (before record batch positions) still loads, as a JSON Lines state; a record
+    /// batch state is refused for a JSON Lines run of the same file, and the other way round.
+    #[test]
+    fn a_format_1_state_loads_and_the_input_kind_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.jsonl");
+        std::fs::write(&input, "{\"a\":1}\n").unwrap();
+        let path = dir.path().join("state.json");
+        let format_1 = serde_json::json!({
+            "version": 1,
+            "input": input,
+            "sink_id": "s",
+            "subject": "rows",
+            "batch_size": 2,
+            "confirmed": {
+                "line": 1, "offset": 8, "rows": 1, "checkpoint": 3,
+                "line_start": 0, "line_digest": line_digest("{\"a\":1}"),
+            },
+            "in_flight": null,
+        });
+        std::fs::write(&path, format_1.to_string()).unwrap();
+        let file = StateFile::open(&path, fresh(&input)).unwrap();
+        assert_eq!(file.state.confirmed.line, 1);
+        assert_eq!(file.state.confirmed.batch, None);
+        assert!(!file.state.record_batches);
+        drop(file);
+
+        let batches = RunState {
+            record_batches: true,
+            ..fresh(&input)
+        };
+        let err = StateFile::open(&path, batches).err().unwrap();
+        assert!(
+            format!("{err:#}").contains("it records a JSON Lines input"),
+            "{err:#}"
+        );
     }
 }

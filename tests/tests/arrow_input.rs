@@ -276,22 +276,212 @@ async fn truncated_files_are_exit_2() {
     }
 }
 
+/// Rows `from..to` of the numbered dataset (`id`, `name` = "row-<id>"), as record batches
+/// of `batch_rows` rows.
+fn numbered(from: u64, to: u64, batch_rows: u64) -> Vec<RecordBatch> {
+    let schema = Arc::new(ArrowSchema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, false),
+    ]));
+    (from..to)
+        .step_by(batch_rows as usize)
+        .map(|start| {
+            let ids: Vec<i64> = (start..(start + batch_rows).min(to))
+                .map(|i| i as i64)
+                .collect();
+            let names: Vec<String> = ids.iter().map(|i| format!("row-{i}")).collect();
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(arrow_array::StringArray::from(names)),
+            ];
+            RecordBatch::try_new(schema.clone(), columns).unwrap()
+        })
+        .collect()
+}
+
+/// The run's arguments: `input` into subject `subject`, with `--state`.
+fn state_args(
+    server: &NatsServer,
+    subject: &str,
+    input: &Path,
+    state: &Path,
+    batch: &str,
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "run",
+        "--input",
+        &input.display().to_string(),
+        "--state",
+        &state.display().to_string(),
+        "--batch-size",
+        batch,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(with_args(&plain_options(server, subject)));
+    args
+}
+
+/// Each row id's count in a stream, and the ids never seen.
+async fn tally(server: &NatsServer, stream: &str, rows: u64) -> (usize, Vec<u64>, usize) {
+    let js = async_nats::jetstream::new(server.client().await);
+    let mut seen = std::collections::HashMap::<u64, usize>::new();
+    let messages = stream_messages(&js, stream, WAIT).await;
+    for message in &messages {
+        let row: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+        *seen.entry(row["id"].as_u64().unwrap()).or_default() += 1;
+    }
+    let missing = (0..rows).filter(|i| !seen.contains_key(i)).collect();
+    (messages.len(), missing, messages.len() - seen.len())
+}
+
+/// A Parquet file and an Arrow IPC file (its batches of 700 rows cut across checkpoints of
+/// 1,000), each sunk with `--state` and killed (SIGKILL) twice mid-way into a stream whose
+/// duplicate window is 1 s, then rerun after the window: every row exactly once. Each
+/// rerun reads through its confirmed row (checking it) and the batch in flight (checking its
+/// checkpoint id is the one sent, else it refuses), then skips what the stream holds of it.
 #[tokio::test(flavor = "multi_thread")]
-async fn state_with_columnar_input_is_refused() {
+async fn a_killed_columnar_run_resumes_from_its_state_exactly_once() {
+    const ROWS: u64 = 60_000;
     let server = NatsServer::start_jetstream();
     let dir = tempfile::tempdir().unwrap();
-    let parquet = dir.path().join("ids.parquet");
-    write_parquet(&parquet, &[ids(&[1, 2])]);
-    let state = dir.path().join("state.json");
-    let state = state.display().to_string();
-    let (out, payloads) = sink(&server, "ST", &parquet, None, &["--state", &state]).await;
+    let parquet = dir.path().join("rows.parquet");
+    write_parquet(&parquet, &numbered(0, ROWS, 4096));
+    let arrow = dir.path().join("rows.arrow");
+    write_ipc_file(&arrow, &numbered(0, ROWS, 700));
+    for (name, input) in [("KPQ", &parquet), ("KAF", &arrow)] {
+        server
+            .create_stream(async_nats::jetstream::stream::Config {
+                duplicate_window: Duration::from_secs(1),
+                ..NatsServer::stream_config(name, &[name])
+            })
+            .await;
+        let state = dir.path().join(format!("{name}.state"));
+        let args = state_args(&server, name, input, &state, "1000");
+        let mut earlier = Vec::new();
+        for threshold in [15_000, 35_000] {
+            let mut run = spawn_cli_run(&args);
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while stream_count(&server.url(), name).await.unwrap_or(0) < threshold {
+                assert!(
+                    run.is_running(),
+                    "{name}: the CLI ended before {threshold} rows"
+                );
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{name}: {threshold} rows not reached"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            run.kill_hard();
+            earlier.push(text(&finish(run).await.stderr));
+            // Past the duplicate window: the stream would keep a replayed row twice.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        let out = finish(spawn_cli_run(&args)).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {stderr}\nearlier runs: {earlier:#?}"
+        );
+        let (messages, missing, duplicates) = tally(&server, name, ROWS).await;
+        assert_eq!(missing, Vec::<u64>::new(), "{name}: rows lost");
+        assert_eq!(duplicates, 0, "{name}: rows stored twice");
+        assert_eq!(messages as u64, ROWS);
+        let recorded: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        assert_eq!(recorded["confirmed"]["line"], ROWS, "{name}");
+        assert_eq!(recorded["record_batches"], true, "{name}");
+        assert_eq!(recorded["in_flight"], serde_json::Value::Null, "{name}");
+        for line in earlier.iter().chain([&stderr]).flat_map(|e| e.lines()) {
+            if line.contains("resuming:") {
+                eprintln!("{name}: {line}");
+            }
+        }
+    }
+}
+
+/// A state whose Parquet input changed under it is refused (exit 2, naming the state and
+/// why) before anything is sent: a value of the confirmed row changed, the file shrank, or
+/// another --batch-size counts its batches otherwise. So is `--state` with standard input.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_columnar_state_whose_input_changed_is_refused() {
+    let server = NatsServer::start_jetstream();
+    server
+        .create_stream(NatsServer::stream_config("CHG", &["CHG"]))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let parquet = dir.path().join("rows.parquet");
+    write_parquet(&parquet, &numbered(0, 100, 100));
+    let state = dir.path().join("run.state");
+    let args = state_args(&server, "CHG", &parquet, &state, "30");
+    let out = cli(args.clone(), "", WAIT).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Run again: nothing is left to send.
+    let out = cli(args.clone(), "", WAIT).await;
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("--state is not supported with Parquet input"),
+        stderr.contains("100 rows confirmed; 0 messages"),
         "{stderr}"
     );
-    assert!(payloads.is_empty());
+
+    // The last row's name changed: same size, same schema.
+    let mut changed = numbered(0, 100, 100);
+    let names: Vec<String> = (0..100)
+        .map(|i| match i {
+            99 => "row-X9".to_string(),
+            i => format!("row-{i}"),
+        })
+        .collect();
+    changed[0] = RecordBatch::try_new(
+        changed[0].schema(),
+        vec![
+            changed[0].column(0).clone(),
+            Arc::new(arrow_array::StringArray::from(names)),
+        ],
+    )
+    .unwrap();
+    write_parquet(&parquet, &changed);
+    let cases = [
+        (args.clone(), "row 100 has other values now"),
+        (
+            state_args(&server, "CHG", &parquet, &state, "40"),
+            "--batch-size 30, not 40",
+        ),
+    ];
+    for (args, reason) in cases {
+        let out = cli(args, "", WAIT).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--state"), "{stderr}");
+        assert!(stderr.contains(reason), "{reason}: {stderr}");
+    }
+    write_parquet(&parquet, &numbered(0, 50, 50));
+    let out = cli(args.clone(), "", WAIT).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("it ends before row 100"), "{stderr}");
+    let (messages, _, duplicates) = tally(&server, "CHG", 100).await;
+    assert_eq!((messages, duplicates), (100, 0), "a refused run sent rows");
+
+    // Standard input cannot be read again.
+    let mut args = vec![
+        "run".to_string(),
+        "--input".into(),
+        "-".into(),
+        "--input-format".into(),
+        "arrows".into(),
+        "--state".into(),
+        dir.path().join("stdin.state").display().to_string(),
+    ];
+    args.extend(with_args(&plain_options(&server, "CHG")));
+    let out = cli(args, "", WAIT).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--state needs a file input"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -76,14 +76,15 @@ impl Checkpoint for ArrowBatch {
     /// next checkpoint, so every full checkpoint holds `limit` rows, as with JSON Lines.
     fn push(&mut self, read: ReadBatch, limit: usize) -> Option<ReadBatch> {
         let room = limit.saturating_sub(self.rows).max(1);
-        let rows = read.batch.num_rows();
-        let taken = ReadBatch {
-            batch: read.batch.slice(0, room.min(rows)),
-            ..read
-        };
-        let rest = match rows > room {
-            true => read.rows_from(room),
-            false => None,
+        let (taken, rest) = match read.batch.num_rows() > room {
+            true => {
+                let taken = ReadBatch {
+                    batch: read.batch.slice(0, room),
+                    ..read
+                };
+                (taken, read.rows_from(room))
+            }
+            false => (read, None),
         };
         self.rows += taken.batch.num_rows();
         // Roughly what the batch holds in memory.

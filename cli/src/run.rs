@@ -1,6 +1,8 @@
 //! `nats-sink run`: read JSON Lines, deliver them in batches (each a checkpoint, flushed and
 //! confirmed), linger for slow input, stop cleanly on a signal, resume from `--state`.
-//! Parquet and Arrow input go to `run_columnar`, which shares the opening and the ending.
+//! Parquet and Arrow input go to `run_columnar`; both open the sink and `--state` here, and
+//! hand their reader to `deliver_input`, which runs the one read loop (`read_loop`) and
+//! reports how the run ended.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -102,18 +104,14 @@ pub(crate) async fn run(
                 .map_err(Failure::Input)?,
         ),
     };
-    let Opened {
-        runtime,
-        target,
-        reach,
-        mut sink,
-    } = open_sink(component, options, &columns).await?;
+    let mut opened = open_sink(component, options, &columns).await?;
     let (state, plan) = match &extras.state {
         None => (None, resume::Plan::fresh()),
         Some(path) => {
-            let mut state =
-                open_state(path, input, &mut sink, &target, limits.batch_rows, false).await?;
-            let plan = resume::plan(&mut state, target.clone(), &reach, limits.line_bytes).await?;
+            let (sink, target) = (&mut opened.sink, &opened.target);
+            let mut state = open_state(path, input, sink, target, limits.batch_rows, false).await?;
+            let plan =
+                resume::plan(&mut state, target.clone(), &opened.reach, limits.line_bytes).await?;
             (Some(state), plan)
         }
     };
@@ -149,12 +147,6 @@ pub(crate) async fn run(
             last_read: plan.start.line,
             first_batch_rows: plan.first_batch_rows,
         },
-    };
-    let opened = Opened {
-        runtime,
-        target,
-        reach,
-        sink,
     };
     let resumed = Resumed {
         confirmed: plan.confirmed,

@@ -15,7 +15,7 @@ use crate::deliver_arrow::{ArrowBatch, ReadBatch};
 use crate::read_loop::{LoopStart, Read};
 use crate::resume_batches::{self, NumberedBatches};
 use crate::run::{
-    deliver_input, open_sink, open_state, refuse_state_on_stdin, Input, Resumed, RunExtras,
+    deliver_input, open_sink, open_state, refuse_state_on_stdin, Input, Opened, Resumed, RunExtras,
     RunLimits,
 };
 use crate::schema_file::read_schema;
@@ -50,51 +50,16 @@ pub(crate) async fn run(
     let file_schema = reader.schema();
     let columns = sink_columns(&source, &file_schema)?;
     let mut opened = open_sink(component, options, &columns).await?;
-    let mut batches = NumberedBatches::new(reader);
-    let (resumed, first_batch_rows) = match &extras.state {
-        None => (
-            Resumed {
+    let batches = NumberedBatches::new(reader);
+    let (batches, resumed, first_batch_rows) = match &extras.state {
+        None => {
+            let fresh = Resumed {
                 confirmed: ConfirmedPoint::default(),
                 state: None,
-            },
-            None,
-        ),
-        Some(path) => {
-            let mut state = open_state(
-                path,
-                source.path,
-                &mut opened.sink,
-                &opened.target,
-                limits.batch_rows,
-                true,
-            )
-            .await?;
-            let recorded = state.state.clone();
-            // Reading up to the confirmed row decodes what is skipped: a thread of its own.
-            let (positioned, in_flight) = tokio::task::spawn_blocking(move || {
-                let in_flight = resume_batches::position(&mut batches, &recorded);
-                (batches, in_flight)
-            })
-            .await
-            .map_err(|e| Failure::Input(anyhow!("{format} input: the reader failed: {e}")))?;
-            batches = positioned;
-            let in_flight = in_flight?;
-            let resumption = resume::resume(
-                &mut state,
-                opened.target.clone(),
-                &opened.reach,
-                in_flight.as_ref(),
-            )
-            .await?;
-            if let Some(in_flight) = in_flight {
-                in_flight.put_back(resumption.held, &mut batches);
-            }
-            let resumed = Resumed {
-                confirmed: resumption.confirmed,
-                state: Some(state),
             };
-            (resumed, resumption.first_batch_rows)
+            (batches, fresh, None)
         }
+        Some(path) => resume_from(path, &source, &mut opened, limits, batches).await?,
     };
     let rows_before = resumed.confirmed.line;
     let input = Input {
@@ -106,6 +71,44 @@ pub(crate) async fn run(
         },
     };
     deliver_input(opened, options, columns, resumed, input, limits, &extras).await
+}
+
+/// The `--state` at `path`, and the batches positioned just past its confirmed row, with
+/// what the stream does not hold of the batch in flight put back to be sent first; the
+/// first checkpoint's size when that batch is replayed whole.
+async fn resume_from(
+    path: &std::path::Path,
+    source: &Source<'_>,
+    opened: &mut Opened,
+    limits: RunLimits,
+    mut batches: NumberedBatches,
+) -> Result<(NumberedBatches, Resumed, Option<usize>), Failure> {
+    let (sink, target) = (&mut opened.sink, &opened.target);
+    let mut state = open_state(path, source.path, sink, target, limits.batch_rows, true).await?;
+    let recorded = state.state.clone();
+    // Reading up to the confirmed row decodes what it skips: on a thread of its own.
+    let (mut batches, in_flight) = tokio::task::spawn_blocking(move || {
+        let in_flight = resume_batches::position(&mut batches, &recorded);
+        (batches, in_flight)
+    })
+    .await
+    .map_err(|e| {
+        Failure::Delivery(anyhow!(
+            "{} input: the reader stopped unexpectedly: {e}",
+            source.format
+        ))
+    })?;
+    let in_flight = in_flight?;
+    let target = opened.target.clone();
+    let resumption = resume::resume(&mut state, target, &opened.reach, in_flight.as_ref()).await?;
+    if let Some(in_flight) = in_flight {
+        in_flight.put_back(resumption.held, &mut batches);
+    }
+    let resumed = Resumed {
+        confirmed: resumption.confirmed,
+        state: Some(state),
+    };
+    Ok((batches, resumed, resumption.first_batch_rows))
 }
 
 /// The sink's columns: `--schema` if given, else derived from the file's Arrow schema; either

@@ -196,57 +196,44 @@ fn ids(values: &[i64]) -> RecordBatch {
     RecordBatch::try_new(schema, vec![array]).unwrap()
 }
 
+/// Writes record batches to a file in one format.
+type WriteFile = fn(&Path, &[RecordBatch]);
+
+/// Row 4 does not fit a smallint, in the second checkpoint (two rows each): the run stops
+/// there after the 3 rows before it. In the IPC file (batches of 3 rows cut at 2) row 5 is
+/// carried past the checkpoint row 4 fails; it comes after the refused row, so it is not
+/// sent either (before the one read loop, it was).
 #[tokio::test(flavor = "multi_thread")]
 async fn out_of_range_value_stops_after_the_rows_before_it() {
     let server = NatsServer::start_jetstream();
     let dir = tempfile::tempdir().unwrap();
     let schema = schema_file(dir.path(), &[("id", "smallint")]);
-    let parquet = dir.path().join("ids.parquet");
-    // Row 4 does not fit a smallint; it is in the second checkpoint (two rows each).
-    write_parquet(&parquet, &[ids(&[1, 2, 3]), ids(&[70_000, 5])]);
-    let (out, payloads) = sink(
-        &server,
-        "OOR",
-        &parquet,
-        Some(&schema),
-        &["--batch-size", "2"],
-    )
-    .await;
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("row 4, column `id`"), "{stderr}");
-    assert!(stderr.contains("3 rows confirmed"), "{stderr}");
-    assert_eq!(payloads.len(), 3, "{stderr}");
+    let cases: [(&str, &str, WriteFile, [&[i64]; 2]); 2] = [
+        (
+            "OOR",
+            "ids.parquet",
+            write_parquet,
+            [&[1, 2, 3], &[70_000, 5]],
+        ),
+        (
+            "CARRY",
+            "ids.arrow",
+            write_ipc_file,
+            [&[1, 2, 3], &[70_000, 5, 6]],
+        ),
+    ];
+    for (name, file, write, [first, second]) in cases {
+        let path = dir.path().join(file);
+        write(&path, &[ids(first), ids(second)]);
+        let (out, payloads) =
+            sink(&server, name, &path, Some(&schema), &["--batch-size", "2"]).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {stderr}");
+        assert!(stderr.contains("row 4, column `id`"), "{file}: {stderr}");
+        assert!(stderr.contains("3 rows confirmed"), "{file}: {stderr}");
+        assert_eq!(payloads.len(), 3, "{file}: {stderr}");
+    }
 }
-
-/// Rows carried past a refused checkpoint come after the refused row: none of them is sent.
-/// The file's batches (3 rows, then 3) cut at 2 rows a checkpoint leave row 5 carried past
-/// the checkpoint of rows 3 and 4, which row 4 fails; before the one read loop, the carry
-/// was delivered after the failure.
-#[tokio::test(flavor = "multi_thread")]
-async fn rows_carried_past_a_refused_row_are_not_sent() {
-    let server = NatsServer::start_jetstream();
-    let dir = tempfile::tempdir().unwrap();
-    let schema = schema_file(dir.path(), &[("id", "smallint")]);
-    let file = dir.path().join("ids.arrow");
-    write_ipc_file(&file, &[ids(&[1, 2, 3]), ids(&[70_000, 5, 6])]);
-    let (out, payloads) = sink(
-        &server,
-        "CARRY",
-        &file,
-        Some(&schema),
-        &["--batch-size", "2"],
-    )
-    .await;
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("row 4, column `id`"), "{stderr}");
-    assert!(stderr.contains("3 rows confirmed"), "{stderr}");
-    assert_eq!(payloads.len(), 3, "{stderr}");
-}
-
-/// Writes record batches to a file in one format.
-type WriteFile = fn(&Path, &[RecordBatch]);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn truncated_files_are_exit_2() {

@@ -183,3 +183,136 @@ fn reread(
     }
     Ok(batch)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use nats_sink_cli::input::columnar::{self, InputFormat};
+
+    use super::*;
+    use crate::state::RunState;
+
+    const BATCH_ROWS: usize = 1000;
+
+    /// An IPC file of 4,000 numbered rows in batches of 700: the reader cuts them at 1,000,
+    /// and checkpoints of 1,000 join the cuts, carrying rows across.
+    fn ipc_file(dir: &std::path::Path) -> std::path::PathBuf {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, false),
+        ]));
+        let path = dir.join("rows.arrow");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut writer = arrow_ipc::writer::FileWriter::try_new(file, &schema).unwrap();
+        for start in (0..4000).step_by(700) {
+            let ids: Vec<i64> = (start..(start + 700).min(4000)).collect();
+            let names: Vec<String> = ids.iter().map(|i| format!("row-{i}")).collect();
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(StringArray::from(names)),
+            ];
+            writer
+                .write(&RecordBatch::try_new(schema.clone(), columns).unwrap())
+                .unwrap();
+        }
+        writer.finish().unwrap();
+        path
+    }
+
+    fn batches(path: &std::path::Path) -> NumberedBatches {
+        let path = path.to_str().unwrap();
+        NumberedBatches::new(columnar::open(InputFormat::ArrowFile, path, BATCH_ROWS).unwrap())
+    }
+
+    /// The first `count` checkpoints, filled as the read loop fills them (full ones, each
+    /// starting with the rows carried past the one before).
+    fn checkpoints(
+        batches: &mut NumberedBatches,
+        mut rows_before: u64,
+        count: usize,
+    ) -> Vec<ArrowBatch> {
+        let (mut filled, mut carry) = (Vec::new(), None);
+        for _ in 0..count {
+            let mut batch = ArrowBatch::after(rows_before);
+            if let Some(rest) = carry.take() {
+                carry = batch.push(rest, BATCH_ROWS);
+            }
+            while batch.rows() < BATCH_ROWS {
+                let read = batches.next().unwrap().unwrap();
+                carry = batch.push(read, BATCH_ROWS);
+            }
+            rows_before += batch.rows() as u64;
+            filled.push(batch);
+        }
+        filled
+    }
+
+    /// `result`'s value; a failure fails the test, saying why (`Failure` has no `Debug`).
+    fn done<T>(result: Result<T, Failure>) -> T {
+        match result {
+            Ok(value) => value,
+            Err(Failure::Input(e) | Failure::Delivery(e)) => panic!("{e:#}"),
+            Err(_) => panic!("failed"),
+        }
+    }
+
+    /// A run that confirmed two checkpoints and crashed with the third in flight: a resumed
+    /// run reads that third one again with the id the crashed run gave it (so a stream drops
+    /// the replay within its window), or goes on just past the rows the stream holds of it.
+    #[test]
+    fn a_resumed_run_replays_the_batch_in_flight_under_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = ipc_file(dir.path());
+        let sent = checkpoints(&mut batches(&path), 0, 3);
+        let mut confirmed = ConfirmedPoint::default();
+        for batch in &sent[..2] {
+            let (_, id) = done(batch.ipc_and_checkpoint());
+            confirmed = done(batch.confirmed_through(&confirmed, id, batch.rows(), true));
+        }
+        // Row 2,000 is row 600 of the reader's third batch (rows 1,401–2,100).
+        assert_eq!(
+            confirmed.batch.as_ref().map(|b| (b.index, b.row)),
+            Some((2, 599))
+        );
+        let (_, in_flight_id) = done(sent[2].ipc_and_checkpoint());
+        let mut state = RunState::fresh(path.clone(), Some("s".into()), "rows".into(), 1000, true);
+        state.confirmed = confirmed.clone();
+        state.in_flight = Some(InFlight {
+            checkpoint: in_flight_id,
+            first_line: 2001,
+            start_offset: 0,
+            rows: 1000,
+        });
+
+        // Replayed whole: what the run sends first is the checkpoint sent before the crash.
+        let mut resumed = batches(&path);
+        let read_again = done(position(&mut resumed, &state)).unwrap();
+        assert_eq!((read_again.len(), read_again.place(0)), (1000, 2001));
+        read_again.put_back(0, &mut resumed);
+        let replay = checkpoints(&mut resumed, 2000, 1).pop().unwrap();
+        assert_eq!(done(replay.ipc_and_checkpoint()).1, in_flight_id);
+
+        // The stream holds 300 of its rows: the run goes on from row 2,301 (id 2,300).
+        let mut resumed = batches(&path);
+        let read_again = done(position(&mut resumed, &state)).unwrap();
+        let through = done(read_again.confirmed_through(&confirmed, in_flight_id, 300));
+        assert_eq!((through.line, through.rows), (2300, 2300));
+        read_again.put_back(300, &mut resumed);
+        let next = resumed.next().unwrap().unwrap();
+        let ids = next
+            .batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(ids.value(0), 2300);
+
+        // Another id in flight: not the batch that was sent, so the input changed.
+        state.in_flight.as_mut().unwrap().checkpoint ^= 1;
+        let err = position(&mut batches(&path), &state).err().unwrap();
+        assert!(matches!(&err, Failure::Input(e) if e.to_string().contains("not the ones sent")));
+    }
+}

@@ -13,6 +13,7 @@ use nats_sink::{Column, Datum};
 use nats_sink_cli::input::parse_line;
 use nats_sink_rules::schema::Schema;
 use nats_sink_tests::arrow::record_batch;
+use nats_sink_tests::streaming::RowTally;
 use nats_sink_tests::*;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -310,17 +311,14 @@ fn state_args(
     args
 }
 
-/// Each row id's count in a stream, and the ids never seen.
-async fn tally(server: &NatsServer, stream: &str, rows: u64) -> (usize, Vec<u64>, usize) {
+/// How the rows came out in a stream: messages, and each row id's count.
+async fn tally(server: &NatsServer, stream: &str) -> RowTally {
     let js = async_nats::jetstream::new(server.client().await);
-    let mut seen = std::collections::HashMap::<u64, usize>::new();
-    let messages = stream_messages(&js, stream, WAIT).await;
-    for message in &messages {
-        let row: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
-        *seen.entry(row["id"].as_u64().unwrap()).or_default() += 1;
+    let mut tally = RowTally::default();
+    for message in stream_messages(&js, stream, WAIT).await {
+        tally.add(&message.payload);
     }
-    let missing = (0..rows).filter(|i| !seen.contains_key(i)).collect();
-    (messages.len(), missing, messages.len() - seen.len())
+    tally
 }
 
 /// A Parquet file and an Arrow IPC file (its batches of 700 rows cut across checkpoints of
@@ -373,10 +371,10 @@ async fn a_killed_columnar_run_resumes_from_its_state_exactly_once() {
             Some(0),
             "{name}: {stderr}\nearlier runs: {earlier:#?}"
         );
-        let (messages, missing, duplicates) = tally(&server, name, ROWS).await;
-        assert_eq!(missing, Vec::<u64>::new(), "{name}: rows lost");
-        assert_eq!(duplicates, 0, "{name}: rows stored twice");
-        assert_eq!(messages as u64, ROWS);
+        let tally = tally(&server, name).await;
+        assert_eq!(tally.missing(ROWS), Vec::<u64>::new(), "{name}: rows lost");
+        assert_eq!(tally.duplicates(), 0, "{name}: rows stored twice");
+        assert_eq!(tally.messages as u64, ROWS);
         let recorded: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
         assert_eq!(recorded["confirmed"]["line"], ROWS, "{name}");
@@ -451,8 +449,12 @@ async fn a_columnar_state_whose_input_changed_is_refused() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("it ends before row 100"), "{stderr}");
-    let (messages, _, duplicates) = tally(&server, "CHG", 100).await;
-    assert_eq!((messages, duplicates), (100, 0), "a refused run sent rows");
+    let tally = tally(&server, "CHG").await;
+    assert_eq!(
+        (tally.messages, tally.duplicates()),
+        (100, 0),
+        "a refused run sent rows"
+    );
 
     // Standard input cannot be read again.
     let mut args = vec![

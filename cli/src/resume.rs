@@ -1,6 +1,8 @@
-//! Where a run with an existing `--state` starts: after the confirmed line, and with the
-//! batch that was in flight at the crash either skipped as far as the stream proves it
-//! stored, or replayed whole under its checkpoint id.
+//! Where a run with an existing `--state` starts: after the confirmed line (or row), and with
+//! the batch that was in flight at the crash either skipped as far as the stream proves it
+//! stored, or replayed whole under its checkpoint id. That decision (`resume`) serves every
+//! input through `InFlightRows`; JSON Lines reads its lines in flight again here, record
+//! batches in `resume_batches`.
 
 use std::path::Path;
 

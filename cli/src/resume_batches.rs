@@ -108,7 +108,7 @@ pub(crate) fn position(
     skip_confirmed(batches, confirmed).map_err(changed)?;
     match &state.in_flight {
         None => Ok(None),
-        Some(in_flight) => reread(batches, confirmed, in_flight)
+        Some(in_flight) => reread(batches, confirmed, in_flight, state.batch_size)
             .map(|batch| Some(InFlightBatches(batch)))
             .map_err(changed),
     }
@@ -155,9 +155,15 @@ fn reread(
     batches: &mut NumberedBatches,
     confirmed: &ConfirmedPoint,
     in_flight: &InFlight,
+    batch_size: u32,
 ) -> Result<ArrowBatch, String> {
-    if in_flight.rows == 0 {
-        return Err("the state names an empty batch in flight".into());
+    // Held in memory while it is checked: a damaged state must not make it the whole file.
+    // Every run of a record batch state has the same batch size, so no checkpoint is larger.
+    if in_flight.rows == 0 || in_flight.rows > batch_size.into() {
+        return Err(format!(
+            "the state names {} rows in flight, in checkpoints of at most {batch_size}",
+            in_flight.rows
+        ));
     }
     let mut batch = ArrowBatch::after(confirmed.line);
     let rows = in_flight.rows as usize;
@@ -309,6 +315,14 @@ mod tests {
             .downcast_ref::<Int64Array>()
             .unwrap();
         assert_eq!(ids.value(0), 2300);
+
+        // More rows in flight than a checkpoint holds: a damaged state, not read into memory.
+        let mut damaged = state.clone();
+        damaged.in_flight.as_mut().unwrap().rows = 1 << 40;
+        let err = position(&mut batches(&path), &damaged).err().unwrap();
+        assert!(
+            matches!(&err, Failure::Input(e) if e.to_string().contains("in checkpoints of at most 1000"))
+        );
 
         // Another id in flight: not the batch that was sent, so the input changed.
         state.in_flight.as_mut().unwrap().checkpoint ^= 1;

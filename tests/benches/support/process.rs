@@ -144,18 +144,7 @@ pub(crate) fn peak_memory(cli: &Path, server: &NatsServer, rows: usize) -> (f64,
 /// The same rows written as Parquet (snappy, row groups of 8,192 rows, as pyarrow writes by
 /// default), each JSON Lines row read by the CLI's own reader and laid out in its Arrow form.
 fn parquet_of(schema_path: &Path, jsonl: &Path, out: &Path) {
-    let columns: Vec<Column> = serde_json::from_str::<serde_json::Value>(
-        &std::fs::read_to_string(schema_path).unwrap(),
-    )
-    .unwrap()["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| Column {
-            name: c["name"].as_str().unwrap().into(),
-            data_type: c["type"].as_str().unwrap().into(),
-        })
-        .collect();
+    let columns = nats_sink_tests::columns_of_schema_file(schema_path);
     let schema = nats_sink_rules::schema::Schema::parse(
         columns
             .iter()

@@ -139,7 +139,15 @@ mod tests {
         assert!(err.contains("key-value bucket"), "{err}");
         let err = check_subject("$O.store.M.bmFtZQ").unwrap_err();
         assert!(err.contains("object store"), "{err}");
-        for subject in ["$KV", "$O", "O.store.M.x", "KV.bucket.key", "$JS", "JS.API.x", "a.$JS.API.b"] {
+        for subject in [
+            "$KV",
+            "$O",
+            "O.store.M.x",
+            "KV.bucket.key",
+            "$JS",
+            "JS.API.x",
+            "a.$JS.API.b",
+        ] {
             assert!(check_subject(subject).is_ok(), "{subject}");
         }
     }

@@ -1,6 +1,7 @@
 """Throughput of the Python host beside the CLI's, on the same rows, in paired rounds.
 
-Each round starts a nats-server, then sinks the example dataset (3,000 rows of every type)
+Each round starts a nats-server, then sinks the example dataset (3,000 rows of every type,
+repeated BENCH_PYTHON_REPEAT times, default 10, so that start-up is not most of what is timed)
 through the CLI (the release build `just bench` makes), through the Python host with rows of
 Python values (`write`), and through the Python host with the same rows as one pyarrow table
 (`write_arrow`, a slice per batch), to core subjects, in batches of 1,024 with a flush per batch.
@@ -34,11 +35,12 @@ SCHEMA = REPO / "examples" / "all_types.schema.json"
 ROWS = REPO / "examples" / "all_types.jsonl"
 CLI = Path(os.environ.get("NATS_SINK_CLI", REPO / "target" / "release" / "nats-sink"))
 ROUNDS = int(os.environ.get("BENCH_PYTHON_ROUNDS", "3"))
+REPEAT = int(os.environ.get("BENCH_PYTHON_REPEAT", "10"))
 BATCH = 1024
 
 
-def cli_seconds(options: dict[str, str]) -> float:
-    args = [str(CLI), "run", "--schema", str(SCHEMA), "--input", str(ROWS), "--batch-size", str(BATCH)]
+def cli_seconds(options: dict[str, str], rows_file: Path) -> float:
+    args = [str(CLI), "run", "--schema", str(SCHEMA), "--input", str(rows_file), "--batch-size", str(BATCH)]
     for key, value in options.items():
         args += ["--with", f"{key}={value}"]
     started = time.monotonic()
@@ -83,14 +85,17 @@ def main() -> None:
     if not CLI.exists():
         raise SystemExit(f"bench-python: {CLI} is missing; run `cargo build --release -p nats-sink-cli`")
     columns = [(c["name"], c["type"]) for c in json.loads(SCHEMA.read_text())["columns"]]
-    rows = [json.loads(line) for line in ROWS.read_text().splitlines()]
+    lines = ROWS.read_text().splitlines() * REPEAT
+    rows = [json.loads(line) for line in lines]
     table = table_of(columns, rows)
     rounds = []
     for _ in range(ROUNDS):
         with tempfile.TemporaryDirectory() as tmp:
+            rows_file = Path(tmp) / "rows.jsonl"
+            rows_file.write_text("\n".join(lines) + "\n")
             server = start_server(Path(tmp))
             try:
-                cli = cli_seconds(server.options("bench.cli"))
+                cli = cli_seconds(server.options("bench.cli"), rows_file)
                 python = asyncio.run(python_seconds(server.options("bench.py"), columns, rows))
                 arrow = asyncio.run(pyarrow_seconds(server.options("bench.arrow"), columns, table))
             finally:

@@ -49,9 +49,9 @@ pub fn check_no_control(text: &str) -> Result<(), String> {
 }
 
 /// Subjects the sink must not publish to, and why: the server takes a message under the first
-/// three as a command (`$JS.API.STREAM.PURGE.x` empties a stream), and one under `$KV.` would
-/// overwrite a key of a key-value bucket.
-const RESERVED_PREFIXES: [(&str, &str); 4] = [
+/// three as a command (`$JS.API.STREAM.PURGE.x` empties a stream), one under `$KV.` would
+/// overwrite a key of a key-value bucket, and one under `$O.` a part of an object store's object.
+const RESERVED_PREFIXES: [(&str, &str); 5] = [
     (
         "$JS.API.",
         "the server takes a message as a command, not as data",
@@ -65,6 +65,10 @@ const RESERVED_PREFIXES: [(&str, &str); 4] = [
         "the server takes a message as a command, not as data",
     ),
     ("$KV.", "a message overwrites a key of a key-value bucket"),
+    (
+        "$O.",
+        "a message overwrites a chunk or the metadata of an object store's object",
+    ),
 ];
 
 /// A subject outside the server's control subjects and the key-value buckets'
@@ -133,7 +137,17 @@ mod tests {
         // Issue 26: a row could overwrite a key of a key-value bucket.
         let err = check_subject("$KV.bucket.key").unwrap_err();
         assert!(err.contains("key-value bucket"), "{err}");
-        for subject in ["$KV", "KV.bucket.key", "$JS", "JS.API.x", "a.$JS.API.b"] {
+        let err = check_subject("$O.store.M.bmFtZQ").unwrap_err();
+        assert!(err.contains("object store"), "{err}");
+        for subject in [
+            "$KV",
+            "$O",
+            "O.store.M.x",
+            "KV.bucket.key",
+            "$JS",
+            "JS.API.x",
+            "a.$JS.API.b",
+        ] {
             assert!(check_subject(subject).is_ok(), "{subject}");
         }
     }

@@ -724,6 +724,17 @@ fn main() {
         "peak memory of `nats-sink run` over {memory_rows} realistic rows from a file (core NATS): {peak_mib:.1} MiB ({memory_rate:.0} rows/s)"
     );
 
+    let format_rows = env_number("BENCH_FORMAT_ROWS", 200_000);
+    let (jsonl_rate, parquet_rate, parquet_to_jsonl) =
+        cli_input_formats(&cli, &bench.server, format_rows, runs);
+    println!(
+        "\nthe CLI over {format_rows} realistic rows (core NATS, whole processes): JSON Lines {}, Parquet {}, Parquet/JSON Lines {}\n{}",
+        jsonl_rate.rate(),
+        parquet_rate.rate(),
+        parquet_to_jsonl.ratio(),
+        paired::LEGEND,
+    );
+
     let report = json!({
         "rows_per_run": rows, "runs": runs, "paired_rounds": runs,
         "order": "every mode of every cell once per round, rotated by one each round",
@@ -731,6 +742,8 @@ fn main() {
         "checkpoint_rows": CHECKPOINT_ROWS,
         "throughput": results, "without_ids": without_ids, "encode": encode, "startup": startup,
         "peak_memory": {"rows": memory_rows, "peak_mib": peak_mib, "rows_per_s": memory_rate},
+        "cli_input_formats": {"rows": format_rows, "jsonl_rows_per_s": jsonl_rate.json(),
+            "parquet_rows_per_s": parquet_rate.json(), "parquet_to_jsonl": parquet_to_jsonl.json()},
     });
     match &previous {
         Some(previous) => agreement::print(previous, &report),

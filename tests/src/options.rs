@@ -20,6 +20,21 @@ pub fn columns(spec: &[(&str, &str)]) -> Vec<nats_sink::Column> {
         .collect()
 }
 
+/// The columns of a `--schema` file (`{"columns": [{"name", "type"}, ...]}`).
+pub fn columns_of_schema_file(path: &std::path::Path) -> Vec<nats_sink::Column> {
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    file["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| nats_sink::Column {
+            name: c["name"].as_str().unwrap().into(),
+            data_type: c["type"].as_str().unwrap().into(),
+        })
+        .collect()
+}
+
 /// Plain options for a subject on `server`.
 pub fn plain_options(server: &NatsServer, subject: &str) -> Vec<(String, String)> {
     let url = server.url();

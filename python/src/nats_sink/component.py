@@ -15,7 +15,7 @@ from typing import Any, Optional, Protocol
 from wasmtime import Engine, Store, Trap, WasmtimeError
 from wasmtime.component import Component, Linker, Record, ResourceAny, ResourceHost, ResourceType, Variant
 
-from . import _speedups, errors
+from . import _speedups, compile_cache, errors
 
 # Packed rows are `value` variants and byte lists; wasmtime-py's own conversions of those are
 # slow enough to be nearly all of the host's time (see _speedups).
@@ -74,7 +74,7 @@ def _load() -> tuple[Engine, Component]:
             path = component_path()
             if not path.is_file():
                 raise errors.ComponentError(f"no component at {path}: build it with `just build`, then reinstall")
-            engine = Engine()
+            engine = Engine(compile_cache.engine_config())
             try:
                 _loaded = (engine, Component.from_file(engine, str(path)))
             except WasmtimeError as e:

@@ -69,17 +69,17 @@ pub(crate) fn startup(runs: usize, cli: &Path) -> serde_json::Value {
     })
 }
 
-/// Peak resident memory of `nats-sink run` over `rows` rows from a file, on core NATS.
-pub(crate) fn peak_memory(cli: &Path, server: &NatsServer, rows: usize) -> (f64, f64) {
-    let dir = tempfile::tempdir().unwrap();
-    let schema = dir.path().join("schema.json");
+/// The realistic dataset's columns as a `--schema` file, and `rows` of its rows as JSON Lines
+/// in the CLI's input forms, in `dir`.
+fn realistic_files(dir: &Path, rows: usize) -> (PathBuf, PathBuf) {
+    let schema = dir.join("schema.json");
     let data = realistic(1);
     std::fs::write(
         &schema,
         json!({"columns": data.columns.iter().map(|c| json!({"name": c.name, "type": c.data_type})).collect::<Vec<_>>()}).to_string(),
     )
     .unwrap();
-    let input = dir.path().join("rows.jsonl");
+    let input = dir.join("rows.jsonl");
     {
         use std::io::Write as _;
         let mut out = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
@@ -104,6 +104,13 @@ pub(crate) fn peak_memory(cli: &Path, server: &NatsServer, rows: usize) -> (f64,
             .unwrap();
         }
     }
+    (schema, input)
+}
+
+/// Peak resident memory of `nats-sink run` over `rows` rows from a file, on core NATS.
+pub(crate) fn peak_memory(cli: &Path, server: &NatsServer, rows: usize) -> (f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (schema, input) = realistic_files(dir.path(), rows);
     let started = Instant::now();
     let out = Command::new("/usr/bin/time")
         .arg("-f")
@@ -132,6 +139,88 @@ pub(crate) fn peak_memory(cli: &Path, server: &NatsServer, rows: usize) -> (f64,
         .and_then(|v| v.trim().parse().ok())
         .expect("peak memory from /usr/bin/time");
     (kib / 1024.0, rows as f64 / seconds)
+}
+
+/// The same rows written as Parquet (snappy, row groups of 8,192 rows, as pyarrow writes by
+/// default), each JSON Lines row read by the CLI's own reader and laid out in its Arrow form.
+fn parquet_of(schema_path: &Path, jsonl: &Path, out: &Path) {
+    let columns = nats_sink_tests::columns_of_schema_file(schema_path);
+    let schema = nats_sink_rules::schema::Schema::parse(
+        columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.data_type.as_str())),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(jsonl).unwrap();
+    let rows: Vec<Vec<Datum>> = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| nats_sink_cli::input::parse_line(&schema, i as u64 + 1, line).unwrap())
+        .collect();
+    let properties = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(8192))
+        .build();
+    let mut writer = None;
+    for chunk in rows.chunks(8192) {
+        let batch = nats_sink_tests::arrow::record_batch(&columns, chunk);
+        let writer = writer.get_or_insert_with(|| {
+            parquet::arrow::ArrowWriter::try_new(
+                std::fs::File::create(out).unwrap(),
+                batch.schema(),
+                Some(properties.clone()),
+            )
+            .unwrap()
+        });
+        writer.write(&batch).unwrap();
+    }
+    writer.expect("rows to write").close().unwrap();
+}
+
+/// The CLI over the same realistic rows from JSON Lines and from Parquet, on core NATS, in
+/// paired rounds (the order alternating): each format's rows/s, and Parquet's over JSON
+/// Lines' round by round. Whole processes, start-up included, as a user runs them.
+pub(crate) fn cli_input_formats(
+    cli: &Path,
+    server: &NatsServer,
+    rows: usize,
+    rounds: usize,
+) -> (Spread, Spread, Spread) {
+    let dir = tempfile::tempdir().unwrap();
+    let (schema, jsonl) = realistic_files(dir.path(), rows);
+    let parquet = dir.path().join("rows.parquet");
+    parquet_of(&schema, &jsonl, &parquet);
+    let rate = |input: &Path, subject: &str| {
+        let started = Instant::now();
+        let out = Command::new(cli)
+            .args(["run", "--schema"])
+            .arg(&schema)
+            .arg("--input")
+            .arg(input)
+            .args(["--with", &format!("server_url={}", server.url())])
+            .args(["--with", &format!("subject={subject}")])
+            .args(["--with", "connect_mode=plain"])
+            .env("NATS_SINK_COMPONENT", component_path())
+            .output()
+            .expect("run the CLI");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        rows as f64 / started.elapsed().as_secs_f64()
+    };
+    let (mut from_jsonl, mut from_parquet) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for format in rotated(&["jsonl", "parquet"], round) {
+            match format {
+                "jsonl" => from_jsonl.push(rate(&jsonl, "bench.formats.jsonl")),
+                _ => from_parquet.push(rate(&parquet, "bench.formats.parquet")),
+            }
+        }
+    }
+    let ratio = Spread::ratio_of(&from_parquet, &from_jsonl);
+    (Spread::of(from_jsonl), Spread::of(from_parquet), ratio)
 }
 
 pub(crate) fn release_cli() -> PathBuf {

@@ -51,7 +51,7 @@ pub fn check_no_control(text: &str) -> Result<(), String> {
 /// Subjects the sink must not publish to, and why: the server takes a message under the first
 /// three as a command (`$JS.API.STREAM.PURGE.x` empties a stream), and one under `$KV.` would
 /// overwrite a key of a key-value bucket.
-const RESERVED_PREFIXES: [(&str, &str); 4] = [
+pub const RESERVED_PREFIXES: [(&str, &str); 4] = [
     (
         "$JS.API.",
         "the server takes a message as a command, not as data",

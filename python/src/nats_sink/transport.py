@@ -24,6 +24,7 @@ from nats.js.api import StreamConfig
 from wasmtime.component import Record, Variant
 
 from . import errors
+from .policy import Reach, header_name_refusal, header_value_refusal, subject_refusal
 
 Message = tuple[str, bytes, Optional[dict[str, str]]]
 
@@ -83,9 +84,16 @@ def unpack(batch: Record) -> list[Message]:
     data: bytes = bytes(batch.data)
     names: list[str] = getattr(batch, "header-names")
     all_headers = batch.headers
+    for name in names:
+        why = header_name_refusal(name)
+        if why:
+            raise ValueError(f"header name {name!r} {why}")
     out: list[Message] = []
     for m in batch.messages:
         subject = _span(data, m.subject, "subject").decode("utf-8")
+        why = subject_refusal(subject)
+        if why:
+            raise ValueError(f"subject {subject!r} {why}")
         payload = _span(data, m.payload, "payload")
         headers: Optional[dict[str, str]] = None
         if m.headers.len:
@@ -98,7 +106,11 @@ def unpack(batch: Record) -> list[Message]:
                 name = names[h.name]
                 if name in headers:  # nats-py's headers are a dict: a second value would be lost
                     raise ValueError(f"header `{name}` appears twice on one message")
-                headers[name] = _span(data, h.value, "header").decode("utf-8")
+                value = _span(data, h.value, "header").decode("utf-8")
+                why = header_value_refusal(value)
+                if why:
+                    raise ValueError(f"header {name}'s value {why}")
+                headers[name] = value
         out.append((subject, payload, headers))
     return out
 
@@ -171,10 +183,22 @@ def as_sink_error(e: BaseException, context: str) -> errors.SinkError:
     return errors.SinkError(f"{context}: {e!r}")  # none of the above: still the sink's own kind
 
 
-class NatsTransport:
-    """One NATS connection for one sink."""
+def _config_key(config: Record) -> Any:
+    """A connect-config as plain values, to tell whether two are the same."""
+    if isinstance(config, (str, int, float, bool)) or config is None:
+        return config
+    if isinstance(config, (list, tuple)):
+        return [_config_key(v) for v in config]
+    if isinstance(config, Variant):
+        return (config.tag, _config_key(getattr(config, "payload", None)))
+    return sorted((k, _config_key(v)) for k, v in vars(config).items())
 
-    def __init__(self) -> None:
+
+class NatsTransport:
+    """One NATS connection for one sink, within what `reach` (the user's options) allows."""
+
+    def __init__(self, reach: Optional[Reach] = None) -> None:
+        self.reach = reach
         self.nc: Optional[Client] = None
         self.config: Optional[Record] = None
         self.outbox: collections.deque[Message] = collections.deque()
@@ -191,6 +215,9 @@ class NatsTransport:
 
     # -- before the guest's open -------------------------------------------------------------
     async def connect(self, config: Record) -> None:
+        why = self.reach.refusal(config) if self.reach is not None else "no policy was given"
+        if why:
+            raise errors.ConnectionError(why)
         self.config = config
         total = getattr(config, "connect-timeout-ms") / 1000
 
@@ -284,6 +311,12 @@ class NatsTransport:
 
     # -- the import, as the guest calls it (synchronously) -------------------------------------
     def open(self, config: Record) -> Optional[Variant]:
+        why = self.reach.refusal(config) if self.reach is not None else "no policy was given"
+        if why:
+            return Variant("connection", why)
+        if self.config is not None and _config_key(config) != _config_key(self.config):
+            return Variant("connection", "the host's policy refused the component's connect-config: it differs from the "
+                                         "one its `resolve` gave, which the host connected with")
         if self.nc is None or not self.nc.is_connected:
             return Variant("connection", f"no connection to {redact(','.join(config.servers))}")
         return None
@@ -292,7 +325,7 @@ class NatsTransport:
         try:
             self.outbox.extend(unpack(batch))
         except (ValueError, UnicodeDecodeError) as e:
-            return Variant("publish", f"malformed batch: {e}")
+            return Variant("publish", f"the host refused the component's batch: {e}")
         return None
 
     def flush(self) -> Optional[Variant]:

@@ -31,12 +31,11 @@ test: build
 test-python:
     cd python && python3 -m pytest -q
 
-# The Node host's tests (js/): node's test runner against real nats-servers, then the host
-# conformance suite's Node driver. Run `just build` (and `./scripts/build-guest.sh --hostile`)
-# first when calling it alone.
+# The Node host's tests (js/test/): node's test runner against real nats-servers, the host
+# conformance suite's Node driver among them. Run `just build` (and
+# `./scripts/build-guest.sh --hostile`) first when calling it alone.
 test-node:
     cd js && npm test
-    node --test tests/conformance/node-driver.test.mjs
 
 # The lint gate CI runs: formatting, and clippy with every warning an error. Clippy also holds
 # the code to the workspace's declared rust-version (its incompatible_msrv lint). Then every

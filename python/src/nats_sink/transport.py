@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import random
 import ssl
 import time
@@ -194,6 +195,29 @@ def _config_key(config: Record) -> Any:
     return sorted((k, _config_key(v)) for k, v in vars(config).items())
 
 
+_INFO_LIMIT = 64 << 10  # bytes of a server's INFO line read before giving up on it
+
+
+async def _offers_tls(entry: str, timeout: float) -> bool:
+    """Whether the server at `entry` (`[userinfo@]host:port`) requires TLS, from its INFO line.
+    nats-py upgrades to TLS only where the server requires it, and would otherwise send the
+    CONNECT line (credentials and all) in plain text, whatever the TLS context says."""
+    host, _, port = entry.rpartition("@")[2].rpartition(":")
+    host = host.strip("[]")
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port), limit=_INFO_LIMIT), timeout)
+    try:
+        line = await asyncio.wait_for(reader.readline(), timeout)
+    finally:
+        writer.close()
+    if not line.startswith(b"INFO "):
+        return False
+    try:
+        info = json.loads(line[5:])
+    except ValueError:
+        return False
+    return isinstance(info, dict) and info.get("tls_required") is True
+
+
 class NatsTransport:
     """One NATS connection for one sink, within what `reach` (the user's options) allows."""
 
@@ -220,6 +244,8 @@ class NatsTransport:
             raise errors.ConnectionError(why)
         self.config = config
         total = getattr(config, "connect-timeout-ms") / 1000
+        if config.tls is not None:
+            await self._require_tls(config, total)
 
         refused = asyncio.get_running_loop().create_future()
 
@@ -240,9 +266,16 @@ class NatsTransport:
             self.dropped_since_flush = True
             self.core_seen.clear()  # a new connection may carry other permissions
 
+        async def on_reconnect() -> None:
+            # A server found by discovery may not require TLS: then the link is plain, and closed.
+            if config.tls is not None and self.nc is not None and not self.nc._server_info.get("tls_required"):
+                self.connection_errors.append("reconnected to a server without TLS, which the options require")
+                await self.nc.close()
+
         async def connect_unless_refused() -> Client:
             attempt = asyncio.ensure_future(
-                nats.connect(**connect_options(config), error_cb=on_error, disconnected_cb=on_disconnect))
+                nats.connect(**connect_options(config), error_cb=on_error, disconnected_cb=on_disconnect,
+                             reconnected_cb=on_reconnect))
             await asyncio.wait({attempt, refused}, return_when=asyncio.FIRST_COMPLETED)
             if attempt.done():
                 return attempt.result()
@@ -273,6 +306,19 @@ class NatsTransport:
         request = getattr(config, "create-stream", None)
         if request is not None:
             await self._ensure_stream(request)
+
+    async def _require_tls(self, config: Record, timeout: float) -> None:
+        """Refuse, before any credentials are sent, servers that would talk in plain text."""
+        for entry in config.servers:
+            shown = redact(entry)
+            try:
+                ok = await _offers_tls(entry, timeout)
+            except (OSError, asyncio.TimeoutError, ValueError) as e:
+                raise errors.ConnectionError(f"cannot connect to {shown}: {_masked(repr(e), config)}") from e
+            if not ok:
+                raise errors.ConnectionError(
+                    f"cannot connect to {shown}: the server does not require TLS, which the options require; "
+                    "nothing was sent to it")
 
     async def _ensure_stream(self, request: Record) -> None:
         """With allow_create_stream: create the requested stream, with its limits, unless a stream

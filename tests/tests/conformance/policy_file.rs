@@ -19,7 +19,10 @@ pub const POLICY_FILES: [&str; 2] = ["python/src/nats_sink/policy.json", "js/src
 /// Runs of code points (inclusive) for which `test` holds, over all of Unicode.
 fn code_point_runs(test: impl Fn(char) -> bool) -> Vec<[u32; 2]> {
     let mut runs: Vec<[u32; 2]> = Vec::new();
-    for ch in (0..=0x10FFFF).filter_map(char::from_u32).filter(|&c| test(c)) {
+    for ch in (0..=0x10FFFF)
+        .filter_map(char::from_u32)
+        .filter(|&c| test(c))
+    {
         let cp = ch as u32;
         match runs.last_mut() {
             Some(run) if run[1] + 1 == cp => run[1] = cp,

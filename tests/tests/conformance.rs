@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::{FutureExt as _, StreamExt as _};
-use nats_sink::{Column, HostError, Rows, SinkError, SinkRuntime};
+use nats_sink::{Column, HostError, RowProblem, Rows, SinkError, SinkRuntime};
 use nats_sink_cli::input::parse_line;
 use nats_sink_guest::schema::Schema;
 use nats_sink_tests::*;
@@ -126,21 +126,34 @@ fn check_error(step: &str, err: &HostError, expected: &Json, vars: &BTreeMap<Str
     }
 }
 
-/// The rows as the CLI reads them from JSON Lines.
-fn rows(columns: &[Column], given: &Json) -> Rows {
+/// The rows as the CLI reads them from JSON Lines, up to the first it refuses: as in the CLI,
+/// the Python and the Node host, a value the host cannot take is `invalid-row` at its index,
+/// and the rows before it are written.
+fn rows(columns: &[Column], given: &Json) -> (Rows, Option<RowProblem>) {
     let schema = Schema::parse(
         columns
             .iter()
             .map(|c| (c.name.as_str(), c.data_type.as_str())),
     )
     .unwrap();
-    given
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, row)| parse_line(&schema, i as u64 + 1, &row.to_string()).unwrap())
-        .collect()
+    let mut rows = Vec::new();
+    for (i, row) in given.as_array().unwrap().iter().enumerate() {
+        match parse_line(&schema, i as u64 + 1, &row.to_string()) {
+            Ok(parsed) => rows.push(parsed),
+            Err(nats_sink_cli::input::InputError::BadValue {
+                column, message, ..
+            }) => {
+                let problem = RowProblem {
+                    row: i as u32,
+                    column,
+                    message,
+                };
+                return (rows.into_iter().collect(), Some(problem));
+            }
+            Err(other) => panic!("row {i}: {other:?}"),
+        }
+    }
+    (rows.into_iter().collect(), None)
 }
 
 async fn observer(
@@ -294,8 +307,15 @@ impl Suite {
                     sink.as_mut().unwrap().begin_checkpoint(id).await
                 }
                 "write" => {
-                    let rows = rows(&columns, &fill_json(&step["write"], &vars));
-                    sink.as_mut().unwrap().write(&rows).await
+                    let (rows, refused) = rows(&columns, &fill_json(&step["write"], &vars));
+                    let sink = sink.as_mut().unwrap();
+                    match sink.write(&rows).await {
+                        Ok(()) => match refused {
+                            Some(problem) => Err(HostError::Sink(SinkError::InvalidRow(problem))),
+                            None => Ok(()),
+                        },
+                        Err(err) => Err(err),
+                    }
                 }
                 "flush" => sink.as_mut().unwrap().flush().await,
                 "delete_stream" => {

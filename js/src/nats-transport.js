@@ -8,9 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, headers as natsHeaders, jwtAuthenticator, nkeyAuthenticator, ErrorCode } from 'nats';
 import { ConnectionError, PublishError, SinkError, TimeoutError } from './errors.js';
-import { headerNameRefusal, headerValueRefusal, subjectRefusal } from './policy.js';
+import { POLICY, headerNameRefusal, headerValueRefusal, subjectRefusal } from './policy.js';
 import { decodeUserinfo, parseEntry, redact } from './server-url.js';
-import { POLICY } from './policy.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();
@@ -160,7 +159,7 @@ export class NatsTransport {
       if (e instanceof SinkError) throw e;
       throw new ConnectionError(`cannot connect to ${shown}: ${this.masked(e && e.message)}`);
     }
-    this.watch();
+    this.watch().catch(() => {}); // ends with the connection
     if (config.createStream) await this.ensureStream(config.createStream);
   }
 

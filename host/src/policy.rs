@@ -32,7 +32,11 @@ pub const CREATE_STREAM_OPTION: &str = "allow_create_stream";
 /// jwt, nkey-seed; one-field cases: their value). Only these exact credentials may be used.
 pub const AUTH_MODES: [(&str, &str, &[&str]); 6] = [
     ("plain", "none", &[]),
-    ("user_and_password", "user-password", &["username", "password"]),
+    (
+        "user_and_password",
+        "user-password",
+        &["username", "password"],
+    ),
     ("credential", "credential", &["jwt", "nkey"]),
     ("token", "token", &["token"]),
     ("creds_file", "credentials-file", &["credentials_file"]),

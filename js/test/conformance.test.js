@@ -44,6 +44,7 @@ const fillAll = (value, vars) => JSON.parse(JSON.stringify(value), (_, v) => (ty
 const KIND = new Map([
   [natsSink.InvalidOptions, 'invalid-options'], [natsSink.InvalidSchema, 'invalid-schema'], [natsSink.InvalidRow, 'invalid-row'],
   [natsSink.ConnectionError, 'connection'], [natsSink.PublishError, 'publish'], [natsSink.TimeoutError, 'timeout'], [natsSink.Closed, 'closed'],
+  [natsSink.ComponentError, 'trap'],
 ]);
 const kindOf = (e) => [...KIND].find(([cls]) => e instanceof cls)?.[1] ?? `not a sink error (${e && e.constructor && e.constructor.name}: ${e && e.message})`;
 

@@ -28,7 +28,8 @@ AUTH: dict[str, str] = json.loads((FIXTURES / "auth.json").read_text())
 PIECES: dict[str, str] = json.loads((SUITE / "servers.json").read_text())
 KINDS = {nats_sink.InvalidOptions: "invalid-options", nats_sink.InvalidSchema: "invalid-schema",
          nats_sink.InvalidRow: "invalid-row", nats_sink.ConnectionError: "connection",
-         nats_sink.PublishError: "publish", nats_sink.TimeoutError: "timeout", nats_sink.Closed: "closed"}
+         nats_sink.PublishError: "publish", nats_sink.TimeoutError: "timeout", nats_sink.Closed: "closed",
+         nats_sink.ComponentError: "trap"}
 
 CASES = [(f"{path.stem}: {case['name']}", case)
          for path in sorted((SUITE / "cases").glob("*.json")) for case in json.loads(path.read_text())["cases"]]

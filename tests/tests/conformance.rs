@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::{FutureExt as _, StreamExt as _};
-use nats_sink::{Column, HostError, RowProblem, Rows, SinkError, SinkRuntime};
+use nats_sink::{Column, HostError, RowProblem, Rows, RuntimeErrorKind, SinkError, SinkRuntime};
 use nats_sink_cli::input::parse_line;
 use nats_sink_guest::schema::Schema;
 use nats_sink_tests::*;
@@ -79,6 +79,7 @@ fn kind(err: &HostError) -> String {
             SinkError::Closed(_) => "closed",
         }
         .into(),
+        HostError::Runtime(e) if e.kind() == RuntimeErrorKind::Trap => "trap".into(),
         other => format!("not a sink error ({other})"),
     }
 }

@@ -122,3 +122,37 @@ test('describe and validate answer without a server', async () => {
   await assert.rejects(natsSink.open({ server_url: '127.0.0.1:1', subject: 'a' }, [['n', 'integer']]), natsSink.InvalidOptions);
   await assert.rejects(natsSink.open({ server_url: '127.0.0.1:1', subject: 'a', connect_mode: 'plain' }, [['n', 'intger']]), natsSink.InvalidSchema);
 });
+
+test('a large write crosses in bounded parts, in order, and counts a refused row across them', async () => {
+  const s = await server('');
+  const nc = await connect({ servers: s.url });
+  const sub = nc.subscribe('many');
+  await nc.flush();
+  const sink = await natsSink.open({ server_url: s.url, subject: 'many', connect_mode: 'plain' }, [['n', 'integer']]);
+  function* rows() {
+    for (let n = 0; n < 3000; n += 1) yield { n };
+    yield { n: 'not a number' };
+    yield { n: 1 };
+  }
+  await assert.rejects(sink.write(rows()), (e) => e instanceof natsSink.InvalidRow && e.row === 3000);
+  await sink.flush();
+  const got = (await take(sub, 3000)).map(text);
+  assert.deepEqual(got, Array.from({ length: 3000 }, (_, n) => `{"n":${n}}`));
+  await sink.close();
+  await nc.close();
+});
+
+test("the guest's refusal in a later crossing is counted from the write's first row", async () => {
+  const s = await server('');
+  const nc = await connect({ servers: s.url });
+  const sub = nc.subscribe('later');
+  await nc.flush();
+  const sink = await natsSink.open({ server_url: s.url, subject: 'later', connect_mode: 'plain' }, [['p', 'numeric']]);
+  const rows = Array.from({ length: 2600 }, (_, n) => ({ p: n === 2500 ? 'twelve' : String(n) }));
+  await assert.rejects(sink.write(rows), (e) => e instanceof natsSink.InvalidRow && e.row === 2500 && e.column === 'p');
+  await sink.flush();
+  const got = await take(sub, 2500);
+  assert.equal(text(got[2499]), '{"p":"2499"}');
+  await sink.close();
+  await nc.close();
+});

@@ -79,7 +79,12 @@ fn kind(err: &HostError) -> String {
             SinkError::Closed(_) => "closed",
         }
         .into(),
-        HostError::Runtime(e) if e.kind() == RuntimeErrorKind::Trap => "trap".into(),
+        HostError::Runtime(e) => match e.kind() {
+            RuntimeErrorKind::Trap => "trap".into(),
+            RuntimeErrorKind::CpuLimit => "cpu-limit".into(),
+            RuntimeErrorKind::MemoryLimit => "memory-limit".into(),
+            _ => format!("not a sink error ({e})"),
+        },
         other => format!("not a sink error ({other})"),
     }
 }
@@ -424,7 +429,10 @@ async fn every_case_of_the_conformance_suite() {
     assert!(made.success(), "make-pki.sh failed");
     let suite = Suite {
         real: SinkRuntime::load(component_path()).unwrap(),
-        hostile: SinkRuntime::load(hostile_component_path()).unwrap(),
+        // A bound a looping guest reaches quickly (the default is 30 s).
+        hostile: SinkRuntime::load(hostile_component_path())
+            .unwrap()
+            .with_cpu_limit(Duration::from_secs(1)),
         pieces: read_json(&dir.join("servers.json")),
         auth: read_json(&dir.join("fixtures/auth.json"))
             .as_object()

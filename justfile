@@ -13,6 +13,7 @@ setup:
 build:
     ./scripts/build-guest.sh
     cargo build -p nats-sink-cli --bin nats-sink --example subscribe
+    cd js && npm run --silent build
 
 # Build, start a local nats-server, sink the example dataset and show what a subscriber sees.
 run: build
@@ -23,11 +24,18 @@ test: build
     ./scripts/build-guest.sh --hostile
     cargo test --workspace
     just test-python
+    just test-node
 
 # The Python host's tests (python/): pytest against real nats-servers, beside the CLI that
 # `just build` made. Run `just build` first when calling it alone.
 test-python:
     cd python && python3 -m pytest -q
+
+# The Node host's tests (js/test/): node's test runner against real nats-servers, the host
+# conformance suite's Node driver among them. Run `just build` (and
+# `./scripts/build-guest.sh --hostile`) first when calling it alone.
+test-node:
+    cd js && npm test
 
 # The lint gate CI runs: formatting, and clippy with every warning an error. Clippy also holds
 # the code to the workspace's declared rust-version (its incompatible_msrv lint). Then every

@@ -16,7 +16,32 @@ use nats_sink_rules::server_url;
 use crate::bindings::transport::{Auth, ConnectConfig, Credential, TransportError, UserPassword};
 
 /// The options that name a file the host reads.
-const FILE_OPTIONS: [&str; 4] = ["credentials_file", "tls.ca", "tls.cert", "tls.key"];
+pub const FILE_OPTIONS: [&str; 4] = ["credentials_file", "tls.ca", "tls.cert", "tls.key"];
+
+/// Options whose mere presence requires TLS: a file for it.
+pub const TLS_FILE_OPTIONS: [&str; 3] = ["tls.ca", "tls.cert", "tls.key"];
+
+/// The option that requires TLS when it says `true` (any case, trimmed).
+pub const TLS_REQUIRED_OPTION: &str = "tls.required";
+
+/// The option that lets the component ask for a stream when it says `true`.
+pub const CREATE_STREAM_OPTION: &str = "allow_create_stream";
+
+/// Each `connect_mode` (none given: `plain`), the WIT `auth` case it allows, and the options
+/// that fill that case's fields, in order (`user-password`: username, password; `credential`:
+/// jwt, nkey-seed; one-field cases: their value). Only these exact credentials may be used.
+pub const AUTH_MODES: [(&str, &str, &[&str]); 6] = [
+    ("plain", "none", &[]),
+    (
+        "user_and_password",
+        "user-password",
+        &["username", "password"],
+    ),
+    ("credential", "credential", &["jwt", "nkey"]),
+    ("token", "token", &["token"]),
+    ("creds_file", "credentials-file", &["credentials_file"]),
+    ("nkey", "nkey", &["nkey"]),
+];
 
 /// What an embedder lets any sink reach, on top of what each sink's options name.
 #[derive(Debug, Clone, Default)]
@@ -85,10 +110,8 @@ impl Reach {
             .map(|entry| (entry.userinfo.clone(), entry.address()))
             .collect();
         let tls_required = named.iter().any(|entry| entry.tls)
-            || value("tls.required").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-            || ["tls.ca", "tls.cert", "tls.key"]
-                .iter()
-                .any(|key| value(key).is_some());
+            || value(TLS_REQUIRED_OPTION).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+            || TLS_FILE_OPTIONS.iter().any(|key| value(key).is_some());
         let paths = FILE_OPTIONS
             .iter()
             .filter_map(|key| value(key))
@@ -96,7 +119,7 @@ impl Reach {
             .cloned()
             .collect();
         let create_stream =
-            value("allow_create_stream").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+            value(CREATE_STREAM_OPTION).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         Reach {
             servers,
             entries,
@@ -437,6 +460,38 @@ mod tests {
             &OutboundPolicy::default(),
         );
         assert!(unknown.check(&config(&["a:1"], Auth::None, None)).is_err());
+    }
+
+    /// AUTH_MODES (what the Python and Node hosts read, through the conformance policy file)
+    /// says what `expected_auth` does, mode by mode and field by field.
+    #[test]
+    fn the_auth_table_is_what_the_policy_applies() {
+        for (mode, tag, fields) in AUTH_MODES {
+            let given: Vec<(String, String)> = fields
+                .iter()
+                .map(|f| (f.to_string(), format!("value-of-{f}")))
+                .chain([("connect_mode".to_string(), mode.to_string())])
+                .collect();
+            let value = |key: &str| given.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+            let auth = expected_auth(&value).unwrap();
+            let v = |i: usize| format!("value-of-{}", fields[i]);
+            let expected = match tag {
+                "none" => Auth::None,
+                "user-password" => Auth::UserPassword(UserPassword {
+                    username: v(0),
+                    password: v(1),
+                }),
+                "credential" => Auth::Credential(Credential {
+                    jwt: v(0),
+                    nkey_seed: v(1),
+                }),
+                "token" => Auth::Token(v(0)),
+                "credentials-file" => Auth::CredentialsFile(v(0)),
+                "nkey" => Auth::Nkey(v(0)),
+                other => panic!("{other}"),
+            };
+            assert!(same_auth(&auth, &expected), "{mode}");
+        }
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub fn check_no_control(text: &str) -> Result<(), String> {
 /// Subjects the sink must not publish to, and why: the server takes a message under the first
 /// three as a command (`$JS.API.STREAM.PURGE.x` empties a stream), one under `$KV.` would
 /// overwrite a key of a key-value bucket, and one under `$O.` a part of an object store's object.
-const RESERVED_PREFIXES: [(&str, &str); 5] = [
+pub const RESERVED_PREFIXES: [(&str, &str); 5] = [
     (
         "$JS.API.",
         "the server takes a message as a command, not as data",

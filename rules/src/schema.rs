@@ -117,7 +117,7 @@ impl Field {
 }
 
 /// Base type names and their aliases, as PostgreSQL and RisingWave accept them.
-const BASE_TYPES: &[(&str, DataType)] = &[
+pub const BASE_TYPES: &[(&str, DataType)] = &[
     ("boolean", DataType::Boolean),
     ("bool", DataType::Boolean),
     ("smallint", DataType::Smallint),

@@ -4,6 +4,7 @@
 mod arrow;
 mod arrow_input;
 mod component;
+mod conformance;
 mod create_stream;
 mod docs;
 mod e2e;

@@ -13,6 +13,7 @@ from .component import Instance
 from .crossings import Bounds, crossings
 from .errors import OptionProblem
 from .schema import DataType, SchemaSyntaxError, parse_type
+from .policy import Reach
 from .transport import NatsTransport, as_sink_error
 
 Options = Union[Mapping[str, Any], Iterable[tuple[str, Any]]]
@@ -72,7 +73,7 @@ async def open(options: Options, schema: Columns) -> "Sink":  # noqa: A001 - the
     target = resolver.call("resolve", pairs)
     if isinstance(target, Variant):
         raise errors.from_wit(target)
-    transport = NatsTransport()
+    transport = NatsTransport(Reach(pairs))
     try:
         await transport.connect(target.connect)
     except BaseException as e:

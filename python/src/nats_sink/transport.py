@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import random
 import ssl
 import time
@@ -24,6 +25,7 @@ from nats.js.api import StreamConfig
 from wasmtime.component import Record, Variant
 
 from . import errors
+from .policy import Reach, header_name_refusal, header_value_refusal, subject_refusal
 
 Message = tuple[str, bytes, Optional[dict[str, str]]]
 
@@ -83,9 +85,16 @@ def unpack(batch: Record) -> list[Message]:
     data: bytes = bytes(batch.data)
     names: list[str] = getattr(batch, "header-names")
     all_headers = batch.headers
+    for name in names:
+        why = header_name_refusal(name)
+        if why:
+            raise ValueError(f"header name {name!r} {why}")
     out: list[Message] = []
     for m in batch.messages:
         subject = _span(data, m.subject, "subject").decode("utf-8")
+        why = subject_refusal(subject)
+        if why:
+            raise ValueError(f"subject {subject!r} {why}")
         payload = _span(data, m.payload, "payload")
         headers: Optional[dict[str, str]] = None
         if m.headers.len:
@@ -98,7 +107,11 @@ def unpack(batch: Record) -> list[Message]:
                 name = names[h.name]
                 if name in headers:  # nats-py's headers are a dict: a second value would be lost
                     raise ValueError(f"header `{name}` appears twice on one message")
-                headers[name] = _span(data, h.value, "header").decode("utf-8")
+                value = _span(data, h.value, "header").decode("utf-8")
+                why = header_value_refusal(value)
+                if why:
+                    raise ValueError(f"header {name}'s value {why}")
+                headers[name] = value
         out.append((subject, payload, headers))
     return out
 
@@ -171,10 +184,45 @@ def as_sink_error(e: BaseException, context: str) -> errors.SinkError:
     return errors.SinkError(f"{context}: {e!r}")  # none of the above: still the sink's own kind
 
 
-class NatsTransport:
-    """One NATS connection for one sink."""
+def _config_key(config: Record) -> Any:
+    """A connect-config as plain values, to tell whether two are the same."""
+    if isinstance(config, (str, int, float, bool)) or config is None:
+        return config
+    if isinstance(config, (list, tuple)):
+        return [_config_key(v) for v in config]
+    if isinstance(config, Variant):
+        return (config.tag, _config_key(getattr(config, "payload", None)))
+    return sorted((k, _config_key(v)) for k, v in vars(config).items())
 
-    def __init__(self) -> None:
+
+_INFO_LIMIT = 64 << 10  # bytes of a server's INFO line read before giving up on it
+
+
+async def _offers_tls(entry: str, timeout: float) -> bool:
+    """Whether the server at `entry` (`[userinfo@]host:port`) requires TLS, from its INFO line.
+    nats-py upgrades to TLS only where the server requires it, and would otherwise send the
+    CONNECT line (credentials and all) in plain text, whatever the TLS context says."""
+    host, _, port = entry.rpartition("@")[2].rpartition(":")
+    host = host.strip("[]")
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port), limit=_INFO_LIMIT), timeout)
+    try:
+        line = await asyncio.wait_for(reader.readline(), timeout)
+    finally:
+        writer.close()
+    if not line.startswith(b"INFO "):
+        return False
+    try:
+        info = json.loads(line[5:])
+    except ValueError:
+        return False
+    return isinstance(info, dict) and info.get("tls_required") is True
+
+
+class NatsTransport:
+    """One NATS connection for one sink, within what `reach` (the user's options) allows."""
+
+    def __init__(self, reach: Optional[Reach] = None) -> None:
+        self.reach = reach
         self.nc: Optional[Client] = None
         self.config: Optional[Record] = None
         self.outbox: collections.deque[Message] = collections.deque()
@@ -191,8 +239,13 @@ class NatsTransport:
 
     # -- before the guest's open -------------------------------------------------------------
     async def connect(self, config: Record) -> None:
+        why = self.reach.refusal(config) if self.reach is not None else "no policy was given"
+        if why:
+            raise errors.ConnectionError(why)
         self.config = config
         total = getattr(config, "connect-timeout-ms") / 1000
+        if config.tls is not None:
+            await self._require_tls(config, total)
 
         refused = asyncio.get_running_loop().create_future()
 
@@ -213,9 +266,16 @@ class NatsTransport:
             self.dropped_since_flush = True
             self.core_seen.clear()  # a new connection may carry other permissions
 
+        async def on_reconnect() -> None:
+            # A server found by discovery may not require TLS: then the link is plain, and closed.
+            if config.tls is not None and self.nc is not None and not self.nc._server_info.get("tls_required"):
+                self.connection_errors.append("reconnected to a server without TLS, which the options require")
+                await self.nc.close()
+
         async def connect_unless_refused() -> Client:
             attempt = asyncio.ensure_future(
-                nats.connect(**connect_options(config), error_cb=on_error, disconnected_cb=on_disconnect))
+                nats.connect(**connect_options(config), error_cb=on_error, disconnected_cb=on_disconnect,
+                             reconnected_cb=on_reconnect))
             await asyncio.wait({attempt, refused}, return_when=asyncio.FIRST_COMPLETED)
             if attempt.done():
                 return attempt.result()
@@ -246,6 +306,19 @@ class NatsTransport:
         request = getattr(config, "create-stream", None)
         if request is not None:
             await self._ensure_stream(request)
+
+    async def _require_tls(self, config: Record, timeout: float) -> None:
+        """Refuse, before any credentials are sent, servers that would talk in plain text."""
+        for entry in config.servers:
+            shown = redact(entry)
+            try:
+                ok = await _offers_tls(entry, timeout)
+            except (OSError, asyncio.TimeoutError, ValueError) as e:
+                raise errors.ConnectionError(f"cannot connect to {shown}: {_masked(repr(e), config)}") from e
+            if not ok:
+                raise errors.ConnectionError(
+                    f"cannot connect to {shown}: the server does not require TLS, which the options require; "
+                    "nothing was sent to it")
 
     async def _ensure_stream(self, request: Record) -> None:
         """With allow_create_stream: create the requested stream, with its limits, unless a stream
@@ -284,6 +357,12 @@ class NatsTransport:
 
     # -- the import, as the guest calls it (synchronously) -------------------------------------
     def open(self, config: Record) -> Optional[Variant]:
+        why = self.reach.refusal(config) if self.reach is not None else "no policy was given"
+        if why:
+            return Variant("connection", why)
+        if self.config is not None and _config_key(config) != _config_key(self.config):
+            return Variant("connection", "the host's policy refused the component's connect-config: it differs from the "
+                                         "one its `resolve` gave, which the host connected with")
         if self.nc is None or not self.nc.is_connected:
             return Variant("connection", f"no connection to {redact(','.join(config.servers))}")
         return None
@@ -292,7 +371,7 @@ class NatsTransport:
         try:
             self.outbox.extend(unpack(batch))
         except (ValueError, UnicodeDecodeError) as e:
-            return Variant("publish", f"malformed batch: {e}")
+            return Variant("publish", f"the host refused the component's batch: {e}")
         return None
 
     def flush(self) -> Optional[Variant]:

@@ -1,0 +1,15 @@
+// nats-sink from Node.js: the nats-sink WebAssembly component through jco, NATS through nats.js.
+//
+//   import * as natsSink from 'nats-sink';
+//   const sink = await natsSink.open({ server_url: '127.0.0.1:4222', subject: 'orders', connect_mode: 'plain' },
+//                                    [['id', 'integer'], ['tags', 'varchar[]']]);
+//   sink.beginCheckpoint(7);
+//   await sink.write([{ id: 1, tags: ['a'] }, [2, ['b']]]);
+//   await sink.flush();
+//   await sink.close();
+
+export { open, describe, validate, Sink } from './sink.js';
+export {
+  SinkError, InvalidOptions, OptionProblem, InvalidSchema, InvalidRow, ConnectionError,
+  PublishError, TimeoutError, Closed, ComponentError,
+} from './errors.js';

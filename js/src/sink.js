@@ -1,0 +1,201 @@
+// The async API: open a sink, write rows (or Arrow IPC), flush, close.
+
+import { instantiate, DEFAULT_COMPONENT } from './component.js';
+import { connectionClass } from './guest-transport.js';
+import { Closed, ComponentError, ConnectionError, InvalidOptions, InvalidRow, InvalidSchema, OptionProblem, SinkError, fromWit } from './errors.js';
+import { NatsTransport } from './nats-transport.js';
+import { Reach } from './policy.js';
+import { parseType } from './schema.js';
+import { bounds, crossings } from './crossings.js';
+
+/** Options as `[[key, value], ...]`, from an object, a Map or pairs; values as text. */
+function pairs(options) {
+  const items = options instanceof Map ? [...options] : Array.isArray(options) ? options : Object.entries(options);
+  return items.map(([k, v]) => [String(k), typeof v === 'string' ? v : String(v)]);
+}
+
+/** A transport for instances that must not connect (describe, validate, schema errors). */
+const unconnected = connectionClass({ reach: { refusal: () => 'no connection is made here' }, transport: null });
+
+/** The guest's call, with a trap (or any throw that is not its own error) as ComponentError. */
+function call(fn) {
+  try {
+    return fn();
+  } catch (e) {
+    if (e && Object.hasOwn(e, 'payload')) throw fromWit(e.payload);
+    throw new ComponentError(`the component trapped: ${e && e.message}`);
+  }
+}
+
+/** Every option the sink understands, from the component itself. */
+export async function describe({ component = DEFAULT_COMPONENT } = {}) {
+  const api = await instantiate(unconnected, component);
+  return call(() => api.describe()).map((i) => ({ name: i.name, required: i.required, default: i.defaultValue, doc: i.doc }));
+}
+
+/** Every problem with these options at once; an empty list means they are valid. */
+export async function validate(options, { component = DEFAULT_COMPONENT } = {}) {
+  const api = await instantiate(unconnected, component);
+  return call(() => api.validate(pairs(options))).map((p) => new OptionProblem(p.name, p.message));
+}
+
+/** Validate the options and the schema (`[[name, type], ...]`), connect, and open the sink.
+ * `component` names another jco build of a nats-sink component (a directory). */
+export async function open(options, schema, { component = DEFAULT_COMPONENT } = {}) {
+  const given = pairs(options);
+  const columnsWit = schema.map(([name, dataType]) => ({ name, dataType }));
+  const probe = await instantiate(unconnected, component);
+  const problems = call(() => probe.validate(given));
+  if (problems.length > 0) throw new InvalidOptions(problems.map((p) => new OptionProblem(p.name, p.message)));
+  let columns;
+  try {
+    columns = schema.map(([name, text]) => [name, parseType(text)]);
+  } catch {
+    // The guest's own words for a schema this host could not read (it refuses before connecting).
+    try {
+      call(() => probe.Sink.open(given, columnsWit));
+    } catch (e) {
+      if (e instanceof InvalidSchema || e instanceof InvalidOptions) throw e;
+    }
+    throw new InvalidSchema('the schema could not be read');
+  }
+  const target = call(() => probe.resolve(given));
+  const state = { reach: new Reach(given), transport: null };
+  const why = state.reach.refusal(target.connect);
+  if (why) throw new ConnectionError(why);
+  const transport = new NatsTransport();
+  try {
+    await transport.connect(target.connect);
+  } catch (e) {
+    await transport.close();
+    throw e;
+  }
+  state.transport = transport;
+  try {
+    const api = await instantiate(connectionClass(state), component);
+    const handle = call(() => api.Sink.open(given, columnsWit));
+    return new Sink(handle, transport, columns, bounds(columns, given));
+  } catch (e) {
+    await transport.close();
+    throw e;
+  }
+}
+
+/** An open sink. Not safe for concurrent use: await each call before the next. */
+export class Sink {
+  constructor(handle, transport, columns, rowBounds) {
+    this.handle = handle;
+    this.transport = transport;
+    this.columns = columns;
+    this.bounds = rowBounds;
+    this.closed = null;
+  }
+
+  check() {
+    if (this.closed !== null) throw new Closed(this.closed);
+  }
+
+  /** After a delivery failure the sink refuses further calls, so no later success hides it. */
+  fail(e) {
+    const err = e instanceof SinkError ? e : new ComponentError(`the host failed: ${e && e.message}`);
+    this.closed = `the sink failed earlier (${err.message}); reopen it and replay since the last flush`;
+    return err;
+  }
+
+  /** Start checkpoint `id` (a BigInt or a safe integer); rows from here carry `<sink_id>:<id>:<position>`. */
+  beginCheckpoint(id) {
+    this.check();
+    try {
+      call(() => this.handle.beginCheckpoint(BigInt(id)));
+    } catch (e) {
+      throw this.fail(e);
+    }
+  }
+
+  /** The sink id message ids start with, or undefined when dedupe is off. */
+  sinkId() {
+    this.check();
+    return call(() => this.handle.sinkId());
+  }
+
+  /** Encode and publish rows (objects by column name, or arrays in schema order). On
+   * InvalidRow, the rows before the bad one were published and nothing at or after it. */
+  async write(rows) {
+    this.check();
+    try {
+      for (const crossing of crossings(this.columns, rows, this.bounds, Number(this.transport.maxPayload()))) {
+        if (crossing.rows.length > 0) {
+          let refused = null;
+          try {
+            call(() => this.handle.write(crossing.rows.record()));
+          } catch (e) {
+            refused = e;
+          }
+          await this.transport.send(); // what the guest published before any refusal
+          if (refused instanceof InvalidRow) throw new InvalidRow(crossing.first + refused.row, refused.column, refused.reason);
+          if (refused) throw refused;
+        }
+        if (crossing.refused) throw crossing.refused;
+      }
+    } catch (e) {
+      if (e instanceof InvalidRow) throw e;
+      throw this.fail(e);
+    }
+  }
+
+  /** Encode and publish one Arrow IPC stream (a Uint8Array, or an apache-arrow Table, written
+   * uncompressed as a stream), one message per row; the bytes `write` gives for the same rows.
+   * Resolves to the number of rows published. */
+  async writeArrow(data) {
+    this.check();
+    let ipc = data;
+    if (!(data instanceof Uint8Array)) {
+      let arrow;
+      try {
+        arrow = await import('apache-arrow');
+      } catch {
+        throw new TypeError('writeArrow takes Arrow IPC stream bytes (a Uint8Array), or an apache-arrow Table with `apache-arrow` installed');
+      }
+      if (!(data instanceof arrow.Table)) throw new TypeError('writeArrow takes a Uint8Array of Arrow IPC stream bytes or an apache-arrow Table');
+      ipc = arrow.tableToIPC(data, 'stream');
+    }
+    try {
+      let refused = null;
+      let count = 0;
+      try {
+        count = call(() => this.handle.writeArrow(ipc));
+      } catch (e) {
+        refused = e;
+      }
+      await this.transport.send();
+      if (refused) throw refused;
+      return count;
+    } catch (e) {
+      if (e instanceof InvalidRow || e instanceof InvalidSchema) throw e; // nothing past it was published
+      throw this.fail(e);
+    }
+  }
+
+  /** Resolve once everything written since the last flush is confirmed. */
+  async flush() {
+    this.check();
+    try {
+      call(() => this.handle.flush());
+      await this.transport.confirm();
+    } catch (e) {
+      throw this.fail(e);
+    }
+  }
+
+  /** Close the connection. Unflushed rows are not confirmed: flush first. */
+  async close() {
+    if (this.closed === 'closed') return;
+    this.closed = 'closed';
+    try {
+      this.handle[Symbol.dispose]?.();
+    } catch {
+      // an instance that trapped cannot drop its handle; both go with it
+    }
+    await this.transport.close();
+  }
+}

@@ -1,0 +1,192 @@
+"""What a sink's component may make the host reach, and which messages the host publishes.
+
+The rules are the Rust host's, read from `policy.json` (generated from the rules crate and
+`host/src/policy.rs` by `tests/tests/conformance/policy_file.rs`), not a copy written by hand.
+The component is untrusted: every `connect-config` it returns is checked against the user's own
+options before the host connects or reads a file, and every subject and header it publishes is
+checked before it is sent.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from importlib import resources
+from typing import Any, Optional, Sequence
+
+POLICY: dict[str, Any] = json.loads(resources.files(__package__).joinpath("policy.json").read_text("utf-8"))
+
+
+class _Runs:
+    """Sorted, disjoint runs of code points, searched by bisection."""
+
+    def __init__(self, runs: Sequence[Sequence[int]]) -> None:
+        self.starts = [r[0] for r in runs]
+        self.ends = [r[1] for r in runs]
+
+    def __contains__(self, ch: str) -> bool:
+        cp = ord(ch)
+        i = bisect.bisect_right(self.starts, cp) - 1
+        return i >= 0 and cp <= self.ends[i]
+
+
+_M = POLICY["messages"]
+_WHITESPACE = _Runs(_M["whitespace"])
+_CONTROL = _Runs(_M["control"])
+_HEADER_SPACE = _Runs(_M["header_space"])
+_HEADER_NAME = frozenset(chr(c) for c in _M["header_name_ascii"])
+
+_AUTH_KIND = {"none": "no", "user-password": "user and password", "credential": "JWT and NKey",
+              "token": "token", "credentials-file": "credentials file", "nkey": "NKey"}
+
+
+def parse_entry(text: str) -> Optional[tuple[Optional[str], str, bool]]:
+    """One `server_url` entry as `(userinfo, host:port with the host lower-cased, tls)`, or None."""
+    reach = POLICY["reach"]
+    rest, tls = text.strip(), False
+    scheme, sep, after = rest.partition("://")
+    if sep:
+        if scheme.lower() in reach["tls_schemes"]:
+            tls = True
+        elif scheme.lower() not in reach["plain_schemes"]:
+            return None
+        rest = after
+    info, at, hostport = rest.rpartition("@")
+    userinfo = info if at else None
+    if userinfo == "" or any(c in hostport for c in "/?#"):
+        return None
+    host, colon, port = hostport.rpartition(":")
+    if not colon or not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        return None
+    return userinfo, f"{host.lower()}:{int(port)}", tls
+
+
+def _parse_servers(raw: str) -> Optional[list[tuple[Optional[str], str, bool]]]:
+    entries = [parse_entry(e) for e in raw.split(",")]
+    return None if any(e is None for e in entries) else entries  # type: ignore[return-value]
+
+
+def _redact(entry: str) -> str:
+    scheme, sep, rest = entry.rpartition("://")
+    info, at, host = rest.rpartition("@")
+    if not at:
+        return entry
+    return f"{scheme}{sep}{info.partition(':')[0] + ':***' if ':' in info else '***'}@{host}"
+
+
+def _refused(what: str) -> str:
+    return f"the host's policy refused the component's {what}; nothing was connected or read"
+
+
+def _allowed(kind: str, allowed: list[str]) -> str:
+    return f"the options allow only {', '.join(allowed)}" if allowed else f"the options name no {kind} it may use"
+
+
+def _auth_fields(auth: Any) -> list[Any]:
+    tag, val = auth.tag, getattr(auth, "payload", None)
+    if tag == "none":
+        return ["none"]
+    if tag == "user-password":
+        return [tag, val.username, val.password]
+    if tag == "credential":
+        return [tag, val.jwt, getattr(val, "nkey-seed")]
+    return [tag, val]
+
+
+class Reach:
+    """The servers, files, TLS and credentials one sink's options allow."""
+
+    def __init__(self, options: Sequence[tuple[str, str]]) -> None:
+        r = POLICY["reach"]
+        given: dict[str, str] = {}
+        for key, value in options:
+            given.setdefault(key, value)  # the first of a repeated key, as the Rust host reads it
+        named = _parse_servers(given.get(r["server_option"], "")) or []
+        self.servers = [address for _, address, _ in named]
+        self.entries = [(info, address) for info, address, _ in named]
+        self.paths = [given[k] for k in r["file_options"] if k in given]
+        is_true = lambda key: given.get(key, "").strip().lower() == "true"  # noqa: E731
+        self.create_stream = is_true(r["create_stream_option"])
+        self.tls_required = (any(tls for _, _, tls in named) or is_true(r["tls_required_option"])
+                             or any(k in given for k in r["tls_file_options"]))
+        mode = given.get(r["connect_mode_option"], r["default_connect_mode"])
+        row = next((m for m in r["auth_modes"] if m["mode"] == mode), None)
+        self.auth = [row["auth"], *(given.get(k, "") for k in row["options"])] if row else None
+
+    def refusal(self, config: Any) -> Optional[str]:
+        """Why `config` (a WIT connect-config) is refused, or None when it is within reach."""
+        if getattr(config, "create-stream", None) is not None and not self.create_stream:
+            return _refused(f"request to create a stream: the options do not say `{POLICY['reach']['create_stream_option']} = true`")
+        for entry in config.servers:
+            parsed = _parse_servers(entry)
+            if parsed is None or len(parsed) != 1:
+                return _refused(f"server entry `{_redact(entry)}`, which is not `host:port`")
+            info, address, _ = parsed[0]
+            if address not in self.servers:
+                return _refused(f"server `{address}`: {_allowed('servers', self.servers)}")
+            if (info, address) not in self.entries:
+                return _refused(f"user info for server `{address}`, which is not what `server_url` gives it")
+        files: list[tuple[str, str]] = []
+        tls = config.tls
+        if tls is not None:
+            for option, field in (("tls.ca", "ca-file"), ("tls.cert", "cert-file"), ("tls.key", "key-file")):
+                path = getattr(tls, field)
+                if path is not None:
+                    files.append((option, path))
+        if config.auth.tag == "credentials-file":
+            files.append(("credentials_file", config.auth.payload))
+        for option, path in files:
+            if path not in self.paths:
+                return _refused(f"reading `{path}` for `{option}`: {_allowed('files', self.paths)}")
+        if self.tls_required and tls is None:
+            return _refused("connection without TLS: the options require TLS (a `tls://` server, "
+                            "`tls.required = true` or a `tls.*` file)")
+        if self.auth is None or _auth_fields(config.auth) != self.auth:
+            given = (f"{_AUTH_KIND[self.auth[0]]} credentials, and only those may be used" if self.auth
+                     else "no credentials this host knows")
+            return _refused(f"{_AUTH_KIND.get(config.auth.tag, 'unknown')} authentication: the options give {given}")
+        return None
+
+
+def subject_refusal(subject: str) -> Optional[str]:
+    """Why NATS or this sink refuses `subject` for publishing, or None."""
+    if not subject:
+        return "must not be empty"
+    size = len(subject.encode("utf-8", "surrogatepass"))
+    if size > _M["max_subject_bytes"]:
+        return f"is {size} bytes long; NATS's control line leaves room for at most {_M['max_subject_bytes']}"
+    found = next((c for c in subject if c in _WHITESPACE), None)
+    if found is not None:
+        return f"must not contain whitespace (found {found!r})"
+    found = next((c for c in subject if c in _CONTROL), None)
+    if found is not None:
+        return f"must not contain a control character (found U+{ord(found):04X})"
+    if any(w in subject for w in _M["subject_wildcards"]):
+        return f"`{subject}` contains a wildcard (`*` or `>`); publish subjects must be literal"
+    if any(not t for t in subject.split(_M["subject_token_separator"])):
+        return f"`{subject}` has an empty token (leading, trailing or double `.`)"
+    for reserved in _M["reserved_subject_prefixes"]:
+        if subject.startswith(reserved["prefix"]):
+            return f"is under `{reserved['prefix']}`, where {reserved['why']}"
+    return None
+
+
+def header_name_refusal(name: str) -> Optional[str]:
+    """Why a header name is refused, or None."""
+    if not name:
+        return "is empty"
+    bad = next((c for c in name if c not in _HEADER_NAME), None)
+    return None if bad is None else f"`{name}` contains {bad!r}; use visible ASCII without `:`"
+
+
+def header_value_refusal(value: str) -> Optional[str]:
+    """Why a header value is refused, or None: no space NATS clients trim at either end, no line
+    break, no control character."""
+    if value and (value[0] in _HEADER_SPACE or value[-1] in _HEADER_SPACE):
+        return "must not start or end with whitespace: NATS clients trim it"
+    if any(b in value for b in _M["header_value_line_breaks"]):
+        return "must not contain a line break"
+    found = next((c for c in value if c in _CONTROL), None)
+    return None if found is None else f"must not contain a control character (found U+{ord(found):04X})"

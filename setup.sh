@@ -4,8 +4,8 @@
 #  - nats-server (Debian, v2.9 with JetStream)
 #  - a wasm32 toolchain for the guest: rustup's wasm32-unknown-unknown target where it is
 #    installed, otherwise Debian's rustc-web with its std source (built with -Zbuild-std)
-#  - Node.js and the third host's packages (js/ and tests/jco: jco, the nats client and
-#    apache-arrow, from npm, exactly as their committed locks pin them)
+#  - Node.js and the third host's packages (js/: jco, the nats client and apache-arrow, from
+#    npm, exactly as js/package-lock.json pins them)
 #  - the Python host's packages (python/requirements-test.txt: wasmtime, nats-py, pytest)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -37,13 +37,9 @@ for tool in fmt clippy; do
     [ "$tool" = fmt ] && echo rustfmt || echo clippy)"
 done
 
-if [ ! -x tests/jco/node_modules/.bin/jco ]; then
-  echo "setup: installing tests/jco's npm packages"
-  # `npm ci` installs exactly the committed lock and never rewrites it.
-  (cd tests/jco && npm ci --no-audit --no-fund --loglevel=error)
-fi
 if [ ! -x js/node_modules/.bin/jco ] || [ js/package-lock.json -nt js/node_modules/.package-lock.json ]; then
   echo "setup: installing js/'s npm packages"
+  # `npm ci` installs exactly the committed lock and never rewrites it.
   (cd js && npm ci --no-audit --no-fund --loglevel=error)
 fi
 # The Python host (python/) and its tests: the pinned packages, installed only when one differs.

@@ -1,14 +1,13 @@
-// node run.mjs COMPONENT_JS_DIR ROWS_JSON OPTIONS_JSON
+// node tests/jco/run.mjs ROWS_JSON OPTIONS_JSON
 //
-// Opens the transpiled nats-sink component with the options, writes the rows (the WIT `rows`
-// layout, as JSON: see tests/tests/jco.rs) in one batch, flushes, and confirms.
+// The example dataset through the Node host package (js/): opens a sink with the options,
+// writes the rows in one batch and flushes. The rows arrive packed as the WIT `rows` layout
+// (as JSON: see tests/tests/jco.rs), so they go to the guest's `write` as they are, then
+// through the package's own transport (send, then confirm in `flush`), as `Sink.write` does.
 import { readFileSync } from 'node:fs';
-import { connect } from 'nats';
-import { useConnection, confirm, ensureStream } from './transport.js';
+import { open } from '../../js/src/index.js';
 
-const [componentDir, rowsPath, optionsPath] = process.argv.slice(2);
-const sink = await import(`${componentDir}/nats-sink.js`);
-const { encoder: api } = sink;
+const [rowsPath, optionsPath] = process.argv.slice(2);
 const options = JSON.parse(readFileSync(optionsPath, 'utf8'));
 const { columns, rows } = JSON.parse(readFileSync(rowsPath, 'utf8'));
 
@@ -28,27 +27,14 @@ function value(v) {
   }
 }
 
-const target = api.resolve(options);
-const nc = await connect({ servers: target.connect.servers, timeout: target.connect.connectTimeoutMs });
-await ensureStream(nc, target.connect.createStream);
-let jetstream = null;
-try {
-  const jsm = await nc.jetstreamManager();
-  await jsm.streams.find(target.subject);
-  jetstream = nc.jetstream();
-} catch {
-  // No JetStream, or no stream captures the subject: core publish.
-}
-useConnection(nc, jetstream);
-
-const opened = api.Sink.open(options, columns);
-opened.beginCheckpoint(1n);
-opened.write({
+const sink = await open(options, columns.map((c) => [c.name, c.dataType]));
+sink.beginCheckpoint(1n);
+sink.handle.write({
   values: rows.values.map(value),
   ends: Uint32Array.from(rows.ends),
   data: Uint8Array.from(rows.data),
 });
-opened.flush();
-await confirm();
-await nc.drain();
-console.log(`jco host: ${rows.ends.length} rows published and confirmed`);
+await sink.transport.send();
+await sink.flush();
+await sink.close();
+console.log(`node host: ${rows.ends.length} rows published and confirmed`);

@@ -1,5 +1,5 @@
-//! The very same `.wasm` in a third host: Node.js through jco (`tests/jco`), with the `nats`
-//! client as its transport. Both hosts sink the example dataset into one nats-server; what the
+//! The very same `.wasm` in a third host: Node.js, through the `js/` package (jco, with the
+//! `nats` client as its transport), driven by `tests/jco/run.mjs`. Both hosts sink the example dataset into one nats-server; what the
 //! Node host publishes must equal what the wasmtime host publishes, byte for byte.
 
 use std::path::Path;
@@ -95,33 +95,17 @@ fn run(command: &mut Command, what: &str) {
     );
 }
 
-/// The component transpiled by jco into `work`, its transport mapped to `tests/jco/transport.js`.
-fn transpile(work: &Path) -> std::path::PathBuf {
-    let jco_dir = repo_file("tests/jco");
+/// The package's transpiled component, which `just build` makes.
+fn node_host_ready() {
     assert!(
-        jco_dir.join("node_modules/.bin/jco").exists(),
-        "tests/jco/node_modules is missing: run ./setup.sh (npm ci)"
+        repo_file("js/component/nats-sink.js").exists(),
+        "js/component is missing: run `just build` (after ./setup.sh's npm ci in js/)"
     );
-    let transpiled = work.join("component");
-    let transport = jco_dir.join("transport.js").canonicalize().unwrap();
-    run(
-        Command::new(jco_dir.join("node_modules/.bin/jco"))
-            .arg("transpile")
-            .arg(component_path())
-            .arg("-o")
-            .arg(&transpiled)
-            .args(["--name", "nats-sink", "--no-typescript", "--quiet"])
-            .arg("--map")
-            .arg(format!("nats:sink/transport={}", transport.display())),
-        "jco transpile",
-    );
-    transpiled
 }
 
 /// `tests/jco/run.mjs`: the Node host opens the sink with `options`, writes `rows`, flushes.
 async fn node_sink(
     work: &Path,
-    transpiled: &Path,
     columns: &[Column],
     rows: &Rows,
     options: Vec<(String, String)>,
@@ -140,13 +124,11 @@ async fn node_sink(
     let node_options: Vec<[String; 2]> = options.into_iter().map(|(k, v)| [k, v]).collect();
     std::fs::write(&options_path, serde_json::to_string(&node_options).unwrap()).unwrap();
     let node = tokio::task::spawn_blocking({
-        let transpiled = transpiled.to_path_buf();
         let script = repo_file("tests/jco/run.mjs");
         move || {
             run(
                 Command::new("node")
                     .arg(script)
-                    .arg(&transpiled)
                     .arg(&rows_path)
                     .arg(&options_path)
                     .current_dir(Path::new(env!("CARGO_MANIFEST_DIR"))),
@@ -163,7 +145,7 @@ async fn node_sink(
 #[tokio::test(flavor = "multi_thread")]
 async fn the_node_host_publishes_exactly_what_the_wasmtime_host_publishes() {
     let work = tempfile::tempdir().unwrap();
-    let transpiled = transpile(work.path());
+    node_host_ready();
 
     let (columns, rows) = example_rows();
     let server = NatsServer::start();
@@ -182,7 +164,7 @@ async fn the_node_host_publishes_exactly_what_the_wasmtime_host_publishes() {
     sink.flush().await.unwrap();
 
     let options = plain_options(&server, "node.rows");
-    node_sink(work.path(), &transpiled, &columns, &rows, options).await;
+    node_sink(work.path(), &columns, &rows, options).await;
 
     let wasmtime = collect(&mut from_wasmtime, rows.len(), WAIT).await;
     let node = collect(&mut from_node, rows.len(), WAIT).await;
@@ -204,7 +186,7 @@ async fn the_node_host_publishes_exactly_what_the_wasmtime_host_publishes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_node_host_creates_the_requested_stream() {
     let work = tempfile::tempdir().unwrap();
-    let transpiled = transpile(work.path());
+    node_host_ready();
     let (columns, rows) = example_rows();
     let server = NatsServer::start_jetstream();
     let mut options = plain_options(&server, "node.created");
@@ -214,7 +196,7 @@ async fn the_node_host_creates_the_requested_stream() {
         ("max_message_size", "65536"),
         ("max_consumers", "4"),
     ]));
-    node_sink(work.path(), &transpiled, &columns, &rows, options).await;
+    node_sink(work.path(), &columns, &rows, options).await;
 
     let name = nats_sink_guest::stream::stream_name("node.created");
     let js = async_nats::jetstream::new(server.client().await);

@@ -14,6 +14,7 @@ from .errors import (
     Closed,
     ComponentError,
     ConnectionError,
+    CpuLimit,
     InvalidOptions,
     InvalidRow,
     InvalidSchema,
@@ -23,10 +24,11 @@ from .errors import (
     TimeoutError,
 )
 from .arrow_input import ArrowUnavailable, NotArrow
+from .sandbox import Limits
 from .sink import Sink, describe, open, validate
 
 __all__ = [
-    "open", "describe", "validate", "Sink",
+    "open", "describe", "validate", "Sink", "Limits",
     "SinkError", "InvalidOptions", "OptionProblem", "InvalidSchema", "InvalidRow",
-    "ConnectionError", "PublishError", "TimeoutError", "Closed", "ComponentError", "NotArrow", "ArrowUnavailable",
+    "ConnectionError", "PublishError", "TimeoutError", "Closed", "ComponentError", "CpuLimit", "NotArrow", "ArrowUnavailable",
 ]  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, Protocol
@@ -15,7 +16,7 @@ from typing import Any, Optional, Protocol
 from wasmtime import Engine, Store, Trap, WasmtimeError
 from wasmtime.component import Component, Linker, Record, ResourceAny, ResourceHost, ResourceType, Variant
 
-from . import _speedups, compile_cache, errors
+from . import _speedups, compile_cache, errors, sandbox
 
 # Packed rows are `value` variants and byte lists; wasmtime-py's own conversions of those are
 # slow enough to be nearly all of the host's time (see _speedups).
@@ -67,6 +68,15 @@ def component_path() -> Path:
     return Path(str(resources.files("nats_sink").joinpath("nats-sink.wasm")))
 
 
+def new_engine() -> Engine:
+    """An engine as every sink's: the compile cache, and epochs ticking for the CPU bound."""
+    config = compile_cache.engine_config()
+    config.epoch_interruption = True
+    engine = Engine(config)
+    sandbox.start_ticking(engine)
+    return engine
+
+
 def _load() -> tuple[Engine, Component]:
     global _loaded
     with _lock:
@@ -74,7 +84,7 @@ def _load() -> tuple[Engine, Component]:
             path = component_path()
             if not path.is_file():
                 raise errors.ComponentError(f"no component at {path}: build it with `just build`, then reinstall")
-            engine = Engine(compile_cache.engine_config())
+            engine = new_engine()
             try:
                 _loaded = (engine, Component.from_file(engine, str(path)))
             except WasmtimeError as e:
@@ -85,10 +95,13 @@ def _load() -> tuple[Engine, Component]:
 class Instance:
     """One instance of the component with its own store, linked to `transport`."""
 
-    def __init__(self, transport: Optional[HostTransport] = None) -> None:
+    def __init__(self, transport: Optional[HostTransport] = None, limits: Optional[sandbox.Limits] = None) -> None:
         engine, component = _load()
         self.transport: HostTransport = transport or _Refuse()
+        self.limits = limits or sandbox.Limits()
         self.store = Store(engine)
+        self.store.set_limits(memory_size=self.limits.memory_mib << 20)
+        sandbox.arm(self.store, self.limits)
         linker = Linker(engine)
         with linker.root() as root:
             with root.add_instance(TRANSPORT) as t:
@@ -130,11 +143,19 @@ class Instance:
             index = self.instance.get_export_index(self.store, name, self._sink)
             func = self.instance.get_func(self.store, index)
             self._funcs[name] = func
+        sandbox.arm(self.store, self.limits)
+        started = time.monotonic()
         try:
             result = func(self.store, *args)
             func.post_return(self.store)
         except (WasmtimeError, Trap) as e:
-            # A trap leaves the instance unusable: the caller closes its sink.
+            # A trap leaves the instance unusable: the caller closes its sink. wasmtime-py gives
+            # a component's trap no code, but epochs tick no faster than sandbox.TICK_SECONDS:
+            # a call that trapped once its whole budget had passed met its epoch deadline.
+            if time.monotonic() - started >= self.limits.ticks * sandbox.TICK_SECONDS:
+                raise errors.CpuLimit(
+                    f"the component's `{name}` ran past the sink's CPU limit of {self.limits.cpu_ms} ms"
+                ) from None
             raise errors.ComponentError(f"the component's `{name}` trapped: {e}") from None
         return result
 

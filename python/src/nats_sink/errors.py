@@ -59,6 +59,10 @@ class ComponentError(SinkError):
     """A call into the component trapped or hit one of its limits; the sink is closed."""
 
 
+class CpuLimit(ComponentError):
+    """A call into the component ran past the sink's CPU limit (`Limits.cpu_ms`)."""
+
+
 def from_wit(err: Any) -> SinkError:
     """A `sink-error` variant as the guest returned it."""
     tag, val = err.tag, err.payload

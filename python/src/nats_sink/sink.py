@@ -14,6 +14,7 @@ from .crossings import Bounds, crossings
 from .errors import OptionProblem
 from .schema import DataType, SchemaSyntaxError, parse_type
 from .policy import Reach
+from .sandbox import Limits
 from .transport import NatsTransport, as_sink_error
 
 Options = Union[Mapping[str, Any], Iterable[tuple[str, Any]]]
@@ -57,8 +58,9 @@ def _schema_error(pairs: list[tuple[str, str]], schema: Columns) -> errors.SinkE
     return errors.InvalidSchema("the schema could not be read")
 
 
-async def open(options: Options, schema: Columns) -> "Sink":  # noqa: A001 - the API's verb
-    """Validate the options and the schema, connect, and open the sink."""
+async def open(options: Options, schema: Columns, *, limits: Optional[Limits] = None) -> "Sink":  # noqa: A001 - the API's verb
+    """Validate the options and the schema, connect, and open the sink. `limits` bounds the
+    component's memory and each call's time (defaults: the Rust host's, 256 MiB and 30 s)."""
     pairs = _pairs(options)
     problems = validate(pairs)
     if problems:
@@ -82,7 +84,7 @@ async def open(options: Options, schema: Columns) -> "Sink":  # noqa: A001 - the
             raise as_sink_error(e, "opening the connection failed") from e
         raise
     try:
-        instance = Instance(transport)
+        instance = Instance(transport, limits)
         handle = instance.call("[static]sink.open", pairs, _columns(schema))
         if isinstance(handle, Variant):
             raise errors.from_wit(handle)

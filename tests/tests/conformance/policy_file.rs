@@ -61,6 +61,10 @@ pub fn policy_description() -> Value {
                 .map(|(mode, tag, fields)| json!({"mode": mode, "auth": tag, "options": fields}))
                 .collect::<Vec<_>>(),
         },
+        "sandbox": {
+            "memory_limit_bytes": nats_sink::DEFAULT_MEMORY_LIMIT,
+            "cpu_limit_ms": nats_sink::DEFAULT_CPU_LIMIT.as_millis() as u64,
+        },
         "schema": {
             "base_types": type_names,
             "list_suffix": "[]",

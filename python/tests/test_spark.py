@@ -41,6 +41,7 @@ def spark() -> Iterator[SparkSession]:
         SparkSession.builder.master("local[2,4]")  # 2 threads, a task may be attempted 4 times
         .appName("nats-sink-tests")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", "2")

@@ -19,6 +19,7 @@ schema against the DataFrame's columns.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import warnings
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterator, Optional, Sequence
@@ -167,6 +168,10 @@ def _partition_function(job: _Job) -> Callable[[Iterator[Any]], Iterator[Any]]:
 async def _write_partition(job: _Job, partition: int, batches: Iterator[Any]) -> int:
     """Open a sink, write the partition's batches in order, flush, close; the rows written."""
     checkpoint = None if job.batch_id is None else checkpoint_id(job.batch_id, partition)
+    first = next(batches, None)
+    if first is None:
+        return 0  # an empty partition opens no connection
+    batches = itertools.chain([first], batches)
     sink = await open_sink(list(job.options), list(job.columns))
     try:
         if checkpoint is not None:

@@ -35,6 +35,7 @@ TEN = dt.timezone(dt.timedelta(hours=10))
 def spark() -> Iterator[SparkSession]:
     """One Spark for every test here: local, loopback only, no UI, small shuffles; stopped after."""
     # The Python workers import the package and this module's hooks from the checkout.
+    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "PYSPARK_PYTHON")}
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE.parent / "src"), str(HERE), os.environ.get("PYTHONPATH", "")])
     os.environ["PYSPARK_PYTHON"] = sys.executable
     session = (
@@ -61,6 +62,11 @@ def spark() -> Iterator[SparkSession]:
         jvm.wait(timeout=30)
     SparkContext._gateway = None  # type: ignore[attr-defined]
     SparkContext._jvm = None  # type: ignore[attr-defined]
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def options(server: Server, subject: str, **extra: str) -> dict[str, str]:

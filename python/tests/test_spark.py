@@ -19,13 +19,12 @@ from typing import Any, Callable, Iterator
 import nats
 import pytest
 
-pyspark = pytest.importorskip("pyspark", reason="the spark extra: pip install ./python[spark]")
+from pyspark import SparkContext  # the spark extra (./setup.sh installs it, with Java)
+from pyspark.sql import SparkSession, functions as F, types as T
 
-import nats_sink  # noqa: E402
-import nats_sink.spark  # noqa: E402
-from conftest import Server, run_cli  # noqa: E402
-from pyspark import SparkContext  # noqa: E402
-from pyspark.sql import SparkSession, functions as F, types as T  # noqa: E402
+import nats_sink
+import nats_sink.spark
+from conftest import Server, run_cli
 
 HERE = Path(__file__).resolve().parent
 TEN = dt.timezone(dt.timedelta(hours=10))

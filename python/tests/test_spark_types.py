@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from pyspark.sql import types as T  # the spark extra (./setup.sh installs it)
 
-pytest.importorskip("pyspark", reason="the spark extra: pip install ./python[spark]")
-
-from pyspark.sql import types as T  # noqa: E402
-
-import nats_sink  # noqa: E402
-from nats_sink.spark_types import sink_type, with_intervals  # noqa: E402
+import nats_sink
+from nats_sink.spark_types import sink_type, with_intervals
 
 DAY_US = 86_400_000_000
 

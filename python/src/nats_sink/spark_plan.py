@@ -29,6 +29,8 @@ _ROW_BY_ROW = {"ProjectExec", "FilterExec", "WholeStageCodegenExec", "InputAdapt
 
 def unstable_order(df: Any) -> Optional[str]:
     """Why a retried task of `df` may give other rows or another order, or None when it cannot."""
+    if not hasattr(df, "_jdf"):  # a Spark Connect DataFrame: its plan lives on the server
+        return "its plan cannot be read here (a Spark Connect DataFrame)"
     execution = df._jdf.queryExecution()
     if not execution.optimizedPlan().deterministic():
         return "the plan has a non-deterministic expression (rand(), uuid(), shuffle(), a non-deterministic UDF, ...)"

@@ -44,3 +44,13 @@ def test_day_time_intervals_become_days_and_the_time_left_with_one_sign() -> Non
     assert out.column("keep").to_pylist() == [1, 2] and out.schema.field("keep").type == pa.int64()
     plain = batch.select(["keep"])
     assert with_intervals(plain) is plain  # nothing to convert: the batch itself
+
+
+def test_a_dataframe_whose_plan_cannot_be_read_counts_as_unstable() -> None:
+    """A Spark Connect DataFrame has no JVM plan on the client: no ids unless the caller asserts them."""
+    from nats_sink.spark_plan import unstable_order
+
+    class ConnectFrame:  # what the check sees of pyspark.sql.connect's DataFrame: no _jdf
+        columns = ["id"]
+
+    assert "Spark Connect" in (unstable_order(ConnectFrame()) or "")

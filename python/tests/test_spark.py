@@ -152,7 +152,9 @@ async def test_streaming_query_with_a_failed_task_holds_every_row_once_as_the_cl
     flag = tmp_path / "fail-once"
     flag.touch()
 
-    write = nats_sink.spark.writer(options(server, "spark.rows"), _after_write=fail_once(str(flag), 10))
+    # The options as a one-shot iterable: the writer reads them once, on the driver.
+    given = iter(options(server, "spark.rows").items())
+    write = nats_sink.spark.writer(given, _after_write=fail_once(str(flag), 10))
 
     def run() -> list[int]:
         query = (

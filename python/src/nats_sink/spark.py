@@ -95,10 +95,10 @@ def writer(options: Options, *, schema: Optional[Sequence[tuple[str, str]]] = No
     """A `foreachBatch` function writing each micro-batch under its `batch_id`; the options are
     checked now, on the driver. A query restarted from its checkpoint location replays its last
     batch under the same id, so the stream drops what it already holds of it."""
-    _checked_options(options)
+    pairs = _checked_options(options)  # read once: `options` may be a one-shot iterable
 
     def write_batch(batch_df: Any, batch_id: int) -> None:
-        write(batch_df, options, batch_id=batch_id, schema=schema, deterministic=deterministic,
+        write(batch_df, pairs, batch_id=batch_id, schema=schema, deterministic=deterministic,
               _after_write=_after_write)  # fmt: skip
 
     return write_batch
@@ -107,8 +107,7 @@ def writer(options: Options, *, schema: Optional[Sequence[tuple[str, str]]] = No
 def _checked_options(options: Options) -> list[tuple[str, str]]:
     pairs = _pairs(options)
     problems = validate(pairs)
-    given = dict(pairs)
-    if given.get("dedupe", "true").strip().lower() != "false" and not given.get("sink_id", "").strip():
+    if _dedupe(pairs) and not dict(pairs).get("sink_id", "").strip():
         # The default sink id comes from the subject and the schema: two writers to one subject
         # would share ids and drop each other's rows.
         problems.append(OptionProblem("sink_id", "nats_sink.spark needs a sink_id of its own per query or job "

@@ -1,4 +1,4 @@
-"""nats_sink.spark on a real local Spark (local[2], up to 4 attempts per task) into real
+"""nats_sink.spark on a real local Spark (local[2], up to 2 attempts per task) into real
 nats-servers: a streaming query with a task that fails mid-partition, every supported Spark type
 against the CLI byte for byte, a refused row, options and types refused before any task starts,
 and plans whose order a retry would not repeat."""
@@ -38,7 +38,7 @@ def spark() -> Iterator[SparkSession]:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE.parent / "src"), str(HERE), os.environ.get("PYTHONPATH", "")])
     os.environ["PYSPARK_PYTHON"] = sys.executable
     session = (
-        SparkSession.builder.master("local[2,4]")  # 2 threads, a task may be attempted 4 times
+        SparkSession.builder.master("local[2,2]")  # 2 threads; a task may be attempted twice
         .appName("nats-sink-tests")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
@@ -258,6 +258,24 @@ async def test_an_out_of_range_value_fails_its_task_with_invalid_row_after_the_r
     assert "InvalidRow: row 5, column `id`" in str(failed.value) and "2147483648" in str(failed.value)
     held = await stream_payloads(server, "RANGE")
     assert [json.loads(p) for p, _ in held] == [{"id": i} for i in range(5)]
+
+
+async def test_a_refused_publish_fails_the_task_and_the_write_never_reports_success(
+    server: Server, spark: SparkSession
+) -> None:
+    """A stream that refuses messages past 12 bytes (every row, with its id header): the task's
+    flush fails with the sink's PublishError, Spark's retries fail the same way, and `write`
+    raises instead of reporting success."""
+    from nats.js.api import StreamConfig
+
+    nc = await nats.connect(f"nats://{server.address}")
+    await nc.jetstream().add_stream(StreamConfig(name="FULL", subjects=["full.>"], max_msg_size=12))
+    await nc.close()
+    df = spark.range(0, 20, numPartitions=1)
+    with pytest.raises(Exception) as failed:
+        await asyncio.to_thread(nats_sink.spark.write, df, options(server, "full.x"), batch_id=0)
+    assert "PublishError: full.x: the stream refused the message" in str(failed.value)
+    assert await stream_payloads(server, "FULL") == []
 
 
 def no_job_for(spark: SparkSession, call: Callable[[], Any], kind: type[BaseException] = nats_sink.SinkError) -> BaseException:

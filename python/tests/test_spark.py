@@ -174,8 +174,8 @@ async def test_streaming_query_with_a_failed_task_holds_every_row_once_as_the_cl
     assert len(held) == len(lines) and len(set(ids)) == len(lines)
     try:
         await asyncio.wait_for(all_sent.wait(), 10)
-    except TimeoutError:
-        raise AssertionError(f"sent {len(sent)} {len(set(sent))}") from None
+    except asyncio.TimeoutError:
+        raise AssertionError(f"the watcher saw {len(sent)} publishes ({len(set(sent))} ids), not {len(lines) + 10}") from None
     assert len(sent) == len(lines) + 10 and len(set(sent)) == len(lines), "the failed attempt's 10 rows were sent again"
     # Partition p of batch b writes under checkpoint b * 2**20 + p.
     checkpoints = {int(i.split(":")[1]) for i in ids}

@@ -69,7 +69,9 @@ faults: build
 # 8 sinks against one over SCALE_ROWS) against the issue's targets, with shared connections
 # (target/bench-scale.json), with a connection per sink (target/bench-scale-unshared.json) and
 # shared with wasmtime's pooling allocator (target/bench-scale-pooled.json),
-# and the Python host beside the CLI in paired rounds (python/bench.py, target/bench-python.json).
+# and the Python host beside the CLI in paired rounds (python/bench.py, target/bench-python.json),
+# then nats_sink.spark on a local Spark: 2 partitions against 1 and against the Python host alone
+# (python/bench_spark.py, target/bench-spark.json; BENCH_SPARK_ROWS, BENCH_SPARK_ROUNDS).
 bench:
     ./scripts/build-guest.sh
     cargo build --release -p nats-sink-cli
@@ -78,3 +80,4 @@ bench:
     SCALE_SHARED=0 cargo bench -p nats-sink-tests --bench scale
     SCALE_POOLING=1 cargo bench -p nats-sink-tests --bench scale
     cd python && python3 bench.py
+    cd python && python3 bench_spark.py

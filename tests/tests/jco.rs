@@ -104,12 +104,7 @@ fn node_host_ready() {
 }
 
 /// `tests/jco/run.mjs`: the Node host opens the sink with `options`, writes `rows`, flushes.
-async fn node_sink(
-    work: &Path,
-    columns: &[Column],
-    rows: &Rows,
-    options: Vec<(String, String)>,
-) {
+async fn node_sink(work: &Path, columns: &[Column], rows: &Rows, options: Vec<(String, String)>) {
     let rows_path = work.join("rows.json");
     let columns_json: Vec<Json> = columns
         .iter()

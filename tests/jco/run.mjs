@@ -47,6 +47,7 @@ opened.write({
   values: rows.values.map(value),
   ends: Uint32Array.from(rows.ends),
   data: Uint8Array.from(rows.data),
+  ops: [],
 });
 opened.flush();
 await confirm();

@@ -191,6 +191,10 @@ class NatsTransport:
 
     # -- before the guest's open -------------------------------------------------------------
     async def connect(self, config: Record) -> None:
+        if getattr(config, "kv", None) is not None:
+            # An upsert sink needs each key kept in order through resends, which this host
+            # does not do yet: refuse it rather than risk an old value coming back.
+            raise errors.ConnectionError("type = 'upsert' is not supported by the Python host yet; use the Rust host (the CLI)")
         self.config = config
         total = getattr(config, "connect-timeout-ms") / 1000
 

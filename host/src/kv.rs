@@ -3,6 +3,7 @@
 //! new, direct gets) when the options allow it, before anything is published.
 
 use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::stream::{Config, DiscardPolicy};
 use async_nats::jetstream::{Context, ErrorCode};
 
 use crate::bindings::transport::{KvBucket, TransportError};
@@ -41,6 +42,30 @@ impl BucketState {
                 "KV bucket `{bucket}` does not exist; create it (`nats kv add {bucket}`) or set allow_create_stream = true"
             ),
         }
+    }
+}
+
+/// The stream of KV bucket `name` as NATS clients create it (async-nats's
+/// `kv_to_stream_config`, nats.go's `CreateKeyValue`): every key's subject, `history` values
+/// per key, rollups allowed (a purge drops a key's history), deletes through the stream API
+/// denied, new values refused rather than old ones dropped when full, direct gets. Built
+/// here rather than by `create_key_value`, which first asks for the account's API level and
+/// cannot read a 2.9 server's answer.
+pub fn bucket_config(name: &str, history: u8) -> Config {
+    Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: history.into(),
+        max_bytes: -1,
+        max_messages: -1,
+        max_message_size: -1,
+        allow_rollup: true,
+        deny_delete: true,
+        deny_purge: false,
+        allow_direct: true,
+        discard: DiscardPolicy::New,
+        num_replicas: 1,
+        ..Config::default()
     }
 }
 
@@ -95,12 +120,7 @@ pub(crate) async fn ensure(jetstream: &Context, bucket: &KvBucket) -> Result<(),
             return Err(TransportError::Publish(missing.describe(&bucket.name)))
         }
     };
-    let config = async_nats::jetstream::kv::Config {
-        bucket: bucket.name.clone(),
-        history: history.into(),
-        ..Default::default()
-    };
-    match jetstream.create_key_value(config).await {
+    match jetstream.create_stream(bucket_config(&bucket.name, history)).await {
         Ok(_) => {
             tracing::info!(bucket = %bucket.name, history, "created KV bucket");
             Ok(())

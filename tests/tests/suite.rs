@@ -18,3 +18,4 @@ mod risingwave;
 mod security;
 mod sharing;
 mod streaming;
+mod upsert;

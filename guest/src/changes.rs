@@ -98,7 +98,9 @@ impl<T: Transport> Publisher<T> {
                     },
                 )
             };
-            let subject = self.subject_of(row, batch, fixed_subject).map_err(blame_pair)?;
+            let subject = self
+                .subject_of(row, batch, fixed_subject)
+                .map_err(blame_pair)?;
             if batch.bytes_of(subject) != old.subject.as_bytes() {
                 // The update moved the row to another key: the old one goes first.
                 let old_subject = batch.push_bytes(old.subject.as_bytes());

@@ -149,18 +149,21 @@ pub fn connect_config(config: &SinkConfig) -> bindings::ConnectConfig {
             }),
             upsert::SinkKind::AppendOnly { .. } => None,
         },
-        create_stream: config.create_stream.filter(|_| matches!(config.kind, upsert::SinkKind::AppendOnly { .. })).map(|limits| {
-            let subject = stream::captured_subject(&config.subject_template);
-            bindings::StreamRequest {
-                name: stream::stream_name(&subject),
-                subject,
-                max_bytes: limits.max_bytes,
-                max_messages: limits.max_messages,
-                max_messages_per_subject: limits.max_messages_per_subject,
-                max_consumers: limits.max_consumers,
-                max_message_size: limits.max_message_size,
-            }
-        }),
+        create_stream: config
+            .create_stream
+            .filter(|_| matches!(config.kind, upsert::SinkKind::AppendOnly { .. }))
+            .map(|limits| {
+                let subject = stream::captured_subject(&config.subject_template);
+                bindings::StreamRequest {
+                    name: stream::stream_name(&subject),
+                    subject,
+                    max_bytes: limits.max_bytes,
+                    max_messages: limits.max_messages,
+                    max_messages_per_subject: limits.max_messages_per_subject,
+                    max_consumers: limits.max_consumers,
+                    max_message_size: limits.max_message_size,
+                }
+            }),
     }
 }
 

@@ -237,6 +237,14 @@ impl SinkConfig {
                 DEFAULT_DEDUPE
             }),
         };
+        if !dedupe && matches!(kind, SinkKind::Upsert(_)) {
+            // A late original of a resent value is dropped by its id; without ids it could
+            // land after the key's next value.
+            c.push(
+                "dedupe",
+                "an upsert sink needs message ids to keep each key in order; leave dedupe on",
+            );
+        }
         let delivery = parse_delivery(&given, &mut c);
         let headers = parse_headers(&given, dedupe, &mut c);
         let modes = parse_modes(&given, &mut c);
@@ -767,13 +775,24 @@ mod tests {
 
     #[test]
     fn an_upsert_sink_needs_no_subject_and_refuses_one() {
-        let mut pairs: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != "subject").collect();
-        pairs.extend([("type", "upsert"), ("kv.bucket", "prices"), ("primary_key", "id")]);
+        let mut pairs: Vec<_> = BASE
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "subject")
+            .collect();
+        pairs.extend([
+            ("type", "upsert"),
+            ("kv.bucket", "prices"),
+            ("primary_key", "id"),
+        ]);
         let config = SinkConfig::parse(&opts(&pairs)).unwrap();
         assert_eq!(config.subject, "$KV.prices.>");
         assert!(!config.subject_template.is_fixed());
         pairs.push(("subject", "rows"));
         assert_eq!(problems(&pairs)[0].0, "subject");
+        pairs.pop();
+        pairs.push(("dedupe", "false"));
+        assert_eq!(problems(&pairs)[0].0, "dedupe");
     }
 
     #[test]
@@ -1257,12 +1276,20 @@ mod tests {
             .iter()
             .copied()
             .filter(|(k, _)| *k != "subject")
-            .chain([("type", "upsert"), ("kv.bucket", "b"), ("primary_key", "pk1,pk2")])
+            .chain([
+                ("type", "upsert"),
+                ("kv.bucket", "b"),
+                ("primary_key", "pk1,pk2"),
+            ])
             .collect();
         let upsert_absent = SinkConfig::parse(&opts(&upsert_base)).unwrap();
         for spec in given {
             let upsert = crate::upsert::UPSERT_OPTIONS.contains(&spec.name);
-            let mut pairs = if upsert { upsert_base.clone() } else { BASE.to_vec() };
+            let mut pairs = if upsert {
+                upsert_base.clone()
+            } else {
+                BASE.to_vec()
+            };
             pairs.push((spec.name, spec.default));
             assert_eq!(
                 SinkConfig::parse(&opts(&pairs)).as_ref(),

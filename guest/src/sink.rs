@@ -7,8 +7,8 @@ use crate::arrow::column::{Columns, Scratch};
 use crate::arrow::ipc::{Item, Stream};
 use crate::arrow::ops::{OpColumn, OP_FIELD};
 use crate::batch::{BatchBuilder, Mark};
-use crate::changes::{unpaired, Change};
 use crate::bindings::{Batch, Column, Rows, Span, TransportError, Value};
+use crate::changes::{unpaired, Change};
 use crate::encode::{Encoder, RowError};
 use crate::options::{OptionProblem, SinkConfig};
 use crate::rows::RowRef;
@@ -550,8 +550,7 @@ impl<T: Transport> Publisher<T> {
                     None => break Ok(()),
                 },
                 Err(e) => break Err(layout_refusal(out.written, e.to_string())),
-                Ok(Some(Item::Schema(arrow_schema))) => match plan_stream(&schema, &arrow_schema)
-                {
+                Ok(Some(Item::Schema(arrow_schema))) => match plan_stream(&schema, &arrow_schema) {
                     Ok(planned) => plans = Some(planned),
                     Err(e) => break Err(e),
                 },
@@ -1165,8 +1164,16 @@ mod tests {
             batch.push_row_with_op(op, [value]);
         }
         sink.write(&batch).unwrap();
-        let payloads: Vec<_> = sink.transport().published.iter().map(|m| m.payload.clone()).collect();
-        assert_eq!(payloads, vec![br#"{"v":"a"}"#.to_vec(), br#"{"v":"d"}"#.to_vec()]);
+        let payloads: Vec<_> = sink
+            .transport()
+            .published
+            .iter()
+            .map(|m| m.payload.clone())
+            .collect();
+        assert_eq!(
+            payloads,
+            vec![br#"{"v":"a"}"#.to_vec(), br#"{"v":"d"}"#.to_vec()]
+        );
     }
 
     #[test]
@@ -1211,21 +1218,44 @@ mod tests {
         ]))
         .unwrap();
         let published = &sink.transport().published;
-        let seen: Vec<_> = published.iter().map(|m| (m.subject.as_str(), kv_op(m))).collect();
-        assert_eq!(seen, [("$KV.B.u/old-1", Some("DEL")), ("$KV.B.u/new-2", None)]);
+        let seen: Vec<_> = published
+            .iter()
+            .map(|m| (m.subject.as_str(), kv_op(m)))
+            .collect();
+        assert_eq!(
+            seen,
+            [("$KV.B.u/old-1", Some("DEL")), ("$KV.B.u/new-2", None)]
+        );
     }
 
     #[test]
     fn unpaired_updates_and_bad_keys_are_refused_at_their_row() {
         let mut sink = upsert_sink(&[("primary_key", "name")], &ID_NAME);
         let err = sink
-            .write(&changes(&[(Op::Insert, 1, "a"), (Op::UpdateDelete, 1, "a"), (Op::Insert, 1, "b")]))
+            .write(&changes(&[
+                (Op::Insert, 1, "a"),
+                (Op::UpdateDelete, 1, "a"),
+                (Op::Insert, 1, "b"),
+            ]))
             .unwrap_err();
-        assert!(matches!(&err, SinkError::InvalidRow { row: 1, error } if error.message.contains("row 2 is an insert")), "{err:?}");
-        let err = sink.write(&changes(&[(Op::UpdateDelete, 1, "a")])).unwrap_err();
-        assert!(matches!(&err, SinkError::InvalidRow { row: 0, error } if error.message.contains("the batch ended")), "{err:?}");
-        let err = sink.write(&changes(&[(Op::UpdateInsert, 1, "a")])).unwrap_err();
-        assert!(matches!(&err, SinkError::InvalidRow { row: 0, .. }), "{err:?}");
+        assert!(
+            matches!(&err, SinkError::InvalidRow { row: 1, error } if error.message.contains("row 2 is an insert")),
+            "{err:?}"
+        );
+        let err = sink
+            .write(&changes(&[(Op::UpdateDelete, 1, "a")]))
+            .unwrap_err();
+        assert!(
+            matches!(&err, SinkError::InvalidRow { row: 0, error } if error.message.contains("the batch ended")),
+            "{err:?}"
+        );
+        let err = sink
+            .write(&changes(&[(Op::UpdateInsert, 1, "a")]))
+            .unwrap_err();
+        assert!(
+            matches!(&err, SinkError::InvalidRow { row: 0, .. }),
+            "{err:?}"
+        );
         let err = sink
             .write(&changes(&[(Op::Insert, 1, "ok"), (Op::Insert, 2, "a b")]))
             .unwrap_err();
@@ -1235,9 +1265,17 @@ mod tests {
         );
         for bad in ["", ".a", "a."] {
             let err = sink.write(&changes(&[(Op::Insert, 1, bad)])).unwrap_err();
-            assert!(matches!(&err, SinkError::InvalidRow { row: 0, error } if error.column == "name"), "{bad:?}: {err:?}");
+            assert!(
+                matches!(&err, SinkError::InvalidRow { row: 0, error } if error.column == "name"),
+                "{bad:?}: {err:?}"
+            );
         }
-        let published: Vec<_> = sink.transport().published.iter().map(|m| m.subject.clone()).collect();
+        let published: Vec<_> = sink
+            .transport()
+            .published
+            .iter()
+            .map(|m| m.subject.clone())
+            .collect();
         assert_eq!(published, ["$KV.B.a", "$KV.B.ok"]);
     }
 
@@ -1256,7 +1294,11 @@ mod tests {
     fn a_primary_key_column_missing_from_the_schema_is_an_option_problem() {
         let mut pairs = options();
         pairs.retain(|(k, _)| k != "subject");
-        for (k, v) in [("type", "upsert"), ("kv.bucket", "B"), ("primary_key", "id,zone")] {
+        for (k, v) in [
+            ("type", "upsert"),
+            ("kv.bucket", "B"),
+            ("primary_key", "id,zone"),
+        ] {
             pairs.push((k.into(), v.into()));
         }
         let columns = [Column {
@@ -1276,10 +1318,19 @@ mod tests {
         let batch = arrow_array::RecordBatch::try_from_iter([
             (
                 "__op",
-                Arc::new(arrow_array::Int16Array::from(vec![1, 4, 3, 2, 9])) as arrow_array::ArrayRef,
+                Arc::new(arrow_array::Int16Array::from(vec![1, 4, 3, 2, 9]))
+                    as arrow_array::ArrayRef,
             ),
-            ("id", Arc::new(arrow_array::Int32Array::from(vec![1, 1, 1, 2, 3])) as _),
-            ("name", Arc::new(arrow_array::StringArray::from(vec!["a", "a", "b", "c", "d"])) as _),
+            (
+                "id",
+                Arc::new(arrow_array::Int32Array::from(vec![1, 1, 1, 2, 3])) as _,
+            ),
+            (
+                "name",
+                Arc::new(arrow_array::StringArray::from(vec![
+                    "a", "a", "b", "c", "d",
+                ])) as _,
+            ),
         ])
         .unwrap();
         let mut writer =
@@ -1297,7 +1348,13 @@ mod tests {
             .transport()
             .published
             .iter()
-            .map(|m| (m.subject.as_str(), kv_op(m), String::from_utf8_lossy(&m.payload).into_owned()))
+            .map(|m| {
+                (
+                    m.subject.as_str(),
+                    kv_op(m),
+                    String::from_utf8_lossy(&m.payload).into_owned(),
+                )
+            })
             .collect();
         assert_eq!(
             seen,

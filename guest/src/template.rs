@@ -207,7 +207,11 @@ impl Template {
             let key = out.splitn(3, '.').nth(2).unwrap_or_default();
             if let Err(why) = crate::upsert::check_whole_key(key) {
                 let at_start = key.is_empty() || key.starts_with('.');
-                let blamed = if at_start { edges.0.or(edges.1) } else { edges.1.or(edges.0) };
+                let blamed = if at_start {
+                    edges.0.or(edges.1)
+                } else {
+                    edges.1.or(edges.0)
+                };
                 return Err(RowError {
                     column: blamed
                         .or(widest.map(|(name, _)| name))
@@ -229,7 +233,8 @@ impl Template {
                 });
             }
         }
-        if matches!(slot, Slot::SubjectToken | Slot::KvKey { .. }) && out.len() > MAX_SUBJECT_BYTES {
+        if matches!(slot, Slot::SubjectToken | Slot::KvKey { .. }) && out.len() > MAX_SUBJECT_BYTES
+        {
             let (name, filled) = widest.unwrap_or_default();
             return Err(RowError {
                 column: name.to_string(),

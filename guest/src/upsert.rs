@@ -326,7 +326,10 @@ mod tests {
         };
         assert_eq!(u.primary_key, ["region", "id"]);
         assert_eq!(u.key_format, "{region}.{id}");
-        assert_eq!((u.delete, u.key_encoding, u.history), (KvDelete::Delete, KeyEncoding::None, 1));
+        assert_eq!(
+            (u.delete, u.key_encoding, u.history),
+            (KvDelete::Delete, KeyEncoding::None, 1)
+        );
         assert_eq!(u.key_prefix(), "$KV.prices.");
     }
 
@@ -358,10 +361,26 @@ mod tests {
         let (_, problems) = kind(&[("type", "upsert")]);
         let names: Vec<&str> = problems.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["kv.bucket", "primary_key"]);
-        let (_, problems) = kind(&[("type", "upsert"), ("kv.bucket", "b"), ("primary_key", "a,b"), ("key_format", "k-{a}")]);
-        assert!(problems[0].1.contains("leaves out primary_key column `b`"), "{problems:?}");
-        let (_, problems) = kind(&[("type", "upsert"), ("kv.bucket", "b"), ("primary_key", "a"), ("key_format", ".{a}")]);
-        assert!(problems[0].1.contains("starts or ends with `.`"), "{problems:?}");
+        let (_, problems) = kind(&[
+            ("type", "upsert"),
+            ("kv.bucket", "b"),
+            ("primary_key", "a,b"),
+            ("key_format", "k-{a}"),
+        ]);
+        assert!(
+            problems[0].1.contains("leaves out primary_key column `b`"),
+            "{problems:?}"
+        );
+        let (_, problems) = kind(&[
+            ("type", "upsert"),
+            ("kv.bucket", "b"),
+            ("primary_key", "a"),
+            ("key_format", ".{a}"),
+        ]);
+        assert!(
+            problems[0].1.contains("starts or ends with `.`"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -120,7 +120,10 @@ pub(crate) async fn ensure(jetstream: &Context, bucket: &KvBucket) -> Result<(),
             return Err(TransportError::Publish(missing.describe(&bucket.name)))
         }
     };
-    match jetstream.create_stream(bucket_config(&bucket.name, history)).await {
+    match jetstream
+        .create_stream(bucket_config(&bucket.name, history))
+        .await
+    {
         Ok(_) => {
             tracing::info!(bucket = %bucket.name, history, "created KV bucket");
             Ok(())

@@ -310,7 +310,11 @@ mod tests {
     fn only_the_bucket_the_options_name_may_be_used() {
         use crate::bindings::transport::KvBucket;
         let upsert = Reach::from_options(
-            &options(&[("server_url", "a:1"), ("type", "upsert"), ("kv.bucket", "B")]),
+            &options(&[
+                ("server_url", "a:1"),
+                ("type", "upsert"),
+                ("kv.bucket", "B"),
+            ]),
             &OutboundPolicy::default(),
         );
         assert_eq!(upsert.kv_bucket(), Some("B"));

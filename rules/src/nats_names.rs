@@ -25,7 +25,9 @@ pub fn check_kv_subject(subject: &str, bucket: &str) -> Result<(), String> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '/' | '_' | '=' | '.')))
     {
-        Some(c) => Err(format!("has the key `{key}`, and a KV key cannot hold {c:?}")),
+        Some(c) => Err(format!(
+            "has the key `{key}`, and a KV key cannot hold {c:?}"
+        )),
         None => Ok(()),
     }
 }
@@ -166,7 +168,9 @@ mod tests {
         assert!(check_kv_subject("$KV.B.user/7.eu", "B").is_ok());
         let err = check_kv_subject("$KV.other.7", "B").unwrap_err();
         assert!(err.contains("key-value bucket"), "{err}");
-        assert!(check_kv_subject("$KV.B.a:b", "B").unwrap_err().contains("':'"));
+        assert!(check_kv_subject("$KV.B.a:b", "B")
+            .unwrap_err()
+            .contains("':'"));
         assert!(check_kv_subject("$KV.B.", "B").is_err());
         assert!(check_kv_subject("$KV.B.>", "B").is_err());
         assert!(check_kv_subject("$JS.API.STREAM.DELETE.KV_B", "B").is_err());

@@ -80,7 +80,10 @@ fn changelog() -> (Vec<(Op, Vec<Datum>)>, BTreeMap<i64, String>) {
 async fn bucket_contents(store: &async_nats::jetstream::kv::Store) -> BTreeMap<i64, String> {
     let mut keys = store.keys().await.expect("list the keys");
     let mut contents = BTreeMap::new();
-    while let Some(key) = tokio::time::timeout(WAIT, keys.next()).await.expect("keys in time") {
+    while let Some(key) = tokio::time::timeout(WAIT, keys.next())
+        .await
+        .expect("keys in time")
+    {
         let key = key.expect("a key");
         let value = store.get(&key).await.expect("get").expect("a live key");
         contents.insert(
@@ -246,14 +249,29 @@ async fn bad_keys_bad_operations_and_missing_columns_are_refused_naming_row_and_
     by_name.retain(|(k, _)| k != "primary_key");
     by_name.push(("primary_key".into(), "name".into()));
     let mut rows = Rows::new();
-    rows.push(&[Datum::Bigint(1), Datum::Bigint(1), Datum::Varchar("ok".into())]);
-    rows.push(&[Datum::Bigint(2), Datum::Bigint(1), Datum::Varchar("a b".into())]);
+    rows.push(&[
+        Datum::Bigint(1),
+        Datum::Bigint(1),
+        Datum::Varchar("ok".into()),
+    ]);
+    rows.push(&[
+        Datum::Bigint(2),
+        Datum::Bigint(1),
+        Datum::Varchar("a b".into()),
+    ]);
     let err = refused_write(&runtime, &by_name, &rows).await;
     let SinkError::InvalidRow(problem) = &err else {
         panic!("{err:?}")
     };
-    assert_eq!((problem.row, problem.column.as_str()), (1, "name"), "{err:?}");
-    assert!(problem.message.contains("key_encoding = 'base64url'"), "{err:?}");
+    assert_eq!(
+        (problem.row, problem.column.as_str()),
+        (1, "name"),
+        "{err:?}"
+    );
+    assert!(
+        problem.message.contains("key_encoding = 'base64url'"),
+        "{err:?}"
+    );
     // ...and with base64url it is encoded, reversibly.
     by_name.push(("key_encoding".into(), "base64url".into()));
     let mut sink = runtime.open(&by_name, &schema()).await.unwrap();
@@ -261,7 +279,10 @@ async fn bad_keys_bad_operations_and_missing_columns_are_refused_naming_row_and_
     sink.flush().await.unwrap();
     let js = async_nats::jetstream::new(server.client().await);
     let store = js.get_key_value("KEYS").await.unwrap();
-    assert!(store.get("YSBi").await.unwrap().is_some(), "`a b` as base64url");
+    assert!(
+        store.get("YSBi").await.unwrap().is_some(),
+        "`a b` as base64url"
+    );
 
     // An update-delete without its update-insert.
     let mut rows = Rows::new();
@@ -308,7 +329,10 @@ async fn a_missing_bucket_and_a_user_without_permission_fail_with_exit_1_and_say
     );
     let url = server.url();
     let dir = tempfile::tempdir().unwrap();
-    let schema = schema_file(dir.path(), &[("id", "bigint"), ("version", "bigint"), ("name", "varchar")]);
+    let schema = schema_file(
+        dir.path(),
+        &[("id", "bigint"), ("version", "bigint"), ("name", "varchar")],
+    );
     let input = dir.path().join("rows.jsonl");
     std::fs::write(&input, "{\"id\":1,\"version\":1,\"name\":\"a\"}\n").unwrap();
     let run = |user: &str, password: &str| {
@@ -333,7 +357,10 @@ async fn a_missing_bucket_and_a_user_without_permission_fail_with_exit_1_and_say
     let out = cli(run("admin", "admin-pw"), "", WAIT).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("KV bucket `PRICES` does not exist"), "{stderr}");
+    assert!(
+        stderr.contains("KV bucket `PRICES` does not exist"),
+        "{stderr}"
+    );
     assert!(stderr.contains("allow_create_stream"), "{stderr}");
 
     let admin = async_nats::ConnectOptions::new()
@@ -346,7 +373,12 @@ async fn a_missing_bucket_and_a_user_without_permission_fail_with_exit_1_and_say
         .await
         .unwrap();
     let out = cli(run("admin", "admin-pw"), "", WAIT).await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = cli(run("reader", "reader-pw"), "", WAIT).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -117,7 +117,8 @@ impl NatsConnection {
     /// an error nothing since the last flush counts as confirmed.
     pub async fn publish(&mut self, batch: Batch) -> Result<(), TransportError> {
         let bucket = self.kv_bucket.clone();
-        self.publish_messages(unpack(batch, bucket.as_deref())?).await
+        self.publish_messages(unpack(batch, bucket.as_deref())?)
+            .await
     }
 
     /// Send checked messages, each by its subject's route; after an error nothing since the

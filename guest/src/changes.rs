@@ -6,7 +6,7 @@ use crate::batch::{BatchBuilder, Mark};
 use crate::bindings::{Op, Span};
 use crate::encode::RowError;
 use crate::rows::RowRef;
-use crate::sink::{Publisher, SinkError, Transport};
+use crate::sink::{Addressed, Publisher, SinkError, Transport};
 use crate::upsert::SinkKind;
 
 /// One row on its way to a message: its payload is already encoded at `payload`.
@@ -109,19 +109,49 @@ impl<T: Transport> Publisher<T> {
                     len: 0,
                 };
                 let delete = self.delete_mode();
-                self.address(row, batch, mark, empty, old_subject, max_payload, delete)
-                    .map_err(blame_pair)?;
+                self.address(
+                    row,
+                    batch,
+                    mark,
+                    Addressed {
+                        payload: empty,
+                        subject: old_subject,
+                        kv_delete: delete,
+                    },
+                    max_payload,
+                )
+                .map_err(blame_pair)?;
             }
             let put = batch.mark();
             return self
-                .address(row, batch, put, payload, subject, max_payload, None)
+                .address(
+                    row,
+                    batch,
+                    put,
+                    Addressed {
+                        payload,
+                        subject,
+                        kv_delete: None,
+                    },
+                    max_payload,
+                )
                 .map_err(blame_pair);
         }
         let kind = self.kind().clone();
         match (kind, op) {
             (_, Op::Insert) | (SinkKind::AppendOnly { force: true }, Op::UpdateInsert) => {
                 let subject = self.subject_of(row, batch, fixed_subject).map_err(at)?;
-                self.address(row, batch, mark, payload, subject, max_payload, None)
+                self.address(
+                row,
+                batch,
+                mark,
+                Addressed {
+                    payload,
+                    subject,
+                    kv_delete: None,
+                },
+                max_payload,
+            )
                     .map_err(at)
             }
             // Dropped, as RisingWave's force_append_only drops them; the row was still checked.
@@ -145,7 +175,17 @@ impl<T: Transport> Publisher<T> {
                     len: 0,
                 };
                 let delete = self.delete_mode();
-                self.address(row, batch, mark, empty, subject, max_payload, delete)
+                self.address(
+                row,
+                batch,
+                mark,
+                Addressed {
+                    payload: empty,
+                    subject,
+                    kv_delete: delete,
+                },
+                max_payload,
+            )
                     .map_err(at)
             }
             (SinkKind::Upsert(_), Op::UpdateDelete) => {

@@ -136,10 +136,7 @@ struct ArrowOutput {
 
 /// How the sink's columns read a stream whose schema is `arrow`, or why they cannot; and
 /// which field, if any, is the reserved `__op` column of row operations.
-fn plan_stream(
-    schema: &Schema,
-    arrow: &arrow_schema::Schema,
-) -> Result<(Vec<(usize, Plan)>, Option<usize>), SinkError> {
+fn plan_stream(schema: &Schema, arrow: &arrow_schema::Schema) -> Result<StreamPlan, SinkError> {
     // A sink with a column of that name reads the field as that column.
     let reserved = !schema.columns.iter().any(|c| c.name == OP_FIELD);
     let op_field = arrow
@@ -169,7 +166,22 @@ fn plan_stream(
             }
         }
     }
-    Ok((plans, op_field))
+    Ok(StreamPlan { plans, op_field })
+}
+
+/// How a stream's record batches are read: each sink column's field and plan, and the
+/// `__op` field, if the stream has one.
+struct StreamPlan {
+    plans: Vec<(usize, Plan)>,
+    op_field: Option<usize>,
+}
+
+/// One message as `address` closes it: its payload and subject (spans of the batch), and for
+/// an upsert sink's delete, how it deletes.
+pub(crate) struct Addressed {
+    pub payload: Span,
+    pub subject: Span,
+    pub kv_delete: Option<KvDelete>,
 }
 
 /// A refusal no column is to blame for (a malformed stream), at row `row`.
@@ -344,11 +356,14 @@ impl<T: Transport> Publisher<T> {
         row: RowRef<'_>,
         batch: &mut BatchBuilder,
         mark: Mark,
-        payload: Span,
-        subject: Span,
+        message: Addressed,
         max_payload: u64,
-        kv_delete: Option<KvDelete>,
     ) -> Result<(), RowError> {
+        let Addressed {
+            payload,
+            subject,
+            kv_delete,
+        } = message;
         // The header block as the server counts it: `NATS/1.0\r\n`, `name: value\r\n` each,
         // and a blank line.
         let mut header_bytes = 0u64;
@@ -539,7 +554,7 @@ impl<T: Transport> Publisher<T> {
             pending: None,
         };
         out.fixed_subject = self.push_fixed_subject(&mut out.batch);
-        let mut plans: Option<(Vec<(usize, Plan)>, Option<usize>)> = None;
+        let mut plans: Option<StreamPlan> = None;
         let outcome = loop {
             match stream.next_item() {
                 Ok(None) if plans.is_none() => {
@@ -555,7 +570,7 @@ impl<T: Transport> Publisher<T> {
                     Err(e) => break Err(e),
                 },
                 Ok(Some(Item::Batch(record_batch))) => {
-                    let Some((plans, op_field)) = plans.as_ref() else {
+                    let Some(StreamPlan { plans, op_field }) = plans.as_ref() else {
                         let message = "a record batch came before the schema".into();
                         break Err(layout_refusal(out.written, message));
                     };

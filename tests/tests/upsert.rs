@@ -48,7 +48,10 @@ fn row(id: i64, version: i64) -> Vec<Datum> {
 
 /// A changelog over `KEYS` keys: each round inserts the keys not live, updates the live ones,
 /// and deletes every third; the final table is what it leaves.
-fn changelog() -> (Vec<(Op, Vec<Datum>)>, BTreeMap<i64, String>) {
+/// Rows with their operations, in write order.
+type Changes = Vec<(Op, Vec<Datum>)>;
+
+fn changelog() -> (Changes, BTreeMap<i64, String>) {
     let mut live: BTreeMap<i64, i64> = BTreeMap::new();
     let mut changes = Vec::new();
     let mut version = 0;

@@ -388,3 +388,50 @@ async fn a_missing_bucket_and_a_user_without_permission_fail_with_exit_1_and_say
     assert!(stderr.to_lowercase().contains("permission"), "{stderr}");
     assert!(stderr.contains("$KV.PRICES.1"), "{stderr}");
 }
+
+/// `--sql` with `FORMAT UPSERT ENCODE JSON (key_format = ...)`: JSON Lines rows are inserts,
+/// each a put at its key, so the bucket holds each key's last row.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_format_upsert_statement_sinks_json_lines_into_a_bucket() {
+    let server = NatsServer::start_jetstream();
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema_file(
+        dir.path(),
+        &[("id", "bigint"), ("version", "bigint"), ("name", "varchar")],
+    );
+    let statement = format!(
+        "CREATE SINK s FROM t WITH (connector = 'nats', server_url = '{}', connect_mode = 'plain', \
+         primary_key = 'id', kv.bucket = 'SQL', allow_create_stream = 'true') \
+         FORMAT UPSERT ENCODE JSON (key_format = 'row/{{id}}')",
+        server.url()
+    );
+    let lines = format!("{}\n{}\n{}\n", json(1, 1), json(2, 1), json(1, 2));
+    let args = vec![
+        "run".to_string(),
+        "--schema".into(),
+        schema.display().to_string(),
+        "--sql".into(),
+        statement,
+    ];
+    let out = cli(args, &lines, WAIT).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let js = async_nats::jetstream::new(server.client().await);
+    let store = js.get_key_value("SQL").await.unwrap();
+    let value = |key: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .get(key)
+                .await
+                .unwrap()
+                .map(|v| String::from_utf8(v.to_vec()).unwrap())
+        }
+    };
+    assert_eq!(value("row/1").await, Some(json(1, 2)));
+    assert_eq!(value("row/2").await, Some(json(2, 1)));
+}

@@ -435,3 +435,83 @@ async fn a_format_upsert_statement_sinks_json_lines_into_a_bucket() {
     assert_eq!(value("row/1").await, Some(json(1, 2)));
     assert_eq!(value("row/2").await, Some(json(2, 1)));
 }
+
+/// The order-per-key rule itself: with the server frozen, a second value of a key is not sent
+/// while the first is unconfirmed (its acks time out and it is resent, still first), so the
+/// publish cannot return; thawed, both are stored in write order. Before the rule, the
+/// publish returned at once with both values in the client's buffer, and a resend of the
+/// first could land after the second.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_later_value_of_a_key_waits_until_the_earlier_one_is_acked() {
+    use nats_sink::bindings::transport::{Auth, ConnectConfig, Delivery, KvBucket};
+    use nats_sink::transport::NatsConnection;
+    use nats_sink::OutgoingMessage;
+
+    let server = NatsServer::start_jetstream();
+    let js = async_nats::jetstream::new(server.client().await);
+    js.create_stream(nats_sink::kv::bucket_config("ORDER", 64))
+        .await
+        .unwrap();
+    let config = ConnectConfig {
+        servers: vec![server.url()],
+        auth: Auth::None,
+        tls: None,
+        connect_timeout_ms: 5_000,
+        flush_timeout_ms: 60_000,
+        delivery: Delivery {
+            ack_timeout_ms: 200,
+            max_in_flight: 64,
+            max_attempts: 1_000,
+            max_elapsed_ms: 60_000,
+            initial_backoff_ms: 50,
+            max_backoff_ms: 200,
+        },
+        create_stream: None,
+        kv: Some(KvBucket {
+            name: "ORDER".into(),
+            create_with_history: None,
+        }),
+    };
+    let mut connection = NatsConnection::connect(config).await.unwrap();
+    let value = |position: u32, text: &str| OutgoingMessage {
+        subject: "$KV.ORDER.k".into(),
+        headers: vec![(
+            "Nats-Msg-Id".parse().unwrap(),
+            format!("order-test:1:{position}").parse().unwrap(),
+        )],
+        payload: text.to_string().into(),
+    };
+    // The route is known before the freeze.
+    connection
+        .publish_messages(vec![value(0, "v0")])
+        .await
+        .unwrap();
+    connection.flush().await.unwrap();
+
+    server.pause();
+    let mut publish = tokio::spawn(async move {
+        let result = connection
+            .publish_messages(vec![value(1, "v1"), value(2, "v2")])
+            .await;
+        (connection, result)
+    });
+    // Ten ack timeouts: the second value is still held back behind the first.
+    let early = tokio::time::timeout(Duration::from_secs(2), &mut publish).await;
+    assert!(
+        early.is_err(),
+        "the publish returned while the key's first value was unconfirmed"
+    );
+    server.resume();
+    let (mut connection, result) = tokio::time::timeout(WAIT, publish)
+        .await
+        .expect("the publish ends once the server thaws")
+        .unwrap();
+    result.unwrap();
+    connection.flush().await.unwrap();
+    let stored: Vec<String> = stream_messages(&js, "KV_ORDER", WAIT)
+        .await
+        .iter()
+        .map(|m| String::from_utf8(m.payload.to_vec()).unwrap())
+        .collect();
+    assert_eq!(stored, ["v0", "v1", "v2"]);
+}

@@ -49,6 +49,9 @@ pub(crate) async fn check(
             nats_sink::stream::describe(request)
         )?,
     }
+    if let Some((name, state)) = &health.bucket {
+        say!("bucket       {}", state.describe(name))?;
+    }
     match &health.permission {
         nats_sink::health::Permission::Allowed => say!("publish      allowed")?,
         nats_sink::health::Permission::Denied(why) => say!("publish      denied: {why}")?,

@@ -23,8 +23,10 @@ pub enum SqlError {
     Syntax { message: String, at: Position },
     #[error("expected a CREATE SINK statement, found `{0}`")]
     NotCreateSink(String),
-    #[error("FORMAT {0} is not supported: the NATS sink is append-only; use FORMAT PLAIN")]
+    #[error("FORMAT {0} is not supported: use FORMAT PLAIN (append-only) or FORMAT UPSERT (a KV bucket)")]
     UnsupportedFormat(String),
+    #[error("FORMAT UPSERT with `type = '{0}'`: leave `type` out or make it 'upsert'")]
+    FormatConflict(String),
     #[error("ENCODE {0} is not supported: the NATS sink writes JSON; use ENCODE JSON")]
     UnsupportedEncode(String),
     #[error("option `{0}` is given in both WITH and ENCODE JSON (...)")]
@@ -155,12 +157,26 @@ pub fn parse_create_sink(sql: &str) -> Result<CreateSink, SqlError> {
             .parse_identifier()
             .map_err(|e| stopped(&parser, e))?
             .value;
-        if !format.eq_ignore_ascii_case("PLAIN") {
+        let upsert = format.eq_ignore_ascii_case("UPSERT");
+        if !upsert && !format.eq_ignore_ascii_case("PLAIN") {
             return Err(SqlError::UnsupportedFormat(format.to_uppercase()));
+        }
+        // FORMAT UPSERT is the sink's `type = 'upsert'`, as RisingWave's key-value sinks read it.
+        if upsert {
+            match options.iter().find(|(k, _)| k == "type") {
+                Some((_, OptionValue::Literal(kind))) if kind == "upsert" => {}
+                Some((_, OptionValue::Literal(kind))) => {
+                    return Err(SqlError::FormatConflict(kind.clone()))
+                }
+                Some((_, OptionValue::Secret(_))) => {
+                    return Err(SqlError::FormatConflict("SECRET ...".into()))
+                }
+                None => options.push(("type".into(), OptionValue::Literal("upsert".into()))),
+            }
         }
         if !next_word_is(&mut parser, "ENCODE") {
             return Err(SqlError::Syntax {
-                message: "expected ENCODE after FORMAT PLAIN".into(),
+                message: format!("expected ENCODE after FORMAT {}", format.to_uppercase()),
                 at: Position::of(&parser.peek_token()),
             });
         }
@@ -466,11 +482,34 @@ mod tests {
     }
 
     #[test]
+    fn format_upsert_is_an_upsert_sink_with_its_encode_options() {
+        let sink = parse_create_sink(
+            "CREATE SINK s FROM t WITH (connector='nats', primary_key='id', kv.bucket='B') \
+             FORMAT UPSERT ENCODE JSON (key_format = 'user/{id}')",
+        )
+        .unwrap();
+        assert_eq!(
+            sink.options,
+            pairs(&[
+                ("connector", "nats"),
+                ("primary_key", "id"),
+                ("kv.bucket", "B"),
+                ("type", "upsert"),
+                ("key_format", "user/{id}"),
+            ])
+        );
+    }
+
+    #[test]
     fn unsupported_and_malformed_statements_say_what() {
         let err = |sql| parse_create_sink(sql).unwrap_err();
         assert_eq!(
-            err("CREATE SINK s FROM t WITH (connector='nats') FORMAT UPSERT ENCODE JSON"),
-            SqlError::UnsupportedFormat("UPSERT".into())
+            err("CREATE SINK s FROM t WITH (connector='nats') FORMAT DEBEZIUM ENCODE JSON"),
+            SqlError::UnsupportedFormat("DEBEZIUM".into())
+        );
+        assert_eq!(
+            err("CREATE SINK s FROM t WITH (type='append-only') FORMAT UPSERT ENCODE JSON"),
+            SqlError::FormatConflict("append-only".into())
         );
         assert_eq!(
             err("CREATE SINK s FROM t WITH (connector='nats') FORMAT PLAIN ENCODE AVRO"),

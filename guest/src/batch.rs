@@ -49,6 +49,12 @@ impl BatchBuilder {
         span(start, self.batch.data.len())
     }
 
+    /// The bytes `span` names (a span this builder made).
+    pub fn bytes_of(&self, span: Span) -> &[u8] {
+        let start = span.start as usize;
+        &self.batch.data[start..start + span.len as usize]
+    }
+
     pub fn push_bytes(&mut self, bytes: &[u8]) -> Span {
         let start = self.batch.data.len();
         self.batch.data.extend_from_slice(bytes);

@@ -6,6 +6,7 @@
 
 pub mod arrow;
 pub mod batch;
+mod changes;
 pub mod encode;
 mod json_num;
 mod jsonb;
@@ -17,6 +18,7 @@ pub mod scalar;
 pub mod sink;
 pub mod stream;
 pub mod template;
+pub mod upsert;
 
 // Rules the host applies too live in `nats-sink-rules`; re-exported under their old paths.
 use nats_sink_rules::json_string as json_str;
@@ -31,12 +33,12 @@ pub mod bindings {
     });
 
     pub use exports::nats::sink::encoder::{
-        ChildRange, Column, Interval, OptionInfo, OptionProblem, RowProblem, Rows, SinkError,
+        ChildRange, Column, Interval, Op, OptionInfo, OptionProblem, RowProblem, Rows, SinkError,
         Target, Value,
     };
     pub use nats::sink::transport::{
-        Auth, Batch, ConnectConfig, Credential, Delivery, Header, Message, Span, StreamRequest,
-        Tls, TransportError, UserPassword,
+        Auth, Batch, ConnectConfig, Credential, Delivery, Header, KvBucket, Message, Span,
+        StreamRequest, Tls, TransportError, UserPassword,
     };
 }
 
@@ -140,18 +142,28 @@ pub fn connect_config(config: &SinkConfig) -> bindings::ConnectConfig {
             initial_backoff_ms: config.delivery.initial_backoff_ms,
             max_backoff_ms: config.delivery.max_backoff_ms,
         },
-        create_stream: config.create_stream.map(|limits| {
-            let subject = stream::captured_subject(&config.subject_template);
-            bindings::StreamRequest {
-                name: stream::stream_name(&subject),
-                subject,
-                max_bytes: limits.max_bytes,
-                max_messages: limits.max_messages,
-                max_messages_per_subject: limits.max_messages_per_subject,
-                max_consumers: limits.max_consumers,
-                max_message_size: limits.max_message_size,
-            }
-        }),
+        kv: match &config.kind {
+            upsert::SinkKind::Upsert(upsert) => Some(bindings::KvBucket {
+                name: upsert.bucket.clone(),
+                create_with_history: config.create_stream.is_some().then_some(upsert.history),
+            }),
+            upsert::SinkKind::AppendOnly { .. } => None,
+        },
+        create_stream: config
+            .create_stream
+            .filter(|_| matches!(config.kind, upsert::SinkKind::AppendOnly { .. }))
+            .map(|limits| {
+                let subject = stream::captured_subject(&config.subject_template);
+                bindings::StreamRequest {
+                    name: stream::stream_name(&subject),
+                    subject,
+                    max_bytes: limits.max_bytes,
+                    max_messages: limits.max_messages,
+                    max_messages_per_subject: limits.max_messages_per_subject,
+                    max_consumers: limits.max_consumers,
+                    max_message_size: limits.max_message_size,
+                }
+            }),
     }
 }
 

@@ -7,6 +7,7 @@ use crate::encode::{
 };
 use crate::stream::StreamLimits;
 use crate::template::Template;
+use crate::upsert::SinkKind;
 
 pub use nats_sink_rules::nats_names::{
     check_header_name, check_header_value, check_subject, MAX_SUBJECT_BYTES,
@@ -134,6 +135,8 @@ pub struct SinkConfig {
     pub modes: Modes,
     /// `Some` when `allow_create_stream` is true: the limits of the stream to create.
     pub create_stream: Option<StreamLimits>,
+    /// Append-only, or upsert into a KV bucket.
+    pub kind: SinkKind,
 }
 
 /// Every problem with `options`; empty when they are valid.
@@ -192,23 +195,7 @@ impl SinkConfig {
                 c.push("connector", format!("must be `nats`, got `{connector}`"));
             }
         }
-        if let Some(kind) = given.get("type") {
-            if *kind != "append-only" {
-                c.push(
-                    "type",
-                    format!("NATS sink only supports append-only mode (got `{kind}`)"),
-                );
-            }
-        }
-
-        if let Some(raw) = given.get("force_append_only") {
-            if parse_bool(raw) != Some(true) {
-                c.push(
-                    "force_append_only",
-                    format!("the NATS sink is always append-only, so only `true` is accepted (got `{raw}`)"),
-                );
-            }
-        }
+        let kind = crate::upsert::parse_kind(&given, &mut |name, message| c.push(name, message));
 
         let (servers, tls_scheme) = match given.get("server_url") {
             None => {
@@ -221,12 +208,14 @@ impl SinkConfig {
             }),
         };
 
-        let (subject, subject_template) = match given.get("subject") {
-            None => {
+        let (subject, subject_template) = match (&kind, given.get("subject")) {
+            // Checked by the kind: each row goes to `$KV.<bucket>.<key>`.
+            (SinkKind::Upsert(upsert), _) => parse_key_subject(upsert, &mut c),
+            (_, None) => {
                 c.push("subject", "required option is missing");
                 (String::new(), Template::default())
             }
-            Some(raw) => (raw.to_string(), parse_subject(raw, &mut c)),
+            (_, Some(raw)) => (raw.to_string(), parse_subject(raw, &mut c)),
         };
 
         let auth = parse_auth(&given, &mut c);
@@ -248,6 +237,14 @@ impl SinkConfig {
                 DEFAULT_DEDUPE
             }),
         };
+        if !dedupe && matches!(kind, SinkKind::Upsert(_)) {
+            // A late original of a resent value is dropped by its id; without ids it could
+            // land after the key's next value.
+            c.push(
+                "dedupe",
+                "an upsert sink needs message ids to keep each key in order; leave dedupe on",
+            );
+        }
         let delivery = parse_delivery(&given, &mut c);
         let headers = parse_headers(&given, dedupe, &mut c);
         let modes = parse_modes(&given, &mut c);
@@ -268,6 +265,7 @@ impl SinkConfig {
                 delivery,
                 modes,
                 create_stream,
+                kind,
             }),
             _ => Err(c.problems),
         }
@@ -429,6 +427,18 @@ fn parse_subject(raw: &str, c: &mut Collector) -> Template {
         c.push("subject", msg);
     }
     template
+}
+
+/// An upsert sink's subject, `$KV.<bucket>.<key_format>`: the key's parts are filled from
+/// each row. Shown as `$KV.<bucket>.>`, the subjects the bucket's stream captures.
+fn parse_key_subject(upsert: &crate::upsert::Upsert, c: &mut Collector) -> (String, Template) {
+    // A bucket name holds no brace, so the prefix is all literal.
+    let text = format!("{}{}", upsert.key_prefix(), upsert.key_format);
+    let template = Template::parse(&text).unwrap_or_else(|msg| {
+        c.push("key_format", msg);
+        Template::default()
+    });
+    (format!("{}>", upsert.key_prefix()), template)
 }
 
 /// `headers.<name>` options, in name order (the order NATS sends them in does not matter).
@@ -764,28 +774,35 @@ mod tests {
     }
 
     #[test]
-    fn only_append_only() {
-        let mut pairs = BASE.to_vec();
-        pairs.push(("type", "upsert"));
-        assert!(problems(&pairs)[0]
-            .1
-            .contains("NATS sink only supports append-only mode"));
+    fn an_upsert_sink_needs_no_subject_and_refuses_one() {
+        let mut pairs: Vec<_> = BASE
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "subject")
+            .collect();
+        pairs.extend([
+            ("type", "upsert"),
+            ("kv.bucket", "prices"),
+            ("primary_key", "id"),
+        ]);
+        let config = SinkConfig::parse(&opts(&pairs)).unwrap();
+        assert_eq!(config.subject, "$KV.prices.>");
+        assert!(!config.subject_template.is_fixed());
+        pairs.push(("subject", "rows"));
+        assert_eq!(problems(&pairs)[0].0, "subject");
+        pairs.pop();
+        pairs.push(("dedupe", "false"));
+        assert_eq!(problems(&pairs)[0].0, "dedupe");
     }
 
     #[test]
-    fn force_append_only_must_be_true() {
+    fn force_append_only_is_true_or_false() {
         assert!(problems(&with(&[("force_append_only", "true")])).is_empty());
+        assert!(problems(&with(&[("force_append_only", "false")])).is_empty());
         assert_eq!(
-            problems(&with(&[("force_append_only", "false")]))[0].0,
+            problems(&with(&[("force_append_only", "yes")]))[0].0,
             "force_append_only"
         );
-    }
-
-    #[test]
-    fn wrong_connector() {
-        let mut pairs = BASE.to_vec();
-        pairs.push(("connector", "kafka"));
-        assert_eq!(problems(&pairs)[0].0, "connector");
     }
 
     #[test]
@@ -1254,12 +1271,29 @@ mod tests {
             .filter(|s| !s.default.is_empty() && s.name != "sink_id")
             .collect();
         assert!(given.len() >= 20, "{} defaults", given.len());
+        // An upsert sink's options, against an upsert sink whose key has two columns.
+        let upsert_base: Vec<(&str, &str)> = BASE
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "subject")
+            .chain([
+                ("type", "upsert"),
+                ("kv.bucket", "b"),
+                ("primary_key", "pk1,pk2"),
+            ])
+            .collect();
+        let upsert_absent = SinkConfig::parse(&opts(&upsert_base)).unwrap();
         for spec in given {
-            let mut pairs = BASE.to_vec();
+            let upsert = crate::upsert::UPSERT_OPTIONS.contains(&spec.name);
+            let mut pairs = if upsert {
+                upsert_base.clone()
+            } else {
+                BASE.to_vec()
+            };
             pairs.push((spec.name, spec.default));
             assert_eq!(
                 SinkConfig::parse(&opts(&pairs)).as_ref(),
-                Ok(&absent),
+                Ok(if upsert { &upsert_absent } else { &absent }),
                 "{} = {}",
                 spec.name,
                 spec.default

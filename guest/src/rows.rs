@@ -3,7 +3,7 @@
 //! send anything; building (for native callers and tests) keeps the layout right by
 //! construction.
 
-use crate::bindings::{Rows, Span, Value};
+use crate::bindings::{Op, Rows, Span, Value};
 use crate::encode::RowError;
 
 /// One row of a packed batch: its values (columns first, then nested children) and the
@@ -61,6 +61,22 @@ fn layout_error(message: String) -> RowError {
     }
 }
 
+/// Row `index`'s operation: what `rows.ops` lists, or an insert when it lists none; an error
+/// when it lists a number of operations other than the number of rows.
+pub fn op_of(rows: &Rows, index: usize) -> Result<Op, RowError> {
+    if rows.ops.is_empty() {
+        return Ok(Op::Insert);
+    }
+    if rows.ops.len() != rows.ends.len() {
+        return Err(layout_error(format!(
+            "the batch lists {} operations for {} rows",
+            rows.ops.len(),
+            rows.ends.len()
+        )));
+    }
+    Ok(rows.ops[index])
+}
+
 /// Each row of `rows` in order, or, where the layout breaks, why: row `i` is
 /// `values[ends[i - 1]..ends[i]]`, and the last row must end where `values` does (a batch of
 /// no rows holds no values; if it does, that is one error, at row 0).
@@ -105,6 +121,7 @@ impl Rows {
             values: Vec::new(),
             ends: Vec::new(),
             data: Vec::new(),
+            ops: Vec::new(),
         }
     }
 
@@ -150,6 +167,22 @@ impl Rows {
     pub fn push_row(&mut self, values: impl IntoIterator<Item = Value>) {
         self.values.extend(values);
         self.ends.push(self.values.len() as u32);
+        if !self.ops.is_empty() {
+            self.ops.push(Op::Insert);
+        }
+    }
+
+    /// Close a row that does `op`; a batch of inserts only lists no operations.
+    pub fn push_row_with_op(&mut self, op: Op, values: impl IntoIterator<Item = Value>) {
+        let listed = op != Op::Insert || !self.ops.is_empty();
+        if listed {
+            self.ops.resize(self.ends.len(), Op::Insert);
+        }
+        self.push_row(values);
+        if listed {
+            self.ops.resize(self.ends.len() - 1, Op::Insert);
+            self.ops.push(op);
+        }
     }
 }
 

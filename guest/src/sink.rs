@@ -5,13 +5,16 @@ use nats_sink_arrow_map::Plan;
 
 use crate::arrow::column::{Columns, Scratch};
 use crate::arrow::ipc::{Item, Stream};
+use crate::arrow::ops::{OpColumn, OP_FIELD};
 use crate::batch::{BatchBuilder, Mark};
 use crate::bindings::{Batch, Column, Rows, Span, TransportError, Value};
+use crate::changes::{unpaired, Change};
 use crate::encode::{Encoder, RowError};
 use crate::options::{OptionProblem, SinkConfig};
 use crate::rows::RowRef;
 use crate::schema::{Schema, SchemaError};
 use crate::template::{Slot, Template};
+use crate::upsert::{KvDelete, SinkKind, KV_OPERATION_HEADER, ROLLUP_HEADER};
 
 /// What the sink needs from a NATS connection.
 pub trait Transport {
@@ -77,12 +80,29 @@ pub fn prepare(
 /// Point the subject's and headers' `{column}` parts at the schema's columns.
 fn bind_templates(config: &mut SinkConfig, schema: &Schema) -> Result<(), Vec<OptionProblem>> {
     let mut problems = Vec::new();
+    let subject_option = match &config.kind {
+        SinkKind::Upsert(upsert) => {
+            for name in &upsert.primary_key {
+                if !schema.columns.iter().any(|c| c.name == *name) {
+                    problems.push(OptionProblem {
+                        name: "primary_key".into(),
+                        message: format!("names column `{name}`, which is not in the schema"),
+                    });
+                }
+            }
+            "key_format"
+        }
+        SinkKind::AppendOnly { .. } => "subject",
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
     let mut bind = |name: String, template: &mut Template| {
         if let Err(message) = template.resolve(schema) {
             problems.push(OptionProblem { name, message });
         }
     };
-    bind("subject".into(), &mut config.subject_template);
+    bind(subject_option.into(), &mut config.subject_template);
     for header in &mut config.headers {
         bind(format!("headers.{}", header.name), &mut header.value);
     }
@@ -110,19 +130,58 @@ struct ArrowOutput {
     template_row: Rows,
     /// Rows of the stream packed so far (the index of the next row).
     written: u32,
+    /// An update-delete whose update-insert is the next row.
+    pending: Option<crate::changes::PendingUpdate>,
 }
 
-/// How the sink's columns read a stream whose schema is `arrow`, or why they cannot.
-fn plan_stream(
-    schema: &Schema,
-    arrow: &arrow_schema::Schema,
-) -> Result<Vec<(usize, Plan)>, SinkError> {
-    nats_sink_arrow_map::plan_columns(&schema.columns, arrow.fields()).map_err(|m| {
+/// How the sink's columns read a stream whose schema is `arrow`, or why they cannot; and
+/// which field, if any, is the reserved `__op` column of row operations.
+fn plan_stream(schema: &Schema, arrow: &arrow_schema::Schema) -> Result<StreamPlan, SinkError> {
+    // A sink with a column of that name reads the field as that column.
+    let reserved = !schema.columns.iter().any(|c| c.name == OP_FIELD);
+    let op_field = arrow
+        .fields()
+        .iter()
+        .position(|f| f.name() == OP_FIELD)
+        .filter(|_| reserved);
+    let fields: arrow_schema::Fields = arrow
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != op_field)
+        .map(|(_, f)| f)
+        .cloned()
+        .collect();
+    let mut plans = nats_sink_arrow_map::plan_columns(&schema.columns, &fields).map_err(|m| {
         SinkError::InvalidSchema(SchemaError::BadType {
             column: m.path,
             message: m.message,
         })
-    })
+    })?;
+    // Indices into the stream's own fields, which still hold `__op`.
+    if let Some(op) = op_field {
+        for (field, _) in &mut plans {
+            if *field >= op {
+                *field += 1;
+            }
+        }
+    }
+    Ok(StreamPlan { plans, op_field })
+}
+
+/// How a stream's record batches are read: each sink column's field and plan, and the
+/// `__op` field, if the stream has one.
+struct StreamPlan {
+    plans: Vec<(usize, Plan)>,
+    op_field: Option<usize>,
+}
+
+/// One message as `address` closes it: its payload and subject (spans of the batch), and for
+/// an upsert sink's delete, how it deletes.
+pub(crate) struct Addressed {
+    pub payload: Span,
+    pub subject: Span,
+    pub kv_delete: Option<KvDelete>,
 }
 
 /// A refusal no column is to blame for (a malformed stream), at row `row`.
@@ -194,6 +253,8 @@ pub struct Publisher<T> {
     template_columns: Vec<usize>,
     /// The values an Arrow row gives the templates, kept between rows.
     template_row: Rows,
+    /// What the subject template's values must be: a subject token, or a KV key's part.
+    pub(crate) subject_slot: Slot,
 }
 
 impl<T: Transport> Publisher<T> {
@@ -219,6 +280,16 @@ impl<T: Transport> Publisher<T> {
         if sink_id.is_some() {
             header_names.push(MESSAGE_ID_HEADER.to_string());
         }
+        let subject_slot = match &config.kind {
+            SinkKind::Upsert(upsert) => {
+                header_names.push(KV_OPERATION_HEADER.to_string());
+                header_names.push(ROLLUP_HEADER.to_string());
+                Slot::KvKey {
+                    base64: upsert.key_encoding == crate::upsert::KeyEncoding::Base64Url,
+                }
+            }
+            SinkKind::AppendOnly { .. } => Slot::SubjectToken,
+        };
         Publisher {
             header_names,
             scratch: String::new(),
@@ -234,6 +305,7 @@ impl<T: Transport> Publisher<T> {
             failure: None,
             template_columns,
             template_row: Rows::new(),
+            subject_slot,
         }
     }
 
@@ -250,44 +322,48 @@ impl<T: Transport> Publisher<T> {
         });
     }
 
-    /// Pack one row as a message: its JSON, its subject and its headers. A row that fails any
-    /// of them takes no message id, so the ids of accepted rows stay consecutive; the caller
-    /// rewinds the batch to `mark`.
-    fn pack(
+    /// The subject of `row`'s message: the fixed one, or the template filled from the row.
+    pub(crate) fn subject_of(
         &mut self,
         row: RowRef<'_>,
         batch: &mut BatchBuilder,
-        mark: Mark,
         fixed_subject: Option<Span>,
-        max_payload: u64,
-    ) -> Result<(), RowError> {
-        let start = batch.data_len();
-        self.encoder.encode_row(&self.schema, row, batch.data())?;
-        self.address(row, batch, mark, start, fixed_subject, max_payload)
-    }
-
-    /// Close the message whose payload was written from `start`: its subject and headers
-    /// (templates filled from `row`), its message id, and the max_payload check. Both `write`
-    /// and `write_arrow` end each row's message here.
-    fn address(
-        &mut self,
-        row: RowRef<'_>,
-        batch: &mut BatchBuilder,
-        mark: Mark,
-        start: usize,
-        fixed_subject: Option<Span>,
-        max_payload: u64,
-    ) -> Result<(), RowError> {
-        let payload = batch.span_since(start);
-        let subject = match fixed_subject {
-            Some(subject) => subject,
+    ) -> Result<Span, RowError> {
+        match fixed_subject {
+            Some(subject) => Ok(subject),
             None => {
                 self.config
                     .subject_template
-                    .render(row, Slot::SubjectToken, &mut self.scratch)?;
-                batch.push_bytes(self.scratch.as_bytes())
+                    .render(row, self.subject_slot, &mut self.scratch)?;
+                Ok(batch.push_bytes(self.scratch.as_bytes()))
             }
-        };
+        }
+    }
+
+    /// The subject `row` fills the template with, as text (the key of an update's old row).
+    pub(crate) fn subject_text(&mut self, row: RowRef<'_>) -> Result<String, RowError> {
+        self.config
+            .subject_template
+            .render(row, self.subject_slot, &mut self.scratch)?;
+        Ok(self.scratch.clone())
+    }
+
+    /// Close the message of `payload` on `subject`, whose headers start at `mark`: its
+    /// headers (templates filled from `row`), its message id, a KV delete's headers, and the
+    /// max_payload check. Every message of `write` and `write_arrow` ends here.
+    pub(crate) fn address(
+        &mut self,
+        row: RowRef<'_>,
+        batch: &mut BatchBuilder,
+        mark: Mark,
+        message: Addressed,
+        max_payload: u64,
+    ) -> Result<(), RowError> {
+        let Addressed {
+            payload,
+            subject,
+            kv_delete,
+        } = message;
         // The header block as the server counts it: `NATS/1.0\r\n`, `name: value\r\n` each,
         // and a blank line.
         let mut header_bytes = 0u64;
@@ -302,6 +378,7 @@ impl<T: Transport> Publisher<T> {
             batch.push_header(index as u32, value);
             count_header(&header.name, value);
         }
+        let mut next_header = self.config.headers.len() as u32;
         let mut next_position = None;
         if let (Some(sink_id), Some(checkpoint)) = (&self.sink_id, &self.checkpoint) {
             // `<sink_id>:<checkpoint>:<position>`, written in place.
@@ -318,8 +395,21 @@ impl<T: Transport> Publisher<T> {
             );
             next_position = Some(checkpoint.next_position + 1);
             let id = batch.span_since(start);
-            batch.push_header(self.config.headers.len() as u32, id);
+            batch.push_header(next_header, id);
             count_header(MESSAGE_ID_HEADER, id);
+        }
+        if self.sink_id.is_some() {
+            next_header += 1;
+        }
+        if let Some(delete) = kv_delete {
+            let operation = batch.push_bytes(delete.operation().as_bytes());
+            batch.push_header(next_header, operation);
+            count_header(KV_OPERATION_HEADER, operation);
+            if delete == KvDelete::Purge {
+                let rollup = batch.push_bytes(b"sub");
+                batch.push_header(next_header + 1, rollup);
+                count_header(ROLLUP_HEADER, rollup);
+            }
         }
         if header_bytes > 0 {
             header_bytes += "NATS/1.0\r\n\r\n".len() as u64;
@@ -340,6 +430,19 @@ impl<T: Transport> Publisher<T> {
         }
         batch.push_message(mark, subject, payload);
         Ok(())
+    }
+
+    /// Append-only or upsert.
+    pub(crate) fn kind(&self) -> &SinkKind {
+        &self.config.kind
+    }
+
+    /// What an upsert sink's delete writes; `None` for an append-only sink.
+    pub(crate) fn delete_mode(&self) -> Option<KvDelete> {
+        match &self.config.kind {
+            SinkKind::Upsert(upsert) => Some(upsert.delete),
+            SinkKind::AppendOnly { .. } => None,
+        }
     }
 
     pub fn transport(&self) -> &T {
@@ -372,18 +475,36 @@ impl<T: Transport> Publisher<T> {
         // Asked per batch: after a reconnect the server may be another one.
         let max_payload = self.transport.max_payload();
         let mut refused = None;
+        let mut pending = None;
         for (index, row) in crate::rows::read(rows).enumerate() {
             let mark = batch.mark();
-            let packed =
-                row.and_then(|row| self.pack(row, &mut batch, mark, fixed_subject, max_payload));
-            if let Err(error) = packed {
-                batch.rewind(mark);
-                refused = Some(SinkError::InvalidRow {
-                    row: index as u32,
-                    error,
+            let at = |error| (index as u32, error);
+            let placed = row
+                .and_then(|row| Ok((row, crate::rows::op_of(rows, index)?)))
+                .map_err(at)
+                .and_then(|(row, op)| {
+                    let start = batch.data_len();
+                    self.encoder
+                        .encode_row(&self.schema, row, batch.data())
+                        .map_err(at)?;
+                    let payload = batch.span_since(start);
+                    let change = Change {
+                        op,
+                        row,
+                        index: index as u32,
+                        mark,
+                        payload,
+                    };
+                    self.place(change, &mut batch, fixed_subject, max_payload, &mut pending)
                 });
+            if let Err((row, error)) = placed {
+                batch.rewind(mark);
+                refused = Some(SinkError::InvalidRow { row, error });
                 break;
             }
+        }
+        if refused.is_none() {
+            refused = pending.map(unpaired);
         }
         self.publish(batch)?;
         refused.map_or(Ok(()), Err)
@@ -430,30 +551,38 @@ impl<T: Transport> Publisher<T> {
             max_payload: self.transport.max_payload(),
             template_row: std::mem::take(&mut self.template_row),
             written: 0,
+            pending: None,
         };
         out.fixed_subject = self.push_fixed_subject(&mut out.batch);
-        let mut plans: Option<Vec<(usize, Plan)>> = None;
+        let mut plans: Option<StreamPlan> = None;
         let outcome = loop {
             match stream.next_item() {
                 Ok(None) if plans.is_none() => {
                     break Err(layout_refusal(0, "the stream has no schema".into()))
                 }
-                Ok(None) => break Ok(()),
+                Ok(None) => match out.pending.take() {
+                    Some(pending) => break Err(crate::changes::unpaired(pending)),
+                    None => break Ok(()),
+                },
                 Err(e) => break Err(layout_refusal(out.written, e.to_string())),
                 Ok(Some(Item::Schema(arrow_schema))) => match plan_stream(&schema, &arrow_schema) {
                     Ok(planned) => plans = Some(planned),
                     Err(e) => break Err(e),
                 },
                 Ok(Some(Item::Batch(record_batch))) => {
-                    let Some(plans) = plans.as_deref() else {
+                    let Some(StreamPlan { plans, op_field }) = plans.as_ref() else {
                         let message = "a record batch came before the schema".into();
                         break Err(layout_refusal(out.written, message));
                     };
                     let key_order = self.config.modes.key_order;
                     let packed = Columns::bind(&schema, plans, &record_batch, key_order)
-                        .map_err(|message| layout_refusal(out.written, message))
                         .and_then(|columns| {
-                            self.pack_record_batch(&columns, record_batch.num_rows(), &mut out)
+                            Ok((columns, OpColumn::bind(&record_batch, *op_field)?))
+                        })
+                        .map_err(|message| layout_refusal(out.written, message))
+                        .and_then(|(columns, ops)| {
+                            let rows = record_batch.num_rows();
+                            self.pack_record_batch(&columns, &ops, rows, &mut out)
                         });
                     if let Err(e) = packed {
                         break Err(e);
@@ -486,6 +615,7 @@ impl<T: Transport> Publisher<T> {
     fn pack_record_batch(
         &mut self,
         columns: &Columns<'_>,
+        ops: &OpColumn<'_>,
         rows: usize,
         out: &mut ArrowOutput,
     ) -> Result<(), SinkError> {
@@ -498,26 +628,40 @@ impl<T: Transport> Publisher<T> {
         for index in 0..rows {
             if out.batch.data_len() >= MAX_ARROW_PUBLISH {
                 // Memory stays bounded however many rows the stream holds.
+                // A pending update-delete has no message yet: publishing here splits no pair.
                 let full = std::mem::replace(&mut out.batch, self.new_batch(rows - index));
                 self.publish(full)?;
                 out.fixed_subject = self.push_fixed_subject(&mut out.batch);
             }
             let mark = out.batch.mark();
             let start = out.batch.data_len();
-            let packed = columns
-                .write_row(index, &mut self.arrow_scratch, out.batch.data())
-                .and_then(|()| {
+            let row_index = out.written + index as u32;
+            let at = |error| (row_index, error);
+            let packed = ops
+                .op(index)
+                .map_err(at)
+                .and_then(|op| {
+                    columns
+                        .write_row(index, &mut self.arrow_scratch, out.batch.data())
+                        .map_err(at)?;
+                    Ok(op)
+                })
+                .and_then(|op| {
+                    let payload = out.batch.span_since(start);
                     self.fill_template_row(columns, index, &mut out.template_row);
-                    let row = RowRef::whole(&out.template_row);
+                    let change = Change {
+                        op,
+                        row: RowRef::whole(&out.template_row),
+                        index: row_index,
+                        mark,
+                        payload,
+                    };
                     let (subject, limit) = (out.fixed_subject, out.max_payload);
-                    self.address(row, &mut out.batch, mark, start, subject, limit)
+                    self.place(change, &mut out.batch, subject, limit, &mut out.pending)
                 });
-            if let Err(error) = packed {
+            if let Err((row, error)) = packed {
                 out.batch.rewind(mark);
-                return Err(SinkError::InvalidRow {
-                    row: out.written + index as u32,
-                    error,
-                });
+                return Err(SinkError::InvalidRow { row, error });
             }
         }
         out.written += rows as u32;
@@ -549,7 +693,7 @@ impl<T: Transport> Publisher<T> {
 mod tests {
     use super::*;
     use crate::batch::{unpack, Unpacked};
-    use crate::bindings::Value;
+    use crate::bindings::{Op, Value};
 
     /// Records every call; fails on demand.
     #[derive(Default)]
@@ -959,5 +1103,281 @@ mod tests {
         );
         assert_eq!(sink.transport().published.len(), 2);
         assert_eq!(sink.write_arrow(arrow_texts(&["d"])), Ok(1));
+    }
+
+    fn upsert_sink(extra: &[(&str, &str)], columns: &[(&str, &str)]) -> Publisher<Recorder> {
+        let mut pairs: Vec<(String, String)> = options();
+        pairs.retain(|(k, _)| k != "subject");
+        pairs.extend(
+            [("type", "upsert"), ("kv.bucket", "B")]
+                .iter()
+                .chain(extra)
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let columns: Vec<Column> = columns
+            .iter()
+            .map(|(name, ty)| Column {
+                name: name.to_string(),
+                data_type: ty.to_string(),
+            })
+            .collect();
+        let (config, schema) = prepare(&pairs, &columns).unwrap();
+        Publisher::new(config, schema, Recorder::default())
+    }
+
+    /// Rows of `(id, name)` with their operations.
+    fn changes(rows: &[(Op, i32, &str)]) -> Rows {
+        let mut batch = Rows::new();
+        for &(op, id, name) in rows {
+            let name = batch.text(name);
+            batch.push_row_with_op(op, [Value::Int32(id), name]);
+        }
+        batch
+    }
+
+    const ID_NAME: [(&str, &str); 2] = [("id", "integer"), ("name", "varchar")];
+
+    fn kv_op(message: &Unpacked) -> Option<&str> {
+        message
+            .headers
+            .iter()
+            .find(|(name, _)| name == crate::upsert::KV_OPERATION_HEADER)
+            .map(|(_, value)| value.as_str())
+    }
+
+    #[test]
+    fn an_append_only_sink_refuses_changes_unless_forced() {
+        let mut sink = varchar_sink();
+        let mut batch = Rows::new();
+        for (op, text) in [(Op::Insert, "a"), (Op::Delete, "b"), (Op::Insert, "c")] {
+            let value = batch.text(text);
+            batch.push_row_with_op(op, [value]);
+        }
+        let err = sink.write(&batch).unwrap_err();
+        assert!(
+            matches!(&err, SinkError::InvalidRow { row: 1, error } if error.message.contains("append-only and this row is a delete") && error.message.contains("force_append_only")),
+            "{err:?}"
+        );
+        assert_eq!(sink.transport().published.len(), 1);
+
+        let columns = [Column {
+            name: "v".into(),
+            data_type: "varchar".into(),
+        }];
+        let mut forced = options();
+        forced.push(("force_append_only".into(), "true".into()));
+        let (config, schema) = prepare(&forced, &columns).unwrap();
+        let mut sink = Publisher::new(config, schema, Recorder::default());
+        let mut batch = Rows::new();
+        for (op, text) in [
+            (Op::Insert, "a"),
+            (Op::Delete, "b"),
+            (Op::UpdateDelete, "c"),
+            (Op::UpdateInsert, "d"),
+        ] {
+            let value = batch.text(text);
+            batch.push_row_with_op(op, [value]);
+        }
+        sink.write(&batch).unwrap();
+        let payloads: Vec<_> = sink
+            .transport()
+            .published
+            .iter()
+            .map(|m| m.payload.clone())
+            .collect();
+        assert_eq!(
+            payloads,
+            vec![br#"{"v":"a"}"#.to_vec(), br#"{"v":"d"}"#.to_vec()]
+        );
+    }
+
+    #[test]
+    fn upserts_put_the_append_only_payload_and_delete_with_an_empty_message() {
+        let mut sink = upsert_sink(&[("primary_key", "id")], &ID_NAME);
+        sink.write(&changes(&[
+            (Op::Insert, 7, "a"),
+            (Op::UpdateDelete, 7, "a"),
+            (Op::UpdateInsert, 7, "b"),
+            (Op::Delete, 7, "b"),
+        ]))
+        .unwrap();
+        let published = &sink.transport().published;
+        assert_eq!(published.len(), 3, "{published:?}");
+        assert_eq!(published[0].subject, "$KV.B.7");
+        assert_eq!(published[0].payload, br#"{"id":7,"name":"a"}"#);
+        assert_eq!(kv_op(&published[0]), None);
+        assert_eq!(published[1].payload, br#"{"id":7,"name":"b"}"#);
+        assert_eq!(published[2].subject, "$KV.B.7");
+        assert!(published[2].payload.is_empty());
+        assert_eq!(kv_op(&published[2]), Some("DEL"));
+
+        let mut sink = upsert_sink(&[("primary_key", "id"), ("kv.delete", "purge")], &ID_NAME);
+        sink.begin_checkpoint(3);
+        sink.write(&changes(&[(Op::Delete, 1, "x")])).unwrap();
+        let headers = &sink.transport().published[0].headers;
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["Nats-Msg-Id", "KV-Operation", "Nats-Rollup"]);
+        assert_eq!(headers[1].1, "PURGE");
+        assert_eq!(headers[2].1, "sub");
+    }
+
+    #[test]
+    fn an_update_that_moves_the_key_deletes_the_old_one_first() {
+        let mut sink = upsert_sink(
+            &[("primary_key", "id,name"), ("key_format", "u/{name}-{id}")],
+            &ID_NAME,
+        );
+        sink.write(&changes(&[
+            (Op::UpdateDelete, 1, "old"),
+            (Op::UpdateInsert, 2, "new"),
+        ]))
+        .unwrap();
+        let published = &sink.transport().published;
+        let seen: Vec<_> = published
+            .iter()
+            .map(|m| (m.subject.as_str(), kv_op(m)))
+            .collect();
+        assert_eq!(
+            seen,
+            [("$KV.B.u/old-1", Some("DEL")), ("$KV.B.u/new-2", None)]
+        );
+    }
+
+    #[test]
+    fn unpaired_updates_and_bad_keys_are_refused_at_their_row() {
+        let mut sink = upsert_sink(&[("primary_key", "name")], &ID_NAME);
+        let err = sink
+            .write(&changes(&[
+                (Op::Insert, 1, "a"),
+                (Op::UpdateDelete, 1, "a"),
+                (Op::Insert, 1, "b"),
+            ]))
+            .unwrap_err();
+        assert!(
+            matches!(&err, SinkError::InvalidRow { row: 1, error } if error.message.contains("row 2 is an insert")),
+            "{err:?}"
+        );
+        let err = sink
+            .write(&changes(&[(Op::UpdateDelete, 1, "a")]))
+            .unwrap_err();
+        assert!(
+            matches!(&err, SinkError::InvalidRow { row: 0, error } if error.message.contains("the batch ended")),
+            "{err:?}"
+        );
+        let err = sink
+            .write(&changes(&[(Op::UpdateInsert, 1, "a")]))
+            .unwrap_err();
+        assert!(
+            matches!(&err, SinkError::InvalidRow { row: 0, .. }),
+            "{err:?}"
+        );
+        let err = sink
+            .write(&changes(&[(Op::Insert, 1, "ok"), (Op::Insert, 2, "a b")]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "row 1: column `name`: value \"a b\" cannot fill `{name}`: it holds ' ', which a NATS KV key cannot (it takes letters, digits and `-/_=.`); set key_encoding = 'base64url' to encode each value"
+        );
+        for bad in ["", ".a", "a."] {
+            let err = sink.write(&changes(&[(Op::Insert, 1, bad)])).unwrap_err();
+            assert!(
+                matches!(&err, SinkError::InvalidRow { row: 0, error } if error.column == "name"),
+                "{bad:?}: {err:?}"
+            );
+        }
+        let published: Vec<_> = sink
+            .transport()
+            .published
+            .iter()
+            .map(|m| m.subject.clone())
+            .collect();
+        assert_eq!(published, ["$KV.B.a", "$KV.B.ok"]);
+    }
+
+    #[test]
+    fn base64url_keys_hold_any_value_reversibly() {
+        let mut sink = upsert_sink(
+            &[("primary_key", "name,id"), ("key_encoding", "base64url")],
+            &ID_NAME,
+        );
+        sink.write(&changes(&[(Op::Insert, 7, "a b.c")])).unwrap();
+        // `a b.c` and `7`, each as padded base64url, joined by `.`.
+        assert_eq!(sink.transport().published[0].subject, "$KV.B.YSBiLmM=.Nw==");
+    }
+
+    #[test]
+    fn a_primary_key_column_missing_from_the_schema_is_an_option_problem() {
+        let mut pairs = options();
+        pairs.retain(|(k, _)| k != "subject");
+        for (k, v) in [
+            ("type", "upsert"),
+            ("kv.bucket", "B"),
+            ("primary_key", "id,zone"),
+        ] {
+            pairs.push((k.into(), v.into()));
+        }
+        let columns = [Column {
+            name: "id".into(),
+            data_type: "integer".into(),
+        }];
+        let err = prepare(&pairs, &columns).unwrap_err();
+        assert!(
+            matches!(&err, SinkError::InvalidOptions(p) if p.len() == 1 && p[0].name == "primary_key" && p[0].message.contains("`zone`, which is not in the schema")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn an_arrow_op_column_carries_each_rows_operation() {
+        use std::sync::Arc;
+        let batch = arrow_array::RecordBatch::try_from_iter([
+            (
+                "__op",
+                Arc::new(arrow_array::Int16Array::from(vec![1, 4, 3, 2, 9]))
+                    as arrow_array::ArrayRef,
+            ),
+            (
+                "id",
+                Arc::new(arrow_array::Int32Array::from(vec![1, 1, 1, 2, 3])) as _,
+            ),
+            (
+                "name",
+                Arc::new(arrow_array::StringArray::from(vec![
+                    "a", "a", "b", "c", "d",
+                ])) as _,
+            ),
+        ])
+        .unwrap();
+        let mut writer =
+            arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+        let ipc = writer.into_inner().unwrap();
+        let mut sink = upsert_sink(&[("primary_key", "id")], &ID_NAME);
+        let err = sink.write_arrow(ipc).unwrap_err();
+        assert!(
+            matches!(&err, SinkError::InvalidRow { row: 4, error } if error.column == "__op" && error.message.contains("is 9")),
+            "{err:?}"
+        );
+        let seen: Vec<_> = sink
+            .transport()
+            .published
+            .iter()
+            .map(|m| {
+                (
+                    m.subject.as_str(),
+                    kv_op(m),
+                    String::from_utf8_lossy(&m.payload).into_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("$KV.B.1", None, r#"{"id":1,"name":"a"}"#.to_string()),
+                ("$KV.B.1", None, r#"{"id":1,"name":"b"}"#.to_string()),
+                ("$KV.B.2", Some("DEL"), String::new()),
+            ]
+        );
     }
 }

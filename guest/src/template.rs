@@ -33,6 +33,9 @@ pub enum Slot {
     SubjectToken,
     /// Part of a header value: no line break or other control character.
     HeaderValue,
+    /// Part of a NATS KV key in a `$KV.<bucket>.<key>` subject: letters, digits and `-/_=.`,
+    /// or, with `base64`, any value, encoded as padded base64url.
+    KvKey { base64: bool },
 }
 
 /// Column types whose values have one obvious text form.
@@ -163,6 +166,12 @@ impl Template {
                         column: name.clone(),
                         message,
                     })?;
+                    if slot == (Slot::KvKey { base64: true }) {
+                        use base64::Engine as _;
+                        let value = out.split_off(start);
+                        base64::engine::general_purpose::URL_SAFE
+                            .encode_string(value.as_bytes(), out);
+                    }
                     check_slot(&out[start..], slot).map_err(|why| RowError {
                         column: name.clone(),
                         message: format!(
@@ -193,6 +202,25 @@ impl Template {
                 ),
             });
         }
+        if let Slot::KvKey { .. } = slot {
+            // `$KV.<bucket>.` holds two dots and the bucket none: the key is what follows.
+            let key = out.splitn(3, '.').nth(2).unwrap_or_default();
+            if let Err(why) = crate::upsert::check_whole_key(key) {
+                let at_start = key.is_empty() || key.starts_with('.');
+                let blamed = if at_start {
+                    edges.0.or(edges.1)
+                } else {
+                    edges.1.or(edges.0)
+                };
+                return Err(RowError {
+                    column: blamed
+                        .or(widest.map(|(name, _)| name))
+                        .unwrap_or_default()
+                        .to_string(),
+                    message: format!("the KV key it makes {why}"),
+                });
+            }
+        }
         if slot == Slot::SubjectToken {
             if let Err(why) = nats_sink_rules::nats_names::check_not_reserved(out) {
                 return Err(RowError {
@@ -205,7 +233,8 @@ impl Template {
                 });
             }
         }
-        if slot == Slot::SubjectToken && out.len() > MAX_SUBJECT_BYTES {
+        if matches!(slot, Slot::SubjectToken | Slot::KvKey { .. }) && out.len() > MAX_SUBJECT_BYTES
+        {
             let (name, filled) = widest.unwrap_or_default();
             return Err(RowError {
                 column: name.to_string(),
@@ -258,6 +287,13 @@ fn check_slot(text: &str, slot: Slot) -> Result<(), String> {
         }
         Slot::SubjectToken => check_no_control(text).or_else(|why| refused(&why)),
         Slot::HeaderValue => check_header_text(text).or_else(|why| refused(&why)),
+        Slot::KvKey { base64: true } => Ok(()),
+        Slot::KvKey { base64: false } => match text.chars().find(|c| !crate::upsert::is_key_char(*c)) {
+            Some(c) => refused(&format!(
+                "holds {c:?}, which a NATS KV key cannot (it takes letters, digits and `-/_=.`); set key_encoding = 'base64url' to encode each value"
+            )),
+            None => Ok(()),
+        },
     }
 }
 

@@ -155,7 +155,12 @@ fn rows() -> impl Strategy<Value = Rows> {
     )
         .prop_map(|(values, mut ends, data)| {
             ends.sort_unstable();
-            Rows { values, ends, data }
+            Rows {
+                values,
+                ends,
+                data,
+                ops: Vec::new(),
+            }
         })
 }
 

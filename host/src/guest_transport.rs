@@ -98,7 +98,7 @@ impl transport::HostConnection for TransportView<'_> {
         handle: Resource<OpenConnection>,
         batch: Batch,
     ) -> wasmtime::Result<Result<(), TransportError>> {
-        let messages = match unpack(batch) {
+        let messages = match unpack(batch, self.ctx.reach.kv_bucket()) {
             Ok(messages) => messages,
             Err(refused) => return Ok(Err(refused)),
         };

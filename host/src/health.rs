@@ -50,11 +50,30 @@ pub struct Health {
     /// With `allow_create_stream`: the stream that captures the subject, or the one a sink
     /// would create. `check` creates nothing.
     pub stream_plan: Option<StreamPlan>,
+    /// An upsert sink's bucket and what it is on the server. `check` creates nothing.
+    pub bucket: Option<(String, crate::kv::BucketState)>,
 }
 
 impl Health {
     /// One line: fine, or the first reason it is not.
     pub fn verdict(&self) -> Result<String, String> {
+        if let Some((name, state)) = &self.bucket {
+            return match (state, &self.permission) {
+                (_, Permission::Denied(why)) => Err(format!(
+                    "no permission to put into KV bucket `{name}`: {why}"
+                )),
+                (_, Permission::ProbeFailed(why)) => Err(format!(
+                    "could not confirm permission to put into KV bucket `{name}`: {why}"
+                )),
+                (
+                    crate::kv::BucketState::Missing {
+                        create_with_history: None,
+                    },
+                    _,
+                ) => Err(state.describe(name)),
+                _ => Ok(format!("ready: {}", state.describe(name))),
+            };
+        }
         if let (Some(StreamPlan::Create(request)), Permission::Allowed | Permission::Unknown(_)) =
             (&self.stream_plan, &self.permission)
         {
@@ -96,7 +115,32 @@ pub async fn check(mut target: Target, reach: &Reach) -> Result<Health, Transpor
     reach.check(&target.connect)?;
     // Taken out so that connecting creates nothing; the plan is reported instead.
     let request = target.connect.create_stream.take();
+    let kv = target.connect.kv.take();
     let mut connection = NatsConnection::connect(target.connect).await?;
+    if let Some(kv) = kv {
+        let state = crate::kv::state(connection.jetstream(), &kv).await?;
+        // A put the bucket's stream must refuse (it expects another stream) shows whether
+        // the user may put, and stores nothing.
+        let probe = format!("$KV.{}.nats-sink-check", kv.name);
+        let permission = match state {
+            crate::kv::BucketState::Exists { .. } => probe_jetstream(&connection, &probe).await,
+            crate::kv::BucketState::Missing { .. } => {
+                Permission::Unknown("not probed: the bucket does not exist".into())
+            }
+        };
+        let info = connection.client().server_info();
+        return Ok(Health {
+            server_name: info.server_name,
+            server_version: info.version,
+            max_payload: info.max_payload,
+            subject: target.subject,
+            route: None,
+            duplicate_window: None,
+            permission,
+            stream_plan: None,
+            bucket: Some((kv.name, state)),
+        });
+    }
     let info = connection.client().server_info();
     let stream_plan = match &request {
         None => None,
@@ -134,6 +178,7 @@ pub async fn check(mut target: Target, reach: &Reach) -> Result<Health, Transpor
         duplicate_window,
         permission,
         stream_plan,
+        bucket: None,
     })
 }
 
@@ -181,6 +226,7 @@ mod tests {
             duplicate_window: None,
             permission,
             stream_plan: None,
+            bucket: None,
         };
         let failed = health(Permission::ProbeFailed(
             "the probe failed: timed out".into(),

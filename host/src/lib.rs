@@ -51,6 +51,7 @@ mod connector;
 mod error;
 mod guest_transport;
 pub mod health;
+pub mod kv;
 pub mod metrics;
 pub mod policy;
 pub mod preflight;
@@ -65,8 +66,8 @@ mod value;
 /// The arrow-rs release whose record batches [`Sink::write_arrow`] takes.
 pub use arrow_array;
 pub use bindings::encoder::{
-    ChildRange, Column, Interval, OptionInfo, OptionProblem, RowProblem, Rows, SinkError, Target,
-    Value,
+    ChildRange, Column, Interval, Op, OptionInfo, OptionProblem, RowProblem, Rows, SinkError,
+    Target, Value,
 };
 pub use bindings::transport::Span;
 pub use connector::{Connection, Connector, NatsConnector, OpenConnection, TransportFuture};

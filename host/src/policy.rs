@@ -87,12 +87,20 @@ pub struct Reach {
     create_stream: bool,
     /// A `tls://` server, `tls.required = true` or any `tls.*` file: no connection without TLS.
     tls_required: bool,
+    /// `type = 'upsert'` with `kv.bucket`: the one bucket whose `$KV.<bucket>.` subjects the
+    /// guest may publish to. `None`: `$KV.` stays refused, as every reserved prefix is.
+    kv_bucket: Option<String>,
     /// The credentials the options give; `None` when `connect_mode` names no mode this host
     /// knows (the component refuses such options; a connect-config for them is refused here).
     auth: Option<Auth>,
 }
 
 impl Reach {
+    /// The KV bucket whose key subjects the guest may publish to, if the options name one.
+    pub fn kv_bucket(&self) -> Option<&str> {
+        self.kv_bucket.as_deref()
+    }
+
     /// What `options` name, as the user gave them, within `policy`. An entry the host cannot
     /// read names nothing; the component refuses such options anyway.
     pub fn from_options(options: &[(String, String)], policy: &OutboundPolicy) -> Reach {
@@ -120,7 +128,12 @@ impl Reach {
             .collect();
         let create_stream =
             value(CREATE_STREAM_OPTION).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let kv_bucket = value("type")
+            .filter(|kind| kind.as_str() == "upsert")
+            .and(value("kv.bucket"))
+            .cloned();
         Reach {
+            kv_bucket,
             servers,
             entries,
             paths,
@@ -133,7 +146,23 @@ impl Reach {
     /// Refuse `config` unless every server and file in it is within reach; names the first
     /// that is not.
     pub fn check(&self, config: &ConnectConfig) -> Result<(), TransportError> {
-        if config.create_stream.is_some() && !self.create_stream {
+        let asked_bucket = config.kv.as_ref().map(|kv| &kv.name);
+        if asked_bucket != self.kv_bucket.as_ref() {
+            return Err(refused(match (asked_bucket, &self.kv_bucket) {
+                (Some(asked), Some(named)) => format!(
+                    "KV bucket `{asked}`: the options name `kv.bucket = '{named}'`, and only that one may be used"
+                ),
+                (Some(asked), None) => format!(
+                    "KV bucket `{asked}`: the options do not say `type = 'upsert'` with a `kv.bucket`"
+                ),
+                _ => "connection without its KV bucket: the options say `type = 'upsert'`, which keeps each key in order".into(),
+            }));
+        }
+        let creates_bucket = config
+            .kv
+            .as_ref()
+            .is_some_and(|kv| kv.create_with_history.is_some());
+        if (config.create_stream.is_some() || creates_bucket) && !self.create_stream {
             return Err(refused(
                 "request to create a stream: the options do not say `allow_create_stream = true`"
                     .into(),
@@ -296,7 +325,45 @@ mod tests {
                 max_backoff_ms: 1,
             },
             create_stream: None,
+            kv: None,
         }
+    }
+
+    #[test]
+    fn only_the_bucket_the_options_name_may_be_used() {
+        use crate::bindings::transport::KvBucket;
+        let upsert = Reach::from_options(
+            &options(&[
+                ("server_url", "a:1"),
+                ("type", "upsert"),
+                ("kv.bucket", "B"),
+            ]),
+            &OutboundPolicy::default(),
+        );
+        assert_eq!(upsert.kv_bucket(), Some("B"));
+        let mut asking = config(&["a:1"], Auth::None, None);
+        let bucket = |name: &str, create: Option<u8>| KvBucket {
+            name: name.into(),
+            create_with_history: create,
+        };
+        // Without its bucket, a connection would not keep keys in order.
+        assert!(upsert.check(&asking).is_err());
+        asking.kv = Some(bucket("B", None));
+        assert!(upsert.check(&asking).is_ok());
+        asking.kv = Some(bucket("OTHER", None));
+        let err = upsert.check(&asking).unwrap_err();
+        assert!(format!("{err:?}").contains("only that one"), "{err:?}");
+        // Creating it needs allow_create_stream.
+        asking.kv = Some(bucket("B", Some(1)));
+        assert!(format!("{:?}", upsert.check(&asking).unwrap_err()).contains("allow_create_stream"));
+
+        let plain = Reach::from_options(
+            &options(&[("server_url", "a:1"), ("kv.bucket", "B")]),
+            &OutboundPolicy::default(),
+        );
+        assert_eq!(plain.kv_bucket(), None);
+        asking.kv = Some(bucket("B", None));
+        assert!(plain.check(&asking).is_err());
     }
 
     #[test]

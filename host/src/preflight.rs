@@ -188,6 +188,7 @@ mod tests {
                 max_backoff_ms: 1,
             },
             create_stream: None,
+            kv: None,
         }
     }
 

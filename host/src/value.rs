@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::bindings::encoder::{ChildRange, Interval, Rows, Value};
+use crate::bindings::encoder::{ChildRange, Interval, Op, Rows, Value};
 use crate::bindings::transport::Span;
 
 /// One value of a row, nested as deep as the schema says.
@@ -65,6 +65,7 @@ impl Rows {
             values: Vec::new(),
             ends: Vec::new(),
             data: Vec::new(),
+            ops: Vec::new(),
         }
     }
 
@@ -83,6 +84,21 @@ impl Rows {
         self.values.clear();
         self.ends.clear();
         self.data.clear();
+        self.ops.clear();
+    }
+
+    /// Append one row with its operation (see [`Op`]). A batch of inserts only carries no
+    /// operations; the first other one lists them for every row.
+    pub fn push_with_op(&mut self, op: Op, columns: &[Datum]) {
+        let listed = op != Op::Insert || !self.ops.is_empty();
+        if listed {
+            self.ops.resize(self.ends.len(), Op::Insert);
+        }
+        self.push(columns);
+        if listed {
+            self.ops.resize(self.ends.len() - 1, Op::Insert);
+            self.ops.push(op);
+        }
     }
 
     /// Append one row of column values in the WIT layout: the columns first, then each nested
@@ -108,6 +124,9 @@ impl Rows {
             }
         }
         self.ends.push(self.values.len() as u32);
+        if !self.ops.is_empty() {
+            self.ops.push(Op::Insert);
+        }
     }
 
     fn span(&mut self, bytes: &[u8]) -> Span {

@@ -9,6 +9,31 @@ pub const MAX_SUBJECT_BYTES: usize = 4_000;
 
 /// A subject NATS accepts for publishing.
 pub fn check_subject(subject: &str) -> Result<(), String> {
+    check_literal_subject(subject)?;
+    check_not_reserved(subject)
+}
+
+/// A subject of one key of KV bucket `bucket` (`$KV.<bucket>.<key>`), which an upsert sink
+/// may publish to: a literal subject whose key NATS accepts (letters, digits and `-/_=.`).
+pub fn check_kv_subject(subject: &str, bucket: &str) -> Result<(), String> {
+    let prefix = format!("$KV.{bucket}.");
+    let Some(key) = subject.strip_prefix(&prefix) else {
+        return check_subject(subject);
+    };
+    check_literal_subject(subject)?;
+    match key
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '/' | '_' | '=' | '.')))
+    {
+        Some(c) => Err(format!(
+            "has the key `{key}`, and a KV key cannot hold {c:?}"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A subject without wildcards, whitespace, control characters or empty tokens.
+fn check_literal_subject(subject: &str) -> Result<(), String> {
     if subject.is_empty() {
         return Err("must not be empty".into());
     }
@@ -32,7 +57,7 @@ pub fn check_subject(subject: &str) -> Result<(), String> {
             "`{subject}` has an empty token (leading, trailing or double `.`)"
         ));
     }
-    check_not_reserved(subject)
+    Ok(())
 }
 
 /// Why a character is refused in a subject or a header value, if it is a control character
@@ -150,6 +175,20 @@ mod tests {
         ] {
             assert!(check_subject(subject).is_ok(), "{subject}");
         }
+    }
+
+    #[test]
+    fn an_upsert_sink_may_publish_to_its_own_bucket_only() {
+        assert!(check_kv_subject("$KV.B.user/7.eu", "B").is_ok());
+        let err = check_kv_subject("$KV.other.7", "B").unwrap_err();
+        assert!(err.contains("key-value bucket"), "{err}");
+        assert!(check_kv_subject("$KV.B.a:b", "B")
+            .unwrap_err()
+            .contains("':'"));
+        assert!(check_kv_subject("$KV.B.", "B").is_err());
+        assert!(check_kv_subject("$KV.B.>", "B").is_err());
+        assert!(check_kv_subject("$JS.API.STREAM.DELETE.KV_B", "B").is_err());
+        assert!(check_kv_subject("rows", "B").is_ok());
     }
 
     #[test]

@@ -33,6 +33,7 @@ sink.handle.write({
   values: rows.values.map(value),
   ends: Uint32Array.from(rows.ends),
   data: Uint8Array.from(rows.data),
+  ops: [],
 });
 await sink.transport.send();
 await sink.flush();

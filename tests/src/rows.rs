@@ -47,6 +47,16 @@ pub fn to_guest_rows(rows: &nats_sink::Rows) -> nats_sink_guest::bindings::Rows 
         values,
         ends: rows.ends.clone(),
         data: rows.data.clone(),
+        ops: rows
+            .ops
+            .iter()
+            .map(|op| match op {
+                nats_sink::Op::Insert => g::Op::Insert,
+                nats_sink::Op::Delete => g::Op::Delete,
+                nats_sink::Op::UpdateDelete => g::Op::UpdateDelete,
+                nats_sink::Op::UpdateInsert => g::Op::UpdateInsert,
+            })
+            .collect(),
     }
 }
 

@@ -406,10 +406,10 @@ fn the_component_imports_only_the_transport() {
         .imports(host.engine())
         .map(|(name, _)| name.to_string())
         .collect();
-    assert_eq!(imports, vec!["nats:sink/transport@0.2.0"]);
+    assert_eq!(imports, vec!["nats:sink/transport@0.3.0"]);
     let exports: Vec<String> = ty
         .exports(host.engine())
         .map(|(name, _)| name.to_string())
         .collect();
-    assert_eq!(exports, vec!["nats:sink/encoder@0.2.0"]);
+    assert_eq!(exports, vec!["nats:sink/encoder@0.3.0"]);
 }

@@ -794,9 +794,9 @@ async fn option_errors_exit_2_and_name_the_option() {
                 ("server_url", "h:1"),
                 ("subject", "s"),
                 ("connect_mode", "plain"),
-                ("type", "upsert"),
+                ("type", "retract"),
             ],
-            "NATS sink only supports append-only mode",
+            "option `type`: must be `append-only` or `upsert`, got `retract`",
         ),
         (
             &[

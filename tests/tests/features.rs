@@ -436,13 +436,19 @@ async fn a_create_sink_statement_gives_the_options_and_unsupported_formats_exit_
         Some("orders_out")
     );
 
+    let out = run(statement("FORMAT DEBEZIUM ENCODE JSON", "sql.eu")).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--sql: FORMAT DEBEZIUM is not supported: use FORMAT PLAIN"),
+        "{stderr}"
+    );
+    // FORMAT UPSERT is an upsert sink: it takes a bucket and a key, not a subject.
     let out = run(statement("FORMAT UPSERT ENCODE JSON", "sql.eu")).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains(
-            "--sql: FORMAT UPSERT is not supported: the NATS sink is append-only; use FORMAT PLAIN"
-        ),
+        stderr.contains("kv.bucket") && stderr.contains("subject"),
         "{stderr}"
     );
     // The statement parses, the component refuses an option, and says which.

@@ -510,6 +510,7 @@ fn connect_config(servers: Vec<String>, connect_timeout_ms: u32) -> ConnectConfi
             max_backoff_ms: 1,
         },
         create_stream: None,
+        kv: None,
     }
 }
 

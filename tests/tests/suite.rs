@@ -19,3 +19,4 @@ mod risingwave;
 mod security;
 mod sharing;
 mod streaming;
+mod upsert;

@@ -4,3 +4,4 @@
 
 pub mod column;
 pub mod ipc;
+pub mod ops;

@@ -49,7 +49,11 @@ impl From<OutgoingMessage> for Outgoing {
 /// a guest hands over is input, and must not make the host publish to a wildcard or a control
 /// subject, write a malformed or changed header, or read outside the batch. Payloads and subjects become slices of
 /// the batch's one buffer, so a message costs no copy of them.
-pub fn unpack(batch: Batch) -> Result<Vec<OutgoingMessage>, TransportError> {
+/// With `kv_bucket`, subjects of that bucket's keys (`$KV.<bucket>.<key>`) are allowed too.
+pub fn unpack(
+    batch: Batch,
+    kv_bucket: Option<&str>,
+) -> Result<Vec<OutgoingMessage>, TransportError> {
     let refuse = |what: String| {
         TransportError::Publish(format!("the sink produced an invalid message: {what}"))
     };
@@ -84,8 +88,11 @@ pub fn unpack(batch: Batch) -> Result<Vec<OutgoingMessage>, TransportError> {
             _ => {
                 let subject = Subject::from_utf8(slice(&message.subject, "subject")?)
                     .map_err(|_| refuse("a subject that is not UTF-8".into()))?;
-                nats_sink_rules::nats_names::check_subject(&subject)
-                    .map_err(|why| refuse(format!("subject {:?} {why}", subject.as_str())))?;
+                match kv_bucket {
+                    Some(bucket) => nats_sink_rules::nats_names::check_kv_subject(&subject, bucket),
+                    None => nats_sink_rules::nats_names::check_subject(&subject),
+                }
+                .map_err(|why| refuse(format!("subject {:?} {why}", subject.as_str())))?;
                 last_subject = Some((key, subject.clone()));
                 subject
             }
@@ -170,7 +177,7 @@ mod tests {
 
     #[test]
     fn a_bad_batch_from_the_guest_is_an_error_not_a_panic() {
-        let refused = |b: Batch| match unpack(b) {
+        let refused = |b: Batch| match unpack(b, None) {
             Err(TransportError::Publish(why)) => why,
             Err(other) => panic!("{other:?}"),
             Ok(_) => panic!("accepted"),
@@ -206,7 +213,7 @@ mod tests {
         not_utf8.data[0] = 0xff;
         assert!(refused(not_utf8).contains("not UTF-8"));
 
-        let fine = unpack(batch("orders.eu", &[("Nats-Msg-Id", "s:1:0")])).unwrap();
+        let fine = unpack(batch("orders.eu", &[("Nats-Msg-Id", "s:1:0")]), None).unwrap();
         assert_eq!(fine[0].subject.as_str(), "orders.eu");
         assert_eq!(&fine[0].payload[..], b"{}");
         let header = |(name, value): &(HeaderName, HeaderValue)| {
@@ -252,7 +259,7 @@ mod tests {
                     .collect(),
             };
             let count = batch.messages.len();
-            match unpack(batch) {
+            match unpack(batch, None) {
                 Ok(out) => prop_assert_eq!(out.len(), count),
                 Err(TransportError::Publish(why)) => {
                     prop_assert!(why.starts_with("the sink produced an invalid message"))

@@ -1,7 +1,7 @@
 //! Connecting: the server list, authentication (user info, tokens, NKeys, JWTs, .creds
 //! files), TLS, reconnect pacing, and creating the stream a sink asks for.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -208,6 +208,9 @@ impl NatsConnection {
         if let Some(request) = &config.create_stream {
             crate::stream::ensure(&jetstream, request).await?;
         }
+        if let Some(bucket) = &config.kv {
+            crate::kv::ensure(&jetstream, bucket).await?;
+        }
         let echo = client
             .subscribe(echo_subject.clone())
             .await
@@ -233,6 +236,8 @@ impl NatsConnection {
             delivery,
             flush_timeout: millis(config.flush_timeout_ms),
             stats: TransportStats::default(),
+            unconfirmed_keys: config.kv.is_some().then(HashSet::new),
+            kv_bucket: config.kv.map(|kv| kv.name),
         })
     }
 }

@@ -52,6 +52,19 @@ impl NatsConnection {
         while self.in_flight.len() >= self.delivery.max_in_flight as usize {
             self.settle_oldest().await?;
         }
+        // Order per key: while an earlier message on this subject is unconfirmed (awaiting
+        // its ack, or queued for a resend), this one waits. Each round takes in the oldest
+        // ack or recovers every failed message, so the wait ends within the retry budget.
+        while self
+            .unconfirmed_keys
+            .as_ref()
+            .is_some_and(|keys| keys.contains(message.subject.as_str()))
+        {
+            self.settle_oldest().await?;
+        }
+        if let Some(keys) = &mut self.unconfirmed_keys {
+            keys.insert(message.subject.to_string());
+        }
         match self.send_jetstream(message).await {
             Ok(()) => Ok(()),
             Err((SendFailure::Fatal(e), message)) => {
@@ -157,6 +170,9 @@ impl NatsConnection {
     ) -> Result<(), TransportError> {
         let Err(error) = result else {
             self.since_flush.confirmed += 1;
+            if let Some(keys) = &mut self.unconfirmed_keys {
+                keys.remove(message.subject.as_str());
+            }
             return Ok(());
         };
         match self.classify(&message.subject, error) {

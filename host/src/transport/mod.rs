@@ -19,7 +19,7 @@ mod shared;
 mod stats;
 mod wording;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +74,13 @@ pub struct NatsConnection {
     delivery: Delivery,
     flush_timeout: Duration,
     stats: TransportStats,
+    /// An upsert sink's bucket: its key subjects may be published, and each key's messages
+    /// are kept in order (one unconfirmed message per subject at a time).
+    kv_bucket: Option<String>,
+    /// With a bucket: the subjects with a message sent (or to be resent) and not yet acked.
+    /// A message on one of them waits until it is acked, so no resend can overtake a later
+    /// value of its key.
+    unconfirmed_keys: Option<HashSet<String>>,
 }
 
 fn millis(ms: u32) -> Duration {
@@ -109,7 +116,9 @@ impl NatsConnection {
     /// Check the guest's batch, then send its messages, each by its subject's route; after
     /// an error nothing since the last flush counts as confirmed.
     pub async fn publish(&mut self, batch: Batch) -> Result<(), TransportError> {
-        self.publish_messages(unpack(batch)?).await
+        let bucket = self.kv_bucket.clone();
+        self.publish_messages(unpack(batch, bucket.as_deref())?)
+            .await
     }
 
     /// Send checked messages, each by its subject's route; after an error nothing since the
@@ -157,6 +166,9 @@ impl NatsConnection {
         self.in_flight = FuturesOrdered::new();
         self.awaiting.clear();
         self.resend.clear();
+        if let Some(keys) = &mut self.unconfirmed_keys {
+            keys.clear();
+        }
         self.episode = None;
         self.unconfirmed_core = 0;
         self.since_flush = refusal::SinceFlush::default();

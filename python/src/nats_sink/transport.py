@@ -239,6 +239,11 @@ class NatsTransport:
 
     # -- before the guest's open -------------------------------------------------------------
     async def connect(self, config: Record) -> None:
+        if getattr(config, "kv", None) is not None:
+            # An upsert sink needs each key kept in order through resends, which this host
+            # does not do yet: refuse it rather than risk an old value coming back.
+            raise errors.InvalidOptions([errors.OptionProblem(
+                "type", "type = 'upsert' is not supported by the Python host yet; use the Rust host (the CLI)")])
         why = self.reach.refusal(config) if self.reach is not None else "no policy was given"
         if why:
             raise errors.ConnectionError(why)

@@ -642,7 +642,8 @@ class RowsBuilder:
         return text
 
     def record(self) -> Record:
-        return _record(values=self.values, ends=self.ends, data=bytes(self.data))
+        # Every row an insert: this host writes no other operation yet.
+        return _record(values=self.values, ends=self.ends, data=bytes(self.data), ops=[])
 
 
 def _record(**fields: Any) -> Record:

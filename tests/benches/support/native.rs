@@ -165,5 +165,9 @@ pub(crate) fn to_host_connect(
             max_consumers: r.max_consumers,
             max_message_size: r.max_message_size,
         }),
+        kv: c.kv.map(|kv| h::KvBucket {
+            name: kv.name,
+            create_with_history: kv.create_with_history,
+        }),
     }
 }

@@ -98,6 +98,7 @@ mod component {
                 max_backoff_ms: 10,
             },
             create_stream: None,
+            kv: None,
         }
     }
 

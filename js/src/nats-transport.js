@@ -7,7 +7,7 @@
 
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, headers as natsHeaders, jwtAuthenticator, nkeyAuthenticator, ErrorCode } from 'nats';
-import { ConnectionError, PublishError, SinkError, TimeoutError } from './errors.js';
+import { ConnectionError, InvalidOptions, PublishError, SinkError, TimeoutError } from './errors.js';
 import { POLICY, headerNameRefusal, headerValueRefusal, subjectRefusal } from './policy.js';
 import { decodeUserinfo, parseEntry, redact } from './server-url.js';
 
@@ -150,6 +150,11 @@ export class NatsTransport {
 
   // -- before the guest's open ---------------------------------------------------------------
   async connect(config) {
+    if (config.kv != null) {
+      // An upsert sink needs each key kept in order through resends, which this host does
+      // not do yet: refuse it rather than risk an old value coming back.
+      throw new InvalidOptions([{ name: 'type', message: "type = 'upsert' is not supported by the Node host yet; use the Rust host (the CLI)" }]);
+    }
     this.config = config;
     const shown = redact(config.servers.join(','));
     try {

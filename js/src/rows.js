@@ -234,6 +234,7 @@ export class RowsBuilder {
       data.set(p, at);
       at += p.length;
     }
-    return { values: this.values, ends: Uint32Array.from(this.ends), data };
+    // `ops` empty: every row an insert (this host writes no changes yet).
+    return { values: this.values, ends: Uint32Array.from(this.ends), data, ops: [] };
   }
 }

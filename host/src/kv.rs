@@ -83,6 +83,16 @@ pub(crate) async fn state(
                     bucket.name
                 ))
             })?;
+            // A stream of that name that does not capture the keys' subjects is not a bucket:
+            // puts to `$KV.<bucket>.<key>` would go out on core NATS and be stored nowhere.
+            let keys = format!("$KV.{}.>", bucket.name);
+            if !info.config.subjects.iter().any(|s| s == &keys) {
+                return Err(TransportError::Publish(format!(
+                    "stream {stream} exists but does not capture `{keys}` (its subjects: {}), so it is not KV bucket `{}`: nothing put would be stored",
+                    info.config.subjects.join(", "),
+                    bucket.name
+                )));
+            }
             Ok(BucketState::Exists {
                 history: info.config.max_messages_per_subject,
             })

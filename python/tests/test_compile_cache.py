@@ -44,3 +44,8 @@ def test_the_xdg_directory_is_used_as_the_cli_uses_it(tmp_path: Path) -> None:
 def test_no_cache_writes_nothing(tmp_path: Path) -> None:
     load_in_a_new_process(NATS_SINK_CACHE=str(tmp_path / "c"), NATS_SINK_NO_CACHE="1")
     assert not (tmp_path / "c").exists()
+
+
+def test_no_cache_set_to_0_keeps_the_cache(tmp_path: Path) -> None:
+    load_in_a_new_process(NATS_SINK_CACHE=str(tmp_path), NATS_SINK_NO_CACHE="0")
+    assert cached_files(tmp_path)

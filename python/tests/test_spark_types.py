@@ -54,3 +54,11 @@ def test_a_dataframe_whose_plan_cannot_be_read_counts_as_unstable() -> None:
         columns = ["id"]
 
     assert "Spark Connect" in (unstable_order(ConnectFrame()) or "")
+
+
+@pytest.mark.parametrize("batch_id", [True, 1.5, "1", None])
+def test_a_batch_id_that_is_not_an_integer_is_refused(batch_id: object) -> None:
+    from nats_sink.spark import checkpoint_id
+
+    with pytest.raises(ValueError, match="batch_id"):
+        checkpoint_id(batch_id, 0)  # type: ignore[arg-type]

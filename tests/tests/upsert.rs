@@ -372,6 +372,23 @@ async fn a_missing_bucket_and_a_user_without_permission_fail_with_exit_1_and_say
         .await
         .unwrap();
     let js = async_nats::jetstream::new(admin);
+    // A stream named as the bucket's but not capturing its keys is no bucket: the puts would
+    // go out on core NATS and be stored nowhere, so the run fails before sending any.
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "KV_PRICES".into(),
+        subjects: vec!["fake.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let out = cli(run("admin", "admin-pw"), "", WAIT).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("does not capture `$KV.PRICES.>`"),
+        "{stderr}"
+    );
+    js.delete_stream("KV_PRICES").await.unwrap();
     js.create_stream(nats_sink::kv::bucket_config("PRICES", 1))
         .await
         .unwrap();

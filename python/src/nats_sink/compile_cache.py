@@ -2,7 +2,7 @@
 
 Compiling the component takes about a second; every new process (a Spark worker, a short
 script) paid it again. wasmtime's own cache is used, in the CLI's directory: `$NATS_SINK_CACHE`,
-else `$XDG_CACHE_HOME/nats-sink`, else `~/.cache/nats-sink`; `NATS_SINK_NO_CACHE=1` turns it off.
+else `$XDG_CACHE_HOME/nats-sink`, else `~/.cache/nats-sink`; `NATS_SINK_NO_CACHE=1` (or `true`, `yes`) turns it off.
 The cache directory must be trusted like the component itself: wasmtime loads the code it holds.
 """
 
@@ -21,7 +21,7 @@ _log = logging.getLogger(__name__)
 
 def cache_dir() -> Optional[Path]:
     """The directory, or None when caching is off or no place is known."""
-    if os.environ.get("NATS_SINK_NO_CACHE"):
+    if os.environ.get("NATS_SINK_NO_CACHE", "").strip().lower() in ("1", "true", "yes"):
         return None
     for name, below in (("NATS_SINK_CACHE", ()), ("XDG_CACHE_HOME", ("nats-sink",)), ("HOME", (".cache", "nats-sink"))):
         value = os.environ.get(name)

@@ -110,12 +110,23 @@ class Instance:
                 t.add_func("[method]connection.publish", self._publish)
                 t.add_func("[method]connection.flush", self._flush)
                 t.add_func("[method]connection.max-payload", self._max_payload)
+        started = time.monotonic()
         try:
             self.instance = linker.instantiate(self.store, component)
         except (WasmtimeError, Trap) as e:
+            if self._past_deadline(started):
+                raise errors.CpuLimit(
+                    f"instantiating the component ran past the sink's CPU limit of {self.limits.cpu_ms} ms"
+                ) from None
             raise errors.ComponentError(f"the component could not be instantiated: {e}") from None
         self._sink = self.instance.get_export_index(self.store, ENCODER)
         self._funcs: dict[str, Any] = {}
+
+    def _past_deadline(self, started: float) -> bool:
+        # wasmtime-py gives a component's trap no code, but epochs tick no faster than
+        # sandbox.TICK_SECONDS: a call that trapped once its whole budget had passed met its
+        # epoch deadline.
+        return time.monotonic() - started >= self.limits.ticks * sandbox.TICK_SECONDS
 
     # The transport, as the guest calls it. A borrowed handle must be dropped before returning.
     def _dtor(self, _store: Any, _rep: int) -> None:
@@ -149,10 +160,8 @@ class Instance:
             result = func(self.store, *args)
             func.post_return(self.store)
         except (WasmtimeError, Trap) as e:
-            # A trap leaves the instance unusable: the caller closes its sink. wasmtime-py gives
-            # a component's trap no code, but epochs tick no faster than sandbox.TICK_SECONDS:
-            # a call that trapped once its whole budget had passed met its epoch deadline.
-            if time.monotonic() - started >= self.limits.ticks * sandbox.TICK_SECONDS:
+            # A trap leaves the instance unusable: the caller closes its sink.
+            if self._past_deadline(started):
                 raise errors.CpuLimit(
                     f"the component's `{name}` ran past the sink's CPU limit of {self.limits.cpu_ms} ms"
                 ) from None

@@ -58,7 +58,26 @@ pub(crate) fn unpaired(pending: PendingUpdate) -> SinkError {
     SinkError::InvalidRow { row, error }
 }
 
+/// A put: the row's payload at its key's subject.
+fn put_of(payload: Span, subject: Span) -> Addressed {
+    Addressed {
+        payload,
+        subject,
+        kv_delete: None,
+    }
+}
+
 impl<T: Transport> Publisher<T> {
+    /// A delete of the key at `subject`: an empty payload (at `at` in the batch's data), with
+    /// the header of the sink's `kv.delete`.
+    fn delete_of(&self, subject: Span, at: u32) -> Addressed {
+        Addressed {
+            payload: Span { start: at, len: 0 },
+            subject,
+            kv_delete: self.delete_mode(),
+        }
+    }
+
     /// Turn `change` into its messages (or none), or refuse it, naming the row to blame (for
     /// an update pair, its update-delete: the pair stands or falls together). On a refusal
     /// the caller rewinds the batch to `change.mark`.
@@ -104,54 +123,20 @@ impl<T: Transport> Publisher<T> {
             if batch.bytes_of(subject) != old.subject.as_bytes() {
                 // The update moved the row to another key: the old one goes first.
                 let old_subject = batch.push_bytes(old.subject.as_bytes());
-                let empty = Span {
-                    start: payload.start,
-                    len: 0,
-                };
-                let delete = self.delete_mode();
-                self.address(
-                    row,
-                    batch,
-                    mark,
-                    Addressed {
-                        payload: empty,
-                        subject: old_subject,
-                        kv_delete: delete,
-                    },
-                    max_payload,
-                )
-                .map_err(blame_pair)?;
+                let delete = self.delete_of(old_subject, payload.start);
+                self.address(row, batch, mark, delete, max_payload)
+                    .map_err(blame_pair)?;
             }
             let put = batch.mark();
             return self
-                .address(
-                    row,
-                    batch,
-                    put,
-                    Addressed {
-                        payload,
-                        subject,
-                        kv_delete: None,
-                    },
-                    max_payload,
-                )
+                .address(row, batch, put, put_of(payload, subject), max_payload)
                 .map_err(blame_pair);
         }
         let kind = self.kind().clone();
         match (kind, op) {
             (_, Op::Insert) | (SinkKind::AppendOnly { force: true }, Op::UpdateInsert) => {
                 let subject = self.subject_of(row, batch, fixed_subject).map_err(at)?;
-                self.address(
-                row,
-                batch,
-                mark,
-                Addressed {
-                    payload,
-                    subject,
-                    kv_delete: None,
-                },
-                max_payload,
-            )
+                self.address(row, batch, mark, put_of(payload, subject), max_payload)
                     .map_err(at)
             }
             // Dropped, as RisingWave's force_append_only drops them; the row was still checked.
@@ -170,22 +155,8 @@ impl<T: Transport> Publisher<T> {
                 // A delete carries no value: the row was encoded only to check it.
                 batch.data().truncate(payload.start as usize);
                 let subject = self.subject_of(row, batch, fixed_subject).map_err(at)?;
-                let empty = Span {
-                    start: payload.start,
-                    len: 0,
-                };
-                let delete = self.delete_mode();
-                self.address(
-                row,
-                batch,
-                mark,
-                Addressed {
-                    payload: empty,
-                    subject,
-                    kv_delete: delete,
-                },
-                max_payload,
-            )
+                let delete = self.delete_of(subject, payload.start);
+                self.address(row, batch, mark, delete, max_payload)
                     .map_err(at)
             }
             (SinkKind::Upsert(_), Op::UpdateDelete) => {

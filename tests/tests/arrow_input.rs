@@ -24,20 +24,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn columns_of(schema_path: &Path) -> Vec<Column> {
-    let file: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
-    file["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| Column {
-            name: c["name"].as_str().unwrap().into(),
-            data_type: c["type"].as_str().unwrap().into(),
-        })
-        .collect()
-}
-
 /// The example dataset's first `ROWS` lines, keeping only `columns`: as a JSON Lines file and
 /// as record batches of `batch_rows` rows (RisingWave's Arrow form of each type).
 fn example_rows(dir: &Path, columns: &[Column], batch_rows: usize) -> (PathBuf, Vec<RecordBatch>) {
@@ -130,7 +116,7 @@ async fn arrow_ipc_file_and_stream_publish_what_json_lines_does() {
     let server = NatsServer::start_jetstream();
     let dir = tempfile::tempdir().unwrap();
     let schema = repo_file("examples/all_types.schema.json");
-    let columns = columns_of(&schema);
+    let columns = columns_of_schema_file(&schema);
     // Batches of 70 in the files, 64 rows a checkpoint: batches are cut and joined.
     let (jsonl, batches) = example_rows(dir.path(), &columns, 70);
     let file = dir.path().join("rows.arrow");
@@ -159,7 +145,7 @@ async fn parquet_without_schema_publishes_what_json_lines_does() {
     let dir = tempfile::tempdir().unwrap();
     // Every example column Parquet holds and the file's schema names exactly: arrow-rs
     // writes no Parquet interval, and `serial` reads back as bigint.
-    let columns: Vec<Column> = columns_of(&repo_file("examples/all_types.schema.json"))
+    let columns: Vec<Column> = columns_of_schema_file(&repo_file("examples/all_types.schema.json"))
         .into_iter()
         .filter(|c| c.name != "ttl" && c.name != "seq")
         .collect();

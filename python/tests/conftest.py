@@ -49,13 +49,19 @@ def start_server(tmp: Path, config: Optional[str] = None, port: Optional[int] = 
         conf.write_text(config)
         args += ["-c", str(conf)]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_until_listening(process, port)
+    return Server(port, process)
+
+
+def wait_until_listening(process: subprocess.Popen[bytes], port: int) -> None:
+    """Until the started nats-server takes connections on `port` (at most 10 s); killed if not."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"nats-server exited: {process.stderr.read().decode() if process.stderr else ''}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return Server(port, process)
+            return
         except OSError:
             time.sleep(0.05)
     process.kill()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import ssl
 import subprocess
 import time
@@ -19,7 +18,7 @@ import pytest
 import nats_sink
 from nats_sink import component
 
-from conftest import REPO, free_port
+from conftest import REPO, free_port, wait_until_listening
 
 SUITE = REPO / "tests" / "conformance"
 HOSTILE = REPO / "target" / "hostile.wasm"
@@ -68,18 +67,9 @@ def start(tmp: Path, config: str) -> subprocess.Popen[bytes]:
     conf = tmp / "server.conf"
     conf.write_text(f"listen: 127.0.0.1:{port}\n{config.replace('{dir}', str(tmp))}\n")
     process = subprocess.Popen(["nats-server", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"nats-server exited: {process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            process.port = port  # type: ignore[attr-defined]
-            return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("nats-server did not listen within 10 s")
+    wait_until_listening(process, port)
+    process.port = port  # type: ignore[attr-defined]
+    return process
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ messages go to an outbox, sent after the call).
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,10 +51,9 @@ def start_ticking(engine: Any) -> None:
         if id(engine) in _ticking:
             return
         _ticking.add(id(engine))
-    stop = threading.Event()
-
     def tick() -> None:
-        while not stop.wait(TICK_SECONDS):
+        while True:
+            time.sleep(TICK_SECONDS)
             engine.increment_epoch()
 
     threading.Thread(target=tick, name="nats-sink-epoch", daemon=True).start()

@@ -46,7 +46,7 @@ class NondeterministicPlan(UserWarning):
 
 def checkpoint_id(batch_id: int, partition: int) -> int:
     """The checkpoint partition `partition` of batch `batch_id` writes under."""
-    if type(batch_id) is not int or type(partition) is not int:  # not a bool, a float, a str
+    if type(batch_id) is not int:  # not a bool, a float, a str
         raise ValueError(f"batch_id must be an integer, not {batch_id!r}")
     if not 0 <= batch_id <= MAX_BATCH_ID:
         raise ValueError(f"batch_id {batch_id} is outside 0..{MAX_BATCH_ID}")

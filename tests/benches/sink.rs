@@ -489,8 +489,9 @@ fn main() {
         .build()
         .unwrap();
     // BENCH_PROFILE: a steady load for `perf record`, on the realistic rows, core NATS, batch
-    // 1024. `encode`: encoding alone (`encode-native`, `encode-wasm`: one side of it); `raw`,
-    // `native` or `component`: that mode alone; any other value: native and component in turn.
+    // 1024. `encode`: encoding alone (`encode-native`, `encode-wasm`, `encode-wasm-arrow`: one
+    // side of it); `raw`, `native` or `component`: that mode alone; any other value: native
+    // and component in turn.
     if let Ok(profile) = std::env::var("BENCH_PROFILE") {
         let data = realistic(rows);
         let input = EncodeInput::new(&data);
@@ -505,11 +506,11 @@ fn main() {
                 println!("{mode} {:.0} rows/s", rate(seconds));
             };
             match profile.as_str() {
-                "encode-native" | "encode-wasm" => {
-                    let mode = if profile == "encode-native" {
-                        EncodeMode::Native
-                    } else {
-                        EncodeMode::Wasm
+                "encode-native" | "encode-wasm" | "encode-wasm-arrow" => {
+                    let mode = match profile.as_str() {
+                        "encode-native" => EncodeMode::Native,
+                        "encode-wasm" => EncodeMode::Wasm,
+                        _ => EncodeMode::WasmArrow,
                     };
                     let seconds = encode_run(&encode_rt, &host, &data, &input, mode);
                     println!("{profile} {:.0} rows/s", rate(seconds));

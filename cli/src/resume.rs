@@ -13,7 +13,7 @@ use nats_sink_cli::lines::BoundedLines;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncSeekExt as _;
 
-use super::reader::Start;
+use super::reader::{LineParser, Start};
 use super::state::{line_digest, ConfirmedPoint, InFlight, StateFile};
 use crate::Failure;
 
@@ -189,6 +189,7 @@ pub async fn plan(
     target: Target,
     reach: &Reach,
     line_bytes: usize,
+    parser: &LineParser,
 ) -> Result<Plan, Failure> {
     let confirmed = &file.state.confirmed;
     let start = Start {
@@ -198,7 +199,7 @@ pub async fn plan(
     let lines = match &file.state.in_flight {
         None => None,
         Some(in_flight) => Some(Lines(
-            reread(&file.state.input, start, in_flight, line_bytes).await?,
+            reread(&file.state.input, start, in_flight, line_bytes, parser).await?,
         )),
     };
     let resumption = resume(file, target, reach, lines.as_ref()).await?;
@@ -219,6 +220,7 @@ async fn reread(
     start: Start,
     in_flight: &InFlight,
     line_bytes: usize,
+    parser: &LineParser,
 ) -> Result<Vec<Line>, Failure> {
     let changed = |why: String| {
         Failure::Input(anyhow!(
@@ -249,7 +251,7 @@ async fn reread(
             }
             Err(e) => return Err(changed(e.to_string())),
         };
-        if text.trim().is_empty() {
+        if parser.skips(&text) {
             continue;
         }
         read.push(Line {
@@ -279,7 +281,7 @@ mod tests {
     fn checkpoint_ids_match_the_run_loops() {
         let mut batch = crate::input_batch::InputBatch::new(4);
         for (line, text) in [(3u64, "{\"a\":1}"), (5, "{\"a\":2}")] {
-            batch.push_text(line, text);
+            batch.digest_line(line, text);
         }
         assert_eq!(
             batch.take_checkpoint(),

@@ -17,8 +17,9 @@ pub enum InputFormat {
     /// JSON Lines, one object per row.
     #[value(name = "jsonl")]
     JsonLines,
-    /// Debezium change events, one per line (`op` with `before` and `after`, bare or in Kafka
-    /// Connect's `{"schema":...,"payload":...}`), as `kcat` reads them from a Debezium topic.
+    /// Debezium change events, one per line (`op` c, r, u or d with `before`/`after`, bare or
+    /// in Kafka Connect's `{"schema":...,"payload":...}`), as `kcat` reads a Debezium topic;
+    /// `before`/`after` follow --schema; tombstones are skipped.
     #[value(name = "debezium")]
     Debezium,
     /// A Parquet file.

@@ -100,6 +100,18 @@ pub fn parse_change(
     rows_of(table, line, &fields, "")
 }
 
+/// True when `text` is a tombstone (see [`Change::Tombstone`]), read without the table: a
+/// resumed run skips the same lines its reader skipped.
+pub fn is_tombstone(text: &str) -> bool {
+    let Ok(raw) = serde_json::from_str::<&RawValue>(text) else {
+        return false;
+    };
+    raw.get() == "null"
+        || fields_of(0, raw, "").is_ok_and(|f| {
+            f.op.is_none() && f.payload.is_some_and(|p| p.get() == "null")
+        })
+}
+
 fn field_error(line: u64, field: String, message: impl Into<String>) -> ChangeError {
     ChangeError::Field {
         line,
@@ -333,7 +345,10 @@ mod tests {
                 Change::Tombstone,
                 "{tombstone}"
             );
+            assert!(is_tombstone(tombstone), "{tombstone}");
         }
+        assert!(!is_tombstone(r#"{"op":"d","before":{"id":1},"payload":null}"#));
+        assert!(!is_tombstone("nul"));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 use std::path::Path;
 
 use anyhow::anyhow;
-use nats_sink::resume::StoredPrefix;
+use nats_sink::bindings::transport::TransportError;
+use nats_sink::resume::{stored_in_bucket, stored_prefix, Stored, StoredPrefix};
 use nats_sink::{Reach, Target};
 use nats_sink_cli::lines::BoundedLines;
 use sha2::{Digest as _, Sha256};
@@ -24,6 +25,9 @@ pub struct Plan {
     /// The first batch's size, when it replays the batch in flight: the same rows give the
     /// same checkpoint id, so a stream drops what it already holds within its window.
     pub first_batch_rows: Option<usize>,
+    /// What the stream holds of the batch in flight, which its replay leaves out (an upsert
+    /// sink, or Debezium input: see `replay_leaving_out_stored`).
+    pub stored: Option<Stored>,
 }
 
 impl Plan {
@@ -33,6 +37,7 @@ impl Plan {
             start: Start::default(),
             confirmed: ConfirmedPoint::default(),
             first_batch_rows: None,
+            stored: None,
         }
     }
 }
@@ -92,7 +97,7 @@ pub async fn resume<R: InFlightRows>(
         note!("nats-sink: resuming: {unit}s {first}–{last} were in flight and dedupe is off: they are sent again, and rows of them stored before the stop are stored twice");
         return Ok(whole);
     };
-    let stored = nats_sink::resume::stored_prefix(target, reach, &sink_id, record.checkpoint)
+    let stored = stored_prefix(target, reach, &sink_id, record.checkpoint)
         .await
         .map_err(|e| {
             Failure::Delivery(anyhow!(
@@ -202,6 +207,13 @@ pub async fn plan(
             reread(&file.state.input, start, in_flight, line_bytes, parser).await?,
         )),
     };
+    // A KV bucket's stream holds a checkpoint key by key, not as a prefix; and a Debezium
+    // line's messages are not one per line (a delete an append-only sink drops has none, a
+    // change of key has two). Either way, the batch is replayed leaving out what is stored.
+    let by_key = target.connect.kv.is_some() || matches!(parser, LineParser::Debezium(_));
+    if let (true, Some(lines)) = (by_key, &lines) {
+        return replay_leaving_out_stored(file, target, reach, lines).await;
+    }
     let resumption = resume(file, target, reach, lines.as_ref()).await?;
     Ok(Plan {
         start: Start {
@@ -210,7 +222,70 @@ pub async fn plan(
         },
         confirmed: resumption.confirmed,
         first_batch_rows: resumption.first_batch_rows,
+        stored: None,
     })
+}
+
+/// Replay the batch in flight (`lines`, read again) whole under its checkpoint id, leaving
+/// out every message its stream holds: per subject, JetStream holds a checkpoint's messages
+/// as a prefix of those written (an upsert sink's order per key), so what is sent again is
+/// exactly what was not stored, in write order, whatever the duplicate window. Without dedupe
+/// (no ids), or when what is stored cannot be told, it is replayed whole under its ids.
+async fn replay_leaving_out_stored(
+    file: &StateFile,
+    target: Target,
+    reach: &Reach,
+    lines: &Lines,
+) -> Result<Plan, Failure> {
+    let confirmed = file.state.confirmed.clone();
+    let (first, last) = (lines.place(0), lines.place(lines.len() - 1));
+    let mut plan = Plan {
+        start: Start {
+            line: confirmed.line,
+            offset: confirmed.offset,
+        },
+        confirmed,
+        first_batch_rows: Some(lines.len()),
+        stored: None,
+    };
+    let (Some(sink_id), Some(in_flight)) = (&file.state.sink_id, &file.state.in_flight) else {
+        note!("nats-sink: resuming: lines {first}–{last} were in flight and dedupe is off: they are sent again, and changes of them stored before the stop are applied twice");
+        return Ok(plan);
+    };
+    let checkpoint = in_flight.checkpoint;
+    let reading = |e: TransportError| {
+        Failure::Delivery(anyhow!(
+            "resuming: finding what the stream holds of lines {first}–{last}: {}",
+            nats_sink::describe_transport_error(&e)
+        ))
+    };
+    let subject = target.subject.clone();
+    let stored = match target.connect.kv.is_some() {
+        true => stored_in_bucket(target, reach, sink_id, checkpoint)
+            .await
+            .map_err(reading)?,
+        false => match stored_prefix(target, reach, sink_id, checkpoint)
+            .await
+            .map_err(reading)?
+        {
+            StoredPrefix::Rows(held) => {
+                let mut stored = Stored::new(sink_id, checkpoint);
+                if let Some(last) = held.checked_sub(1) {
+                    stored.add(&subject, last);
+                }
+                Ok(stored)
+            }
+            StoredPrefix::Unknown(why) => Err(why),
+        },
+    };
+    match stored {
+        Ok(stored) => {
+            note!("nats-sink: resuming: lines {first}–{last} were in flight; sending them again under their checkpoint id, leaving out what the stream holds of them ({} subject(s))", stored.subjects());
+            plan.stored = Some(stored);
+        }
+        Err(why) => note!("nats-sink: resuming: lines {first}–{last} were in flight and what the stream holds of them is unknown ({why}): they are sent again under their ids (at-least-once; a stream drops them within its duplicate window)"),
+    }
+    Ok(plan)
 }
 
 /// The rows of the batch in flight, read again from the input; refused when they are not the

@@ -163,6 +163,7 @@ pub(crate) async fn run(
     let resumed = Resumed {
         confirmed: plan.confirmed,
         state,
+        stored: plan.stored,
     };
     deliver_input(opened, options, columns, resumed, input, limits, &extras).await
 }
@@ -237,6 +238,8 @@ pub(crate) struct Input<C: Checkpoint> {
 pub(crate) struct Resumed {
     pub(crate) confirmed: ConfirmedPoint,
     pub(crate) state: Option<state::StateFile>,
+    /// What the stream holds of the batch the run replays first, left out of its replay.
+    pub(crate) stored: Option<nats_sink::resume::Stored>,
 }
 
 /// Deliver `input` on the opened sink, checkpoint by checkpoint, then close the sink and
@@ -253,9 +256,12 @@ pub(crate) async fn deliver_input<C: Checkpoint>(
     let Opened {
         runtime,
         target,
-        sink,
+        mut sink,
         ..
     } = opened;
+    if let Some(stored) = resumed.stored {
+        sink.skip_stored(stored);
+    }
     if let Some(addr) = extras.metrics_addr {
         serve_metrics(addr, sink.metrics())?;
     }

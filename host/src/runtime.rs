@@ -492,6 +492,13 @@ impl Sink {
         self.store.data().transport.stats.refusal
     }
 
+    /// Leave out, from now on, the messages `stored` says their stream holds already: a
+    /// resumed run replays the checkpoint in flight at a crash under its ids, and sends only
+    /// what was not stored (see [`crate::resume::stored_in_bucket`]).
+    pub fn skip_stored(&mut self, stored: crate::resume::Stored) {
+        self.store.data_mut().transport.stored = Some(stored);
+    }
+
     /// The sink's metrics; a clone stays live (for a scrape endpoint) while the sink works.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics

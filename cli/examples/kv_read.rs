@@ -40,7 +40,11 @@ async fn main() -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         for key in keys {
             // A key deleted between the listing and now reads as none.
-            if let Some(value) = store.get(&key).await.with_context(|| format!("key {key}"))? {
+            if let Some(value) = store
+                .get(&key)
+                .await
+                .with_context(|| format!("key {key}"))?
+            {
                 writeln!(out, "{key} {}", String::from_utf8_lossy(&value))?;
             }
         }

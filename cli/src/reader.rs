@@ -51,7 +51,9 @@ impl LineParser {
     /// The rows of line `line`, or `None` for a Debezium tombstone.
     fn parse(&self, line: u64, text: &str) -> anyhow::Result<Option<LineRows>> {
         Ok(match self {
-            LineParser::JsonLines(schema) => Some(LineRows::Insert(parse_line(schema, line, text)?)),
+            LineParser::JsonLines(schema) => {
+                Some(LineRows::Insert(parse_line(schema, line, text)?))
+            }
             LineParser::Debezium(table) => match debezium::parse_change(table, line, text)? {
                 Change::Rows(rows) => Some(LineRows::Changes(rows)),
                 Change::Tombstone => None,

@@ -78,7 +78,9 @@ fn is_stored(stored: &Stored, message: &OutgoingMessage) -> bool {
     message
         .headers
         .iter()
-        .find(|(name, _)| AsRef::<str>::as_ref(name).eq_ignore_ascii_case(crate::resume::MESSAGE_ID_HEADER))
+        .find(|(name, _)| {
+            AsRef::<str>::as_ref(name).eq_ignore_ascii_case(crate::resume::MESSAGE_ID_HEADER)
+        })
         .is_some_and(|(_, id)| stored.holds(message.subject.as_str(), id.as_str()))
 }
 

@@ -46,7 +46,10 @@ fn changelog(keys: i64, rounds: i64) -> Changelog {
     let mut messages = 0;
     let mut tombstones = 0;
     let mut version = 0;
-    let event = |lines: &mut Vec<String>, op: &str, before: Option<String>, after: Option<String>| {
+    let event = |lines: &mut Vec<String>,
+                 op: &str,
+                 before: Option<String>,
+                 after: Option<String>| {
         let body = format!(
             "{{\"before\":{},\"after\":{},\"source\":{{\"connector\":\"postgresql\",\"table\":\"orders\"}},\"op\":\"{op}\",\"ts_ms\":1700000000000}}",
             before.as_deref().unwrap_or("null"),
@@ -137,7 +140,12 @@ fn upsert_options(url: &str, bucket: &str) -> Vec<(String, String)> {
     ])
 }
 
-fn run_args(schema: &Path, input: &Path, options: &[(String, String)], extra: &[&str]) -> Vec<String> {
+fn run_args(
+    schema: &Path,
+    input: &Path,
+    options: &[(String, String)],
+    extra: &[&str],
+) -> Vec<String> {
     let mut args: Vec<String> = [
         "run",
         "--schema",
@@ -195,7 +203,12 @@ async fn a_debezium_changelog_leaves_the_bucket_equal_to_the_final_table() {
         ("allow_create_stream", "true"),
         ("kv.history", "64"),
     ]));
-    let out = cli(run_args(&schema(dir.path()), &input, &options, &[]), "", WAIT).await;
+    let out = cli(
+        run_args(&schema(dir.path()), &input, &options, &[]),
+        "",
+        WAIT,
+    )
+    .await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let tombstones = log.tombstones;
@@ -208,7 +221,10 @@ async fn a_debezium_changelog_leaves_the_bucket_equal_to_the_final_table() {
     let store = js.get_key_value("ORDERS").await.unwrap();
     let contents = bucket_contents(&store).await;
     assert_eq!(contents.len(), log.table.len());
-    assert!(contents == log.table, "the bucket differs from the final table");
+    assert!(
+        contents == log.table,
+        "the bucket differs from the final table"
+    );
     let watched: BTreeMap<i64, String> = watched_last(&store)
         .await
         .into_iter()
@@ -234,13 +250,34 @@ async fn a_malformed_change_stops_the_run_with_exit_2_naming_its_line_and_field(
     let schema = schema(dir.path());
     let good = |id: i64| format!("{{\"op\":\"c\",\"after\":{}}}", event_row(id, 1));
     let cases: [(&str, &str); 7] = [
-        (r#"{"op":"x","after":{"id":9}}"#, r#"line 4: op: unknown operation "x""#),
-        (r#"{"payload":{"op":"c","before":null,"after":null}}"#, "line 4: payload.after: missing or null"),
-        (r#"{"op":"u","before":{"id":1}}"#, "line 4: after: missing or null"),
-        (r#"{"op":"d","before":null,"after":{"id":1}}"#, "line 4: before: missing or null"),
-        (r#"{"op":"c","after":{"id":null,"version":1}}"#, "line 4: after.id: the primary key is null"),
-        (r#"{"op":"d","before":{"version":1}}"#, "line 4: before: primary key column `id` is missing"),
-        (r#"{"op":"c","after":{"id":"seven"}}"#, "line 4, column `after.id`: expected a 64-bit integer"),
+        (
+            r#"{"op":"x","after":{"id":9}}"#,
+            r#"line 4: op: unknown operation "x""#,
+        ),
+        (
+            r#"{"payload":{"op":"c","before":null,"after":null}}"#,
+            "line 4: payload.after: missing or null",
+        ),
+        (
+            r#"{"op":"u","before":{"id":1}}"#,
+            "line 4: after: missing or null",
+        ),
+        (
+            r#"{"op":"d","before":null,"after":{"id":1}}"#,
+            "line 4: before: missing or null",
+        ),
+        (
+            r#"{"op":"c","after":{"id":null,"version":1}}"#,
+            "line 4: after.id: the primary key is null",
+        ),
+        (
+            r#"{"op":"d","before":{"version":1}}"#,
+            "line 4: before: primary key column `id` is missing",
+        ),
+        (
+            r#"{"op":"c","after":{"id":"seven"}}"#,
+            "line 4, column `after.id`: expected a 64-bit integer",
+        ),
     ];
     let js = async_nats::jetstream::new(server.client().await);
     for (case, (bad, expected)) in cases.iter().enumerate() {
@@ -248,7 +285,13 @@ async fn a_malformed_change_stops_the_run_with_exit_2_naming_its_line_and_field(
         let input = dir.path().join(format!("{bucket}.jsonl"));
         std::fs::write(
             &input,
-            format!("{}\n{}\n{}\n{bad}\n{}\n", good(1), good(2), good(3), good(99)),
+            format!(
+                "{}\n{}\n{}\n{bad}\n{}\n",
+                good(1),
+                good(2),
+                good(3),
+                good(99)
+            ),
         )
         .unwrap();
         let args = if case == 0 {
@@ -268,12 +311,19 @@ async fn a_malformed_change_stops_the_run_with_exit_2_naming_its_line_and_field(
         let out = cli(args, "", WAIT).await;
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
-        assert!(stderr.contains(expected), "{bad}: expected {expected:?} in {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{bad}: expected {expected:?} in {stderr}"
+        );
         assert!(stderr.contains("3 rows confirmed"), "{bad}: {stderr}");
         let store = js.get_key_value(&bucket).await.unwrap();
         let contents = bucket_contents(&store).await;
         let keys: Vec<i64> = contents.keys().copied().collect();
-        assert_eq!(keys, [1, 2, 3], "{bad}: the lines before it, and nothing after");
+        assert_eq!(
+            keys,
+            [1, 2, 3],
+            "{bad}: the lines before it, and nothing after"
+        );
     }
 
     // An append-only sink refuses a delete unless force_append_only drops it.
@@ -336,7 +386,12 @@ async fn a_killed_run_resumed_with_its_state_stores_each_change_once_in_order() 
         &schema(dir.path()),
         &input,
         &upsert_options(&server.url(), "RESUMED"),
-        &["--batch-size", "300", "--state", &state.display().to_string()],
+        &[
+            "--batch-size",
+            "300",
+            "--state",
+            &state.display().to_string(),
+        ],
     );
     let url = server.url();
     let mut earlier = Vec::new();
@@ -345,8 +400,14 @@ async fn a_killed_run_resumed_with_its_state_stores_each_change_once_in_order() 
         let mut run = spawn_cli_run(&args);
         let deadline = Instant::now() + WAIT;
         while stream_count(&url, "KV_RESUMED").await.unwrap_or(0) < threshold {
-            assert!(run.is_running(), "the CLI ended before {threshold} messages");
-            assert!(Instant::now() < deadline, "{threshold} messages not reached");
+            assert!(
+                run.is_running(),
+                "the CLI ended before {threshold} messages"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{threshold} messages not reached"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         run.kill_hard();
@@ -356,7 +417,11 @@ async fn a_killed_run_resumed_with_its_state_stores_each_change_once_in_order() 
     }
     let out = finish(spawn_cli_run(&args)).await;
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}\nearlier runs:\n{earlier:#?}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stderr}\nearlier runs:\n{earlier:#?}"
+    );
     let resumes: Vec<String> = earlier
         .iter()
         .map(String::as_str)
@@ -371,7 +436,10 @@ async fn a_killed_run_resumed_with_its_state_stores_each_change_once_in_order() 
 
     let store = js.get_key_value("RESUMED").await.unwrap();
     let contents = bucket_contents(&store).await;
-    assert!(contents == log.table, "the bucket differs from the final table");
+    assert!(
+        contents == log.table,
+        "the bucket differs from the final table"
+    );
     let watched: BTreeMap<i64, String> = watched_last(&store)
         .await
         .into_iter()

@@ -77,11 +77,7 @@ struct Fields<'a> {
 }
 
 /// Parse line `line` (from 1) of a Debezium changelog.
-pub fn parse_change(
-    table: &ChangeSchema,
-    line: u64,
-    text: &str,
-) -> Result<Change, ChangeError> {
+pub fn parse_change(table: &ChangeSchema, line: u64, text: &str) -> Result<Change, ChangeError> {
     let raw = parse_json(line, text)?;
     if raw.get() == "null" {
         return Ok(Change::Tombstone);
@@ -107,9 +103,8 @@ pub fn is_tombstone(text: &str) -> bool {
         return false;
     };
     raw.get() == "null"
-        || fields_of(0, raw, "").is_ok_and(|f| {
-            f.op.is_none() && f.payload.is_some_and(|p| p.get() == "null")
-        })
+        || fields_of(0, raw, "")
+            .is_ok_and(|f| f.op.is_none() && f.payload.is_some_and(|p| p.get() == "null"))
 }
 
 fn field_error(line: u64, field: String, message: impl Into<String>) -> ChangeError {
@@ -174,7 +169,10 @@ fn rows_of(
         field_error(
             line,
             op_field(),
-            format!("expected a string (`c`, `r`, `u` or `d`), got {}", json_kind(op.get())),
+            format!(
+                "expected a string (`c`, `r`, `u` or `d`), got {}",
+                json_kind(op.get())
+            ),
         )
     })?;
     let row = |name: &str, needed_by: &str| -> Result<Vec<Datum>, ChangeError> {
@@ -336,10 +334,16 @@ mod tests {
     #[test]
     fn the_json_converter_envelope_is_unwrapped_and_tombstones_are_told_apart() {
         assert_eq!(
-            rows(r#"{"schema":{"type":"struct","fields":[]},"payload":{"op":"d","before":{"id":2},"after":null}}"#),
+            rows(
+                r#"{"schema":{"type":"struct","fields":[]},"payload":{"op":"d","before":{"id":2},"after":null}}"#
+            ),
             vec![(Op::Delete, vec![Datum::Bigint(2), Datum::Null, Datum::Null])]
         );
-        for tombstone in ["null", r#"{"schema":null,"payload":null}"#, r#"{"payload":null}"#] {
+        for tombstone in [
+            "null",
+            r#"{"schema":null,"payload":null}"#,
+            r#"{"payload":null}"#,
+        ] {
             assert_eq!(
                 parse_change(&table(), 1, tombstone).unwrap(),
                 Change::Tombstone,
@@ -347,7 +351,9 @@ mod tests {
             );
             assert!(is_tombstone(tombstone), "{tombstone}");
         }
-        assert!(!is_tombstone(r#"{"op":"d","before":{"id":1},"payload":null}"#));
+        assert!(!is_tombstone(
+            r#"{"op":"d","before":{"id":1},"payload":null}"#
+        ));
         assert!(!is_tombstone("nul"));
     }
 
@@ -394,7 +400,10 @@ mod tests {
             error(11, r#"{"payload":3}"#),
             "line 11: payload: expected a change event (an object) or null, got a number"
         );
-        assert_eq!(error(12, "[1]"), "line 12: expected a JSON object, got an array");
+        assert_eq!(
+            error(12, "[1]"),
+            "line 12: expected a JSON object, got an array"
+        );
     }
 
     #[test]

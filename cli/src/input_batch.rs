@@ -114,3 +114,27 @@ impl InputBatch {
         self.digest = Sha256::new();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows 0–1 from line 3, 2–3 from line 5 (an update pair each), 4 from line 6.
+    fn batch() -> InputBatch {
+        let mut batch = InputBatch::new(4);
+        for line in [3, 3, 5, 5, 6] {
+            batch.place_row(line, (0, 0), String::new());
+        }
+        batch
+    }
+
+    /// An update is two rows of one line: confirmed whole or not at all, counted once.
+    #[test]
+    fn a_lines_rows_are_confirmed_together_and_counted_as_one_line() {
+        let batch = batch();
+        let whole: Vec<usize> = (0..=5).map(|rows| batch.whole_line_rows(rows)).collect();
+        assert_eq!(whole, [0, 0, 2, 2, 4, 5]);
+        let lines: Vec<u64> = (0..=5).map(|rows| batch.lines_of(rows)).collect();
+        assert_eq!(lines, [0, 1, 1, 2, 2, 3]);
+    }
+}

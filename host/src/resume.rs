@@ -152,6 +152,7 @@ pub const MAX_SCANNED_SEQUENCES: u64 = 1 << 17;
 /// prefix is read back whole), so a message at or before that position is stored already.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stored {
+    checkpoint: u64,
     /// `<sink_id>:<checkpoint>:`, how the checkpoint's message ids start.
     id_prefix: String,
     last_by_subject: HashMap<String, u64>,
@@ -161,6 +162,7 @@ impl Stored {
     /// Nothing stored yet of checkpoint `checkpoint` of sink `sink_id`.
     pub fn new(sink_id: &str, checkpoint: u64) -> Stored {
         Stored {
+            checkpoint,
             id_prefix: format!("{sink_id}:{checkpoint}:"),
             last_by_subject: HashMap::new(),
         }
@@ -170,6 +172,11 @@ impl Stored {
     pub fn add(&mut self, subject: &str, position: u64) {
         let last = self.last_by_subject.entry(subject.to_string()).or_default();
         *last = (*last).max(position);
+    }
+
+    /// The checkpoint it tells about.
+    pub fn checkpoint(&self) -> u64 {
+        self.checkpoint
     }
 
     /// The subjects the stream holds messages of the checkpoint on.

@@ -33,6 +33,17 @@ struct Changelog {
     table: BTreeMap<i64, String>,
     messages: u64,
     tombstones: usize,
+    /// Messages written through each change, in order (tombstones are no change).
+    written_through: Vec<u64>,
+}
+
+impl Changelog {
+    /// Messages written once the first `changes` changes are.
+    fn written_after(&self, changes: usize) -> u64 {
+        changes
+            .checked_sub(1)
+            .map_or(0, |i| self.written_through[i])
+    }
 }
 
 /// Debezium events over `keys` keys in `rounds` rounds: the first round reads (snapshot) or
@@ -45,6 +56,7 @@ fn changelog(keys: i64, rounds: i64) -> Changelog {
     let mut lines: Vec<String> = Vec::new();
     let mut messages = 0;
     let mut tombstones = 0;
+    let mut written_through = Vec::new();
     let mut version = 0;
     let event = |lines: &mut Vec<String>,
                  op: &str,
@@ -106,6 +118,7 @@ fn changelog(keys: i64, rounds: i64) -> Changelog {
                     messages += 1;
                 }
             }
+            written_through.push(messages);
         }
     }
     let table = live
@@ -120,6 +133,7 @@ fn changelog(keys: i64, rounds: i64) -> Changelog {
         table,
         messages,
         tombstones,
+        written_through,
     }
 }
 
@@ -361,31 +375,53 @@ async fn a_malformed_change_stops_the_run_with_exit_2_naming_its_line_and_field(
     assert_eq!(stream_count(&server.url(), "ROWS").await, Some(3));
 }
 
-/// The sink killed (SIGKILL) twice while it sinks a changelog of about 28,000 events into a
-/// bucket whose stream's duplicate window is 1 s, and rerun with the same `--state` after
-/// the window: the bucket equals the final table, and each change is stored exactly once, in
-/// order per key. Replaying the batch in flight whole would store again, after the window,
-/// the values of it already stored (an older value after a newer one, when a key changed
-/// twice in the batch).
-#[tokio::test(flavor = "multi_thread")]
-async fn a_killed_run_resumed_with_its_state_stores_each_change_once_in_order() {
+/// What a killed run sinks, and what it must leave.
+struct Killed<'a> {
+    /// `--input-format`.
+    format: &'a str,
+    input: &'a str,
+    bucket: &'a str,
+    /// Values the bucket keeps per key.
+    history: u8,
+    table: &'a BTreeMap<i64, String>,
+    /// Messages the input makes, each stored once.
+    messages: u64,
+    /// Messages stored when the sink is killed, the first time and the second: each in the
+    /// middle of a batch, so that part of it is stored.
+    kill_at: [u64; 2],
+}
+
+/// Sink the input into a bucket whose stream's duplicate window is 1 s, killing the sink
+/// (SIGKILL) twice, once `kill_at` messages are stored, and rerunning it
+/// with the same `--state` after the window, to the end. The bucket must then equal the
+/// table, a watcher agree, and the stream have stored each message once (its last sequence
+/// is their number), each key's kept history in order. Returns the runs' `resuming:` lines.
+async fn killed_twice_then_resumed(killed: Killed<'_>) -> Vec<String> {
+    let Killed {
+        format,
+        input,
+        bucket,
+        history,
+        table,
+        messages,
+        kill_at,
+    } = killed;
     let server = NatsServer::start_jetstream();
     let js = async_nats::jetstream::new(server.client().await);
     js.create_stream(async_nats::jetstream::stream::Config {
         duplicate_window: Duration::from_secs(1),
-        ..nats_sink::kv::bucket_config("RESUMED", 64)
+        ..nats_sink::kv::bucket_config(bucket, history)
     })
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let log = changelog(3_000, 8);
-    let input = dir.path().join("orders.debezium.jsonl");
-    std::fs::write(&input, &log.text).unwrap();
+    let path = dir.path().join("changes.jsonl");
+    std::fs::write(&path, input).unwrap();
     let state = dir.path().join("run.state");
-    let args = run_args(
+    let mut args = run_args(
         &schema(dir.path()),
-        &input,
-        &upsert_options(&server.url(), "RESUMED"),
+        &path,
+        &upsert_options(&server.url(), bucket),
         &[
             "--batch-size",
             "300",
@@ -393,13 +429,14 @@ async fn a_killed_run_resumed_with_its_state_stores_each_change_once_in_order() 
             &state.display().to_string(),
         ],
     );
-    let url = server.url();
+    let at = args.iter().position(|a| a == "debezium").unwrap();
+    args[at] = format.to_string();
+    let stream = format!("KV_{bucket}");
     let mut earlier = Vec::new();
-    for share in [4, 2] {
-        let threshold = log.messages / share;
+    for threshold in kill_at {
         let mut run = spawn_cli_run(&args);
         let deadline = Instant::now() + WAIT;
-        while stream_count(&url, "KV_RESUMED").await.unwrap_or(0) < threshold {
+        while stored_ever(&js, &stream).await < threshold {
             assert!(
                 run.is_running(),
                 "the CLI ended before {threshold} messages"
@@ -434,10 +471,10 @@ async fn a_killed_run_resumed_with_its_state_stores_each_change_once_in_order() 
         eprintln!("{line}");
     }
 
-    let store = js.get_key_value("RESUMED").await.unwrap();
+    let store = js.get_key_value(bucket).await.unwrap();
     let contents = bucket_contents(&store).await;
     assert!(
-        contents == log.table,
+        contents == *table,
         "the bucket differs from the final table"
     );
     let watched: BTreeMap<i64, String> = watched_last(&store)
@@ -445,15 +482,88 @@ async fn a_killed_run_resumed_with_its_state_stores_each_change_once_in_order() 
         .into_iter()
         .filter_map(|(k, v)| Some((k, v?)))
         .collect();
-    assert!(watched == log.table, "a watcher's last values differ");
-    let stored = assert_history_in_order(&js, "KV_RESUMED").await;
-    assert_eq!(stored, log.messages, "each change stored once");
+    assert!(watched == *table, "a watcher's last values differ");
+    assert_eq!(
+        stored_ever(&js, &stream).await,
+        messages,
+        "each change stored once"
+    );
+    if history > 1 {
+        assert_history_in_order(&js, &stream).await;
+    }
     let recorded: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(recorded["in_flight"], serde_json::Value::Null);
+    resumes
+}
+
+/// Messages `stream` has stored since it was made, those its history dropped included.
+async fn stored_ever(js: &async_nats::jetstream::Context, stream: &str) -> u64 {
+    let attempt = async {
+        let mut stream = js.get_stream(stream).await.ok()?;
+        Some(stream.info().await.ok()?.state.last_sequence)
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+/// The sink killed (SIGKILL) twice while it sinks a changelog of about 30,000 lines into a
+/// bucket whose stream's duplicate window is 1 s, and rerun with the same `--state` after
+/// the window: the bucket equals the final table, and each change is stored exactly once, in
+/// order per key. Replaying the batch in flight whole would store again, after the window,
+/// the values of it already stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_run_resumed_with_its_state_stores_each_change_once_in_order() {
+    let log = changelog(3_000, 8);
+    let resumes = killed_twice_then_resumed(Killed {
+        format: "debezium",
+        input: &log.text,
+        bucket: "RESUMED",
+        history: 64,
+        table: &log.table,
+        messages: log.messages,
+        // Half way through a batch of 300 changes.
+        kill_at: [log.written_after(6_150), log.written_after(15_150)],
+    })
+    .await;
     println!(
-        "PROOF | debezium into a KV bucket: the sink killed (SIGKILL) 2× during {} lines, duplicate window 1 s, rerun with --state after 1.5 s | {stored} | 0 stored twice | 0 out of order; bucket = final table; {} of 2 reruns replayed a batch in flight leaving out what was stored |",
+        "PROOF | debezium into a KV bucket: the sink killed (SIGKILL) 2× during {} lines, duplicate window 1 s, rerun with --state after 1.5 s | {} | 0 stored twice | 0 out of order; bucket = final table; {} of 2 reruns replayed a batch in flight leaving out what was stored |",
         log.lines,
+        log.messages,
         resumes.iter().filter(|l| l.contains("leaving out")).count()
+    );
+}
+
+/// The same for JSON Lines into an upsert sink keeping one value per key: rows are puts, and
+/// each of 100 keys is written three times in every batch, so a crash leaves only a key's
+/// last stored value of the batch in the stream. The replay must leave out the key's earlier
+/// values too (they are gone, not unsent): sending one would bring an old value back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_json_lines_upsert_run_resumes_exactly_too() {
+    let (keys, rounds) = (100, 240);
+    let mut input = String::new();
+    let mut table = BTreeMap::new();
+    for version in 1..=keys * rounds {
+        let id = (version - 1) % keys;
+        input.push_str(&event_row(id, version));
+        input.push('\n');
+        table.insert(id, stored_row(id, version));
+    }
+    let resumes = killed_twice_then_resumed(Killed {
+        format: "jsonl",
+        input: &input,
+        bucket: "PUTS",
+        history: 1,
+        table: &table,
+        messages: (keys * rounds) as u64,
+        kill_at: [6_150, 15_150],
+    })
+    .await;
+    assert!(
+        resumes.iter().all(|l| !l.contains("unknown")),
+        "{resumes:#?}"
     );
 }

@@ -432,44 +432,7 @@ async fn killed_twice_then_resumed(killed: Killed<'_>) -> Vec<String> {
     let at = args.iter().position(|a| a == "debezium").unwrap();
     args[at] = format.to_string();
     let stream = format!("KV_{bucket}");
-    let mut earlier = Vec::new();
-    for threshold in kill_at {
-        let mut run = spawn_cli_run(&args);
-        let deadline = Instant::now() + WAIT;
-        while stored_ever(&js, &stream).await < threshold {
-            assert!(
-                run.is_running(),
-                "the CLI ended before {threshold} messages"
-            );
-            assert!(
-                Instant::now() < deadline,
-                "{threshold} messages not reached"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        run.kill_hard();
-        earlier.push(text(&finish(run).await.stderr));
-        // Past the duplicate window: the stream would keep a replayed message again.
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
-    }
-    let out = finish(spawn_cli_run(&args)).await;
-    let stderr = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stderr}\nearlier runs:\n{earlier:#?}"
-    );
-    let resumes: Vec<String> = earlier
-        .iter()
-        .map(String::as_str)
-        .chain([stderr.as_str()])
-        .flat_map(str::lines)
-        .filter(|l| l.contains("resuming:"))
-        .map(str::to_string)
-        .collect();
-    for line in &resumes {
-        eprintln!("{line}");
-    }
+    let resumes = kill_twice_then_finish(&js, &stream, &args, kill_at).await;
 
     let store = js.get_key_value(bucket).await.unwrap();
     let contents = bucket_contents(&store).await;
@@ -494,6 +457,56 @@ async fn killed_twice_then_resumed(killed: Killed<'_>) -> Vec<String> {
     let recorded: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(recorded["in_flight"], serde_json::Value::Null);
+    resumes
+}
+
+/// Run the CLI with `args`, kill it (SIGKILL) once `stream` has stored `kill_at[0]`
+/// messages and again at `kill_at[1]`, each time waiting out the stream's 1 s duplicate
+/// window, then rerun it to the end, which must succeed. Returns the runs' `resuming:` lines.
+async fn kill_twice_then_finish(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    args: &[String],
+    kill_at: [u64; 2],
+) -> Vec<String> {
+    let mut earlier = Vec::new();
+    for threshold in kill_at {
+        let mut run = spawn_cli_run(args);
+        let deadline = Instant::now() + WAIT;
+        while stored_ever(js, stream).await < threshold {
+            assert!(
+                run.is_running(),
+                "the CLI ended before {threshold} messages"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{threshold} messages not reached"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        run.kill_hard();
+        earlier.push(text(&finish(run).await.stderr));
+        // Past the duplicate window: the stream would keep a replayed message again.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+    }
+    let out = finish(spawn_cli_run(args)).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stderr}\nearlier runs:\n{earlier:#?}"
+    );
+    let resumes: Vec<String> = earlier
+        .iter()
+        .map(String::as_str)
+        .chain([stderr.as_str()])
+        .flat_map(str::lines)
+        .filter(|l| l.contains("resuming:"))
+        .map(str::to_string)
+        .collect();
+    for line in &resumes {
+        eprintln!("{line}");
+    }
     resumes
 }
 
@@ -565,5 +578,68 @@ async fn a_killed_json_lines_upsert_run_resumes_exactly_too() {
     assert!(
         resumes.iter().all(|l| !l.contains("unknown")),
         "{resumes:#?}"
+    );
+}
+
+/// Debezium input into an append-only stream with `force_append_only`: deletes make no
+/// message, so a line is not a message; killed twice and resumed with `--state` past the
+/// duplicate window, the stream holds every create, read and update's new row exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_append_only_debezium_run_resumes_exactly_once() {
+    let server = NatsServer::start_jetstream();
+    let js = server
+        .create_stream(async_nats::jetstream::stream::Config {
+            duplicate_window: Duration::from_secs(1),
+            ..NatsServer::stream_config("CHANGES", &["changes"])
+        })
+        .await;
+    let log = changelog(3_000, 8);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("changes.jsonl");
+    std::fs::write(&input, &log.text).unwrap();
+    let state = dir.path().join("run.state");
+    let mut options = plain_options(&server, "changes");
+    options.push(("force_append_only".into(), "true".into()));
+    let args = run_args(
+        &schema(dir.path()),
+        &input,
+        &options,
+        &[
+            "--batch-size",
+            "300",
+            "--state",
+            &state.display().to_string(),
+        ],
+    );
+    // Every change but a delete is one message: its new row, as an insert.
+    let mut expected: Vec<i64> = Vec::new();
+    for line in log.text.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        let event = event.get("payload").unwrap_or(&event);
+        if let Some(version) = event["after"]["version"].as_i64() {
+            expected.push(version);
+        }
+    }
+    let quarter = expected.len() as u64 / 4;
+    let resumes =
+        kill_twice_then_finish(&js, "CHANGES", &args, [quarter + 150, 2 * quarter + 150]).await;
+    assert!(
+        resumes.iter().all(|l| !l.contains("unknown")),
+        "{resumes:#?}"
+    );
+    let stored: Vec<i64> = stream_messages(&js, "CHANGES", WAIT)
+        .await
+        .iter()
+        .map(|m| {
+            let row: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+            row["version"].as_i64().unwrap()
+        })
+        .collect();
+    // In write order, each once.
+    assert!(
+        stored == expected,
+        "{} stored, {} expected; out of order, lost or twice",
+        stored.len(),
+        expected.len()
     );
 }

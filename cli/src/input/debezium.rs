@@ -205,7 +205,7 @@ fn rows_of(
             // create, never as an update. So the pair's old row is the new one: an upsert
             // sink puts `after` at its key; an append-only sink treats it as any update.
             let before = match has_before {
-                true => row("before", "")?,
+                true => row("before", "an update's old row")?,
                 false => after.clone(),
             };
             vec![(Op::UpdateDelete, before), (Op::UpdateInsert, after)]

@@ -2,7 +2,9 @@
 //! the batch that was in flight at the crash either skipped as far as the stream proves it
 //! stored, or replayed whole under its checkpoint id. That decision (`resume`) serves every
 //! input through `InFlightRows`; JSON Lines reads its lines in flight again here, record
-//! batches in `resume_batches`.
+//! batches in `resume_batches`. An upsert sink (a KV bucket holds a checkpoint key by key,
+//! not as a prefix) and Debezium input (a line makes no message, one or two) instead replay
+//! the batch whole, leaving out what the stream holds of it (`replay_leaving_out_stored`).
 
 use std::path::Path;
 

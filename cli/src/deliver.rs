@@ -64,7 +64,7 @@ impl Deliverer {
             checkpoint,
             first_line: batch.lines[0],
             start_offset: batch.spans[0].0,
-            rows: batch.rows.len() as u64,
+            rows: batch.line_count as u64,
         })?;
         let lines = format!(
             "lines {}–{}",
@@ -78,12 +78,14 @@ impl Deliverer {
             .await;
         let outcome = match sent {
             Ok((accepted, refusal)) => {
+                let accepted = batch.whole_line_rows(accepted);
                 if accepted > 0 {
                     let last = accepted - 1;
                     self.confirm(ConfirmedPoint {
                         line: batch.lines[last],
                         offset: batch.spans[last].1,
-                        rows: self.confirmed.rows + accepted as u64,
+                        // Lines, as a resumed run counts them (a Debezium update is one).
+                        rows: self.confirmed.rows + batch.lines_of(accepted),
                         checkpoint: Some(checkpoint),
                         line_start: batch.spans[last].0,
                         line_digest: match self.state {
@@ -185,13 +187,14 @@ impl Deliverer {
     }
 }
 
-/// JSON Lines: a checkpoint of parsed lines, one row each; none is ever carried over.
+/// JSON Lines and Debezium: a checkpoint of parsed lines, counted in lines (a Debezium
+/// update is one line of two rows); none is ever carried over.
 impl Checkpoint for InputBatch {
     type Read = ReadRow;
     const UNIT: &'static str = "line";
 
     fn rows(&self) -> usize {
-        self.rows.len()
+        self.line_count
     }
 
     fn bytes(&self) -> usize {

@@ -178,7 +178,8 @@ enum Command {
         input_format: Option<nats_sink_cli::input::columnar::InputFormat>,
         #[command(flatten)]
         options: SinkOptions,
-        /// Rows per batch. Each batch is a checkpoint: written, then flushed. Its rows' message
+        /// Rows per batch (for Debezium input, changes: an update is one). Each batch is a
+        /// checkpoint: written, then flushed. Its rows' message
         /// ids come from its content and first line, so rerunning the same input with the same
         /// batch size replays rather than duplicates.
         #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]

@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use nats_sink::Datum;
+use nats_sink::{Datum, Op};
+use nats_sink_cli::input::debezium::{self, Change, ChangeSchema};
 use nats_sink_cli::input::parse_line;
 use nats_sink_cli::lines::BoundedLines;
 use nats_sink_rules::schema::Schema;
@@ -26,9 +27,45 @@ pub struct ReadRow {
     pub end: u64,
     /// The line's text (without its line break), for the checkpoint's digest.
     pub text: String,
-    pub datums: Vec<Datum>,
+    pub rows: LineRows,
     /// Its share of the byte bound, given back when the row leaves the run loop's hands.
     _bytes: OwnedSemaphorePermit,
+}
+
+/// The rows one line makes.
+pub enum LineRows {
+    /// A JSON Lines row: an insert.
+    Insert(Vec<Datum>),
+    /// A change event's rows with their operations (an update is a pair).
+    Changes(Vec<(Op, Vec<Datum>)>),
+}
+
+/// How lines become rows: `--input-format jsonl` or `debezium`.
+#[derive(Clone)]
+pub enum LineParser {
+    JsonLines(Arc<Schema>),
+    Debezium(Arc<ChangeSchema>),
+}
+
+impl LineParser {
+    /// The rows of line `line`, or `None` for a Debezium tombstone.
+    fn parse(&self, line: u64, text: &str) -> anyhow::Result<Option<LineRows>> {
+        Ok(match self {
+            LineParser::JsonLines(schema) => {
+                Some(LineRows::Insert(parse_line(schema, line, text)?))
+            }
+            LineParser::Debezium(table) => match debezium::parse_change(table, line, text)? {
+                Change::Rows(rows) => Some(LineRows::Changes(rows)),
+                Change::Tombstone => None,
+            },
+        })
+    }
+
+    /// True for a line that makes no rows and is read past: a blank line, or a tombstone.
+    pub fn skips(&self, text: &str) -> bool {
+        text.trim().is_empty()
+            || matches!(self, LineParser::Debezium(_) if debezium::is_tombstone(text))
+    }
 }
 
 /// What the reader hands over: rows, then the end or why a line could not be read or parsed.
@@ -45,7 +82,7 @@ pub struct Start {
 /// receiver stops the reader at its next row.
 pub fn spawn(
     input: Box<dyn AsyncRead + Unpin + Send>,
-    schema: Arc<Schema>,
+    parser: LineParser,
     start: Start,
     line_bytes: usize,
     batch_rows: usize,
@@ -58,21 +95,26 @@ pub fn spawn(
         line_bytes,
     )
     .resumed(start.line, start.offset);
-    tokio::spawn(read_all(lines, schema, rows, bytes));
+    tokio::spawn(read_all(lines, parser, rows, bytes));
     receiver
 }
 
 async fn read_all<R: tokio::io::AsyncBufRead + Unpin>(
     mut lines: BoundedLines<R>,
-    schema: Arc<Schema>,
+    parser: LineParser,
     rows: mpsc::Sender<Read>,
     bytes: Arc<Semaphore>,
 ) {
+    // Debezium tombstones read past, for the run's summary.
+    let mut tombstones = 0u64;
     loop {
         let start = lines.offset();
         let text = match lines.next_line().await {
             Ok(Some(text)) => text,
             Ok(None) => {
+                if tombstones > 0 {
+                    note!("nats-sink: {tombstones} Debezium tombstone(s) skipped: Kafka's markers for log compaction after a delete, which change nothing");
+                }
                 let _ = rows.send(Read::End).await;
                 return;
             }
@@ -85,10 +127,14 @@ async fn read_all<R: tokio::io::AsyncBufRead + Unpin>(
         if text.trim().is_empty() {
             continue;
         }
-        let datums = match parse_line(&schema, line, &text) {
-            Ok(datums) => datums,
+        let parsed = match parser.parse(line, &text) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => {
+                tombstones += 1;
+                continue;
+            }
             Err(e) => {
-                let _ = rows.send(Read::Failed(e.into())).await;
+                let _ = rows.send(Read::Failed(e)).await;
                 return;
             }
         };
@@ -102,7 +148,7 @@ async fn read_all<R: tokio::io::AsyncBufRead + Unpin>(
             start,
             end: lines.offset(),
             text,
-            datums,
+            rows: parsed,
             _bytes: permit,
         };
         if rows.send(Read::Rows(row)).await.is_err() {

@@ -2,18 +2,21 @@
 //! the batch that was in flight at the crash either skipped as far as the stream proves it
 //! stored, or replayed whole under its checkpoint id. That decision (`resume`) serves every
 //! input through `InFlightRows`; JSON Lines reads its lines in flight again here, record
-//! batches in `resume_batches`.
+//! batches in `resume_batches`. An upsert sink (a KV bucket holds a checkpoint key by key,
+//! not as a prefix) and Debezium input (a line makes no message, one or two) instead replay
+//! the batch whole, leaving out what the stream holds of it (`replay_leaving_out_stored`).
 
 use std::path::Path;
 
 use anyhow::anyhow;
-use nats_sink::resume::StoredPrefix;
+use nats_sink::bindings::transport::TransportError;
+use nats_sink::resume::{stored_in_bucket, stored_prefix, Stored, StoredPrefix};
 use nats_sink::{Reach, Target};
 use nats_sink_cli::lines::BoundedLines;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncSeekExt as _;
 
-use super::reader::Start;
+use super::reader::{LineParser, Start};
 use super::state::{line_digest, ConfirmedPoint, InFlight, StateFile};
 use crate::Failure;
 
@@ -24,6 +27,9 @@ pub struct Plan {
     /// The first batch's size, when it replays the batch in flight: the same rows give the
     /// same checkpoint id, so a stream drops what it already holds within its window.
     pub first_batch_rows: Option<usize>,
+    /// What the stream holds of the batch in flight, which its replay leaves out (an upsert
+    /// sink, or Debezium input: see `replay_leaving_out_stored`).
+    pub stored: Option<Stored>,
 }
 
 impl Plan {
@@ -33,6 +39,7 @@ impl Plan {
             start: Start::default(),
             confirmed: ConfirmedPoint::default(),
             first_batch_rows: None,
+            stored: None,
         }
     }
 }
@@ -92,7 +99,7 @@ pub async fn resume<R: InFlightRows>(
         note!("nats-sink: resuming: {unit}s {first}–{last} were in flight and dedupe is off: they are sent again, and rows of them stored before the stop are stored twice");
         return Ok(whole);
     };
-    let stored = nats_sink::resume::stored_prefix(target, reach, &sink_id, record.checkpoint)
+    let stored = stored_prefix(target, reach, &sink_id, record.checkpoint)
         .await
         .map_err(|e| {
             Failure::Delivery(anyhow!(
@@ -189,6 +196,7 @@ pub async fn plan(
     target: Target,
     reach: &Reach,
     line_bytes: usize,
+    parser: &LineParser,
 ) -> Result<Plan, Failure> {
     let confirmed = &file.state.confirmed;
     let start = Start {
@@ -198,9 +206,16 @@ pub async fn plan(
     let lines = match &file.state.in_flight {
         None => None,
         Some(in_flight) => Some(Lines(
-            reread(&file.state.input, start, in_flight, line_bytes).await?,
+            reread(&file.state.input, start, in_flight, line_bytes, parser).await?,
         )),
     };
+    // A KV bucket's stream holds a checkpoint key by key, not as a prefix; and a Debezium
+    // line's messages are not one per line (a delete an append-only sink drops has none, a
+    // change of key has two). Either way, the batch is replayed leaving out what is stored.
+    let by_key = target.connect.kv.is_some() || matches!(parser, LineParser::Debezium(_));
+    if let (true, Some(lines)) = (by_key, &lines) {
+        return replay_leaving_out_stored(file, target, reach, lines).await;
+    }
     let resumption = resume(file, target, reach, lines.as_ref()).await?;
     Ok(Plan {
         start: Start {
@@ -209,7 +224,70 @@ pub async fn plan(
         },
         confirmed: resumption.confirmed,
         first_batch_rows: resumption.first_batch_rows,
+        stored: None,
     })
+}
+
+/// Replay the batch in flight (`lines`, read again) whole under its checkpoint id, leaving
+/// out every message its stream holds: per subject, JetStream holds a checkpoint's messages
+/// as a prefix of those written (an upsert sink's order per key), so what is sent again is
+/// exactly what was not stored, in write order, whatever the duplicate window. Without dedupe
+/// (no ids), or when what is stored cannot be told, it is replayed whole under its ids.
+async fn replay_leaving_out_stored(
+    file: &StateFile,
+    target: Target,
+    reach: &Reach,
+    lines: &Lines,
+) -> Result<Plan, Failure> {
+    let confirmed = file.state.confirmed.clone();
+    let (first, last) = (lines.place(0), lines.place(lines.len() - 1));
+    let mut plan = Plan {
+        start: Start {
+            line: confirmed.line,
+            offset: confirmed.offset,
+        },
+        confirmed,
+        first_batch_rows: Some(lines.len()),
+        stored: None,
+    };
+    let (Some(sink_id), Some(in_flight)) = (&file.state.sink_id, &file.state.in_flight) else {
+        note!("nats-sink: resuming: lines {first}–{last} were in flight and dedupe is off: they are sent again, and changes of them stored before the stop are applied twice");
+        return Ok(plan);
+    };
+    let checkpoint = in_flight.checkpoint;
+    let reading = |e: TransportError| {
+        Failure::Delivery(anyhow!(
+            "resuming: finding what the stream holds of lines {first}–{last}: {}",
+            nats_sink::describe_transport_error(&e)
+        ))
+    };
+    let subject = target.subject.clone();
+    let stored = match target.connect.kv.is_some() {
+        true => stored_in_bucket(target, reach, sink_id, checkpoint)
+            .await
+            .map_err(reading)?,
+        false => match stored_prefix(target, reach, sink_id, checkpoint)
+            .await
+            .map_err(reading)?
+        {
+            StoredPrefix::Rows(held) => {
+                let mut stored = Stored::new(sink_id, checkpoint);
+                if let Some(last) = held.checked_sub(1) {
+                    stored.add(&subject, last);
+                }
+                Ok(stored)
+            }
+            StoredPrefix::Unknown(why) => Err(why),
+        },
+    };
+    match stored {
+        Ok(stored) => {
+            note!("nats-sink: resuming: lines {first}–{last} were in flight; sending them again under their checkpoint id, leaving out what the stream holds of them ({} subject(s))", stored.subjects());
+            plan.stored = Some(stored);
+        }
+        Err(why) => note!("nats-sink: resuming: lines {first}–{last} were in flight and what the stream holds of them is unknown ({why}): they are sent again under their ids (at-least-once; a stream drops them within its duplicate window)"),
+    }
+    Ok(plan)
 }
 
 /// The rows of the batch in flight, read again from the input; refused when they are not the
@@ -219,6 +297,7 @@ async fn reread(
     start: Start,
     in_flight: &InFlight,
     line_bytes: usize,
+    parser: &LineParser,
 ) -> Result<Vec<Line>, Failure> {
     let changed = |why: String| {
         Failure::Input(anyhow!(
@@ -249,7 +328,7 @@ async fn reread(
             }
             Err(e) => return Err(changed(e.to_string())),
         };
-        if text.trim().is_empty() {
+        if parser.skips(&text) {
             continue;
         }
         read.push(Line {
@@ -279,7 +358,7 @@ mod tests {
     fn checkpoint_ids_match_the_run_loops() {
         let mut batch = crate::input_batch::InputBatch::new(4);
         for (line, text) in [(3u64, "{\"a\":1}"), (5, "{\"a\":2}")] {
-            batch.push_text(line, text);
+            batch.digest_line(line, text);
         }
         assert_eq!(
             batch.take_checkpoint(),

@@ -23,6 +23,11 @@ use crate::{
 };
 use crate::{ComponentArgs, Failure, GivenOptions};
 use nats_sink_cli::input::columnar::InputFormat;
+use nats_sink_cli::input::debezium::ChangeSchema;
+use nats_sink_rules::schema::Schema;
+use std::sync::Arc;
+
+use crate::reader::LineParser;
 
 /// How much one run holds at once, and how long a row may wait.
 #[derive(Debug, Clone, Copy)]
@@ -90,10 +95,11 @@ pub(crate) async fn run(
     }
     let Some(schema_path) = schema_path else {
         return Err(Failure::Input(anyhow!(
-            "--schema is needed for JSON Lines input (a Parquet or Arrow input carries its own)"
+            "--schema is needed for {format} input (a Parquet or Arrow input carries its own)"
         )));
     };
     let (schema, columns) = read_schema(schema_path)?;
+    let parser = line_parser(format, schema, options);
     refuse_state_on_stdin(&extras, input)?;
     let mut file = match input {
         "-" => None,
@@ -110,8 +116,14 @@ pub(crate) async fn run(
         Some(path) => {
             let (sink, target) = (&mut opened.sink, &opened.target);
             let mut state = open_state(path, input, sink, target, limits.batch_rows, false).await?;
-            let plan =
-                resume::plan(&mut state, target.clone(), &opened.reach, limits.line_bytes).await?;
+            let plan = resume::plan(
+                &mut state,
+                target.clone(),
+                &opened.reach,
+                limits.line_bytes,
+                &parser,
+            )
+            .await?;
             (Some(state), plan)
         }
     };
@@ -135,7 +147,7 @@ pub(crate) async fn run(
     };
     let rows = reader::spawn(
         reader,
-        std::sync::Arc::new(schema),
+        parser,
         plan.start,
         limits.line_bytes,
         limits.batch_rows,
@@ -151,8 +163,26 @@ pub(crate) async fn run(
     let resumed = Resumed {
         confirmed: plan.confirmed,
         state,
+        stored: plan.stored,
     };
     deliver_input(opened, options, columns, resumed, input, limits, &extras).await
+}
+
+/// How `format`'s lines become rows of `schema`. A Debezium change's primary key is the
+/// sink's `primary_key` (none for an append-only sink), checked in every `before` and `after`.
+fn line_parser(format: InputFormat, schema: Schema, options: &GivenOptions) -> LineParser {
+    match format {
+        InputFormat::Debezium => {
+            let primary_key: Vec<&str> = options
+                .pairs
+                .iter()
+                .filter(|(name, _)| name == "primary_key")
+                .flat_map(|(_, columns)| columns.split(',').map(str::trim))
+                .collect();
+            LineParser::Debezium(Arc::new(ChangeSchema::new(schema, &primary_key)))
+        }
+        _ => LineParser::JsonLines(Arc::new(schema)),
+    }
 }
 
 /// `--state` with standard input, refused: it cannot be read again.
@@ -208,6 +238,8 @@ pub(crate) struct Input<C: Checkpoint> {
 pub(crate) struct Resumed {
     pub(crate) confirmed: ConfirmedPoint,
     pub(crate) state: Option<state::StateFile>,
+    /// What the stream holds of the batch the run replays first, left out of its replay.
+    pub(crate) stored: Option<nats_sink::resume::Stored>,
 }
 
 /// Deliver `input` on the opened sink, checkpoint by checkpoint, then close the sink and
@@ -224,9 +256,12 @@ pub(crate) async fn deliver_input<C: Checkpoint>(
     let Opened {
         runtime,
         target,
-        sink,
+        mut sink,
         ..
     } = opened;
+    if let Some(stored) = resumed.stored {
+        sink.skip_stored(stored);
+    }
     if let Some(addr) = extras.metrics_addr {
         serve_metrics(addr, sink.metrics())?;
     }

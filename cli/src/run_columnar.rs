@@ -56,6 +56,7 @@ pub(crate) async fn run(
             let fresh = Resumed {
                 confirmed: ConfirmedPoint::default(),
                 state: None,
+                stored: None,
             };
             (batches, fresh, None)
         }
@@ -107,6 +108,7 @@ async fn resume_from(
     let resumed = Resumed {
         confirmed: resumption.confirmed,
         state: Some(state),
+        stored: None,
     };
     Ok((batches, resumed, resumption.first_batch_rows))
 }

@@ -12,6 +12,7 @@ use wasmtime::component::{HasData, Resource, ResourceTable};
 use crate::bindings::transport::{self, Batch, ConnectConfig, TransportError};
 use crate::connector::{Connector, OpenConnection};
 use crate::policy::Reach;
+use crate::resume::Stored;
 use crate::transport::{unpack, OutgoingMessage, TransportStats};
 
 /// What a store keeps for its transport.
@@ -22,6 +23,9 @@ pub(crate) struct TransportCtx {
     pub(crate) reach: Reach,
     /// The connection's counters as of the last transport call.
     pub(crate) stats: TransportStats,
+    /// What a resumed run's stream holds of the checkpoint it replays: those messages are
+    /// left out, so none is stored again after a later one.
+    pub(crate) stored: Option<Stored>,
 }
 
 impl TransportCtx {
@@ -30,6 +34,7 @@ impl TransportCtx {
             connector,
             reach: Reach::default(),
             stats: TransportStats::default(),
+            stored: None,
         }
     }
 }
@@ -68,6 +73,17 @@ impl TransportView<'_> {
     }
 }
 
+/// True when `message` carries a message id `stored` says its stream holds.
+fn is_stored(stored: &Stored, message: &OutgoingMessage) -> bool {
+    message
+        .headers
+        .iter()
+        .find(|(name, _)| {
+            AsRef::<str>::as_ref(name).eq_ignore_ascii_case(crate::resume::MESSAGE_ID_HEADER)
+        })
+        .is_some_and(|(_, id)| stored.holds(message.subject.as_str(), id.as_str()))
+}
+
 /// A call on an open connection.
 enum Call {
     Publish(Vec<OutgoingMessage>),
@@ -98,10 +114,13 @@ impl transport::HostConnection for TransportView<'_> {
         handle: Resource<OpenConnection>,
         batch: Batch,
     ) -> wasmtime::Result<Result<(), TransportError>> {
-        let messages = match unpack(batch, self.ctx.reach.kv_bucket()) {
+        let mut messages = match unpack(batch, self.ctx.reach.kv_bucket()) {
             Ok(messages) => messages,
             Err(refused) => return Ok(Err(refused)),
         };
+        if let Some(stored) = &self.ctx.stored {
+            messages.retain(|m| !is_stored(stored, m));
+        }
         self.timed(&handle, Call::Publish(messages)).await
     }
 

@@ -1,6 +1,13 @@
 //! After a crash: how much of the batch that was in flight a JetStream stream holds, read
 //! from the message ids the sink gave it (`<sink_id>:<checkpoint>:<position>`), so that a
 //! resumed run neither loses nor repeats rows once the duplicate window has passed.
+//!
+//! A KV bucket needs more than a prefix: messages on different keys are pipelined, so what
+//! was stored of a checkpoint is, per key, a prefix of that key's messages ([`Stored`]). A
+//! resumed run replays the checkpoint whole under its ids, and the host leaves out every
+//! message its key's stream already holds, so no older value is stored after a newer one.
+
+use std::collections::HashMap;
 
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 
@@ -10,7 +17,7 @@ use crate::transport::{NatsConnection, Route};
 use crate::Target;
 
 /// The header the sink's message ids travel in.
-const MESSAGE_ID_HEADER: &str = "Nats-Msg-Id";
+pub(crate) const MESSAGE_ID_HEADER: &str = "Nats-Msg-Id";
 /// The most messages read back to prove a stored prefix contiguous; a larger batch replays.
 pub const MAX_VERIFIED_ROWS: u64 = 1 << 17;
 
@@ -135,6 +142,128 @@ pub async fn stored_prefix(
     Ok(StoredPrefix::Rows(position + 1))
 }
 
+/// The most stream sequences a resume reads back through a KV bucket's stream, looking for
+/// the checkpoint in flight; past it, the checkpoint is replayed under its ids.
+pub const MAX_SCANNED_SEQUENCES: u64 = 1 << 17;
+
+/// What a stream holds of one checkpoint of one sink: per subject, the last position stored.
+/// JetStream stores each subject's messages of a checkpoint in write order (an upsert sink
+/// sends a key's next message only once the last is acked; an append-only sink's stored
+/// prefix is read back whole), so a message at or before that position is stored already.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    checkpoint: u64,
+    /// `<sink_id>:<checkpoint>:`, how the checkpoint's message ids start.
+    id_prefix: String,
+    last_by_subject: HashMap<String, u64>,
+}
+
+impl Stored {
+    /// Nothing stored yet of checkpoint `checkpoint` of sink `sink_id`.
+    pub fn new(sink_id: &str, checkpoint: u64) -> Stored {
+        Stored {
+            checkpoint,
+            id_prefix: format!("{sink_id}:{checkpoint}:"),
+            last_by_subject: HashMap::new(),
+        }
+    }
+
+    /// The stream holds the checkpoint's message at `position` on `subject`.
+    pub fn add(&mut self, subject: &str, position: u64) {
+        let last = self.last_by_subject.entry(subject.to_string()).or_default();
+        *last = (*last).max(position);
+    }
+
+    /// The checkpoint it tells about.
+    pub fn checkpoint(&self) -> u64 {
+        self.checkpoint
+    }
+
+    /// The subjects the stream holds messages of the checkpoint on.
+    pub fn subjects(&self) -> usize {
+        self.last_by_subject.len()
+    }
+
+    /// True when the message with id `message_id` on `subject` is stored already.
+    pub fn holds(&self, subject: &str, message_id: &str) -> bool {
+        let Some(position) = message_id
+            .strip_prefix(&self.id_prefix)
+            .and_then(|p| p.parse::<u64>().ok())
+        else {
+            return false;
+        };
+        self.last_by_subject
+            .get(subject)
+            .is_some_and(|&last| position <= last)
+    }
+}
+
+/// What a KV bucket's stream holds of checkpoint `checkpoint` of sink `sink_id`: its stored
+/// messages, read back from the stream's end until a message of an earlier checkpoint of the
+/// sink (the checkpoint began once that one was confirmed whole, so nothing of it is before).
+/// `None` when that is not found within [`MAX_SCANNED_SEQUENCES`].
+pub async fn stored_in_bucket(
+    mut target: Target,
+    reach: &Reach,
+    sink_id: &str,
+    checkpoint: u64,
+) -> Result<Result<Stored, String>, TransportError> {
+    let Some(bucket) = target.connect.kv.clone() else {
+        return Ok(Err("the sink is not an upsert sink".into()));
+    };
+    reach.check(&target.connect)?;
+    target.connect.create_stream = None;
+    let connection = NatsConnection::connect(target.connect).await?;
+    let stream_name = format!("KV_{}", bucket.name);
+    let failed = |e: &dyn std::fmt::Display| {
+        TransportError::Publish(format!("reading KV bucket `{}` back: {e}", bucket.name))
+    };
+    let jetstream = connection.jetstream();
+    // No bucket yet: nothing of the checkpoint is stored.
+    if let crate::kv::BucketState::Missing { .. } = crate::kv::state(jetstream, &bucket).await? {
+        return Ok(Ok(Stored::new(sink_id, checkpoint)));
+    }
+    let mut stream = jetstream
+        .get_stream(&stream_name)
+        .await
+        .map_err(|e| failed(&e))?;
+    let state = stream.info().await.map_err(|e| failed(&e))?.state.clone();
+    let mut stored = Stored::new(sink_id, checkpoint);
+    let mut sequence = state.last_sequence;
+    let mut scanned = 0;
+    while sequence >= state.first_sequence.max(1) {
+        if scanned == MAX_SCANNED_SEQUENCES {
+            return Ok(Err(format!(
+                "no earlier checkpoint of the sink within the last {MAX_SCANNED_SEQUENCES} messages of stream {stream_name}"
+            )));
+        }
+        scanned += 1;
+        let message = match stream.get_raw_message(sequence).await {
+            Ok(message) => message,
+            // Gone: a key's later value replaced it (the bucket's history), or a purge.
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                sequence -= 1;
+                continue;
+            }
+            Err(e) => return Err(failed(&e)),
+        };
+        sequence -= 1;
+        let id = message
+            .headers
+            .get(MESSAGE_ID_HEADER)
+            .and_then(|id| MessageId::parse(id.as_str()));
+        match id {
+            Some(id) if id.sink_id == sink_id && id.checkpoint == checkpoint => {
+                stored.add(message.subject.as_str(), id.position)
+            }
+            Some(id) if id.sink_id == sink_id => return Ok(Ok(stored)),
+            // Another writer's: read past.
+            _ => {}
+        }
+    }
+    Ok(Ok(stored))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +283,15 @@ mod tests {
             Some(u64::MAX)
         );
         assert_eq!(MessageId::parse("no-numbers"), None);
+        let mut stored = Stored::new("ns-1", 42);
+        stored.add("$KV.B.a", 3);
+        stored.add("$KV.B.a", 1);
+        assert!(stored.holds("$KV.B.a", "ns-1:42:0"));
+        assert!(stored.holds("$KV.B.a", "ns-1:42:3"));
+        assert!(!stored.holds("$KV.B.a", "ns-1:42:4"));
+        assert!(!stored.holds("$KV.B.b", "ns-1:42:0"));
+        assert!(!stored.holds("$KV.B.a", "ns-1:4:0"));
+        assert!(!stored.holds("$KV.B.a", "ns-1:421:0"));
         assert_eq!(MessageId::parse("x:1:-1"), None);
     }
 }

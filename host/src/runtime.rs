@@ -398,6 +398,15 @@ impl Sink {
     /// `<sink_id>:<id>:<position>`, so a replay of the same checkpoint is deduplicated.
     pub async fn begin_checkpoint(&mut self, id: u64) -> Result<(), HostError> {
         let handle = self.start_call()?;
+        // What a stream held of a replayed checkpoint concerns that checkpoint only.
+        let transport = &mut self.store.data_mut().transport;
+        if transport
+            .stored
+            .as_ref()
+            .is_some_and(|s| s.checkpoint() != id)
+        {
+            transport.stored = None;
+        }
         let result = encoder_of(&self.bindings)
             .sink()
             .call_begin_checkpoint(&mut self.store, handle, id)
@@ -490,6 +499,14 @@ impl Sink {
     /// after any other outcome, or when core NATS messages were among them.
     pub fn refusal(&self) -> Option<crate::transport::Refusal> {
         self.store.data().transport.stats.refusal
+    }
+
+    /// Leave out the messages `stored` says their stream holds already, until a checkpoint
+    /// other than its own begins: a resumed run replays the checkpoint in flight at a crash
+    /// under its ids, and sends only what was not stored (see
+    /// [`crate::resume::stored_in_bucket`]).
+    pub fn skip_stored(&mut self, stored: crate::resume::Stored) {
+        self.store.data_mut().transport.stored = Some(stored);
     }
 
     /// The sink's metrics; a clone stays live (for a scrape endpoint) while the sink works.

@@ -6,6 +6,7 @@ mod arrow_input;
 mod component;
 mod conformance;
 mod create_stream;
+mod debezium;
 mod docs;
 mod e2e;
 mod faults;

@@ -80,7 +80,9 @@ fn changelog() -> (Changes, BTreeMap<i64, String>) {
 }
 
 /// The bucket's live keys and values, read with another client.
-async fn bucket_contents(store: &async_nats::jetstream::kv::Store) -> BTreeMap<i64, String> {
+pub(crate) async fn bucket_contents(
+    store: &async_nats::jetstream::kv::Store,
+) -> BTreeMap<i64, String> {
     let mut keys = store.keys().await.expect("list the keys");
     let mut contents = BTreeMap::new();
     while let Some(key) = tokio::time::timeout(WAIT, keys.next())
@@ -98,7 +100,9 @@ async fn bucket_contents(store: &async_nats::jetstream::kv::Store) -> BTreeMap<i
 }
 
 /// What a watcher of every key sees as each key's last entry: its value, or none if deleted.
-async fn watched_last(store: &async_nats::jetstream::kv::Store) -> BTreeMap<i64, Option<String>> {
+pub(crate) async fn watched_last(
+    store: &async_nats::jetstream::kv::Store,
+) -> BTreeMap<i64, Option<String>> {
     let mut watch = store.watch_with_history(">").await.expect("watch");
     let mut last = BTreeMap::new();
     loop {

@@ -17,6 +17,11 @@ pub enum InputFormat {
     /// JSON Lines, one object per row.
     #[value(name = "jsonl")]
     JsonLines,
+    /// Debezium change events, one per line (`op` c, r, u or d with `before`/`after`, bare or
+    /// in Kafka Connect's `{"schema":...,"payload":...}`), as `kcat` reads a Debezium topic;
+    /// `before`/`after` follow --schema; tombstones are skipped.
+    #[value(name = "debezium")]
+    Debezium,
     /// A Parquet file.
     #[value(name = "parquet")]
     Parquet,
@@ -49,7 +54,7 @@ impl InputFormat {
 
     /// True for the formats read as record batches.
     pub fn is_columnar(self) -> bool {
-        self != InputFormat::JsonLines
+        !matches!(self, InputFormat::JsonLines | InputFormat::Debezium)
     }
 }
 
@@ -57,6 +62,7 @@ impl fmt::Display for InputFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             InputFormat::JsonLines => "JSON Lines",
+            InputFormat::Debezium => "Debezium JSON",
             InputFormat::Parquet => "Parquet",
             InputFormat::ArrowFile => "Arrow IPC file",
             InputFormat::ArrowStream => "Arrow IPC stream",
@@ -115,9 +121,9 @@ pub fn open(
         )?)),
         InputFormat::ArrowFile => arrow_ipc::open_file(file, batch_rows),
         InputFormat::ArrowStream => arrow_ipc::open_stream(Box::new(file), batch_rows),
-        InputFormat::JsonLines => Err(ColumnarError::Malformed {
+        InputFormat::JsonLines | InputFormat::Debezium => Err(ColumnarError::Malformed {
             format,
-            message: "JSON Lines is not read as record batches".into(),
+            message: format!("{format} is not read as record batches"),
         }),
     }
 }

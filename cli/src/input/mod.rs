@@ -16,6 +16,7 @@ use nats_sink::Datum;
 
 mod arrow_ipc;
 pub mod columnar;
+pub mod debezium;
 mod parquet_file;
 mod text;
 pub use text::{
@@ -129,23 +130,42 @@ fn members(raw: &str) -> Result<Members<'_>, serde_json::Error> {
 /// A column absent from the object is NULL; a key that is not a column, or a key given twice,
 /// is an error.
 pub fn parse_line(schema: &Schema, line: u64, text: &str) -> Result<Vec<Datum>, InputError> {
-    let malformed = |e: serde_json::Error| InputError::Malformed {
-        line,
-        column: e.column(),
-        message: strip_position(&e.to_string()),
-    };
     // One pass checks the whole line's syntax (and reports where it breaks).
-    let raw: &RawValue = serde_json::from_str(text).map_err(malformed)?;
+    let raw = parse_json(line, text)?;
     if !raw.get().starts_with('{') {
         return Err(InputError::NotAnObject {
             line,
             got: json_kind(raw.get()),
         });
     }
-    let Members(members) = members(raw.get()).map_err(malformed)?;
+    parse_row(schema, line, raw.get(), "")
+}
+
+/// A line's JSON value, left as text, or where its syntax breaks.
+fn parse_json(line: u64, text: &str) -> Result<&RawValue, InputError> {
+    serde_json::from_str(text).map_err(|e| malformed(line, e))
+}
+
+fn malformed(line: u64, e: serde_json::Error) -> InputError {
+    InputError::Malformed {
+        line,
+        column: e.column(),
+        message: strip_position(&e.to_string()),
+    }
+}
+
+/// The row an object's valid JSON text holds, by the schema. `prefix` is where the object
+/// sits in its line (`after.` in a Debezium change), so that errors name the value's path.
+fn parse_row(
+    schema: &Schema,
+    line: u64,
+    object: &str,
+    prefix: &str,
+) -> Result<Vec<Datum>, InputError> {
+    let Members(members) = members(object).map_err(|e| malformed(line, e))?;
     let bad = |column: String, message: String| InputError::BadValue {
         line,
-        column,
+        column: format!("{prefix}{column}"),
         message,
     };
     let columns = &schema.columns;
@@ -160,11 +180,11 @@ pub fn parse_line(schema: &Schema, line: u64, text: &str) -> Result<Vec<Datum>, 
             let nearest =
                 nats_sink_rules::suggest::nearest(name, columns.iter().map(|c| c.name.as_str()));
             let hint = nearest
-                .map(|n| format!("; did you mean `{n}`?"))
+                .map(|n| format!("; did you mean `{prefix}{n}`?"))
                 .unwrap_or_default();
             return Err(InputError::UnknownColumn {
                 line,
-                name: name.to_string(),
+                name: format!("{prefix}{name}"),
                 hint,
             });
         };

@@ -54,7 +54,7 @@ docs: build
 # killed, signalled and resumed), printing docs/delivery.md's proof table from what they
 # measured.
 faults: build
-    cargo test -p nats-sink-tests --test suite -- faults:: streaming:: upsert::a_changelog --nocapture --test-threads 1 > target/faults.log 2>&1 || { cat target/faults.log; exit 1; }
+    cargo test -p nats-sink-tests --test suite -- faults:: streaming:: upsert::a_changelog debezium::a_killed_run --nocapture --test-threads 1 > target/faults.log 2>&1 || { cat target/faults.log; exit 1; }
     @echo "| fault | messages sent | rows in the stream | duplicates | outcome / time to recover |"
     @echo "|---|---|---|---|---|"
     @grep -o 'PROOF |.*' target/faults.log | sed 's/^PROOF //'

@@ -52,7 +52,7 @@ pub const OPTION_SPECS: &[OptionSpec] = &[
     spec("tls.ca", false, "", "Path of a PEM file with the CA certificates that sign the server's certificate; the system's roots are used besides."),
     spec("tls.cert", false, "", "Path of a PEM client certificate, for servers that verify clients; needs tls.key."),
     spec("tls.key", false, "", "Path of the PEM private key of tls.cert."),
-    spec(HEADER_OPTION, false, "", "A header on every message, as `headers.X-Source='nats-sink'`; the value may take `{column}` from the row (a line break in it refuses the row). `Nats-Msg-Id` only with dedupe=false."),
+    spec(HEADER_OPTION, false, "", "A header on every message, as `headers.X-Source='nats-sink'`; the value may take `{column}` from the row (a line break in it refuses the row). Names NATS acts on are refused (`Nats-*`, `KV-Operation`), but `Nats-Msg-Id` is allowed with dedupe=false."),
     spec("date.handling.mode", false, "from_ce", "date as `from_ce` (days since 0001-01-01, RisingWave's NATS output), `from_epoch` (days since 1970-01-01) or `string` (`\"YYYY-MM-DD\"`)."),
     spec("time.handling.mode", false, "milli", "time as `milli` (whole seconds in milliseconds) or `string` (`\"HH:MM:SS.ffffff\"`)."),
     spec("timestamp.handling.mode", false, "milli", "timestamp as `milli` (milliseconds since 1970) or `string` (`\"YYYY-MM-DD HH:MM:SS.ffffff\"`)."),

@@ -452,6 +452,10 @@ fn parse_headers(given: &BTreeMap<&str, &str>, dedupe: bool, c: &mut Collector) 
             c.push(key, msg);
             continue;
         }
+        if let Some(why) = nats_sink_rules::nats_names::reserved_header(name) {
+            c.push(key, format!("`{name}` cannot be set: {why}"));
+            continue;
+        }
         if dedupe && name.eq_ignore_ascii_case(crate::sink::MESSAGE_ID_HEADER) {
             c.push(
                 key,
@@ -1081,6 +1085,12 @@ mod tests {
             ("headers.X", "a\tb", "control character (found U+0009)"),
             ("headers.X", "{open", "not closed"),
             ("headers.Nats-Msg-Id", "{id}", "dedupe=false"),
+            // Outside check: one put with `Nats-Rollup: all` emptied a whole bucket, and
+            // `KV-Operation: DEL` stored a put as a delete.
+            ("headers.Nats-Rollup", "all", "JetStream acts on them"),
+            ("headers.nats-rollup", "{region}", "JetStream acts on them"),
+            ("headers.Nats-TTL", "1s", "JetStream acts on them"),
+            ("headers.KV-Operation", "PURGE", "delete or purge"),
         ] {
             let p = problems(&with(&[(key, value)]));
             assert_eq!(p.len(), 1, "{key}: {p:?}");

@@ -196,7 +196,7 @@ fn layout_refusal(row: u32, message: String) -> SinkError {
 }
 
 /// The header JetStream deduplicates on.
-pub const MESSAGE_ID_HEADER: &str = "Nats-Msg-Id";
+pub use nats_sink_rules::nats_names::MESSAGE_ID_HEADER;
 
 /// The default sink id: `ns-` and the first 16 hex digits of SHA-256 over the subject and each
 /// column's name and type, so the same sink definition gets the same ids after a restart.

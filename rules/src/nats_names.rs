@@ -121,6 +121,30 @@ pub fn check_header_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// The header the sink sets for dedupe: a user's own only with `dedupe = false`.
+pub const MESSAGE_ID_HEADER: &str = "Nats-Msg-Id";
+
+/// Why a header name a user gives (`headers.<name>`) is one NATS itself acts on, or `None`.
+/// JetStream and KV read these to delete, purge, expire or refuse messages: `Nats-Rollup: all`
+/// on one put empties a whole bucket, `KV-Operation: DEL` stores a put as a delete. The
+/// `Nats-` prefix is NATS's own, so every name under it is refused (matched in any case, as
+/// some clients canonicalize case), except [`MESSAGE_ID_HEADER`], which the caller decides.
+pub fn reserved_header(name: &str) -> Option<&'static str> {
+    let starts = |prefix: &str| {
+        name.get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    };
+    if name.eq_ignore_ascii_case(MESSAGE_ID_HEADER) {
+        None
+    } else if name.eq_ignore_ascii_case("KV-Operation") {
+        Some("KV reads it to turn the message into a delete or purge of its key")
+    } else if starts("Nats-") {
+        Some("headers under `Nats-` are NATS's own: JetStream acts on them (rollups that delete messages, expected sequences, TTLs)")
+    } else {
+        None
+    }
+}
+
 /// What NATS clients trim from either end of a header value: async-nats trims all Unicode
 /// whitespace (a no-break space too), others spaces and tabs.
 pub fn is_header_space(ch: char) -> bool {
@@ -238,5 +262,22 @@ mod tests {
         assert!(check_header_value("a\u{a0}").unwrap_err().contains("trim"));
         assert!(check_header_value("a b.c\u{e9}").is_ok());
         assert!(check_subject("tp.\u{e9}t\u{e9}").is_ok());
+    }
+
+    #[test]
+    fn headers_nats_acts_on_are_reserved_in_any_case() {
+        for name in [
+            "Nats-Rollup",
+            "nats-rollup",
+            "NATS-TTL",
+            "Nats-Expected-Last-Subject-Sequence",
+            "KV-Operation",
+            "kv-operation",
+        ] {
+            assert!(reserved_header(name).is_some(), "{name}");
+        }
+        for name in ["Nats-Msg-Id", "nats-msg-id", "X-Source", "Natsy", "KV-Op"] {
+            assert!(reserved_header(name).is_none(), "{name}");
+        }
     }
 }

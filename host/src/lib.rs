@@ -66,10 +66,10 @@ mod value;
 /// The arrow-rs release whose record batches [`Sink::write_arrow`] takes.
 pub use arrow_array;
 pub use bindings::encoder::{
-    ChildRange, Column, Interval, Op, OptionInfo, OptionProblem, RowProblem, Rows, SinkError,
-    Target, Value,
+    ChildRange, ClosedAfter, Closure, Column, Interval, Op, OptionInfo, OptionProblem, RowProblem,
+    Rows, SinkError, Target, Value,
 };
-pub use bindings::transport::Span;
+pub use bindings::transport::{Failure, Span};
 pub use connector::{Connection, Connector, NatsConnector, OpenConnection, TransportFuture};
 pub use error::{
     describe_option_problem, describe_sink_error, describe_transport_error, HostError,

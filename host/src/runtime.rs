@@ -389,7 +389,7 @@ impl Sink {
     fn start_call(&mut self) -> Result<ResourceAny, HostError> {
         let handle = self
             .handle
-            .ok_or_else(|| HostError::Sink(SinkError::Closed("the sink was closed".into())))?;
+            .ok_or_else(|| HostError::Sink(SinkError::closed_by_caller()))?;
         arm(&mut self.store);
         Ok(handle)
     }

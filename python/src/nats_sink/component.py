@@ -22,8 +22,8 @@ from . import _speedups, compile_cache, errors, sandbox
 # slow enough to be nearly all of the host's time (see _speedups).
 _speedups.install()
 
-TRANSPORT = "nats:sink/transport@0.3.0"
-ENCODER = "nats:sink/encoder@0.3.0"
+TRANSPORT = "nats:sink/transport@0.4.0"
+ENCODER = "nats:sink/encoder@0.4.0"
 _CONNECTION_TYPE = 1  # our host resource type id for `connection`
 
 

@@ -98,10 +98,14 @@ pub(crate) fn to_guest_error(
     e: nats_sink::bindings::transport::TransportError,
 ) -> guest::TransportError {
     use nats_sink::bindings::transport::TransportError as H;
+    let failure = |f: nats_sink::Failure| guest::Failure {
+        message: f.message,
+        core_in_doubt: f.core_in_doubt,
+    };
     match e {
-        H::Connection(m) => guest::TransportError::Connection(m),
-        H::Publish(m) => guest::TransportError::Publish(m),
-        H::Timeout(m) => guest::TransportError::Timeout(m),
+        H::Connection(f) => guest::TransportError::Connection(failure(f)),
+        H::Publish(f) => guest::TransportError::Publish(failure(f)),
+        H::Timeout(f) => guest::TransportError::Timeout(failure(f)),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use nats_sink::bindings::transport::Delivery;
+use nats_sink::wit::Delivery;
 use nats_sink::{ClosedAfter, Column, HostError, MetricsSnapshot, Sink, SinkError, SinkRuntime};
 
 use super::state::{line_digest, ConfirmedPoint, InFlight, StateFile};

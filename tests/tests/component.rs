@@ -187,8 +187,7 @@ async fn delivery_options_reach_the_transport_and_resolve_needs_no_connection() 
     ]));
     let target = instance
         .bindings
-        .nats_sink_encoder()
-        .call_resolve(&mut instance.store, &opts)
+        .resolve(&mut instance.store, &opts)
         .await
         .unwrap()
         .unwrap();
@@ -378,8 +377,7 @@ async fn describe_and_validate_through_the_boundary() {
     let mut instance = host.instance().await.unwrap();
     let described = instance
         .bindings
-        .nats_sink_encoder()
-        .call_describe(&mut instance.store)
+        .describe(&mut instance.store)
         .await
         .unwrap();
     let required: Vec<_> = described
@@ -391,8 +389,7 @@ async fn describe_and_validate_through_the_boundary() {
     assert!(described.iter().all(|o| !o.doc.is_empty()));
     let problems = instance
         .bindings
-        .nats_sink_encoder()
-        .call_validate(&mut instance.store, &user_options())
+        .validate(&mut instance.store, &user_options())
         .await
         .unwrap();
     assert!(problems.is_empty(), "{problems:?}");

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use nats_sink::bindings::transport::Delivery;
-use nats_sink::{Column, HostError, MetricsSnapshot, Sink, SinkError, SinkRuntime};
+use nats_sink::wit::Delivery;
+use nats_sink::{ClosedAfter, Column, HostError, MetricsSnapshot, Sink, SinkError, SinkRuntime};
 
 use super::state::{line_digest, ConfirmedPoint, InFlight, StateFile};
 use crate::input_batch::InputBatch;
@@ -131,7 +131,8 @@ impl Deliverer {
     /// Once replaying, a new connection can meet what passes too (a cluster electing its
     /// JetStream leader does not answer the route lookup for a while): retried alike.
     pub(crate) fn may_replay(&self, error: &HostError, attempt: u32, started: Instant) -> bool {
-        (is_core_loss(error) || (attempt > 0 && may_pass(error)))
+        let passes = matches!(error, HostError::Sink(e) if may_pass(e));
+        (is_core_loss(error) || (attempt > 0 && passes))
             && attempt + 1 < self.reopen.budget.max_attempts
             && started.elapsed() < Duration::from_millis(self.reopen.budget.max_elapsed_ms.into())
     }
@@ -294,25 +295,90 @@ pub(crate) fn refused_part(
     Ok((confirmed, Some(Failure::Delivery(failure))))
 }
 
-/// A core NATS flush that failed because the connection dropped or the server went quiet:
-/// what was sent is in doubt, and replaying it may succeed. (JetStream failures have been
-/// retried inside the transport already, within the same budget.)
+/// A delivery that failed because the connection dropped or the server went quiet while core
+/// NATS messages were unconfirmed (the sink may be closed after it): what was sent is in doubt,
+/// and replaying it may succeed. (JetStream failures have been retried inside the transport
+/// already, within the same budget.)
 pub fn is_core_loss(error: &HostError) -> bool {
+    let HostError::Sink(error) = error else {
+        return false;
+    };
+    may_pass(error) && error.failure().is_some_and(|f| f.core_in_doubt)
+}
+
+/// A failure that can pass on its own: a lost connection or a timeout, or a sink closed
+/// after one. A `publish` refusal, bad input or the sandbox's stop repeats.
+pub(crate) fn may_pass(error: &SinkError) -> bool {
     match error {
-        HostError::Sink(
-            SinkError::Connection(m) | SinkError::Timeout(m) | SinkError::Closed(m),
-        ) => m.contains("core NATS") || m.contains("core message"),
-        _ => false,
+        SinkError::Connection(_) | SinkError::Timeout(_) => true,
+        SinkError::Closed(closure) => {
+            matches!(
+                closure.after,
+                ClosedAfter::Connection | ClosedAfter::Timeout
+            )
+        }
+        SinkError::Publish(_)
+        | SinkError::InvalidOptions(_)
+        | SinkError::InvalidSchema(_)
+        | SinkError::InvalidRow(_) => false,
     }
 }
 
-/// A failure that can pass on its own: a connection, a timeout, a request that timed out.
-fn may_pass(error: &HostError) -> bool {
-    match error {
-        HostError::Sink(SinkError::Connection(_) | SinkError::Timeout(_)) => true,
-        HostError::Sink(SinkError::Closed(m) | SinkError::Publish(m)) => {
-            m.contains("connection") || m.contains("timed out") || m.contains("timeout")
+#[cfg(test)]
+mod tests {
+    use nats_sink::{Closure, Failure};
+
+    use super::*;
+
+    fn failure(message: &str, core_in_doubt: bool) -> Failure {
+        Failure {
+            message: message.into(),
+            core_in_doubt,
         }
-        _ => false,
+    }
+
+    fn closed(after: ClosedAfter, core_in_doubt: bool) -> SinkError {
+        SinkError::Closed(Closure {
+            after,
+            cause: failure("the sink failed earlier", core_in_doubt),
+        })
+    }
+
+    /// The replay decision reads the flag, whatever the words say: text naming core NATS
+    /// without the flag is no loss, and the flag without the words is one.
+    #[test]
+    fn core_loss_is_the_flag_on_a_failure_that_can_pass() {
+        let core = |e: SinkError| is_core_loss(&HostError::Sink(e));
+        assert!(core(SinkError::Connection(failure("dropped", true))));
+        assert!(core(SinkError::Timeout(failure("no echo", true))));
+        assert!(core(closed(ClosedAfter::Connection, true)));
+        assert!(core(closed(ClosedAfter::Timeout, true)));
+        assert!(!core(SinkError::Connection(failure(
+            "core NATS messages may be lost",
+            false
+        ))));
+        assert!(!core(SinkError::Timeout(failure("core message", false))));
+        // A refusal repeats on replay, flag or not.
+        assert!(!core(SinkError::Publish(failure("permission", true))));
+        assert!(!core(closed(ClosedAfter::Publish, true)));
+        assert!(!core(closed(ClosedAfter::Close, false)));
+    }
+
+    /// What may pass on its own is a kind, never words: a `publish` refusal that says
+    /// "timed out" or "connection" repeats.
+    #[test]
+    fn a_failure_may_pass_by_its_kind_only() {
+        assert!(may_pass(&SinkError::Connection(failure("x", false))));
+        assert!(may_pass(&SinkError::Timeout(failure("x", false))));
+        assert!(may_pass(&closed(ClosedAfter::Connection, false)));
+        assert!(may_pass(&closed(ClosedAfter::Timeout, false)));
+        assert!(!may_pass(&SinkError::Publish(failure(
+            "request timed out on the connection",
+            false
+        ))));
+        assert!(!may_pass(&closed(ClosedAfter::Publish, false)));
+        assert!(!may_pass(&closed(ClosedAfter::Close, false)));
+        assert!(!may_pass(&closed(ClosedAfter::Interrupted, false)));
+        assert!(!may_pass(&SinkError::InvalidSchema("timeout".into())));
     }
 }

@@ -361,7 +361,7 @@ fn preflight(
 }
 
 /// The host's policy refused what the component asked to reach: not the user's options.
-fn refused(error: nats_sink::bindings::transport::TransportError) -> Failure {
+fn refused(error: nats_sink::wit::TransportError) -> Failure {
     Failure::Delivery(anyhow!(nats_sink::describe_transport_error(&error)))
 }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
-use nats_sink::{HostError, SinkError};
+use nats_sink::HostError;
 
 use crate::input_batch::InputBatch;
 use crate::read_loop::{read_and_deliver, Checkpoint, LoopEnd, LoopStart, Read};
@@ -479,11 +479,41 @@ pub(crate) fn progress_bar() -> ProgressBar {
 /// True when the failure may pass on its own (a connection or a timeout), so replaying the
 /// same input can succeed; false for a refusal by the server or the sandbox, which repeats.
 pub(crate) fn rerun_can_succeed(error: &anyhow::Error) -> bool {
-    match error.downcast_ref::<HostError>() {
-        Some(HostError::Sink(SinkError::Connection(_) | SinkError::Timeout(_))) => true,
-        Some(HostError::Sink(SinkError::Closed(cause))) => {
-            cause.contains("connection:") || cause.contains("timeout:")
-        }
-        _ => false,
+    matches!(error.downcast_ref::<HostError>(), Some(HostError::Sink(e)) if crate::deliver::may_pass(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use nats_sink::{ClosedAfter, Closure, Failure, SinkError};
+
+    use super::*;
+
+    fn closed(after: ClosedAfter, message: &str) -> anyhow::Error {
+        let error = HostError::Sink(SinkError::Closed(Closure {
+            after,
+            cause: Failure {
+                message: message.into(),
+                core_in_doubt: false,
+            },
+        }));
+        anyhow::Error::from(error).context("line 7")
+    }
+
+    /// The exit's advice follows the closing failure's kind, not its words.
+    #[test]
+    fn a_rerun_can_succeed_after_a_connection_or_a_timeout_only() {
+        assert!(rerun_can_succeed(&closed(ClosedAfter::Connection, "x")));
+        assert!(rerun_can_succeed(&closed(ClosedAfter::Timeout, "x")));
+        assert!(!rerun_can_succeed(&closed(
+            ClosedAfter::Publish,
+            "the sink failed earlier (connection: timeout: ...)"
+        )));
+        assert!(!rerun_can_succeed(&closed(ClosedAfter::Close, "timeout:")));
+        let timeout = HostError::Sink(SinkError::Timeout(Failure {
+            message: "no ack".into(),
+            core_in_doubt: false,
+        }));
+        assert!(rerun_can_succeed(&anyhow::Error::from(timeout)));
+        assert!(!rerun_can_succeed(&anyhow::anyhow!("connection: timeout:")));
     }
 }

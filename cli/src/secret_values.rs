@@ -3,7 +3,7 @@
 //! (``got `hunter2` ``) unless the option's name is a secret's; only the CLI knows where a
 //! value came from, so it words those problems itself.
 
-use nats_sink::bindings::encoder::{OptionProblem, SinkError};
+use nats_sink::wit::{OptionProblem, SinkError};
 use nats_sink::HostError;
 
 /// The options given from a secret, and where each came from (`SECRET pw`, `--with-env`).

@@ -30,14 +30,16 @@ pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
         world: "connector",
+        // The guest's own `SinkError` compares its failures in tests.
+        additional_derives: [PartialEq],
     });
 
     pub use exports::nats::sink::encoder::{
-        ChildRange, Column, Interval, Op, OptionInfo, OptionProblem, RowProblem, Rows, SinkError,
-        Target, Value,
+        ChildRange, ClosedAfter, Closure, Column, Interval, Op, OptionInfo, OptionProblem,
+        RowProblem, Rows, SinkError, Target, Value,
     };
     pub use nats::sink::transport::{
-        Auth, Batch, ConnectConfig, Credential, Delivery, Header, KvBucket, Message, Span,
+        Auth, Batch, ConnectConfig, Credential, Delivery, Failure, Header, KvBucket, Message, Span,
         StreamRequest, Tls, TransportError, UserPassword,
     };
 }

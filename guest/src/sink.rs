@@ -7,7 +7,9 @@ use crate::arrow::column::{Columns, Scratch};
 use crate::arrow::ipc::{Item, Stream};
 use crate::arrow::ops::{OpColumn, OP_FIELD};
 use crate::batch::{BatchBuilder, Mark};
-use crate::bindings::{Batch, Column, Rows, Span, TransportError, Value};
+use crate::bindings::{
+    Batch, ClosedAfter, Closure, Column, Failure, Rows, Span, TransportError, Value,
+};
 use crate::changes::{unpaired, Change};
 use crate::encode::{Encoder, RowError};
 use crate::options::{OptionProblem, SinkConfig};
@@ -34,14 +36,14 @@ pub enum SinkError {
     InvalidSchema(#[from] SchemaError),
     #[error("row {row}: {error}")]
     InvalidRow { row: u32, error: RowError },
-    #[error("connection: {0}")]
-    Connection(String),
-    #[error("publish: {0}")]
-    Publish(String),
-    #[error("timeout: {0}")]
-    Timeout(String),
-    #[error("closed: {0}")]
-    Closed(String),
+    #[error("connection: {}", .0.message)]
+    Connection(Failure),
+    #[error("publish: {}", .0.message)]
+    Publish(Failure),
+    #[error("timeout: {}", .0.message)]
+    Timeout(Failure),
+    #[error("closed: {}", .0.cause.message)]
+    Closed(Closure),
 }
 
 fn join(problems: &[OptionProblem]) -> String {
@@ -246,7 +248,7 @@ pub struct Publisher<T> {
     bytes_per_message: usize,
     /// Set after a transport failure: what was published since the last flush is in doubt,
     /// so the sink refuses further work and the caller must reopen and replay.
-    failure: Option<String>,
+    failure: Option<Closure>,
     /// Scratch space of the Arrow path's writers, kept between calls.
     arrow_scratch: Scratch,
     /// The schema columns the subject and header templates name, in schema order.
@@ -452,16 +454,28 @@ impl<T: Transport> Publisher<T> {
     fn check_usable(&self) -> Result<(), SinkError> {
         match &self.failure {
             None => Ok(()),
-            Some(cause) => Err(SinkError::Closed(format!(
-                "the sink failed earlier ({cause}); reopen it and replay from the last successful flush"
-            ))),
+            Some(closure) => Err(SinkError::Closed(closure.clone())),
         }
     }
 
-    /// Record a transport failure so no later call can look like success.
+    /// Record a transport failure so no later call can look like success; later calls are
+    /// `closed` after the failure's kind, with its core flag.
     fn fail(&mut self, error: TransportError) -> SinkError {
-        let error = SinkError::from(error);
-        self.failure = Some(error.to_string());
+        let (after, failure) = match &error {
+            TransportError::Connection(f) => (ClosedAfter::Connection, f),
+            TransportError::Publish(f) => (ClosedAfter::Publish, f),
+            TransportError::Timeout(f) => (ClosedAfter::Timeout, f),
+        };
+        let error = SinkError::from(error.clone());
+        self.failure = Some(Closure {
+            after,
+            cause: Failure {
+                message: format!(
+                    "the sink failed earlier ({error}); reopen it and replay from the last successful flush"
+                ),
+                core_in_doubt: failure.core_in_doubt,
+            },
+        });
         error
     }
 
@@ -824,18 +838,27 @@ mod tests {
         assert_eq!(sink.transport().published.len(), 1);
     }
 
+    fn failure(message: &str, core_in_doubt: bool) -> Failure {
+        Failure {
+            message: message.into(),
+            core_in_doubt,
+        }
+    }
+
     #[test]
     fn transport_failure_closes_the_sink() {
         let mut sink = sink();
-        sink.transport.fail_flush = Some(TransportError::Timeout("no ack".into()));
+        sink.transport.fail_flush = Some(TransportError::Timeout(failure("no ack", true)));
         sink.write(&rows([int(1)])).unwrap();
         assert_eq!(
             sink.flush().unwrap_err(),
-            SinkError::Timeout("no ack".into())
+            SinkError::Timeout(failure("no ack", true))
         );
+        // Closed after the failure's kind, keeping its core flag: a host acts on both.
         let again = sink.flush().unwrap_err();
         assert!(
-            matches!(&again, SinkError::Closed(m) if m.contains("replay")),
+            matches!(&again, SinkError::Closed(Closure { after: ClosedAfter::Timeout, cause })
+                if cause.core_in_doubt && cause.message.contains("replay")),
             "{again:?}"
         );
         assert!(matches!(
@@ -847,13 +870,18 @@ mod tests {
     #[test]
     fn publish_failure_closes_the_sink() {
         let mut sink = sink();
-        sink.transport.fail_publish =
-            Some(TransportError::Publish("maximum payload exceeded".into()));
+        sink.transport.fail_publish = Some(TransportError::Publish(failure(
+            "maximum payload exceeded",
+            false,
+        )));
         assert!(matches!(
             sink.write(&rows([int(1)])),
             Err(SinkError::Publish(_))
         ));
-        assert!(matches!(sink.flush(), Err(SinkError::Closed(_))));
+        assert!(matches!(
+            sink.flush(),
+            Err(SinkError::Closed(Closure { after: ClosedAfter::Publish, cause })) if !cause.core_in_doubt
+        ));
     }
 
     fn ids(sink: &Publisher<Recorder>) -> Vec<String> {
@@ -1079,14 +1107,20 @@ mod tests {
     fn a_transport_failure_inside_an_arrow_stream_closes_the_sink() {
         let mut sink = varchar_sink();
         sink.transport.max_payload = Some(4 << 20);
-        sink.transport.fail_publish = Some(TransportError::Connection("gone".into()));
+        sink.transport.fail_publish = Some(TransportError::Connection(failure("gone", false)));
         let big = "x".repeat(3 << 20);
         let texts: Vec<&str> = (0..4).map(|_| big.as_str()).collect();
         assert_eq!(
             sink.write_arrow(arrow_texts(&texts)),
-            Err(SinkError::Connection("gone".into()))
+            Err(SinkError::Connection(failure("gone", false)))
         );
-        assert!(matches!(sink.flush(), Err(SinkError::Closed(_))));
+        assert!(matches!(
+            sink.flush(),
+            Err(SinkError::Closed(Closure {
+                after: ClosedAfter::Connection,
+                ..
+            }))
+        ));
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! Types generated from `wit/nats-sink.wit`. Every other host file names them through the
 //! aliases here, so a change to the WIT's package or interface names is made in this file.
-#![allow(missing_docs)]
 
 wasmtime::component::bindgen!({
     path: "../wit",

@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use crate::bindings::encoder::{OptionProblem, SinkError};
-use crate::bindings::transport::TransportError;
+use crate::bindings::encoder::{ClosedAfter, Closure, OptionProblem, SinkError};
+use crate::bindings::transport::{Failure, TransportError};
 
 /// Why a call into the runtime or a sink failed.
 #[derive(Debug, thiserror::Error)]
@@ -136,19 +136,86 @@ pub fn describe_sink_error(error: &SinkError) -> String {
         SinkError::InvalidSchema(m) => format!("invalid schema: {m}"),
         SinkError::InvalidRow(p) if p.column.is_empty() => format!("row {}: {}", p.row, p.message),
         SinkError::InvalidRow(p) => format!("row {}: column `{}`: {}", p.row, p.column, p.message),
-        SinkError::Connection(m) => delivery_failure("connection", m),
-        SinkError::Publish(m) => delivery_failure("publish", m),
-        SinkError::Timeout(m) => delivery_failure("timeout", m),
-        SinkError::Closed(m) => delivery_failure("closed", m),
+        SinkError::Connection(f) => delivery_failure("connection", &f.message),
+        SinkError::Publish(f) => delivery_failure("publish", &f.message),
+        SinkError::Timeout(f) => delivery_failure("timeout", &f.message),
+        SinkError::Closed(c) => delivery_failure("closed", &c.cause.message),
     }
 }
 
 /// One line naming what failed, as `describe_sink_error` words the same cases.
 pub fn describe_transport_error(error: &TransportError) -> String {
     match error {
-        TransportError::Connection(m) => delivery_failure("connection", m),
-        TransportError::Publish(m) => delivery_failure("publish", m),
-        TransportError::Timeout(m) => delivery_failure("timeout", m),
+        TransportError::Connection(f) => delivery_failure("connection", &f.message),
+        TransportError::Publish(f) => delivery_failure("publish", &f.message),
+        TransportError::Timeout(f) => delivery_failure("timeout", &f.message),
+    }
+}
+
+impl Failure {
+    /// A failure with no core NATS message in doubt.
+    pub fn new(message: impl fmt::Display) -> Failure {
+        Failure {
+            message: message.to_string(),
+            core_in_doubt: false,
+        }
+    }
+}
+
+impl TransportError {
+    /// The connection could not be made or was lost.
+    pub fn connection(message: impl fmt::Display) -> TransportError {
+        TransportError::Connection(Failure::new(message))
+    }
+
+    /// A refusal that retrying cannot change.
+    pub fn publish(message: impl fmt::Display) -> TransportError {
+        TransportError::Publish(Failure::new(message))
+    }
+
+    /// Something did not answer in time.
+    pub fn timeout(message: impl fmt::Display) -> TransportError {
+        TransportError::Timeout(Failure::new(message))
+    }
+
+    /// The failure the case carries.
+    pub fn failure(&self) -> &Failure {
+        match self {
+            TransportError::Connection(f)
+            | TransportError::Publish(f)
+            | TransportError::Timeout(f) => f,
+        }
+    }
+
+    /// The same error, saying unconfirmed core NATS messages may be lost when `in_doubt`.
+    /// A `publish` refusal stays as it is: a replay cannot change it.
+    pub(crate) fn core_in_doubt_if(mut self, in_doubt: bool) -> TransportError {
+        if let TransportError::Connection(f) | TransportError::Timeout(f) = &mut self {
+            f.core_in_doubt |= in_doubt;
+        }
+        self
+    }
+}
+
+impl SinkError {
+    /// The delivery failure behind this error: the case's own for `connection`, `publish`
+    /// and `timeout`, the closing one for `closed`; `None` for bad input.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            SinkError::Connection(f) | SinkError::Publish(f) | SinkError::Timeout(f) => Some(f),
+            SinkError::Closed(closure) => Some(&closure.cause),
+            SinkError::InvalidOptions(_)
+            | SinkError::InvalidSchema(_)
+            | SinkError::InvalidRow(_) => None,
+        }
+    }
+
+    /// `closed`, by the caller: the sink was used after `close`.
+    pub(crate) fn closed_by_caller() -> SinkError {
+        SinkError::Closed(Closure {
+            after: ClosedAfter::Close,
+            cause: Failure::new("the sink was closed"),
+        })
     }
 }
 

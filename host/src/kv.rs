@@ -78,16 +78,19 @@ pub(crate) async fn state(
     match jetstream.get_stream(&stream).await {
         Ok(mut found) => {
             let info = found.info().await.map_err(|e| {
-                TransportError::Publish(format!(
-                    "could not read KV bucket `{}` (stream {stream}): {e}",
-                    bucket.name
-                ))
+                crate::transport::request_failure(
+                    &e,
+                    format!(
+                        "could not read KV bucket `{}` (stream {stream}): {e}",
+                        bucket.name
+                    ),
+                )
             })?;
             // A stream of that name that does not capture the keys' subjects is not a bucket:
             // puts to `$KV.<bucket>.<key>` would go out on core NATS and be stored nowhere.
             let keys = format!("$KV.{}.>", bucket.name);
             if !info.config.subjects.iter().any(|s| s == &keys) {
-                return Err(TransportError::Publish(format!(
+                return Err(TransportError::publish(format!(
                     "stream {stream} exists but does not capture `{keys}` (its subjects: {}), so it is not KV bucket `{}`: nothing put would be stored",
                     info.config.subjects.join(", "),
                     bucket.name
@@ -104,15 +107,15 @@ pub(crate) async fn state(
                 })
             }
             GetStreamErrorKind::Request if crate::transport::is_no_responders(&e) => Err(
-                TransportError::Publish(format!(
+                TransportError::publish(format!(
                     "KV bucket `{}`: the server has no JetStream, and a KV bucket is a JetStream stream",
                     bucket.name
                 )),
             ),
-            _ => Err(TransportError::Publish(format!(
-                "could not tell whether KV bucket `{}` exists: {e}",
-                bucket.name
-            ))),
+            _ => Err(crate::transport::request_failure(
+                &e,
+                format!("could not tell whether KV bucket `{}` exists: {e}", bucket.name),
+            )),
         },
     }
 }
@@ -127,7 +130,7 @@ pub(crate) async fn ensure(jetstream: &Context, bucket: &KvBucket) -> Result<(),
             create_with_history: Some(history),
         } => history,
         missing @ BucketState::Missing { .. } => {
-            return Err(TransportError::Publish(missing.describe(&bucket.name)))
+            return Err(TransportError::publish(missing.describe(&bucket.name)))
         }
     };
     match jetstream
@@ -141,10 +144,13 @@ pub(crate) async fn ensure(jetstream: &Context, bucket: &KvBucket) -> Result<(),
         // Another sink may have created it between the lookup and now.
         Err(e) => match state(jetstream, bucket).await {
             Ok(BucketState::Exists { .. }) => Ok(()),
-            _ => Err(TransportError::Publish(format!(
-                "allow_create_stream: could not create KV bucket `{}`: {e}",
-                bucket.name
-            ))),
+            _ => Err(crate::transport::request_failure(
+                &e,
+                format!(
+                    "allow_create_stream: could not create KV bucket `{}`: {e}",
+                    bucket.name
+                ),
+            )),
         },
     }
 }

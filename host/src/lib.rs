@@ -39,16 +39,25 @@
 //! - the transport seam: [`Connector`] and [`Connection`] (what the host glue calls),
 //!   [`OutgoingMessage`] (a checked message), [`NatsConnector`] (a connection per sink, or
 //!   with [`NatsConnector::shared`] one per distinct connect config) and
-//!   [`transport::NatsConnection`] (async-nats), and [`bindings::transport`];
+//!   [`transport::NatsConnection`] (async-nats), and the transport's WIT types in [`wit`];
+//! - typed delivery failures: every `connection`/`publish`/`timeout` carries a [`Failure`]
+//!   (`core_in_doubt`), and `closed` a [`Closure`] saying what closed the sink ([`ClosedAfter`]);
+//! - calling a component's exports directly: [`ComponentInstance`] and its [`Exports`].
+//!
+//! The generated bindings are private: every type above is re-exported here or in [`wit`], so
+//! a change of the WIT's names stays behind these paths. `#![deny(missing_docs)]` covers the
+//! re-exported WIT types too: their docs are the WIT's `///` comments, so every record field,
+//! variant case and enum case of `wit/nats-sink.wit` needs one.
 //! - what `nats-sink check` and `validate` use: [`health`], [`preflight`], [`stream`], and the
 //!   outbound [`policy`].
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod arrow;
-pub mod bindings;
+mod bindings;
 mod connector;
 mod error;
+mod exports;
 mod guest_transport;
 pub mod health;
 pub mod kv;
@@ -66,15 +75,31 @@ mod value;
 /// The arrow-rs release whose record batches [`Sink::write_arrow`] takes.
 pub use arrow_array;
 pub use bindings::encoder::{
-    ChildRange, Column, Interval, Op, OptionInfo, OptionProblem, RowProblem, Rows, SinkError,
-    Target, Value,
+    ChildRange, ClosedAfter, Closure, Column, Interval, Op, OptionInfo, OptionProblem, RowProblem,
+    Rows, SinkError, Target, Value,
 };
-pub use bindings::transport::Span;
+pub use bindings::transport::{Failure, Span};
+
+/// The types the component and its host exchange, as `wit/nats-sink.wit` defines them (its doc
+/// comments are theirs). What an embedder needs is re-exported here and at the crate root; the
+/// generated bindings stay private, so the WIT's package, interface and world names can
+/// change behind these paths.
+pub mod wit {
+    pub use crate::bindings::encoder::{
+        ChildRange, ClosedAfter, Closure, Column, Interval, Op, OptionInfo, OptionProblem,
+        RowProblem, Rows, SinkError, Target, Value,
+    };
+    pub use crate::bindings::transport::{
+        Auth, Batch, ConnectConfig, Credential, Delivery, Failure, Header, KvBucket, Message, Span,
+        StreamRequest, Tls, TransportError, UserPassword,
+    };
+}
 pub use connector::{Connection, Connector, NatsConnector, OpenConnection, TransportFuture};
 pub use error::{
     describe_option_problem, describe_sink_error, describe_transport_error, HostError,
     RuntimeError, RuntimeErrorKind,
 };
+pub use exports::Exports;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use policy::{OutboundPolicy, Reach};
 pub use runtime::{

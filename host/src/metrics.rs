@@ -245,7 +245,9 @@ mod tests {
             refusal: None,
         });
         metrics.flushed(Duration::from_millis(20), &Ok(()));
-        let timeout = Err(HostError::Sink(SinkError::Timeout("no ack".into())));
+        let timeout = Err(HostError::Sink(SinkError::Timeout(crate::Failure::new(
+            "no ack",
+        ))));
         metrics.flushed(Duration::from_secs(2), &timeout);
 
         let snapshot = metrics.snapshot();
@@ -285,7 +287,9 @@ mod tests {
     #[test]
     fn rows_count_once_a_flush_confirms_them() {
         let metrics = Metrics::default();
-        let lost = Err(HostError::Sink(SinkError::Connection("dropped".into())));
+        let lost = Err(HostError::Sink(SinkError::Connection(crate::Failure::new(
+            "dropped",
+        ))));
         metrics.written(4, &Ok(()));
         assert_eq!(metrics.snapshot().rows, 0, "not confirmed yet");
         metrics.flushed(Duration::from_millis(1), &lost);

@@ -285,7 +285,7 @@ fn auth_kind(auth: &Auth) -> &'static str {
 }
 
 fn refused(what: String) -> TransportError {
-    TransportError::Connection(format!(
+    TransportError::connection(format!(
         "the host's policy refused the component's {what}; nothing was connected or read"
     ))
 }
@@ -378,9 +378,10 @@ mod tests {
         let err = reach
             .check(&config(&["evil.example:4222"], Auth::None, None))
             .unwrap_err();
-        let TransportError::Connection(message) = err else {
+        let TransportError::Connection(failure) = err else {
             panic!("{err:?}")
         };
+        let message = failure.message;
         assert!(message.contains("evil.example:4222"), "{message}");
         assert!(!message.contains(":p@"), "{message}");
     }

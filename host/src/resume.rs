@@ -84,10 +84,11 @@ pub async fn stored_prefix(
         }
         Route::JetStream { stream } => stream,
     };
-    let failed = |e: &dyn std::fmt::Display| {
-        TransportError::Publish(format!(
-            "reading stream {stream}'s last message on `{subject}`: {e}"
-        ))
+    let failed = |e: &(dyn std::error::Error + 'static)| {
+        crate::transport::request_failure(
+            e,
+            format!("reading stream {stream}'s last message on `{subject}`: {e}"),
+        )
     };
     let stream_handle = connection
         .jetstream()

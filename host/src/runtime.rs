@@ -13,6 +13,7 @@ use crate::bindings::encoder::{Column, OptionInfo, OptionProblem, Rows, SinkErro
 use crate::bindings::{encoder_of, World, WorldPre};
 use crate::connector::{Connector, NatsConnector};
 use crate::error::{HostError, RuntimeError, RuntimeErrorKind};
+use crate::exports::Exports;
 use crate::guest_transport::{HasTransport, TransportCtx, TransportView};
 use crate::metrics::Metrics;
 use crate::policy::{OutboundPolicy, Reach};
@@ -137,7 +138,7 @@ pub struct ComponentInstance {
     /// The store: pass it to every call.
     pub store: Store<SinkState>,
     /// The component's exports.
-    pub bindings: World,
+    pub bindings: Exports,
 }
 
 /// A compiled, pre-instantiated component from which sinks are opened.
@@ -284,7 +285,10 @@ impl SinkRuntime {
     /// A fresh instance in its own store, for calling the component's exports directly.
     pub async fn instance(&self) -> Result<ComponentInstance, HostError> {
         let (store, bindings) = self.instantiate().await?;
-        Ok(ComponentInstance { store, bindings })
+        Ok(ComponentInstance {
+            store,
+            bindings: Exports(bindings),
+        })
     }
 
     async fn instantiate(&self) -> Result<(Store<SinkState>, World), HostError> {
@@ -389,7 +393,7 @@ impl Sink {
     fn start_call(&mut self) -> Result<ResourceAny, HostError> {
         let handle = self
             .handle
-            .ok_or_else(|| HostError::Sink(SinkError::Closed("the sink was closed".into())))?;
+            .ok_or_else(|| HostError::Sink(SinkError::closed_by_caller()))?;
         arm(&mut self.store);
         Ok(handle)
     }

@@ -52,10 +52,13 @@ pub(crate) async fn ensure(
         // (a subject overlapping another stream's, a limit it refuses).
         Err(e) => match self::plan(jetstream, request).await {
             Ok(captured @ StreamPlan::Captured { .. }) => Ok(captured),
-            _ => Err(TransportError::Publish(format!(
-                "allow_create_stream: could not create {}: {e}",
-                describe(request)
-            ))),
+            _ => Err(crate::transport::request_failure(
+                &e,
+                format!(
+                    "allow_create_stream: could not create {}: {e}",
+                    describe(request)
+                ),
+            )),
         },
     }
 }
@@ -99,10 +102,13 @@ fn lookup_error(request: &StreamRequest, e: &GetStreamByNameError) -> TransportE
         }
         _ => e.to_string(),
     };
-    TransportError::Publish(format!(
-        "allow_create_stream: could not tell whether a stream captures `{}`: {why}",
-        request.subject
-    ))
+    crate::transport::request_failure(
+        e,
+        format!(
+            "allow_create_stream: could not tell whether a stream captures `{}`: {why}",
+            request.subject
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 
 import { PublishError, SinkError, witTag } from './errors.js';
 
-function fail(tag, message) {
+function fail(tag, message, coreInDoubt = false) {
   const e = new Error(message);
-  e.payload = { tag, val: message };
+  e.payload = { tag, val: { message, coreInDoubt } };
   return e;
 }
 
@@ -31,7 +31,7 @@ export function connectionClass(state) {
         state.transport.publish(batch);
       } catch (e) {
         const err = e instanceof SinkError ? e : new PublishError(String(e && e.message));
-        throw fail(witTag(err), err.message);
+        throw fail(witTag(err), err.message, err.coreInDoubt === true);
       }
     }
 

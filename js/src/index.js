@@ -10,6 +10,6 @@
 
 export { open, describe, validate, Sink } from './sink.js';
 export {
-  SinkError, InvalidOptions, OptionProblem, InvalidSchema, InvalidRow, ConnectionError,
-  PublishError, TimeoutError, Closed, ComponentError,
+  SinkError, InvalidOptions, OptionProblem, InvalidSchema, InvalidRow, DeliveryError, ConnectionError,
+  PublishError, TimeoutError, Closed, CLOSED_AFTER, ComponentError,
 } from './errors.js';

@@ -312,7 +312,14 @@ export class NatsTransport {
   /** Every JetStream ack, then a server round trip; within the flush timeout. */
   async confirm() {
     const limit = this.config.flushTimeoutMs;
-    await within(limit, this.confirmAll(), () => new TimeoutError(`flush not confirmed within ${limit} ms (flush_timeout_ms)`));
+    // Core NATS acks nothing: a lost connection or a silent server leaves these in doubt.
+    const coreInDoubt = this.coreSinceFlush;
+    try {
+      await within(limit, this.confirmAll(), () => new TimeoutError(`flush not confirmed within ${limit} ms (flush_timeout_ms)`));
+    } catch (e) {
+      if ((e instanceof ConnectionError || e instanceof TimeoutError) && coreInDoubt) e.coreInDoubt = true;
+      throw e;
+    }
   }
 
   async confirmAll() {

@@ -2,7 +2,7 @@
 
 import { instantiate, DEFAULT_COMPONENT } from './component.js';
 import { connectionClass } from './guest-transport.js';
-import { Closed, ComponentError, ConnectionError, InvalidOptions, InvalidRow, InvalidSchema, OptionProblem, SinkError, fromWit } from './errors.js';
+import { Closed, closedAfter, ComponentError, ConnectionError, InvalidOptions, InvalidRow, InvalidSchema, OptionProblem, SinkError, fromWit } from './errors.js';
 import { NatsTransport } from './nats-transport.js';
 import { Reach } from './policy.js';
 import { parseType } from './schema.js';
@@ -106,13 +106,13 @@ export class Sink {
   }
 
   check() {
-    if (this.closed !== null) throw new Closed(this.closed);
+    if (this.closed !== null) throw new Closed(this.closed.message, this.closed.after, this.closed.coreInDoubt);
   }
 
   /** After a delivery failure the sink refuses further calls, so no later success hides it. */
   fail(e) {
     const err = e instanceof SinkError ? e : new ComponentError(`the host failed: ${e && e.message}`);
-    this.closed = `the sink failed earlier (${err.message}); reopen it and replay since the last flush`;
+    this.closed = closedAfter(err, `the sink failed earlier (${err.message}); reopen it and replay since the last flush`);
     return err;
   }
 
@@ -203,8 +203,8 @@ export class Sink {
 
   /** Close the connection. Unflushed rows are not confirmed: flush first. */
   async close() {
-    if (this.closed === 'closed') return;
-    this.closed = 'closed';
+    if (this.closed !== null && this.closed.after === 'close') return;
+    this.closed = new Closed('the sink was closed', 'close');
     try {
       this.handle[Symbol.dispose]?.();
     } catch {

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { connect, credsAuthenticator, nkeyAuthenticator } from 'nats';
 import * as natsSink from '../src/index.js';
 import { natsServer } from './helpers.js';
+const { Closed, DeliveryError } = natsSink;
 
 const SUITE = fileURLToPath(new URL('../../tests/conformance/', import.meta.url));
 const HOSTILE_WASM = fileURLToPath(new URL('../../target/hostile.wasm', import.meta.url));
@@ -54,6 +55,12 @@ function checkError(step, e, expected, vars) {
   for (const t of expected.contains ?? []) assert.ok(e.message.includes(fill(t, vars)), `${step}: ${JSON.stringify(e.message)} lacks ${JSON.stringify(t)}`);
   for (const t of expected.not_contains ?? []) assert.ok(!e.message.includes(fill(t, vars)), `${step}: ${JSON.stringify(e.message)} holds ${JSON.stringify(t)}`);
   if (expected.row !== undefined) assert.equal(e.row, expected.row, `${step}: the refused row`);
+  if (e instanceof DeliveryError || e instanceof Closed) {
+    assert.equal(e.coreInDoubt, expected.core_in_doubt ?? false, `${step}: coreInDoubt`);
+  }
+  if (e instanceof Closed && expected.closed_after) {
+    assert.ok(expected.closed_after.includes(e.after), `${step}: closed after ${e.after}, expected ${expected.closed_after.join(' or ')}`);
+  }
 }
 
 async function observer(kase, server, vars) {

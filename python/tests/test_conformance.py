@@ -86,6 +86,11 @@ def check_error(step: str, e: BaseException, expected: dict[str, Any], variables
         assert fill(text, variables) in str(e), f"{step}: {str(e)!r} lacks {text!r}"
     for text in expected.get("not_contains", []):
         assert fill(text, variables) not in str(e), f"{step}: {str(e)!r} holds {text!r}"
+    if isinstance(e, (nats_sink.errors.DeliveryError, nats_sink.Closed)):
+        core_in_doubt = expected.get("core_in_doubt", False)
+        assert e.core_in_doubt is core_in_doubt, f"{step}: core_in_doubt {e.core_in_doubt}, expected {core_in_doubt}"
+    if isinstance(e, nats_sink.Closed) and "closed_after" in expected:
+        assert e.after in expected["closed_after"], f"{step}: closed after {e.after}, expected {expected['closed_after']}"
     if "row" in expected:
         assert isinstance(e, nats_sink.InvalidRow) and e.row == expected["row"], f"{step}: row {getattr(e, 'row', None)}"
 

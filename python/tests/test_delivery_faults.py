@@ -53,8 +53,9 @@ async def test_a_cancelled_write_closes_the_sink(server: Server) -> None:
     with Paused(server):
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(sink.write([(i,) for i in range(1000)]), timeout=0.5)
-    with pytest.raises(nats_sink.Closed, match="stopped part way"):
+    with pytest.raises(nats_sink.Closed, match="stopped part way") as closed:
         await sink.flush()
+    assert closed.value.after == "interrupted"
     with pytest.raises(nats_sink.Closed):
         await sink.write([(1,)])
     await sink.close()
@@ -173,8 +174,12 @@ async def test_a_lost_connection_on_core_nats_is_a_connection_error(tmp_path: Pa
         await sink.write([(2,), (3,)])
         stop_server(server)  # the connection breaks with these rows unconfirmed
         server = start_server(tmp_path, port=server.port)
-        with pytest.raises(nats_sink.ConnectionError, match="dropped since the last flush"):
+        with pytest.raises(nats_sink.ConnectionError, match="dropped since the last flush") as lost:
             await sink.flush()
+        assert lost.value.core_in_doubt is True  # only a replay can deliver rows 2 and 3
+        with pytest.raises(nats_sink.Closed) as closed:
+            await sink.flush()
+        assert (closed.value.after, closed.value.core_in_doubt) == ("connection", True)
         await sink.close()
     finally:
         stop_server(server)

@@ -141,17 +141,20 @@ async def test_timeout_when_the_server_stops_answering(server: Server) -> None:
         await sink.write([(2,)])
         # Either the ack's retry budget runs out, or (on a loaded machine, when the ack wait and
         # the round trip race) the flush's round trip goes unanswered: a timeout both ways.
-        with pytest.raises(nats_sink.TimeoutError, match="retry budget|flush round trip"):
+        with pytest.raises(nats_sink.TimeoutError, match="retry budget|flush round trip") as timeout:
             await sink.flush()
-    with pytest.raises(nats_sink.Closed, match="failed earlier"):
+    assert timeout.value.core_in_doubt is False  # a JetStream message, resent within the budget
+    with pytest.raises(nats_sink.Closed, match="failed earlier") as closed:
         await sink.flush()
+    assert (closed.value.after, closed.value.core_in_doubt) == ("timeout", False)
     await sink.close()
 
 
 async def test_closed_after_close(server: Server) -> None:
     sink = await nats_sink.open(server.options("e.c"), [("id", "integer")])
     await sink.close()
-    with pytest.raises(nats_sink.Closed):
+    with pytest.raises(nats_sink.Closed) as closed:
         await sink.write([(1,)])
+    assert closed.value.after == "close"
     with pytest.raises(nats_sink.Closed):
         sink.begin_checkpoint(1)

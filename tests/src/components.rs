@@ -51,7 +51,7 @@ pub fn component_with_extra_import() -> Vec<u8> {
             "package hostile:extra;\n\
              interface clock { now: func() -> u64; }\n\
              world with-extra-import {\n\
-               include nats:sink/connector@0.3.0;\n\
+               include nats:sink/connector@0.4.0;\n\
                import clock;\n\
              }\n",
         )

@@ -13,11 +13,11 @@ use nats_sink::{
 use wasmtime::component::{Component, ResourceAny};
 use wasmtime::{Engine, Store};
 
-pub use nats_sink::bindings::encoder::{ChildRange, Column, Interval, Rows, SinkError, Value};
-pub use nats_sink::bindings::transport::{
-    Auth, Batch, ConnectConfig, Delivery, Span, TransportError,
+pub use nats_sink::wit::{
+    Auth, Batch, ChildRange, Column, ConnectConfig, Delivery, Interval, Rows, SinkError, Span,
+    TransportError, Value,
 };
-pub use nats_sink::bindings::World;
+use nats_sink::Exports;
 
 /// One published message, as the host glue handed it to the transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,7 +191,7 @@ pub struct MemoryHost {
 /// One instance of the component and the recorder of its transport calls.
 pub struct MemoryInstance {
     pub store: Store<SinkState>,
-    pub bindings: World,
+    pub bindings: Exports,
     pub recorder: Recorder,
     runtime: SinkRuntime,
 }
@@ -241,18 +241,12 @@ impl MemoryInstance {
         schema: &[Column],
     ) -> wasmtime::Result<Result<ResourceAny, SinkError>> {
         self.store.data_mut().set_reach(self.runtime.reach(options));
-        self.bindings
-            .nats_sink_encoder()
-            .sink()
-            .call_open(&mut self.store, options, schema)
-            .await
+        self.bindings.open(&mut self.store, options, schema).await
     }
 
     pub async fn begin_checkpoint(&mut self, sink: ResourceAny, id: u64) -> wasmtime::Result<()> {
         self.bindings
-            .nats_sink_encoder()
-            .sink()
-            .call_begin_checkpoint(&mut self.store, sink, id)
+            .begin_checkpoint(&mut self.store, sink, id)
             .await
     }
 
@@ -261,11 +255,7 @@ impl MemoryInstance {
         sink: ResourceAny,
         rows: &Rows,
     ) -> wasmtime::Result<Result<(), SinkError>> {
-        self.bindings
-            .nats_sink_encoder()
-            .sink()
-            .call_write(&mut self.store, sink, rows)
-            .await
+        self.bindings.write(&mut self.store, sink, rows).await
     }
 
     pub async fn write_arrow(
@@ -273,18 +263,10 @@ impl MemoryInstance {
         sink: ResourceAny,
         ipc: &[u8],
     ) -> wasmtime::Result<Result<u32, SinkError>> {
-        self.bindings
-            .nats_sink_encoder()
-            .sink()
-            .call_write_arrow(&mut self.store, sink, ipc)
-            .await
+        self.bindings.write_arrow(&mut self.store, sink, ipc).await
     }
 
     pub async fn flush(&mut self, sink: ResourceAny) -> wasmtime::Result<Result<(), SinkError>> {
-        self.bindings
-            .nats_sink_encoder()
-            .sink()
-            .call_flush(&mut self.store, sink)
-            .await
+        self.bindings.flush(&mut self.store, sink).await
     }
 }

@@ -1,7 +1,7 @@
 //! The component itself, driven through wasmtime with an in-memory transport: what crosses the
 //! boundary in each direction, the error variants, and the component's imports.
 
-use ::nats_sink::Datum;
+use ::nats_sink::{ClosedAfter, Datum};
 use nats_sink_tests::memory::*;
 use nats_sink_tests::{component_path, options, pack};
 
@@ -187,8 +187,7 @@ async fn delivery_options_reach_the_transport_and_resolve_needs_no_connection() 
     ]));
     let target = instance
         .bindings
-        .nats_sink_encoder()
-        .call_resolve(&mut instance.store, &opts)
+        .resolve(&mut instance.store, &opts)
         .await
         .unwrap()
         .unwrap();
@@ -311,7 +310,7 @@ async fn transport_errors_map_to_variants_and_close_the_sink() {
     let host = host();
     let (mut instance, sink) = opened(&host).await;
     instance.recorder.faults.lock().unwrap().flush =
-        Some(TransportError::Timeout("no ack in 1234 ms".into()));
+        Some(TransportError::timeout("no ack in 1234 ms"));
     instance
         .write(sink, &rows(&[row(1, None)]))
         .await
@@ -319,7 +318,7 @@ async fn transport_errors_map_to_variants_and_close_the_sink() {
         .unwrap();
     let err = instance.flush(sink).await.unwrap().unwrap_err();
     assert!(
-        matches!(&err, SinkError::Timeout(m) if m == "no ack in 1234 ms"),
+        matches!(&err, SinkError::Timeout(f) if f.message == "no ack in 1234 ms" && !f.core_in_doubt),
         "{err:?}"
     );
     let err = instance
@@ -328,7 +327,8 @@ async fn transport_errors_map_to_variants_and_close_the_sink() {
         .unwrap()
         .unwrap_err();
     assert!(
-        matches!(&err, SinkError::Closed(m) if m.contains("replay from the last successful flush")),
+        matches!(&err, SinkError::Closed(c) if matches!(c.after, ClosedAfter::Timeout)
+            && c.cause.message.contains("replay from the last successful flush")),
         "{err:?}"
     );
     assert_eq!(
@@ -338,28 +338,27 @@ async fn transport_errors_map_to_variants_and_close_the_sink() {
     );
 
     let mut instance = host.instance().await.unwrap();
-    instance.recorder.faults.lock().unwrap().open =
-        Some(TransportError::Connection("refused".into()));
+    instance.recorder.faults.lock().unwrap().open = Some(TransportError::connection("refused"));
     let err = instance
         .open(&user_options(), &schema())
         .await
         .unwrap()
         .unwrap_err();
     assert!(
-        matches!(&err, SinkError::Connection(m) if m == "refused"),
+        matches!(&err, SinkError::Connection(f) if f.message == "refused"),
         "{err:?}"
     );
 
     let (mut instance, sink) = opened(&host).await;
     instance.recorder.faults.lock().unwrap().publish =
-        Some(TransportError::Publish("max payload exceeded".into()));
+        Some(TransportError::publish("max payload exceeded"));
     let err = instance
         .write(sink, &rows(&[row(1, None)]))
         .await
         .unwrap()
         .unwrap_err();
     assert!(
-        matches!(&err, SinkError::Publish(m) if m == "max payload exceeded"),
+        matches!(&err, SinkError::Publish(f) if f.message == "max payload exceeded"),
         "{err:?}"
     );
 }
@@ -378,8 +377,7 @@ async fn describe_and_validate_through_the_boundary() {
     let mut instance = host.instance().await.unwrap();
     let described = instance
         .bindings
-        .nats_sink_encoder()
-        .call_describe(&mut instance.store)
+        .describe(&mut instance.store)
         .await
         .unwrap();
     let required: Vec<_> = described
@@ -391,8 +389,7 @@ async fn describe_and_validate_through_the_boundary() {
     assert!(described.iter().all(|o| !o.doc.is_empty()));
     let problems = instance
         .bindings
-        .nats_sink_encoder()
-        .call_validate(&mut instance.store, &user_options())
+        .validate(&mut instance.store, &user_options())
         .await
         .unwrap();
     assert!(problems.is_empty(), "{problems:?}");
@@ -406,10 +403,10 @@ fn the_component_imports_only_the_transport() {
         .imports(host.engine())
         .map(|(name, _)| name.to_string())
         .collect();
-    assert_eq!(imports, vec!["nats:sink/transport@0.3.0"]);
+    assert_eq!(imports, vec!["nats:sink/transport@0.4.0"]);
     let exports: Vec<String> = ty
         .exports(host.engine())
         .map(|(name, _)| name.to_string())
         .collect();
-    assert_eq!(exports, vec!["nats:sink/encoder@0.3.0"]);
+    assert_eq!(exports, vec!["nats:sink/encoder@0.4.0"]);
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::{FutureExt as _, StreamExt as _};
-use nats_sink::{Column, HostError, RowProblem, Rows, RuntimeErrorKind, SinkError, SinkRuntime};
+use nats_sink::{
+    ClosedAfter, Column, HostError, RowProblem, Rows, RuntimeErrorKind, SinkError, SinkRuntime,
+};
 use nats_sink_cli::input::parse_line;
 use nats_sink_guest::schema::Schema;
 use nats_sink_tests::*;
@@ -122,6 +124,7 @@ fn check_error(step: &str, err: &HostError, expected: &Json, vars: &BTreeMap<Str
             "{step}: {message:?} holds {text:?}"
         );
     }
+    check_failure(step, err, expected);
     if let Some(row) = expected.get("row") {
         match err {
             HostError::Sink(SinkError::InvalidRow(p)) => {
@@ -129,6 +132,37 @@ fn check_error(step: &str, err: &HostError, expected: &Json, vars: &BTreeMap<Str
             }
             _ => panic!("{step}: {message}"),
         }
+    }
+}
+
+/// The typed fields of a delivery failure: `core_in_doubt` (false unless the case says so)
+/// and, for `closed`, what closed it (`closed_after`, when the case names the choices).
+fn check_failure(step: &str, err: &HostError, expected: &Json) {
+    let HostError::Sink(error) = err else {
+        return;
+    };
+    let Some(failure) = error.failure() else {
+        return;
+    };
+    let core_in_doubt = expected["core_in_doubt"].as_bool().unwrap_or(false);
+    assert_eq!(
+        failure.core_in_doubt, core_in_doubt,
+        "{step}: core_in_doubt of {error:?}"
+    );
+    if let (SinkError::Closed(closure), Some(choices)) =
+        (error, expected["closed_after"].as_array())
+    {
+        let after = match closure.after {
+            ClosedAfter::Close => "close",
+            ClosedAfter::Connection => "connection",
+            ClosedAfter::Publish => "publish",
+            ClosedAfter::Timeout => "timeout",
+            ClosedAfter::Interrupted => "interrupted",
+        };
+        assert!(
+            choices.iter().any(|c| c.as_str() == Some(after)),
+            "{step}: closed after {after}, expected one of {choices:?}"
+        );
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nats_sink::{Datum, Rows, SinkRuntime};
+use nats_sink::{ClosedAfter, Datum, HostError, Rows, SinkError, SinkRuntime};
 use nats_sink_tests::*;
 
 const CLI_LIMIT: Duration = Duration::from_secs(180);
@@ -456,6 +456,49 @@ async fn wrong_password_and_missing_permission_fail_fast_and_say_why() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn core_messages_lost_with_the_connection_are_flagged_core_in_doubt() {
+    let mut server = NatsServer::start();
+    let runtime = SinkRuntime::load(component_path()).unwrap();
+    let mut options = plain_options(&server, "core.lost");
+    options.extend(nats_sink_tests::options(&[("ack_timeout_ms", "1000")]));
+    let mut sink = runtime
+        .open(&options, &columns(&[("id", "bigint")]))
+        .await
+        .unwrap();
+    let rows = |from: i64| -> Rows { (from..from + 3).map(|i| vec![Datum::Bigint(i)]).collect() };
+    sink.write(&rows(0)).await.unwrap();
+    sink.flush().await.unwrap();
+    sink.write(&rows(3)).await.unwrap();
+    // The connection breaks with these core messages unconfirmed.
+    server.kill();
+    assert!(tokio::task::block_in_place(|| server.restart()));
+    let err = sink
+        .flush()
+        .await
+        .expect_err("core NATS cannot vouch for rows 3-5");
+    match &err {
+        HostError::Sink(SinkError::Connection(f) | SinkError::Timeout(f)) => {
+            assert!(f.core_in_doubt, "{f:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Closed after that failure, its flag kept: the CLI replays on it, by type alone.
+    match sink.write(&rows(6)).await {
+        Err(HostError::Sink(SinkError::Closed(closure))) => {
+            assert!(
+                matches!(
+                    closure.after,
+                    ClosedAfter::Connection | ClosedAfter::Timeout
+                ),
+                "{closure:?}"
+            );
+            assert!(closure.cause.core_in_doubt, "{closure:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn server_gone_for_good_fails_the_flush_within_the_retry_budget() {
     let mut server = NatsServer::start_jetstream();
     let js = server
@@ -493,8 +536,23 @@ async fn server_gone_for_good_fails_the_flush_within_the_retry_budget() {
     assert!(message.contains("retry budget"), "{message}");
     // The budget (2 s) plus one ack timeout and one backoff, not the 120 s flush bound.
     assert!(elapsed < Duration::from_secs(8), "took {elapsed:?}");
-    // The sink stays closed rather than pretend the next flush means anything.
-    assert!(sink.flush().await.is_err());
+    // JetStream messages, resent within the budget: no core message is in doubt.
+    let failure = match &err {
+        HostError::Sink(e) => e.failure().cloned(),
+        _ => None,
+    };
+    assert!(failure.is_some_and(|f| !f.core_in_doubt), "{err:?}");
+    // The sink stays closed rather than pretend the next flush means anything, and says why.
+    match sink.flush().await {
+        Err(HostError::Sink(SinkError::Closed(closure))) => {
+            assert!(
+                matches!(closure.after, ClosedAfter::Connection),
+                "{closure:?}"
+            );
+            assert!(!closure.cause.core_in_doubt, "{closure:?}");
+        }
+        other => panic!("{other:?}"),
+    }
     // Sent: first sends plus resends, as the sink counted them.
     let sent = sink.metrics().snapshot();
     proof(

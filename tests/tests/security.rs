@@ -250,7 +250,7 @@ async fn a_hostile_component_cannot_reach_another_server_or_file() {
         )
         .await
     {
-        Err(HostError::Sink(SinkError::Connection(m))) => m,
+        Err(HostError::Sink(SinkError::Connection(f))) => f.message,
         other => panic!("{:?}", other.err()),
     };
     assert!(
@@ -266,7 +266,7 @@ async fn a_hostile_component_cannot_reach_another_server_or_file() {
         .open(&attempt("read-file", ("file", "/etc/passwd")), &schema)
         .await
     {
-        Err(HostError::Sink(SinkError::Connection(m))) => m,
+        Err(HostError::Sink(SinkError::Connection(f))) => f.message,
         other => panic!("{:?}", other.err()),
     };
     assert!(
@@ -312,7 +312,7 @@ async fn a_hostile_component_cannot_drop_tls_or_swap_credentials() {
     ];
     for (case, pairs, reason) in cases {
         let err = match runtime.open(&options(&pairs), &schema).await {
-            Err(HostError::Sink(SinkError::Connection(m))) => m,
+            Err(HostError::Sink(SinkError::Connection(f))) => f.message,
             other => panic!("{case}: {:?}", other.err()),
         };
         assert!(

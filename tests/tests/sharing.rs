@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use nats_sink::bindings::transport::{Auth, ConnectConfig, Delivery};
+use nats_sink::wit::{Auth, ConnectConfig, Delivery};
 use nats_sink::{Column, Datum, HostError, NatsConnector, Sink, SinkRuntime};
 use nats_sink_tests::*;
 
@@ -494,7 +494,7 @@ async fn refused_route_lookups_reach_the_sinks_that_sent_them() {
 fn connect_config(servers: Vec<String>, connect_timeout_ms: u32) -> ConnectConfig {
     ConnectConfig {
         servers,
-        auth: Auth::UserPassword(nats_sink::bindings::transport::UserPassword {
+        auth: Auth::UserPassword(nats_sink::wit::UserPassword {
             username: "sinker".into(),
             password: "sinker-pw".into(),
         }),

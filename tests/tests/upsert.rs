@@ -469,8 +469,8 @@ async fn a_format_upsert_statement_sinks_json_lines_into_a_bucket() {
 /// first could land after the second.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_later_value_of_a_key_waits_until_the_earlier_one_is_acked() {
-    use nats_sink::bindings::transport::{Auth, ConnectConfig, Delivery, KvBucket};
     use nats_sink::transport::NatsConnection;
+    use nats_sink::wit::{Auth, ConnectConfig, Delivery, KvBucket};
     use nats_sink::OutgoingMessage;
 
     let server = NatsServer::start_jetstream();

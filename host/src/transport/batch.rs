@@ -55,7 +55,7 @@ pub fn unpack(
     kv_bucket: Option<&str>,
 ) -> Result<Vec<OutgoingMessage>, TransportError> {
     let refuse = |what: String| {
-        TransportError::Publish(format!("the sink produced an invalid message: {what}"))
+        TransportError::publish(format!("the sink produced an invalid message: {what}"))
     };
     let data = Bytes::from(batch.data);
     let slice = |span: &Span, what: &str| {
@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn a_bad_batch_from_the_guest_is_an_error_not_a_panic() {
         let refused = |b: Batch| match unpack(b, None) {
-            Err(TransportError::Publish(why)) => why,
+            Err(TransportError::Publish(why)) => why.message,
             Err(other) => panic!("{other:?}"),
             Ok(_) => panic!("accepted"),
         };
@@ -262,7 +262,7 @@ mod tests {
             match unpack(batch, None) {
                 Ok(out) => prop_assert_eq!(out.len(), count),
                 Err(TransportError::Publish(why)) => {
-                    prop_assert!(why.starts_with("the sink produced an invalid message"))
+                    prop_assert!(why.message.starts_with("the sink produced an invalid message"))
                 }
                 Err(other) => prop_assert!(false, "{other:?}"),
             }

@@ -143,7 +143,7 @@ impl SharedClient {
         let servers_text = list_servers(&config.servers);
         let client = match tokio::time::timeout(connect_timeout, options.connect(servers)).await {
             Err(_) => {
-                return Err(TransportError::Timeout(format!(
+                return Err(TransportError::timeout(format!(
                     "could not connect to {servers_text} within {} ms",
                     connect_timeout.as_millis()
                 )))

@@ -64,11 +64,13 @@ impl NatsConnection {
         };
         match sent {
             // The client buffers while it reconnects; a full buffer means the server is gone.
-            Err(_) => Err(TransportError::Timeout(format!(
+            // The core message was not sent: only a replay can deliver it.
+            Err(_) => Err(TransportError::timeout(format!(
                 "could not hand a message on `{subject}` to the connection within ack_timeout_ms ({} ms): the server is unreachable",
                 wait.as_millis()
-            ))),
-            Ok(Err(e)) => Err(TransportError::Publish(format!("{e} ({size} bytes)"))),
+            ))
+            .core_in_doubt_if(true)),
+            Ok(Err(e)) => Err(TransportError::publish(format!("{e} ({size} bytes)"))),
             Ok(Ok(())) => {
                 self.unconfirmed_core += 1;
                 Ok(())
@@ -101,7 +103,7 @@ impl NatsConnection {
             };
             match tokio::time::timeout(wait, round_trip).await {
                 Err(_) => {
-                    return Err(TransportError::Timeout(format!(
+                    return Err(TransportError::timeout(format!(
                     "the server did not confirm {} core message(s) within ack_timeout_ms ({} ms)",
                     self.unconfirmed_core,
                     wait.as_millis()
@@ -140,7 +142,7 @@ impl NatsConnection {
             }
         }
         if let Some(first) = errors.next() {
-            return Err(TransportError::Publish(format!(
+            return Err(TransportError::publish(format!(
                 "the server reported: {first}"
             )));
         }
@@ -148,13 +150,13 @@ impl NatsConnection {
         // and a reconnect makes every subject unseen again): a sink with none in this flush
         // has no refusal to lose.
         if burst >= MAX_REPORTS_PER_FLUSH && self.grace_due {
-            return Err(TransportError::Publish(format!(
+            return Err(TransportError::publish(format!(
                 "the connection reported {burst} server errors or state changes since this sink's last flush (a sink sharing it may be refused); the NATS client passes on at most 128 at once and drops the rest, so this flush cannot tell none was a refusal of this sink's messages"
             )));
         }
         if overflowed {
-            return Err(TransportError::Publish(
-                "the server reported more errors since the last flush than are kept; this flush cannot tell they were not about this sink's messages".into(),
+            return Err(TransportError::publish(
+                "the server reported more errors since the last flush than are kept; this flush cannot tell they were not about this sink's messages",
             ));
         }
         if disconnects > 0 && self.unconfirmed_core > 0 {

@@ -114,7 +114,7 @@ impl NatsConnection {
     /// Whether a JetStream send or ack failure can pass.
     fn classify(&self, subject: &str, error: PublishError) -> SendFailure {
         let refused = |e: &PublishError| {
-            SendFailure::Fatal(TransportError::Publish(format!(
+            SendFailure::Fatal(TransportError::publish(format!(
                 "JetStream refused a message on `{subject}`: {e}"
             )))
         };
@@ -126,7 +126,7 @@ impl NatsConnection {
                     .events
                     .take_server_error(|e| is_permission_violation(e, &quoted));
                 match denied {
-                    Some(e) => SendFailure::Fatal(TransportError::Publish(format!(
+                    Some(e) => SendFailure::Fatal(TransportError::publish(format!(
                         "the server refused a message on `{subject}`: {e}"
                     ))),
                     None => SendFailure::Retry(format!(
@@ -327,7 +327,7 @@ impl NatsConnection {
         );
         self.forget_unconfirmed();
         if self.events.is_connected() {
-            TransportError::Timeout(message)
+            TransportError::timeout(message)
         } else {
             connection_error(format!("the server stayed unreachable: {message}"))
         }

@@ -38,7 +38,9 @@ pub use routes::Route;
 pub use shared::SharedClients;
 pub use stats::TransportStats;
 pub use wording::list_servers;
-pub(crate) use wording::{is_no_responders, is_permission_violation, jetstream_error};
+pub(crate) use wording::{
+    is_no_responders, is_permission_violation, jetstream_error, request_failure,
+};
 
 /// One sink's connection: its own ordering, flush, acks and counters, over a NATS client it
 /// may share with sinks of the same connect config.
@@ -130,9 +132,10 @@ impl NatsConnection {
         self.stats.refusal = None;
         let result = self.publish_all(messages).await;
         if result.is_err() {
+            let core_unconfirmed = self.unconfirmed_core > 0;
             let result = self.account_for_refusal(result).await;
             self.forget_unconfirmed();
-            return result;
+            return result.map_err(|e| e.core_in_doubt_if(core_unconfirmed));
         }
         result
     }
@@ -193,8 +196,9 @@ impl NatsConnection {
             return result;
         };
         self.stats.refusal = Some(refusal);
-        Err(TransportError::Publish(format!(
-            "{cause}; {}",
+        Err(TransportError::publish(format!(
+            "{}; {}",
+            cause.message,
             refusal.describe()
         )))
     }
@@ -203,10 +207,12 @@ impl NatsConnection {
     /// then a round trip for core messages, then no server error or disconnect in between.
     pub async fn flush(&mut self) -> Result<(), TransportError> {
         self.stats.refusal = None;
+        // Core NATS acks nothing: a lost connection or a silent server leaves these in doubt.
+        let core_unconfirmed = self.unconfirmed_core > 0;
         let limit = self.flush_timeout;
         let result = match tokio::time::timeout(limit, self.confirm_all()).await {
             Ok(result) => result,
-            Err(_) => Err(TransportError::Timeout(format!(
+            Err(_) => Err(TransportError::timeout(format!(
                 "the flush did not finish within flush_timeout_ms ({} ms); {} JetStream message(s) unconfirmed",
                 limit.as_millis(),
                 self.in_flight.len() + self.resend.len()
@@ -222,7 +228,7 @@ impl NatsConnection {
             Err(_) => {
                 let result = self.account_for_refusal(result).await;
                 self.forget_unconfirmed();
-                result
+                result.map_err(|e| e.core_in_doubt_if(core_unconfirmed))
             }
         }
     }

@@ -84,12 +84,12 @@ impl NatsConnection {
                 GetStreamByNameErrorKind::Request if is_request_timeout(&e) => {
                     // Never guessed to be core: on a leaf node or in a mixed cluster a slow
                     // JetStream elsewhere may hold a stream for the subject.
-                    return Err(TransportError::Timeout(format!(
+                    return Err(TransportError::timeout(format!(
                         "could not tell whether a JetStream stream captures `{subject}`: no answer to the lookup on {LOOKUP_SUBJECT} within ack_timeout_ms ({e}); a JetStream that is slow or electing a leader, or something that subscribes to it without answering (a subscriber on `>` on a server without JetStream)"
                     )));
                 }
                 _ => {
-                    return Err(TransportError::Publish(format!(
+                    return Err(TransportError::publish(format!(
                         "could not tell whether a JetStream stream captures `{subject}`: {e}"
                     )))
                 }

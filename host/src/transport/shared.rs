@@ -195,7 +195,7 @@ impl SharedClients {
         let mut held = tokio::time::timeout(limit, slot.lock())
             .await
             .map_err(|_| {
-                TransportError::Timeout(format!(
+                TransportError::timeout(format!(
                     "could not connect to {} within {} ms: a sink with the same settings was still connecting",
                     list_servers(&config.servers),
                     limit.as_millis()

@@ -8,7 +8,7 @@ use nats_sink_rules::server_url::{self, redact};
 use crate::bindings::transport::{Auth, TransportError};
 
 pub(crate) fn connection_error(message: impl std::fmt::Display) -> TransportError {
-    TransportError::Connection(message.to_string())
+    TransportError::connection(message)
 }
 
 /// `servers` for a message: the first few, then how many more, so that a list of 1,000
@@ -139,6 +139,20 @@ pub(crate) fn is_no_responders(e: &(dyn std::error::Error + 'static)) -> bool {
         e,
         async_nats::jetstream::context::RequestErrorKind::NoResponders,
     )
+}
+
+/// A failed JetStream API request as a transport error: `timeout` when it had no reply in
+/// time (that can pass: a JetStream electing its leader), otherwise `publish` (the server
+/// said no, or the request was malformed: final).
+pub(crate) fn request_failure(
+    e: &(dyn std::error::Error + 'static),
+    message: impl std::fmt::Display,
+) -> TransportError {
+    if is_request_timeout(e) {
+        TransportError::timeout(message)
+    } else {
+        TransportError::publish(message)
+    }
 }
 
 /// Whether a JetStream request (anywhere in `e`'s chain) had no reply within its timeout.

@@ -12,6 +12,7 @@
 
 from .errors import (
     Closed,
+    DeliveryError,
     ComponentError,
     ConnectionError,
     CpuLimit,
@@ -30,5 +31,5 @@ from .sink import Sink, describe, open, validate
 __all__ = [
     "open", "describe", "validate", "Sink", "Limits",
     "SinkError", "InvalidOptions", "OptionProblem", "InvalidSchema", "InvalidRow",
-    "ConnectionError", "PublishError", "TimeoutError", "Closed", "ComponentError", "CpuLimit", "NotArrow", "ArrowUnavailable",
+    "DeliveryError", "ConnectionError", "PublishError", "TimeoutError", "Closed", "ComponentError", "CpuLimit", "NotArrow", "ArrowUnavailable",
 ]  # fmt: skip

@@ -22,8 +22,8 @@ from . import _speedups, compile_cache, errors, sandbox
 # slow enough to be nearly all of the host's time (see _speedups).
 _speedups.install()
 
-TRANSPORT = "nats:sink/transport@0.3.0"
-ENCODER = "nats:sink/encoder@0.3.0"
+TRANSPORT = "nats:sink/transport@0.4.0"
+ENCODER = "nats:sink/encoder@0.4.0"
 _CONNECTION_TYPE = 1  # our host resource type id for `connection`
 
 
@@ -41,13 +41,13 @@ class _Refuse:
     """A transport for calls that must not connect (describe, validate, resolve)."""
 
     def open(self, config: Record) -> Optional[Variant]:
-        return Variant("connection", "this instance does not connect")
+        return Variant("connection", errors.failure("this instance does not connect"))
 
     def publish(self, batch: Record) -> Optional[Variant]:
-        return Variant("publish", "not connected")
+        return Variant("publish", errors.failure("not connected"))
 
     def flush(self) -> Optional[Variant]:
-        return Variant("connection", "not connected")
+        return Variant("connection", errors.failure("not connected"))
 
     def max_payload(self) -> int:
         return 0

@@ -113,22 +113,24 @@ class Sink:
         self._instance, self._handle, self._transport = instance, handle, transport
         self.columns = columns
         self._bounds = bounds
-        self._closed: Optional[str] = None
+        self._closed: Optional[errors.Closed] = None
 
     def _check(self) -> None:
         if self._closed is not None:
-            raise errors.Closed(self._closed)
+            raise errors.Closed(self._closed.message, self._closed.after, self._closed.core_in_doubt)
 
     def _fail(self, e: errors.SinkError) -> errors.SinkError:
         """After a delivery failure the sink refuses further calls, so no later success hides it."""
-        self._closed = f"the sink failed earlier ({e}); reopen it and replay since the last flush"
+        self._closed = errors.closed_after(
+            e, f"the sink failed earlier ({e}); reopen it and replay since the last flush")
         return e
 
     def _stopped(self, call: str, e: BaseException) -> None:
         """A call stopped part way (cancelled, interrupted): what it had not handed on is lost to
         this sink, so the sink refuses further calls rather than let a later flush succeed."""
-        self._closed = (f"a {call} was stopped part way ({type(e).__name__}); some of its rows may not have "
-                        "been sent; reopen the sink and replay since the last flush")
+        self._closed = errors.Closed(
+            f"a {call} was stopped part way ({type(e).__name__}); some of its rows may not have been sent; "
+            "reopen the sink and replay since the last flush", "interrupted")
 
     def _unexpected(self, call: str, e: Exception) -> errors.SinkError:
         """Anything else that escaped a call, as the sink's error; the sink is closed."""
@@ -236,9 +238,9 @@ class Sink:
 
     async def close(self) -> None:
         """Close the connection. Unflushed rows are not confirmed: flush first."""
-        if self._closed == "closed":
+        if self._closed is not None and self._closed.after == "close":
             return
-        self._closed = "closed"
+        self._closed = errors.Closed("the sink was closed", "close")
         try:
             self._instance.drop(self._handle)
         except errors.ComponentError:

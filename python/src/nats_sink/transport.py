@@ -364,19 +364,20 @@ class NatsTransport:
     def open(self, config: Record) -> Optional[Variant]:
         why = self.reach.refusal(config) if self.reach is not None else "no policy was given"
         if why:
-            return Variant("connection", why)
+            return Variant("connection", errors.failure(why))
         if self.config is not None and _config_key(config) != _config_key(self.config):
-            return Variant("connection", "the host's policy refused the component's connect-config: it differs from the "
-                                         "one its `resolve` gave, which the host connected with")
+            return Variant("connection", errors.failure(
+                "the host's policy refused the component's connect-config: it differs from the one its "
+                "`resolve` gave, which the host connected with"))
         if self.nc is None or not self.nc.is_connected:
-            return Variant("connection", f"no connection to {redact(','.join(config.servers))}")
+            return Variant("connection", errors.failure(f"no connection to {redact(','.join(config.servers))}"))
         return None
 
     def publish(self, batch: Record) -> Optional[Variant]:
         try:
             self.outbox.extend(unpack(batch))
         except (ValueError, UnicodeDecodeError) as e:
-            return Variant("publish", f"the host refused the component's batch: {e}")
+            return Variant("publish", errors.failure(f"the host refused the component's batch: {e}"))
         return None
 
     def flush(self) -> Optional[Variant]:
@@ -481,12 +482,18 @@ class NatsTransport:
         """Every JetStream ack, then a server round trip; within the flush timeout."""
         assert self.nc is not None and self.config is not None
         limit = getattr(self.config, "flush-timeout-ms") / 1000
+        # Core NATS acks nothing: a lost connection or a silent server leaves these in doubt.
+        core_in_doubt = self.core_since_flush
         try:
             await asyncio.wait_for(self._confirm(), timeout=limit)
-        except errors.SinkError:
+        except (errors.ConnectionError, errors.TimeoutError) as e:
+            e.core_in_doubt = e.core_in_doubt or core_in_doubt
             raise  # ours already (errors.TimeoutError is an asyncio.TimeoutError too)
+        except errors.SinkError:
+            raise
         except asyncio.TimeoutError as e:
-            raise errors.TimeoutError(f"flush not confirmed within {limit:g} s (flush_timeout_ms)") from e
+            raise errors.TimeoutError(f"flush not confirmed within {limit:g} s (flush_timeout_ms)",
+                                      core_in_doubt) from e
 
     async def _confirm(self) -> None:
         assert self.nc is not None

@@ -65,8 +65,8 @@ pub(crate) struct Blocking<'a> {
 }
 
 /// The same batch in the host's generated types (both come from the one WIT record).
-pub(crate) fn to_host_batch(b: guest::Batch) -> nats_sink::bindings::transport::Batch {
-    use nats_sink::bindings::transport as h;
+pub(crate) fn to_host_batch(b: guest::Batch) -> nats_sink::wit::Batch {
+    use nats_sink::wit as h;
     let span = |s: guest::Span| h::Span {
         start: s.start,
         len: s.len,
@@ -94,14 +94,16 @@ pub(crate) fn to_host_batch(b: guest::Batch) -> nats_sink::bindings::transport::
     }
 }
 
-pub(crate) fn to_guest_error(
-    e: nats_sink::bindings::transport::TransportError,
-) -> guest::TransportError {
-    use nats_sink::bindings::transport::TransportError as H;
+pub(crate) fn to_guest_error(e: nats_sink::wit::TransportError) -> guest::TransportError {
+    use nats_sink::wit::TransportError as H;
+    let failure = |f: nats_sink::Failure| guest::Failure {
+        message: f.message,
+        core_in_doubt: f.core_in_doubt,
+    };
     match e {
-        H::Connection(m) => guest::TransportError::Connection(m),
-        H::Publish(m) => guest::TransportError::Publish(m),
-        H::Timeout(m) => guest::TransportError::Timeout(m),
+        H::Connection(f) => guest::TransportError::Connection(failure(f)),
+        H::Publish(f) => guest::TransportError::Publish(failure(f)),
+        H::Timeout(f) => guest::TransportError::Timeout(failure(f)),
     }
 }
 
@@ -121,10 +123,8 @@ impl nats_sink_guest::sink::Transport for Blocking<'_> {
     }
 }
 
-pub(crate) fn to_host_connect(
-    c: guest::ConnectConfig,
-) -> nats_sink::bindings::transport::ConnectConfig {
-    use nats_sink::bindings::transport as h;
+pub(crate) fn to_host_connect(c: guest::ConnectConfig) -> nats_sink::wit::ConnectConfig {
+    use nats_sink::wit as h;
     h::ConnectConfig {
         servers: c.servers,
         auth: match c.auth {

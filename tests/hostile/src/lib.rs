@@ -239,7 +239,10 @@ mod component {
             };
             match &self.connection {
                 Some(connection) => connection.publish(&batch).map_err(transport_error),
-                None => Err(SinkError::Connection("no server_url given".into())),
+                None => Err(SinkError::Connection(nats::sink::transport::Failure {
+                    message: "no server_url given".into(),
+                    core_in_doubt: false,
+                })),
             }
         }
     }

@@ -9,8 +9,8 @@
 use std::path::Path;
 
 use anyhow::anyhow;
-use nats_sink::bindings::transport::TransportError;
 use nats_sink::resume::{stored_in_bucket, stored_prefix, Stored, StoredPrefix};
+use nats_sink::wit::TransportError;
 use nats_sink::{Reach, Target};
 use nats_sink_cli::lines::BoundedLines;
 use sha2::{Digest as _, Sha256};

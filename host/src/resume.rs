@@ -216,8 +216,11 @@ pub async fn stored_in_bucket(
     target.connect.create_stream = None;
     let connection = NatsConnection::connect(target.connect).await?;
     let stream_name = format!("KV_{}", bucket.name);
-    let failed = |e: &dyn std::fmt::Display| {
-        TransportError::Publish(format!("reading KV bucket `{}` back: {e}", bucket.name))
+    let failed = |e: &(dyn std::error::Error + 'static)| {
+        crate::transport::request_failure(
+            e,
+            format!("reading KV bucket `{}` back: {e}", bucket.name),
+        )
     };
     let jetstream = connection.jetstream();
     // No bucket yet: nothing of the checkpoint is stored.

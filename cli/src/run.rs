@@ -114,8 +114,10 @@ pub(crate) async fn run(
     let (state, plan) = match &extras.state {
         None => (None, resume::Plan::fresh()),
         Some(path) => {
-            let (sink, target) = (&mut opened.sink, &opened.target);
-            let mut state = open_state(path, input, sink, target, limits.batch_rows, false).await?;
+            let (sink, subject) = (&mut opened.sink, &opened.state_subject);
+            let mut state =
+                open_state(path, input, sink, subject, limits.batch_rows, false).await?;
+            let target = &opened.target;
             let plan = resume::plan(
                 &mut state,
                 target.clone(),
@@ -202,7 +204,7 @@ pub(crate) async fn open_state(
     path: &std::path::Path,
     input: &str,
     sink: &mut nats_sink::Sink,
-    target: &nats_sink::Target,
+    state_subject: &str,
     batch_rows: usize,
     record_batches: bool,
 ) -> Result<state::StateFile, Failure> {
@@ -218,7 +220,7 @@ pub(crate) async fn open_state(
             .with_context(|| format!("input {input}"))
             .map_err(Failure::Input)?,
         sink.sink_id().await?,
-        target.subject.clone(),
+        state_subject.to_string(),
         batch_rows as u32,
         record_batches,
     );
@@ -304,6 +306,8 @@ pub(crate) async fn deliver_input<C: Checkpoint>(
 pub(crate) struct Opened {
     pub(crate) runtime: nats_sink::SinkRuntime,
     pub(crate) target: nats_sink::Target,
+    /// What a `--state` file records this run writes to ([`state_subject`]).
+    pub(crate) state_subject: String,
     pub(crate) reach: nats_sink::Reach,
     pub(crate) sink: nats_sink::Sink,
 }
@@ -327,10 +331,35 @@ pub(crate) async fn open_sink(
         .map_err(|e| options.secret.host_error(e))?;
     Ok(Opened {
         runtime,
+        state_subject: state_subject(&target, options),
         target,
         reach,
         sink,
     })
+}
+
+/// What a `--state` file records the run writes to: the subject and, for an upsert sink, the
+/// options that make each row's key. A resume under other keys would leave the keys written
+/// before under their old names, so the state refuses it (options as given: an option left
+/// out and the same value given count as different, which only refuses more).
+fn state_subject(target: &nats_sink::Target, options: &GivenOptions) -> String {
+    if target.connect.kv.is_none() {
+        return target.subject.clone();
+    }
+    let given = |key: &str| {
+        options
+            .pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or("(not given)", |(_, v)| v.as_str())
+    };
+    format!(
+        "{} (primary_key={}, key_format={}, key_encoding={})",
+        target.subject,
+        given("primary_key"),
+        given("key_format"),
+        given("key_encoding")
+    )
 }
 
 /// How the read loop ended, for the summary and the exit status.

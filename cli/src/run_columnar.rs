@@ -84,8 +84,8 @@ async fn resume_from(
     limits: RunLimits,
     mut batches: NumberedBatches,
 ) -> Result<(NumberedBatches, Resumed, Option<usize>), Failure> {
-    let (sink, target) = (&mut opened.sink, &opened.target);
-    let mut state = open_state(path, source.path, sink, target, limits.batch_rows, true).await?;
+    let (sink, subject) = (&mut opened.sink, &opened.state_subject);
+    let mut state = open_state(path, source.path, sink, subject, limits.batch_rows, true).await?;
     let recorded = state.state.clone();
     // Reading up to the confirmed row decodes what it skips: on a thread of its own.
     let (mut batches, in_flight) = tokio::task::spawn_blocking(move || {

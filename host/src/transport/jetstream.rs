@@ -254,9 +254,10 @@ impl NatsConnection {
             }
             let positions = self.resend.iter().map(|m| m.position);
             let (attempt, within) = match self.retries.plan(positions, Instant::now()) {
-                Plan::Nothing => continue,
                 Plan::GiveUp { sends, elapsed, .. } => return Err(self.give_up(sends, elapsed)),
                 Plan::Resend { attempt, within } => (attempt, within),
+                // Not for a queue that holds messages; resend them within the whole budget.
+                Plan::Nothing => (1, millis(self.delivery.max_elapsed_ms)),
             };
             let resume_by = Instant::now() + within;
             tokio::time::sleep(backoff(&self.delivery, attempt).min(within)).await;

@@ -228,6 +228,10 @@ impl NatsConnection {
             drops_seen: 0,
             resend: VecDeque::new(),
             episode: None,
+            retries: super::retry::Retries::new(super::retry::Budget {
+                max_attempts: delivery.max_attempts,
+                max_elapsed: millis(delivery.max_elapsed_ms),
+            }),
             unconfirmed_core: 0,
             since_flush: Default::default(),
             events,

@@ -1,6 +1,7 @@
 //! The JetStream pipeline: up to `max-in-flight` messages await their acks while more are
 //! sent; a failure that can pass is sent again after a backoff, once the client has
-//! reconnected, until the `delivery` budget is spent.
+//! reconnected, until the `delivery` budget of that message is spent ([`super::retry`]
+//! decides; this file drives async-nats).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,6 +13,7 @@ use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 
 use super::batch::Outgoing;
+use super::retry::Plan;
 use super::wording::{connection_error, is_permission_violation, jetstream_error};
 use super::{millis, NatsConnection};
 use crate::bindings::transport::{Delivery, TransportError};
@@ -26,11 +28,12 @@ enum SendFailure {
     Fatal(TransportError),
 }
 
-/// A run of failures that could pass, from the first until every message is acked again.
+/// A run of failures that could pass, from the first until every message is acked again:
+/// what the log says. The budget is per message, in [`super::retry::Retries`].
 pub(super) struct Episode {
     started: Instant,
-    /// Sends so far of the messages being retried, counting the first.
-    attempts: u32,
+    /// Resend rounds so far.
+    rounds: u32,
     cause: String,
 }
 
@@ -72,7 +75,7 @@ impl NatsConnection {
                 Err(e)
             }
             Err((SendFailure::Retry(cause), message)) => {
-                self.note_failure(cause);
+                self.note_failure(&message, cause);
                 self.resend.push_back(message);
                 self.recover().await
             }
@@ -81,6 +84,7 @@ impl NatsConnection {
     /// Send one JetStream message and queue its ack; on failure, hand the message back.
     async fn send_jetstream(&mut self, message: Outgoing) -> Result<(), (SendFailure, Outgoing)> {
         let wait = millis(self.delivery.ack_timeout_ms);
+        self.retries.sent(message.position);
         let (subject, payload) = (message.subject.clone(), message.payload.clone());
         let sent = match &message.headers {
             Some(h) => {
@@ -151,12 +155,15 @@ impl NatsConnection {
         }
     }
 
-    fn note_failure(&mut self, cause: String) {
+    /// `message` failed in a way that can pass: its time budget starts, if it has not.
+    fn note_failure(&mut self, message: &Outgoing, cause: String) {
         tracing::trace!(%cause, "delivery failure that can pass");
+        let now = Instant::now();
+        self.retries.failed(message.position, now);
         self.episode
             .get_or_insert_with(|| Episode {
-                started: Instant::now(),
-                attempts: 1,
+                started: now,
+                rounds: 0,
                 cause: String::new(),
             })
             .cause = cause;
@@ -170,6 +177,7 @@ impl NatsConnection {
     ) -> Result<(), TransportError> {
         let Err(error) = result else {
             self.since_flush.confirmed += 1;
+            self.retries.confirmed(message.position);
             if let Some(keys) = &mut self.unconfirmed_keys {
                 keys.remove(message.subject.as_str());
             }
@@ -181,7 +189,7 @@ impl NatsConnection {
                 Err(e)
             }
             SendFailure::Retry(cause) => {
-                self.note_failure(cause);
+                self.note_failure(&message, cause);
                 self.resend.push_back(message);
                 Ok(())
             }
@@ -201,9 +209,11 @@ impl NatsConnection {
             next = self.in_flight.next() => next,
             () = dropped => {
                 self.drops_seen = self.events.drops();
-                self.note_failure("the connection dropped while acks were awaited".into());
                 self.in_flight = FuturesOrdered::new();
-                self.resend.extend(self.awaiting.drain(..));
+                for message in std::mem::take(&mut self.awaiting) {
+                    self.note_failure(&message, "the connection dropped while acks were awaited".into());
+                    self.resend.push_back(message);
+                }
                 return Ok(());
             }
         };
@@ -235,36 +245,40 @@ impl NatsConnection {
                 if let Some(episode) = self.episode.take() {
                     tracing::info!(
                         cause = %episode.cause,
-                        attempts = episode.attempts,
+                        rounds = episode.rounds,
                         elapsed_ms = episode.started.elapsed().as_millis() as u64,
                         "delivery recovered"
                     );
                 }
                 return Ok(());
             }
-            let (attempts, elapsed) = match &self.episode {
-                Some(e) => (e.attempts, e.started.elapsed()),
-                None => (1, Duration::ZERO),
+            let positions = self.resend.iter().map(|m| m.position);
+            let (attempt, within) = match self.retries.plan(positions, Instant::now()) {
+                Plan::GiveUp { sends, elapsed, .. } => return Err(self.give_up(sends, elapsed)),
+                Plan::Resend { attempt, within } => (attempt, within),
+                // Not for a queue that holds messages; resend them within the whole budget.
+                Plan::Nothing => (1, millis(self.delivery.max_elapsed_ms)),
             };
-            let budget = millis(self.delivery.max_elapsed_ms);
-            if attempts >= self.delivery.max_attempts || elapsed >= budget {
-                return Err(self.give_up());
-            }
-            let remaining = budget - elapsed;
-            tokio::time::sleep(backoff(&self.delivery, attempts).min(remaining)).await;
+            let resume_by = Instant::now() + within;
+            tokio::time::sleep(backoff(&self.delivery, attempt).min(within)).await;
             // Sending into a connection that is down would only fill the client's buffer.
-            let remaining = budget.saturating_sub(self.episode_elapsed());
+            let remaining = resume_by.saturating_duration_since(Instant::now());
             if tokio::time::timeout(remaining, self.events.connected())
                 .await
                 .is_err()
             {
-                return Err(self.give_up());
+                let positions = self.resend.iter().map(|m| m.position);
+                let (sends, elapsed) = match self.retries.plan(positions, Instant::now()) {
+                    Plan::GiveUp { sends, elapsed, .. } => (sends, elapsed),
+                    _ => (attempt, Duration::ZERO),
+                };
+                return Err(self.give_up(sends, elapsed));
             }
             if let Some(episode) = &mut self.episode {
-                episode.attempts += 1;
+                episode.rounds += 1;
             }
             let mut queue = std::mem::take(&mut self.resend).into_iter();
-            tracing::debug!(messages = queue.len(), attempt = attempts + 1, cause = %self.episode.as_ref().map_or("", |e| e.cause.as_str()), "resending");
+            tracing::debug!(messages = queue.len(), attempt = attempt + 1, cause = %self.episode.as_ref().map_or("", |e| e.cause.as_str()), "resending");
             while let Some(message) = queue.next() {
                 self.stats.resent += 1;
                 match self.send_jetstream(message).await {
@@ -274,7 +288,7 @@ impl NatsConnection {
                         return Err(e);
                     }
                     Err((SendFailure::Retry(cause), message)) => {
-                        self.note_failure(cause);
+                        self.note_failure(&message, cause);
                         self.resend.push_back(message);
                         self.resend.extend(queue);
                         break;
@@ -306,19 +320,14 @@ impl NatsConnection {
         }
     }
 
-    fn episode_elapsed(&self) -> Duration {
-        self.episode
-            .as_ref()
-            .map_or(Duration::ZERO, |e| e.started.elapsed())
-    }
-
-    /// The error once the budget is spent, naming what was tried and why it failed.
-    fn give_up(&mut self) -> TransportError {
+    /// The error once a message's budget is spent (`attempts` sends of it, `elapsed` since its
+    /// first failure), naming what was tried and why it failed.
+    fn give_up(&mut self, attempts: u32, elapsed: Duration) -> TransportError {
         let unconfirmed = self.resend.len() + self.in_flight.len();
-        let (attempts, elapsed, cause) = match self.episode.take() {
-            Some(e) => (e.attempts, e.started.elapsed(), e.cause),
-            None => (0, Duration::ZERO, String::from("unknown")),
-        };
+        let cause = self
+            .episode
+            .take()
+            .map_or_else(|| String::from("unknown"), |e| e.cause);
         let message = format!(
             "gave up on {unconfirmed} unconfirmed JetStream message(s) after {attempts} send(s) over {} ms (retry budget: {} sends, {} ms); last failure: {cause}",
             elapsed.as_millis(),

@@ -14,6 +14,7 @@ mod core;
 mod events;
 mod jetstream;
 mod refusal;
+mod retry;
 mod routes;
 mod shared;
 mod stats;
@@ -64,6 +65,8 @@ pub struct NatsConnection {
     /// JetStream messages to send again, in the order they were first sent.
     resend: VecDeque<Outgoing>,
     episode: Option<Episode>,
+    /// Each unconfirmed JetStream message's sends and first failure, against `delivery`.
+    retries: retry::Retries,
     /// Core messages published since the last flush.
     unconfirmed_core: u64,
     /// What became of the messages since the last flush, to say after a refusal.
@@ -173,6 +176,7 @@ impl NatsConnection {
             keys.clear();
         }
         self.episode = None;
+        self.retries.forget_all();
         self.unconfirmed_core = 0;
         self.since_flush = refusal::SinceFlush::default();
         self.settle_clearance(Clearance::Unseen);
@@ -223,6 +227,8 @@ impl NatsConnection {
                 self.stats.flushes += 1;
                 self.stats.refusal = None;
                 self.since_flush = refusal::SinceFlush::default();
+                // Positions start again from 0 after a flush, so no record may outlive it.
+                self.retries.forget_all();
                 Ok(())
             }
             Err(_) => {

@@ -92,7 +92,7 @@ fn bind_templates(config: &mut SinkConfig, schema: &Schema) -> Result<(), Vec<Op
                     });
                 }
             }
-            "key_format"
+            upsert.key_option()
         }
         SinkKind::AppendOnly { .. } => "subject",
     };

@@ -31,7 +31,26 @@ pub struct Upsert {
     pub history: u8,
 }
 
+/// The key a primary key makes without `key_format`: its columns' values joined by `.`.
+pub fn default_key_format(primary_key: &[String]) -> String {
+    primary_key
+        .iter()
+        .map(|name| format!("{{{name}}}"))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 impl Upsert {
+    /// The option a problem with the key is reported under: `key_format` when it differs from
+    /// the key `primary_key` makes alone, else `primary_key` (a user who gave no `key_format`
+    /// would not find it).
+    pub fn key_option(&self) -> &'static str {
+        match self.key_format == default_key_format(&self.primary_key) {
+            true => "primary_key",
+            false => "key_format",
+        }
+    }
+
     /// The subject prefix of the bucket's keys: `$KV.<bucket>.`.
     pub fn key_prefix(&self) -> String {
         format!("$KV.{}.", self.bucket)
@@ -189,11 +208,7 @@ fn parse_upsert(given: &BTreeMap<&str, &str>, problem: &mut dyn FnMut(&str, Stri
             }
             raw.to_string()
         }
-        None => primary_key
-            .iter()
-            .map(|name| format!("{{{name}}}"))
-            .collect::<Vec<_>>()
-            .join("."),
+        None => default_key_format(&primary_key),
     };
     let key_encoding = match given.get("key_encoding").copied() {
         None | Some("none") => KeyEncoding::None,

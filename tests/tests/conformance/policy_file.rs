@@ -55,7 +55,8 @@ pub fn policy_description() -> Value {
             "tls_required_option": TLS_REQUIRED_OPTION,
             "create_stream_option": CREATE_STREAM_OPTION,
             // host/src/policy.rs's `Reach::of`: `type = 'upsert'` with `kv.bucket = 'B'` lets
-            // the guest publish under `$KV.B.` (keys of ASCII letters, digits and `kv_key_punctuation`, as `check_kv_subject`) and ask for bucket B.
+            // the guest ask for bucket B and publish under `$KV.B.`, keys of ASCII letters,
+            // digits and `kv_key_punctuation` (the rules' `check_kv_subject`).
             "kv": {
                 "type_option": "type",
                 "upsert_type": "upsert",

@@ -124,8 +124,8 @@ test("a key's next value waits until the earlier one is acked", async () => {
     s.resume();
     proto.publish = publish;
     await nc.close();
+    await sink.close();
   }
-  await sink.close();
   assert.equal((await bucketContents(s, 'ORDER'))['1'], '{"id":1,"v":"second"}');
 });
 

@@ -5,6 +5,7 @@
 // the write's size.
 
 import { RowsBuilder, ValueRefused } from './rows.js';
+import { NotAChange, splitChange } from './changes.js';
 import { InvalidRow } from './errors.js';
 
 export const CROSSING_ROWS = 1024;
@@ -31,19 +32,29 @@ export function bounds(columns, options) {
   };
 }
 
-/** The rows in crossings: `{first, rows, refused}`; a row refused here ends the write. */
-export function* crossings(columns, rows, b, maxPayload) {
+/** The rows in crossings: `{first, rows, refused}`; a row refused here ends the write. With
+ * `changes`, each item is `[op, row]` or `{op, row}`, and an update pair never straddles two
+ * crossings (the guest takes the pair within one batch). */
+export function* crossings(columns, rows, b, maxPayload, { changes = false } = {}) {
   let batch = new RowsBuilder();
   let first = 0;
   let index = 0;
   let inBytes = 0;
   let outBytes = 0;
-  for (const row of rows) {
+  let held = null; // the last row, where it starts and its bounds, while it is an update-delete
+  for (const item of rows) {
     const values = batch.values.length;
     const data = batch.dataLength;
+    let op = 'insert';
+    let row = item;
     try {
-      batch.push(columns, row);
+      if (changes) [op, row] = splitChange(item);
+      batch.push(columns, row, op);
     } catch (e) {
+      if (e instanceof NotAChange) {
+        yield { first, rows: batch, refused: new InvalidRow(index, '', e.message) };
+        return;
+      }
       if (!(e instanceof ValueRefused)) throw e;
       yield { first, rows: batch, refused: new InvalidRow(index, e.column, e.message) };
       return;
@@ -54,17 +65,27 @@ export function* crossings(columns, rows, b, maxPayload) {
     const rowOut = Math.min((1 + b.headers) * text + Math.min(text, MAX_SUBJECT_BYTES) + b.fixed, maxPayload + MAX_SUBJECT_BYTES + MESSAGE_OVERHEAD);
     const rowIn = rowBytes + IN_PER_VALUE * rowValues;
     if (batch.length > 1 && (inBytes + rowIn > CROSSING_IN_BYTES || outBytes + rowOut > CROSSING_OUT_BYTES || batch.length > CROSSING_ROWS)) {
-      // This row starts the next crossing: rebuild it there.
-      batch.values.length = values;
-      batch.ends.pop();
-      truncate(batch, data);
+      // This row starts the next crossing (with its update-delete, if it is an update-insert):
+      // rebuild it there.
+      const carried = op === 'update-insert' && held !== null && batch.length > 2;
+      const cut = carried ? held : { values, data };
+      batch.values.length = cut.values;
+      batch.ends.length -= carried ? 2 : 1;
+      batch.ops.length = batch.ends.length;
+      truncate(batch, cut.data);
       yield { first, rows: batch, refused: null };
       batch = new RowsBuilder();
-      first = index;
-      batch.push(columns, row);
+      first = index - (carried ? 1 : 0);
       inBytes = 0;
       outBytes = 0;
+      if (carried) {
+        batch.push(columns, held.row, 'update-delete');
+        inBytes = held.rowIn;
+        outBytes = held.rowOut;
+      }
+      batch.push(columns, row, op);
     }
+    held = op === 'update-delete' ? { row, values, data, rowIn, rowOut } : null;
     inBytes += rowIn;
     outBytes += rowOut;
     index += 1;

@@ -8,7 +8,11 @@
 //   await sink.flush();
 //   await sink.close();
 
+//   // An upsert sink (type = 'upsert', primary_key, kv.bucket) takes changes:
+//   await sink.writeChanges([['insert', { id: 1 }], ['delete', { id: 2 }]]);
+
 export { open, describe, validate, Sink } from './sink.js';
+export { OPS } from './changes.js';
 export {
   SinkError, InvalidOptions, OptionProblem, InvalidSchema, InvalidRow, DeliveryError, ConnectionError,
   PublishError, TimeoutError, Closed, CLOSED_AFTER, ComponentError,

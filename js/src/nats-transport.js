@@ -7,8 +7,8 @@
 
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, headers as natsHeaders, jwtAuthenticator, nkeyAuthenticator, ErrorCode } from 'nats';
-import { ConnectionError, InvalidOptions, PublishError, SinkError, TimeoutError } from './errors.js';
-import { POLICY, headerNameRefusal, headerValueRefusal, subjectRefusal } from './policy.js';
+import { ConnectionError, PublishError, SinkError, TimeoutError } from './errors.js';
+import { POLICY, headerNameRefusal, headerValueRefusal, kvSubjectRefusal, subjectRefusal } from './policy.js';
 import { decodeUserinfo, parseEntry, redact } from './server-url.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -30,8 +30,9 @@ export async function within(ms, promise, onTimeout) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A WIT `batch` as messages, every span and index checked and every subject and header
- * checked by the shared rules (they come from the guest). Throws a PublishError. */
-export function unpack(batch) {
+ * checked by the shared rules (they come from the guest). With `kvBucket`, that bucket's key
+ * subjects (`$KV.<bucket>.<key>`) are allowed too. Throws a PublishError. */
+export function unpack(batch, kvBucket = null) {
   const { data, headerNames, headers: all, messages } = batch;
   const refuse = (why) => new PublishError(`the host refused the component's batch: ${why}`);
   const span = (s, what) => {
@@ -52,7 +53,7 @@ export function unpack(batch) {
   const out = [];
   for (const m of messages) {
     const subject = text(span(m.subject, 'subject'), 'subject');
-    const why = subjectRefusal(subject);
+    const why = kvBucket !== null ? kvSubjectRefusal(subject, kvBucket) : subjectRefusal(subject);
     if (why) throw refuse(`subject ${JSON.stringify(subject)} ${why}`);
     let h;
     if (m.headers.len > 0) {
@@ -125,6 +126,26 @@ function secrets(config) {
   return found.filter((s) => typeof s === 'string' && s.length >= 3);
 }
 
+/** KV bucket `name`'s stream as NATS clients create it, and as the Rust host does
+ * (host/src/kv.rs): every key's subject, `history` values per key, rollups allowed, deletes
+ * through the API denied, new values refused when full, direct gets, one replica. */
+export function bucketConfig(name, history) {
+  return {
+    name: `KV_${name}`,
+    subjects: [`$KV.${name}.>`],
+    max_msgs_per_subject: history,
+    max_bytes: -1,
+    max_msgs: -1,
+    max_msg_size: -1,
+    allow_rollup_hdrs: true,
+    deny_delete: true,
+    deny_purge: false,
+    allow_direct: true,
+    discard: 'new',
+    num_replicas: 1,
+  };
+}
+
 const RETRYABLE = new Set([ErrorCode.Timeout, ErrorCode.NoResponders, ErrorCode.ConnectionClosed, ErrorCode.Disconnect, ErrorCode.ConnectionRefused]);
 
 /** One NATS connection for one sink. */
@@ -140,6 +161,9 @@ export class NatsTransport {
     this.coreSinceFlush = false;
     this.inFlight = 0;
     this.freed = [];
+    this.kvBucket = null; // an upsert sink's bucket, once it is found or created
+    // An upsert sink's last unconfirmed send per key subject: the next on that subject waits for it.
+    this.lastOnSubject = new Map();
   }
 
   masked(text) {
@@ -150,11 +174,6 @@ export class NatsTransport {
 
   // -- before the guest's open ---------------------------------------------------------------
   async connect(config) {
-    if (config.kv != null) {
-      // An upsert sink needs each key kept in order through resends, which this host does
-      // not do yet: refuse it rather than risk an old value coming back.
-      throw new InvalidOptions([{ name: 'type', message: "type = 'upsert' is not supported by the Node host yet; use the Rust host (the CLI)" }]);
-    }
     this.config = config;
     const shown = redact(config.servers.join(','));
     try {
@@ -166,6 +185,50 @@ export class NatsTransport {
     }
     this.watch().catch(() => {}); // ends with the connection
     if (config.createStream) await this.ensureStream(config.createStream);
+    if (config.kv) {
+      await this.ensureBucket(config.kv);
+      this.kvBucket = config.kv.name;
+    }
+  }
+
+  /** The history of KV bucket `bucket` (values kept per key), or null when it does not exist.
+   * A stream `KV_<bucket>` that does not capture `$KV.<bucket>.>` is refused: puts to it would
+   * be stored nowhere. */
+  async bucketHistory(jsm, bucket) {
+    const stream = `KV_${bucket.name}`;
+    const keys = `$KV.${bucket.name}.>`;
+    let info;
+    try {
+      info = await jsm.streams.info(stream);
+    } catch (e) {
+      if (e.api_error && e.api_error.err_code === 10059) return null; // stream not found
+      if (e.code === ErrorCode.NoResponders || e.code === '503') {
+        throw new PublishError(`KV bucket \`${bucket.name}\`: the server has no JetStream, and a KV bucket is a JetStream stream`);
+      }
+      throw new PublishError(`could not tell whether KV bucket \`${bucket.name}\` exists: ${e.message}`);
+    }
+    const subjects = info.config.subjects ?? [];
+    if (!subjects.includes(keys)) {
+      throw new PublishError(`stream ${stream} exists but does not capture \`${keys}\` (its subjects: ${subjects.join(', ')}), so it is not KV bucket \`${bucket.name}\`: nothing put would be stored`);
+    }
+    return info.config.max_msgs_per_subject;
+  }
+
+  /** The bucket, created when it is missing and the options allow it (`createWithHistory`);
+   * otherwise a PublishError that says how to get one. Before the guest opens. */
+  async ensureBucket(bucket) {
+    const jsm = await this.jsm();
+    if (await this.bucketHistory(jsm, bucket) !== null) return;
+    if (bucket.createWithHistory == null) {
+      throw new PublishError(`KV bucket \`${bucket.name}\` does not exist; create it (\`nats kv add ${bucket.name}\`) or set allow_create_stream = true`);
+    }
+    try {
+      await jsm.streams.add(bucketConfig(bucket.name, bucket.createWithHistory));
+    } catch (e) {
+      // Another sink may have created it between the lookup and now.
+      if (await this.bucketHistory(jsm, bucket) !== null) return;
+      throw new PublishError(`allow_create_stream: could not create KV bucket \`${bucket.name}\`: ${e.message}`);
+    }
   }
 
   /** Server refusals and lost connections, as nats.js reports them apart from any call. */
@@ -227,6 +290,8 @@ export class NatsTransport {
   }
 
   async capturedByStream(subject) {
+    // The bucket's stream, found or created when the sink connected.
+    if (this.kvBucket !== null && subject.startsWith(`$KV.${this.kvBucket}.`)) return true;
     if (!this.routes.has(subject)) {
       const jsm = await this.nc.jetstreamManager({ timeout: this.ackTimeout(), checkAPI: false }).catch(() => null);
       this.routes.set(subject, jsm ? await this.findStream(jsm, subject) : false);
@@ -236,7 +301,7 @@ export class NatsTransport {
 
   // -- the import, as the guest calls it (synchronously) -------------------------------------
   publish(batch) {
-    this.outbox.push(...unpack(batch));
+    this.outbox.push(...unpack(batch, this.kvBucket));
   }
 
   maxPayload() {
@@ -254,13 +319,19 @@ export class NatsTransport {
       if (await this.capturedByStream(m.subject)) {
         while (this.inFlight >= maxInFlight) await new Promise((resolve) => this.freed.push(resolve));
         this.inFlight += 1;
-        const ack = this.acked(m).finally(() => {
+        const earlier = this.kvBucket !== null ? this.lastOnSubject.get(m.subject) : undefined;
+        const ack = this.ackedAfter(earlier, m).finally(() => {
           this.inFlight -= 1;
           const next = this.freed.shift();
           if (next) next();
         });
         ack.catch(() => {}); // awaited in confirm; never an unhandled rejection meanwhile
         this.acks.push(ack);
+        if (this.kvBucket !== null) {
+          this.lastOnSubject.set(m.subject, ack);
+          // Settled: nothing to wait for any more (and the map stays as small as what is in flight).
+          ack.then(() => { if (this.lastOnSubject.get(m.subject) === ack) this.lastOnSubject.delete(m.subject); }, () => {});
+        }
       } else {
         try {
           this.nc.publish(m.subject, m.payload, { headers: m.headers });
@@ -272,6 +343,21 @@ export class NatsTransport {
       }
       this.outbox.shift();
     }
+  }
+
+  /** For an upsert sink, `m` not sent at all before `earlier` (the previous message on its
+   * key) is confirmed: a key's messages are then stored in write order whatever is resent
+   * (docs/upsert.md). */
+  async ackedAfter(earlier, m) {
+    if (earlier !== undefined) {
+      try {
+        await earlier;
+      } catch {
+        // Sending this one could let a resend of the earlier value land after it.
+        throw new PublishError(`${m.subject}: not sent, since an earlier message on its key was not confirmed`);
+      }
+    }
+    return this.acked(m);
   }
 
   /** One JetStream message until its ack, sent again within the delivery budget: at most
@@ -352,6 +438,7 @@ export class NatsTransport {
 
   async close() {
     this.outbox = [];
+    this.lastOnSubject.clear();
     if (this.nc && !this.nc.isClosed()) {
       await within(5000, this.nc.close(), () => new TimeoutError('close')).catch(() => {});
     }

@@ -52,6 +52,8 @@ export class Reach {
     this.entries = named.map((e) => `${e.userinfo ?? ''}\u0000${e.address}`);
     this.paths = r.file_options.map(value).filter((p) => p !== undefined);
     this.createStream = isTrue(value(r.create_stream_option));
+    // The one bucket whose `$KV.<bucket>.` subjects the guest may publish to, as the Rust host reads it.
+    this.kvBucket = value(r.kv.type_option) === r.kv.upsert_type ? (value(r.kv.bucket_option) ?? null) : null;
     this.tlsRequired = named.some((e) => e.tls)
       || isTrue(value(r.tls_required_option))
       || r.tls_file_options.some((key) => value(key) !== undefined);
@@ -64,7 +66,14 @@ export class Reach {
 
   /** The reason to refuse `config` (a WIT connect-config), or null when it is within reach. */
   refusal(config) {
-    if (config.createStream && !this.createStream) {
+    const bucket = config.kv ? config.kv.name : null;
+    if (bucket !== this.kvBucket) {
+      if (bucket !== null && this.kvBucket !== null) return refused(`KV bucket \`${bucket}\`: the options name \`kv.bucket = '${this.kvBucket}'\`, and only that one may be used`);
+      if (bucket !== null) return refused(`KV bucket \`${bucket}\`: the options do not say \`type = 'upsert'\` with a \`kv.bucket\``);
+      return refused("connection without its KV bucket: the options say `type = 'upsert'`, which keeps each key in order");
+    }
+    const createsBucket = config.kv != null && config.kv.createWithHistory != null;
+    if ((config.createStream || createsBucket) && !this.createStream) {
       return refused(`request to create a stream: the options do not say \`${this.policy.reach.create_stream_option} = true\``);
     }
     for (const entry of config.servers) {
@@ -122,6 +131,28 @@ const hex = (cp) => `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
 
 /** Why NATS or this sink refuses `subject` for publishing, or null. */
 export function subjectRefusal(subject, policy = POLICY) {
+  const why = literalSubjectRefusal(subject, policy);
+  if (why) return why;
+  const reserved = policy.messages.reserved_subject_prefixes.find((p) => subject.startsWith(p.prefix));
+  if (reserved) return `is under \`${reserved.prefix}\`, where ${reserved.why}`;
+  return null;
+}
+
+/** As `subjectRefusal`, but a key of `bucket` (`$KV.<bucket>.<key>`) is allowed: a literal
+ * subject whose key holds only ASCII letters, digits and what a NATS KV key may. */
+export function kvSubjectRefusal(subject, bucket, policy = POLICY) {
+  const prefix = `${policy.reach.kv.subject_prefix}${bucket}.`;
+  if (!subject.startsWith(prefix)) return subjectRefusal(subject, policy);
+  const why = literalSubjectRefusal(subject, policy);
+  if (why) return why;
+  const key = subject.slice(prefix.length);
+  const punctuation = policy.reach.kv.kv_key_punctuation;
+  const bad = [...key].find((c) => !(/^[A-Za-z0-9]$/.test(c) || punctuation.includes(c)));
+  return bad === undefined ? null : `has the key \`${key}\`, and a KV key cannot hold ${JSON.stringify(bad)}`;
+}
+
+/** Why `subject` is not a literal NATS subject, or null. */
+function literalSubjectRefusal(subject, policy) {
   const m = policy.messages;
   if (subject.length === 0) return 'must not be empty';
   const bytes = Buffer.byteLength(subject, 'utf8');
@@ -142,8 +173,6 @@ export function subjectRefusal(subject, policy = POLICY) {
   if (subject.split(m.subject_token_separator).some((t) => t.length === 0)) {
     return `\`${subject}\` has an empty token (leading, trailing or double \`.\`)`;
   }
-  const reserved = m.reserved_subject_prefixes.find((p) => subject.startsWith(p.prefix));
-  if (reserved) return `is under \`${reserved.prefix}\`, where ${reserved.why}`;
   return null;
 }
 

@@ -57,6 +57,7 @@ export class RowsBuilder {
     this.ends = [];
     this.parts = [];
     this.dataLength = 0;
+    this.ops = []; // each row's WIT `op`
   }
 
   get length() {
@@ -70,8 +71,8 @@ export class RowsBuilder {
     return s;
   }
 
-  /** Append one row: an object by column name, or an array in schema order. */
-  push(columns, row) {
+  /** Append one row with its WIT `op`: an object by column name, or an array in schema order. */
+  push(columns, row, op = 'insert') {
     const before = { values: this.values.length, parts: this.parts.length, data: this.dataLength };
     try {
       const given = Array.isArray(row) ? row : null;
@@ -85,6 +86,7 @@ export class RowsBuilder {
       const values = columns.map(([name], i) => (given ? given[i] : row[name]));
       this.pushRun(columns.map(([name, ty], i) => [name, ty, values[i]]), '');
       this.ends.push(this.values.length);
+      this.ops.push(op);
     } catch (e) {
       this.values.length = before.values;
       this.parts.length = before.parts;
@@ -234,7 +236,8 @@ export class RowsBuilder {
       data.set(p, at);
       at += p.length;
     }
-    // `ops` empty: every row an insert (this host writes no changes yet).
-    return { values: this.values, ends: Uint32Array.from(this.ends), data, ops: [] };
+    // No ops at all when every row is an insert, as the WIT allows.
+    const ops = this.ops.some((op) => op !== 'insert') ? this.ops : [];
+    return { values: this.values, ends: Uint32Array.from(this.ends), data, ops };
   }
 }

@@ -33,17 +33,9 @@ export async function describe({ component = DEFAULT_COMPONENT } = {}) {
   return call(() => api.describe()).map((i) => ({ name: i.name, required: i.required, default: i.defaultValue, doc: i.doc }));
 }
 
-// What this host cannot do yet, though the component takes it: an upsert sink needs each
-// key's values kept in order through resends, which this host's transport does not do.
-const UNSUPPORTED = [['type', 'upsert', "type = 'upsert' is not supported by the Node host yet; use the Rust host (the CLI)"]];
-
-/** The component's problems with `given` (pairs), and this host's. */
+/** The component's problems with `given` (pairs). */
 function problemsOf(api, given) {
-  const problems = call(() => api.validate(given)).map((p) => new OptionProblem(p.name, p.message));
-  for (const [name, value, why] of UNSUPPORTED) {
-    if (given.some(([k, v]) => k === name && String(v).trim().toLowerCase() === value)) problems.push(new OptionProblem(name, why));
-  }
-  return problems;
+  return call(() => api.validate(given)).map((p) => new OptionProblem(p.name, p.message));
 }
 
 /** Every problem with these options at once, the component's and this host's; an empty list
@@ -135,9 +127,23 @@ export class Sink {
   /** Encode and publish rows (objects by column name, or arrays in schema order). On
    * InvalidRow, the rows before the bad one were published and nothing at or after it. */
   async write(rows) {
+    return this.writeRows(rows, false);
+  }
+
+  /** Encode and publish rows with their operation: `[op, row]` or `{op, row}`, `op` one of
+   * `'insert'`, `'delete'`, `'update_delete'`, `'update_insert'` (an update is the old row's
+   * `update_delete` right before the new row's `update_insert`). An upsert sink puts, deletes or
+   * moves each row's key (docs/upsert.md); an append-only sink refuses anything but an insert
+   * unless `force_append_only = true`. A change that is not such a pair, or one the guest
+   * refuses, is InvalidRow counted across the whole input; the rows before it are published. */
+  async writeChanges(changes) {
+    return this.writeRows(changes, true);
+  }
+
+  async writeRows(rows, changes) {
     this.check();
     try {
-      for (const crossing of crossings(this.columns, rows, this.bounds, Number(this.transport.maxPayload()))) {
+      for (const crossing of crossings(this.columns, rows, this.bounds, Number(this.transport.maxPayload()), { changes })) {
         if (crossing.rows.length > 0) {
           let refused = null;
           try {
@@ -159,6 +165,8 @@ export class Sink {
 
   /** Encode and publish one Arrow IPC stream (a Uint8Array, or an apache-arrow Table, written
    * uncompressed as a stream), one message per row; the bytes `write` gives for the same rows.
+   * A field named `__op` (unless the sink has a column of that name) gives each row's operation
+   * as RisingWave's `Op::to_i16` numbers it: 1 insert, 2 delete, 3 update-insert, 4 update-delete.
    * Resolves to the number of rows published. */
   async writeArrow(data) {
     this.check();

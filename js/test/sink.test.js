@@ -129,14 +129,6 @@ test('describe and validate answer without a server', async () => {
   await assert.rejects(natsSink.open({ server_url: '127.0.0.1:1', subject: 'a', connect_mode: 'plain' }, [['n', 'intger']]), natsSink.InvalidSchema);
 });
 
-test('an upsert sink, which this host cannot keep in order yet, is refused by validate and open', async () => {
-  const options = { server_url: '127.0.0.1:1', connect_mode: 'plain', type: 'upsert', primary_key: 'n', 'kv.bucket': 'B' };
-  const problems = await natsSink.validate(options);
-  assert.deepEqual(problems.map((p) => p.name), ['type']);
-  assert.match(problems[0].message, /not supported by the Node host/);
-  await assert.rejects(natsSink.open(options, [['n', 'integer']]), natsSink.InvalidOptions);
-});
-
 test('a large write crosses in bounded parts, in order, and counts a refused row across them', async () => {
   const s = await server('');
   const nc = await connect({ servers: s.url });

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from wasmtime.component import Record, Variant
 
-from nats_sink.policy import Reach, header_name_refusal, header_value_refusal, subject_refusal
+from nats_sink.policy import Reach, header_name_refusal, header_value_refusal, kv_subject_refusal, subject_refusal
 
 
 def record(**fields: object) -> Record:
@@ -76,3 +76,25 @@ def test_subjects_and_headers_are_checked_by_the_rust_rules() -> None:
     assert header_value_refusal("a\x00b") is not None
     assert header_value_refusal(" a") is not None and header_value_refusal("a\u00a0") is not None
     assert header_value_refusal("a b") is None
+
+
+def test_an_upsert_sink_reaches_the_bucket_its_options_name_and_no_other() -> None:
+    # As host/src/policy.rs: the bucket comes from `type = 'upsert'` with `kv.bucket`.
+    upsert = Reach([("server_url", "a:1"), ("type", "upsert"), ("kv.bucket", "B")])
+    asking = config(["a:1"], NONE)
+    asking.kv = record(name="B", create_with_history=None)
+    assert upsert.refusal(asking) is None
+    asking.kv = record(name="OTHER", create_with_history=None)
+    assert "only that one may be used" in (upsert.refusal(asking) or "")
+    asking.kv = record(name="B", create_with_history=1)  # creating it needs allow_create_stream
+    assert "allow_create_stream" in (upsert.refusal(asking) or "")
+    asking.kv = None
+    assert "without its KV bucket" in (upsert.refusal(asking) or "")
+    plain = Reach([("server_url", "a:1"), ("kv.bucket", "B")])
+    asking.kv = record(name="B", create_with_history=None)
+    assert "do not say `type = 'upsert'`" in (plain.refusal(asking) or "")
+    assert kv_subject_refusal("$KV.B.k-1/x=.y", "B") is None
+    assert "key-value bucket" in (kv_subject_refusal("$KV.OTHER.k", "B") or "")
+    assert "cannot hold ':'" in (kv_subject_refusal("$KV.B.a:b", "B") or "")
+    assert "empty token" in (kv_subject_refusal("$KV.B.a..b", "B") or "")
+    assert "key-value bucket" in (subject_refusal("$KV.B.k") or "")

@@ -29,11 +29,3 @@ async def test_a_memory_limit_below_what_the_component_needs_fails_the_open(serv
     with pytest.raises(nats_sink.ComponentError, match="instantiated"):
         await nats_sink.open(server.options("sb.m"), [("id", "integer")], limits=nats_sink.Limits(memory_mib=1))
 
-
-async def test_an_upsert_sink_is_refused_before_connecting() -> None:
-    # This host does not keep each key's values in order through resends yet (issue 30).
-    options = {"server_url": "127.0.0.1:1", "connect_mode": "plain", "type": "upsert",
-               "primary_key": "id", "kv.bucket": "B"}
-    assert [p.name for p in nats_sink.validate(options)] == ["type"]
-    with pytest.raises(nats_sink.InvalidOptions, match="not supported by the Python host"):
-        await nats_sink.open(options, [("id", "integer")])

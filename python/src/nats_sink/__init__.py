@@ -8,6 +8,9 @@
     await sink.write_arrow(polars_dataframe)  # or a pyarrow Table: `pip install nats-sink[arrow]`
     await sink.flush()
     await sink.close()
+
+An upsert sink (`type = 'upsert'`, `primary_key`, `kv.bucket`) takes changes:
+    await sink.write_changes([("insert", row), (Op.DELETE, old_row)])
 """
 
 from .errors import (
@@ -24,12 +27,13 @@ from .errors import (
     SinkError,
     TimeoutError,
 )
+from .changes import Op
 from .arrow_input import ArrowUnavailable, NotArrow
 from .sandbox import Limits
 from .sink import Sink, describe, open, validate
 
 __all__ = [
-    "open", "describe", "validate", "Sink", "Limits",
+    "open", "describe", "validate", "Sink", "Limits", "Op",
     "SinkError", "InvalidOptions", "OptionProblem", "InvalidSchema", "InvalidRow",
     "DeliveryError", "ConnectionError", "PublishError", "TimeoutError", "Closed", "ComponentError", "CpuLimit", "NotArrow", "ArrowUnavailable",
 ]  # fmt: skip

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from . import errors
+from .changes import NotAChange, split_change
 from .schema import DataType, ListType, StructType
 from .values import RowsBuilder, ValueRefused, row_nodes
 
@@ -89,10 +90,13 @@ class Crossing:
 
 
 def crossings(columns: Sequence[tuple[str, DataType]], rows: Iterable[Any], bounds: Bounds,
-              max_payload: int) -> Iterator[Crossing]:
+              max_payload: int, *, changes: bool = False) -> Iterator[Crossing]:
     """The rows, converted lazily, in crossings within the bounds; a row the host refuses (or
-    one too large for any crossing) ends the last crossing with its refusal."""
+    one too large for any crossing) ends the last crossing with its refusal. With `changes`,
+    each item is `(op, row)`, and an update pair never straddles two crossings (the guest
+    takes the pair within one batch)."""
     batch, first, index = RowsBuilder(), 0, 0
+    held: Optional[tuple[list[Any], int, int]] = None  # the last row's nodes and bounds, while it is an update-delete
     in_bytes = out_bytes = 0
     iterator = iter(rows)
     while True:
@@ -103,13 +107,19 @@ def crossings(columns: Sequence[tuple[str, DataType]], rows: Iterable[Any], boun
         except Exception as e:  # noqa: BLE001 - the caller's iterable raised: the rows before it stand
             yield Crossing(first, batch, errors.InvalidRow(index, "", f"reading the rows raised {type(e).__name__}: {e}"))
             return
+        op = "insert"
         try:
+            if changes:
+                op, row = split_change(row)
             nodes = row_nodes(columns, row)
+        except NotAChange as e:
+            yield Crossing(first, batch, errors.InvalidRow(index, "", str(e)))
+            return
         except ValueRefused as e:
             yield Crossing(first, batch, errors.InvalidRow(index, e.column, e.message))
             return
         data_before, values_before = batch.data_len, batch.value_count
-        text = batch.push(nodes)
+        text = batch.push(nodes, op)
         values = batch.value_count - values_before
         row_in = batch.data_len - data_before + _IN_PER_VALUE * values
         row_out = bounds.out_bytes(text, values, max_payload)
@@ -121,12 +131,19 @@ def crossings(columns: Sequence[tuple[str, DataType]], rows: Iterable[Any], boun
         if len(batch) > 1 and (in_bytes + row_in > CROSSING_IN_BYTES or out_bytes + row_out > CROSSING_OUT_BYTES
                                or len(batch) > CROSSING_ROWS):
             batch.pop()
+            carried = op == "update-insert" and held is not None and len(batch) > 1
+            if carried:
+                batch.pop()  # its update-delete goes with it
             yield Crossing(first, batch)
-            batch, first = RowsBuilder(), index
-            batch.push(nodes)
+            batch, first = RowsBuilder(), index - carried
             in_bytes = out_bytes = 0
+            if carried and held is not None:
+                batch.push(held[0], "update-delete")
+                in_bytes, out_bytes = held[1], held[2]
+            batch.push(nodes, op)
         in_bytes += row_in
         out_bytes += row_out
+        held = (nodes, row_in, row_out) if op == "update-delete" else None
         index += 1
     if len(batch):
         yield Crossing(first, batch)

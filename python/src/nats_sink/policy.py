@@ -112,6 +112,10 @@ class Reach:
         self.paths = [given[k] for k in r["file_options"] if k in given]
         is_true = lambda key: given.get(key, "").strip().lower() == "true"  # noqa: E731
         self.create_stream = is_true(r["create_stream_option"])
+        kv = r["kv"]
+        upsert = given.get(kv["type_option"]) == kv["upsert_type"]
+        # The one bucket whose `$KV.<bucket>.` subjects the guest may publish to, as the Rust host reads it.
+        self.kv_bucket: Optional[str] = given.get(kv["bucket_option"]) if upsert else None
         self.tls_required = (any(tls for _, _, tls in named) or is_true(r["tls_required_option"])
                              or any(k in given for k in r["tls_file_options"]))
         mode = given.get(r["connect_mode_option"], r["default_connect_mode"])
@@ -120,7 +124,18 @@ class Reach:
 
     def refusal(self, config: Any) -> Optional[str]:
         """Why `config` (a WIT connect-config) is refused, or None when it is within reach."""
-        if getattr(config, "create-stream", None) is not None and not self.create_stream:
+        kv = getattr(config, "kv", None)
+        asked = kv.name if kv is not None else None
+        if asked != self.kv_bucket:
+            if asked is not None and self.kv_bucket is not None:
+                why = f"KV bucket `{asked}`: the options name `kv.bucket = '{self.kv_bucket}'`, and only that one may be used"
+            elif asked is not None:
+                why = f"KV bucket `{asked}`: the options do not say `type = 'upsert'` with a `kv.bucket`"
+            else:
+                why = "connection without its KV bucket: the options say `type = 'upsert'`, which keeps each key in order"
+            return _refused(why)
+        creates_bucket = kv is not None and getattr(kv, "create-with-history") is not None
+        if (getattr(config, "create-stream", None) is not None or creates_bucket) and not self.create_stream:
             return _refused(f"request to create a stream: the options do not say `{POLICY['reach']['create_stream_option']} = true`")
         for entry in config.servers:
             parsed = _parse_servers(entry)
@@ -154,8 +169,8 @@ class Reach:
 
 
 @functools.lru_cache(maxsize=_SUBJECTS_REMEMBERED)
-def subject_refusal(subject: str) -> Optional[str]:
-    """Why NATS or this sink refuses `subject` for publishing, or None."""
+def _literal_subject_refusal(subject: str) -> Optional[str]:
+    """Why `subject` is not a literal NATS subject (empty, too long, whitespace, control, wildcard, empty token)."""
     if not subject:
         return "must not be empty"
     size = len(subject.encode("utf-8", "surrogatepass"))
@@ -171,10 +186,35 @@ def subject_refusal(subject: str) -> Optional[str]:
         return f"`{subject}` contains a wildcard (`*` or `>`); publish subjects must be literal"
     if any(not t for t in subject.split(_M["subject_token_separator"])):
         return f"`{subject}` has an empty token (leading, trailing or double `.`)"
+    return None
+
+
+def subject_refusal(subject: str) -> Optional[str]:
+    """Why NATS or this sink refuses `subject` for publishing, or None."""
+    why = _literal_subject_refusal(subject)
+    if why:
+        return why
     for reserved in _M["reserved_subject_prefixes"]:
         if subject.startswith(reserved["prefix"]):
             return f"is under `{reserved['prefix']}`, where {reserved['why']}"
     return None
+
+
+_KV_KEY = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" + POLICY["reach"]["kv"]["kv_key_punctuation"])
+
+
+def kv_subject_refusal(subject: str, bucket: str) -> Optional[str]:
+    """As `subject_refusal`, but a key of `bucket` (`$KV.<bucket>.<key>`) is allowed: a literal
+    subject whose key holds only what a NATS KV key may."""
+    prefix = f"{POLICY['reach']['kv']['subject_prefix']}{bucket}."
+    if not subject.startswith(prefix):
+        return subject_refusal(subject)
+    why = _literal_subject_refusal(subject)
+    if why:
+        return why
+    key = subject[len(prefix):]
+    bad = next((c for c in key if c not in _KV_KEY), None)
+    return None if bad is None else f"has the key `{key}`, and a KV key cannot hold {bad!r}"
 
 
 def header_name_refusal(name: str) -> Optional[str]:

@@ -45,20 +45,11 @@ def describe() -> list[dict[str, Any]]:
     ]
 
 
-# What this host cannot do yet, though the component takes it: an upsert sink needs each
-# key's values kept in order through resends, which this host's transport does not do.
-_UNSUPPORTED = {("type", "upsert"): "type = 'upsert' is not supported by the Python host yet; use the Rust host (the CLI)"}
-
-
 def validate(options: Options) -> list[OptionProblem]:
     """Every problem with these options at once, the component's and this host's; an empty
     list means they are valid here."""
     pairs = _pairs(options)
-    problems = [OptionProblem(p.name, p.message) for p in Instance().call("validate", pairs)]
-    for (name, value), why in _UNSUPPORTED.items():
-        if any(k == name and v.strip().lower() == value for k, v in pairs):
-            problems.append(OptionProblem(name, why))
-    return problems
+    return [OptionProblem(p.name, p.message) for p in Instance().call("validate", pairs)]
 
 
 def _schema_error(pairs: list[tuple[str, str]], schema: Columns) -> errors.SinkError:
@@ -164,8 +155,30 @@ class Sink:
             self._stopped("write", e)
             raise
 
-    async def _write(self, rows: Iterable[Any]) -> None:
-        for crossing in crossings(self.columns, rows, self._bounds, self._transport.max_payload()):
+    async def write_changes(self, changes: Iterable[Any]) -> None:
+        """Encode and publish rows with their operation: `(op, row)` pairs, `op` an `Op` or its
+        value (`"insert"`, `"delete"`, `"update_delete"`, `"update_insert"`), an update as an
+        `update_delete` of the old row right before the `update_insert` of the new one.
+
+        An upsert sink puts, deletes or moves each row's key (docs/upsert.md); an append-only
+        sink refuses anything but an insert unless `force_append_only = true`. A change that
+        is not such a pair, or one the guest refuses, is `InvalidRow` counted across the whole
+        input, the rows before it published. Otherwise as `write`."""
+        self._check()
+        try:
+            await self._write(changes, changes=True)
+        except errors.InvalidRow:
+            raise
+        except errors.SinkError as e:
+            raise self._fail(e) from None
+        except Exception as e:  # noqa: BLE001 - every error out of the host is a SinkError
+            raise self._unexpected("write_changes", e) from e
+        except BaseException as e:  # cancelled: the caller's own request, passed on
+            self._stopped("write_changes", e)
+            raise
+
+    async def _write(self, rows: Iterable[Any], *, changes: bool = False) -> None:
+        for crossing in crossings(self.columns, rows, self._bounds, self._transport.max_payload(), changes=changes):
             if len(crossing.rows):
                 result = self._instance.call("[method]sink.write", self._handle, crossing.rows.record())
                 await self._transport.send()  # what the guest published before any refusal
@@ -182,6 +195,10 @@ class Sink:
         the same rows: a pyarrow Table, RecordBatch or RecordBatchReader, or anything with
         `__arrow_c_stream__` (a polars DataFrame, a DuckDB result). Needs pyarrow
         (`pip install nats-sink[arrow]`).
+
+        A column named `__op` (unless the sink has one of that name) gives each row's
+        operation as RisingWave's `Op::to_i16` numbers it: 1 insert, 2 delete, 3 update-insert,
+        4 update-delete, in any integer type; without it every row is an insert.
 
         Columns are matched to the sink's by name; the Arrow types each column takes are the
         WIT's `write-arrow`'s. A column of a type its sink column cannot take is `InvalidSchema`

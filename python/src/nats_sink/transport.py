@@ -21,11 +21,11 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
-from nats.js.api import StreamConfig
+from nats.js.api import DiscardPolicy, StreamConfig
 from wasmtime.component import Record, Variant
 
 from . import errors
-from .policy import Reach, header_name_refusal, header_value_refusal, subject_refusal
+from .policy import Reach, header_name_refusal, header_value_refusal, kv_subject_refusal, subject_refusal
 
 Message = tuple[str, bytes, Optional[dict[str, str]]]
 
@@ -80,8 +80,9 @@ def _span(data: bytes, span: Any, what: str) -> bytes:
     return data[start : start + length]
 
 
-def unpack(batch: Record) -> list[Message]:
-    """A WIT `batch` as messages, every span and index checked (they come from the guest)."""
+def unpack(batch: Record, kv_bucket: Optional[str] = None) -> list[Message]:
+    """A WIT `batch` as messages, every span and index checked (they come from the guest).
+    With `kv_bucket`, that bucket's key subjects (`$KV.<bucket>.<key>`) are allowed too."""
     data: bytes = bytes(batch.data)
     names: list[str] = getattr(batch, "header-names")
     all_headers = batch.headers
@@ -92,7 +93,7 @@ def unpack(batch: Record) -> list[Message]:
     out: list[Message] = []
     for m in batch.messages:
         subject = _span(data, m.subject, "subject").decode("utf-8")
-        why = subject_refusal(subject)
+        why = kv_subject_refusal(subject, kv_bucket) if kv_bucket is not None else subject_refusal(subject)
         if why:
             raise ValueError(f"subject {subject!r} {why}")
         payload = _span(data, m.payload, "payload")
@@ -218,6 +219,67 @@ async def _offers_tls(entry: str, timeout: float) -> bool:
     return isinstance(info, dict) and info.get("tls_required") is True
 
 
+def bucket_config(name: str, history: int) -> StreamConfig:
+    """KV bucket `name`'s stream as NATS clients create it, and as the Rust host does
+    (host/src/kv.rs): every key's subject, `history` values per key, rollups allowed, deletes
+    through the API denied, new values refused when full, direct gets, one replica."""
+    return StreamConfig(
+        name=f"KV_{name}",
+        subjects=[f"$KV.{name}.>"],
+        max_msgs_per_subject=history,
+        max_bytes=-1,
+        max_msgs=-1,
+        max_msg_size=-1,
+        allow_rollup_hdrs=True,
+        deny_delete=True,
+        deny_purge=False,
+        allow_direct=True,
+        discard=DiscardPolicy.NEW,
+        num_replicas=1,
+    )
+
+
+async def bucket_history(jsm: Any, bucket: Record) -> Optional[int]:
+    """The history of KV bucket `bucket` (values kept per key), or None when it does not exist.
+    A stream `KV_<bucket>` that does not capture `$KV.<bucket>.>` is refused: puts to it would
+    be stored nowhere."""
+    stream, keys = f"KV_{bucket.name}", f"$KV.{bucket.name}.>"
+    try:
+        info = await jsm.stream_info(stream)
+    except nats.js.errors.NotFoundError:
+        return None
+    except nats.errors.NoRespondersError as e:
+        raise errors.PublishError(
+            f"KV bucket `{bucket.name}`: the server has no JetStream, and a KV bucket is a JetStream stream") from e
+    except (nats.errors.Error, asyncio.TimeoutError, OSError) as e:
+        raise errors.PublishError(f"could not tell whether KV bucket `{bucket.name}` exists: {e!r}") from e
+    subjects = info.config.subjects or []
+    if keys not in subjects:
+        raise errors.PublishError(
+            f"stream {stream} exists but does not capture `{keys}` (its subjects: {', '.join(subjects)}), "
+            f"so it is not KV bucket `{bucket.name}`: nothing put would be stored")
+    return info.config.max_msgs_per_subject
+
+
+async def ensure_bucket(jsm: Any, bucket: Record) -> None:
+    """The bucket, created when it is missing and the options allow it (`create-with-history`);
+    otherwise a publish error that says how to get one. Before the guest opens."""
+    if await bucket_history(jsm, bucket) is not None:
+        return
+    history = getattr(bucket, "create-with-history")
+    if history is None:
+        raise errors.PublishError(
+            f"KV bucket `{bucket.name}` does not exist; create it (`nats kv add {bucket.name}`) "
+            "or set allow_create_stream = true")
+    try:
+        await jsm.add_stream(bucket_config(bucket.name, history))
+    except (nats.js.errors.Error, nats.errors.Error) as e:
+        # Another sink may have created it between the lookup and now.
+        if await bucket_history(jsm, bucket) is not None:
+            return
+        raise errors.PublishError(f"allow_create_stream: could not create KV bucket `{bucket.name}`: {e}") from e
+
+
 class NatsTransport:
     """One NATS connection for one sink, within what `reach` (the user's options) allows."""
 
@@ -236,14 +298,12 @@ class NatsTransport:
         self.new_core_subject = False
         self.core_seen: set[str] = set()
         self.in_flight: Optional[asyncio.Semaphore] = None
+        self.kv_bucket: Optional[str] = None  # an upsert sink's bucket, once it is found or created
+        # An upsert sink's last unconfirmed send per key subject: the next on that subject waits for it.
+        self.last_on_subject: dict[str, asyncio.Task[None]] = {}
 
     # -- before the guest's open -------------------------------------------------------------
     async def connect(self, config: Record) -> None:
-        if getattr(config, "kv", None) is not None:
-            # An upsert sink needs each key kept in order through resends, which this host
-            # does not do yet: refuse it rather than risk an old value coming back.
-            raise errors.InvalidOptions([errors.OptionProblem(
-                "type", "type = 'upsert' is not supported by the Python host yet; use the Rust host (the CLI)")])
         why = self.reach.refusal(config) if self.reach is not None else "no policy was given"
         if why:
             raise errors.ConnectionError(why)
@@ -311,6 +371,9 @@ class NatsTransport:
         request = getattr(config, "create-stream", None)
         if request is not None:
             await self._ensure_stream(request)
+        if config.kv is not None:
+            await ensure_bucket(self.nc.jsm(timeout=self._ack_timeout()), config.kv)
+            self.kv_bucket = config.kv.name
 
     async def _require_tls(self, config: Record, timeout: float) -> None:
         """Refuse, before any credentials are sent, servers that would talk in plain text."""
@@ -375,7 +438,7 @@ class NatsTransport:
 
     def publish(self, batch: Record) -> Optional[Variant]:
         try:
-            self.outbox.extend(unpack(batch))
+            self.outbox.extend(unpack(batch, self.kv_bucket))
         except (ValueError, UnicodeDecodeError) as e:
             return Variant("publish", errors.failure(f"the host refused the component's batch: {e}"))
         return None
@@ -393,6 +456,8 @@ class NatsTransport:
     # -- after the guest's calls return ----------------------------------------------------------
     async def _stream_captures(self, subject: str) -> bool:
         route = self.routes.get(subject)
+        if route is None and self.kv_bucket is not None and subject.startswith(f"$KV.{self.kv_bucket}."):
+            route = True  # the bucket's stream, found or created when the sink connected
         if route is None:
             assert self.nc is not None
             try:
@@ -426,7 +491,10 @@ class NatsTransport:
             try:
                 if await self._stream_captures(subject):
                     await self.in_flight.acquire()
-                    self.acks.append(asyncio.create_task(self._acked(subject, payload, headers)))
+                    task = asyncio.create_task(self._acked(subject, payload, headers, self._earlier(subject)))
+                    self.acks.append(task)
+                    if self.kv_bucket is not None:
+                        self.last_on_subject[subject] = task
                 else:
                     await self.nc.publish(subject, payload, headers=headers)
                     self.core_since_flush = True
@@ -439,9 +507,27 @@ class NatsTransport:
                 raise as_sink_error(e, f"{subject}: not sent") from e
             self.outbox.popleft()
 
-    async def _acked(self, subject: str, payload: bytes, headers: Optional[dict[str, str]]) -> None:
-        """One JetStream message until its ack, resent within the delivery budget."""
+    def _earlier(self, subject: str) -> Optional["asyncio.Task[None]"]:
+        """For an upsert sink, the send on `subject` still unconfirmed, which the next must wait
+        for: a key's messages are then stored in write order whatever is resent (docs/upsert.md)."""
+        earlier = self.last_on_subject.get(subject) if self.kv_bucket is not None else None
+        return earlier if earlier is not None and not earlier.done() else None
+
+    async def _acked(self, subject: str, payload: bytes, headers: Optional[dict[str, str]],
+                     earlier: Optional["asyncio.Task[None]"] = None) -> None:
+        """One JetStream message until its ack, resent within the delivery budget; not sent at
+        all before `earlier` (the previous message on its key) is confirmed."""
         assert self.nc is not None and self.config is not None and self.in_flight is not None
+        if earlier is not None:
+            try:
+                await asyncio.shield(earlier)
+            except BaseException as e:
+                self.in_flight.release()
+                if isinstance(e, asyncio.CancelledError) and not earlier.cancelled():
+                    raise
+                # Its key's earlier value was not confirmed: sending this one could let a resend
+                # of that value land after it, so it is not sent (the flush reports the cause).
+                raise errors.PublishError(f"{subject}: not sent, since an earlier message on its key was not confirmed") from None
         d = self.config.delivery
         max_attempts, max_elapsed = getattr(d, "max-attempts"), getattr(d, "max-elapsed-ms") / 1000
         backoff, max_backoff = getattr(d, "initial-backoff-ms") / 1000, getattr(d, "max-backoff-ms") / 1000
@@ -498,6 +584,7 @@ class NatsTransport:
     async def _confirm(self) -> None:
         assert self.nc is not None
         acks, self.acks = self.acks, []
+        self.last_on_subject.clear()  # gathered below: every one is done when this returns
         results = await asyncio.gather(*acks, return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
@@ -533,6 +620,7 @@ class NatsTransport:
         for task in self.acks:
             task.cancel()
         self.acks = []
+        self.last_on_subject.clear()
         if self.nc is not None and not self.nc.is_closed:
             try:
                 await asyncio.wait_for(self.nc.close(), timeout=5)

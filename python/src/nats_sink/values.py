@@ -592,6 +592,7 @@ class RowsBuilder:
         self.ends: list[int] = []
         self.data = bytearray()
         self._data_starts: list[int] = []  # where each row's bytes begin, to take it back
+        self.ops: list[str] = []  # each row's WIT `op`
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -607,11 +608,14 @@ class RowsBuilder:
     def pop(self) -> None:
         """Take the last row back out (it goes in the next crossing instead)."""
         self.ends.pop()
+        self.ops.pop()
         del self.values[self.ends[-1] if self.ends else 0 :]
         del self.data[self._data_starts.pop() :]
 
-    def push(self, nodes: list[Node]) -> int:
-        """Add one row; returns at most how many bytes of JSON its values become (keys aside)."""
+    def push(self, nodes: list[Node], op: str = "insert") -> int:
+        """Add one row with its WIT `op`; returns at most how many bytes of JSON its values
+        become (keys aside)."""
+        self.ops.append(op)
         text = 0
         base = len(self.values)
         self._data_starts.append(len(self.data))
@@ -642,8 +646,13 @@ class RowsBuilder:
         return text
 
     def record(self) -> Record:
-        # Every row an insert: this host writes no other operation yet.
-        return _record(values=self.values, ends=self.ends, data=bytes(self.data), ops=[])
+        # No ops at all when every row is an insert, as the WIT allows.
+        ops = self.ops if any(op != "insert" for op in self.ops) else []
+        return _record(values=self.values, ends=self.ends, data=bytes(self.data), ops=ops)
+
+    @property
+    def last_op(self) -> Optional[str]:
+        return self.ops[-1] if self.ops else None
 
 
 def _record(**fields: Any) -> Record:

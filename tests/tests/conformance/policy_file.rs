@@ -54,6 +54,16 @@ pub fn policy_description() -> Value {
             "tls_file_options": TLS_FILE_OPTIONS,
             "tls_required_option": TLS_REQUIRED_OPTION,
             "create_stream_option": CREATE_STREAM_OPTION,
+            // host/src/policy.rs's `Reach::of`: `type = 'upsert'` with `kv.bucket = 'B'` lets
+            // the guest ask for bucket B and publish under `$KV.B.`, keys of ASCII letters,
+            // digits and `kv_key_punctuation` (the rules' `check_kv_subject`).
+            "kv": {
+                "type_option": "type",
+                "upsert_type": "upsert",
+                "bucket_option": "kv.bucket",
+                "subject_prefix": "$KV.",
+                "kv_key_punctuation": "-/_=.",
+            },
             "connect_mode_option": "connect_mode",
             "default_connect_mode": "plain",
             "auth_modes": AUTH_MODES

@@ -405,12 +405,19 @@ pub(crate) async fn finish(
     } else {
         String::new()
     };
+    // A resumed run's total counts earlier runs too; its messages, bytes and rate are its own.
+    let earlier = match resumed_rows {
+        0 => String::new(),
+        n => format!(
+            " ({} in this run, {n} by earlier runs with this --state)",
+            confirmed.rows.saturating_sub(n)
+        ),
+    };
     let summary = format!(
-        "nats-sink: {} rows confirmed; {} messages, {} bytes sent in {seconds:.2} s ({:.0} rows/s){resent}{replayed}",
+        "nats-sink: {} rows confirmed{earlier}; {} messages, {} bytes sent in {seconds:.2} s ({:.0} rows/s){resent}{replayed}",
         confirmed.rows,
         metrics.messages,
         metrics.payload_bytes,
-        // Rows this run confirmed: a resumed run's total counts earlier runs too.
         confirmed.rows.saturating_sub(resumed_rows) as f64 / seconds.max(1e-9),
     );
     note!(

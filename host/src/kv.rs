@@ -2,7 +2,7 @@
 //! `KV_<bucket>` capturing `$KV.<bucket>.>`, rollups allowed, API deletes denied, discard
 //! new, direct gets) when the options allow it, before anything is published.
 
-use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::context::{GetStreamByNameErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::stream::{Config, DiscardPolicy};
 use async_nats::jetstream::{Context, ErrorCode};
 
@@ -102,6 +102,7 @@ pub(crate) async fn state(
         }
         Err(e) => match e.kind() {
             GetStreamErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND => {
+                refuse_overlap(jetstream, bucket).await?;
                 Ok(BucketState::Missing {
                     create_with_history: bucket.create_with_history,
                 })
@@ -117,6 +118,26 @@ pub(crate) async fn state(
                 format!("could not tell whether KV bucket `{}` exists: {e}", bucket.name),
             )),
         },
+    }
+}
+
+/// A missing bucket whose keys another stream already captures cannot be made (JetStream
+/// refuses overlapping streams): said before anything is sent, by `check` as by `open`.
+async fn refuse_overlap(jetstream: &Context, bucket: &KvBucket) -> Result<(), TransportError> {
+    let keys = format!("$KV.{}.>", bucket.name);
+    match jetstream.stream_by_subject(keys.as_str()).await {
+        Ok(other) => Err(TransportError::publish(format!(
+            "KV bucket `{}` does not exist and cannot be made: stream {other} already captures subjects under `{keys}`, and JetStream refuses a bucket's stream that overlaps it",
+            bucket.name
+        ))),
+        Err(e) if e.kind() == GetStreamByNameErrorKind::NotFound => Ok(()),
+        Err(e) => Err(crate::transport::request_failure(
+            &e,
+            format!(
+                "could not tell whether another stream captures `{keys}` (KV bucket `{}`): {e}",
+                bucket.name
+            ),
+        )),
     }
 }
 

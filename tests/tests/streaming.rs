@@ -518,7 +518,9 @@ async fn a_state_whose_input_changed_is_refused() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("100 rows confirmed; 0 messages"),
+        stderr.contains(
+            "100 rows confirmed (0 in this run, 100 by earlier runs with this --state); 0 messages"
+        ),
         "{stderr}"
     );
 

@@ -541,3 +541,37 @@ async fn a_later_value_of_a_key_waits_until_the_earlier_one_is_acked() {
         .collect();
     assert_eq!(stored, ["v0", "v1", "v2"]);
 }
+
+/// Outside check: `check` said "ok: the sink creates it" for a bucket whose keys another
+/// stream already captured, and `run` then failed creating it. Both now say why at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_another_stream_overlaps_is_refused_by_check_and_run() {
+    let server = NatsServer::start_jetstream();
+    server
+        .create_stream(NatsServer::stream_config("CATCH", &["$KV.STOLEN.>"]))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema_file(
+        dir.path(),
+        &[("id", "bigint"), ("version", "bigint"), ("name", "varchar")],
+    );
+    let input = dir.path().join("rows.jsonl");
+    std::fs::write(&input, "{\"id\":1,\"version\":1,\"name\":\"a\"}\n").unwrap();
+    let options = upsert_options(&server.url(), "STOLEN", &[("allow_create_stream", "true")]);
+    for command in ["check", "run"] {
+        let mut args = vec![command.to_string()];
+        if command == "run" {
+            args.extend(["--schema".to_string(), schema.display().to_string()]);
+            args.extend(["--input".to_string(), input.display().to_string()]);
+        }
+        args.extend(with_args(&options));
+        let out = cli(args, "", WAIT).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stdout}{stderr}");
+        assert!(
+            format!("{stdout}{stderr}").contains("stream CATCH already captures"),
+            "{command}: {stdout}{stderr}"
+        );
+    }
+}

@@ -182,3 +182,22 @@ async def test_rows_that_raise_while_read_are_an_invalid_row_after_the_rows_befo
         await sink.write([(Unreadable(),)])  # a value whose preview fails is still refused by name
     await sink.flush()
     await sink.close()
+
+
+class AgreeableStr(str):
+    """Equal to everything, and hashing as `insert`: a lookup by its own equality would make any
+    text an insert."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return hash("insert")
+
+
+def test_an_operation_is_read_by_its_text_not_a_subclass_equality() -> None:
+    from nats_sink.changes import NotAChange, split_change
+
+    with pytest.raises(NotAChange, match="'x' is not one of"):
+        split_change((AgreeableStr("x"), {}))
+    assert split_change((AgreeableStr("delete"), {})) == ("delete", {})

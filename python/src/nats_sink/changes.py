@@ -35,7 +35,8 @@ def split_change(change: Any) -> tuple[str, Any]:
         return op.wit, row
     if isinstance(op, str):
         try:
-            return Op(op).wit, row
+            # The text itself, not a subclass's own equality or hash: the lookup is by value.
+            return Op(str.__str__(op)).wit, row
         except ValueError:
             pass
     names = ", ".join(repr(o.value) for o in Op)

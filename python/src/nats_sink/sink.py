@@ -142,18 +142,7 @@ class Sink:
         A write of any size crosses into the component in bounded parts (see crossings.py). A
         write that is cancelled part way closes the sink: later calls raise `Closed`.
         """
-        self._check()
-        try:
-            await self._write(rows)
-        except errors.InvalidRow:
-            raise
-        except errors.SinkError as e:
-            raise self._fail(e) from None
-        except Exception as e:  # noqa: BLE001 - every error out of the host is a SinkError
-            raise self._unexpected("write", e) from e
-        except BaseException as e:  # cancelled: the caller's own request, passed on
-            self._stopped("write", e)
-            raise
+        await self._guarded_write("write", rows, changes=False)
 
     async def write_changes(self, changes: Iterable[Any]) -> None:
         """Encode and publish rows with their operation: `(op, row)` pairs, `op` an `Op` or its
@@ -164,17 +153,22 @@ class Sink:
         sink refuses anything but an insert unless `force_append_only = true`. A change that
         is not such a pair, or one the guest refuses, is `InvalidRow` counted across the whole
         input, the rows before it published. Otherwise as `write`."""
+        await self._guarded_write("write_changes", changes, changes=True)
+
+    async def _guarded_write(self, call: str, rows: Iterable[Any], *, changes: bool) -> None:
+        """`_write`, with what its failures mean for the sink: a refused row leaves it open, any
+        other failure closes it (a non-SinkError becomes one), a cancellation closes it too."""
         self._check()
         try:
-            await self._write(changes, changes=True)
+            await self._write(rows, changes=changes)
         except errors.InvalidRow:
             raise
         except errors.SinkError as e:
             raise self._fail(e) from None
         except Exception as e:  # noqa: BLE001 - every error out of the host is a SinkError
-            raise self._unexpected("write_changes", e) from e
+            raise self._unexpected(call, e) from e
         except BaseException as e:  # cancelled: the caller's own request, passed on
-            self._stopped("write_changes", e)
+            self._stopped(call, e)
             raise
 
     async def _write(self, rows: Iterable[Any], *, changes: bool = False) -> None:

@@ -26,15 +26,26 @@ def upsert_options(server: Server, bucket: str, **extra: str) -> dict[str, str]:
 
 
 async def bucket_contents(server: Server, bucket: str) -> dict[str, bytes]:
-    """Every live key of the bucket with its value, read with nats-py's own KV client."""
+    """Every live key of the bucket with its value.
+
+    The keys come from the stream's subjects, not from nats-py's `kv.keys()`: its watcher can
+    signal "no more keys" before the first one when every entry was delivered before its
+    consumer info returned, which reads a full bucket as empty.
+    """
     nc = await nats.connect(f"nats://{server.address}")
     try:
-        kv = await nc.jetstream().key_value(bucket)
-        try:
-            keys = await kv.keys()
-        except nats.js.errors.NoKeysError:
-            return {}
-        return {k: (await kv.get(k)).value or b"" for k in keys}
+        js = nc.jetstream()
+        kv = await js.key_value(bucket)
+        prefix = f"$KV.{bucket}."
+        info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")
+        contents: dict[str, bytes] = {}
+        for subject in (info.state.subjects or {}):
+            key = subject[len(prefix):]
+            try:
+                contents[key] = (await kv.get(key)).value or b""
+            except nats.js.errors.KeyNotFoundError:  # deleted or purged: not live
+                pass
+        return contents
     finally:
         await nc.close()
 

@@ -16,7 +16,7 @@ use crate::options::{OptionProblem, SinkConfig};
 use crate::rows::RowRef;
 use crate::schema::{Schema, SchemaError};
 use crate::template::{Slot, Template};
-use crate::upsert::{KvDelete, SinkKind, KV_OPERATION_HEADER, ROLLUP_HEADER};
+use crate::upsert::{KvDelete, SinkKind, KV_OPERATION_HEADER, KV_PURGE_ROLLUP, ROLLUP_HEADER};
 
 /// What the sink needs from a NATS connection.
 pub trait Transport {
@@ -408,7 +408,7 @@ impl<T: Transport> Publisher<T> {
             batch.push_header(next_header, operation);
             count_header(KV_OPERATION_HEADER, operation);
             if delete == KvDelete::Purge {
-                let rollup = batch.push_bytes(b"sub");
+                let rollup = batch.push_bytes(KV_PURGE_ROLLUP.as_bytes());
                 batch.push_header(next_header + 1, rollup);
                 count_header(ROLLUP_HEADER, rollup);
             }

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use nats_sink_rules::control_headers;
+
 use crate::option_specs::default_of;
 use crate::template::Template;
 
@@ -82,16 +84,13 @@ impl KvDelete {
     /// The `KV-Operation` header's value.
     pub fn operation(self) -> &'static str {
         match self {
-            KvDelete::Delete => "DEL",
-            KvDelete::Purge => "PURGE",
+            KvDelete::Delete => control_headers::KV_DELETE,
+            KvDelete::Purge => control_headers::KV_PURGE,
         }
     }
 }
 
-/// The header NATS KV reads a delete or purge from.
-pub const KV_OPERATION_HEADER: &str = "KV-Operation";
-/// The header that makes a purge drop the key's earlier messages.
-pub const ROLLUP_HEADER: &str = "Nats-Rollup";
+pub use control_headers::{KV_OPERATION_HEADER, KV_PURGE_ROLLUP, ROLLUP_HEADER};
 
 /// Most values a bucket keeps per key (NATS KV's limit).
 pub const MAX_HISTORY: u8 = 64;

@@ -17,7 +17,7 @@ use crate::transport::{NatsConnection, Route};
 use crate::Target;
 
 /// The header the sink's message ids travel in.
-pub(crate) const MESSAGE_ID_HEADER: &str = "Nats-Msg-Id";
+pub(crate) use nats_sink_rules::control_headers::MESSAGE_ID_HEADER;
 /// The most messages read back to prove a stored prefix contiguous; a larger batch replays.
 pub const MAX_VERIFIED_ROWS: u64 = 1 << 17;
 

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, headers as natsHeaders, jwtAuthenticator, nkeyAuthenticator, ErrorCode } from 'nats';
 import { ConnectionError, PublishError, SinkError, TimeoutError } from './errors.js';
-import { POLICY, headerNameRefusal, headerValueRefusal, kvSubjectRefusal, subjectRefusal } from './policy.js';
+import { POLICY, controlHeadersRefusal, headerNameRefusal, headerValueRefusal, kvSubjectRefusal, subjectRefusal } from './policy.js';
 import { decodeUserinfo, parseEntry, redact } from './server-url.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -56,6 +56,7 @@ export function unpack(batch, kvBucket = null) {
     const why = kvBucket !== null ? kvSubjectRefusal(subject, kvBucket) : subjectRefusal(subject);
     if (why) throw refuse(`subject ${JSON.stringify(subject)} ${why}`);
     let h;
+    const pairs = [];
     if (m.headers.len > 0) {
       if (m.headers.start + m.headers.len > all.length) throw refuse('a header run outside the batch');
       h = natsHeaders();
@@ -66,10 +67,15 @@ export function unpack(batch, kvBucket = null) {
         const bad = headerValueRefusal(value);
         if (bad) throw refuse(`header ${name}'s value ${bad}`);
         h.append(name, value);
+        pairs.push([name, value]);
       }
     }
+    const payload = span(m.payload, 'payload');
+    const onKvKey = kvBucket !== null && subject.startsWith(`$KV.${kvBucket}.`);
+    const control = controlHeadersRefusal(onKvKey, payload.length, pairs);
+    if (control) throw refuse(`on subject ${JSON.stringify(subject)}: ${control}`);
     // A copy: the guest's buffer is reused by the next crossing.
-    out.push({ subject, payload: span(m.payload, 'payload').slice(), headers: h });
+    out.push({ subject, payload: payload.slice(), headers: h });
   }
   return out;
 }

@@ -202,3 +202,39 @@ export function headerValueRefusal(value, policy = POLICY) {
   }
   return null;
 }
+
+/**
+ * Why the headers NATS acts on that one message carries are refused, or null (the rules
+ * crate's `check_control_headers`): the message id anywhere, once; `KV-Operation: DEL|PURGE`
+ * only on a key of the sink's bucket, with no payload; `Nats-Rollup: sub` only beside
+ * `KV-Operation: PURGE`; no other `Nats-` header. Names are matched in any case.
+ * `pairs` is a list of [name, value].
+ */
+export function controlHeadersRefusal(onKvKey, payloadLength, pairs, policy = POLICY) {
+  const c = policy.messages.control_headers;
+  const prefix = c.reserved_prefix.toLowerCase();
+  const [id, op, rollupName] = [c.message_id, c.kv_operation, c.rollup].map((n) => n.toLowerCase());
+  const seen = new Map();
+  for (const [name, value] of pairs) {
+    const lower = name.toLowerCase();
+    if (!lower.startsWith(prefix) && lower !== op) continue;
+    if (lower !== id && lower !== op && lower !== rollupName) {
+      return `header \`${name}\` is one JetStream acts on (it can delete, expire or refuse messages), and the sink never sets it`;
+    }
+    if (seen.has(lower)) return `header \`${name}\` appears twice`;
+    seen.set(lower, value);
+  }
+  const operation = seen.get(op);
+  const rollup = seen.get(rollupName);
+  if (operation !== undefined) {
+    if (!onKvKey) return `header \`${c.kv_operation}\` is only for a key of the sink's KV bucket`;
+    if (!c.kv_operations.includes(operation)) {
+      return `header \`${c.kv_operation}: ${operation}\`; a sink writes only ${c.kv_operations.join(' or ')}`;
+    }
+    if (payloadLength !== 0) return `header \`${c.kv_operation}: ${operation}\` on a message with a payload`;
+  }
+  if (rollup !== undefined && (rollup !== c.kv_purge_rollup || operation !== c.kv_purge)) {
+    return `header \`${c.rollup}: ${rollup}\`; only \`${c.rollup}: ${c.kv_purge_rollup}\` beside \`${c.kv_operation}: ${c.kv_purge}\` is allowed`;
+  }
+  return null;
+}

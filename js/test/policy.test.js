@@ -2,7 +2,7 @@
 // rules, applied to connect-configs and batches a component hands the Node host.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Reach, headerNameRefusal, headerValueRefusal, subjectRefusal } from '../src/policy.js';
+import { Reach, controlHeadersRefusal, headerNameRefusal, headerValueRefusal, subjectRefusal } from '../src/policy.js';
 
 const NONE = { tag: 'none' };
 const config = (servers, auth = NONE, tls = undefined, createStream = undefined) => ({ servers, auth, tls, createStream });
@@ -64,4 +64,17 @@ test('subjects and headers are checked by the Rust rules', () => {
   assert.notEqual(headerValueRefusal(' a'), null);
   assert.notEqual(headerValueRefusal('a\u00a0'), null);
   assert.equal(headerValueRefusal('a b'), null);
+});
+
+test('headers JetStream acts on pass only as the guest sets them', () => {
+  assert.equal(controlHeadersRefusal(true, 0, [['Nats-Msg-Id', 's:1:1'], ['KV-Operation', 'PURGE'], ['Nats-Rollup', 'sub']]), null);
+  assert.equal(controlHeadersRefusal(true, 0, [['KV-Operation', 'DEL']]), null);
+  assert.equal(controlHeadersRefusal(false, 9, [['Nats-Msg-Id', 's:1:1'], ['X-Source', 'a']]), null);
+  for (const pairs of [[['Nats-Rollup', 'all']], [['nats-ttl', '1s']], [['NATS-EXPECTED-STREAM', 'S']],
+    [['Nats-Rollup', 'sub']], [['KV-Operation', 'ROLLUP']], [['KV-Operation', 'DEL'], ['Nats-Rollup', 'sub']],
+    [['Nats-Msg-Id', 'a'], ['nats-msg-id', 'b']]]) {
+    assert.notEqual(controlHeadersRefusal(true, 0, pairs), null, JSON.stringify(pairs));
+  }
+  assert.notEqual(controlHeadersRefusal(false, 0, [['KV-Operation', 'DEL']]), null);
+  assert.notEqual(controlHeadersRefusal(true, 2, [['kv-operation', 'DEL']]), null);
 });

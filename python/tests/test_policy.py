@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from wasmtime.component import Record, Variant
 
-from nats_sink.policy import Reach, header_name_refusal, header_value_refusal, kv_subject_refusal, subject_refusal
+from nats_sink.policy import Reach, control_headers_refusal, header_name_refusal, header_value_refusal, kv_subject_refusal, subject_refusal
 
 
 def record(**fields: object) -> Record:
@@ -98,3 +98,16 @@ def test_an_upsert_sink_reaches_the_bucket_its_options_name_and_no_other() -> No
     assert "cannot hold ':'" in (kv_subject_refusal("$KV.B.a:b", "B") or "")
     assert "empty token" in (kv_subject_refusal("$KV.B.a..b", "B") or "")
     assert "key-value bucket" in (subject_refusal("$KV.B.k") or "")
+
+
+def test_headers_jetstream_acts_on_pass_only_as_the_guest_sets_them() -> None:
+    purge = {"Nats-Msg-Id": "s:1:1", "KV-Operation": "PURGE", "Nats-Rollup": "sub"}
+    assert control_headers_refusal(True, 0, purge) is None
+    assert control_headers_refusal(True, 0, {"KV-Operation": "DEL"}) is None
+    assert control_headers_refusal(False, 9, {"Nats-Msg-Id": "s:1:1", "X-Source": "a"}) is None
+    for headers in [{"Nats-Rollup": "all"}, {"nats-ttl": "1s"}, {"NATS-EXPECTED-STREAM": "S"},
+                    {"Nats-Rollup": "sub"}, {"KV-Operation": "ROLLUP"},
+                    {"KV-Operation": "DEL", "Nats-Rollup": "sub"}, {"Nats-Msg-Id": "a", "nats-msg-id": "b"}]:
+        assert control_headers_refusal(True, 0, headers) is not None, headers
+    assert control_headers_refusal(False, 0, {"KV-Operation": "DEL"}) is not None
+    assert control_headers_refusal(True, 2, {"kv-operation": "DEL"}) is not None

@@ -3,6 +3,7 @@
 
 #![deny(missing_docs)]
 
+pub mod control_headers;
 pub mod json_string;
 pub mod nats_names;
 pub mod nkey_seed;

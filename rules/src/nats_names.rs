@@ -2,6 +2,9 @@
 //! options and the text a row fills in with these rules, and the host checks every subject and
 //! header a batch carries with the same ones.
 
+pub use crate::control_headers::MESSAGE_ID_HEADER;
+use crate::control_headers::{is_control_header, KV_OPERATION_HEADER};
+
 /// The longest subject published. The server reads a message's subject on its control line
 /// (`HPUB <subject> <header bytes> <total bytes>`), at most 4,096 bytes by default
 /// (`max_control_line`), and the numbers and spaces take up to 29 of them.
@@ -121,27 +124,18 @@ pub fn check_header_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// The header the sink sets for dedupe: a user's own only with `dedupe = false`.
-pub const MESSAGE_ID_HEADER: &str = "Nats-Msg-Id";
-
 /// Why a header name a user gives (`headers.<name>`) is one NATS itself acts on, or `None`.
 /// JetStream and KV read these to delete, purge, expire or refuse messages: `Nats-Rollup: all`
-/// on one put empties a whole bucket, `KV-Operation: DEL` stores a put as a delete. The
-/// `Nats-` prefix is NATS's own, so every name under it is refused (matched in any case, as
-/// some clients canonicalize case), except [`MESSAGE_ID_HEADER`], which the caller decides.
+/// on one put empties a whole bucket, `KV-Operation: DEL` stores a put as a delete. Every
+/// [`is_control_header`] name is refused except [`MESSAGE_ID_HEADER`], which the caller
+/// decides.
 pub fn reserved_header(name: &str) -> Option<&'static str> {
-    let starts = |prefix: &str| {
-        name.get(..prefix.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
-    };
-    if name.eq_ignore_ascii_case(MESSAGE_ID_HEADER) {
+    if name.eq_ignore_ascii_case(MESSAGE_ID_HEADER) || !is_control_header(name) {
         None
-    } else if name.eq_ignore_ascii_case("KV-Operation") {
+    } else if name.eq_ignore_ascii_case(KV_OPERATION_HEADER) {
         Some("KV reads it to turn the message into a delete or purge of its key")
-    } else if starts("Nats-") {
-        Some("headers under `Nats-` are NATS's own: JetStream acts on them (rollups that delete messages, expected sequences, TTLs)")
     } else {
-        None
+        Some("headers under `Nats-` are NATS's own: JetStream acts on them (rollups that delete messages, expected sequences, TTLs)")
     }
 }
 

@@ -124,10 +124,25 @@ pub fn unpack(
                 headers
             }
         };
+        let payload = slice(&message.payload, "payload")?;
+        let on_kv_key = kv_bucket.is_some_and(|bucket| {
+            subject
+                .strip_prefix("$KV.")
+                .and_then(|rest| rest.strip_prefix(bucket))
+                .is_some_and(|key| key.starts_with('.'))
+        });
+        nats_sink_rules::control_headers::check_control_headers(
+            on_kv_key,
+            payload.len(),
+            headers
+                .iter()
+                .map(|(name, value)| (name.as_ref(), value.as_str())),
+        )
+        .map_err(|why| refuse(format!("on subject {:?}: {why}", subject.as_str())))?;
         messages.push(OutgoingMessage {
             subject,
             headers,
-            payload: slice(&message.payload, "payload")?,
+            payload,
         });
     }
     Ok(messages)
@@ -194,6 +209,11 @@ mod tests {
         assert!(refused(batch("ok", &[("X-Id", "a\0b")])).contains("control character"));
         assert!(refused(batch("ok", &[("X-Id", " a")])).contains("trim"));
         assert!(refused(batch("$KV.b.k", &[])).contains("key-value bucket"));
+        // Headers JetStream acts on: one `Nats-Rollup: all` would empty a stream.
+        assert!(refused(batch("ok", &[("Nats-Rollup", "all")])).contains("Nats-Rollup: all"));
+        assert!(refused(batch("ok", &[("nats-ttl", "1s")])).contains("JetStream acts on"));
+        assert!(refused(batch("ok", &[("KV-Operation", "DEL")])).contains("KV bucket"));
+        assert!(unpack(batch("ok", &[("Nats-Msg-Id", "s:1:1")]), None).is_ok());
         let mut outside = batch("ok", &[]);
         outside.messages[0].payload.len = 1000;
         assert!(refused(outside).contains("payload span 2+1000 is outside the batch's 4 bytes"));

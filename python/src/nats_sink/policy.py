@@ -234,3 +234,38 @@ def header_value_refusal(value: str) -> Optional[str]:
         return "must not contain a line break"
     found = _first(_CONTROL, value)
     return None if found is None else f"must not contain a control character (found U+{ord(found):04X})"
+
+
+_C = _M["control_headers"]
+_CONTROL_PREFIX = _C["reserved_prefix"].lower()
+_MESSAGE_ID, _KV_OPERATION, _ROLLUP = (_C[k].lower() for k in ("message_id", "kv_operation", "rollup"))
+
+
+def control_headers_refusal(on_kv_key: bool, payload_len: int, headers: dict[str, str]) -> Optional[str]:
+    """Why the headers NATS acts on that one message carries are refused, or None (the rules
+    crate's `check_control_headers`): the message id anywhere, once; `KV-Operation: DEL|PURGE`
+    only on a key of the sink's bucket, with no payload; `Nats-Rollup: sub` only beside
+    `KV-Operation: PURGE`; no other `Nats-` header. Names are matched in any case."""
+    seen: dict[str, str] = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if not (lower.startswith(_CONTROL_PREFIX) or lower == _KV_OPERATION):
+            continue
+        if lower not in (_MESSAGE_ID, _KV_OPERATION, _ROLLUP):
+            return (f"header `{name}` is one JetStream acts on (it can delete, expire or refuse messages), "
+                    "and the sink never sets it")
+        if lower in seen:
+            return f"header `{name}` appears twice"
+        seen[lower] = value
+    operation, rollup = seen.get(_KV_OPERATION), seen.get(_ROLLUP)
+    if operation is not None:
+        if not on_kv_key:
+            return f"header `{_C['kv_operation']}` is only for a key of the sink's KV bucket"
+        if operation not in _C["kv_operations"]:
+            return f"header `{_C['kv_operation']}: {operation}`; a sink writes only {' or '.join(_C['kv_operations'])}"
+        if payload_len:
+            return f"header `{_C['kv_operation']}: {operation}` on a message with a payload"
+    if rollup is not None and (rollup != _C["kv_purge_rollup"] or operation != _C["kv_purge"]):
+        return (f"header `{_C['rollup']}: {rollup}`; only `{_C['rollup']}: {_C['kv_purge_rollup']}` "
+                f"beside `{_C['kv_operation']}: {_C['kv_purge']}` is allowed")
+    return None

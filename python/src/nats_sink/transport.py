@@ -25,7 +25,7 @@ from nats.js.api import DiscardPolicy, StreamConfig
 from wasmtime.component import Record, Variant
 
 from . import errors
-from .policy import Reach, header_name_refusal, header_value_refusal, kv_subject_refusal, subject_refusal
+from .policy import Reach, control_headers_refusal, header_name_refusal, header_value_refusal, kv_subject_refusal, subject_refusal
 
 Message = tuple[str, bytes, Optional[dict[str, str]]]
 
@@ -113,6 +113,10 @@ def unpack(batch: Record, kv_bucket: Optional[str] = None) -> list[Message]:
                 if why:
                     raise ValueError(f"header {name}'s value {why}")
                 headers[name] = value
+            on_kv_key = kv_bucket is not None and subject.startswith(f"$KV.{kv_bucket}.")
+            why = control_headers_refusal(on_kv_key, len(payload), headers)
+            if why:
+                raise ValueError(f"on subject {subject!r}: {why}")
         out.append((subject, payload, headers))
     return out
 

@@ -5,7 +5,9 @@
 //! - `alloc-in-write`: `write` allocates until memory runs out;
 //! - `empty-subject`, `wildcard-subject`, `oversized-payload`, `bad-header`: `write` publishes
 //!   one such message per row; so do `control-subject` (a NUL and a DEL in the subject),
-//!   `kv-subject` (a key of a key-value bucket) and `control-header` (a NUL in a header value);
+//!   `kv-subject` (a key of a key-value bucket), `control-header` (a NUL in a header value),
+//!   `rollup-header` (`Nats-Rollup: all`), `ttl-header` (`nats-ttl: 1s`) and
+//!   `kv-operation-header` (an empty `KV-Operation: DEL` on a subject outside any bucket);
 //! - `trap-in-open`: `open` traps, while `describe` and every other behaviour still answer;
 //! - `span-outside`, `header-index-outside`: `write` publishes a batch whose payload span, or
 //!   header name index, points outside it;
@@ -218,6 +220,9 @@ mod component {
                 "control-subject" => batch(n, "hostile.x\0y\u{7f}", &[], b"{}"),
                 "kv-subject" => batch(n, "$KV.bucket.key", &[], b"{}"),
                 "control-header" => batch(n, "hostile", &[("X-Id", "a\0b")], b"{}"),
+                "rollup-header" => batch(n, "hostile", &[("Nats-Rollup", "all")], b"{}"),
+                "ttl-header" => batch(n, "hostile", &[("nats-ttl", "1s")], b"{}"),
+                "kv-operation-header" => batch(n, "hostile", &[("KV-Operation", "DEL")], b""),
                 "span-outside" => {
                     let mut b = batch(n, "hostile", &[], b"{}");
                     for m in &mut b.messages {

@@ -6,6 +6,7 @@
 use nats_sink::policy::{
     AUTH_MODES, CREATE_STREAM_OPTION, FILE_OPTIONS, TLS_FILE_OPTIONS, TLS_REQUIRED_OPTION,
 };
+use nats_sink_rules::control_headers;
 use nats_sink_rules::nats_names::{
     check_header_name, is_header_space, MAX_SUBJECT_BYTES, RESERVED_PREFIXES,
 };
@@ -93,6 +94,16 @@ pub fn policy_description() -> Value {
             "header_space": code_point_runs(is_header_space),
             "header_name_ascii": header_name_bytes,
             "header_value_line_breaks": ["\r", "\n"],
+            // rules/src/control_headers.rs: the headers NATS acts on that a message may carry.
+            "control_headers": {
+                "reserved_prefix": control_headers::RESERVED_PREFIX,
+                "message_id": control_headers::MESSAGE_ID_HEADER,
+                "kv_operation": control_headers::KV_OPERATION_HEADER,
+                "kv_operations": control_headers::KV_OPERATIONS,
+                "kv_purge": control_headers::KV_PURGE,
+                "rollup": control_headers::ROLLUP_HEADER,
+                "kv_purge_rollup": control_headers::KV_PURGE_ROLLUP,
+            },
         },
     })
 }

@@ -444,12 +444,21 @@ fn parse_key_subject(upsert: &crate::upsert::Upsert, c: &mut Collector) -> (Stri
 /// `headers.<name>` options, in name order (the order NATS sends them in does not matter).
 fn parse_headers(given: &BTreeMap<&str, &str>, dedupe: bool, c: &mut Collector) -> Vec<Header> {
     let mut headers = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for (key, raw) in given.range(HEADER_PREFIX..) {
         let Some(name) = key.strip_prefix(HEADER_PREFIX) else {
             break;
         };
         if let Err(msg) = check_header_name(name) {
             c.push(key, msg);
+            continue;
+        }
+        // Clients read names in any case, and the host refuses a message id given twice.
+        if !seen.insert(name.to_ascii_lowercase()) {
+            c.push(
+                key,
+                format!("header `{name}` is given twice, in names that differ only in case"),
+            );
             continue;
         }
         if let Some(why) = nats_sink_rules::nats_names::reserved_header(name) {
@@ -1102,6 +1111,14 @@ mod tests {
             ("dedupe", "false")
         ]))
         .is_empty());
+        // Outside review: two ids differing only in case passed here and failed every write.
+        let p = problems(&with(&[
+            ("headers.Nats-Msg-Id", "{id}"),
+            ("headers.nats-msg-id", "{id}"),
+            ("dedupe", "false"),
+        ]));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].1.contains("differ only in case"), "{p:?}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Messages packed into one `batch` for one crossing of the boundary: every subject, header
 //! value and payload is a span of one byte buffer (see `wit/nats-sink.wit`).
 
+use nats_sink_rules::append::append;
+
 use crate::bindings::{Batch, Header, Message, Span};
 
 /// Where a batch ended, to take back a row that failed half way.
@@ -57,7 +59,7 @@ impl BatchBuilder {
 
     pub fn push_bytes(&mut self, bytes: &[u8]) -> Span {
         let start = self.batch.data.len();
-        self.batch.data.extend_from_slice(bytes);
+        append(&mut self.batch.data, bytes);
         self.span_since(start)
     }
 

@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use nats_sink_rules::append::append;
+
 use crate::bindings::Value;
 use crate::jsonb::Jsonb;
 use crate::rows::{not_utf8, RowRef};
@@ -294,7 +296,7 @@ impl Encoder {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(&column.json_key);
+            append(out, &column.json_key);
             self.value(
                 &column.data_type,
                 plan.field(index),
@@ -429,7 +431,7 @@ impl Encoder {
                     if i > 0 {
                         out.push(b',');
                     }
-                    out.extend_from_slice(&field.json_key);
+                    append(out, &field.json_key);
                     self.value(
                         &field.data_type,
                         plan.field(f),

@@ -3,6 +3,7 @@
 //! print with zmij, which writes the same digits twice as fast but `1e+20`. So doubles are
 //! printed with zmij and the `+` dropped (`ryu_form_matches_ryu` checks this against ryu).
 
+use nats_sink_rules::append::append;
 pub use nats_sink_rules::numeric::check_numeric;
 use nats_sink_rules::numeric::{parse_numeric, Numeric};
 
@@ -18,19 +19,19 @@ pub fn write_f64(out: &mut Vec<u8>, v: f64) {
     let tail = text.len().saturating_sub(4);
     match text[tail..].iter().position(|&b| b == b'+') {
         Some(plus) => {
-            out.extend_from_slice(&text[..tail + plus]);
-            out.extend_from_slice(&text[tail + plus + 1..]);
+            append(out, &text[..tail + plus]);
+            append(out, &text[tail + plus + 1..]);
         }
-        None => out.extend_from_slice(text),
+        None => append(out, text),
     }
 }
 
 pub fn write_i64(out: &mut Vec<u8>, v: i64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    append(out, itoa::Buffer::new().format(v).as_bytes());
 }
 
 pub fn write_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    append(out, itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// Check a numeric's text and write it as RisingWave's numeric prints it: `-12.340` keeps its
@@ -50,14 +51,17 @@ pub fn write_numeric(out: &mut Vec<u8>, text: &str) -> Result<(), String> {
             if negative {
                 out.push(b'-');
             }
-            out.extend_from_slice(if whole.is_empty() {
-                b"0"
-            } else {
-                whole.as_bytes()
-            });
+            append(
+                out,
+                if whole.is_empty() {
+                    b"0"
+                } else {
+                    whole.as_bytes()
+                },
+            );
             if !fraction.is_empty() {
                 out.push(b'.');
-                out.extend_from_slice(fraction.as_bytes());
+                append(out, fraction.as_bytes());
             }
         }
     }

@@ -4,6 +4,8 @@
 //! sorted by key, the last of equal keys kept. Anything else gives `None`, and the caller
 //! takes the full path (jsonb.rs), which also words the errors.
 
+use nats_sink_rules::append::append;
+
 use crate::json_num::write_f64;
 use crate::json_str::escape_lanes;
 
@@ -106,7 +108,7 @@ impl Parser<'_> {
     fn literal(&mut self, word: &'static [u8]) -> Option<()> {
         self.input[self.at..].starts_with(word).then_some(())?;
         self.at += word.len();
-        self.out.extend_from_slice(word);
+        append(self.out, word);
         Some(())
     }
 
@@ -142,9 +144,9 @@ impl Parser<'_> {
     /// A string with no `"`, `\` or control character needs no escaping, here or in the
     /// JSON string the text form goes into.
     fn quoted(&mut self, start: usize, end: usize) {
-        self.out.extend_from_slice(self.spelling.quote);
-        self.out.extend_from_slice(&self.input[start..end]);
-        self.out.extend_from_slice(self.spelling.quote);
+        append(self.out, self.spelling.quote);
+        append(self.out, &self.input[start..end]);
+        append(self.out, self.spelling.quote);
     }
 
     fn digits(&mut self) -> Option<()> {
@@ -188,7 +190,7 @@ impl Parser<'_> {
             // serde_json reads `-0` as the double -0.0, and what i64 cannot hold as a double.
             let exact = magnitude.is_some_and(|m| !negative || (m != 0 && m <= 1 << 63));
             if exact {
-                self.out.extend_from_slice(spelled);
+                append(self.out, spelled);
                 return Some(());
             }
         }
@@ -213,7 +215,7 @@ impl Parser<'_> {
                     break;
                 }
                 (self.eat(b',')).then_some(())?;
-                self.out.extend_from_slice(self.spelling.separator);
+                append(self.out, self.spelling.separator);
                 self.whitespace();
             }
         }
@@ -238,7 +240,7 @@ impl Parser<'_> {
                 self.whitespace();
                 let start = self.out.len();
                 self.quoted(key_start, key_end);
-                self.out.extend_from_slice(self.spelling.colon);
+                append(self.out, self.spelling.colon);
                 self.value(depth)?;
                 let key = &self.input[key_start..key_end];
                 if let Some(last) = self.fast.entries[mark..].last() {
@@ -255,7 +257,7 @@ impl Parser<'_> {
                     break;
                 }
                 (self.eat(b',')).then_some(())?;
-                self.out.extend_from_slice(self.spelling.separator);
+                append(self.out, self.spelling.separator);
                 self.whitespace();
             }
         }
@@ -284,11 +286,11 @@ impl Parser<'_> {
                 continue;
             }
             if !rebuilt.is_empty() {
-                rebuilt.extend_from_slice(self.spelling.separator);
+                append(rebuilt, self.spelling.separator);
             }
-            rebuilt.extend_from_slice(&self.out[entry.start..entry.end]);
+            append(rebuilt, &self.out[entry.start..entry.end]);
         }
         self.out.truncate(body);
-        self.out.extend_from_slice(rebuilt);
+        append(self.out, rebuilt);
     }
 }

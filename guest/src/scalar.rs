@@ -6,6 +6,7 @@
 use std::io::Write as _;
 
 use base64::Engine as _;
+use nats_sink_rules::append::append;
 
 use crate::bindings::Interval;
 use crate::encode::{DateMode, JsonbMode, Modes, TimeMode, TimestampMode, TimestamptzMode};
@@ -209,31 +210,27 @@ pub(crate) fn write_datetime(
         out.push(b'"');
         return;
     }
-    let digits = |out: &mut Vec<u8>, value: u32, width: usize| {
-        let mut buf = [b'0'; 6];
+    // Laid out in a fixed-size buffer and appended in one fixed-size copy: no loop per digit
+    // and no copy of unknown length (each a call out of the guest in wasm).
+    fn put<const WIDTH: usize>(text: &mut [u8; 27], at: usize, value: u32) {
         let mut v = value;
-        for slot in buf[..width].iter_mut().rev() {
-            *slot = b'0' + (v % 10) as u8;
+        for i in (0..WIDTH).rev() {
+            text[at + i] = b'0' + (v % 10) as u8;
             v /= 10;
         }
-        out.extend_from_slice(&buf[..width]);
-    };
-    out.push(b'"');
-    digits(out, year as u32, 4);
-    out.push(b'-');
-    digits(out, t.month(), 2);
-    out.push(b'-');
-    digits(out, t.day(), 2);
-    out.push(separator);
-    digits(out, t.hour(), 2);
-    out.push(b':');
-    digits(out, t.minute(), 2);
-    out.push(b':');
-    digits(out, t.second(), 2);
-    out.push(b'.');
+    }
+    let mut text = *b"\"0000-00-00 00:00:00.000000";
+    put::<4>(&mut text, 1, year as u32);
+    put::<2>(&mut text, 6, t.month());
+    put::<2>(&mut text, 9, t.day());
+    text[11] = separator;
+    put::<2>(&mut text, 12, t.hour());
+    put::<2>(&mut text, 15, t.minute());
+    put::<2>(&mut text, 18, t.second());
     // From microseconds there is no leap second, so this stays below 1,000,000.
-    digits(out, t.nanosecond() / 1000, 6);
-    out.extend_from_slice(suffix);
+    put::<6>(&mut text, 21, t.nanosecond() / 1000);
+    out.extend_from_slice(&text);
+    append(out, suffix);
     out.push(b'"');
 }
 

@@ -2,6 +2,7 @@
 //! the component, an in-memory transport in tests).
 
 use nats_sink_arrow_map::Plan;
+use nats_sink_rules::append::append;
 
 use crate::arrow::column::{Columns, Scratch};
 use crate::arrow::ipc::{Item, Stream};
@@ -386,11 +387,12 @@ impl<T: Transport> Publisher<T> {
             // `<sink_id>:<checkpoint>:<position>`, written in place.
             let start = batch.data_len();
             let data = batch.data();
-            data.extend_from_slice(sink_id.as_bytes());
+            append(data, sink_id.as_bytes());
             data.push(b':');
-            data.extend_from_slice(itoa::Buffer::new().format(checkpoint.id).as_bytes());
+            append(data, itoa::Buffer::new().format(checkpoint.id).as_bytes());
             data.push(b':');
-            data.extend_from_slice(
+            append(
+                data,
                 itoa::Buffer::new()
                     .format(checkpoint.next_position)
                     .as_bytes(),

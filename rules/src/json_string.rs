@@ -3,6 +3,8 @@
 //! loop turn also pays an epoch check). Here, not in the guest, because a schema's fields
 //! carry their JSON keys ready-made.
 
+use crate::append::append;
+
 const LANES_01: u64 = 0x0101_0101_0101_0101;
 const LANES_80: u64 = 0x8080_8080_8080_8080;
 
@@ -80,7 +82,7 @@ fn write_scanned(out: &mut Vec<u8>, utf8: &[u8]) -> bool {
             continue;
         }
         at += (lanes.trailing_zeros() / 8) as usize;
-        out.extend_from_slice(&utf8[copied..at]);
+        append(out, &utf8[copied..at]);
         write_escape(out, utf8[at]);
         at += 1;
         copied = at;
@@ -88,12 +90,12 @@ fn write_scanned(out: &mut Vec<u8>, utf8: &[u8]) -> bool {
     for (offset, &byte) in utf8[at..].iter().enumerate() {
         high |= byte as u64;
         if needs_escape(byte) {
-            out.extend_from_slice(&utf8[copied..at + offset]);
+            append(out, &utf8[copied..at + offset]);
             write_escape(out, byte);
             copied = at + offset + 1;
         }
     }
-    out.extend_from_slice(&utf8[copied..]);
+    append(out, &utf8[copied..]);
     out.push(b'"');
     high & LANES_80 != 0
 }

@@ -3,6 +3,7 @@
 
 #![deny(missing_docs)]
 
+pub mod append;
 pub mod control_headers;
 pub mod json_string;
 pub mod nats_names;

@@ -19,6 +19,7 @@ use arrow_buffer::{IntervalDayTime, IntervalMonthDayNano, NullBuffer, OffsetBuff
 use arrow_schema::{IntervalUnit, TimeUnit};
 use nats_sink_arrow_map::plan::{BinaryForm, FloatColumn, FloatType, IntColumn, IntType, TextForm};
 use nats_sink_arrow_map::Plan;
+use nats_sink_rules::append::append;
 
 use crate::bindings::{Interval, Rows, Value};
 use crate::encode::{keys_in_order, KeyOrder, Modes, Path, RowError};
@@ -407,7 +408,7 @@ impl<'a> Columns<'a> {
             if n > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(&named.field.json_key);
+            append(out, &named.field.json_key);
             named
                 .column
                 .write(row, Path::Column(&named.field.name), scratch, out)?;
@@ -646,7 +647,7 @@ impl Column<'_> {
                     if n > 0 {
                         out.push(b',');
                     }
-                    out.extend_from_slice(&named.field.json_key);
+                    append(out, &named.field.json_key);
                     named
                         .column
                         .write(i, Path::Field(&path, &named.field.name), scratch, out)?;

@@ -55,7 +55,7 @@ impl Upsert {
 
     /// The subject prefix of the bucket's keys: `$KV.<bucket>.`.
     pub fn key_prefix(&self) -> String {
-        format!("$KV.{}.", self.bucket)
+        nats_sink_rules::nats_names::kv_key_prefix(&self.bucket)
     }
 }
 

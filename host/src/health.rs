@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::HeaderMap;
+use nats_sink_rules::nats_names::kv_key_prefix;
 
 use crate::bindings::encoder::Target;
 use crate::bindings::transport::TransportError;
@@ -121,7 +122,7 @@ pub async fn check(mut target: Target, reach: &Reach) -> Result<Health, Transpor
         let state = crate::kv::state(connection.jetstream(), &kv).await?;
         // A put the bucket's stream must refuse (it expects another stream) shows whether
         // the user may put, and stores nothing.
-        let probe = format!("$KV.{}.nats-sink-check", kv.name);
+        let probe = format!("{}nats-sink-check", kv_key_prefix(&kv.name));
         let permission = match state {
             crate::kv::BucketState::Exists { .. } => probe_jetstream(&connection, &probe).await,
             crate::kv::BucketState::Missing { .. } => {

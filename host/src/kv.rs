@@ -5,6 +5,7 @@
 use async_nats::jetstream::context::{GetStreamByNameErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::stream::{Config, DiscardPolicy};
 use async_nats::jetstream::{Context, ErrorCode};
+use nats_sink_rules::nats_names::kv_keys_filter;
 
 use crate::bindings::transport::{KvBucket, TransportError};
 
@@ -54,7 +55,7 @@ impl BucketState {
 pub fn bucket_config(name: &str, history: u8) -> Config {
     Config {
         name: format!("KV_{name}"),
-        subjects: vec![format!("$KV.{name}.>")],
+        subjects: vec![kv_keys_filter(name)],
         max_messages_per_subject: history.into(),
         max_bytes: -1,
         max_messages: -1,
@@ -88,7 +89,7 @@ pub(crate) async fn state(
             })?;
             // A stream of that name that does not capture the keys' subjects is not a bucket:
             // puts to `$KV.<bucket>.<key>` would go out on core NATS and be stored nowhere.
-            let keys = format!("$KV.{}.>", bucket.name);
+            let keys = kv_keys_filter(&bucket.name);
             if !info.config.subjects.iter().any(|s| s == &keys) {
                 return Err(TransportError::publish(format!(
                     "stream {stream} exists but does not capture `{keys}` (its subjects: {}), so it is not KV bucket `{}`: nothing put would be stored",
@@ -124,7 +125,7 @@ pub(crate) async fn state(
 /// A missing bucket whose keys another stream already captures cannot be made (JetStream
 /// refuses overlapping streams): said before anything is sent, by `check` as by `open`.
 async fn refuse_overlap(jetstream: &Context, bucket: &KvBucket) -> Result<(), TransportError> {
-    let keys = format!("$KV.{}.>", bucket.name);
+    let keys = kv_keys_filter(&bucket.name);
     match jetstream.stream_by_subject(keys.as_str()).await {
         Ok(other) => Err(TransportError::publish(format!(
             "KV bucket `{}` does not exist and cannot be made: stream {other} already captures subjects under `{keys}`, and JetStream refuses a bucket's stream that overlaps it",

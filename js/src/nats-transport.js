@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, headers as natsHeaders, jwtAuthenticator, nkeyAuthenticator, ErrorCode } from 'nats';
 import { ConnectionError, PublishError, SinkError, TimeoutError } from './errors.js';
-import { POLICY, controlHeadersRefusal, headerNameRefusal, headerValueRefusal, kvSubjectRefusal, subjectRefusal } from './policy.js';
+import { POLICY, controlHeadersRefusal, headerNameRefusal, headerValueRefusal, kvKeyPrefix, kvKeysFilter, kvSubjectRefusal, subjectRefusal } from './policy.js';
 import { decodeUserinfo, parseEntry, redact } from './server-url.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -71,7 +71,7 @@ export function unpack(batch, kvBucket = null) {
       }
     }
     const payload = span(m.payload, 'payload');
-    const onKvKey = kvBucket !== null && subject.startsWith(`$KV.${kvBucket}.`);
+    const onKvKey = kvBucket !== null && subject.startsWith(kvKeyPrefix(kvBucket));
     const control = controlHeadersRefusal(onKvKey, payload.length, pairs);
     if (control) throw refuse(`on subject ${JSON.stringify(subject)}: ${control}`);
     // A copy: the guest's buffer is reused by the next crossing.
@@ -138,7 +138,7 @@ function secrets(config) {
 export function bucketConfig(name, history) {
   return {
     name: `KV_${name}`,
-    subjects: [`$KV.${name}.>`],
+    subjects: [kvKeysFilter(name)],
     max_msgs_per_subject: history,
     max_bytes: -1,
     max_msgs: -1,
@@ -202,7 +202,7 @@ export class NatsTransport {
    * be stored nowhere. */
   async bucketHistory(jsm, bucket) {
     const stream = `KV_${bucket.name}`;
-    const keys = `$KV.${bucket.name}.>`;
+    const keys = kvKeysFilter(bucket.name);
     let info;
     try {
       info = await jsm.streams.info(stream);
@@ -297,7 +297,7 @@ export class NatsTransport {
 
   async capturedByStream(subject) {
     // The bucket's stream, found or created when the sink connected.
-    if (this.kvBucket !== null && subject.startsWith(`$KV.${this.kvBucket}.`)) return true;
+    if (this.kvBucket !== null && subject.startsWith(kvKeyPrefix(this.kvBucket))) return true;
     if (!this.routes.has(subject)) {
       const jsm = await this.nc.jetstreamManager({ timeout: this.ackTimeout(), checkAPI: false }).catch(() => null);
       this.routes.set(subject, jsm ? await this.findStream(jsm, subject) : false);

@@ -138,10 +138,20 @@ export function subjectRefusal(subject, policy = POLICY) {
   return null;
 }
 
+/** The subject prefix of `bucket`'s keys: `$KV.<bucket>.`. */
+export function kvKeyPrefix(bucket, policy = POLICY) {
+  return `${policy.reach.kv.subject_prefix}${bucket}.`;
+}
+
+/** The subject filter of every key of `bucket`: `$KV.<bucket>.>`. */
+export function kvKeysFilter(bucket, policy = POLICY) {
+  return `${kvKeyPrefix(bucket, policy)}>`;
+}
+
 /** As `subjectRefusal`, but a key of `bucket` (`$KV.<bucket>.<key>`) is allowed: a literal
  * subject whose key holds only ASCII letters, digits and what a NATS KV key may. */
 export function kvSubjectRefusal(subject, bucket, policy = POLICY) {
-  const prefix = `${policy.reach.kv.subject_prefix}${bucket}.`;
+  const prefix = kvKeyPrefix(bucket, policy);
   if (!subject.startsWith(prefix)) return subjectRefusal(subject, policy);
   const why = literalSubjectRefusal(subject, policy);
   if (why) return why;

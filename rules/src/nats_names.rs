@@ -16,11 +16,31 @@ pub fn check_subject(subject: &str) -> Result<(), String> {
     check_not_reserved(subject)
 }
 
+/// What every KV bucket's key subjects start with (`$KV.<bucket>.<key>`).
+pub const KV_SUBJECT_PREFIX: &str = "$KV.";
+
+/// The subject prefix of bucket `bucket`'s keys: `$KV.<bucket>.`.
+pub fn kv_key_prefix(bucket: &str) -> String {
+    format!("{KV_SUBJECT_PREFIX}{bucket}.")
+}
+
+/// The subject filter of every key of bucket `bucket`: `$KV.<bucket>.>`.
+pub fn kv_keys_filter(bucket: &str) -> String {
+    format!("{}>", kv_key_prefix(bucket))
+}
+
+/// The key `subject` names in bucket `bucket`, if it is one of that bucket's key subjects.
+pub fn kv_key<'a>(subject: &'a str, bucket: &str) -> Option<&'a str> {
+    subject
+        .strip_prefix(KV_SUBJECT_PREFIX)?
+        .strip_prefix(bucket)?
+        .strip_prefix('.')
+}
+
 /// A subject of one key of KV bucket `bucket` (`$KV.<bucket>.<key>`), which an upsert sink
 /// may publish to: a literal subject whose key NATS accepts (letters, digits and `-/_=.`).
 pub fn check_kv_subject(subject: &str, bucket: &str) -> Result<(), String> {
-    let prefix = format!("$KV.{bucket}.");
-    let Some(key) = subject.strip_prefix(&prefix) else {
+    let Some(key) = kv_key(subject, bucket) else {
         return check_subject(subject);
     };
     check_literal_subject(subject)?;
@@ -92,7 +112,10 @@ pub const RESERVED_PREFIXES: [(&str, &str); 5] = [
         "$SYS.",
         "the server takes a message as a command, not as data",
     ),
-    ("$KV.", "a message overwrites a key of a key-value bucket"),
+    (
+        KV_SUBJECT_PREFIX,
+        "a message overwrites a key of a key-value bucket",
+    ),
     (
         "$O.",
         "a message overwrites a chunk or the metadata of an object store's object",
@@ -204,6 +227,10 @@ mod tests {
             .unwrap_err()
             .contains("':'"));
         assert!(check_kv_subject("$KV.B.", "B").is_err());
+        assert_eq!(kv_key("$KV.B.user/7", "B"), Some("user/7"));
+        assert_eq!(kv_key("$KV.BB.k", "B"), None);
+        assert_eq!(kv_key("$KV.B", "B"), None);
+        assert_eq!(kv_keys_filter("B"), "$KV.B.>");
         assert!(check_kv_subject("$KV.B.>", "B").is_err());
         assert!(check_kv_subject("$JS.API.STREAM.DELETE.KV_B", "B").is_err());
         assert!(check_kv_subject("rows", "B").is_ok());

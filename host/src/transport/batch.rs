@@ -3,6 +3,7 @@
 
 use async_nats::{HeaderMap, HeaderName, HeaderValue, Subject};
 use bytes::Bytes;
+use nats_sink_rules::nats_names::kv_key;
 use nats_sink_rules::span::within;
 
 use crate::bindings::transport::{Batch, Span, TransportError};
@@ -125,12 +126,7 @@ pub fn unpack(
             }
         };
         let payload = slice(&message.payload, "payload")?;
-        let on_kv_key = kv_bucket.is_some_and(|bucket| {
-            subject
-                .strip_prefix("$KV.")
-                .and_then(|rest| rest.strip_prefix(bucket))
-                .is_some_and(|key| key.starts_with('.'))
-        });
+        let on_kv_key = kv_bucket.is_some_and(|bucket| kv_key(&subject, bucket).is_some());
         nats_sink_rules::control_headers::check_control_headers(
             on_kv_key,
             payload.len(),

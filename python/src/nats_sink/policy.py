@@ -203,10 +203,20 @@ def subject_refusal(subject: str) -> Optional[str]:
 _KV_KEY = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" + POLICY["reach"]["kv"]["kv_key_punctuation"])
 
 
+def kv_key_prefix(bucket: str) -> str:
+    """The subject prefix of `bucket`'s keys: `$KV.<bucket>.`."""
+    return f"{POLICY['reach']['kv']['subject_prefix']}{bucket}."
+
+
+def kv_keys_filter(bucket: str) -> str:
+    """The subject filter of every key of `bucket`: `$KV.<bucket>.>`."""
+    return f"{kv_key_prefix(bucket)}>"
+
+
 def kv_subject_refusal(subject: str, bucket: str) -> Optional[str]:
     """As `subject_refusal`, but a key of `bucket` (`$KV.<bucket>.<key>`) is allowed: a literal
     subject whose key holds only what a NATS KV key may."""
-    prefix = f"{POLICY['reach']['kv']['subject_prefix']}{bucket}."
+    prefix = kv_key_prefix(bucket)
     if not subject.startswith(prefix):
         return subject_refusal(subject)
     why = _literal_subject_refusal(subject)

@@ -25,6 +25,7 @@ from nats.js.api import DiscardPolicy, StreamConfig
 from wasmtime.component import Record, Variant
 
 from . import errors
+from . import policy
 from .policy import Reach, control_headers_refusal, header_name_refusal, header_value_refusal, kv_subject_refusal, subject_refusal
 
 Message = tuple[str, bytes, Optional[dict[str, str]]]
@@ -113,7 +114,7 @@ def unpack(batch: Record, kv_bucket: Optional[str] = None) -> list[Message]:
                 if why:
                     raise ValueError(f"header {name}'s value {why}")
                 headers[name] = value
-            on_kv_key = kv_bucket is not None and subject.startswith(f"$KV.{kv_bucket}.")
+            on_kv_key = kv_bucket is not None and subject.startswith(policy.kv_key_prefix(kv_bucket))
             why = control_headers_refusal(on_kv_key, len(payload), headers)
             if why:
                 raise ValueError(f"on subject {subject!r}: {why}")
@@ -229,7 +230,7 @@ def bucket_config(name: str, history: int) -> StreamConfig:
     through the API denied, new values refused when full, direct gets, one replica."""
     return StreamConfig(
         name=f"KV_{name}",
-        subjects=[f"$KV.{name}.>"],
+        subjects=[policy.kv_keys_filter(name)],
         max_msgs_per_subject=history,
         max_bytes=-1,
         max_msgs=-1,
@@ -247,7 +248,7 @@ async def bucket_history(jsm: Any, bucket: Record) -> Optional[int]:
     """The history of KV bucket `bucket` (values kept per key), or None when it does not exist.
     A stream `KV_<bucket>` that does not capture `$KV.<bucket>.>` is refused: puts to it would
     be stored nowhere."""
-    stream, keys = f"KV_{bucket.name}", f"$KV.{bucket.name}.>"
+    stream, keys = f"KV_{bucket.name}", policy.kv_keys_filter(bucket.name)
     try:
         info = await jsm.stream_info(stream)
     except nats.js.errors.NotFoundError:
@@ -460,7 +461,7 @@ class NatsTransport:
     # -- after the guest's calls return ----------------------------------------------------------
     async def _stream_captures(self, subject: str) -> bool:
         route = self.routes.get(subject)
-        if route is None and self.kv_bucket is not None and subject.startswith(f"$KV.{self.kv_bucket}."):
+        if route is None and self.kv_bucket is not None and subject.startswith(policy.kv_key_prefix(self.kv_bucket)):
             route = True  # the bucket's stream, found or created when the sink connected
         if route is None:
             assert self.nc is not None

@@ -147,6 +147,15 @@ fn plan_stream(schema: &Schema, arrow: &arrow_schema::Schema) -> Result<StreamPl
         .iter()
         .position(|f| f.name() == OP_FIELD)
         .filter(|_| reserved);
+    // A wrong-typed `__op` is the schema's fault, named as any other wrong-typed column is.
+    if let Some(op) = op_field {
+        crate::arrow::ops::check_op_type(arrow.field(op).data_type()).map_err(|message| {
+            SinkError::InvalidSchema(SchemaError::BadType {
+                column: OP_FIELD.to_string(),
+                message,
+            })
+        })?;
+    }
     let fields: arrow_schema::Fields = arrow
         .fields()
         .iter()
@@ -1395,6 +1404,30 @@ mod tests {
             matches!(&err, SinkError::InvalidRow { row: 4, error } if error.column == "__op" && error.message.contains("is 9")),
             "{err:?}"
         );
+        // A `__op` of another type is the schema's fault, named, before any row is read.
+        let texts = arrow_array::RecordBatch::try_from_iter([
+            (
+                "__op",
+                Arc::new(arrow_array::StringArray::from(vec!["insert"])) as arrow_array::ArrayRef,
+            ),
+            ("id", Arc::new(arrow_array::Int32Array::from(vec![1])) as _),
+            (
+                "name",
+                Arc::new(arrow_array::StringArray::from(vec!["a"])) as _,
+            ),
+        ])
+        .unwrap();
+        let mut writer =
+            arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &texts.schema()).unwrap();
+        writer.write(&texts).unwrap();
+        writer.finish().unwrap();
+        let mut other = upsert_sink(&[("primary_key", "id")], &ID_NAME);
+        let err = other.write_arrow(writer.into_inner().unwrap()).unwrap_err();
+        assert!(
+            matches!(&err, SinkError::InvalidSchema(SchemaError::BadType { column, message }) if column == "__op" && message.contains("integer type")),
+            "{err:?}"
+        );
+        assert!(other.transport().published.is_empty());
         let seen: Vec<_> = sink
             .transport()
             .published

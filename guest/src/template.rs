@@ -162,16 +162,10 @@ impl Template {
                 }
                 Part::Column { name, index } => {
                     let start = out.len();
-                    write_text(row, *index, out).map_err(|message| RowError {
+                    fill(row, *index, slot, out).map_err(|message| RowError {
                         column: name.clone(),
                         message,
                     })?;
-                    if slot == (Slot::KvKey { base64: true }) {
-                        use base64::Engine as _;
-                        let value = out.split_off(start);
-                        base64::engine::general_purpose::URL_SAFE
-                            .encode_string(value.as_bytes(), out);
-                    }
                     check_slot(&out[start..], slot).map_err(|why| RowError {
                         column: name.clone(),
                         message: format!(
@@ -206,14 +200,19 @@ impl Template {
             // `$KV.<bucket>.` holds two dots and the bucket none: the key is what follows.
             let key = out.splitn(3, '.').nth(2).unwrap_or_default();
             if let Err(why) = crate::upsert::check_whole_key(key) {
-                let at_start = key.is_empty() || key.starts_with('.');
-                let blamed = if at_start {
-                    edges.0.or(edges.1)
+                // Where the key goes wrong: its start, its end, or the empty token of `..`.
+                let key_start = out.len() - key.len();
+                let at = if key.is_empty() || key.starts_with('.') {
+                    key_start
+                } else if let Some(dots) = key.find("..") {
+                    key_start + dots + 1
                 } else {
-                    edges.1.or(edges.0)
+                    out.len()
                 };
                 return Err(RowError {
-                    column: blamed
+                    column: self
+                        .column_at(row, slot, at)
+                        .or(edges.1)
                         .or(widest.map(|(name, _)| name))
                         .unwrap_or_default()
                         .to_string(),
@@ -246,6 +245,42 @@ impl Template {
         }
         Ok(())
     }
+
+    /// The column whose value lies at byte `at` of the filled template, to blame for a
+    /// problem there: an empty value exactly at `at` first, else the first value touching it.
+    /// Filled again, on the error path only, so that `render` keeps no spans.
+    fn column_at(&self, row: RowRef<'_>, slot: Slot, at: usize) -> Option<&str> {
+        let mut out = String::new();
+        let mut touching = None;
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => out.push_str(text),
+                Part::Column { name, index } => {
+                    let start = out.len();
+                    fill(row, *index, slot, &mut out).ok()?;
+                    if start == at && out.len() == at {
+                        return Some(name);
+                    }
+                    if touching.is_none() && (start..=out.len()).contains(&at) {
+                        touching = Some(name.as_str());
+                    }
+                }
+            }
+        }
+        touching
+    }
+}
+
+/// Append column `index`'s value as `slot` takes it (a KV key's base64 if it asks for that).
+fn fill(row: RowRef<'_>, index: usize, slot: Slot, out: &mut String) -> Result<(), String> {
+    let start = out.len();
+    write_text(row, index, out)?;
+    if slot == (Slot::KvKey { base64: true }) {
+        use base64::Engine as _;
+        let value = out.split_off(start);
+        base64::engine::general_purpose::URL_SAFE.encode_string(value.as_bytes(), out);
+    }
+    Ok(())
 }
 
 fn write_text(row: RowRef<'_>, index: usize, out: &mut String) -> Result<(), String> {
@@ -350,6 +385,25 @@ mod tests {
             "{x}-01234567-89ab-cdef-fedc-ba9876543210"
         );
         assert!(Template::parse("plain.subject").unwrap().is_fixed());
+    }
+
+    #[test]
+    fn a_bad_kv_key_blames_the_column_where_it_goes_wrong() {
+        let key = Slot::KvKey { base64: false };
+        for (template, region) in [
+            ("$KV.B.{n}.{region}.{ok}", ""),   // an empty token in the middle
+            ("$KV.B.{region}.{n}.{ok}", ""),   // at the start
+            ("$KV.B.{n}.{ok}.{region}", ""),   // at the end
+            ("$KV.B.{n}.{region}.{ok}", "x."), // a value that makes `..`
+        ] {
+            let err = render(template, row(region), key).unwrap_err();
+            assert_eq!(err.column, "region", "{template} with {region:?}: {err}");
+            assert!(err.message.contains("the KV key it makes"), "{err}");
+        }
+        assert_eq!(
+            render("$KV.B.{n}.{region}.{ok}", row("eu"), key).unwrap(),
+            "$KV.B.-7.eu.true"
+        );
     }
 
     #[test]

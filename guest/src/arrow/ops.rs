@@ -15,6 +15,16 @@ use crate::encode::RowError;
 /// The name of the field that carries operations; no sink column may take it.
 pub const OP_FIELD: &str = "__op";
 
+/// Why a field of `data_type` cannot carry operations, if it cannot.
+pub fn check_op_type(data_type: &DataType) -> Result<(), String> {
+    if data_type.is_integer() {
+        return Ok(());
+    }
+    Err(format!(
+        "`{OP_FIELD}` is {data_type}; it takes an integer type (1 insert, 2 delete, 3 update-insert, 4 update-delete)"
+    ))
+}
+
 /// A record batch's operations: its `__op` column, or every row an insert.
 pub struct OpColumn<'a> {
     column: Option<&'a dyn Array>,
@@ -31,12 +41,7 @@ impl<'a> OpColumn<'a> {
             .get(field)
             .ok_or("the record batch has fewer columns than its schema")?
             .as_ref();
-        if !column.data_type().is_integer() {
-            return Err(format!(
-                "`{OP_FIELD}` is {}; it takes an integer type (1 insert, 2 delete, 3 update-insert, 4 update-delete)",
-                column.data_type()
-            ));
-        }
+        check_op_type(column.data_type())?;
         Ok(OpColumn {
             column: Some(column),
         })

@@ -1,9 +1,11 @@
 //! Messages packed into one `batch` for one crossing of the boundary: every subject, header
-//! value and payload is a span of one byte buffer (see `wit/nats-sink.wit`).
+//! value and payload is a span of one byte buffer (see `wit/nats-sink.wit`), which crosses as
+//! `packed-bytes`.
 
 use nats_sink_rules::append::append;
+use nats_sink_rules::packed;
 
-use crate::bindings::{Batch, Header, Message, Span};
+use crate::bindings::{Batch, Header, Message, PackedBytes, Span};
 
 /// Where a batch ended, to take back a row that failed half way.
 #[derive(Debug, Clone, Copy)]
@@ -14,7 +16,10 @@ pub struct Mark {
 
 /// Builds a batch message by message.
 pub struct BatchBuilder {
-    batch: Batch,
+    data: Vec<u8>,
+    header_names: Vec<String>,
+    headers: Vec<Header>,
+    messages: Vec<Message>,
 }
 
 fn span(start: usize, end: usize) -> Span {
@@ -28,63 +33,61 @@ impl BatchBuilder {
     /// An empty batch whose headers name `header_names`, with room for `bytes` of data.
     pub fn new(header_names: Vec<String>, bytes: usize, messages: usize) -> BatchBuilder {
         BatchBuilder {
-            batch: Batch {
-                data: Vec::with_capacity(bytes),
-                header_names,
-                headers: Vec::new(),
-                messages: Vec::with_capacity(messages),
-            },
+            data: Vec::with_capacity(bytes),
+            header_names,
+            headers: Vec::new(),
+            messages: Vec::with_capacity(messages),
         }
     }
 
     /// The buffer, to encode into in place; `span_since` then names what was written.
     pub fn data(&mut self) -> &mut Vec<u8> {
-        &mut self.batch.data
+        &mut self.data
     }
 
     pub fn data_len(&self) -> usize {
-        self.batch.data.len()
+        self.data.len()
     }
 
     /// The bytes written since `start`.
     pub fn span_since(&self, start: usize) -> Span {
-        span(start, self.batch.data.len())
+        span(start, self.data.len())
     }
 
     /// The bytes `span` names (a span this builder made).
     pub fn bytes_of(&self, span: Span) -> &[u8] {
         let start = span.start as usize;
-        &self.batch.data[start..start + span.len as usize]
+        &self.data[start..start + span.len as usize]
     }
 
     pub fn push_bytes(&mut self, bytes: &[u8]) -> Span {
-        let start = self.batch.data.len();
-        append(&mut self.batch.data, bytes);
+        let start = self.data.len();
+        append(&mut self.data, bytes);
         self.span_since(start)
     }
 
     /// Header `name` (an index into the header names) of the message being built.
     pub fn push_header(&mut self, name: u32, value: Span) {
-        self.batch.headers.push(Header { name, value });
+        self.headers.push(Header { name, value });
     }
 
     pub fn mark(&self) -> Mark {
         Mark {
-            data: self.batch.data.len(),
-            headers: self.batch.headers.len(),
+            data: self.data.len(),
+            headers: self.headers.len(),
         }
     }
 
     /// Drop everything written since `mark`.
     pub fn rewind(&mut self, mark: Mark) {
-        self.batch.data.truncate(mark.data);
-        self.batch.headers.truncate(mark.headers);
+        self.data.truncate(mark.data);
+        self.headers.truncate(mark.headers);
     }
 
     /// Close the message whose headers were pushed since `mark`.
     pub fn push_message(&mut self, mark: Mark, subject: Span, payload: Span) {
-        let headers = span(mark.headers, self.batch.headers.len());
-        self.batch.messages.push(Message {
+        let headers = span(mark.headers, self.headers.len());
+        self.messages.push(Message {
             subject,
             payload,
             headers,
@@ -92,11 +95,20 @@ impl BatchBuilder {
     }
 
     pub fn messages(&self) -> usize {
-        self.batch.messages.len()
+        self.messages.len()
     }
 
+    /// The batch, its bytes packed into words (one copy).
     pub fn finish(self) -> Batch {
-        self.batch
+        Batch {
+            data: PackedBytes {
+                words: packed::pack(&self.data),
+                len: self.data.len() as u32,
+            },
+            header_names: self.header_names,
+            headers: self.headers,
+            messages: self.messages,
+        }
     }
 }
 
@@ -111,9 +123,11 @@ pub struct Unpacked {
 /// A batch's messages as owned parts, or a description of the first span or index that
 /// points outside the batch.
 pub fn unpack(batch: &Batch) -> Result<Vec<Unpacked>, String> {
+    let data =
+        packed::unpack(&batch.data.words, batch.data.len.into()).map_err(|e| e.to_string())?;
     let bytes = |s: &Span| {
-        crate::within(s.start, s.len, batch.data.len())
-            .map(|range| &batch.data[range])
+        crate::within(s.start, s.len, data.len())
+            .map(|range| &data[range])
             .ok_or_else(|| format!("span {}+{} is outside the data", s.start, s.len))
     };
     let text =
@@ -169,7 +183,9 @@ mod tests {
         b.push_message(mark, subject, payload);
         assert_eq!(b.messages(), 2);
         let batch = b.finish();
-        assert_eq!(batch.data, b"orders{\"id\":1}v1{}");
+        let bytes = b"orders{\"id\":1}v1{}";
+        assert_eq!(batch.data.len as usize, bytes.len());
+        assert_eq!(batch.data.words, packed::pack(bytes));
         assert_eq!(
             unpack(&batch).unwrap(),
             vec![

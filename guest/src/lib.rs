@@ -39,8 +39,8 @@ pub mod bindings {
         RowProblem, Rows, SinkError, Target, Value,
     };
     pub use nats::sink::transport::{
-        Auth, Batch, ConnectConfig, Credential, Delivery, Failure, Header, KvBucket, Message, Span,
-        StreamRequest, Tls, TransportError, UserPassword,
+        Auth, Batch, ConnectConfig, Credential, Delivery, Failure, Header, KvBucket, Message,
+        PackedBytes, Span, StreamRequest, Tls, TransportError, UserPassword,
     };
 }
 
@@ -176,7 +176,8 @@ mod component {
     use crate::bindings::exports::nats::sink::encoder::{Guest, GuestSink, Sink};
     use crate::bindings::nats::sink::transport::Connection;
     use crate::bindings::{
-        Batch, Column, OptionInfo, OptionProblem, Rows, SinkError, Target, TransportError,
+        Batch, Column, OptionInfo, OptionProblem, PackedBytes, Rows, SinkError, Target,
+        TransportError,
     };
     use crate::sink::{prepare, Publisher, Transport};
 
@@ -235,8 +236,8 @@ mod component {
             Ok(self.0.borrow_mut().write(&rows)?)
         }
 
-        fn write_arrow(&self, ipc: Vec<u8>) -> Result<u32, SinkError> {
-            Ok(self.0.borrow_mut().write_arrow(ipc)?)
+        fn write_arrow(&self, ipc: PackedBytes) -> Result<u32, SinkError> {
+            Ok(self.0.borrow_mut().write_arrow_packed(ipc)?)
         }
 
         fn flush(&self) -> Result<(), SinkError> {

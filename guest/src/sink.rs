@@ -9,7 +9,7 @@ use crate::arrow::ipc::{Item, Stream};
 use crate::arrow::ops::{OpColumn, OP_FIELD};
 use crate::batch::{BatchBuilder, Mark};
 use crate::bindings::{
-    Batch, ClosedAfter, Closure, Column, Failure, Rows, Span, TransportError, Value,
+    Batch, ClosedAfter, Closure, Column, Failure, PackedBytes, Rows, Span, TransportError, Value,
 };
 use crate::changes::{unpaired, Change};
 use crate::encode::{Encoder, RowError};
@@ -565,7 +565,19 @@ impl<T: Transport> Publisher<T> {
     /// schema is checked against the sink's before any row; a value that does not convert,
     /// or a malformed message, stops the stream: the rows before it are published, it and
     /// the rest are not. On success, the number of rows the stream held.
-    pub fn write_arrow(&mut self, ipc: Vec<u8>) -> Result<u32, SinkError> {
+    /// `write_arrow` of a stream as the WIT carries it, packed into words: taken without a
+    /// copy (as an 8-aligned buffer), once its byte count is checked against its words.
+    pub fn write_arrow_packed(&mut self, ipc: PackedBytes) -> Result<u32, SinkError> {
+        self.check_usable()?;
+        nats_sink_rules::packed::check(&ipc.words, ipc.len.into())
+            .map_err(|e| layout_refusal(0, format!("the stream's bytes are packed wrong: {e}")))?;
+        let bytes =
+            arrow_buffer::Buffer::from_vec(ipc.words).slice_with_length(0, ipc.len as usize);
+        self.write_arrow(bytes)
+    }
+
+    /// Encode and publish the rows of one Arrow IPC stream (`write-arrow`).
+    pub fn write_arrow(&mut self, ipc: impl Into<arrow_buffer::Buffer>) -> Result<u32, SinkError> {
         self.check_usable()?;
         // The columns borrow the schema while `self` encodes; a clone per call is O(columns).
         let schema = self.schema.clone();
@@ -1112,6 +1124,25 @@ mod tests {
         assert_eq!(sink.transport().published.len(), 7);
         // 21 MiB of JSON in batches that close at 8 MiB: never all of it at once.
         assert_eq!(sink.transport().publishes, 3);
+    }
+
+    #[test]
+    fn a_packed_stream_is_read_as_its_bytes_and_a_wrong_count_is_refused() {
+        let ipc = arrow_texts(&["a", "b"]);
+        let mut sink = varchar_sink();
+        let packed = |len: u32| PackedBytes {
+            words: nats_sink_rules::packed::pack(&ipc),
+            len,
+        };
+        assert_eq!(sink.write_arrow_packed(packed(ipc.len() as u32)), Ok(2));
+        for wrong in [0, ipc.len() as u32 - 8, ipc.len() as u32 + 8] {
+            let err = sink.write_arrow_packed(packed(wrong)).unwrap_err();
+            assert!(
+                matches!(&err, SinkError::InvalidRow { row: 0, error } if error.message.contains("packed wrong")),
+                "{err:?}"
+            );
+        }
+        assert_eq!(sink.transport().published.len(), 2);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use arrow_array::RecordBatch;
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::ArrowError;
 
-use crate::{HostError, Sink};
+use crate::{HostError, PackedBytes, Sink};
 
 /// `batches` (of one schema, at least one batch) as one uncompressed Arrow IPC stream: the
 /// schema, each batch, the end marker.
@@ -23,6 +23,22 @@ pub fn ipc_stream(batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
     }
     writer.finish()?;
     writer.into_inner()
+}
+
+/// An IPC stream's bytes as `write-arrow` carries them, packed into words (the WIT's
+/// `packed-bytes`); a stream past the 4 GiB one call can count is refused, never cut.
+pub fn packed_stream(ipc: &[u8]) -> Result<PackedBytes, ArrowError> {
+    let len = u32::try_from(ipc.len()).map_err(|_| {
+        ArrowError::InvalidArgumentError(format!(
+            "the stream is {} bytes; one write-arrow call carries at most {} (4 GiB): write fewer rows a call",
+            ipc.len(),
+            u32::MAX
+        ))
+    })?;
+    Ok(PackedBytes {
+        words: nats_sink_rules::packed::pack(ipc),
+        len,
+    })
 }
 
 impl Sink {

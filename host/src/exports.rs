@@ -6,6 +6,7 @@ use wasmtime::component::ResourceAny;
 use wasmtime::Store;
 
 use crate::bindings::encoder::{Column, OptionInfo, OptionProblem, Rows, SinkError, Target};
+use crate::bindings::transport::PackedBytes;
 use crate::bindings::{encoder_of, World};
 use crate::runtime::SinkState;
 
@@ -79,12 +80,12 @@ impl Exports {
             .await
     }
 
-    /// `sink.write-arrow`.
+    /// `sink.write-arrow`, of a stream packed by [`crate::arrow::packed_stream`].
     pub async fn write_arrow(
         &self,
         store: &mut Store<SinkState>,
         sink: ResourceAny,
-        ipc: &[u8],
+        ipc: &PackedBytes,
     ) -> wasmtime::Result<Result<u32, SinkError>> {
         encoder_of(&self.0)
             .sink()

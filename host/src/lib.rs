@@ -78,7 +78,7 @@ pub use bindings::encoder::{
     ChildRange, ClosedAfter, Closure, Column, Interval, Op, OptionInfo, OptionProblem, RowProblem,
     Rows, SinkError, Target, Value,
 };
-pub use bindings::transport::{Failure, Span};
+pub use bindings::transport::{Failure, PackedBytes, Span};
 
 /// The types the component and its host exchange, as `wit/nats-sink.wit` defines them (its doc
 /// comments are theirs). What an embedder needs is re-exported here and at the crate root; the
@@ -90,8 +90,8 @@ pub mod wit {
         RowProblem, Rows, SinkError, Target, Value,
     };
     pub use crate::bindings::transport::{
-        Auth, Batch, ConnectConfig, Credential, Delivery, Failure, Header, KvBucket, Message, Span,
-        StreamRequest, Tls, TransportError, UserPassword,
+        Auth, Batch, ConnectConfig, Credential, Delivery, Failure, Header, KvBucket, Message,
+        PackedBytes, Span, StreamRequest, Tls, TransportError, UserPassword,
     };
 }
 pub use connector::{Connection, Connector, NatsConnector, OpenConnection, TransportFuture};

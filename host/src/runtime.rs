@@ -449,10 +449,11 @@ impl Sink {
     /// number of rows it held, every one published. A malformed, truncated or compressed
     /// stream is `invalid-row` at the first row it would have held, with no column named.
     pub async fn write_arrow_ipc(&mut self, ipc: &[u8]) -> Result<u32, HostError> {
+        let ipc = crate::arrow::packed_stream(ipc)?;
         let handle = self.start_call()?;
         let result = encoder_of(&self.bindings)
             .sink()
-            .call_write_arrow(&mut self.store, handle, ipc)
+            .call_write_arrow(&mut self.store, handle, &ipc)
             .await;
         match self.settle("write-arrow", result) {
             Ok(rows) => {

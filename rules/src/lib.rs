@@ -10,6 +10,7 @@ pub mod nats_names;
 pub mod nkey_seed;
 pub mod numeric;
 pub mod option_problem;
+pub mod packed;
 pub mod schema;
 pub mod secrets;
 pub mod server_url;

@@ -263,7 +263,8 @@ impl MemoryInstance {
         sink: ResourceAny,
         ipc: &[u8],
     ) -> wasmtime::Result<Result<u32, SinkError>> {
-        self.bindings.write_arrow(&mut self.store, sink, ipc).await
+        let ipc = nats_sink::arrow::packed_stream(ipc)?;
+        self.bindings.write_arrow(&mut self.store, sink, &ipc).await
     }
 
     pub async fn flush(&mut self, sink: ResourceAny) -> wasmtime::Result<Result<(), SinkError>> {

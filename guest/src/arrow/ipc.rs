@@ -60,9 +60,9 @@ pub struct Stream {
 
 impl Stream {
     /// A stream over `bytes`, which it takes without copying.
-    pub fn new(bytes: Vec<u8>) -> Stream {
+    pub fn new(bytes: impl Into<Buffer>) -> Stream {
         Stream {
-            bytes: Buffer::from_vec(bytes),
+            bytes: bytes.into(),
             at: 0,
             decoder: StreamDecoder::new(),
             ended: false,

@@ -4,6 +4,7 @@
 use async_nats::{HeaderMap, HeaderName, HeaderValue, Subject};
 use bytes::Bytes;
 use nats_sink_rules::nats_names::kv_key;
+use nats_sink_rules::packed::PackedBuffer;
 use nats_sink_rules::span::within;
 
 use crate::bindings::transport::{Batch, Span, TransportError};
@@ -58,7 +59,10 @@ pub fn unpack(
     let refuse = |what: String| {
         TransportError::publish(format!("the sink produced an invalid message: {what}"))
     };
-    let data = Bytes::from(batch.data);
+    // The words are the buffer: payloads and subjects are slices of them, no copy.
+    let data = PackedBuffer::new(batch.data.words, batch.data.len.into())
+        .map(Bytes::from_owner)
+        .map_err(|e| refuse(format!("its data is packed wrong: {e}")))?;
     let slice = |span: &Span, what: &str| {
         within(span.start, span.len, data.len())
             .map(|range| data.slice(range))
@@ -147,7 +151,14 @@ pub fn unpack(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::transport::{Header, Message};
+    use crate::bindings::transport::{Header, Message, PackedBytes};
+
+    fn packed(data: &[u8]) -> PackedBytes {
+        PackedBytes {
+            words: nats_sink_rules::packed::pack(data),
+            len: data.len() as u32,
+        }
+    }
 
     fn batch(subject: &str, pairs: &[(&str, &str)]) -> Batch {
         let mut data = subject.as_bytes().to_vec();
@@ -169,7 +180,7 @@ mod tests {
             })
             .collect();
         Batch {
-            data,
+            data: packed(&data),
             header_names: pairs.iter().map(|(name, _)| name.to_string()).collect(),
             messages: vec![Message {
                 subject: Span {
@@ -226,8 +237,15 @@ mod tests {
         bad_run.messages[0].headers.start = 3;
         assert!(refused(bad_run).contains("header run outside the batch"));
         let mut not_utf8 = batch("ok", &[]);
-        not_utf8.data[0] = 0xff;
+        not_utf8.data.words[0] |= 0xff;
         assert!(refused(not_utf8).contains("not UTF-8"));
+        // A count the words do not hold: eight bytes claimed past them, or a word too many.
+        let mut claims_more = batch("ok", &[]);
+        claims_more.data.len += 8;
+        assert!(refused(claims_more).contains("packed wrong"));
+        let mut extra_word = batch("ok", &[]);
+        extra_word.data.words.push(0);
+        assert!(refused(extra_word).contains("packed wrong"));
 
         let fine = unpack(batch("orders.eu", &[("Nats-Msg-Id", "s:1:0")]), None).unwrap();
         assert_eq!(fine[0].subject.as_str(), "orders.eu");
@@ -263,7 +281,7 @@ mod tests {
         ) {
             use proptest::prelude::*;
             let batch = Batch {
-                data,
+                data: packed(&data),
                 header_names,
                 headers: headers
                     .into_iter()

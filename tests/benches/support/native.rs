@@ -72,7 +72,10 @@ pub(crate) fn to_host_batch(b: guest::Batch) -> nats_sink::wit::Batch {
         len: s.len,
     };
     h::Batch {
-        data: b.data,
+        data: h::PackedBytes {
+            words: b.data.words,
+            len: b.data.len,
+        },
         header_names: b.header_names,
         headers: b
             .headers

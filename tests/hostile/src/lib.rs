@@ -10,7 +10,8 @@
 //!   `kv-operation-header` (an empty `KV-Operation: DEL` on a subject outside any bucket);
 //! - `trap-in-open`: `open` traps, while `describe` and every other behaviour still answer;
 //! - `span-outside`, `header-index-outside`: `write` publishes a batch whose payload span, or
-//!   header name index, points outside it;
+//!   header name index, points outside it; `packed-wrong`: a batch whose `data` claims eight
+//!   bytes more than its words hold;
 //! - `connect-elsewhere`: `open` connects to option `elsewhere` instead of `server_url`;
 //! - `read-file`: `open` asks the host to read option `file` as a `.creds` file;
 //! - `swap-auth`: `open` authenticates with option `other_token` as a token, whatever
@@ -34,8 +35,24 @@ mod component {
         Column, Guest, GuestSink, OptionInfo, OptionProblem, Rows, Sink, SinkError, Target,
     };
     use nats::sink::transport::{
-        Auth, Batch, ConnectConfig, Connection, Delivery, Header, Message, Span,
+        Auth, Batch, ConnectConfig, Connection, Delivery, Header, Message, PackedBytes, Span,
     };
+
+    /// `bytes` as the WIT's packed words, little-endian, the last one zero-padded.
+    fn pack(bytes: &[u8]) -> PackedBytes {
+        let words = bytes
+            .chunks(8)
+            .map(|chunk| {
+                let mut lanes = [0u8; 8];
+                lanes[..chunk.len()].copy_from_slice(chunk);
+                u64::from_le_bytes(lanes)
+            })
+            .collect();
+        PackedBytes {
+            words,
+            len: bytes.len() as u32,
+        }
+    }
 
     /// A batch of `count` copies of one message, laid out as the real guest lays them out.
     fn batch(count: usize, subject: &str, headers: &[(&str, &str)], payload: &[u8]) -> Batch {
@@ -63,7 +80,7 @@ mod component {
             len: header_list.len() as u32,
         };
         Batch {
-            data,
+            data: pack(&data),
             header_names: headers.iter().map(|(n, _)| n.to_string()).collect(),
             headers: header_list,
             messages: (0..count)
@@ -190,7 +207,7 @@ mod component {
         }
 
         /// Misbehaves as `write` does, one message per stream.
-        fn write_arrow(&self, ipc: Vec<u8>) -> Result<u32, SinkError> {
+        fn write_arrow(&self, ipc: PackedBytes) -> Result<u32, SinkError> {
             std::hint::black_box(&ipc);
             self.misbehave(1).map(|()| 1)
         }
@@ -228,6 +245,11 @@ mod component {
                     for m in &mut b.messages {
                         m.payload.len = u32::MAX;
                     }
+                    b
+                }
+                "packed-wrong" => {
+                    let mut b = batch(n, "hostile", &[], b"{}");
+                    b.data.len += 8;
                     b
                 }
                 "header-index-outside" => {

@@ -10,6 +10,7 @@ import { connect, credsAuthenticator, headers as natsHeaders, jwtAuthenticator, 
 import { ConnectionError, PublishError, SinkError, TimeoutError } from './errors.js';
 import { POLICY, controlHeadersRefusal, headerNameRefusal, headerValueRefusal, kvKeyPrefix, kvKeysFilter, kvSubjectRefusal, subjectRefusal } from './policy.js';
 import { decodeUserinfo, parseEntry, redact } from './server-url.js';
+import { unpack as unpackBytes, wordsFor } from './packed.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();
@@ -33,8 +34,12 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * checked by the shared rules (they come from the guest). With `kvBucket`, that bucket's key
  * subjects (`$KV.<bucket>.<key>`) are allowed too. Throws a PublishError. */
 export function unpack(batch, kvBucket = null) {
-  const { data, headerNames, headers: all, messages } = batch;
+  const { headerNames, headers: all, messages } = batch;
   const refuse = (why) => new PublishError(`the host refused the component's batch: ${why}`);
+  const data = unpackBytes(batch.data);
+  if (data === null) {
+    throw refuse(`its data is packed wrong: ${batch.data.len} bytes are packed in ${wordsFor(batch.data.len)} words, not the ${batch.data.words.length} given`);
+  }
   const span = (s, what) => {
     if (s.start + s.len > data.length) throw refuse(`its ${what} span ${s.start}+${s.len} is outside the batch's ${data.length} bytes`);
     return data.subarray(s.start, s.start + s.len);

@@ -7,6 +7,7 @@ import { NatsTransport } from './nats-transport.js';
 import { Reach } from './policy.js';
 import { parseType } from './schema.js';
 import { bounds, crossings } from './crossings.js';
+import { pack } from './packed.js';
 
 /** Options as `[[key, value], ...]`, from an object, a Map or pairs; values as text. */
 function pairs(options) {
@@ -185,7 +186,8 @@ export class Sink {
       let refused = null;
       let count = 0;
       try {
-        count = call(() => this.handle.writeArrow(ipc));
+        const packed = pack(ipc);
+        count = call(() => this.handle.writeArrow(packed));
       } catch (e) {
         refused = e;
       }

@@ -11,6 +11,10 @@
   C list, and reads them back the same way: no copy of the 32-bytes-a-byte layout is ever made
   in Python, and a buffer going in (bytes, a pyarrow Buffer) is read where it lies. It checks itself against wasmtime-py's own conversion first, both ways, and leaves
   wasmtime-py as it is if the two disagree (a future layout change).
+- `packed-bytes` (bytes as `list<u64>` words and a count, the WIT's way around the cost above):
+  words are laid out and read back the same strided way, 8 bytes a C value. Only a buffer
+  lowers this way (a list of ints takes wasmtime-py's path), and only a record of exactly
+  `words: list<u64>, len: u32` lifts its words as bytes, so no other list of u64 changes.
 - A list of records of `u32`s (the batch's messages and headers: spans): lifted by reading the
   C values where they lie, a few reads per record, instead of one Python call per field. It
   was over half of `write_arrow`'s time. Used only where the C layout is the one it was written
@@ -31,6 +35,8 @@ _SIZE = ctypes.sizeof(_VAL)
 _KIND = _VAL.kind.offset
 _VALUE = _VAL.of.offset
 _U8 = bytes([ffi.WASMTIME_COMPONENT_U8.value])
+_U64 = bytes([ffi.WASMTIME_COMPONENT_U64.value])
+_WORD = 8
 _ENTRY = ctypes.sizeof(ffi.wasmtime_component_valrecord_entry_t)
 _ENTRY_VAL = ffi.wasmtime_component_valrecord_entry_t.val.offset
 _RECORD = ffi.WASMTIME_COMPONENT_RECORD.value
@@ -92,6 +98,59 @@ def _from_c(c: Any) -> bytes:
         ffi.wasmtime_component_vallist_delete(ctypes.byref(c.of.list))
 
 
+def _words_to_c(val: Any, ptr: Any) -> None:
+    """A buffer of native 64-bit words (its length a multiple of 8) as a C `list<u64>`."""
+    data = memoryview(val).cast("B")
+    n = len(data) // _WORD
+    if n * _WORD != len(data):
+        raise TypeError("packed words must be a whole number of 8-byte words")
+    raw = ffi.wasmtime_component_vallist_t()
+    ffi.wasmtime_component_vallist_new_uninit(raw, n)
+    if n:
+        address = ctypes.cast(raw.data, ctypes.c_void_p).value
+        ctypes.memset(address, 0, n * _SIZE)
+        layout = _c_bytes(address, n * _SIZE)
+        layout[_KIND::_SIZE] = _U64 * n
+        words = layout.cast("Q")
+        words[_VALUE // _WORD :: _SIZE // _WORD] = data.cast("Q")
+        words.release()
+        layout.release()
+    data.release()
+    ptr.contents.kind = ffi.WASMTIME_COMPONENT_LIST
+    ptr.contents.of.list = raw
+
+
+def _words_from_c(c: Any) -> bytes:
+    """A C `list<u64>` as the bytes of its native words; the C list is freed either way."""
+    assert c.kind == ffi.WASMTIME_COMPONENT_LIST.value
+    try:
+        n = c.of.list.size
+        if n == 0:
+            return b""
+        layout = _c_bytes(ctypes.cast(c.of.list.data, ctypes.c_void_p).value, n * _SIZE)
+        try:
+            if bytes(layout[_KIND::_SIZE]) != _U64 * n:
+                raise ValueError("a list<u64> holds a value of another kind")
+            words = layout.cast("Q")
+            try:
+                return words[_VALUE // _WORD :: _SIZE // _WORD].tobytes()
+            finally:
+                words.release()
+        finally:
+            layout.release()
+    finally:
+        ffi.wasmtime_component_vallist_delete(ctypes.byref(c.of.list))
+
+
+def _is_packed_bytes(fields: Any) -> bool:
+    """Whether a record's fields are the WIT's `packed-bytes`: `words: list<u64>, len: u32`."""
+    return (
+        len(fields) == 2 and fields[0][0] == "words" and fields[1][0] == "len"
+        and isinstance(fields[0][1], _types.ListType) and isinstance(fields[0][1].element, _types.U64)
+        and isinstance(fields[1][1], _types.U32)
+    )  # fmt: skip
+
+
 def _integer_record_plan(ty: Any) -> Any:
     """(name, plan) per field for a record of u32s and such records; None for any other type."""
     if isinstance(ty, _types.U32):
@@ -107,21 +166,40 @@ def _integer_record_plan(ty: Any) -> Any:
     return tuple(fields)
 
 
-def _lift_record(kind: int, size: int, data: int, plan: Any) -> Any:
-    if kind != _RECORD or size != len(plan):
-        raise ValueError(f"expected a record of {len(plan)} fields, found kind {kind} of size {size}")
-    raw = ctypes.string_at(data, size * _ENTRY)
+class _Compiled:
+    """A record plan read with one struct unpack of its entries: per field, its value's kind
+    and its u32, or its kind, field count and entries' address (a record within)."""
+
+    __slots__ = ("names", "subs", "layout", "leaves")
+
+    def __init__(self, plan: Any) -> None:
+        self.names = tuple(name for name, _ in plan)
+        self.subs = tuple(None if field is _LEAF else _Compiled(field) for _, field in plan)
+        self.layout = struct.Struct("<" + "".join("16xB7xI20x" if sub is None else "16xB7xQQ8x" for sub in self.subs))
+        self.leaves = all(sub is None for sub in self.subs)
+
+
+def _lift_record(kind: int, size: int, data: int, plan: _Compiled) -> Any:
+    if kind != _RECORD or size != len(plan.names):
+        raise ValueError(f"expected a record of {len(plan.names)} fields, found kind {kind} of size {size}")
+    values = plan.layout.unpack(ctypes.string_at(data, plan.layout.size))
     out = _types.Record()
     fields = out.__dict__
-    for i, (name, field_plan) in enumerate(plan):
-        at = i * _ENTRY + _ENTRY_VAL
-        if field_plan is _LEAF:
-            field_kind, value = _UINT32.unpack_from(raw, at)
-            if field_kind != _U32:
-                raise ValueError(f"expected a u32 for {name}, found kind {field_kind}")
-            fields[name] = value
+    if plan.leaves:
+        if values[0::2].count(_U32) != len(plan.names):
+            raise ValueError(f"expected u32s for {plan.names}")
+        fields.update(zip(plan.names, values[1::2]))
+        return out
+    at = 0
+    for name, sub in zip(plan.names, plan.subs):
+        if sub is None:
+            if values[at] != _U32:
+                raise ValueError(f"expected a u32 for {name}, found kind {values[at]}")
+            fields[name] = values[at + 1]
+            at += 2
         else:
-            fields[name] = _lift_record(*_AGGREGATE.unpack_from(raw, at), field_plan)
+            fields[name] = _lift_record(values[at], values[at + 1], values[at + 2], sub)
+            at += 3
     return out
 
 
@@ -141,12 +219,33 @@ def _lift_integer_records(c: Any, plan: Any) -> list[Any]:
 def _record_plan_of(list_type: Any) -> Any:
     memo = list_type.__dict__.get("_nats_sink_plan", False)
     if memo is False:
-        memo = list_type.__dict__["_nats_sink_plan"] = (
-            _integer_record_plan(list_type.element) if _LAYOUT_KNOWN else None
-        )
-        if not isinstance(memo, tuple):
-            memo = list_type.__dict__["_nats_sink_plan"] = None
+        plan = _integer_record_plan(list_type.element) if _LAYOUT_KNOWN else None
+        memo = list_type.__dict__["_nats_sink_plan"] = _Compiled(plan) if isinstance(plan, tuple) else None
     return memo
+
+
+def _words_agree(original_to_c: Callable[..., None], original_from_c: Callable[..., Any]) -> bool:
+    """The words path gives the same values as wasmtime-py's own, each way."""
+    values = [0, 1, 0xFF, 1 << 63, (1 << 64) - 1, 0x0102030405060708] * 3
+    native = struct.pack(f"={len(values)}Q", *values)
+
+    class ListU64:  # what wasmtime-py's conversions use of a `list<u64>` type
+        element = _types.U64()
+
+        def _is_bytes(self) -> bool:
+            return False
+
+    list_u64 = ListU64()
+    try:
+        ours = _VAL()
+        _words_to_c(native, ctypes.pointer(ours))
+        if original_from_c(list_u64, ours) != values:
+            return False
+        theirs = _VAL()
+        original_to_c(list_u64, None, values, ctypes.pointer(theirs))
+        return _words_from_c(theirs) == native
+    except Exception:
+        return False
 
 
 def _agrees(original_to_c: Callable[..., None], original_from_c: Callable[..., Any]) -> bool:
@@ -220,9 +319,10 @@ def _remember_record_fields() -> None:
             if raw.size != len(fields):
                 raise ValueError(f"a record of {raw.size} fields for a type of {len(fields)}")
             data = raw.data
+            packed = _WORDS_IN_BULK and _is_packed_bytes(fields)
             for i, (name, ty) in enumerate(fields):
                 val = data[i].val
-                setattr(out, name, ty.convert_from_c(val))
+                setattr(out, name, _words_from_c(val) if packed and i == 0 else ty.convert_from_c(val))
                 val.kind = ffi.WASMTIME_COMPONENT_BOOL  # taken: the delete below must not free it
                 val.of.boolean = False
             return out
@@ -233,8 +333,18 @@ def _remember_record_fields() -> None:
     record._nats_sink_memo = True  # type: ignore[attr-defined]
 
 
+# Whether `packed-bytes` words cross in bulk (checked at install); `packed` asks.
+_WORDS_IN_BULK = False
+
+
+def words_in_bulk() -> bool:
+    """Whether `packed-bytes` words lower from a buffer and lift as bytes (else as ints)."""
+    return _WORDS_IN_BULK
+
+
 def install() -> bool:
-    """Install all three; false when the `list<u8>` path was unsafe and left out."""
+    """Install them all; false when the `list<u8>` path was unsafe and left out."""
+    global _WORDS_IN_BULK
     _remember_variant_cases()
     _remember_record_fields()
     list_type = _types.ListType
@@ -243,10 +353,13 @@ def install() -> bool:
     original_to_c, original_from_c = list_type.convert_to_c, list_type.convert_from_c
     if _SIZE < _VALUE + 1 or not _agrees(original_to_c, original_from_c):
         return False
+    _WORDS_IN_BULK = _LAYOUT_KNOWN and _words_agree(original_to_c, original_from_c)
 
     def convert_to_c(self: Any, store: Any, val: Any, ptr: Any) -> None:
         if self._is_bytes():
             _to_c(val, ptr)
+        elif _WORDS_IN_BULK and not isinstance(val, list) and isinstance(self.element, _types.U64):
+            _words_to_c(val, ptr)
         else:
             original_to_c(self, store, val, ptr)
 

@@ -6,7 +6,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from wasmtime.component import Record, ResourceAny, Variant
 
-from . import errors
+from . import errors, packed
 from .arrow_crossings import arrow_crossings
 from .arrow_input import NotArrow, record_batches
 from .component import Instance
@@ -218,7 +218,7 @@ class Sink:
         schema, batches = record_batches(data)
         parts = arrow_crossings(schema, batches, self.columns, self._bounds, self._transport.max_payload())
         for crossing in parts:
-            result = self._instance.call("[method]sink.write-arrow", self._handle, crossing.ipc)
+            result = self._instance.call("[method]sink.write-arrow", self._handle, packed.pack(crossing.ipc))
             await self._transport.send()  # what the guest published before any refusal
             if isinstance(result, Variant):
                 err = errors.from_wit(result)

@@ -25,7 +25,7 @@ from nats.js.api import DiscardPolicy, StreamConfig
 from wasmtime.component import Record, Variant
 
 from . import errors
-from . import policy
+from . import packed, policy
 from .policy import Reach, control_headers_refusal, header_name_refusal, header_value_refusal, kv_subject_refusal, subject_refusal
 
 Message = tuple[str, bytes, Optional[dict[str, str]]]
@@ -84,7 +84,7 @@ def _span(data: bytes, span: Any, what: str) -> bytes:
 def unpack(batch: Record, kv_bucket: Optional[str] = None) -> list[Message]:
     """A WIT `batch` as messages, every span and index checked (they come from the guest).
     With `kv_bucket`, that bucket's key subjects (`$KV.<bucket>.<key>`) are allowed too."""
-    data: bytes = bytes(batch.data)
+    data: bytes = packed.unpack(batch.data)
     names: list[str] = getattr(batch, "header-names")
     all_headers = batch.headers
     for name in names:

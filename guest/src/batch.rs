@@ -68,7 +68,11 @@ impl BatchBuilder {
 
     /// Header `name` (an index into the header names) of the message being built.
     pub fn push_header(&mut self, name: u32, value: Span) {
-        self.headers.push(Header { name, value });
+        self.headers.push(Header {
+            name,
+            value_start: value.start,
+            value_len: value.len,
+        });
     }
 
     pub fn mark(&self) -> Mark {
@@ -88,9 +92,12 @@ impl BatchBuilder {
     pub fn push_message(&mut self, mark: Mark, subject: Span, payload: Span) {
         let headers = span(mark.headers, self.headers.len());
         self.messages.push(Message {
-            subject,
-            payload,
-            headers,
+            subject_start: subject.start,
+            subject_len: subject.len,
+            payload_start: payload.start,
+            payload_len: payload.len,
+            headers_start: headers.start,
+            headers_len: headers.len,
         });
     }
 
@@ -123,6 +130,7 @@ pub struct Unpacked {
 /// A batch's messages as owned parts, or a description of the first span or index that
 /// points outside the batch.
 pub fn unpack(batch: &Batch) -> Result<Vec<Unpacked>, String> {
+    let run = |start, len| Span { start, len };
     let data =
         packed::unpack(&batch.data.words, batch.data.len.into()).map_err(|e| e.to_string())?;
     let bytes = |s: &Span| {
@@ -136,7 +144,7 @@ pub fn unpack(batch: &Batch) -> Result<Vec<Unpacked>, String> {
         .messages
         .iter()
         .map(|m| {
-            let headers = crate::within(m.headers.start, m.headers.len, batch.headers.len())
+            let headers = crate::within(m.headers_start, m.headers_len, batch.headers.len())
                 .map(|range| &batch.headers[range])
                 .ok_or("header run outside the batch")?
                 .iter()
@@ -145,13 +153,13 @@ pub fn unpack(batch: &Batch) -> Result<Vec<Unpacked>, String> {
                         .header_names
                         .get(h.name as usize)
                         .ok_or("header name index outside the batch")?;
-                    Ok((name.clone(), text(&h.value)?))
+                    Ok((name.clone(), text(&run(h.value_start, h.value_len))?))
                 })
                 .collect::<Result<_, String>>()?;
             Ok(Unpacked {
-                subject: text(&m.subject)?,
+                subject: text(&run(m.subject_start, m.subject_len))?,
                 headers,
-                payload: bytes(&m.payload)?.to_vec(),
+                payload: bytes(&run(m.payload_start, m.payload_len))?.to_vec(),
             })
         })
         .collect()

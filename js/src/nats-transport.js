@@ -40,9 +40,9 @@ export function unpack(batch, kvBucket = null) {
   if (data === null) {
     throw refuse(`its data is packed wrong: ${batch.data.len} bytes are packed in ${wordsFor(batch.data.len)} words, not the ${batch.data.words.length} given`);
   }
-  const span = (s, what) => {
-    if (s.start + s.len > data.length) throw refuse(`its ${what} span ${s.start}+${s.len} is outside the batch's ${data.length} bytes`);
-    return data.subarray(s.start, s.start + s.len);
+  const span = (start, len, what) => {
+    if (start + len > data.length) throw refuse(`its ${what} span ${start}+${len} is outside the batch's ${data.length} bytes`);
+    return data.subarray(start, start + len);
   };
   const text = (bytes, what) => {
     try {
@@ -57,25 +57,25 @@ export function unpack(batch, kvBucket = null) {
   }
   const out = [];
   for (const m of messages) {
-    const subject = text(span(m.subject, 'subject'), 'subject');
+    const subject = text(span(m.subjectStart, m.subjectLen, 'subject'), 'subject');
     const why = kvBucket !== null ? kvSubjectRefusal(subject, kvBucket) : subjectRefusal(subject);
     if (why) throw refuse(`subject ${JSON.stringify(subject)} ${why}`);
     let h;
     const pairs = [];
-    if (m.headers.len > 0) {
-      if (m.headers.start + m.headers.len > all.length) throw refuse('a header run outside the batch');
+    if (m.headersLen > 0) {
+      if (m.headersStart + m.headersLen > all.length) throw refuse('a header run outside the batch');
       h = natsHeaders();
-      for (const x of all.slice(m.headers.start, m.headers.start + m.headers.len)) {
+      for (const x of all.slice(m.headersStart, m.headersStart + m.headersLen)) {
         const name = headerNames[x.name];
         if (name === undefined) throw refuse(`header name index ${x.name} outside the batch`);
-        const value = text(span(x.value, 'header value'), 'header value');
+        const value = text(span(x.valueStart, x.valueLen, 'header value'), 'header value');
         const bad = headerValueRefusal(value);
         if (bad) throw refuse(`header ${name}'s value ${bad}`);
         h.append(name, value);
         pairs.push([name, value]);
       }
     }
-    const payload = span(m.payload, 'payload');
+    const payload = span(m.payloadStart, m.payloadLen, 'payload');
     const onKvKey = kvBucket !== null && subject.startsWith(kvKeyPrefix(kvBucket));
     const control = controlHeadersRefusal(onKvKey, payload.length, pairs);
     if (control) throw refuse(`on subject ${JSON.stringify(subject)}: ${control}`);

@@ -7,7 +7,7 @@ use nats_sink_rules::nats_names::kv_key;
 use nats_sink_rules::packed::PackedBuffer;
 use nats_sink_rules::span::within;
 
-use crate::bindings::transport::{Batch, Span, TransportError};
+use crate::bindings::transport::{Batch, TransportError};
 
 /// One message of a guest's batch, checked: what a [`Connection`](crate::Connection) sends.
 #[derive(Debug, Clone)]
@@ -63,14 +63,12 @@ pub fn unpack(
     let data = PackedBuffer::new(batch.data.words, batch.data.len.into())
         .map(Bytes::from_owner)
         .map_err(|e| refuse(format!("its data is packed wrong: {e}")))?;
-    let slice = |span: &Span, what: &str| {
-        within(span.start, span.len, data.len())
+    let slice = |(start, len): (u32, u32), what: &str| {
+        within(start, len, data.len())
             .map(|range| data.slice(range))
             .ok_or_else(|| {
                 refuse(format!(
-                    "its {what} span {}+{} is outside the batch's {} bytes",
-                    span.start,
-                    span.len,
+                    "its {what} span {start}+{len} is outside the batch's {} bytes",
                     data.len()
                 ))
             })
@@ -87,11 +85,11 @@ pub fn unpack(
     let mut last_subject: Option<((u32, u32), Subject)> = None;
     let mut messages = Vec::with_capacity(batch.messages.len());
     for message in &batch.messages {
-        let key = (message.subject.start, message.subject.len);
+        let key = (message.subject_start, message.subject_len);
         let subject = match &last_subject {
             Some((seen, subject)) if *seen == key => subject.clone(),
             _ => {
-                let subject = Subject::from_utf8(slice(&message.subject, "subject")?)
+                let subject = Subject::from_utf8(slice(key, "subject")?)
                     .map_err(|_| refuse("a subject that is not UTF-8".into()))?;
                 match kv_bucket {
                     Some(bucket) => nats_sink_rules::nats_names::check_kv_subject(&subject, bucket),
@@ -102,10 +100,10 @@ pub fn unpack(
                 subject
             }
         };
-        let headers = match message.headers.len {
+        let headers = match message.headers_len {
             0 => Vec::new(),
             len => {
-                let run = within(message.headers.start, len, batch.headers.len())
+                let run = within(message.headers_start, len, batch.headers.len())
                     .map(|range| &batch.headers[range])
                     .ok_or_else(|| refuse("a header run outside the batch".into()))?;
                 let mut headers = Vec::with_capacity(run.len());
@@ -116,7 +114,7 @@ pub fn unpack(
                             header.name
                         ))
                     })?;
-                    let value = slice(&header.value, "header value")?;
+                    let value = slice((header.value_start, header.value_len), "header value")?;
                     let text = std::str::from_utf8(&value)
                         .map_err(|_| refuse(format!("header {name} has a value not in UTF-8")))?;
                     nats_sink_rules::nats_names::check_header_value(text)
@@ -129,7 +127,7 @@ pub fn unpack(
                 headers
             }
         };
-        let payload = slice(&message.payload, "payload")?;
+        let payload = slice((message.payload_start, message.payload_len), "payload")?;
         let on_kv_key = kv_bucket.is_some_and(|bucket| kv_key(&subject, bucket).is_some());
         nats_sink_rules::control_headers::check_control_headers(
             on_kv_key,
@@ -162,36 +160,35 @@ mod tests {
 
     fn batch(subject: &str, pairs: &[(&str, &str)]) -> Batch {
         let mut data = subject.as_bytes().to_vec();
-        let span = |data: &mut Vec<u8>, bytes: &[u8]| {
+        // (start, len) of `bytes`, appended.
+        let run = |data: &mut Vec<u8>, bytes: &[u8]| {
             let start = data.len() as u32;
             data.extend_from_slice(bytes);
-            Span {
-                start,
-                len: bytes.len() as u32,
-            }
+            (start, bytes.len() as u32)
         };
-        let payload = span(&mut data, b"{}");
+        let (payload_start, payload_len) = run(&mut data, b"{}");
         let headers: Vec<Header> = pairs
             .iter()
             .enumerate()
-            .map(|(i, (_, value))| Header {
-                name: i as u32,
-                value: span(&mut data, value.as_bytes()),
+            .map(|(i, (_, value))| {
+                let (value_start, value_len) = run(&mut data, value.as_bytes());
+                Header {
+                    name: i as u32,
+                    value_start,
+                    value_len,
+                }
             })
             .collect();
         Batch {
             data: packed(&data),
             header_names: pairs.iter().map(|(name, _)| name.to_string()).collect(),
             messages: vec![Message {
-                subject: Span {
-                    start: 0,
-                    len: subject.len() as u32,
-                },
-                payload,
-                headers: Span {
-                    start: 0,
-                    len: headers.len() as u32,
-                },
+                subject_start: 0,
+                subject_len: subject.len() as u32,
+                payload_start,
+                payload_len,
+                headers_start: 0,
+                headers_len: headers.len() as u32,
             }],
             headers,
         }
@@ -222,19 +219,17 @@ mod tests {
         assert!(refused(batch("ok", &[("KV-Operation", "DEL")])).contains("KV bucket"));
         assert!(unpack(batch("ok", &[("Nats-Msg-Id", "s:1:1")]), None).is_ok());
         let mut outside = batch("ok", &[]);
-        outside.messages[0].payload.len = 1000;
+        outside.messages[0].payload_len = 1000;
         assert!(refused(outside).contains("payload span 2+1000 is outside the batch's 4 bytes"));
         let mut overflow = batch("ok", &[]);
-        overflow.messages[0].subject = Span {
-            start: u32::MAX,
-            len: u32::MAX,
-        };
+        overflow.messages[0].subject_start = u32::MAX;
+        overflow.messages[0].subject_len = u32::MAX;
         assert!(refused(overflow).contains("outside the batch"));
         let mut bad_index = batch("ok", &[("X-A", "v")]);
         bad_index.headers[0].name = 7;
         assert!(refused(bad_index).contains("header name index 7"));
         let mut bad_run = batch("ok", &[("X-A", "v")]);
-        bad_run.messages[0].headers.start = 3;
+        bad_run.messages[0].headers_start = 3;
         assert!(refused(bad_run).contains("header run outside the batch"));
         let mut not_utf8 = batch("ok", &[]);
         not_utf8.data.words[0] |= 0xff;
@@ -259,12 +254,10 @@ mod tests {
         );
     }
 
-    fn any_span() -> impl proptest::strategy::Strategy<Value = Span> {
+    /// A run's (start, len): mostly within a small batch, sometimes anything.
+    fn any_run() -> impl proptest::strategy::Strategy<Value = (u32, u32)> {
         use proptest::prelude::*;
-        prop_oneof![
-            (0u32..48, 0u32..48).prop_map(|(start, len)| Span { start, len }),
-            (any::<u32>(), any::<u32>()).prop_map(|(start, len)| Span { start, len }),
-        ]
+        prop_oneof![(0u32..48, 0u32..48), (any::<u32>(), any::<u32>())]
     }
 
     proptest::proptest! {
@@ -276,8 +269,8 @@ mod tests {
                 proptest::strategy::Strategy::prop_map("[a-z.*> \r\n:é]{0,48}", String::into_bytes),
             ],
             header_names in proptest::collection::vec("[A-Za-z: é-]{0,6}", 0..3),
-            headers in proptest::collection::vec((0u32..4, any_span()), 0..4),
-            messages in proptest::collection::vec((any_span(), any_span(), any_span()), 0..4),
+            headers in proptest::collection::vec((0u32..4, any_run()), 0..4),
+            messages in proptest::collection::vec((any_run(), any_run(), any_run()), 0..4),
         ) {
             use proptest::prelude::*;
             let batch = Batch {
@@ -285,11 +278,18 @@ mod tests {
                 header_names,
                 headers: headers
                     .into_iter()
-                    .map(|(name, value)| Header { name, value })
+                    .map(|(name, (value_start, value_len))| Header { name, value_start, value_len })
                     .collect(),
                 messages: messages
                     .into_iter()
-                    .map(|(subject, payload, headers)| Message { subject, payload, headers })
+                    .map(|(subject, payload, headers)| Message {
+                        subject_start: subject.0,
+                        subject_len: subject.1,
+                        payload_start: payload.0,
+                        payload_len: payload.1,
+                        headers_start: headers.0,
+                        headers_len: headers.1,
+                    })
                     .collect(),
             };
             let count = batch.messages.len();

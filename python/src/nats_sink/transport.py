@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import operator
 import random
 import ssl
 import time
@@ -74,15 +75,19 @@ def redact(servers: str) -> str:
     return ",".join(shown)
 
 
-def _span(data: bytes, span: Any, what: str) -> bytes:
-    start, length = span.start, span.len
+def _run(data: bytes, start: int, length: int, what: str) -> bytes:
     if start + length > len(data):
         raise ValueError(f"{what} span {start}+{length} is outside the batch's {len(data)} bytes")
     return data[start : start + length]
 
 
+# A WIT `message`'s and `header`'s fields, read in one call each.
+_MESSAGE_RUNS = operator.attrgetter("subject-start", "subject-len", "payload-start", "payload-len", "headers-start", "headers-len")
+_HEADER_RUN = operator.attrgetter("name", "value-start", "value-len")
+
+
 def unpack(batch: Record, kv_bucket: Optional[str] = None) -> list[Message]:
-    """A WIT `batch` as messages, every span and index checked (they come from the guest).
+    """A WIT `batch` as messages, every run and index checked (they come from the guest).
     With `kv_bucket`, that bucket's key subjects (`$KV.<bucket>.<key>`) are allowed too."""
     data: bytes = packed.unpack(batch.data)
     names: list[str] = getattr(batch, "header-names")
@@ -92,24 +97,32 @@ def unpack(batch: Record, kv_bucket: Optional[str] = None) -> list[Message]:
         if why:
             raise ValueError(f"header name {name!r} {why}")
     out: list[Message] = []
+    # Messages on one subject usually share its run: decoded and checked once.
+    last_subject: tuple[Any, str] = (None, "")
     for m in batch.messages:
-        subject = _span(data, m.subject, "subject").decode("utf-8")
-        why = kv_subject_refusal(subject, kv_bucket) if kv_bucket is not None else subject_refusal(subject)
-        if why:
-            raise ValueError(f"subject {subject!r} {why}")
-        payload = _span(data, m.payload, "payload")
+        subject_start, subject_len, payload_start, payload_len, headers_start, headers_len = _MESSAGE_RUNS(m)
+        if last_subject[0] == (subject_start, subject_len):
+            subject = last_subject[1]
+        else:
+            subject = _run(data, subject_start, subject_len, "subject").decode("utf-8")
+            why = kv_subject_refusal(subject, kv_bucket) if kv_bucket is not None else subject_refusal(subject)
+            if why:
+                raise ValueError(f"subject {subject!r} {why}")
+            last_subject = ((subject_start, subject_len), subject)
+        payload = _run(data, payload_start, payload_len, "payload")
         headers: Optional[dict[str, str]] = None
-        if m.headers.len:
-            if m.headers.start + m.headers.len > len(all_headers):
-                raise ValueError(f"header run {m.headers.start}+{m.headers.len} is outside the batch's headers")
+        if headers_len:
+            if headers_start + headers_len > len(all_headers):
+                raise ValueError(f"header run {headers_start}+{headers_len} is outside the batch's headers")
             headers = {}
-            for h in all_headers[m.headers.start : m.headers.start + m.headers.len]:
-                if h.name >= len(names):
-                    raise ValueError(f"header name index {h.name} is outside the batch's {len(names)} names")
-                name = names[h.name]
+            for h in all_headers[headers_start : headers_start + headers_len]:
+                index, value_start, value_len = _HEADER_RUN(h)
+                if index >= len(names):
+                    raise ValueError(f"header name index {index} is outside the batch's {len(names)} names")
+                name = names[index]
                 if name in headers:  # nats-py's headers are a dict: a second value would be lost
                     raise ValueError(f"header `{name}` appears twice on one message")
-                value = _span(data, h.value, "header").decode("utf-8")
+                value = _run(data, value_start, value_len, "header").decode("utf-8")
                 why = header_value_refusal(value)
                 if why:
                     raise ValueError(f"header {name}'s value {why}")

@@ -67,10 +67,6 @@ pub(crate) struct Blocking<'a> {
 /// The same batch in the host's generated types (both come from the one WIT record).
 pub(crate) fn to_host_batch(b: guest::Batch) -> nats_sink::wit::Batch {
     use nats_sink::wit as h;
-    let span = |s: guest::Span| h::Span {
-        start: s.start,
-        len: s.len,
-    };
     h::Batch {
         data: h::PackedBytes {
             words: b.data.words,
@@ -82,16 +78,20 @@ pub(crate) fn to_host_batch(b: guest::Batch) -> nats_sink::wit::Batch {
             .into_iter()
             .map(|x| h::Header {
                 name: x.name,
-                value: span(x.value),
+                value_start: x.value_start,
+                value_len: x.value_len,
             })
             .collect(),
         messages: b
             .messages
             .into_iter()
             .map(|m| h::Message {
-                subject: span(m.subject),
-                payload: span(m.payload),
-                headers: span(m.headers),
+                subject_start: m.subject_start,
+                subject_len: m.subject_len,
+                payload_start: m.payload_start,
+                payload_len: m.payload_len,
+                headers_start: m.headers_start,
+                headers_len: m.headers_len,
             })
             .collect(),
     }

@@ -70,24 +70,28 @@ mod component {
         let header_list: Vec<Header> = headers
             .iter()
             .enumerate()
-            .map(|(i, (_, value))| Header {
-                name: i as u32,
-                value: span(value.as_bytes()),
+            .map(|(i, (_, value))| {
+                let value = span(value.as_bytes());
+                Header {
+                    name: i as u32,
+                    value_start: value.start,
+                    value_len: value.len,
+                }
             })
             .collect();
-        let run = Span {
-            start: 0,
-            len: header_list.len() as u32,
-        };
+        let header_count = header_list.len() as u32;
         Batch {
             data: pack(&data),
             header_names: headers.iter().map(|(n, _)| n.to_string()).collect(),
             headers: header_list,
             messages: (0..count)
                 .map(|_| Message {
-                    subject,
-                    payload,
-                    headers: run,
+                    subject_start: subject.start,
+                    subject_len: subject.len,
+                    payload_start: payload.start,
+                    payload_len: payload.len,
+                    headers_start: 0,
+                    headers_len: header_count,
                 })
                 .collect(),
         }
@@ -243,7 +247,7 @@ mod component {
                 "span-outside" => {
                     let mut b = batch(n, "hostile", &[], b"{}");
                     for m in &mut b.messages {
-                        m.payload.len = u32::MAX;
+                        m.payload_len = u32::MAX;
                     }
                     b
                 }

@@ -306,6 +306,23 @@ async def test_a_row_too_large_for_one_call_is_refused_after_the_rows_before_it(
     await nc.close()
 
 
+async def test_a_long_text_that_fits_crosses_though_its_worst_case_escapes_would_not(server: Server) -> None:
+    """Bounded at six bytes a byte, a 1 MB text could take 6 MB out, past what one call carries:
+    its escapes are then counted (none), and it crosses."""
+    long = "x" * 1_000_000
+    assert 6 * len(long) > arrow_crossings.ROW_MAX_BYTES
+    nc = await nats.connect(f"nats://{server.address}")
+    sub = await nc.subscribe("long.x")
+    await nc.flush()
+    sink = await nats_sink.open(server.options("long.x"), [("v", "varchar")])
+    await sink.write_arrow(pa.table({"v": pa.array(["a", long, "b"], pa.large_string())}))
+    await sink.flush()
+    await sink.close()
+    got = [json.loads((await sub.next_msg(timeout=5)).data)["v"] for _ in range(3)]
+    assert got == ["a", long, "b"]
+    await nc.close()
+
+
 async def test_a_wrong_typed_column_is_invalid_schema_and_nothing_is_published(server: Server) -> None:
     nc = await nats.connect(f"nats://{server.address}")
     sub = await nc.subscribe("schema.x")

@@ -1,13 +1,20 @@
-"""Arrow record batches in bounded crossings: one uncompressed IPC stream per `write-arrow` call.
+r"""Arrow record batches in bounded crossings: one uncompressed IPC stream per `write-arrow` call.
 
-The bounds are crossings.py's, counted per row from the columns without converting a value to
-Python. What can come back is bounded by the text the guest can publish for a row (each value's
-longest text, or its bytes with every escape counted, each key escaped, as
-`crossings.Bounds.out_bytes` adds subject and headers). What goes in is first guessed from the
-row's share of the IPC bytes (its fixed-width values, text, bytes and offsets), then measured:
-each slice is serialized before it joins a stream, and halved until the stream stays within
+The bounds are counted per row from the columns without converting a value to Python. What can
+come back is bounded by the text the guest can publish for a row (each value's longest text,
+each key escaped, as `crossings.Bounds.out_bytes` adds subject and headers). A text's escapes
+are first bounded at their worst (every byte `\u00XX`, six bytes), which takes no scan; only
+when that puts some row past `ROW_MAX_BYTES` are the escapes counted, so that a long text is
+refused only if it really could not cross. What goes in is first guessed from the row's share
+of the IPC bytes (its fixed-width values, text, bytes and offsets), then measured: each slice
+is serialized before it joins a stream, and halved until the stream stays within
 `CROSSING_IN_BYTES`. A row past `ROW_MAX_BYTES` either way ends the write with its refusal,
 after the rows before it.
+
+The streams going in and the batches coming back cross as `packed-bytes` words (see
+`packed.py`), about 10 bytes of host memory a byte on their way (C and Rust values of 8 bytes
+each, and a copy), so these bounds are wider than `write`'s, whose rows cross value by value:
+some 30 MB of host memory per crossing whatever the write's size.
 """
 
 from __future__ import annotations
@@ -21,8 +28,6 @@ from .arrow_input import plain_batch, plain_schema, pyarrow
 from .crossings import (
     _MAX_SUBJECT_BYTES,
     _MESSAGE_OVERHEAD,
-    CROSSING_IN_BYTES,
-    CROSSING_OUT_BYTES,
     CROSSING_ROWS,
     ROW_MAX_BYTES,
     Bounds,
@@ -30,6 +35,11 @@ from .crossings import (
 )
 from .schema import DataType, ListType, StructType
 from .values import _ESCAPED
+
+# What one write-arrow crossing may carry in (its IPC stream) and out (what the guest may
+# publish for its rows), in bytes.
+CROSSING_IN_BYTES = 1 << 20
+CROSSING_OUT_BYTES = 2 << 20
 
 # The longest text of a fixed-width value of each sink type (values._SCALAR_TEXT by type name);
 # a numeric from a decimal or an integer is at most a 96-bit mantissa with a sign and a point.
@@ -61,11 +71,13 @@ def _key_text(name: str) -> int:
 
 
 class _Columns:
-    """Per-row bounds of one record batch, as int64 arrays (or ints, alike for every row)."""
+    """Per-row bounds of one record batch, as int64 arrays (or ints, alike for every row);
+    with `exact`, each text's escapes counted, else bounded at their worst."""
 
-    def __init__(self) -> None:
+    def __init__(self, exact: bool) -> None:
         self.pa = pyarrow()
         self.pc = self.pa.compute
+        self.exact = exact
 
     def add(self, a: Any, b: Any) -> Any:
         if isinstance(a, int) and isinstance(b, int):
@@ -93,8 +105,10 @@ class _Columns:
             return self.value(array.storage, sink)
         if t.is_string(ty) or t.is_large_string(ty):
             lengths = self.lengths(array)
-            if sink == "varchar":  # escaped, and quoted
+            if sink == "varchar" and self.exact:  # escaped, and quoted
                 text = self.pc.add(self.pc.add(lengths, self.escapes(array)), 2)
+            elif sink == "varchar":  # every byte at most a six-byte escape, and quoted
+                text = self.pc.add(self.pc.multiply(lengths, 6), 2)
             else:  # numeric and jsonb text (twice: jsonb's margin, as values.text_bound)
                 text = self.pc.add(self.pc.multiply(lengths, 6 if sink is None else 2), 6)
             return text, self.pc.add(lengths, 8)
@@ -138,8 +152,18 @@ class _Columns:
 
 
 def row_bounds(batch: Any, columns: Sequence[tuple[str, DataType]], bounds: Bounds, max_payload: int) -> tuple[list[int], list[int]]:
-    """Running sums (from 0) of each row's bytes in and its most text out, for bisecting."""
-    helper = _Columns()
+    """Running sums (from 0) of each row's bytes in and its most text out, for bisecting:
+    with escapes at their worst, or counted where that bound would refuse a row."""
+    sizes, outs, largest = _row_bounds(batch, columns, bounds, max_payload, exact=False)
+    if largest > ROW_MAX_BYTES:
+        sizes, outs, _ = _row_bounds(batch, columns, bounds, max_payload, exact=True)
+    return sizes, outs
+
+
+def _row_bounds(batch: Any, columns: Sequence[tuple[str, DataType]], bounds: Bounds, max_payload: int,
+                exact: bool) -> tuple[list[int], list[int], int]:
+    """`row_bounds`'s running sums, and the most any one row may take either way."""
+    helper = _Columns(exact)
     pa, pc = helper.pa, helper.pc
     sink_types = dict(columns)
     text: Any = 0
@@ -155,10 +179,12 @@ def row_bounds(batch: Any, columns: Sequence[tuple[str, DataType]], bounds: Boun
     subject = pc.min_element_wise(text_rows, _MAX_SUBJECT_BYTES)
     out = pc.add(pc.add(pc.multiply(text_rows, 1 + bounds.headers), subject), bounds.fixed)
     out = pc.min_element_wise(out, max_payload + _MAX_SUBJECT_BYTES + _MESSAGE_OVERHEAD)
-    size_rows = helper.per_element(size, range(rows))
+    size_rows = helper.per_element(size, range(rows)).cast(pa.int64())
+    out = out.cast(pa.int64())
     zero = pa.array([0], pa.int64())
-    return (pc.cumulative_sum(pa.concat_arrays([zero, size_rows.cast(pa.int64())])).to_pylist(),
-            pc.cumulative_sum(pa.concat_arrays([zero, out.cast(pa.int64())])).to_pylist())
+    largest = max(pc.max(size_rows).as_py() or 0, pc.max(out).as_py() or 0)
+    return (pc.cumulative_sum(pa.concat_arrays([zero, size_rows])).to_pylist(),
+            pc.cumulative_sum(pa.concat_arrays([zero, out])).to_pylist(), largest)
 
 
 @dataclass

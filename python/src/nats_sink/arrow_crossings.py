@@ -64,10 +64,13 @@ def _batch_framing(schema: Any) -> int:
     return 2 * (with_batch.tell() - alone.tell())
 
 
+_NOT_ESCAPED = bytes(b for b in range(256) if b not in _ESCAPED)
+
+
 def _key_text(name: str) -> int:
     """`"name":` and its comma, with every escape counted."""
     raw = name.encode("utf-8", "surrogatepass")
-    return len(raw) + 5 * len(raw.translate(None, bytes(b for b in range(256) if b not in _ESCAPED))) + 4
+    return len(raw) + 5 * len(raw.translate(None, _NOT_ESCAPED)) + 4
 
 
 class _Columns:

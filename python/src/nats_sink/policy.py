@@ -235,9 +235,21 @@ def header_name_refusal(name: str) -> Optional[str]:
     return None if bad is None else f"`{name}` contains {bad!r}; use visible ASCII without `:`"
 
 
+# Printable ASCII meets the header value rules but for a space at either end, if the policy
+# says so (checked here, not assumed): most values (message ids, keys) then take one C call.
+_PRINTABLE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F))
+_ASCII_VALUES_PASS = (
+    _first(_CONTROL, _PRINTABLE_ASCII) is None
+    and not any(b in _PRINTABLE_ASCII for b in _M["header_value_line_breaks"])
+    and [c for c in _PRINTABLE_ASCII if _HEADER_SPACE.fullmatch(c)] == [" "]
+)
+
+
 def header_value_refusal(value: str) -> Optional[str]:
     """Why a header value is refused, or None: no space NATS clients trim at either end, no line
     break, no control character."""
+    if _ASCII_VALUES_PASS and value.isascii() and value.isprintable() and value[:1] != " " and value[-1:] != " ":
+        return None
     if value and (_HEADER_SPACE.fullmatch(value[0]) or _HEADER_SPACE.fullmatch(value[-1])):
         return "must not start or end with whitespace: NATS clients trim it"
     if any(b in value for b in _M["header_value_line_breaks"]):

@@ -560,11 +560,6 @@ impl<T: Transport> Publisher<T> {
             .map_err(|e| self.fail(e))
     }
 
-    /// Encode and publish the rows of one Arrow IPC stream (see `write-arrow` in the WIT),
-    /// one message per row, the same bytes `write` gives for the same rows. The stream's
-    /// schema is checked against the sink's before any row; a value that does not convert,
-    /// or a malformed message, stops the stream: the rows before it are published, it and
-    /// the rest are not. On success, the number of rows the stream held.
     /// `write_arrow` of a stream as the WIT carries it, packed into words: taken without a
     /// copy (as an 8-aligned buffer), once its byte count is checked against its words.
     pub fn write_arrow_packed(&mut self, ipc: PackedBytes) -> Result<u32, SinkError> {
@@ -576,7 +571,11 @@ impl<T: Transport> Publisher<T> {
         self.write_arrow(bytes)
     }
 
-    /// Encode and publish the rows of one Arrow IPC stream (`write-arrow`).
+    /// Encode and publish the rows of one Arrow IPC stream (see `write-arrow` in the WIT),
+    /// one message per row, the same bytes `write` gives for the same rows. The stream's
+    /// schema is checked against the sink's before any row; a value that does not convert,
+    /// or a malformed message, stops the stream: the rows before it are published, it and
+    /// the rest are not. On success, the number of rows the stream held.
     pub fn write_arrow(&mut self, ipc: impl Into<arrow_buffer::Buffer>) -> Result<u32, SinkError> {
         self.check_usable()?;
         // The columns borrow the schema while `self` encodes; a clone per call is O(columns).

@@ -36,7 +36,6 @@ _KIND = _VAL.kind.offset
 _VALUE = _VAL.of.offset
 _U8 = bytes([ffi.WASMTIME_COMPONENT_U8.value])
 _U64 = bytes([ffi.WASMTIME_COMPONENT_U64.value])
-_WORD = 8
 _ENTRY = ctypes.sizeof(ffi.wasmtime_component_valrecord_entry_t)
 _ENTRY_VAL = ffi.wasmtime_component_valrecord_entry_t.val.offset
 _RECORD = ffi.WASMTIME_COMPONENT_RECORD.value
@@ -44,7 +43,6 @@ _U32 = ffi.WASMTIME_COMPONENT_U32.value
 # A value's kind, then its list or record (size, data) or its u32, as `wasmtime_component_val_t`
 # lays them out on a 64-bit little-endian machine.
 _AGGREGATE = struct.Struct("<B7xQQ")
-_UINT32 = struct.Struct("<B7xI")
 _LAYOUT_KNOWN = (
     _SIZE == 32 and _KIND == 0 and _VALUE == 8 and ctypes.sizeof(ctypes.c_void_p) == 8
     and ffi.wasmtime_component_vallist_t.size.offset == 0
@@ -61,85 +59,74 @@ def _c_bytes(address: int, size: int) -> memoryview:
     return memoryview((ctypes.c_ubyte * size).from_address(address)).cast("B")
 
 
-def _to_c(val: Any, ptr: Any) -> None:
-    # Any contiguous buffer (bytes, a pyarrow Buffer) is read in place: its one copy is the
-    # strided assignment into the C list.
+def _list_to_c(val: Any, ptr: Any, kind: bytes, fmt: str) -> None:
+    """A buffer of `fmt` items (`B` bytes, `Q` native 64-bit words) as a C list of values of
+    `kind`, laid out with strided copies. Any contiguous buffer (bytes, a pyarrow Buffer) is
+    read in place: its one copy is the strided assignment into the C list."""
     try:
         data = memoryview(val).cast("B")
     except TypeError:
-        raise TypeError("expected bytes value") from None
-    n = len(data)
+        raise TypeError("expected a bytes-like value") from None
+    width = struct.calcsize(fmt)
+    n = len(data) // width
+    if n * width != len(data):
+        raise TypeError(f"a buffer of {len(data)} bytes is no whole number of {width}-byte items")
     raw = ffi.wasmtime_component_vallist_t()
     ffi.wasmtime_component_vallist_new_uninit(raw, n)
     if n:
         address = ctypes.cast(raw.data, ctypes.c_void_p).value
         ctypes.memset(address, 0, n * _SIZE)
         layout = _c_bytes(address, n * _SIZE)
-        layout[_KIND::_SIZE] = _U8 * n
-        layout[_VALUE::_SIZE] = data
+        layout[_KIND::_SIZE] = kind * n
+        items = layout.cast(fmt)
+        items[_VALUE // width :: _SIZE // width] = data.cast(fmt)
+        items.release()
         layout.release()
     data.release()
     ptr.contents.kind = ffi.WASMTIME_COMPONENT_LIST
     ptr.contents.of.list = raw
+
+
+def _list_from_c(c: Any, kind: bytes, fmt: str) -> bytes:
+    """A C list of values of `kind` as the bytes of its `fmt` items; the C list is freed
+    either way."""
+    assert c.kind == ffi.WASMTIME_COMPONENT_LIST.value
+    try:
+        n = c.of.list.size
+        if n == 0:
+            return b""
+        width = struct.calcsize(fmt)
+        layout = _c_bytes(ctypes.cast(c.of.list.data, ctypes.c_void_p).value, n * _SIZE)
+        try:
+            if bytes(layout[_KIND::_SIZE]) != kind * n:
+                raise ValueError("a list holds a value of another kind")
+            items = layout.cast(fmt)
+            try:
+                return items[_VALUE // width :: _SIZE // width].tobytes()
+            finally:
+                items.release()
+        finally:
+            layout.release()
+    finally:
+        ffi.wasmtime_component_vallist_delete(ctypes.byref(c.of.list))
+
+
+def _to_c(val: Any, ptr: Any) -> None:
+    _list_to_c(val, ptr, _U8, "B")
 
 
 def _from_c(c: Any) -> bytes:
-    assert c.kind == ffi.WASMTIME_COMPONENT_LIST.value
-    try:
-        n = c.of.list.size
-        if n == 0:
-            return b""
-        layout = _c_bytes(ctypes.cast(c.of.list.data, ctypes.c_void_p).value, n * _SIZE)
-        try:
-            return layout[_VALUE::_SIZE].tobytes()
-        finally:
-            layout.release()
-    finally:
-        ffi.wasmtime_component_vallist_delete(ctypes.byref(c.of.list))
+    return _list_from_c(c, _U8, "B")
 
 
 def _words_to_c(val: Any, ptr: Any) -> None:
-    """A buffer of native 64-bit words (its length a multiple of 8) as a C `list<u64>`."""
-    data = memoryview(val).cast("B")
-    n = len(data) // _WORD
-    if n * _WORD != len(data):
-        raise TypeError("packed words must be a whole number of 8-byte words")
-    raw = ffi.wasmtime_component_vallist_t()
-    ffi.wasmtime_component_vallist_new_uninit(raw, n)
-    if n:
-        address = ctypes.cast(raw.data, ctypes.c_void_p).value
-        ctypes.memset(address, 0, n * _SIZE)
-        layout = _c_bytes(address, n * _SIZE)
-        layout[_KIND::_SIZE] = _U64 * n
-        words = layout.cast("Q")
-        words[_VALUE // _WORD :: _SIZE // _WORD] = data.cast("Q")
-        words.release()
-        layout.release()
-    data.release()
-    ptr.contents.kind = ffi.WASMTIME_COMPONENT_LIST
-    ptr.contents.of.list = raw
+    """A buffer of native 64-bit words as a C `list<u64>`."""
+    _list_to_c(val, ptr, _U64, "Q")
 
 
 def _words_from_c(c: Any) -> bytes:
-    """A C `list<u64>` as the bytes of its native words; the C list is freed either way."""
-    assert c.kind == ffi.WASMTIME_COMPONENT_LIST.value
-    try:
-        n = c.of.list.size
-        if n == 0:
-            return b""
-        layout = _c_bytes(ctypes.cast(c.of.list.data, ctypes.c_void_p).value, n * _SIZE)
-        try:
-            if bytes(layout[_KIND::_SIZE]) != _U64 * n:
-                raise ValueError("a list<u64> holds a value of another kind")
-            words = layout.cast("Q")
-            try:
-                return words[_VALUE // _WORD :: _SIZE // _WORD].tobytes()
-            finally:
-                words.release()
-        finally:
-            layout.release()
-    finally:
-        ffi.wasmtime_component_vallist_delete(ctypes.byref(c.of.list))
+    """A C `list<u64>` as the bytes of its native words."""
+    return _list_from_c(c, _U64, "Q")
 
 
 def _is_packed_bytes(fields: Any) -> bool:
@@ -224,51 +211,41 @@ def _record_plan_of(list_type: Any) -> Any:
     return memo
 
 
-def _words_agree(original_to_c: Callable[..., None], original_from_c: Callable[..., Any]) -> bool:
-    """The words path gives the same values as wasmtime-py's own, each way."""
-    values = [0, 1, 0xFF, 1 << 63, (1 << 64) - 1, 0x0102030405060708] * 3
-    native = struct.pack(f"={len(values)}Q", *values)
+def _path_agrees(element: Any, ours_in: Any, theirs_in: Any, to_c: Callable[..., None], from_c: Callable[..., Any],
+                 original_to_c: Callable[..., None], original_from_c: Callable[..., Any]) -> bool:
+    """A bulk path (`to_c`, `from_c`) gives the same values as wasmtime-py's own for a list of
+    `element`, each way: `ours_in` is what ours lowers, `theirs_in` what wasmtime-py lowers
+    and lifts for the same list."""
 
-    class ListU64:  # what wasmtime-py's conversions use of a `list<u64>` type
-        element = _types.U64()
-
+    class ListOf:  # what wasmtime-py's conversions use of a list type
         def _is_bytes(self) -> bool:
-            return False
+            return isinstance(element, _types.U8)
 
-    list_u64 = ListU64()
+    list_type = ListOf()
+    list_type.element = element  # type: ignore[attr-defined]
     try:
         ours = _VAL()
-        _words_to_c(native, ctypes.pointer(ours))
-        if original_from_c(list_u64, ours) != values:
+        to_c(ours_in, ctypes.pointer(ours))
+        if original_from_c(list_type, ours) != theirs_in:
             return False
         theirs = _VAL()
-        original_to_c(list_u64, None, values, ctypes.pointer(theirs))
-        return _words_from_c(theirs) == native
+        original_to_c(list_type, None, theirs_in, ctypes.pointer(theirs))
+        return from_c(theirs) == ours_in
     except Exception:
         return False
 
 
 def _agrees(original_to_c: Callable[..., None], original_from_c: Callable[..., Any]) -> bool:
-    """Both paths give the same values as wasmtime-py's own, each way."""
+    """The `list<u8>` path agrees with wasmtime-py's own."""
     sample = bytes(range(256)) * 3
+    return _path_agrees(_types.U8(), sample, sample, _to_c, _from_c, original_to_c, original_from_c)
 
-    class ListU8:  # what wasmtime-py's conversions use of a `list<u8>` type
-        element = _types.U8()
 
-        def _is_bytes(self) -> bool:
-            return True
-
-    list_u8 = ListU8()
-    try:
-        ours = _VAL()
-        _to_c(sample, ctypes.pointer(ours))
-        if original_from_c(list_u8, ours) != sample:
-            return False
-        theirs = _VAL()
-        original_to_c(list_u8, None, sample, ctypes.pointer(theirs))
-        return _from_c(theirs) == sample
-    except Exception:
-        return False
+def _words_agree(original_to_c: Callable[..., None], original_from_c: Callable[..., Any]) -> bool:
+    """The words path agrees with wasmtime-py's own (which takes and gives ints)."""
+    values = [0, 1, 0xFF, 1 << 63, (1 << 64) - 1, 0x0102030405060708] * 3
+    native = struct.pack(f"={len(values)}Q", *values)
+    return _path_agrees(_types.U64(), native, values, _words_to_c, _words_from_c, original_to_c, original_from_c)
 
 
 def _remember_variant_cases() -> None:

@@ -165,6 +165,7 @@ export class NatsTransport {
     this.nc = null;
     this.config = null;
     this.outbox = [];
+    this.outboxAt = 0;
     this.acks = [];
     this.routes = new Map(); // subject -> a stream captures it
     this.refusals = []; // what the server refused (-ERR) since the last flush
@@ -312,7 +313,8 @@ export class NatsTransport {
 
   // -- the import, as the guest calls it (synchronously) -------------------------------------
   publish(batch) {
-    this.outbox.push(...unpack(batch, this.kvBucket));
+    // One by one: a spread of a whole batch's messages passes V8's limit on arguments.
+    for (const m of unpack(batch, this.kvBucket)) this.outbox.push(m);
   }
 
   maxPayload() {
@@ -325,8 +327,9 @@ export class NatsTransport {
    * pipelined up to max-in-flight (a writer that outruns the server waits here). */
   async send() {
     const maxInFlight = Math.max(1, this.config.delivery.maxInFlight);
-    while (this.outbox.length > 0) {
-      const m = this.outbox[0];
+    // `outboxAt` is the first message not yet handed on: a failure leaves it and the rest.
+    while (this.outboxAt < this.outbox.length) {
+      const m = this.outbox[this.outboxAt];
       if (await this.capturedByStream(m.subject)) {
         while (this.inFlight >= maxInFlight) await new Promise((resolve) => this.freed.push(resolve));
         this.inFlight += 1;
@@ -352,8 +355,10 @@ export class NatsTransport {
         }
         this.coreSinceFlush = true;
       }
-      this.outbox.shift();
+      this.outboxAt += 1;
     }
+    this.outbox = [];
+    this.outboxAt = 0;
   }
 
   /** For an upsert sink, `m` not sent at all before `earlier` (the previous message on its
@@ -449,6 +454,7 @@ export class NatsTransport {
 
   async close() {
     this.outbox = [];
+    this.outboxAt = 0;
     this.lastOnSubject.clear();
     if (this.nc && !this.nc.isClosed()) {
       await within(5000, this.nc.close(), () => new TimeoutError('close')).catch(() => {});

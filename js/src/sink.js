@@ -9,6 +9,28 @@ import { parseType } from './schema.js';
 import { bounds, crossings } from './crossings.js';
 import { pack } from './packed.js';
 
+/** About how much of a Table's columns one writeArrow crossing carries. */
+export const ARROW_CROSSING_BYTES = 1 << 20;
+
+/** A Table as IPC streams of about ARROW_CROSSING_BYTES each (by its columns' bytes a row),
+ * a slice halved while its stream is over twice that; the first always goes, so the guest
+ * checks the schema even of an empty table. Lazily, one stream at a time. */
+function* arrowSlices(arrow, table) {
+  const bytes = table.schema.fields.reduce((sum, f) => sum + (table.getChild(f.name)?.byteLength ?? 0), 0);
+  const perRow = Math.max(1, bytes / Math.max(1, table.numRows));
+  let first = 0;
+  do {
+    let rows = Math.max(1, Math.min(table.numRows - first, Math.floor(ARROW_CROSSING_BYTES / perRow)));
+    let ipc = arrow.tableToIPC(table.slice(first, first + rows), 'stream');
+    while (ipc.length > 2 * ARROW_CROSSING_BYTES && rows > 1) {
+      rows = Math.ceil(rows / 2);
+      ipc = arrow.tableToIPC(table.slice(first, first + rows), 'stream');
+    }
+    yield { first, rows, ipc };
+    first += rows;
+  } while (first < table.numRows);
+}
+
 /** Options as `[[key, value], ...]`, from an object, a Map or pairs; values as text. */
 function pairs(options) {
   const items = options instanceof Map ? [...options] : Array.isArray(options) ? options : Object.entries(options);
@@ -168,11 +190,15 @@ export class Sink {
    * uncompressed as a stream), one message per row; the bytes `write` gives for the same rows.
    * A field named `__op` (unless the sink has a column of that name) gives each row's operation
    * as RisingWave's `Op::to_i16` numbers it: 1 insert, 2 delete, 3 update-insert, 4 update-delete.
-   * Resolves to the number of rows published. */
+   * A Table crosses in slices of about ARROW_CROSSING_BYTES of its columns, so the messages
+   * waiting to be sent stay bounded; a Uint8Array crosses whole. Resolves to the number of rows
+   * published. */
   async writeArrow(data) {
     this.check();
-    let ipc = data;
-    if (!(data instanceof Uint8Array)) {
+    let parts;
+    if (data instanceof Uint8Array) {
+      parts = [{ first: 0, rows: null, ipc: data }];
+    } else {
       let arrow;
       try {
         arrow = await import('apache-arrow');
@@ -180,19 +206,22 @@ export class Sink {
         throw new TypeError('writeArrow takes Arrow IPC stream bytes (a Uint8Array), or an apache-arrow Table with `apache-arrow` installed');
       }
       if (!(data instanceof arrow.Table)) throw new TypeError('writeArrow takes a Uint8Array of Arrow IPC stream bytes or an apache-arrow Table');
-      ipc = arrow.tableToIPC(data, 'stream');
+      parts = arrowSlices(arrow, data);
     }
     try {
-      let refused = null;
       let count = 0;
-      try {
-        const packed = pack(ipc);
-        count = call(() => this.handle.writeArrow(packed));
-      } catch (e) {
-        refused = e;
+      for (const part of parts) {
+        let refused = null;
+        try {
+          const packed = pack(part.ipc);
+          count += call(() => this.handle.writeArrow(packed));
+        } catch (e) {
+          refused = e;
+        }
+        await this.transport.send(); // what the guest published before any refusal
+        if (refused instanceof InvalidRow) throw new InvalidRow(part.first + refused.row, refused.column, refused.reason);
+        if (refused) throw refused;
       }
-      await this.transport.send();
-      if (refused) throw refused;
       return count;
     } catch (e) {
       if (e instanceof InvalidRow || e instanceof InvalidSchema) throw e; // nothing past it was published

@@ -162,3 +162,25 @@ test("the guest's refusal in a later crossing is counted from the write's first 
   await sink.close();
   await nc.close();
 });
+
+test('a large Table crosses in slices, every row in order', async () => {
+  const s = await server('');
+  const nc = await connect({ servers: s.url });
+  const sub = nc.subscribe('big-table');
+  await nc.flush();
+  const sink = await natsSink.open({ server_url: s.url, subject: 'big-table', connect_mode: 'plain' }, [['n', 'integer'], ['s', 'varchar']]);
+  // 150,000 rows, some 8 MB of columns: past V8's limit on spread arguments, and many slices.
+  const n = 150_000;
+  const table = new Table({
+    n: vectorFromArray(Int32Array.from({ length: n }, (_, i) => i), new Int32()),
+    s: vectorFromArray(Array.from({ length: n }, () => 'x'.repeat(40)), new Utf8()),
+  });
+  const taken = take(sub, n, 60_000);
+  assert.equal(await sink.writeArrow(table), n);
+  await sink.flush();
+  const got = await taken;
+  const tail = `,"s":"${'x'.repeat(40)}"}`;
+  assert.ok(got.every((m, i) => text(m) === `{"n":${i}${tail}`), 'every row, in order, as written');
+  await sink.close();
+  await nc.close();
+});

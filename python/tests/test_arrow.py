@@ -9,6 +9,7 @@ import json
 import sys
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import duckdb
@@ -19,7 +20,7 @@ import pytest
 
 import nats_sink
 from arrow_rows import table_of
-from conftest import REPO, Server, run_cli
+from conftest import REPO, Server, run_cli, start_server, stop_server
 from nats_sink import arrow_crossings
 from nats_sink.component import Instance
 from nats_sink.transport import NatsTransport
@@ -321,6 +322,44 @@ async def test_a_long_text_that_fits_crosses_though_its_worst_case_escapes_would
     got = [json.loads((await sub.next_msg(timeout=5)).data)["v"] for _ in range(3)]
     assert got == ["a", long, "b"]
     await nc.close()
+
+
+async def test_a_row_too_large_for_one_call_is_refused_beside_small_rows_too(tmp_path: Path) -> None:
+    """Its bound does not depend on its neighbours: with small rows around it, as alone (a
+    server whose max_payload would take it, so that only the host's bound can refuse it)."""
+    escaped = "\x01" * 340_000  # each byte `\u0001`: 2,040,000 bytes of JSON
+    assert 6 * len(escaped) > arrow_crossings.ROW_MAX_BYTES
+    server = start_server(tmp_path, "max_payload: 8388608\n")
+    try:
+        nc = await nats.connect(f"nats://{server.address}")
+        sub = await nc.subscribe("beside.x")
+        await nc.flush()
+        sink = await nats_sink.open(server.options("beside.x"), [("v", "varchar")])
+        with pytest.raises(nats_sink.InvalidRow) as refused:
+            await sink.write_arrow(pa.table({"v": ["a", escaped, "b"]}))
+        assert refused.value.row == 1
+        await sink.flush()
+        assert json.loads((await sub.next_msg(timeout=5)).data) == {"v": "a"}
+        await sink.close()
+        await nc.close()
+    finally:
+        stop_server(server)
+
+
+@pytest.mark.parametrize("column", ["sparse_union", "dense_union", "tensor"])
+async def test_a_column_pyarrow_cannot_empty_is_invalid_schema_and_the_sink_stays_open(server: Server, column: str) -> None:
+    values = {
+        "sparse_union": lambda: pa.UnionArray.from_sparse(pa.array([0, 0], pa.int8()), [pa.array(["a", "b"])]),
+        "dense_union": lambda: pa.UnionArray.from_dense(pa.array([0, 0], pa.int8()), pa.array([0, 1], pa.int32()), [pa.array(["a", "b"])]),
+        "tensor": lambda: pa.ExtensionArray.from_storage(
+            pa.fixed_shape_tensor(pa.int32(), [2]), pa.array([[0, 0], [0, 0]], pa.list_(pa.int32(), 2))),
+    }[column]()
+    sink = await nats_sink.open(server.options("odd.x"), [("id", "bigint"), ("u", "varchar")])
+    with pytest.raises(nats_sink.InvalidSchema, match="column `u`"):
+        await sink.write_arrow(pa.table({"id": [1, 2], "u": values}))
+    await sink.write([{"id": 1, "u": "still open"}])
+    await sink.flush()
+    await sink.close()
 
 
 async def test_a_wrong_typed_column_is_invalid_schema_and_nothing_is_published(server: Server) -> None:

@@ -4,8 +4,8 @@ The bounds are counted per row from the columns without converting a value to Py
 come back is bounded by the text the guest can publish for a row (each value's longest text,
 each key escaped, as `crossings.Bounds.out_bytes` adds subject and headers). A text's escapes
 are first bounded at their worst (every byte `\u00XX`, six bytes), which takes no scan; only
-when that puts some row past `ROW_MAX_BYTES` are the escapes counted, so that a long text is
-refused only if it really could not cross. What goes in is first guessed from the row's share
+when that puts some row past `ROW_MAX_BYTES` are the escapes counted as the guest writes them.
+A row past `ROW_MAX_BYTES` is refused wherever it stands, whatever rows are beside it. What goes in is first guessed from the row's share
 of the IPC bytes (its fixed-width values, text, bytes and offsets), then measured: each slice
 is serialized before it joins a stream, and halved until the stream stays within
 `CROSSING_IN_BYTES`. A row past `ROW_MAX_BYTES` either way ends the write with its refusal,
@@ -34,7 +34,7 @@ from .crossings import (
     _too_large,
 )
 from .schema import DataType, ListType, StructType
-from .values import _ESCAPED
+from .values import _ESCAPED, LONG_ESCAPED, SHORT_ESCAPED
 
 # What one write-arrow crossing may carry in (its IPC stream) and out (what the guest may
 # publish for its rows), in bytes.
@@ -59,12 +59,17 @@ def _batch_framing(schema: Any) -> int:
     alone, with_batch = pa.BufferOutputStream(), pa.BufferOutputStream()
     pa.ipc.new_stream(alone, schema).close()
     writer = pa.ipc.new_stream(with_batch, schema)
-    writer.write_batch(pa.RecordBatch.from_pylist([], schema=schema))
+    # Empty columns of null arrays: pyarrow builds no empty union from a list.
+    empty = pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
+    writer.write_batch(empty)
     writer.close()
     return 2 * (with_batch.tell() - alone.tell())
 
 
 _NOT_ESCAPED = bytes(b for b in range(256) if b not in _ESCAPED)
+# The guest's two escape lengths as regular expressions over text.
+_SHORT_CLASS = "[" + "".join(f"\\x{b:02x}" for b in SHORT_ESCAPED) + "]"
+_LONG_CLASS = "[" + "".join(f"\\x{b:02x}" for b in LONG_ESCAPED) + "]"
 
 
 def _key_text(name: str) -> int:
@@ -91,11 +96,12 @@ class _Columns:
         return self.pc.fill_null(self.pc.binary_length(array), 0).cast(self.pa.int64())
 
     def escapes(self, array: Any) -> Any:
-        r"""At most the bytes each text's escapes add: five for each byte JSON escapes, as a
-        control byte's (`\u0001`) does; a `"` or `\` adds one. One scan, not one per kind."""
+        r"""The bytes each text's escapes add, as the guest escapes: one for `"`, `\` and the
+        control bytes with a short form (`\n`), five for the others (`\u0001`)."""
         pc, int64 = self.pc, self.pa.int64()
-        escaped = pc.fill_null(pc.count_substring_regex(array, r'[\x00-\x1f"\\]'), 0).cast(int64)
-        return pc.multiply(escaped, 5)
+        short = pc.fill_null(pc.count_substring_regex(array, _SHORT_CLASS), 0).cast(int64)
+        long = pc.fill_null(pc.count_substring_regex(array, _LONG_CLASS), 0).cast(int64)
+        return pc.add(short, pc.multiply(long, 5))
 
     def per_element(self, total: Any, array: Any) -> Any:
         return self.pa.array([total] * len(array), self.pa.int64()) if isinstance(total, int) else total
@@ -154,18 +160,20 @@ class _Columns:
         return pc.subtract(pc.take(sums, offsets[1:]), pc.take(sums, offsets[:-1]))
 
 
-def row_bounds(batch: Any, columns: Sequence[tuple[str, DataType]], bounds: Bounds, max_payload: int) -> tuple[list[int], list[int]]:
+def row_bounds(batch: Any, columns: Sequence[tuple[str, DataType]], bounds: Bounds,
+               max_payload: int) -> tuple[list[int], list[int], Optional[int]]:
     """Running sums (from 0) of each row's bytes in and its most text out, for bisecting:
-    with escapes at their worst, or counted where that bound would refuse a row."""
-    sizes, outs, largest = _row_bounds(batch, columns, bounds, max_payload, exact=False)
-    if largest > ROW_MAX_BYTES:
-        sizes, outs, _ = _row_bounds(batch, columns, bounds, max_payload, exact=True)
-    return sizes, outs
+    with escapes at their worst, or counted where that bound would refuse a row; and the first
+    row past `ROW_MAX_BYTES` either way, if any (refused whatever rows are beside it)."""
+    sizes, outs, first_too_large = _row_bounds(batch, columns, bounds, max_payload, exact=False)
+    if first_too_large is not None:
+        sizes, outs, first_too_large = _row_bounds(batch, columns, bounds, max_payload, exact=True)
+    return sizes, outs, first_too_large
 
 
 def _row_bounds(batch: Any, columns: Sequence[tuple[str, DataType]], bounds: Bounds, max_payload: int,
-                exact: bool) -> tuple[list[int], list[int], int]:
-    """`row_bounds`'s running sums, and the most any one row may take either way."""
+                exact: bool) -> tuple[list[int], list[int], Optional[int]]:
+    """`row_bounds`'s running sums, and its first row past `ROW_MAX_BYTES`."""
     helper = _Columns(exact)
     pa, pc = helper.pa, helper.pc
     sink_types = dict(columns)
@@ -185,9 +193,10 @@ def _row_bounds(batch: Any, columns: Sequence[tuple[str, DataType]], bounds: Bou
     size_rows = helper.per_element(size, range(rows)).cast(pa.int64())
     out = out.cast(pa.int64())
     zero = pa.array([0], pa.int64())
-    largest = max(pc.max(size_rows).as_py() or 0, pc.max(out).as_py() or 0)
+    too_large = pc.or_(pc.greater(size_rows, ROW_MAX_BYTES), pc.greater(out, ROW_MAX_BYTES))
+    first = pc.index(too_large, True).as_py()
     return (pc.cumulative_sum(pa.concat_arrays([zero, size_rows])).to_pylist(),
-            pc.cumulative_sum(pa.concat_arrays([zero, out])).to_pylist(), largest)
+            pc.cumulative_sum(pa.concat_arrays([zero, out])).to_pylist(), None if first < 0 else first)
 
 
 @dataclass
@@ -243,15 +252,19 @@ def arrow_crossings(schema: Any, batches: Iterator[Any], columns: Sequence[tuple
             yield stream.finish(errors.InvalidRow(index, "", f"reading the Arrow stream raised {type(e).__name__}: {e}"))
             return
         batch = plain_batch(batch, plain)
-        sizes, outs = row_bounds(batch, columns, bounds, max_payload)
+        sizes, outs, too_large = row_bounds(batch, columns, bounds, max_payload)
         start = 0
         while start < batch.num_rows:
-            # The most rows from `start` that fit beside what the stream holds already.
+            # The most rows from `start` that fit beside what the stream holds already; a row
+            # too large for one call goes alone, to be refused below.
             room_in = in_budget - stream.in_bytes
             room_out = CROSSING_OUT_BYTES - stream.out_bytes
+            alone = too_large if too_large is not None and too_large > start else batch.num_rows
             end = min(bisect.bisect_right(sizes, sizes[start] + room_in) - 1,
                       bisect.bisect_right(outs, outs[start] + room_out) - 1,
-                      start + CROSSING_ROWS - stream.rows, batch.num_rows)
+                      start + CROSSING_ROWS - stream.rows, batch.num_rows, alone)
+            if too_large == start:
+                end = start + 1
             if end <= start:
                 if stream.rows:  # full: send it, and start the next one at this row
                     yield stream.finish()

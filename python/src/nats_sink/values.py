@@ -561,7 +561,12 @@ def row_nodes(columns: Sequence[tuple[str, DataType]], row: Any) -> list[Node]:
 
 # Bytes JSON escapes (as rules/src/json_string.rs): control bytes, `"` and `\`.
 _ESCAPED = bytes(range(0x20)) + b'"\\'
-_KEPT = bytes(b for b in range(256) if b not in _ESCAPED)
+# How the guest escapes them (serde_json's forms): these in two bytes (`\"`, `\n`), the other
+# control bytes in six (`\u0001`).
+SHORT_ESCAPED = b'"\\\x08\x0c\n\r\t'
+LONG_ESCAPED = bytes(b for b in _ESCAPED if b not in SHORT_ESCAPED)
+_NOT_SHORT = bytes(b for b in range(256) if b not in SHORT_ESCAPED)
+_NOT_LONG = bytes(b for b in range(256) if b not in LONG_ESCAPED)
 
 
 # The longest JSON text of each fixed-size value (an interval: `"P-178956970Y-8M-2147483648DT..."`);
@@ -575,8 +580,8 @@ _UNKNOWN_TEXT = 72
 
 def text_bound(tag: str, payload: bytes) -> int:
     """At most how many bytes a value's bytes take in the guest's JSON text."""
-    if tag == "text":  # escaped: at most six bytes (`\u0001`) for each byte that needs it
-        return len(payload) + 5 * len(payload.translate(None, _KEPT)) + 2
+    if tag == "text":  # escaped: two bytes or six for each byte that needs it, and quoted
+        return len(payload) + len(payload.translate(None, _NOT_SHORT)) + 5 * len(payload.translate(None, _NOT_LONG)) + 2
     if tag == "bytea":  # `"\\x` and two hex digits a byte
         return 2 * len(payload) + 6
     return 2 * len(payload) + 2  # numeric and jsonb text, as given (twice: a margin for jsonb)

@@ -42,6 +42,9 @@ impl std::fmt::Display for IpcError {
 /// The marker before each message's length in the current format.
 const CONTINUATION: [u8; 4] = [0xff; 4];
 
+/// What an Arrow IPC *file* starts with (a stream never does).
+const FILE_MAGIC: &[u8] = b"ARROW1";
+
 /// A bound on a node's length by its body: every array the sink takes keeps at least one bit
 /// per value in some buffer of the body (a validity or value bitmap, offsets, values), so a
 /// node cannot hold more than 8 values per body byte. This stops a few bytes from declaring
@@ -127,6 +130,11 @@ impl Stream {
             }
             return Ok(None);
         }
+        if self.at == 0 && rest.starts_with(FILE_MAGIC) {
+            return Err(self.error(
+                "this is an Arrow IPC file (it starts with `ARROW1`), not a stream: write it with a stream writer (pyarrow.ipc.new_stream, apache-arrow's tableToIPC(table, 'stream'), arrow-rs's StreamWriter)",
+            ));
+        }
         let word = |at: usize| -> Option<u32> {
             rest.get(at..at + 4)
                 .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -205,5 +213,26 @@ impl Stream {
             }
         }
         Ok(Some((header, prefix + len + body_len)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipc_file_is_refused_as_a_file_not_as_a_bad_length() {
+        let batch = arrow_array::RecordBatch::try_from_iter([(
+            "v",
+            Arc::new(arrow_array::Int32Array::from(vec![1])) as arrow_array::ArrayRef,
+        )])
+        .unwrap();
+        let mut writer =
+            arrow_ipc::writer::FileWriter::try_new(Vec::new(), &batch.schema()).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+        let mut stream = Stream::new(writer.into_inner().unwrap());
+        let err = stream.next_item().err().expect("a file is no stream");
+        assert!(err.message.contains("Arrow IPC file"), "{err}");
     }
 }

@@ -20,7 +20,7 @@ function* arrowSlices(arrow, table) {
   const perRow = Math.max(1, bytes / Math.max(1, table.numRows));
   let first = 0;
   do {
-    let rows = Math.max(1, Math.min(table.numRows - first, Math.floor(ARROW_CROSSING_BYTES / perRow)));
+    let rows = Math.min(table.numRows - first, Math.max(1, Math.floor(ARROW_CROSSING_BYTES / perRow)));
     let ipc = arrow.tableToIPC(table.slice(first, first + rows), 'stream');
     while (ipc.length > 2 * ARROW_CROSSING_BYTES && rows > 1) {
       rows = Math.ceil(rows / 2);
@@ -212,13 +212,18 @@ export class Sink {
       let count = 0;
       for (const part of parts) {
         let refused = null;
+        let published = 0;
         try {
           const packed = pack(part.ipc);
-          count += call(() => this.handle.writeArrow(packed));
+          published = call(() => this.handle.writeArrow(packed));
         } catch (e) {
           refused = e;
         }
         await this.transport.send(); // what the guest published before any refusal
+        if (!refused && part.rows !== null && published !== part.rows) {
+          throw new ComponentError(`write-arrow published ${published} rows of a slice of ${part.rows}`);
+        }
+        count += published;
         if (refused instanceof InvalidRow) throw new InvalidRow(part.first + refused.row, refused.column, refused.reason);
         if (refused) throw refused;
       }

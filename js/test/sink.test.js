@@ -181,6 +181,10 @@ test('a large Table crosses in slices, every row in order', async () => {
   const got = await taken;
   const tail = `,"s":"${'x'.repeat(40)}"}`;
   assert.ok(got.every((m, i) => text(m) === `{"n":${i}${tail}`), 'every row, in order, as written');
+  // An empty Table still crosses once, so its schema is checked.
+  const empty = (name) => new Table({ [name]: vectorFromArray(new Int32Array(0), new Int32()), s: vectorFromArray([], new Utf8()) });
+  assert.equal(await sink.writeArrow(empty('n')), 0);
+  await assert.rejects(sink.writeArrow(empty('m')), natsSink.InvalidSchema);
   await sink.close();
   await nc.close();
 });

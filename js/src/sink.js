@@ -12,18 +12,30 @@ import { pack } from './packed.js';
 /** About how much of a Table's columns one writeArrow crossing carries. */
 export const ARROW_CROSSING_BYTES = 1 << 20;
 
+/** RisingWave's `Op::to_i16` of an update-delete, in a Table's `__op` field. */
+const UPDATE_DELETE = 4;
+
 /** A Table as IPC streams of about ARROW_CROSSING_BYTES each (by its columns' bytes a row),
  * a slice halved while its stream is over twice that; the first always goes, so the guest
- * checks the schema even of an empty table. Lazily, one stream at a time. */
+ * checks the schema even of an empty table. A slice never ends between an update-delete and
+ * its update-insert (the guest pairs them within one stream). Lazily, one stream at a time. */
 function* arrowSlices(arrow, table) {
   const bytes = table.schema.fields.reduce((sum, f) => sum + (table.getChild(f.name)?.byteLength ?? 0), 0);
   const perRow = Math.max(1, bytes / Math.max(1, table.numRows));
+  const ops = table.getChild('__op');
   let first = 0;
+  // `rows` from `first`, moved off an update-delete at the slice's end.
+  const wholePairs = (rows) => {
+    const end = first + rows;
+    if (ops === null || end >= table.numRows || Number(ops.get(end - 1)) !== UPDATE_DELETE) return rows;
+    return rows > 1 ? rows - 1 : rows + 1;
+  };
   do {
-    let rows = Math.min(table.numRows - first, Math.max(1, Math.floor(ARROW_CROSSING_BYTES / perRow)));
+    let rows = wholePairs(Math.min(table.numRows - first, Math.max(1, Math.floor(ARROW_CROSSING_BYTES / perRow))));
+    const smallest = wholePairs(Math.min(1, table.numRows - first));
     let ipc = arrow.tableToIPC(table.slice(first, first + rows), 'stream');
-    while (ipc.length > 2 * ARROW_CROSSING_BYTES && rows > 1) {
-      rows = Math.ceil(rows / 2);
+    while (ipc.length > 2 * ARROW_CROSSING_BYTES && rows > smallest) {
+      rows = wholePairs(Math.max(smallest, Math.ceil(rows / 2)));
       ipc = arrow.tableToIPC(table.slice(first, first + rows), 'stream');
     }
     yield { first, rows, ipc };

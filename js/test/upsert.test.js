@@ -196,3 +196,24 @@ test('the values are the bytes the Rust CLI puts', async () => {
   assert.equal(Object.keys(fromJs).length, 50);
   assert.deepEqual(fromJs, await bucketContents(s, 'FROMCLI'));
 });
+
+test('writeArrow never splits an update pair across its slices of a Table', async () => {
+  const { Int16, Int32, Table, Utf8, vectorFromArray } = await import('apache-arrow');
+  const s = await server();
+  // 20,000 updates in rows of some 314 bytes of columns: about 3,339 rows a slice, an odd
+  // count, so slices would end between the rows of an update.
+  const n = 40_000;
+  const text = (i) => (i % 2 === 0 ? 'old' : 'new') + 'x'.repeat(298);
+  const table = new Table({
+    id: vectorFromArray(Int32Array.from({ length: n }, (_, i) => Math.floor(i / 2)), new Int32()),
+    v: vectorFromArray(Array.from({ length: n }, (_, i) => text(i)), new Utf8()),
+    __op: vectorFromArray(Int16Array.from({ length: n }, (_, i) => (i % 2 === 0 ? 4 : 3)), new Int16()),
+  });
+  const sink = await natsSink.open(upsert(s, 'NPAIRS', { allow_create_stream: 'true' }), SCHEMA);
+  assert.equal(await sink.writeArrow(table), n);
+  await sink.flush();
+  await sink.close();
+  const stored = await bucketContents(s, 'NPAIRS');
+  assert.equal(Object.keys(stored).length, n / 2);
+  for (let i = 1; i < n; i += 2) assert.equal(stored[Math.floor(i / 2)], `{"id":${Math.floor(i / 2)},"v":"${text(i)}"}`);
+});

@@ -235,24 +235,65 @@ class _Stream:
         return ArrowCrossing(self.first, self.rows, self.sink.getvalue(), refused)
 
 
+_OP_FIELD = "__op"
+_UPDATE_DELETE = 4  # RisingWave's `Op::to_i16` of an update-delete
+
+
+def _update_deletes(batch: Any) -> frozenset[int]:
+    """The rows of `batch` whose `__op` is an update-delete (none without the field): each must
+    cross with the update-insert after it, which the guest reads within one stream."""
+    if _OP_FIELD not in batch.schema.names:
+        return frozenset()
+    return frozenset(i for i, op in enumerate(batch.column(_OP_FIELD).to_pylist()) if op == _UPDATE_DELETE)
+
+
+def _pairs_whole(batches: Iterator[Any], plain: Any) -> Iterator[Any]:
+    """The batches in `plain`'s forms, none but the last ending on an update-delete: such a row
+    moves to the front of the next batch, so a crossing never ends between the two rows of an
+    update. The caller's iterator's exceptions pass through."""
+    carry = None
+    for batch in batches:
+        batch = plain_batch(batch, plain)
+        if carry is not None:
+            batch = pyarrow().concat_batches([carry, batch])
+            carry = None
+        last = batch.num_rows - 1
+        if last >= 0 and _update_deletes(batch.slice(last, 1)):
+            carry, batch = batch.slice(last, 1), batch.slice(0, last)
+        yield batch
+    if carry is not None:
+        yield carry
+
+
 def arrow_crossings(schema: Any, batches: Iterator[Any], columns: Sequence[tuple[str, DataType]],
                     bounds: Bounds, max_payload: int) -> Iterator[ArrowCrossing]:
     """The batches' rows as IPC streams within the crossing bounds. The first stream always
-    goes (with no rows if there are none), so the guest checks the schema."""
+    goes (with no rows if there are none), so the guest checks the schema. A stream never ends
+    between an update-delete and the update-insert after it."""
     plain = plain_schema(schema)
     stream = _Stream(plain, 0)
     index = 0
     in_budget = CROSSING_IN_BYTES - _batch_framing(plain)
+    batches = _pairs_whole(batches, plain)
     while True:
         try:
             batch = next(batches)
         except StopIteration:
             break
+        except errors.SinkError:
+            raise  # a batch of a type its column cannot take: the caller's refusal, as it is
         except Exception as e:  # noqa: BLE001 - the caller's stream failed: the rows before it stand
             yield stream.finish(errors.InvalidRow(index, "", f"reading the Arrow stream raised {type(e).__name__}: {e}"))
             return
-        batch = plain_batch(batch, plain)
         sizes, outs, too_large = row_bounds(batch, columns, bounds, max_payload)
+        update_deletes = _update_deletes(batch)
+
+        def whole_pairs(end: int, start: int) -> int:
+            """`end`, moved so that the slice from `start` does not end on an update-delete."""
+            if end < batch.num_rows and end - 1 in update_deletes:
+                return end - 1 if end - 1 > start else end + 1
+            return end
+
         start = 0
         while start < batch.num_rows:
             # The most rows from `start` that fit beside what the stream holds already; a row
@@ -271,14 +312,20 @@ def arrow_crossings(schema: Any, batches: Iterator[Any], columns: Sequence[tuple
                     stream = _Stream(plain, index)
                     continue
                 end = start + 1  # a row past a crossing's bounds goes alone, if one call can take it
+            # A slice ends after an update's insert, never between its two rows; a row too
+            # large for one call still goes alone, to be refused below.
+            pairs = too_large != start
+            end = whole_pairs(end, start) if pairs else end
+            smallest = whole_pairs(start + 1, start) if pairs else start + 1
             # The estimate is a first guess (a slice of nested lists can carry more than its
             # rows): what a slice adds to the stream is measured, and halved until it fits.
             while True:
                 part = batch.slice(start, end - start)
                 size = part.serialize().size
-                if stream.in_bytes + size + _END_OF_STREAM <= CROSSING_IN_BYTES or end - start == 1:
+                if stream.in_bytes + size + _END_OF_STREAM <= CROSSING_IN_BYTES or end <= smallest:
                     break
-                end = start + (end - start) // 2
+                end = max(start + (end - start) // 2, smallest)
+                end = whole_pairs(end, start) if pairs else end
             if stream.in_bytes + size + _END_OF_STREAM > CROSSING_IN_BYTES and stream.rows:
                 yield stream.finish()
                 stream = _Stream(plain, index)

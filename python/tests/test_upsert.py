@@ -231,6 +231,28 @@ async def test_write_arrow_never_splits_an_update_pair_across_its_crossings(serv
     assert {int(k): v for k, v in stored.items()} == new
 
 
+async def test_an_update_whose_insert_is_too_large_for_one_call_is_refused_at_its_delete(tmp_path: Path) -> None:
+    """The pair stands or falls together: refused at the update-delete, the rows before it
+    stored (a server whose max_payload would take the row, so only the host's bound refuses)."""
+    pa = pytest.importorskip("pyarrow")
+    from nats_sink import arrow_crossings
+
+    big = "x" * (arrow_crossings.ROW_MAX_BYTES + 1)
+    server = start_server(tmp_path, "max_payload: 8388608\n")
+    try:
+        table = pa.table({"id": pa.array([1, 2, 2], pa.int32()), "v": ["a", "old", big],
+                          "__op": pa.array([1, 4, 3], pa.int16())})
+        sink = await nats_sink.open(upsert_options(server, "BIGPAIR", allow_create_stream="true"), SCHEMA)
+        with pytest.raises(nats_sink.InvalidRow, match="the update is too large") as refused:
+            await sink.write_arrow(table)
+        assert refused.value.row == 1
+        await sink.flush()
+        await sink.close()
+        assert await bucket_contents(server, "BIGPAIR") == {"1": b'{"id":1,"v":"a"}'}
+    finally:
+        stop_server(server)
+
+
 async def test_the_values_are_the_bytes_the_rust_cli_puts(server: Server, tmp_path: Path) -> None:
     rows = [{"id": i, "v": f"é{i}\u2028\"{i / 3}"} for i in range(50)]
     schema, data = tmp_path / "schema.json", tmp_path / "rows.jsonl"

@@ -254,9 +254,10 @@ def _pairs_whole(batches: Iterator[Any], plain: Any) -> Iterator[Any]:
     carry = None
     for batch in batches:
         batch = plain_batch(batch, plain)
-        if carry is not None:
-            batch = pyarrow().concat_batches([carry, batch])
-            carry = None
+        if carry is not None:  # (pyarrow's concat_batches is 19 and later; this is any)
+            pa = pyarrow()
+            joined = [pa.concat_arrays([a, b]) for a, b in zip(carry.columns, batch.columns)]
+            batch, carry = pa.RecordBatch.from_arrays(joined, schema=batch.schema), None
         last = batch.num_rows - 1
         if last >= 0 and _update_deletes(batch.slice(last, 1)):
             carry, batch = batch.slice(last, 1), batch.slice(0, last)
@@ -294,6 +295,10 @@ def arrow_crossings(schema: Any, batches: Iterator[Any], columns: Sequence[tuple
                 return end - 1 if end - 1 > start else end + 1
             return end
 
+        # A row too large for one call is weighed alone, or with its update-delete if it is an
+        # update's insert: the two stand or fall together (the guest blames the delete too).
+        if too_large is not None and too_large - 1 in update_deletes:
+            too_large -= 1
         start = 0
         while start < batch.num_rows:
             # The most rows from `start` that fit beside what the stream holds already; a row
@@ -312,11 +317,10 @@ def arrow_crossings(schema: Any, batches: Iterator[Any], columns: Sequence[tuple
                     stream = _Stream(plain, index)
                     continue
                 end = start + 1  # a row past a crossing's bounds goes alone, if one call can take it
-            # A slice ends after an update's insert, never between its two rows; a row too
-            # large for one call still goes alone, to be refused below.
-            pairs = too_large != start
-            end = whole_pairs(end, start) if pairs else end
-            smallest = whole_pairs(start + 1, start) if pairs else start + 1
+            # A slice ends after an update's insert, never between its two rows: the least it
+            # holds is one row, or an update's two.
+            end = whole_pairs(end, start)
+            smallest = whole_pairs(start + 1, start)
             # The estimate is a first guess (a slice of nested lists can carry more than its
             # rows): what a slice adds to the stream is measured, and halved until it fits.
             while True:
@@ -324,15 +328,17 @@ def arrow_crossings(schema: Any, batches: Iterator[Any], columns: Sequence[tuple
                 size = part.serialize().size
                 if stream.in_bytes + size + _END_OF_STREAM <= CROSSING_IN_BYTES or end <= smallest:
                     break
-                end = max(start + (end - start) // 2, smallest)
-                end = whole_pairs(end, start) if pairs else end
+                end = whole_pairs(max(start + (end - start) // 2, smallest), start)
             if stream.in_bytes + size + _END_OF_STREAM > CROSSING_IN_BYTES and stream.rows:
                 yield stream.finish()
                 stream = _Stream(plain, index)
                 continue
             row_out = outs[end] - outs[start]
-            if end - start == 1 and max(size, row_out) > ROW_MAX_BYTES:
-                yield stream.finish(errors.InvalidRow(index, "", _too_large(size, max(size, row_out), max_payload)))
+            if end <= smallest and max(size, row_out) > ROW_MAX_BYTES:
+                why = _too_large(size, max(size, row_out), max_payload)
+                if end - start == 2:  # an update: its delete is named, as the guest names it
+                    why = f"with its update-insert (row {index + 1}), the update is too large: {why}"
+                yield stream.finish(errors.InvalidRow(index, "", why))
                 return
             stream.add(part, row_out)
             index += end - start

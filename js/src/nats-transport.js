@@ -55,6 +55,7 @@ export function unpack(batch, kvBucket = null) {
     const why = headerNameRefusal(name);
     if (why) throw refuse(`header name ${JSON.stringify(name)} ${why}`);
   }
+  const kvPrefix = kvBucket !== null ? kvKeyPrefix(kvBucket) : null;
   const out = [];
   for (const m of messages) {
     const subject = text(span(m.subjectStart, m.subjectLen, 'subject'), 'subject');
@@ -76,7 +77,7 @@ export function unpack(batch, kvBucket = null) {
       }
     }
     const payload = span(m.payloadStart, m.payloadLen, 'payload');
-    const onKvKey = kvBucket !== null && subject.startsWith(kvKeyPrefix(kvBucket));
+    const onKvKey = kvPrefix !== null && subject.startsWith(kvPrefix);
     const control = controlHeadersRefusal(onKvKey, payload.length, pairs);
     if (control) throw refuse(`on subject ${JSON.stringify(subject)}: ${control}`);
     // A copy: the guest's buffer is reused by the next crossing.

@@ -5,11 +5,10 @@ come back is bounded by the text the guest can publish for a row (each value's l
 each key escaped, as `crossings.Bounds.out_bytes` adds subject and headers). A text's escapes
 are first bounded at their worst (every byte `\u00XX`, six bytes), which takes no scan; only
 when that puts some row past `ROW_MAX_BYTES` are the escapes counted as the guest writes them.
-A row past `ROW_MAX_BYTES` is refused wherever it stands, whatever rows are beside it. What goes in is first guessed from the row's share
-of the IPC bytes (its fixed-width values, text, bytes and offsets), then measured: each slice
-is serialized before it joins a stream, and halved until the stream stays within
-`CROSSING_IN_BYTES`. A row past `ROW_MAX_BYTES` either way ends the write with its refusal,
-after the rows before it.
+What goes in is first guessed from the row's share of the IPC bytes (its fixed-width values,
+text, bytes and offsets), then measured: each slice is serialized before it joins a stream, and
+halved until the stream stays within `CROSSING_IN_BYTES`. A row past `ROW_MAX_BYTES` either way,
+whatever rows are beside it, ends the write with its refusal, after the rows before it.
 
 The streams going in and the batches coming back cross as `packed-bytes` words (see
 `packed.py`), about 10 bytes of host memory a byte on their way (C and Rust values of 8 bytes

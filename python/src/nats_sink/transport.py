@@ -99,6 +99,7 @@ def unpack(batch: Record, kv_bucket: Optional[str] = None) -> list[Message]:
     out: list[Message] = []
     # Messages on one subject usually share its run: decoded and checked once.
     last_subject: tuple[Any, str] = (None, "")
+    kv_prefix = policy.kv_key_prefix(kv_bucket) if kv_bucket is not None else None
     for m in batch.messages:
         subject_start, subject_len, payload_start, payload_len, headers_start, headers_len = _MESSAGE_RUNS(m)
         if last_subject[0] == (subject_start, subject_len):
@@ -127,7 +128,7 @@ def unpack(batch: Record, kv_bucket: Optional[str] = None) -> list[Message]:
                 if why:
                     raise ValueError(f"header {name}'s value {why}")
                 headers[name] = value
-            on_kv_key = kv_bucket is not None and subject.startswith(policy.kv_key_prefix(kv_bucket))
+            on_kv_key = kv_prefix is not None and subject.startswith(kv_prefix)
             why = control_headers_refusal(on_kv_key, len(payload), headers)
             if why:
                 raise ValueError(f"on subject {subject!r}: {why}")
